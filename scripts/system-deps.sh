@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the bridge's tests and quick start need from Debian, when missing:
+# Orthanc with its DICOMweb plugin (the PACS) and python3-pydicom (for its real sample files).
+set -euo pipefail
+need=()
+[ -x /usr/sbin/Orthanc ] || need+=(orthanc)
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+[ -d /usr/lib/python3/dist-packages/pydicom/data/test_files ] || need+=(python3-pydicom)
+if [ "${WITH_CHROMIUM:-0}" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${need[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  # policy-rc.d keeps the packaged Orthanc service from starting; tests start their own instances.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,108 @@
+/**
+ * The bridge's configuration, validated with zod so that start-up can list every problem at once.
+ * Each section belongs to one concern (sources → dicomweb, mapping, sync, sinks, api).
+ */
+import { z } from 'zod';
+
+const url = z.string().url();
+
+export const pacsAuthSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }),
+  z.object({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
+  z.object({ type: z.literal('bearer'), token: z.string().min(1) }),
+  z.object({
+    type: z.literal('oauth2'),
+    tokenUrl: url,
+    clientId: z.string().min(1),
+    clientSecret: z.string().min(1),
+    scope: z.string().optional(),
+    /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */
+    clientAuth: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+  }),
+]);
+
+export const tlsSchema = z
+  .object({
+    /** PEM file of CA certificates to trust in addition to Node's defaults. */
+    caFile: z.string().optional(),
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+    rejectUnauthorized: z.boolean().default(true),
+  })
+  .default({});
+
+/** IANA zone name or a fixed "+HHMM"/"-HHMM" offset. */
+const timezone = z.string().refine(
+  (tz) => /^[+-]\d{4}$/.test(tz) || isIanaZone(tz),
+  (tz) => ({ message: `"${tz}" is neither an IANA time zone nor a +HHMM offset` }),
+);
+
+function isIanaZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const patientLinkSchema = z
+  .object({
+    /** identifier: logical reference; conditional: Patient?identifier=…; resolved: Patient/<id> given by the caller. */
+    mode: z.enum(['identifier', 'conditional', 'resolved']).default('identifier'),
+    /** Identifier system for Patient ID when Issuer of Patient ID is absent or unmapped. */
+    defaultSystem: z.string().min(1).default('urn:pacs-fhir-bridge:patient-id'),
+    /** Issuer of Patient ID (0010,0021) → identifier system. */
+    issuerSystems: z.record(z.string().min(1)).default({}),
+    /** Which PN component group becomes subject.display. */
+    nameGroup: z.enum(['alphabetic', 'ideographic']).default('alphabetic'),
+  })
+  .default({});
+
+export const mappingSchema = z
+  .object({
+    /** Identifier system for Accession Number when the PACS gives no issuer. */
+    accessionSystem: z.string().min(1).optional(),
+    /** Identifier system for Study ID (0020,0010); Study ID is emitted only when set. */
+    studyIdSystem: z.string().min(1).optional(),
+    patient: patientLinkSchema,
+    /** Add basedOn: ServiceRequest by accession identifier. */
+    basedOnServiceRequest: z.boolean().default(false),
+    /** Include instance lists in ImagingStudy.series.instance. */
+    includeInstances: z.boolean().default(true),
+  })
+  .default({});
+
+export const sourceSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-.]{0,63}$/, 'use letters, digits, "-" and "." (a FHIR id)'),
+  /** QIDO-RS / WADO-RS base URL the bridge calls, e.g. http://pacs:8042/dicom-web */
+  qidoBase: url,
+  /** WADO-RS base that FHIR clients will use (Endpoint.address); defaults to qidoBase. */
+  publicWadoBase: url.optional(),
+  auth: pacsAuthSchema.default({ type: 'none' }),
+  tls: tlsSchema,
+  timeoutMs: z.number().int().positive().default(30000),
+  concurrency: z.number().int().min(1).max(64).default(4),
+  /** QIDO limit per page. */
+  pageSize: z.number().int().min(1).max(10000).default(100),
+  /** The most results the server returns for one query, when known (Orthanc's LimitFindResults, Azure's 200). */
+  serverLimit: z.number().int().positive().optional(),
+  retries: z.number().int().min(0).max(20).default(4),
+  /** Applied to studies without Timezone Offset From UTC (0008,0201). */
+  defaultTimezone: timezone.default('Asia/Taipei'),
+  /** UID-list matching in batched detail queries: probe the PACS, or force on/off. */
+  uidListMatching: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** Studies per batched series/instance query. */
+  detailBatchSize: z.number().int().min(1).max(500).default(50),
+  mapping: mappingSchema,
+});
+
+export const configSchema = z.object({
+  sources: z.array(sourceSchema).min(1, 'configure at least one PACS source'),
+}).passthrough();
+
+export type PacsAuth = z.infer<typeof pacsAuthSchema>;
+export type SourceConfig = z.infer<typeof sourceSchema>;
+export type SourceInput = z.input<typeof sourceSchema>;
+export type MappingConfig = z.infer<typeof mappingSchema>;
+export type BridgeConfig = z.infer<typeof configSchema>;
