@@ -1,0 +1,57 @@
+/**
+ * The source layer's contract: what the rest of the bridge may ask of a PACS. Only src/dicomweb
+ * knows how (dicomweb-client, xhr2, auth, retries, paging); everything else sees this.
+ */
+import type { DicomDataset } from './dicomJson';
+
+/** Inclusive StudyDate range, as DICOM DA strings (YYYYMMDD). */
+export interface StudyWindow {
+  from: string;
+  to: string;
+}
+
+/** QIDO-RS matching keys by keyword or tag ("ModalitiesInStudy" or "00080061") → value. */
+export type QidoMatch = Record<string, string>;
+
+export interface StudyDetails {
+  series: DicomDataset[];
+  instances: DicomDataset[];
+}
+
+export interface SourceStats {
+  /** HTTP requests made, by QIDO level or WADO kind. */
+  requests: { studies: number; series: number; instances: number; metadata: number; token: number };
+  retries: number;
+  /** Times a window or batch was split because the server truncated results. */
+  splits: number;
+}
+
+/** Raised for a PACS failure after retries; `status` is the HTTP status, 0 for network/timeout. */
+export class PacsError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly kind: 'network' | 'timeout' | 'auth' | 'http' | 'bad-response',
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'PacsError';
+  }
+}
+
+export interface PacsSource {
+  readonly id: string;
+  /** Every study whose StudyDate is in the window, each once, however the server pages or truncates. */
+  findStudies(window: StudyWindow, match?: QidoMatch): Promise<DicomDataset[]>;
+  /** Studies with no StudyDate (found by a separate sweep). */
+  findUndatedStudies(match?: QidoMatch): Promise<DicomDataset[]>;
+  /** One page of a study search, for on-demand lookups (limit/offset as given). */
+  searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]>;
+  /** Series and instances of many studies, batched by UID-list matching where the PACS supports it. */
+  studyDetails(studyUids: string[], options?: { instances?: boolean }): Promise<Map<string, StudyDetails>>;
+  /** WADO-RS metadata of one study (all instances, full headers). */
+  studyMetadata(studyUid: string): Promise<DicomDataset[]>;
+  /** Whether the PACS answers UID-list matching (probed once unless configured). */
+  supportsUidListMatching(): Promise<boolean>;
+  readonly stats: SourceStats;
+}
