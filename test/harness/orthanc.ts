@@ -22,6 +22,8 @@ export interface OrthancOptions {
   extra?: Record<string, unknown>;
   /** Reuse this storage folder (to restart on the same data). */
   storageDir?: string;
+  /** A fixed HTTP port (the quick start's local PACS); tests leave it to a free one. */
+  port?: number;
 }
 
 export interface OrthancServer {
@@ -103,7 +105,7 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     throw new Error(`Orthanc is not installed (${ORTHANC_BIN}, ${DICOMWEB_PLUGIN}); run "npm test", which installs it.`);
   }
   const storageDir = options.storageDir ?? mkdtempSync(path.join(os.tmpdir(), 'orthanc-test-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const dicomPort = await freePort();
   const configFile = path.join(storageDir, 'orthanc.json');
   writeFileSync(configFile, JSON.stringify(orthancConfig(port, dicomPort, storageDir, options), null, 2));
