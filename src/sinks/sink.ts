@@ -2,7 +2,20 @@
  * Where synced resources go. The embedded store and the FHIR-server sink both implement this, and
  * either or both can be enabled; the sync hands each a batch and records what each returns.
  */
-import type { Endpoint, ImagingStudy } from 'fhir/r4';
+import type { Endpoint, HumanName, ImagingStudy } from 'fhir/r4';
+
+/**
+ * What the DICOM data says about the patient, for sinks that link or create Patients (the FHIR-server
+ * sink's lookup/create modes). Optional: without it, sinks use ImagingStudy.subject as mapped.
+ */
+export interface PatientFacts {
+  /** Patient ID (0010,0020) with the system chosen for its issuer. */
+  identifier: { system: string; value: string };
+  name?: HumanName;
+  gender?: 'male' | 'female' | 'other' | 'unknown';
+  /** FHIR date (YYYY, YYYY-MM or YYYY-MM-DD). */
+  birthDate?: string;
+}
 
 export interface StudyWrite {
   sourceId: string;
@@ -11,10 +24,20 @@ export interface StudyWrite {
   endpoint: Endpoint;
   /** The mapper's content hash: equal hashes mean nothing to write. */
   contentHash: string;
+  /** Patient facts from the DICOM data, when known (additive; see PatientFacts). */
+  patient?: PatientFacts;
+}
+
+/** How a sink linked the study's subject; never carries patient data, so it may be logged. */
+export interface PatientLinkNote {
+  /** The linking actually applied (differs from the configured mode after a fallback). */
+  mode: 'identifier' | 'conditional' | 'lookup' | 'create' | 'as-mapped';
+  /** Why the configured mode could not be applied, when it could not. */
+  fallbackReason?: string;
 }
 
 export type WriteOutcome =
-  | { studyUid: string; ok: true; resourceId: string; versionId?: string; unchanged?: boolean }
+  | { studyUid: string; ok: true; resourceId: string; versionId?: string; unchanged?: boolean; patientLink?: PatientLinkNote }
   | { studyUid: string; ok: false; error: string; retryable: boolean };
 
 export interface Sink {
