@@ -1,0 +1,434 @@
+/**
+ * The embedded store (better-sqlite3, WAL): per-source checkpoints, per-study sync state, run history,
+ * and the synced FHIR resources themselves, so a site without a FHIR server can still sync and look
+ * studies up. Synchronous by design: each call is a short local transaction.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { ImagingStudy, Resource } from 'fhir/r4';
+import { migrate } from './migrations';
+
+export type StudyStatus = 'synced' | 'failing' | 'dead' | 'removed';
+
+export interface StudyState {
+  sourceId: string;
+  studyUid: string;
+  studyDate: string | null;
+  status: StudyStatus;
+  fingerprint: string | null;
+  contentHash: string | null;
+  resourceId: string | null;
+  versionId: string | null;
+  lastSeen: string | null;
+  attempts: number;
+  nextRetryAt: string | null;
+  lastError: string | null;
+  dead: boolean;
+  createdByBridge: boolean;
+  updatedAt: string;
+}
+
+export type RunKind = 'poll' | 'backfill' | 'reconcile';
+export type RunStatus = 'running' | 'ok' | 'partial' | 'failed' | 'interrupted';
+
+export interface RunCounts {
+  windows?: number;
+  found?: number;
+  fetched?: number;
+  written?: number;
+  unchanged?: number;
+  skipped?: number;
+  failed?: number;
+  dead?: number;
+  removed?: number;
+  [key: string]: number | undefined;
+}
+
+export interface RunRecord {
+  runId: string;
+  sourceId: string;
+  kind: RunKind;
+  startedAt: string;
+  endedAt: string | null;
+  status: RunStatus;
+  counts: RunCounts;
+  error: string | null;
+}
+
+export interface SourceCounts {
+  studies: number;
+  synced: number;
+  failing: number;
+  dead: number;
+  removed: number;
+  resources: number;
+}
+
+export interface StoredResourceMeta {
+  resourceType: string;
+  id: string;
+  sourceId: string | null;
+  studyUid: string | null;
+  versionId: number;
+  contentHash: string;
+  createdByBridge: boolean;
+  lastUpdated: string;
+}
+
+export interface PutResult {
+  versionId: string;
+  unchanged: boolean;
+  created: boolean;
+  createdByBridge: boolean;
+}
+
+interface StudyRow {
+  source_id: string;
+  study_uid: string;
+  study_date: string | null;
+  status: StudyStatus;
+  fingerprint: string | null;
+  content_hash: string | null;
+  resource_id: string | null;
+  version_id: string | null;
+  last_seen: string | null;
+  attempts: number;
+  next_retry_at: string | null;
+  last_error: string | null;
+  created_by_bridge: number;
+  updated_at: string;
+}
+
+function toState(r: StudyRow): StudyState {
+  return {
+    sourceId: r.source_id,
+    studyUid: r.study_uid,
+    studyDate: r.study_date,
+    status: r.status,
+    fingerprint: r.fingerprint,
+    contentHash: r.content_hash,
+    resourceId: r.resource_id,
+    versionId: r.version_id,
+    lastSeen: r.last_seen,
+    attempts: r.attempts,
+    nextRetryAt: r.next_retry_at,
+    lastError: r.last_error,
+    dead: r.status === 'dead',
+    createdByBridge: r.created_by_bridge === 1,
+    updatedAt: r.updated_at,
+  };
+}
+
+const iso = (d: Date = new Date()) => d.toISOString();
+
+export class Store {
+  readonly db: Database.Database;
+  readonly schemaVersion: number;
+
+  constructor(readonly file: string) {
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: a commit survives power loss, not only a crash of this process.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.schemaVersion = migrate(this.db);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs fn in one transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  // ── checkpoints ───────────────────────────────────────────────────────────
+
+  getCheckpoint(sourceId: string, name = 'poll'): string | undefined {
+    const row = this.db.prepare('SELECT through_date FROM checkpoints WHERE source_id = ? AND name = ?').get(sourceId, name) as { through_date: string } | undefined;
+    return row?.through_date;
+  }
+
+  /** Moves a checkpoint forward only: a late or repeated window never moves it back. */
+  advanceCheckpoint(sourceId: string, throughDate: string, name = 'poll'): void {
+    this.db
+      .prepare(
+        `INSERT INTO checkpoints (source_id, name, through_date, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (source_id, name) DO UPDATE SET through_date = excluded.through_date, updated_at = excluded.updated_at
+         WHERE excluded.through_date > checkpoints.through_date`,
+      )
+      .run(sourceId, name, throughDate, iso());
+  }
+
+  listCheckpoints(sourceId: string): { name: string; throughDate: string; updatedAt: string }[] {
+    return (this.db.prepare('SELECT name, through_date, updated_at FROM checkpoints WHERE source_id = ? ORDER BY name').all(sourceId) as { name: string; through_date: string; updated_at: string }[]).map((r) => ({
+      name: r.name,
+      throughDate: r.through_date,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  // ── per-study state ──────────────────────────────────────────────────────
+
+  getStudy(sourceId: string, studyUid: string): StudyState | undefined {
+    const row = this.db.prepare('SELECT * FROM studies WHERE source_id = ? AND study_uid = ?').get(sourceId, studyUid) as StudyRow | undefined;
+    return row && toState(row);
+  }
+
+  getStudies(sourceId: string, studyUids: string[]): Map<string, StudyState> {
+    const out = new Map<string, StudyState>();
+    const stmt = this.db.prepare('SELECT * FROM studies WHERE source_id = ? AND study_uid = ?');
+    for (const uid of studyUids) {
+      const row = stmt.get(sourceId, uid) as StudyRow | undefined;
+      if (row) out.set(uid, toState(row));
+    }
+    return out;
+  }
+
+  listStudies(sourceId: string, status?: StudyStatus): StudyState[] {
+    const rows = status
+      ? this.db.prepare('SELECT * FROM studies WHERE source_id = ? AND status = ? ORDER BY study_date, study_uid').all(sourceId, status)
+      : this.db.prepare('SELECT * FROM studies WHERE source_id = ? ORDER BY study_date, study_uid').all(sourceId);
+    return (rows as StudyRow[]).map(toState);
+  }
+
+  /** Marks studies as seen on the PACS now (existing rows only). */
+  touchSeen(sourceId: string, studyUids: string[], at: Date = new Date()): void {
+    const stmt = this.db.prepare('UPDATE studies SET last_seen = ? WHERE source_id = ? AND study_uid = ?');
+    const when = iso(at);
+    this.transaction(() => studyUids.forEach((uid) => stmt.run(when, sourceId, uid)));
+  }
+
+  /** A study written (or found unchanged) by every sink: resets failures. */
+  recordSynced(
+    sourceId: string,
+    studyUid: string,
+    s: { studyDate: string | null; fingerprint: string; contentHash: string; resourceId?: string | null; versionId?: string | null; at?: Date },
+  ): void {
+    const at = iso(s.at);
+    this.db
+      .prepare(
+        `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, content_hash, resource_id, version_id, last_seen,
+                              attempts, next_retry_at, last_error, created_by_bridge, updated_at)
+         VALUES (@sourceId, @studyUid, @studyDate, 'synced', @fingerprint, @contentHash, @resourceId, @versionId, @at, 0, NULL, NULL,
+                 COALESCE((SELECT created_by_bridge FROM resources WHERE resource_type = 'ImagingStudy' AND id = @resourceId), 1), @at)
+         ON CONFLICT (source_id, study_uid) DO UPDATE SET
+           study_date = excluded.study_date, status = 'synced', fingerprint = excluded.fingerprint, content_hash = excluded.content_hash,
+           resource_id = COALESCE(excluded.resource_id, studies.resource_id), version_id = COALESCE(excluded.version_id, studies.version_id),
+           last_seen = excluded.last_seen, attempts = 0, next_retry_at = NULL, last_error = NULL,
+           created_by_bridge = excluded.created_by_bridge, updated_at = excluded.updated_at`,
+      )
+      .run({ sourceId, studyUid, studyDate: s.studyDate, fingerprint: s.fingerprint, contentHash: s.contentHash, resourceId: s.resourceId ?? null, versionId: s.versionId ?? null, at });
+  }
+
+  /**
+   * A study that failed. `countAttempt` is false for failures that are not the study's fault (the PACS
+   * unreachable): it is retried next run without moving towards the dead-letter limit.
+   */
+  recordFailure(
+    sourceId: string,
+    studyUid: string,
+    f: { studyDate: string | null; fingerprint: string | null; error: string; countAttempt: boolean; maxAttempts: number; retryDelaySeconds: (attempts: number) => number; at?: Date },
+  ): StudyState {
+    const at = f.at ?? new Date();
+    return this.transaction(() => {
+      const prev = this.getStudy(sourceId, studyUid);
+      const attempts = (prev?.status === 'failing' || prev?.status === 'dead' ? prev.attempts : 0) + (f.countAttempt ? 1 : 0);
+      const dead = attempts >= f.maxAttempts;
+      const nextRetry = dead ? null : iso(new Date(at.getTime() + (f.countAttempt ? f.retryDelaySeconds(attempts) : 0) * 1000));
+      this.db
+        .prepare(
+          `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at)
+           VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @at, @attempts, @nextRetry, @error, @at)
+           ON CONFLICT (source_id, study_uid) DO UPDATE SET
+             study_date = COALESCE(excluded.study_date, studies.study_date), status = excluded.status,
+             fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), last_seen = excluded.last_seen,
+             attempts = excluded.attempts, next_retry_at = excluded.next_retry_at, last_error = excluded.last_error,
+             updated_at = excluded.updated_at`,
+        )
+        .run({ sourceId, studyUid, studyDate: f.studyDate, status: dead ? 'dead' : 'failing', fingerprint: f.fingerprint, at: iso(at), attempts, nextRetry, error: f.error.slice(0, 2000) });
+      return this.getStudy(sourceId, studyUid)!;
+    });
+  }
+
+  /** Failing studies whose retry is due (at or before `now`). */
+  dueRetries(sourceId: string, now: Date = new Date()): StudyState[] {
+    return (this.db.prepare(`SELECT * FROM studies WHERE source_id = ? AND status = 'failing' AND (next_retry_at IS NULL OR next_retry_at <= ?) ORDER BY study_uid`).all(sourceId, iso(now)) as StudyRow[]).map(toState);
+  }
+
+  failingStudies(sourceId: string): StudyState[] {
+    return this.listStudies(sourceId, 'failing');
+  }
+
+  deadLetters(sourceId: string): StudyState[] {
+    return this.listStudies(sourceId, 'dead');
+  }
+
+  /** Re-queues dead letters (one, or all of a source): attempts reset, due now. Returns how many. */
+  replay(sourceId: string, studyUid?: string): number {
+    const now = iso();
+    const sql = `UPDATE studies SET status = 'failing', attempts = 0, next_retry_at = ?, updated_at = ? WHERE source_id = ? AND status = 'dead'`;
+    const res = studyUid ? this.db.prepare(`${sql} AND study_uid = ?`).run(now, now, sourceId, studyUid) : this.db.prepare(sql).run(now, now, sourceId);
+    return res.changes;
+  }
+
+  /** After a reconcile removed or marked a vanished study. */
+  markRemoved(sourceId: string, studyUid: string, reason: string): void {
+    this.db
+      .prepare(`UPDATE studies SET status = 'removed', fingerprint = NULL, content_hash = NULL, last_error = ?, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND study_uid = ?`)
+      .run(reason, iso(), sourceId, studyUid);
+  }
+
+  forgetStudy(sourceId: string, studyUid: string): void {
+    this.db.prepare('DELETE FROM studies WHERE source_id = ? AND study_uid = ?').run(sourceId, studyUid);
+  }
+
+  /** Studies the store believes are on the PACS (everything but removed). */
+  presentStudies(sourceId: string): { studyUid: string; studyDate: string | null }[] {
+    return (this.db.prepare(`SELECT study_uid, study_date FROM studies WHERE source_id = ? AND status != 'removed'`).all(sourceId) as { study_uid: string; study_date: string | null }[]).map((r) => ({
+      studyUid: r.study_uid,
+      studyDate: r.study_date,
+    }));
+  }
+
+  earliestStudyDate(sourceId: string): string | undefined {
+    const row = this.db.prepare(`SELECT MIN(study_date) AS d FROM studies WHERE source_id = ? AND study_date IS NOT NULL AND status != 'removed'`).get(sourceId) as { d: string | null };
+    return row.d ?? undefined;
+  }
+
+  counts(sourceId: string): SourceCounts {
+    const byStatus = this.db.prepare('SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? GROUP BY status').all(sourceId) as { status: StudyStatus; n: number }[];
+    const n = (s: StudyStatus) => byStatus.find((r) => r.status === s)?.n ?? 0;
+    const resources = (this.db.prepare(`SELECT COUNT(*) AS n FROM resources WHERE source_id = ? AND resource_type = 'ImagingStudy'`).get(sourceId) as { n: number }).n;
+    return { studies: byStatus.reduce((a, r) => a + r.n, 0), synced: n('synced'), failing: n('failing'), dead: n('dead'), removed: n('removed'), resources };
+  }
+
+  /** Source ids that have any state, runs or resources. */
+  knownSources(): string[] {
+    return (
+      this.db.prepare('SELECT source_id FROM studies UNION SELECT source_id FROM runs UNION SELECT source_id FROM resources WHERE source_id IS NOT NULL ORDER BY 1').all() as { source_id: string }[]
+    ).map((r) => r.source_id);
+  }
+
+  // ── run history ──────────────────────────────────────────────────────────
+
+  startRun(sourceId: string, kind: RunKind, at: Date = new Date()): string {
+    const runId = randomUUID();
+    this.db.prepare(`INSERT INTO runs (run_id, source_id, kind, started_at, status) VALUES (?, ?, ?, ?, 'running')`).run(runId, sourceId, kind, iso(at));
+    return runId;
+  }
+
+  updateRunCounts(runId: string, counts: RunCounts): void {
+    this.db.prepare('UPDATE runs SET counts = ? WHERE run_id = ?').run(JSON.stringify(counts), runId);
+  }
+
+  finishRun(runId: string, r: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string; at?: Date }): void {
+    this.db.prepare('UPDATE runs SET ended_at = ?, status = ?, counts = ?, error = ? WHERE run_id = ?').run(iso(r.at), r.status, JSON.stringify(r.counts), r.error ?? null, runId);
+  }
+
+  /** Runs left 'running' by a process that died (kill -9): marked interrupted at start-up. */
+  closeAbandonedRuns(sourceId?: string): number {
+    const sql = `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?) WHERE status = 'running'`;
+    return (sourceId ? this.db.prepare(`${sql} AND source_id = ?`).run(iso(), sourceId) : this.db.prepare(sql).run(iso())).changes;
+  }
+
+  listRuns(sourceId: string, limit = 20): RunRecord[] {
+    const rows = this.db.prepare('SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(sourceId, limit) as {
+      run_id: string;
+      source_id: string;
+      kind: RunKind;
+      started_at: string;
+      ended_at: string | null;
+      status: RunStatus;
+      counts: string;
+      error: string | null;
+    }[];
+    return rows.map((r) => ({ runId: r.run_id, sourceId: r.source_id, kind: r.kind, startedAt: r.started_at, endedAt: r.ended_at, status: r.status, counts: JSON.parse(r.counts) as RunCounts, error: r.error }));
+  }
+
+  // ── resources ────────────────────────────────────────────────────────────
+
+  getResource<T extends Resource = Resource>(resourceType: string, id: string): T | undefined {
+    const row = this.db.prepare('SELECT json FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as { json: string } | undefined;
+    return row ? (JSON.parse(row.json) as T) : undefined;
+  }
+
+  getResourceMeta(resourceType: string, id: string): StoredResourceMeta | undefined {
+    const row = this.db.prepare('SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as
+      | { resource_type: string; id: string; source_id: string | null; study_uid: string | null; version_id: number; content_hash: string; created_by_bridge: number; last_updated: string }
+      | undefined;
+    return (
+      row && {
+        resourceType: row.resource_type,
+        id: row.id,
+        sourceId: row.source_id,
+        studyUid: row.study_uid,
+        versionId: row.version_id,
+        contentHash: row.content_hash,
+        createdByBridge: row.created_by_bridge === 1,
+        lastUpdated: row.last_updated,
+      }
+    );
+  }
+
+  listImagingStudies(filter: { sourceId?: string } = {}): ImagingStudy[] {
+    const rows = filter.sourceId
+      ? this.db.prepare(`SELECT json FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? ORDER BY id`).all(filter.sourceId)
+      : this.db.prepare(`SELECT json FROM resources WHERE resource_type = 'ImagingStudy' ORDER BY id`).all();
+    return (rows as { json: string }[]).map((r) => JSON.parse(r.json) as ImagingStudy);
+  }
+
+  /** The ImagingStudy stored for a study, whoever created it. */
+  studyResource(sourceId: string, studyUid: string): StoredResourceMeta | undefined {
+    const row = this.db.prepare(`SELECT id FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? AND study_uid = ?`).get(sourceId, studyUid) as { id: string } | undefined;
+    return row && this.getResourceMeta('ImagingStudy', row.id);
+  }
+
+  /**
+   * Creates or updates a resource. An equal content hash changes nothing (no new version). Updating a
+   * resource the bridge did not create keeps it marked as not created by the bridge.
+   */
+  putResource(resource: Resource & { id: string }, o: { sourceId?: string | null; studyUid?: string | null; contentHash: string; createdByBridge?: boolean; at?: Date }): PutResult {
+    return this.transaction(() => {
+      const prev = this.getResourceMeta(resource.resourceType, resource.id);
+      if (prev && prev.contentHash === o.contentHash) {
+        return { versionId: String(prev.versionId), unchanged: true, created: false, createdByBridge: prev.createdByBridge };
+      }
+      const versionId = (prev?.versionId ?? 0) + 1;
+      const lastUpdated = iso(o.at);
+      const createdByBridge = prev ? prev.createdByBridge : (o.createdByBridge ?? true);
+      const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated } };
+      this.db
+        .prepare(
+          `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)
+           VALUES (@type, @id, @sourceId, @studyUid, @versionId, @hash, @created, @lastUpdated, @json)
+           ON CONFLICT (resource_type, id) DO UPDATE SET source_id = excluded.source_id, study_uid = excluded.study_uid, version_id = excluded.version_id,
+             content_hash = excluded.content_hash, last_updated = excluded.last_updated, json = excluded.json`,
+        )
+        .run({
+          type: resource.resourceType,
+          id: resource.id,
+          sourceId: o.sourceId ?? prev?.sourceId ?? null,
+          studyUid: o.studyUid ?? prev?.studyUid ?? null,
+          versionId,
+          hash: o.contentHash,
+          created: createdByBridge ? 1 : 0,
+          lastUpdated,
+          json: JSON.stringify(stored),
+        });
+      return { versionId: String(versionId), unchanged: false, created: !prev, createdByBridge };
+    });
+  }
+
+  deleteResource(resourceType: string, id: string): boolean {
+    return this.db.prepare('DELETE FROM resources WHERE resource_type = ? AND id = ?').run(resourceType, id).changes > 0;
+  }
+}
+
+export function openStore(file: string): Store {
+  return new Store(file);
+}

@@ -1,0 +1,37 @@
+/** How the sync classifies failures: the PACS being unreachable is not any one study's fault. */
+
+/** Raised inside a run when the PACS cannot be reached: the run stops, studies in hand are kept for retry. */
+export class SourceUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`PACS unavailable: ${describeError(cause)}`, { cause });
+    this.name = 'SourceUnavailableError';
+  }
+}
+
+/** Raised when a run of a source is requested while another run of it is going. */
+export class SourceBusyError extends Error {
+  constructor(readonly sourceId: string) {
+    super(`a run of source "${sourceId}" is already in progress`);
+    this.name = 'SourceBusyError';
+  }
+}
+
+interface PacsErrorLike {
+  name: string;
+  kind?: string;
+  status?: number;
+}
+
+/** Network failures, timeouts and gateway errors mean the PACS (or the way to it) is down. */
+export function isSourceOutage(err: unknown): boolean {
+  const e = err as PacsErrorLike | undefined;
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'PacsError') return e.kind === 'network' || e.kind === 'timeout' || e.status === 502 || e.status === 503 || e.status === 504;
+  const code = (err as { code?: string }).code;
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT';
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}

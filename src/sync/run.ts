@@ -1,0 +1,302 @@
+/**
+ * One run over one source: discovery through StudyDate windows (and the undated sweep), change
+ * detection by fingerprint, batched detail fetches, mapping, sink writes, and per-study state.
+ * A failing study is recorded and the run goes on; only an unreachable PACS ends a run early.
+ */
+import type { Logger } from 'pino';
+import type { SourceConfig } from '../config';
+import { formatDa, readDate, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
+import { Tag } from '../dicomweb/tags';
+import type { PacsSource, StudyDetails, StudyWindow } from '../dicomweb/types';
+import type { MapResult, StudyResults } from '../mapping/types';
+import type { Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
+import type { RunCounts, StudyState, Store } from '../sinks/store';
+import type { SyncSettings } from './config';
+import { decideStudy, retryDelaySeconds } from './decide';
+import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
+
+/** The two mapper functions the sync needs (src/mapping in production). */
+export interface StudyMapper {
+  mapStudy(results: StudyResults, source: SourceConfig): MapResult;
+  studyFingerprint(study: DicomDataset): string;
+}
+
+export interface RunContext {
+  runId: string;
+  store: Store;
+  sinks: Sink[];
+  source: PacsSource;
+  sourceConfig: SourceConfig;
+  settings: SyncSettings;
+  mapper: StudyMapper;
+  log: Logger;
+  now: () => Date;
+  /** True once a graceful stop was requested: the run finishes the batch in hand and returns. */
+  stopRequested: () => boolean;
+  /** Called after each batch of studies is settled (for progress reporting). */
+  onStudiesSettled?: (settled: number) => void;
+}
+
+interface Candidate {
+  uid: string;
+  dataset: DicomDataset;
+  fingerprint: string;
+  studyDate: string | null;
+  state?: StudyState;
+}
+
+export function emptyCounts(): Required<Pick<RunCounts, 'windows' | 'found' | 'fetched' | 'written' | 'unchanged' | 'skipped' | 'failed' | 'dead'>> {
+  return { windows: 0, found: 0, fetched: 0, written: 0, unchanged: 0, skipped: 0, failed: 0, dead: 0 };
+}
+
+export class StudySyncRun {
+  readonly counts = emptyCounts();
+  /** Studies already handled in this run (lookback, undated sweep and retries overlap). */
+  private readonly handled = new Set<string>();
+
+  constructor(private readonly ctx: RunContext) {}
+
+  private get sourceId(): string {
+    return this.ctx.sourceConfig.id;
+  }
+
+  /** Discovers and syncs one StudyDate window. Returns false when stopped before the end. */
+  async syncWindow(window: StudyWindow): Promise<boolean> {
+    let datasets: DicomDataset[];
+    try {
+      datasets = await this.ctx.source.findStudies(window, this.ctx.settings.filter);
+    } catch (err) {
+      throw new SourceUnavailableError(err);
+    }
+    this.counts.windows++;
+    this.ctx.log.debug({ window, studies: datasets.length }, 'window listed');
+    return this.syncDatasets(datasets);
+  }
+
+  /** Studies without a StudyDate, which no window finds. */
+  async syncUndated(): Promise<boolean> {
+    let datasets: DicomDataset[];
+    try {
+      datasets = await this.ctx.source.findUndatedStudies(this.ctx.settings.filter);
+    } catch (err) {
+      throw new SourceUnavailableError(err);
+    }
+    return this.syncDatasets(datasets);
+  }
+
+  /**
+   * Failed studies whose retry is due but that no window of this run listed (older than the
+   * lookback, or replayed dead letters): looked up one by one by StudyInstanceUID.
+   */
+  async syncDueRetries(): Promise<boolean> {
+    const due = this.ctx.store.dueRetries(this.sourceId, this.ctx.now()).filter((s) => !this.handled.has(s.studyUid));
+    for (const state of due) {
+      if (this.ctx.stopRequested()) return false;
+      let found: DicomDataset[];
+      try {
+        found = await this.ctx.source.searchStudies({ StudyInstanceUID: state.studyUid }, { limit: 2, offset: 0 });
+      } catch (err) {
+        if (isSourceOutage(err)) throw new SourceUnavailableError(err);
+        this.recordFailures([{ uid: state.studyUid, dataset: {}, fingerprint: state.fingerprint ?? '', studyDate: state.studyDate, state }], `PACS: ${describeError(err)}`, true);
+        continue;
+      }
+      const match = found.find((ds) => studyUidOf(ds) === state.studyUid);
+      if (!match) {
+        this.handled.add(state.studyUid);
+        this.recordFailures([{ uid: state.studyUid, dataset: {}, fingerprint: state.fingerprint ?? '', studyDate: state.studyDate, state }], 'study not found on the PACS', true);
+        continue;
+      }
+      if (!(await this.syncDatasets([match]))) return false;
+    }
+    return true;
+  }
+
+  /** Decides, fetches, maps and writes the given study-level results. False when stopped. */
+  async syncDatasets(datasets: DicomDataset[]): Promise<boolean> {
+    const now = this.ctx.now();
+    const candidates: Candidate[] = [];
+    for (const dataset of datasets) {
+      const uid = studyUidOf(dataset);
+      if (!uid) {
+        this.counts.failed++;
+        this.ctx.log.warn('study without a readable StudyInstanceUID skipped');
+        continue;
+      }
+      if (this.handled.has(uid)) continue;
+      this.handled.add(uid);
+      let fingerprint: string;
+      try {
+        fingerprint = this.ctx.mapper.studyFingerprint(dataset);
+      } catch (err) {
+        this.recordFailures([{ uid, dataset, fingerprint: '', studyDate: studyDateOf(dataset) }], `fingerprint: ${describeError(err)}`, true);
+        continue;
+      }
+      candidates.push({ uid, dataset, fingerprint, studyDate: studyDateOf(dataset) });
+    }
+    this.counts.found += candidates.length;
+
+    const states = this.ctx.store.getStudies(this.sourceId, candidates.map((c) => c.uid));
+    const toFetch: Candidate[] = [];
+    const seen: string[] = [];
+    for (const c of candidates) {
+      c.state = states.get(c.uid);
+      const decision = decideStudy(c.state, c.fingerprint, now);
+      if (decision === 'fetch') toFetch.push(c);
+      else {
+        if (decision === 'unchanged') this.counts.unchanged++;
+        else this.counts.skipped++;
+        seen.push(c.uid);
+      }
+    }
+    if (seen.length) this.ctx.store.touchSeen(this.sourceId, seen, now);
+    this.ctx.onStudiesSettled?.(seen.length);
+
+    for (let i = 0; i < toFetch.length; i += this.ctx.settings.batchSize) {
+      if (this.ctx.stopRequested()) return false;
+      await this.syncBatch(toFetch.slice(i, i + this.ctx.settings.batchSize));
+    }
+    return true;
+  }
+
+  private async syncBatch(batch: Candidate[]): Promise<void> {
+    const details = await this.fetchDetails(batch);
+    const writes: { candidate: Candidate; write: StudyWrite }[] = [];
+    for (const c of batch) {
+      const d = details.get(c.uid);
+      if (!d || 'error' in d) continue; // recorded in fetchDetails
+      const mapped = this.mapOne(c, d);
+      if (!mapped) continue;
+      if (c.state?.contentHash === mapped.contentHash) {
+        // Same content as last written everywhere: only the fingerprint moves on.
+        this.ctx.store.recordSynced(this.sourceId, c.uid, { studyDate: c.studyDate, fingerprint: c.fingerprint, contentHash: mapped.contentHash, at: this.ctx.now() });
+        this.counts.unchanged++;
+        continue;
+      }
+      writes.push({
+        candidate: c,
+        write: { sourceId: this.sourceId, studyUid: c.uid, imagingStudy: mapped.imagingStudy, endpoint: mapped.endpoint, contentHash: mapped.contentHash },
+      });
+    }
+    if (writes.length) await this.writeToSinks(writes);
+    this.ctx.onStudiesSettled?.(batch.length);
+  }
+
+  /** Details for a batch in one go; when the batch fails for a reason other than an outage, study by study. */
+  private async fetchDetails(batch: Candidate[]): Promise<Map<string, StudyDetails | { error: string }>> {
+    const out = new Map<string, StudyDetails | { error: string }>();
+    const options = { instances: this.ctx.sourceConfig.mapping.includeInstances };
+    try {
+      const found = await this.ctx.source.studyDetails(batch.map((c) => c.uid), options);
+      for (const c of batch) out.set(c.uid, found.get(c.uid) ?? { series: [], instances: [] });
+      this.counts.fetched += batch.length;
+      return out;
+    } catch (err) {
+      if (isSourceOutage(err)) {
+        this.recordFailures(batch, `PACS unavailable: ${describeError(err)}`, false);
+        throw new SourceUnavailableError(err);
+      }
+      this.ctx.log.warn({ studies: batch.length, err: describeError(err) }, 'batched detail query failed; fetching study by study');
+    }
+    for (const [i, c] of batch.entries()) {
+      try {
+        const found = await this.ctx.source.studyDetails([c.uid], options);
+        out.set(c.uid, found.get(c.uid) ?? { series: [], instances: [] });
+        this.counts.fetched++;
+      } catch (err) {
+        if (isSourceOutage(err)) {
+          this.recordFailures(batch.slice(i), `PACS unavailable: ${describeError(err)}`, false);
+          throw new SourceUnavailableError(err);
+        }
+        this.recordFailures([c], `PACS: ${describeError(err)}`, true);
+        out.set(c.uid, { error: describeError(err) });
+      }
+    }
+    return out;
+  }
+
+  private mapOne(c: Candidate, d: StudyDetails): Extract<MapResult, { ok: true }> | undefined {
+    let result: MapResult;
+    try {
+      result = this.ctx.mapper.mapStudy({ study: c.dataset, series: d.series, instances: d.instances }, this.ctx.sourceConfig);
+    } catch (err) {
+      this.recordFailures([c], `mapping: ${describeError(err)}`, true);
+      return undefined;
+    }
+    if (!result.ok) {
+      this.recordFailures([c], `mapping: ${result.error.code}: ${result.error.message}`, true);
+      return undefined;
+    }
+    if (result.warnings.length) {
+      this.ctx.log.debug({ studyUid: c.uid, warnings: result.warnings.map((w) => w.code) }, 'mapped with warnings');
+    }
+    return result;
+  }
+
+  /** Every sink gets the batch; a study counts as written only when all sinks accepted it. */
+  private async writeToSinks(writes: { candidate: Candidate; write: StudyWrite }[]): Promise<void> {
+    const perSink: Map<string, WriteOutcome>[] = [];
+    for (const sink of this.ctx.sinks) {
+      const outcomes = new Map<string, WriteOutcome>();
+      try {
+        for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
+      } catch (err) {
+        this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
+        for (const w of writes) outcomes.set(w.write.studyUid, { studyUid: w.write.studyUid, ok: false, error: describeError(err), retryable: true });
+      }
+      perSink.push(outcomes);
+    }
+    const at = this.ctx.now();
+    this.ctx.store.transaction(() => {
+      for (const { candidate: c, write } of writes) {
+        const results = perSink.map((m, i) => m.get(c.uid) ?? { studyUid: c.uid, ok: false as const, error: `sink ${this.ctx.sinks[i].name} returned no outcome`, retryable: true });
+        const failed = results.map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`)).filter((e): e is string => !!e);
+        if (failed.length) {
+          this.recordFailures([c], `sink rejected: ${failed.join('; ')}`, true);
+          continue;
+        }
+        const first = results[0] as Extract<WriteOutcome, { ok: true }> | undefined;
+        this.ctx.store.recordSynced(this.sourceId, c.uid, {
+          studyDate: c.studyDate,
+          fingerprint: c.fingerprint,
+          contentHash: write.contentHash,
+          resourceId: first?.resourceId ?? write.imagingStudy.id ?? null,
+          versionId: first?.versionId ?? null,
+          at,
+        });
+        if (results.every((r) => r.ok && r.unchanged)) this.counts.unchanged++;
+        else this.counts.written++;
+      }
+    });
+  }
+
+  private recordFailures(candidates: Candidate[], error: string, countAttempt: boolean): void {
+    const { maxAttempts, backoffBaseSeconds, backoffMaxSeconds } = this.ctx.settings;
+    const at = this.ctx.now();
+    this.ctx.store.transaction(() => {
+      for (const c of candidates) {
+        const state = this.ctx.store.recordFailure(this.sourceId, c.uid, {
+          studyDate: c.studyDate,
+          fingerprint: c.fingerprint || null,
+          error,
+          countAttempt,
+          maxAttempts,
+          retryDelaySeconds: (n) => retryDelaySeconds(n, backoffBaseSeconds, backoffMaxSeconds),
+          at,
+        });
+        this.counts.failed++;
+        if (state.dead && c.state?.status !== 'dead') this.counts.dead++;
+        this.ctx.log.warn({ studyUid: c.uid, attempts: state.attempts, dead: state.dead, nextRetryAt: state.nextRetryAt, error }, state.dead ? 'study dead-lettered' : 'study failed; will retry');
+      }
+    });
+  }
+}
+
+export function studyUidOf(ds: DicomDataset): string | undefined {
+  const uid = valueOf(readString(ds, Tag.StudyInstanceUID))?.trim();
+  return uid || undefined;
+}
+
+export function studyDateOf(ds: DicomDataset): string | null {
+  const d = valueOf(readDate(ds, Tag.StudyDate));
+  return d ? formatDa(d) : null;
+}

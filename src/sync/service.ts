@@ -1,0 +1,269 @@
+/**
+ * The sync service: runs polls, backfills and reconciles per source, on demand or on a cron schedule,
+ * never two at once for one source, and stops gracefully (the batch in hand is finished and recorded,
+ * checkpoints stay where the last complete window left them).
+ */
+import { Cron } from 'croner';
+import type { Logger } from 'pino';
+import type { SourceConfig } from '../config';
+import type { PacsSource } from '../dicomweb/types';
+import { silentLogger } from '../log';
+import type { Sink } from '../sinks/sink';
+import type { RunCounts, RunKind, RunStatus, Store } from '../sinks/store';
+import { syncSchema, syncSettingsFor, type SyncConfig, type SyncConfigInput, type SyncSettings } from './config';
+import { addDays, planWindows, pollRange, todayIn } from './dates';
+import { describeError, SourceBusyError, SourceUnavailableError } from './errors';
+import { reconcileSource } from './reconcile';
+import { StudySyncRun, type StudyMapper } from './run';
+
+export interface RunSummary {
+  runId: string;
+  sourceId: string;
+  kind: RunKind;
+  status: Exclude<RunStatus, 'running'>;
+  counts: RunCounts;
+  error?: string;
+}
+
+export interface BackfillProgress {
+  sourceId: string;
+  windowsDone: number;
+  windowsTotal: number;
+  /** Studies settled so far (unchanged, written, failed or skipped). */
+  studiesDone: number;
+  window?: { from: string; to: string };
+}
+
+export interface SyncServiceOptions {
+  config: { sources: SourceConfig[]; sync?: SyncConfig | SyncConfigInput };
+  store: Store;
+  sinks: Sink[];
+  /** Builds a PACS source from its configuration (src/dicomweb's createPacsSource by default). */
+  sourceFactory?: (cfg: SourceConfig) => PacsSource;
+  /** The mapper (src/mapping by default). */
+  mapper?: StudyMapper;
+  logger?: Logger;
+  /** The clock, for tests. */
+  now?: () => Date;
+}
+
+export interface SyncService {
+  readonly sourceIds: string[];
+  /** One poll: the checkpoint-to-today windows (including the lookback), the undated sweep, due retries. */
+  runOnce(sourceId: string, opts?: { undated?: boolean; retries?: boolean }): Promise<RunSummary>;
+  /** Syncs StudyDate from..to (YYYYMMDD or YYYY-MM-DD); resumes where an interrupted identical backfill stopped. */
+  backfill(sourceId: string, from: string, to: string, onProgress?: (p: BackfillProgress) => void): Promise<RunSummary>;
+  /** Finds studies that vanished from the PACS and applies the configured deletion action. */
+  reconcile(sourceId: string): Promise<RunSummary>;
+  /** Schedules polls (and reconciles, when configured) per source. */
+  start(): void;
+  /** Stops schedules and waits for runs in progress to finish their batch in hand. */
+  stop(): Promise<void>;
+  isRunning(sourceId: string): boolean;
+  source(sourceId: string): PacsSource;
+  settings(sourceId: string): SyncSettings;
+}
+
+function defaultSourceFactory(cfg: SourceConfig): PacsSource {
+  // Required lazily: the source layer loads dicomweb-client and xhr2, which tests with fakes never need.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return (require('../dicomweb') as { createPacsSource(c: SourceConfig): PacsSource }).createPacsSource(cfg);
+}
+
+function defaultMapper(): StudyMapper {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const mapping = require('../mapping') as StudyMapper;
+  return { mapStudy: mapping.mapStudy, studyFingerprint: mapping.studyFingerprint };
+}
+
+const normalizeDate = (d: string) => d.replace(/-/g, '');
+
+export function createSyncService(options: SyncServiceOptions): SyncService {
+  const sync = syncSchema.parse(options.config.sync ?? {});
+  const store = options.store;
+  const baseLog = options.logger ?? silentLogger;
+  const now = options.now ?? (() => new Date());
+  const mapper = options.mapper ?? defaultMapper();
+  const sourceConfigs = new Map(options.config.sources.map((s) => [s.id, s]));
+  // One PacsSource per source for the service's life, so capability probes and tokens are reused.
+  const sources = new Map<string, PacsSource>();
+  const running = new Map<string, Promise<RunSummary>>();
+  const crons: Cron[] = [];
+  let stopping = false;
+
+  store.closeAbandonedRuns();
+
+  const configOf = (sourceId: string): SourceConfig => {
+    const cfg = sourceConfigs.get(sourceId);
+    if (!cfg) throw new Error(`unknown source "${sourceId}" (configured: ${[...sourceConfigs.keys()].join(', ')})`);
+    return cfg;
+  };
+  const sourceOf = (sourceId: string): PacsSource => {
+    let s = sources.get(sourceId);
+    if (!s) {
+      s = (options.sourceFactory ?? defaultSourceFactory)(configOf(sourceId));
+      sources.set(sourceId, s);
+    }
+    return s;
+  };
+
+  /** Runs `body` as a recorded run of one source, refusing to overlap another run of it. */
+  function exclusive(sourceId: string, kind: RunKind, body: (run: StudySyncRun | undefined, runId: string, log: Logger) => Promise<{ complete: boolean; counts?: RunCounts }>, withRun = true, onSettled?: (n: number) => void): Promise<RunSummary> {
+    configOf(sourceId);
+    if (running.has(sourceId)) return Promise.reject(new SourceBusyError(sourceId));
+    const runId = store.startRun(sourceId, kind, now());
+    const log = baseLog.child({ source: sourceId, runId, kind });
+    const settings = syncSettingsFor(sync, sourceId);
+    const run = withRun
+      ? new StudySyncRun({
+          runId,
+          store,
+          sinks: options.sinks,
+          source: sourceOf(sourceId),
+          sourceConfig: configOf(sourceId),
+          settings,
+          mapper,
+          log,
+          now,
+          stopRequested: () => stopping,
+          onStudiesSettled: onSettled,
+        })
+      : undefined;
+    const promise = (async (): Promise<RunSummary> => {
+      log.info('run started');
+      let status: RunSummary['status'];
+      let error: string | undefined;
+      let counts: RunCounts = {};
+      try {
+        const result = await body(run, runId, log);
+        counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}) };
+        status = !result.complete ? 'interrupted' : (counts.failed ?? 0) > 0 ? 'partial' : 'ok';
+      } catch (err) {
+        counts = { ...(run?.counts ?? {}) };
+        status = 'failed';
+        error = describeError(err);
+        if (err instanceof SourceUnavailableError) log.warn({ err: error }, 'run ended early: PACS unavailable');
+        else log.error({ err: error }, 'run failed');
+      }
+      store.finishRun(runId, { status, counts, error, at: now() });
+      log.info({ status, ...counts }, 'run finished');
+      return { runId, sourceId, kind, status, counts, ...(error ? { error } : {}) };
+    })();
+    running.set(sourceId, promise);
+    return promise.finally(() => running.delete(sourceId));
+  }
+
+  const todayFor = (sourceId: string) => todayIn(configOf(sourceId).defaultTimezone, now());
+
+  const service: SyncService = {
+    sourceIds: [...sourceConfigs.keys()],
+
+    runOnce(sourceId, opts = {}) {
+      return exclusive(sourceId, 'poll', async (run) => {
+        const settings = syncSettingsFor(sync, sourceId);
+        const today = todayFor(sourceId);
+        const range = pollRange({ today, lookbackDays: settings.lookbackDays, checkpoint: store.getCheckpoint(sourceId, 'poll'), backfillFrom: settings.backfillFrom });
+        for (const window of planWindows(range.from, range.to, settings.windowDays)) {
+          if (stopping || !(await run!.syncWindow(window))) return { complete: false };
+          // Every study of the window is now written, unchanged, or recorded for retry.
+          store.advanceCheckpoint(sourceId, window.to, 'poll');
+        }
+        if ((opts.undated ?? settings.undatedSweep) && !(await run!.syncUndated())) return { complete: false };
+        if ((opts.retries ?? true) && !(await run!.syncDueRetries())) return { complete: false };
+        return { complete: true };
+      });
+    },
+
+    backfill(sourceId, from, to, onProgress) {
+      const start = normalizeDate(from);
+      const end = normalizeDate(to);
+      if (start > end) return Promise.reject(new Error(`backfill range is empty: ${from} is after ${to}`));
+      const checkpointName = `backfill:${start}-${end}`;
+      let studiesDone = 0;
+      let progress: BackfillProgress = { sourceId, windowsDone: 0, windowsTotal: 0, studiesDone: 0 };
+      const report = () => onProgress?.({ ...progress, studiesDone });
+      return exclusive(
+        sourceId,
+        'backfill',
+        async (run) => {
+          const settings = syncSettingsFor(sync, sourceId);
+          const windows = planWindows(start, end, settings.windowDays);
+          // Resume: windows through the checkpoint of this same backfill are complete.
+          const through = store.getCheckpoint(sourceId, checkpointName);
+          const remaining = through ? windows.filter((w) => w.to > through) : windows;
+          progress = { sourceId, windowsDone: windows.length - remaining.length, windowsTotal: windows.length, studiesDone: 0 };
+          report();
+          for (const window of remaining) {
+            progress.window = window;
+            if (stopping || !(await run!.syncWindow(window))) return { complete: false };
+            store.advanceCheckpoint(sourceId, window.to, checkpointName);
+            progress.windowsDone++;
+            report();
+          }
+          if (!(await run!.syncDueRetries())) return { complete: false };
+          return { complete: true };
+        },
+        true,
+        (n) => {
+          studiesDone += n;
+          report();
+        },
+      );
+    },
+
+    reconcile(sourceId) {
+      return exclusive(
+        sourceId,
+        'reconcile',
+        async (_run, _runId, log) => {
+          const result = await reconcileSource({
+            store,
+            sinks: options.sinks,
+            source: sourceOf(sourceId),
+            sourceId,
+            settings: syncSettingsFor(sync, sourceId),
+            today: addDays(todayFor(sourceId), 0),
+            log,
+            stopRequested: () => stopping,
+          });
+          const { stopped, ...counts } = result;
+          return { complete: !stopped, counts };
+        },
+        false,
+      );
+    },
+
+    start() {
+      stopping = false;
+      for (const sourceId of sourceConfigs.keys()) {
+        const settings = syncSettingsFor(sync, sourceId);
+        const schedule = (expr: string, what: string, fn: () => Promise<RunSummary>) => {
+          crons.push(
+            new Cron(expr, { name: `${what}:${sourceId}`, catch: true }, async () => {
+              if (stopping) return;
+              if (running.has(sourceId)) {
+                baseLog.info({ source: sourceId }, `${what} skipped: another run of this source is still going`);
+                return;
+              }
+              await fn().catch((err) => baseLog.error({ source: sourceId, err: describeError(err) }, `${what} could not start`));
+            }),
+          );
+        };
+        schedule(settings.cron, 'poll', () => service.runOnce(sourceId));
+        if (settings.reconcile.cron) schedule(settings.reconcile.cron, 'reconcile', () => service.reconcile(sourceId));
+        baseLog.info({ source: sourceId, cron: settings.cron, reconcile: settings.reconcile.cron ?? null }, 'sync scheduled');
+      }
+    },
+
+    async stop() {
+      stopping = true;
+      for (const c of crons.splice(0)) c.stop();
+      await Promise.allSettled([...running.values()]);
+    },
+
+    isRunning: (sourceId) => running.has(sourceId),
+    source: sourceOf,
+    settings: (sourceId) => syncSettingsFor(sync, sourceId),
+  };
+  return service;
+}
