@@ -270,9 +270,9 @@ export class Store {
 
   /** Re-queues dead letters (one, or all of a source): attempts reset, due now. Returns how many. */
   replay(sourceId: string, studyUid?: string): number {
-    const now = iso();
-    const sql = `UPDATE studies SET status = 'failing', attempts = 0, next_retry_at = ?, updated_at = ? WHERE source_id = ? AND status = 'dead'`;
-    const res = studyUid ? this.db.prepare(`${sql} AND study_uid = ?`).run(now, now, sourceId, studyUid) : this.db.prepare(sql).run(now, now, sourceId);
+    // next_retry_at NULL: due on the very next run, whatever that run's clock says.
+    const sql = `UPDATE studies SET status = 'failing', attempts = 0, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND status = 'dead'`;
+    const res = studyUid ? this.db.prepare(`${sql} AND study_uid = ?`).run(iso(), sourceId, studyUid) : this.db.prepare(sql).run(iso(), sourceId);
     return res.changes;
   }
 
