@@ -1,0 +1,174 @@
+/**
+ * Operations endpoints: /healthz (liveness), /readyz (per-dependency readiness), /metrics (Prometheus)
+ * and /status (HTML page with a protected replay of dead letters). Mount at the app's root.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import type { Logger } from 'pino';
+import type { PacsSource } from '../../dicomweb/types';
+import { silentLogger } from '../../log';
+import { metrics as processMetrics, type BridgeMetrics, type CacheStatsSource } from '../../metrics';
+import type { Store } from '../../sinks/store';
+import { checkReadiness, fhirCheck, pacsCheck, storeCheck, type FhirServerTarget, type Readiness, type ReadinessCheck } from './health';
+import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP } from './statusPage';
+
+/** What the ops endpoints use of the embedded store. */
+export type OpsStore = Pick<Store, 'db' | 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources' | 'failingStudies' | 'deadLetters' | 'replay'>;
+
+export interface OpsDeps {
+  store: OpsStore;
+  sources: Pick<PacsSource, 'id' | 'stats' | 'searchStudies'>[];
+  /** FHIR servers the sync writes to (a `sinks.fhir` section fits), checked by /readyz. */
+  fhirSinks?: FhirServerTarget[];
+  /**
+   * Admits administrators only, answering 401/403 itself otherwise: the API's access control with the
+   * admin scope. The replay form's credential is presented to it as X-API-Key and as a Bearer token.
+   */
+  auth: RequestHandler;
+  /** Defaults to the process-wide instance. */
+  metrics?: BridgeMetrics;
+  /** Caches whose node-cache statistics give the hit ratio. */
+  caches?: Record<string, CacheStatsSource>;
+  /** Per dependency, for /readyz. */
+  readinessTimeoutMs?: number;
+  /** Runs shown per source on /status. */
+  runsShown?: number;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+
+/** A per-process secret; the replay form's token is its HMAC, so it needs no server-side session. */
+function csrfTokens() {
+  const secret = randomBytes(32);
+  const token = createHmac('sha256', secret).update('status-replay').digest('base64url');
+  return {
+    token,
+    valid(candidate: unknown): boolean {
+      if (typeof candidate !== 'string' || candidate.length !== token.length) return false;
+      return timingSafeEqual(Buffer.from(candidate), Buffer.from(token));
+    },
+  };
+}
+
+/** A browser's Origin (or Referer) must name this host: forms posted from other sites are refused. */
+function sameOrigin(req: Request): boolean {
+  const origin = req.get('origin') ?? req.get('referer');
+  if (!origin || origin === 'null') return origin === undefined;
+  try {
+    return new URL(origin).host === req.get('host');
+  } catch {
+    return false;
+  }
+}
+
+export function createOpsRouter(deps: OpsDeps): Router {
+  const router = express.Router();
+  const m = deps.metrics ?? processMetrics;
+  const log = deps.logger ?? silentLogger;
+  const now = deps.now ?? (() => new Date());
+  const timeoutMs = deps.readinessTimeoutMs ?? 5000;
+  const csrf = csrfTokens();
+  m.observe({ store: deps.store, sources: deps.sources, caches: deps.caches });
+
+  const checks: ReadinessCheck[] = [
+    storeCheck(deps.store),
+    ...deps.sources.map(pacsCheck),
+    ...(deps.fhirSinks ?? []).map((t) => fhirCheck(t, timeoutMs)),
+  ];
+  // Probes arriving together share one round of checks rather than multiplying PACS queries.
+  let inFlight: Promise<Readiness> | undefined;
+  const readiness = () => (inFlight ??= checkReadiness(checks, timeoutMs).finally(() => (inFlight = undefined)));
+
+  const sourceIds = () => {
+    const ids = new Set(deps.sources.map((s) => s.id));
+    deps.store.knownSources().forEach((id) => ids.add(id));
+    return [...ids].sort();
+  };
+  const noStore = (_req: Request, res: Response, next: NextFunction) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  };
+
+  router.get('/healthz', noStore, (_req, res) => {
+    res.json({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) });
+  });
+
+  router.get('/readyz', noStore, async (_req, res, next) => {
+    try {
+      const r = await readiness();
+      if (!r.ready) log.warn({ failing: r.dependencies.filter((d) => !d.ok).map((d) => `${d.kind}:${d.name}`) }, 'not ready');
+      res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r });
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  router.get('/metrics', noStore, async (_req, res, next) => {
+    try {
+      const { contentType, body } = await m.scrape();
+      res.type(contentType).send(body);
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  router.get('/status', noStore, (req, res) => {
+    if (req.path.endsWith('/')) {
+      res.redirect(301, req.originalUrl.replace(/\/+(\?|$)/, '$1'));
+      return;
+    }
+    const known = sourceIds();
+    const replayed = Number(req.query.replayed);
+    const source = typeof req.query.source === 'string' && known.includes(req.query.source) ? req.query.source : undefined;
+    const flash = Number.isInteger(replayed) && replayed >= 0 && source
+      ? { ok: true, text: `Re-queued ${replayed} dead letter${replayed === 1 ? '' : 's'} of ${source}; ${replayed === 1 ? 'it syncs' : 'they sync'} on the next run.` }
+      : undefined;
+    const model = buildStatusModel(deps.store, known, now(), deps.runsShown ?? 20);
+    res
+      .set('Content-Security-Policy', STATUS_PAGE_CSP)
+      .set('X-Content-Type-Options', 'nosniff')
+      .set('Referrer-Policy', 'same-origin')
+      .type('html')
+      .send(renderStatusPage(model, csrf.token, flash));
+  });
+
+  const refuse = (res: Response, status: number, text: string) => {
+    res.status(status).set('Content-Security-Policy', STATUS_PAGE_CSP).type('html').send(`<!doctype html><meta charset="utf-8"><title>Replay refused</title><p>${text}</p><p><a href="../status">Back to the status page</a></p>`);
+  };
+
+  // A credential sent in a header cannot come from a cross-site form; one typed into the form must
+  // come with the page's token and from this origin.
+  const csrfGuard: RequestHandler = (req, res, next) => {
+    const headerCredential = Boolean(req.get('x-api-key') || req.get('authorization'));
+    if (!headerCredential && (!csrf.valid(req.body?.csrf) || !sameOrigin(req))) {
+      refuse(res, 403, 'This form is out of date or was sent from another site. Reload the status page and try again.');
+      return;
+    }
+    const typed = typeof req.body?.apiKey === 'string' ? req.body.apiKey.trim() : '';
+    if (!headerCredential && typed) {
+      req.headers['x-api-key'] = typed;
+      req.headers.authorization = `Bearer ${typed}`;
+    }
+    // The typed credential must not travel further (logs, error pages).
+    if (req.body && 'apiKey' in req.body) delete req.body.apiKey;
+    next();
+  };
+
+  router.post('/status/replay', express.urlencoded({ extended: false, limit: '4kb' }), express.json({ limit: '4kb' }), csrfGuard, deps.auth, (req, res) => {
+    const source = String(req.body?.source ?? '');
+    const study = req.body?.study === undefined || req.body.study === '' ? undefined : String(req.body.study);
+    if (!sourceIds().includes(source)) return refuse(res, 400, 'Unknown source.');
+    if (study !== undefined && (study.length > 64 || !UID.test(study))) return refuse(res, 400, 'Not a Study Instance UID.');
+    const replayed = deps.store.replay(source, study);
+    log.info({ source, studyUid: study, replayed }, 'dead letters re-queued from the status page');
+    if (req.is('application/json')) {
+      res.json({ source, study, replayed });
+      return;
+    }
+    res.redirect(303, `../status?replayed=${replayed}&source=${encodeURIComponent(source)}#source-${encodeURIComponent(source)}`);
+  });
+
+  return router;
+}

@@ -1,0 +1,294 @@
+/**
+ * Prometheus metrics (prom-client) on a registry of the bridge's own. Two ways in:
+ * - small typed calls at the point of work (`metrics.qidoRequest(...)`, `metrics.fhirRequest(...)`);
+ * - `observe(...)`: the store's run history, the sources' `stats` and the caches' statistics are read at
+ *   scrape time, so sync, sources and caches report without calling anything.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PacsSource } from '../dicomweb/types';
+import type { RunRecord, Store } from '../sinks/store';
+import { syncLagSeconds } from './lag';
+
+export { syncLagSeconds, lagPerRun, windowEndOf, type RunLagPoint } from './lag';
+
+export const METRIC_PREFIX = 'pacs_fhir_bridge_';
+
+/** What the metrics read from the embedded store. */
+export type MetricsStore = Pick<Store, 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources'>;
+
+/** node-cache's getStats(), or anything shaped like it. */
+export interface CacheStatsSource {
+  getStats(): { hits: number; misses: number; keys: number };
+}
+
+export interface Observed {
+  store?: MetricsStore;
+  sources?: Pick<PacsSource, 'id' | 'stats'>[];
+  caches?: Record<string, CacheStatsSource>;
+}
+
+/** An HTTP status, or 0 / a word for failures without one (network, timeout). */
+export type StatusLabel = number | string;
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const RUN_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
+/** Finished runs looked at per scrape and source; more runs than this between two scrapes are not counted. */
+const RUNS_PER_SCRAPE = 100;
+
+const statusLabel = (s: StatusLabel): string => (s === 0 || s === '0' ? 'error' : String(s));
+
+export class BridgeMetrics {
+  readonly registry: Registry;
+  private readonly observed: Required<Observed> = { store: undefined as unknown as MetricsStore, sources: [], caches: {} };
+  private hasStore = false;
+  /** Runs already counted (or finished before the store was observed), per source. */
+  private readonly countedRuns = new Map<string, Set<string>>();
+  private readonly cacheTallies = new Map<string, { hits: number; misses: number }>();
+
+  readonly qidoDuration: Histogram<'source' | 'level' | 'status'>;
+  readonly fhirDuration: Histogram<'server' | 'interaction' | 'status'>;
+  readonly runDuration: Histogram<'source' | 'kind' | 'status'>;
+  private readonly studiesDiscovered: Counter<'source'>;
+  private readonly studiesWritten: Counter<'source'>;
+  private readonly studiesFailed: Counter<'source'>;
+  private readonly studiesDeadLettered: Counter<'source'>;
+  private readonly runsTotal: Counter<'source' | 'kind' | 'status'>;
+
+  constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
+    this.registry = options.registry ?? new Registry();
+    const registers = [this.registry];
+    const p = METRIC_PREFIX;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+
+    this.qidoDuration = new Histogram({
+      name: `${p}qido_request_duration_seconds`,
+      help: 'QIDO-RS / WADO-RS requests to a PACS by source, level and HTTP status (error: no response); _count is the request count',
+      labelNames: ['source', 'level', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.fhirDuration = new Histogram({
+      name: `${p}fhir_request_duration_seconds`,
+      help: 'Requests to a FHIR server by server, interaction and HTTP status (error: no response); _count is the request count',
+      labelNames: ['server', 'interaction', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.runDuration = new Histogram({
+      name: `${p}sync_run_duration_seconds`,
+      help: 'Duration of finished sync runs by source, kind (poll, backfill, reconcile) and status',
+      labelNames: ['source', 'kind', 'status'],
+      buckets: RUN_BUCKETS,
+      registers,
+      collect: () => self.countRunsFromStore(),
+    });
+    // Whichever run-derived series is read first counts the runs finished since the last scrape.
+    const fromRuns = () => self.countRunsFromStore();
+    this.runsTotal = new Counter({ name: `${p}sync_runs_total`, help: 'Finished sync runs by source, kind and status', labelNames: ['source', 'kind', 'status'], registers, collect: fromRuns });
+    this.studiesDiscovered = new Counter({ name: `${p}studies_discovered_total`, help: 'Studies found on the PACS by sync runs', labelNames: ['source'], registers, collect: fromRuns });
+    this.studiesWritten = new Counter({ name: `${p}studies_written_total`, help: 'Studies written (new or changed) by sync runs', labelNames: ['source'], registers, collect: fromRuns });
+    this.studiesFailed = new Counter({ name: `${p}studies_failed_total`, help: 'Study failures recorded by sync runs (each is retried later)', labelNames: ['source'], registers, collect: fromRuns });
+    this.studiesDeadLettered = new Counter({ name: `${p}studies_dead_lettered_total`, help: 'Studies that became dead letters in sync runs', labelNames: ['source'], registers, collect: fromRuns });
+    new Gauge({
+      name: `${p}sync_lag_seconds`,
+      help: 'Now minus the end of the last completed sync window, per source (absent before the first completed poll)',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        this.reset();
+        if (!self.hasStore) return;
+        const now = new Date();
+        for (const source of self.sourceIds()) {
+          const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE);
+          const lag = syncLagSeconds(runs, now, self.observed.store.getCheckpoint(source));
+          if (lag !== undefined) this.set({ source }, lag);
+        }
+      },
+    });
+    new Gauge({
+      name: `${p}studies`,
+      help: 'Studies in the embedded store by source and state (synced, failing, dead, removed)',
+      labelNames: ['source', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        if (!self.hasStore) return;
+        for (const source of self.sourceIds()) {
+          const c = self.observed.store.counts(source);
+          for (const state of ['synced', 'failing', 'dead', 'removed'] as const) this.set({ source, state }, c[state]);
+        }
+      },
+    });
+    new Gauge({
+      name: `${p}dead_letters`,
+      help: 'Dead-lettered studies waiting for replay, per source',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        this.reset();
+        if (!self.hasStore) return;
+        for (const source of self.sourceIds()) this.set({ source }, self.observed.store.counts(source).dead);
+      },
+    });
+
+    // The sources' own running totals (PacsSource.stats), read as they are.
+    new Counter({
+      name: `${p}pacs_requests_total`,
+      help: 'HTTP requests made to a PACS by source and kind (studies, series, instances, metadata, token)',
+      labelNames: ['source', 'kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of self.observed.sources) for (const [kind, n] of Object.entries(s.stats.requests)) this.inc({ source: s.id, kind }, n);
+      },
+    });
+    new Counter({
+      name: `${p}pacs_retries_total`,
+      help: 'PACS requests retried, per source',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of self.observed.sources) this.inc({ source: s.id }, s.stats.retries);
+      },
+    });
+    new Counter({
+      name: `${p}pacs_window_splits_total`,
+      help: 'Study windows or batches split because the PACS truncated its answer, per source',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of self.observed.sources) this.inc({ source: s.id }, s.stats.splits);
+      },
+    });
+
+    // Caches: node-cache statistics of observed caches plus hits/misses reported directly.
+    new Counter({
+      name: `${p}cache_hits_total`,
+      help: 'Cache hits by cache',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [cache, t] of self.cacheTotals()) this.inc({ cache }, t.hits);
+      },
+    });
+    new Counter({
+      name: `${p}cache_misses_total`,
+      help: 'Cache misses by cache',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [cache, t] of self.cacheTotals()) this.inc({ cache }, t.misses);
+      },
+    });
+    new Gauge({
+      name: `${p}cache_hit_ratio`,
+      help: 'Hits / (hits + misses) since start, by cache (absent before the first lookup)',
+      labelNames: ['cache'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [cache, t] of self.cacheTotals()) if (t.hits + t.misses > 0) this.set({ cache }, t.hits / (t.hits + t.misses));
+      },
+    });
+
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
+  }
+
+  /** Feeds the scrape-time collectors. Runs that ended before the store is first observed are not counted. */
+  observe(what: Observed): this {
+    if (what.sources) {
+      const known = new Set(this.observed.sources.map((s) => s.id));
+      this.observed.sources.push(...what.sources.filter((s) => !known.has(s.id)));
+    }
+    if (what.store && !this.hasStore) {
+      this.observed.store = what.store;
+      this.hasStore = true;
+      // Runs already finished are history, not this process's work: they are not counted.
+      for (const source of this.sourceIds()) {
+        const finished = what.store.listRuns(source, RUNS_PER_SCRAPE).filter((r) => r.endedAt && r.status !== 'running');
+        this.countedRuns.set(source, new Set(finished.map((r) => r.runId)));
+      }
+    }
+    if (what.caches) Object.assign(this.observed.caches, what.caches);
+    return this;
+  }
+
+  /** One request to a PACS: level is studies / series / instances / metadata. */
+  qidoRequest(source: string, level: string, status: StatusLabel, seconds: number): void {
+    this.qidoDuration.observe({ source, level, status: statusLabel(status) }, seconds);
+  }
+
+  /** One request to a FHIR server: interaction is transaction / read / search / metadata / token / … */
+  fhirRequest(server: string, interaction: string, status: StatusLabel, seconds: number): void {
+    this.fhirDuration.observe({ server, interaction, status: statusLabel(status) }, seconds);
+  }
+
+  /** One cache lookup, for caches not observed through getStats(). */
+  cacheLookup(cache: string, hit: boolean): void {
+    const t = this.cacheTallies.get(cache) ?? { hits: 0, misses: 0 };
+    if (hit) t.hits++;
+    else t.misses++;
+    this.cacheTallies.set(cache, t);
+  }
+
+  /** The exposition text and its content type, for a /metrics handler. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private sourceIds(): string[] {
+    const ids = new Set(this.observed.sources.map((s) => s.id));
+    if (this.hasStore) this.observed.store.knownSources().forEach((id) => ids.add(id));
+    return [...ids].sort();
+  }
+
+  /** Counts runs finished since the last call (idempotent, so every run-derived collector may call it). */
+  private countRunsFromStore(): void {
+    if (!this.hasStore) return;
+    for (const source of this.sourceIds()) this.countNewRuns(source, this.observed.store.listRuns(source, RUNS_PER_SCRAPE));
+  }
+
+  private countNewRuns(source: string, runsNewestFirst: RunRecord[]): void {
+    const counted = this.countedRuns.get(source) ?? new Set<string>();
+    // Zero rather than absent, so a source's series exist before its first run.
+    for (const c of [this.studiesDiscovered, this.studiesWritten, this.studiesFailed, this.studiesDeadLettered]) c.inc({ source }, 0);
+    for (const run of runsNewestFirst) {
+      if (!run.endedAt || run.status === 'running' || counted.has(run.runId)) continue;
+      counted.add(run.runId);
+      const c = run.counts;
+      this.studiesDiscovered.inc({ source }, c.found ?? 0);
+      this.studiesWritten.inc({ source }, c.written ?? 0);
+      this.studiesFailed.inc({ source }, c.failed ?? 0);
+      this.studiesDeadLettered.inc({ source }, c.dead ?? 0);
+      this.runsTotal.inc({ source, kind: run.kind, status: run.status });
+      const seconds = (new Date(run.endedAt).getTime() - new Date(run.startedAt).getTime()) / 1000;
+      if (seconds >= 0) this.runDuration.observe({ source, kind: run.kind, status: run.status }, seconds);
+    }
+    // Keep only ids still in the listing: older ones can never come back into it.
+    const listed = new Set(runsNewestFirst.map((r) => r.runId));
+    this.countedRuns.set(source, new Set([...counted].filter((id) => listed.has(id))));
+  }
+
+  private cacheTotals(): Map<string, { hits: number; misses: number }> {
+    const out = new Map<string, { hits: number; misses: number }>();
+    for (const [cache, t] of this.cacheTallies) out.set(cache, { ...t });
+    for (const [cache, c] of Object.entries(this.observed.caches)) {
+      const s = c.getStats();
+      const t = out.get(cache) ?? { hits: 0, misses: 0 };
+      out.set(cache, { hits: t.hits + s.hits, misses: t.misses + s.misses });
+    }
+    return out;
+  }
+}
+
+export function createMetrics(options?: { registry?: Registry; defaultMetrics?: boolean }): BridgeMetrics {
+  return new BridgeMetrics(options);
+}
+
+/** The process-wide instance: modules report into it; `serve` exposes it at /metrics. */
+export const metrics = createMetrics({ defaultMetrics: true });
