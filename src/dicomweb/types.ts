@@ -24,6 +24,11 @@ export interface SourceStats {
   retries: number;
   /** Times a window or batch was split because the server truncated results. */
   splits: number;
+  /**
+   * Searches still truncated after narrowing as far as possible (one second of one day, one
+   * study): results may be missing there, and each is logged with its scope.
+   */
+  unresolved?: number;
 }
 
 /** Raised for a PACS failure after retries; `status` is the HTTP status, 0 for network/timeout. */

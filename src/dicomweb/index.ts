@@ -1,0 +1,25 @@
+/**
+ * The DICOMweb source layer's front door: other code creates sources here and never sees
+ * dicomweb-client, xhr2, paging or retries.
+ */
+import type { SourceConfig } from '../config/schema';
+import { DicomwebSource, type SourceOptions } from './source';
+import type { PacsSource } from './types';
+
+export function createPacsSource(cfg: SourceConfig, options: SourceOptions = {}): PacsSource {
+  return new DicomwebSource(cfg, options);
+}
+
+/**
+ * The WADO-RS base FHIR clients should use (Endpoint.address): the configured public base, never
+ * the PACS's RetrieveURL (0008,1190), which Debian's Orthanc reports without its port.
+ */
+export function wadoBaseFor(cfg: Pick<SourceConfig, 'publicWadoBase' | 'qidoBase'>): string {
+  return (cfg.publicWadoBase ?? cfg.qidoBase).replace(/\/+$/, '');
+}
+
+export type { SourceLogger, SourceOptions } from './source';
+export * from './types';
+export * from './dicomJson';
+export * from './tags';
+export * from './includeFields';

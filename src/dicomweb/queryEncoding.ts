@@ -1,0 +1,156 @@
+/**
+ * How QIDO-RS matching values go on the wire, so that one query works on strict servers (RFC 3986,
+ * percent-decoding) and on Debian 12's Orthanc 1.10, which never percent-decodes query values and
+ * answers 400 to raw non-ASCII bytes. Measured on Orthanc 1.10 + DICOMweb 1.7:
+ *   PatientName=Doe^Peter → match; Doe%5EPeter, Doe%3FPeter → nothing; ID%201 / ID+1 → nothing;
+ *   raw UTF-8 → 400; Doe?Peter (single-character wildcard) → match; *1 → matches 病人1.
+ * So a value that cannot be sent as itself is widened with DICOM wildcards (PS3.4 C.2.2.2.4), which
+ * every server reads the same way, and the answers are narrowed here to exactly what was asked.
+ */
+import { rawValues, type DicomDataset } from './dicomJson';
+import { Tag } from './tags';
+
+/** Characters every server takes raw in a query value: RFC 3986 unreserved, plus `*` and `,`. */
+const SAFE = /^[A-Za-z0-9\-._~*,]$/;
+/** VRs allowing Wild Card Matching (PS3.4 C.2.2.2.4). */
+const WILDCARD_VRS = new Set(['AE', 'CS', 'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UR', 'UT']);
+
+/** VRs of the attributes the bridge matches on; unknown keys are treated as not wildcard-capable. */
+const VR_BY_TAG: Record<string, string> = {
+  [Tag.PatientName]: 'PN',
+  [Tag.ReferringPhysicianName]: 'PN',
+  [Tag.NameOfPhysiciansReadingStudy]: 'PN',
+  [Tag.PerformingPhysicianName]: 'PN',
+  [Tag.OperatorsName]: 'PN',
+  [Tag.PatientID]: 'LO',
+  [Tag.IssuerOfPatientID]: 'LO',
+  [Tag.StudyDescription]: 'LO',
+  [Tag.SeriesDescription]: 'LO',
+  [Tag.InstitutionName]: 'LO',
+  [Tag.InstitutionalDepartmentName]: 'LO',
+  [Tag.AccessionNumber]: 'SH',
+  [Tag.StudyID]: 'SH',
+  [Tag.ModalitiesInStudy]: 'CS',
+  [Tag.Modality]: 'CS',
+  [Tag.BodyPartExamined]: 'CS',
+  [Tag.PatientSex]: 'CS',
+  [Tag.Laterality]: 'CS',
+  [Tag.StudyInstanceUID]: 'UI',
+  [Tag.SeriesInstanceUID]: 'UI',
+  [Tag.SOPInstanceUID]: 'UI',
+  [Tag.SOPClassUID]: 'UI',
+  [Tag.StudyDate]: 'DA',
+  [Tag.SeriesDate]: 'DA',
+  [Tag.PatientBirthDate]: 'DA',
+  [Tag.StudyTime]: 'TM',
+  [Tag.SeriesTime]: 'TM',
+};
+
+/** "PatientName" or "00100010" (any case) → "00100010"; anything else is passed on as given. */
+export function resolveKey(key: string): string {
+  if (/^[0-9A-Fa-f]{8}$/.test(key)) return key.toUpperCase();
+  return (Tag as Record<string, string>)[key] ?? key;
+}
+
+export function vrOf(key: string): string | undefined {
+  return VR_BY_TAG[resolveKey(key)];
+}
+
+/**
+ * The wire form of one value. Wildcard-capable attributes: a run of characters that cannot travel
+ * raw becomes `*` if it holds any non-ASCII character (Orthanc's `?` does not match those) and one
+ * `?` per character otherwise. Other attributes (UIDs, dates, times) are percent-encoded where
+ * needed, which their character sets never require.
+ */
+export function wireValue(value: string, wildcard: boolean): { wire: string; widened: boolean } {
+  let wire = '';
+  let widened = false;
+  let run: string[] = [];
+  const flush = () => {
+    if (!run.length) return;
+    widened = true;
+    wire += run.some((c) => c.codePointAt(0)! > 0x7f) ? '*' : '?'.repeat(run.length);
+    run = [];
+  };
+  for (const c of value) {
+    if (SAFE.test(c) || (wildcard && c === '?')) {
+      flush();
+      wire += c;
+    } else if (wildcard) {
+      run.push(c);
+    } else {
+      wire += encodeURIComponent(c);
+    }
+  }
+  flush();
+  return { wire, widened };
+}
+
+/** A matching key whose value was widened on the wire; answers are checked against the original. */
+export interface LocalFilter {
+  tag: string;
+  value: string;
+  personName: boolean;
+}
+
+export interface PlannedQuery {
+  /** Keys and wire-ready values, in order. */
+  params: Array<[string, string]>;
+  filters: LocalFilter[];
+}
+
+export function planMatch(match: Record<string, string> = {}): PlannedQuery {
+  const params: Array<[string, string]> = [];
+  const filters: LocalFilter[] = [];
+  for (const [key, value] of Object.entries(match)) {
+    const tag = resolveKey(key);
+    const vr = VR_BY_TAG[tag];
+    const { wire, widened } = wireValue(value, vr !== undefined && WILDCARD_VRS.has(vr));
+    params.push([tag, wire]);
+    if (widened) filters.push({ tag, value, personName: vr === 'PN' });
+  }
+  return { params, filters };
+}
+
+function wildcardRegExp(pattern: string, caseInsensitive: boolean): RegExp {
+  const body = [...pattern]
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${body}$`, caseInsensitive ? 'iu' : 'u');
+}
+
+/** PN values as comparable strings: each component group and the full "A=I=P" form. */
+function personNameForms(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  if (typeof v !== 'object' || v === null) return [];
+  const g = v as Record<string, unknown>;
+  const groups = ['Alphabetic', 'Ideographic', 'Phonetic'].map((k) => (typeof g[k] === 'string' ? (g[k] as string) : ''));
+  return [...groups.filter(Boolean), groups.join('=').replace(/=+$/, '')];
+}
+
+const trimPn = (s: string) => s.trim().replace(/\^+(?==|$)/g, '');
+
+/**
+ * Whether a returned dataset satisfies the widened keys exactly. An attribute the server did not
+ * return is given the benefit of the doubt: dropping a study is worse than an extra one.
+ */
+export function matchesLocally(ds: DicomDataset, filters: LocalFilter[]): boolean {
+  return filters.every((f) => {
+    const r = rawValues(ds, f.tag);
+    if (r.kind === 'missing' || r.kind === 'problem') return true;
+    if (r.kind === 'empty') return false;
+    const candidates = f.personName
+      ? r.value.flatMap(personNameForms).map(trimPn)
+      : r.value.filter((v): v is string | number => typeof v === 'string' || typeof v === 'number').map((v) => String(v).trim());
+    const alternatives = f.value.split(',').map((p) => (f.personName ? trimPn(p) : p.trim()));
+    return alternatives.some((p) => {
+      const re = wildcardRegExp(p, f.personName);
+      return candidates.some((c) => re.test(c));
+    });
+  });
+}
+
+/** The query string for params that are already wire-ready. */
+export function toQueryString(params: Array<[string, string]>): string {
+  return params.map(([k, v]) => `${k}=${v}`).join('&');
+}

@@ -1,0 +1,259 @@
+/**
+ * A PacsSource over DICOMweb: study searches that survive paging and truncation, the undated
+ * sweep, batched series/instance queries with a per-source probe, and WADO-RS metadata.
+ * All HTTP goes through transport.ts; query values through queryEncoding.ts.
+ */
+import type { SourceConfig } from '../config/schema';
+import { createAuthorizer } from './auth';
+import { parseDate, readString, valueOf, type DicomDataset } from './dicomJson';
+import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';
+import { dedupe, pageThrough, type CapMemory, type PagedResult } from './paging';
+import { matchesLocally, planMatch, resolveKey, type PlannedQuery } from './queryEncoding';
+import type { RetryPolicy } from './retry';
+import { Tag } from './tags';
+import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
+import { PacsError, type PacsSource, type QidoMatch, type SourceStats, type StudyDetails, type StudyWindow } from './types';
+import { describeScope, halves, scopeParams, splitScope, type Scope } from './windows';
+
+/** The part of a pino logger used here; never given patient names, IDs or birth dates. */
+export interface SourceLogger {
+  warn(obj: object, msg: string): void;
+  debug?(obj: object, msg: string): void;
+}
+
+export interface SourceOptions {
+  logger?: SourceLogger;
+  /** Backoff tuning; attempts come from the source's `retries`. */
+  retry?: Partial<Omit<RetryPolicy, 'retries'>>;
+}
+
+const studyUidOf = (ds: DicomDataset) => valueOf(readString(ds, Tag.StudyInstanceUID));
+const keyOfLevel: Record<QidoLevel, (ds: DicomDataset) => string | undefined> = {
+  studies: studyUidOf,
+  series: (ds) => valueOf(readString(ds, Tag.SeriesInstanceUID)),
+  instances: (ds) => valueOf(readString(ds, Tag.SOPInstanceUID)),
+};
+const fieldsOfLevel: Record<QidoLevel, readonly string[]> = {
+  studies: STUDY_INCLUDE_FIELDS,
+  series: SERIES_INCLUDE_FIELDS,
+  instances: INSTANCE_INCLUDE_FIELDS,
+};
+/** Keys the window itself sets; a caller's match must not narrow them differently. */
+const WINDOW_KEYS = new Set([Tag.StudyDate, Tag.StudyTime]);
+
+function isUndated(ds: DicomDataset): boolean {
+  return readString(ds, Tag.StudyDate).kind !== 'value';
+}
+
+export class DicomwebSource implements PacsSource {
+  readonly id: string;
+  readonly stats: SourceStats = {
+    requests: { studies: 0, series: 0, instances: 0, metadata: 0, token: 0 },
+    retries: 0,
+    splits: 0,
+    unresolved: 0,
+  };
+  private readonly transport: Transport;
+  private readonly caps: CapMemory;
+  private uidListMatching: boolean | undefined;
+  /** Whether `StudyDate=""` (Empty Value Matching) has been seen to work on this server. */
+  private emptyValueMatching: boolean | undefined;
+
+  constructor(private readonly cfg: SourceConfig, private readonly options: SourceOptions = {}) {
+    this.id = cfg.id;
+    this.caps = { serverLimit: cfg.serverLimit };
+    if (cfg.uidListMatching !== 'auto') this.uidListMatching = cfg.uidListMatching === 'on';
+    const httpsAgent = httpsAgentFor(cfg);
+    const auth = createAuthorizer(cfg.auth, {
+      sourceId: cfg.id,
+      timeoutMs: cfg.timeoutMs,
+      httpsAgent,
+      onTokenRequest: () => this.stats.requests.token++,
+    });
+    this.transport = createTransport(cfg, {
+      stats: this.stats,
+      auth,
+      httpsAgent,
+      retry: { retries: cfg.retries, baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 },
+      onRetry: (e, attempt, delayMs) =>
+        options.logger?.debug?.({ source: cfg.id, status: e.status, kind: e.kind, attempt, delayMs }, 'retrying PACS request'),
+    });
+  }
+
+  async findStudies(window: StudyWindow, match: QidoMatch = {}): Promise<DicomDataset[]> {
+    for (const [name, value] of Object.entries(window)) {
+      if (!parseDate(value)) throw new RangeError(`source "${this.id}": window.${name} "${value}" is not a DICOM date (YYYYMMDD)`);
+    }
+    if (window.from > window.to) throw new RangeError(`source "${this.id}": window.from ${window.from} is after window.to ${window.to}`);
+    const planned = this.plan(match);
+    const found = await this.collect({ from: window.from, to: window.to }, planned);
+    return dedupe(found, studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
+  }
+
+  async findUndatedStudies(match: QidoMatch = {}): Promise<DicomDataset[]> {
+    const planned = this.plan(match);
+    const keep = (r: PagedResult) => dedupe(r.datasets.filter(isUndated), studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
+    // Standard first: Empty Value Matching, StudyDate="" (PS3.4 C.2.2.2.1).
+    if (this.emptyValueMatching !== false) {
+      const emptyDate: Array<[string, string]> = [[Tag.StudyDate, '%22%22']];
+      const r = await this.pagedStudies(emptyDate, planned);
+      if (r.datasets.length > 0) {
+        const allUndated = r.datasets.every(isUndated);
+        this.emptyValueMatching = allUndated;
+        if (allUndated) {
+          if (r.truncated) this.unresolved('undated studies (StudyDate="")');
+          return keep(r);
+        }
+      }
+    }
+    // Orthanc 1.10 matches "" literally (nothing comes back), so scan every study and keep the
+    // undated ones. Without a date to narrow by, a capped scan cannot be split.
+    const r = await this.pagedStudies([], planned);
+    if (r.truncated) this.unresolved('undated studies (scan of all studies)');
+    return keep(r);
+  }
+
+  async searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {
+    const planned = planMatch(match);
+    const params = [...planned.params, this.includeField('studies', planned)];
+    if (page) params.push(['limit', String(page.limit)], ['offset', String(page.offset)]);
+    const answer = await this.transport.qido({ level: 'studies', params });
+    return answer.datasets.filter((ds) => matchesLocally(ds, planned.filters));
+  }
+
+  async studyDetails(studyUids: string[], options: { instances?: boolean } = {}): Promise<Map<string, StudyDetails>> {
+    const uids = [...new Set(studyUids)];
+    const details = new Map<string, StudyDetails>(uids.map((uid) => [uid, { series: [], instances: [] }]));
+    if (!uids.length) return details;
+    const levels: QidoLevel[] = options.instances === false ? ['series'] : ['series', 'instances'];
+    const batched = uids.length > 1 && (await this.supportsUidListMatching());
+    const chunks: string[][] = [];
+    for (let i = 0; i < uids.length; i += batched ? this.cfg.detailBatchSize : 1) {
+      chunks.push(uids.slice(i, i + (batched ? this.cfg.detailBatchSize : 1)));
+    }
+    await Promise.all(
+      chunks.flatMap((chunk) =>
+        levels.map(async (level) => {
+          const byStudy = chunk.length > 1 ? await this.batchLevel(level, chunk) : await this.perStudyLevel(level, chunk[0]);
+          for (const [uid, datasets] of byStudy) details.get(uid)![level === 'series' ? 'series' : 'instances'].push(...datasets);
+        }),
+      ),
+    );
+    return details;
+  }
+
+  studyMetadata(studyUid: string): Promise<DicomDataset[]> {
+    return this.transport.metadata(studyUid);
+  }
+
+  /** Probed once: ask for two studies known to exist by UID list; both must come back, alone. */
+  async supportsUidListMatching(): Promise<boolean> {
+    if (this.uidListMatching !== undefined) return this.uidListMatching;
+    const some = await this.transport.qido({ level: 'studies', params: [['includefield', Tag.StudyInstanceUID], ['limit', '2']] });
+    const known = [...new Set(some.datasets.map(studyUidOf).filter((u): u is string => !!u))].slice(0, 2);
+    if (known.length < 2) return false; // nothing to probe with yet; ask again later
+    try {
+      const answer = await this.transport.qido({
+        level: 'studies',
+        params: [[Tag.StudyInstanceUID, known.join(',')], ['includefield', Tag.StudyInstanceUID]],
+      });
+      const back = new Set(answer.datasets.map(studyUidOf));
+      this.uidListMatching = back.size === 2 && known.every((u) => back.has(u));
+    } catch (e) {
+      // A server that rejects the list (400) does not support it; anything else is a real failure.
+      if (!(e instanceof PacsError) || e.kind !== 'http') throw e;
+      this.uidListMatching = false;
+    }
+    this.options.logger?.debug?.({ source: this.id, uidListMatching: this.uidListMatching }, 'probed UID-list matching');
+    return this.uidListMatching;
+  }
+
+  private plan(match: QidoMatch): PlannedQuery {
+    return planMatch(Object.fromEntries(Object.entries(match).filter(([k]) => !WINDOW_KEYS.has(resolveKey(k) as never))));
+  }
+
+  private includeField(level: QidoLevel, planned?: PlannedQuery): [string, string] {
+    // Matching keys are returned anyway by a conformant server; asking makes sure (local filtering needs them).
+    const fields = new Set([...fieldsOfLevel[level], ...(planned?.params.map(([k]) => k) ?? [])]);
+    return ['includefield', [...fields].join(',')];
+  }
+
+  private pagedStudies(extra: Array<[string, string]>, planned: PlannedQuery): Promise<PagedResult> {
+    const base = [...extra, ...planned.params, this.includeField('studies', planned)];
+    return pageThrough(
+      async (limit, offset) =>
+        this.transport.qido({ level: 'studies', params: [...base, ['limit', String(limit)], ['offset', String(offset)]] }),
+      this.cfg.pageSize,
+      this.caps,
+      studyUidOf,
+    );
+  }
+
+  /** Every study in the scope: page through it, and if the server truncates, narrow and repeat. */
+  private async collect(scope: Scope, planned: PlannedQuery): Promise<DicomDataset[]> {
+    const wire = planMatch(Object.fromEntries(scopeParams(scope))).params;
+    const r = await this.pagedStudies(wire, planned);
+    if (!r.truncated) return r.datasets;
+    const parts = splitScope(scope);
+    if (!parts.length) {
+      this.unresolved(`studies ${describeScope(scope)}`);
+      return r.datasets;
+    }
+    this.stats.splits++;
+    const narrower = await Promise.all(parts.map((p) => this.collect(p, planned)));
+    return [...r.datasets, ...narrower.flat()];
+  }
+
+  /** Series or instances of several studies in one search (UID-list matching); halves on truncation. */
+  private async batchLevel(level: QidoLevel, uids: string[]): Promise<Map<string, DicomDataset[]>> {
+    const r = await pageThrough(
+      (limit, offset) =>
+        this.transport.qido({
+          level,
+          params: [[Tag.StudyInstanceUID, uids.join(',')], this.includeField(level), ['limit', String(limit)], ['offset', String(offset)]],
+        }),
+      this.cfg.pageSize,
+      this.caps,
+      keyOfLevel[level],
+    );
+    // Without a Study Instance UID on every answer they cannot be told apart: ask per study.
+    const attributable = r.datasets.every((ds) => studyUidOf(ds) !== undefined);
+    if (!r.truncated && attributable) {
+      const byStudy = new Map<string, DicomDataset[]>(uids.map((u) => [u, []]));
+      for (const ds of r.datasets) byStudy.get(studyUidOf(ds)!)?.push(ds);
+      return byStudy;
+    }
+    if (uids.length === 1 || !attributable) {
+      const each = await Promise.all(uids.map((u) => this.perStudyLevel(level, u)));
+      return new Map(each.flatMap((m) => [...m]));
+    }
+    this.stats.splits++;
+    const [a, b] = halves(uids);
+    const [ma, mb] = await Promise.all([this.batchLevel(level, a), this.batchLevel(level, b)]);
+    return new Map([...ma, ...mb]);
+  }
+
+  private async perStudyLevel(level: QidoLevel, uid: string): Promise<Map<string, DicomDataset[]>> {
+    const r = await pageThrough(
+      (limit, offset) =>
+        this.transport.qido({
+          level,
+          studyUid: uid,
+          params: [this.includeField(level), ['limit', String(limit)], ['offset', String(offset)]],
+        }),
+      this.cfg.pageSize,
+      this.caps,
+      keyOfLevel[level],
+    );
+    if (r.truncated) this.unresolved(`${level} of study ${uid}`);
+    return new Map([[uid, r.datasets]]);
+  }
+
+  private unresolved(scope: string): void {
+    this.stats.unresolved = (this.stats.unresolved ?? 0) + 1;
+    this.options.logger?.warn(
+      { source: this.id, scope },
+      'PACS still truncates this search after narrowing it as far as possible; results may be missing',
+    );
+  }
+}
