@@ -25,7 +25,18 @@ export interface MappingError {
   /** The study concerned, when its UID could be read. */
   studyUid?: string;
   tag: string;
-  code: 'missing-study-uid' | 'invalid-study-uid' | 'series-missing-uid' | 'series-missing-modality' | 'instance-missing-uid' | 'instance-missing-sop-class' | 'invalid-resource';
+  code:
+    | 'missing-study-uid'
+    | 'invalid-study-uid'
+    | 'series-missing-uid'
+    | 'series-invalid-uid'
+    | 'series-missing-modality'
+    | 'instance-missing-uid'
+    | 'instance-invalid-uid'
+    | 'instance-missing-sop-class'
+    | 'invalid-resource'
+    /** A defect in the mapper itself, caught so one study cannot stop a sync. */
+    | 'internal-error';
   message: string;
 }
 

@@ -1,0 +1,22 @@
+/** The source's Endpoint: where FHIR clients fetch the study's images (WADO-RS). */
+import type { Endpoint, Reference } from 'fhir/r4';
+import type { SourceConfig } from '../config/schema';
+import { endpointId } from './ids';
+import { SYSTEM } from './terminology/codeSystems';
+
+export function endpointFor(source: Pick<SourceConfig, 'id' | 'qidoBase' | 'publicWadoBase'>): Endpoint {
+  return {
+    resourceType: 'Endpoint',
+    id: endpointId(source.id),
+    status: 'active',
+    connectionType: { system: SYSTEM.endpointConnectionType, code: 'dicom-wado-rs', display: 'DICOM WADO-RS' },
+    name: `PACS ${source.id} DICOM WADO-RS endpoint`,
+    payloadType: [{ text: 'DICOM WADO-RS' }],
+    payloadMimeType: ['application/dicom'],
+    address: (source.publicWadoBase ?? source.qidoBase).replace(/\/+$/, ''),
+  };
+}
+
+export function endpointReference(sourceId: string): Reference {
+  return { reference: `Endpoint/${endpointId(sourceId)}` };
+}

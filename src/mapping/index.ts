@@ -1,0 +1,23 @@
+/** The mapping layer's public API: QIDO-RS results → TW Core ImagingStudy + Endpoint. Pure, no I/O (except the validator's one-time load of the profiles). */
+export type { StudyResults, MapResult, MappingWarning, MappingError } from './types';
+export { mapStudy, type MapOptions } from './study';
+export { imagingStudyId, endpointId, isDicomUid, isFhirId } from './ids';
+export { endpointFor } from './endpoint';
+export { contentHash, canonicalJson } from './canonical';
+export { studyFingerprint } from './fingerprint';
+export { patientIdentifier, conditionalPatientReference, type PatientIdentifier } from './patient';
+export {
+  validateImagingStudy,
+  validateEndpoint,
+  validateAny,
+  createResourceGuard,
+  preloadValidator,
+  setProfilesDir,
+  profilesDir,
+  isBlocking,
+  type ValidationIssue,
+  type ResourceGuard,
+  type GuardVerdict,
+} from './validate';
+export { structuralIssues } from './structural';
+export { SYSTEM, TWCORE_IMAGING_STUDY_PROFILE } from './terminology/codeSystems';
