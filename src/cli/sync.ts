@@ -1,0 +1,246 @@
+/**
+ * The sync subcommands: `sync` (scheduled, or `--once`), `backfill --from --to`, `status` and `replay`.
+ * Each reads configuration through loadConfig(), opens the embedded store, and leaves the PACS alone
+ * when it does not need it (status, replay).
+ */
+import { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { ZodError } from 'zod';
+import { ConfigError, loadConfig, type BridgeConfig } from '../config';
+import { createLogger, type Logger } from '../log';
+import { createEmbeddedSink } from '../sinks/embeddedSink';
+import type { Sink } from '../sinks/sink';
+import { openStore, type Store } from '../sinks/store';
+import { createSyncService, storeSchema, syncSchema, type RunSummary, type SyncConfig, type SyncService } from '../sync';
+import { daysBetween, todayIn } from '../sync/dates';
+
+export interface SyncCliDeps {
+  /** The sinks to write to; the embedded store's sink alone by default (the integrator adds the FHIR-server sink). */
+  buildSinks?: (config: BridgeConfig, store: Store, logger: Logger) => Sink[];
+  logger?: Logger;
+}
+
+interface Context {
+  config: BridgeConfig;
+  sync: SyncConfig;
+  store: Store;
+  logger: Logger;
+}
+
+function parseSection<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof ZodError) throw new ConfigError(err.issues.map((i) => `${[name, ...i.path].join('.')}: ${i.message}`));
+    throw err;
+  }
+}
+
+function openContext(deps: SyncCliDeps, logger?: Logger): Context {
+  const config = loadConfig();
+  const raw = config as Record<string, unknown>;
+  const sync = parseSection('sync', () => syncSchema.parse(raw.sync ?? {}));
+  const storeConfig = parseSection('store', () => storeSchema.parse(raw.store ?? {}));
+  return { config, sync, store: openStore(storeConfig.path), logger: logger ?? deps.logger ?? createLogger() };
+}
+
+function selectSources(config: BridgeConfig, only?: string): string[] {
+  const ids = config.sources.map((s) => s.id).filter((id) => !only || id === only);
+  if (!ids.length) throw new Error(`no source with id "${only}" (configured: ${config.sources.map((s) => s.id).join(', ')})`);
+  return ids;
+}
+
+function buildService(ctx: Context, deps: SyncCliDeps): SyncService {
+  const sinks = deps.buildSinks ? deps.buildSinks(ctx.config, ctx.store, ctx.logger) : [createEmbeddedSink(ctx.store)];
+  return createSyncService({ config: { sources: ctx.config.sources, sync: ctx.sync }, store: ctx.store, sinks, logger: ctx.logger });
+}
+
+/** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. */
+function onShutdown(service: SyncService, logger: Logger): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'stopping: finishing the batch in hand');
+    void service.stop();
+  };
+  process.once('SIGTERM', handler);
+  process.once('SIGINT', handler);
+  return () => {
+    process.off('SIGTERM', handler);
+    process.off('SIGINT', handler);
+  };
+}
+
+function summaryLine(s: RunSummary): string {
+  const counts = Object.entries(s.counts)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  return `${s.sourceId}: ${s.kind} ${s.status}${s.error ? ` (${s.error})` : ''} ${counts}\n`;
+}
+
+export function syncCommand(deps: SyncCliDeps = {}): Command {
+  return new Command('sync')
+    .description('Sync studies from the PACS sources: on each source\'s cron schedule, or once with --once')
+    .option('--once', 'run one poll of each source and exit')
+    .option('--source <id>', 'only this source')
+    .option('--reconcile', 'with --once: also run the deletion reconcile')
+    .action(async (opts: { once?: boolean; source?: string; reconcile?: boolean }) => {
+      const ctx = openContext(deps);
+      const service = buildService(ctx, deps);
+      const sources = selectSources(ctx.config, opts.source);
+      const release = onShutdown(service, ctx.logger);
+      try {
+        if (!opts.once) {
+          service.start();
+          await new Promise<void>((resolve) => {
+            const done = () => resolve();
+            process.once('SIGTERM', done);
+            process.once('SIGINT', done);
+          });
+          await service.stop();
+          return;
+        }
+        let failed = false;
+        for (const id of sources) {
+          const summaries = [await service.runOnce(id)];
+          if (opts.reconcile) summaries.push(await service.reconcile(id));
+          for (const s of summaries) {
+            process.stdout.write(summaryLine(s));
+            failed ||= s.status === 'failed';
+          }
+        }
+        if (failed) process.exitCode = 1;
+      } finally {
+        release();
+        ctx.store.close();
+      }
+    });
+}
+
+export function backfillCommand(deps: SyncCliDeps = {}): Command {
+  return new Command('backfill')
+    .description('Sync every study with a StudyDate in a range; resumes where an interrupted identical backfill stopped')
+    .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)')
+    .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)')
+    .option('--source <id>', 'only this source')
+    .option('--no-progress', 'plain log lines even on a terminal')
+    .action(async (opts: { from: string; to: string; source?: string; progress: boolean }) => {
+      const tty = opts.progress && !!process.stderr.isTTY;
+      // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
+      const ctx = openContext(deps, tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined);
+      const service = buildService(ctx, deps);
+      const release = onShutdown(service, ctx.logger);
+      let failed = false;
+      try {
+        for (const id of selectSources(ctx.config, opts.source)) {
+          const started = Date.now();
+          const rate = (done: number) => (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
+          const bar = tty
+            ? new SingleBar({ format: `${id} {bar} {percentage}% | {value}/{total} windows | {studies} studies | {rate} studies/s | ETA {eta_formatted}`, etaBuffer: 20, hideCursor: true }, Presets.shades_classic)
+            : undefined;
+          let lastWindows = -1;
+          const summary = await service.backfill(id, opts.from, opts.to, (p) => {
+            if (bar) {
+              if (lastWindows < 0) bar.start(p.windowsTotal, p.windowsDone, { studies: 0, rate: '0.0' });
+              bar.update(p.windowsDone, { studies: p.studiesDone, rate: rate(p.studiesDone) });
+            } else if (p.windowsDone !== lastWindows) {
+              ctx.logger.info({ windowsDone: p.windowsDone, windowsTotal: p.windowsTotal, studiesDone: p.studiesDone, studiesPerSecond: Number(rate(p.studiesDone)) }, 'backfill progress');
+            }
+            lastWindows = p.windowsDone;
+          });
+          bar?.stop();
+          process.stdout.write(summaryLine(summary));
+          failed ||= summary.status === 'failed';
+          if (summary.status === 'interrupted') break;
+        }
+        if (failed) process.exitCode = 1;
+      } finally {
+        release();
+        ctx.store.close();
+      }
+    });
+}
+
+export interface SourceStatus {
+  sourceId: string;
+  checkpoint: string | null;
+  /** Days between the poll checkpoint and today in the source's time zone. */
+  lagDays: number | null;
+  lastRun: RunSummaryLike | null;
+  lastSuccessfulPoll: string | null;
+  counts: ReturnType<Store['counts']>;
+  failing: { studyUid: string; attempts: number; nextRetryAt: string | null; lastError: string | null }[];
+  dead: { studyUid: string; attempts: number; lastError: string | null }[];
+}
+
+type RunSummaryLike = { kind: string; status: string; startedAt: string; endedAt: string | null; counts: Record<string, number | undefined>; error: string | null };
+
+/** What `status` shows; also usable by a status page. */
+export function sourceStatus(store: Store, config: BridgeConfig, sourceId: string, now = new Date()): SourceStatus {
+  const cfg = config.sources.find((s) => s.id === sourceId);
+  const checkpoint = store.getCheckpoint(sourceId, 'poll') ?? null;
+  const runs = store.listRuns(sourceId, 50);
+  const last = runs[0];
+  const ok = runs.find((r) => r.kind === 'poll' && (r.status === 'ok' || r.status === 'partial'));
+  return {
+    sourceId,
+    checkpoint,
+    lagDays: checkpoint && cfg ? daysBetween(checkpoint, todayIn(cfg.defaultTimezone, now)) : null,
+    lastRun: last ? { kind: last.kind, status: last.status, startedAt: last.startedAt, endedAt: last.endedAt, counts: last.counts, error: last.error } : null,
+    lastSuccessfulPoll: ok?.endedAt ?? null,
+    counts: store.counts(sourceId),
+    failing: store.failingStudies(sourceId).map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, nextRetryAt: s.nextRetryAt, lastError: s.lastError })),
+    dead: store.deadLetters(sourceId).map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
+  };
+}
+
+export function statusCommand(deps: SyncCliDeps = {}): Command {
+  return new Command('status')
+    .description('Per source: last run, lag, counts, failing and dead-lettered studies')
+    .option('--source <id>', 'only this source')
+    .option('--json', 'print JSON')
+    .action((opts: { source?: string; json?: boolean }) => {
+      const ctx = openContext(deps, createLogger({ level: 'warn', destination: process.stderr }));
+      try {
+        const statuses = selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id));
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
+          return;
+        }
+        for (const s of statuses) {
+          const c = s.counts;
+          const run = s.lastRun ? `${s.lastRun.kind} ${s.lastRun.status} at ${s.lastRun.endedAt ?? s.lastRun.startedAt}${s.lastRun.error ? ` (${s.lastRun.error})` : ''}` : 'never';
+          process.stdout.write(
+            `${s.sourceId}\n  last run: ${run}\n  checkpoint: ${s.checkpoint ?? 'none'}${s.lagDays !== null ? ` (lag ${s.lagDays} d)` : ''}; last successful poll: ${s.lastSuccessfulPoll ?? 'never'}\n` +
+              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}); ImagingStudy resources: ${c.resources}\n`,
+          );
+          for (const f of s.failing) process.stdout.write(`  failing ${f.studyUid} attempts=${f.attempts} next=${f.nextRetryAt ?? 'next run'}: ${f.lastError ?? ''}\n`);
+          for (const d of s.dead) process.stdout.write(`  dead    ${d.studyUid} attempts=${d.attempts}: ${d.lastError ?? ''}\n`);
+        }
+      } finally {
+        ctx.store.close();
+      }
+    });
+}
+
+export function replayCommand(deps: SyncCliDeps = {}): Command {
+  return new Command('replay')
+    .description('Re-queue dead-lettered studies: they are retried on the next run')
+    .option('--source <id>', 'only this source')
+    .option('--study <uid>', 'only this study')
+    .action((opts: { source?: string; study?: string }) => {
+      const ctx = openContext(deps, createLogger({ level: 'warn', destination: process.stderr }));
+      try {
+        let total = 0;
+        for (const id of selectSources(ctx.config, opts.source)) {
+          const n = ctx.store.replay(id, opts.study);
+          total += n;
+          process.stdout.write(`${id}: ${n} dead letter${n === 1 ? '' : 's'} re-queued\n`);
+        }
+        if (opts.study && total === 0) {
+          process.stderr.write(`no dead letter with StudyInstanceUID ${opts.study}\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        ctx.store.close();
+      }
+    });
+}
