@@ -35,6 +35,15 @@ const RUN_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
 /** Finished runs looked at per scrape and source; more runs than this between two scrapes are not counted. */
 const RUNS_PER_SCRAPE = 100;
 
+/** A store that cannot be read (closed, locked) leaves its series out of the scrape; /readyz reports why. */
+function storeRead(read: () => void): void {
+  try {
+    read();
+  } catch {
+    /* the scrape goes on without the store's series */
+  }
+}
+
 const statusLabel = (s: StatusLabel): string => (s === 0 || s === '0' ? 'error' : String(s));
 
 export class BridgeMetrics {
@@ -99,11 +108,13 @@ export class BridgeMetrics {
         this.reset();
         if (!self.hasStore) return;
         const now = new Date();
-        for (const source of self.sourceIds()) {
-          const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE);
-          const lag = syncLagSeconds(runs, now, self.observed.store.getCheckpoint(source));
-          if (lag !== undefined) this.set({ source }, lag);
-        }
+        storeRead(() => {
+          for (const source of self.sourceIds()) {
+            const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE);
+            const lag = syncLagSeconds(runs, now, self.observed.store.getCheckpoint(source));
+            if (lag !== undefined) this.set({ source }, lag);
+          }
+        });
       },
     });
     new Gauge({
@@ -114,10 +125,12 @@ export class BridgeMetrics {
       collect() {
         this.reset();
         if (!self.hasStore) return;
-        for (const source of self.sourceIds()) {
-          const c = self.observed.store.counts(source);
-          for (const state of ['synced', 'failing', 'dead', 'removed'] as const) this.set({ source, state }, c[state]);
-        }
+        storeRead(() => {
+          for (const source of self.sourceIds()) {
+            const c = self.observed.store.counts(source);
+            for (const state of ['synced', 'failing', 'dead', 'removed'] as const) this.set({ source, state }, c[state]);
+          }
+        });
       },
     });
     new Gauge({
@@ -128,7 +141,9 @@ export class BridgeMetrics {
       collect() {
         this.reset();
         if (!self.hasStore) return;
-        for (const source of self.sourceIds()) this.set({ source }, self.observed.store.counts(source).dead);
+        storeRead(() => {
+          for (const source of self.sourceIds()) this.set({ source }, self.observed.store.counts(source).dead);
+        });
       },
     });
 
@@ -209,10 +224,12 @@ export class BridgeMetrics {
       this.observed.store = what.store;
       this.hasStore = true;
       // Runs already finished are history, not this process's work: they are not counted.
-      for (const source of this.sourceIds()) {
-        const finished = what.store.listRuns(source, RUNS_PER_SCRAPE).filter((r) => r.endedAt && r.status !== 'running');
-        this.countedRuns.set(source, new Set(finished.map((r) => r.runId)));
-      }
+      storeRead(() => {
+        for (const source of this.sourceIds()) {
+          const finished = what.store!.listRuns(source, RUNS_PER_SCRAPE).filter((r) => r.endedAt && r.status !== 'running');
+          this.countedRuns.set(source, new Set(finished.map((r) => r.runId)));
+        }
+      });
     }
     if (what.caches) Object.assign(this.observed.caches, what.caches);
     return this;
@@ -250,7 +267,9 @@ export class BridgeMetrics {
   /** Counts runs finished since the last call (idempotent, so every run-derived collector may call it). */
   private countRunsFromStore(): void {
     if (!this.hasStore) return;
-    for (const source of this.sourceIds()) this.countNewRuns(source, this.observed.store.listRuns(source, RUNS_PER_SCRAPE));
+    storeRead(() => {
+      for (const source of this.sourceIds()) this.countNewRuns(source, this.observed.store.listRuns(source, RUNS_PER_SCRAPE));
+    });
   }
 
   private countNewRuns(source: string, runsNewestFirst: RunRecord[]): void {

@@ -1,6 +1,6 @@
 /**
  * Readiness checks, one per dependency: the embedded store (can it take a write?), each PACS (does
- * QIDO-RS answer?) and each FHIR server (does GET [base]/metadata answer?). Each check runs under a
+ * QIDO-RS answer?) and each FHIR server (do /metadata and an authenticated search answer?). Each check runs under a
  * timeout so a hung dependency makes /readyz answer "not ready" instead of hanging the probe.
  */
 import axios from 'axios';
@@ -101,17 +101,20 @@ export function fhirCheck(target: FhirServerTarget, timeoutMs: number): Readines
     name: target.name ?? 'fhir',
     kind: 'fhir',
     async run() {
+      const metadata = await http.get(`${base}/metadata`, { headers: { Accept: 'application/fhir+json' } });
+      if (metadata.status >= 400) throw new Error(`metadata: HTTP ${metadata.status}`);
+      const version = (metadata.data as { fhirVersion?: string } | undefined)?.fhirVersion;
+      // Many servers serve /metadata to anyone: a tiny authenticated search proves the credentials.
       const authorization = await tokens.authorization();
-      const res = await http.get(`${base}/metadata`, {
+      const search = await http.get(`${base}/Endpoint?_count=1`, {
         headers: { Accept: 'application/fhir+json', ...(authorization ? { Authorization: authorization } : {}) },
       });
-      if (res.status === 401 || res.status === 403) {
+      if (search.status === 401 || search.status === 403) {
         tokens.invalidate();
-        throw new Error(`HTTP ${res.status}: credentials rejected`);
+        throw new Error(`HTTP ${search.status}: credentials rejected`);
       }
-      if (res.status >= 400) throw new Error(`HTTP ${res.status}`);
-      const version = (res.data as { fhirVersion?: string } | undefined)?.fhirVersion;
-      return version ? `FHIR ${version}` : 'metadata answered';
+      if (search.status >= 400) throw new Error(`search: HTTP ${search.status}`);
+      return version ? `FHIR ${version}` : 'FHIR server answered';
     },
   };
 }
