@@ -1,0 +1,140 @@
+import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
+import { dedupe, pageThrough, type CapMemory, type PageAnswer } from '../../../src/dicomweb/paging';
+import { PacsError } from '../../../src/dicomweb/types';
+import { dayNumber, fromDayNumber, scopeParams, splitScope, type Scope } from '../../../src/dicomweb/windows';
+
+const study = (uid: string): DicomDataset => ({ '0020000D': { vr: 'UI', Value: [uid] } });
+const uidOf = (ds: DicomDataset) => (ds['0020000D']?.Value?.[0] as string | undefined);
+const corpus = (n: number) => Array.from({ length: n }, (_, i) => study(`1.2.${i}`));
+
+/** A server model: `all` results; optional cap on the whole search (Orthanc: cap+1 come back). */
+function server(all: DicomDataset[], opts: { totalCap?: number; perResponseCap?: number; signal?: 'warning' | '413'; ignoresOffset?: boolean } = {}) {
+  const calls: Array<[number, number]> = [];
+  const fetch = async (limit: number, offset: number): Promise<PageAnswer> => {
+    calls.push([limit, offset]);
+    const reachable = opts.totalCap !== undefined ? all.slice(0, opts.totalCap + 1) : all;
+    const capped = opts.totalCap !== undefined && all.length > opts.totalCap;
+    if (capped && opts.signal === '413') throw new PacsError('too many', 413, 'http', false);
+    const start = opts.ignoresOffset ? 0 : offset;
+    const n = Math.min(limit, opts.perResponseCap ?? Infinity);
+    return { datasets: reachable.slice(start, start + n), truncated: capped && opts.signal === 'warning' };
+  };
+  return { fetch, calls };
+}
+
+describe('pageThrough', () => {
+  it('pages with limit/offset until a short page', async () => {
+    const s = server(corpus(25));
+    const r = await pageThrough(s.fetch, 10, {}, uidOf);
+    expect(r.truncated).toBe(false);
+    expect(r.datasets.map(uidOf)).toEqual(corpus(25).map(uidOf));
+    expect(s.calls).toEqual([[10, 0], [10, 10], [10, 20]]);
+  });
+  it('an exact multiple of the page size ends on an empty page', async () => {
+    const s = server(corpus(20));
+    const r = await pageThrough(s.fetch, 10, {}, uidOf);
+    expect(r).toMatchObject({ truncated: false });
+    expect(r.datasets).toHaveLength(20);
+    expect(s.calls).toHaveLength(3);
+  });
+  it('a configured server limit caps the page size, and reaching it means truncated (Orthanc LimitFindResults)', async () => {
+    const s = server(corpus(12), { totalCap: 5 });
+    const r = await pageThrough(s.fetch, 100, { serverLimit: 5 }, uidOf);
+    expect(r.truncated).toBe(true);
+    expect(s.calls[0]).toEqual([5, 0]);
+  });
+  it('fewer results than the server limit is complete', async () => {
+    const s = server(corpus(4), { totalCap: 5 });
+    const r = await pageThrough(s.fetch, 100, { serverLimit: 5 }, uidOf);
+    expect(r).toMatchObject({ truncated: false });
+    expect(r.datasets).toHaveLength(4);
+  });
+  it('Warning: 299 / 206 mean truncated, and the count seen becomes the observed cap', async () => {
+    const caps: CapMemory = {};
+    const r = await pageThrough(server(corpus(30), { totalCap: 7, signal: 'warning' }).fetch, 100, caps, uidOf);
+    expect(r.truncated).toBe(true);
+    expect(caps.observedCap).toBe(8);
+    // Later, a silent answer of exactly that size is suspect.
+    const later = await pageThrough(server(corpus(8)).fetch, 100, caps, uidOf);
+    expect(later.truncated).toBe(true);
+    const smaller = await pageThrough(server(corpus(6)).fetch, 100, caps, uidOf);
+    expect(smaller.truncated).toBe(false);
+  });
+  it('413 means truncated', async () => {
+    const r = await pageThrough(server(corpus(30), { totalCap: 7, signal: '413' }).fetch, 100, {}, uidOf);
+    expect(r).toEqual({ datasets: [], truncated: true });
+  });
+  it('other errors propagate', async () => {
+    const failing = async (): Promise<PageAnswer> => {
+      throw new PacsError('boom', 500, 'http', false);
+    };
+    await expect(pageThrough(failing, 10, {}, uidOf)).rejects.toThrow('boom');
+  });
+  it('a server ignoring offset does not loop forever nor duplicate', async () => {
+    const s = server(corpus(30), { ignoresOffset: true });
+    const r = await pageThrough(s.fetch, 10, {}, uidOf);
+    expect(r.datasets).toHaveLength(10);
+    expect(s.calls).toHaveLength(2);
+  });
+});
+
+describe('dedupe', () => {
+  it('keeps the first per key and every keyless dataset', () => {
+    const out = dedupe([study('1'), study('2'), study('1'), {}, {}], uidOf);
+    expect(out.map(uidOf)).toEqual(['1', '2', undefined, undefined]);
+  });
+});
+
+describe('window splitting', () => {
+  it('date ranges halve into covering, disjoint ranges', () => {
+    const parts = splitScope({ from: '20240101', to: '20240131' });
+    expect(parts).toEqual([
+      { from: '20240101', to: '20240116' },
+      { from: '20240117', to: '20240131' },
+    ]);
+  });
+  it('across month and leap-day boundaries', () => {
+    expect(splitScope({ from: '20240228', to: '20240301' })).toEqual([
+      { from: '20240228', to: '20240229' },
+      { from: '20240301', to: '20240301' },
+    ]);
+    expect(fromDayNumber(dayNumber('20231231') + 1)).toBe('20240101');
+  });
+  it('one day splits into StudyTime halves plus the studies without a StudyTime', () => {
+    expect(splitScope({ from: '20240105', to: '20240105' })).toEqual([
+      { from: '20240105', to: '20240105', time: [0, 43199] },
+      { from: '20240105', to: '20240105', time: [43200, 86399] },
+      { from: '20240105', to: '20240105', emptyTime: true },
+    ]);
+  });
+  it('time ranges halve down to one second, then stop', () => {
+    expect(splitScope({ from: '20240105', to: '20240105', time: [10, 11] })).toHaveLength(2);
+    expect(splitScope({ from: '20240105', to: '20240105', time: [10, 10] })).toEqual([]);
+    expect(splitScope({ from: '20240105', to: '20240105', emptyTime: true })).toEqual([]);
+  });
+  it('repeated splitting of any window covers every second of every day exactly once', () => {
+    const leaves: Scope[] = [];
+    const walk = (s: Scope, depth: number) => (depth === 0 ? leaves.push(s) : splitScope(s).forEach((p) => walk(p, depth - 1)));
+    walk({ from: '20240101', to: '20240103' }, 4);
+    const seconds = new Map<string, number>();
+    for (const leaf of leaves) {
+      for (let d = dayNumber(leaf.from); d <= dayNumber(leaf.to); d++) {
+        if (leaf.emptyTime) continue;
+        const [a, b] = leaf.time ?? [0, 86399];
+        for (let t = a; t <= b; t += 997) seconds.set(`${d}:${t}`, (seconds.get(`${d}:${t}`) ?? 0) + 1);
+      }
+    }
+    expect(new Set(seconds.values())).toEqual(new Set([1]));
+  });
+  it('scope → QIDO keys', () => {
+    expect(scopeParams({ from: '20240101', to: '20240101' })).toEqual([['StudyDate', '20240101']]);
+    expect(scopeParams({ from: '20240101', to: '20240102', time: [3600, 7199] })).toEqual([
+      ['StudyDate', '20240101-20240102'],
+      ['StudyTime', '010000-015959.999999'],
+    ]);
+    expect(scopeParams({ from: '20240101', to: '20240101', emptyTime: true })).toEqual([
+      ['StudyDate', '20240101'],
+      ['StudyTime', '""'],
+    ]);
+  });
+});

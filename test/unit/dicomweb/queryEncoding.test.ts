@@ -1,0 +1,88 @@
+import { matchesLocally, planMatch, resolveKey, wireValue } from '../../../src/dicomweb/queryEncoding';
+import { restoreWireQuery } from '../../../src/dicomweb/transport';
+
+describe('wire form of matching values', () => {
+  it('UIDs, dates, ranges and UID lists travel unchanged', () => {
+    expect(planMatch({ StudyInstanceUID: '1.2.840.10008.5.1,1.2.3', StudyDate: '20240101-20240131', StudyTime: '-120000.999999' }).params).toEqual([
+      ['0020000D', '1.2.840.10008.5.1,1.2.3'],
+      ['00080020', '20240101-20240131'],
+      ['00080030', '-120000.999999'],
+    ]);
+  });
+  it('`^` and spaces in names and IDs become single-character wildcards', () => {
+    expect(wireValue('Doe^Peter', true)).toEqual({ wire: 'Doe?Peter', widened: true });
+    expect(wireValue('ID 1^x', true)).toEqual({ wire: 'ID?1?x', widened: true });
+  });
+  it('a run holding non-ASCII characters becomes one `*`', () => {
+    expect(wireValue('王^小明', true)).toEqual({ wire: '*', widened: true });
+    expect(wireValue('病人1', true)).toEqual({ wire: '*1', widened: true });
+    expect(wireValue('Chen 陳^A', true)).toEqual({ wire: 'Chen*A', widened: true });
+  });
+  it('safe values are not widened; caller wildcards are kept', () => {
+    expect(wireValue('ABC-12_3.4~', true)).toEqual({ wire: 'ABC-12_3.4~', widened: false });
+    expect(wireValue('DOE*', true)).toEqual({ wire: 'DOE*', widened: false });
+    expect(wireValue('CT,MR', true)).toEqual({ wire: 'CT,MR', widened: false });
+  });
+  it('non-wildcard attributes are percent-encoded instead (Empty Value Matching "")', () => {
+    expect(wireValue('""', false)).toEqual({ wire: '%22%22', widened: false });
+  });
+  it('only widened keys get a local filter; PN ones are marked', () => {
+    const p = planMatch({ PatientName: 'Doe^Peter', PatientID: 'A1', AccessionNumber: 'ACC 9' });
+    expect(p.filters).toEqual([
+      { tag: '00100010', value: 'Doe^Peter', personName: true },
+      { tag: '00080050', value: 'ACC 9', personName: false },
+    ]);
+  });
+  it('keywords and tags resolve; unknown keys pass through', () => {
+    expect(resolveKey('ModalitiesInStudy')).toBe('00080061');
+    expect(resolveKey('0020000d')).toBe('0020000D');
+    expect(resolveKey('fuzzymatching')).toBe('fuzzymatching');
+  });
+  it('the transport undoes exactly one encodeURIComponent (what dicomweb-client applies)', () => {
+    const wire = 'PatientName=Doe?Peter&00080020=%22%22&0020000D=1.2,1.3&PatientID=*1';
+    const asSentByClient = wire
+      .split('&')
+      .map((kv) => {
+        const [k, v] = kv.split('=');
+        return `${k}=${encodeURIComponent(v)}`;
+      })
+      .join('&');
+    expect(restoreWireQuery(`http://pacs/dicom-web/studies?${asSentByClient}`)).toBe(`http://pacs/dicom-web/studies?${wire}`);
+  });
+});
+
+describe('local narrowing of widened answers', () => {
+  const pn = (groups: object) => ({ '00100010': { vr: 'PN', Value: [groups] } });
+  const lo = (tag: string, v: string) => ({ [tag]: { vr: 'LO', Value: [v] } });
+  const f = (match: Record<string, string>) => planMatch(match).filters;
+
+  it('PN: matches any component group, case-insensitively, and the full A=I=P form', () => {
+    expect(matchesLocally(pn({ Alphabetic: 'DOE^PETER' }), f({ PatientName: 'Doe^Peter' }))).toBe(true);
+    expect(matchesLocally(pn({ Alphabetic: 'Doe^Petra' }), f({ PatientName: 'Doe^Peter' }))).toBe(false);
+    expect(matchesLocally(pn({ Alphabetic: 'Wang^XiaoMing', Ideographic: '王^小明' }), f({ PatientName: '王^小明' }))).toBe(true);
+    expect(matchesLocally(pn({ Alphabetic: '王^小明', Ideographic: '王^小明' }), f({ PatientName: '王^小明=王^小明' }))).toBe(true);
+    expect(matchesLocally(pn({ Ideographic: '王^小華' }), f({ PatientName: '王^小明' }))).toBe(false);
+  });
+  it('PN: trailing empty components do not matter', () => {
+    expect(matchesLocally(pn({ Alphabetic: 'Doe^Peter^^' }), f({ PatientName: 'Doe^Peter' }))).toBe(true);
+  });
+  it('LO/SH: exact, case-sensitive, caller wildcards honoured', () => {
+    expect(matchesLocally(lo('00100020', 'ID 1^x'), f({ PatientID: 'ID 1^x' }))).toBe(true);
+    expect(matchesLocally(lo('00100020', 'ID 1^y'), f({ PatientID: 'ID 1^x' }))).toBe(false);
+    expect(matchesLocally(lo('00100020', 'id 1^x'), f({ PatientID: 'ID 1^x' }))).toBe(false);
+    expect(matchesLocally(lo('00100020', '病人12'), f({ PatientID: '病人1*' }))).toBe(true);
+    expect(matchesLocally(lo('00100020', '病人1'), f({ PatientID: '病人1' }))).toBe(true);
+    expect(matchesLocally(lo('00100020', '1'), f({ PatientID: '病人1' }))).toBe(false);
+  });
+  it('a value list matches any of its values', () => {
+    expect(matchesLocally(lo('00080050', 'B 2'), f({ AccessionNumber: 'A 1,B 2' }))).toBe(true);
+  });
+  it('an attribute the server left out keeps the study; an empty one does not match', () => {
+    expect(matchesLocally({}, f({ PatientID: 'ID 1' }))).toBe(true);
+    expect(matchesLocally({ '00100020': { vr: 'LO' } }, f({ PatientID: 'ID 1' }))).toBe(false);
+  });
+  it('regex metacharacters in values are literal', () => {
+    expect(matchesLocally(lo('00100020', 'A(1)+'), f({ PatientID: 'A(1)+' }))).toBe(true);
+    expect(matchesLocally(lo('00100020', 'A11'), f({ PatientID: 'A(1)+' }))).toBe(false);
+  });
+});
