@@ -1,0 +1,323 @@
+/**
+ * The FHIR-server sink: writes each batch of studies as transaction Bundles of conditional (or
+ * client-id) updates, after ensuring each source's Endpoint once, linking patients per source, and
+ * splitting a rejected transaction until the bad study is isolated so the good ones are written.
+ */
+import type { Bundle, Endpoint, ImagingStudy } from 'fhir/r4';
+import { silentLogger, type Logger } from '../../log';
+import type { Sink, StudyWrite, WriteOutcome } from '../sink';
+import { buildTransaction, endpointIdentifier, entryCount, prepareStudy, withTag, writtenIdentity, type PreparedStudy } from './bundle';
+import { capabilityProblems, type CapabilitySummary } from './capability';
+import { fhirSinkSchema, type FhirSinkConfig, type FhirSinkInput, type PatientLinking } from './config';
+import { FhirSinkError } from './errors';
+import { FhirHttpClient, type RequestKind } from './http';
+import { operationOutcomeText, isOperationOutcome } from './outcome';
+import { patientIdentifier, planPatientLink, PatientLookup, type Identifier } from './patientLink';
+import { studyCriteria, tokenParam } from './query';
+
+export const FHIR_SINK_NAME = 'fhir';
+
+export interface FhirSinkStats {
+  /** HTTP requests to the FHIR server (token endpoint excluded), by purpose. */
+  requests: { total: number; byKind: Record<RequestKind, number> };
+  /** Requests to the OAuth2 token endpoint. */
+  tokenRequests: number;
+  retries: number;
+  authRetries: number;
+  transactions: number;
+  /** Transactions split in two after the server rejected them. */
+  splits: number;
+  studiesWritten: number;
+  studiesFailed: number;
+  /** FHIR requests per study written so far (all requests, including start-up and failures). */
+  requestsPerStudy?: number;
+  /** Studies linked per applied mode, and how many of those were fallbacks. */
+  patientLinks: Record<string, number>;
+  fallbacks: number;
+}
+
+interface EndpointState {
+  reference: string;
+  contentKey: string;
+}
+
+const writeKey = (w: Pick<StudyWrite, 'sourceId' | 'studyUid'>) => `${w.sourceId}\u0000${w.studyUid}`;
+
+/** Client errors that one bad study can cause, so splitting the batch can isolate it. */
+function splittable(err: FhirSinkError): boolean {
+  return err.kind === 'http' && err.status !== undefined && err.status >= 400 && err.status < 500 && ![401, 403, 408, 429].includes(err.status);
+}
+
+export class FhirSink implements Sink {
+  readonly name = FHIR_SINK_NAME;
+  readonly config: FhirSinkConfig;
+  private readonly http: FhirHttpClient;
+  private readonly logger: Logger;
+  private readonly lookup: PatientLookup;
+  private capability?: Promise<CapabilitySummary>;
+  private readonly endpoints = new Map<string, EndpointState>();
+  private readonly endpointPending = new Map<string, Promise<EndpointState>>();
+  /** Last version this sink wrote per study, for If-Match. */
+  private readonly versions = new Map<string, string>();
+  private readonly counts = { transactions: 0, splits: 0, written: 0, failed: 0, fallbacks: 0, links: {} as Record<string, number> };
+
+  constructor(config: FhirSinkConfig, deps: { logger?: Logger } = {}) {
+    this.config = config;
+    this.logger = (deps.logger ?? silentLogger).child({ sink: FHIR_SINK_NAME });
+    this.http = new FhirHttpClient(config, this.logger);
+    this.lookup = new PatientLookup(this.http, config.patientLinking.cacheTtlSeconds);
+  }
+
+  /**
+   * Start-up check: GET [base]/metadata must declare FHIR 4.0.x and transactions. Call it at start-up
+   * to stop with a clear message; writeBatch also runs it once before the first write.
+   */
+  check(): Promise<CapabilitySummary> {
+    this.capability ??= this.fetchCapability().catch((err) => {
+      this.capability = undefined; // a server that was down may come up: check again next time
+      throw err;
+    });
+    return this.capability;
+  }
+
+  private async fetchCapability(): Promise<CapabilitySummary> {
+    let res;
+    try {
+      res = await this.http.send({ kind: 'metadata', method: 'GET', url: 'metadata' });
+    } catch (err) {
+      const e = err as FhirSinkError;
+      throw new FhirSinkError(`FHIR server ${this.config.baseUrl}: GET metadata failed — ${e.message}`, e.kind ?? 'network', e.retryable ?? true, e.status);
+    }
+    const { summary, problems } = capabilityProblems(res.data, this.config.writeMode);
+    if (problems.length || !summary) {
+      throw new FhirSinkError(`FHIR server ${this.config.baseUrl} cannot be used: ${problems.join('; ')}`, 'capability', false);
+    }
+    this.logger.info({ fhirVersion: summary.fhirVersion, software: summary.software }, 'FHIR server checked');
+    return summary;
+  }
+
+  linkingFor(sourceId: string): PatientLinking {
+    return { ...this.config.patientLinking, ...this.config.patientLinkingBySource[sourceId] };
+  }
+
+  async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
+    if (writes.length === 0) return [];
+    const outcomes = new Map<string, WriteOutcome>();
+    const fail = (w: StudyWrite, error: string, retryable: boolean) => outcomes.set(writeKey(w), { studyUid: w.studyUid, ok: false, error, retryable });
+    try {
+      await this.check();
+    } catch (err) {
+      const e = err as FhirSinkError;
+      writes.forEach((w) => fail(w, e.message, true)); // nothing written: retry once the server is fixed
+      return this.collect(writes, outcomes);
+    }
+
+    // A study given twice in one batch is written once, with its last content.
+    const unique = [...new Map(writes.map((w) => [writeKey(w), w])).values()];
+
+    const endpointRefs = new Map<string, string>();
+    for (const sourceId of new Set(unique.map((w) => w.sourceId))) {
+      const first = unique.find((w) => w.sourceId === sourceId)!;
+      try {
+        endpointRefs.set(sourceId, (await this.ensureEndpoint(sourceId, first.endpoint)).reference);
+      } catch (err) {
+        const e = err as FhirSinkError;
+        unique.filter((w) => w.sourceId === sourceId).forEach((w) => fail(w, `Endpoint for source ${sourceId}: ${e.message}`, e.retryable ?? true));
+      }
+    }
+    const ready = unique.filter((w) => endpointRefs.has(w.sourceId));
+
+    let lookups = new Map<string, string[]>();
+    const toLookUp = ready.filter((w) => this.linkingFor(w.sourceId).mode === 'lookup');
+    try {
+      lookups = await this.lookup.resolve(toLookUp.flatMap((w) => patientIdentifier(w) ?? []) as Identifier[]);
+    } catch (err) {
+      const e = err as FhirSinkError;
+      toLookUp.forEach((w) => fail(w, `Patient lookup: ${e.message}`, e.retryable ?? true));
+    }
+
+    const prepared: PreparedStudy[] = [];
+    for (const w of ready) {
+      if (outcomes.has(writeKey(w))) continue;
+      const plan = planPatientLink(w, this.linkingFor(w.sourceId), this.config.ownerTag, lookups);
+      if (plan.kind === 'fail') {
+        fail(w, plan.reason, plan.retryable);
+        continue;
+      }
+      prepared.push(
+        prepareStudy(w, {
+          writeMode: this.config.writeMode,
+          endpointRef: endpointRefs.get(w.sourceId)!,
+          ownerTag: this.config.ownerTag,
+          plan,
+          knownVersion: this.config.useIfMatch ? this.versions.get(w.studyUid) : undefined,
+        }),
+      );
+    }
+
+    for (const chunk of this.chunks(prepared)) await this.writeChunk(chunk, outcomes);
+
+    const result = this.collect(writes, outcomes);
+    const failed = result.filter((o) => !o.ok).length;
+    this.logger.info({ studies: writes.length, written: result.length - failed, failed }, 'FHIR batch written');
+    return result;
+  }
+
+  private collect(writes: StudyWrite[], outcomes: Map<string, WriteOutcome>): WriteOutcome[] {
+    return writes.map((w) => outcomes.get(writeKey(w)) ?? { studyUid: w.studyUid, ok: false, error: 'not written (internal error)', retryable: true });
+  }
+
+  /** Groups of at most batchSize studies and maxEntriesPerTransaction entries. */
+  private chunks(studies: PreparedStudy[]): PreparedStudy[][] {
+    const out: PreparedStudy[][] = [];
+    let current: PreparedStudy[] = [];
+    for (const s of studies) {
+      const next = [...current, s];
+      if (current.length && (next.length > this.config.batchSize || entryCount(next) > this.config.maxEntriesPerTransaction)) {
+        out.push(current);
+        current = [s];
+      } else current = next;
+    }
+    if (current.length) out.push(current);
+    return out;
+  }
+
+  private async writeChunk(chunk: PreparedStudy[], outcomes: Map<string, WriteOutcome>): Promise<void> {
+    const { bundle, studyEntry } = buildTransaction(chunk);
+    this.counts.transactions++;
+    let response: Bundle;
+    try {
+      response = (await this.http.send<Bundle>({ kind: 'transaction', method: 'POST', url: '', data: bundle })).data;
+    } catch (err) {
+      const e = err instanceof FhirSinkError ? err : new FhirSinkError((err as Error).message, 'network', true);
+      if (splittable(e) && chunk.length > 1) {
+        // One bad study rejects the whole transaction: halve until it stands alone.
+        this.counts.splits++;
+        const mid = Math.ceil(chunk.length / 2);
+        await this.writeChunk(chunk.slice(0, mid), outcomes);
+        await this.writeChunk(chunk.slice(mid), outcomes);
+        return;
+      }
+      for (const s of chunk) {
+        // After a version conflict, forget the version: the next attempt writes over what is there now.
+        if (e.status === 409 || e.status === 412) this.versions.delete(s.write.studyUid);
+        outcomes.set(writeKey(s.write), { studyUid: s.write.studyUid, ok: false, error: e.message, retryable: e.retryable });
+        this.counts.failed++;
+      }
+      if (e.kind === 'auth') this.logger.error({ status: e.status }, e.message);
+      return;
+    }
+    chunk.forEach((s, i) => {
+      const entry = response.entry?.[studyEntry[i]];
+      const status = parseInt(entry?.response?.status ?? '', 10);
+      if (status >= 400) {
+        const text = isOperationOutcome(entry?.response?.outcome) ? operationOutcomeText(entry!.response!.outcome!) : `status ${status}`;
+        outcomes.set(writeKey(s.write), { studyUid: s.write.studyUid, ok: false, error: text, retryable: status >= 500 });
+        this.counts.failed++;
+        return;
+      }
+      const identity = writtenIdentity(entry, 'ImagingStudy');
+      if (identity?.versionId) this.versions.set(s.write.studyUid, identity.versionId);
+      outcomes.set(writeKey(s.write), {
+        studyUid: s.write.studyUid,
+        ok: true,
+        resourceId: identity?.id ?? s.resource.id ?? '',
+        versionId: identity?.versionId,
+        patientLink: s.note,
+      });
+      this.counts.written++;
+      this.counts.links[s.note.mode] = (this.counts.links[s.note.mode] ?? 0) + 1;
+      if (s.note.fallbackReason) this.counts.fallbacks++;
+    });
+  }
+
+  /** Writes the source's Endpoint once (again only if its content changes); returns its reference. */
+  private ensureEndpoint(sourceId: string, endpoint: Endpoint): Promise<EndpointState> {
+    const identifier = endpointIdentifier(endpoint, sourceId, this.config.endpointIdentifierSystem);
+    const { meta, ...rest } = withTag(endpoint, this.config.ownerTag);
+    const resource: Endpoint = {
+      ...rest,
+      meta: { ...(meta?.profile ? { profile: meta.profile } : {}), tag: meta?.tag },
+      identifier: endpoint.identifier?.some((i) => i.system === identifier.system && i.value === identifier.value)
+        ? endpoint.identifier
+        : [identifier, ...(endpoint.identifier ?? [])],
+    };
+    const contentKey = JSON.stringify(resource);
+    const known = this.endpoints.get(sourceId);
+    if (known?.contentKey === contentKey) return Promise.resolve(known);
+    const pendingKey = `${sourceId}\u0000${contentKey}`;
+    let pending = this.endpointPending.get(pendingKey);
+    if (!pending) {
+      pending = this.putEndpoint(resource, identifier, contentKey)
+        .then((state) => {
+          this.endpoints.set(sourceId, state);
+          return state;
+        })
+        .finally(() => this.endpointPending.delete(pendingKey));
+      this.endpointPending.set(pendingKey, pending);
+    }
+    return pending;
+  }
+
+  private async putEndpoint(resource: Endpoint, identifier: { system: string; value: string }, contentKey: string): Promise<EndpointState> {
+    const body = { ...resource };
+    let url: string;
+    if (this.config.writeMode === 'conditional') {
+      delete body.id;
+      url = `Endpoint?identifier=${tokenParam(identifier.system, identifier.value)}`;
+    } else {
+      body.id = resource.id ?? `pacs-${identifier.value}`;
+      url = `Endpoint/${body.id}`;
+    }
+    // No If-Match: the Endpoint belongs to this bridge's configuration, the configured one wins.
+    const res = await this.http.send<Endpoint>({ kind: 'endpoint', method: 'PUT', url, data: body });
+    const location = (res.headers['location'] as string | undefined) ?? (res.headers['content-location'] as string | undefined);
+    const id = res.data?.id ?? /Endpoint\/([^/]+)/.exec(location ?? '')?.[1] ?? body.id;
+    if (!id) throw new FhirSinkError('the server did not say which id the Endpoint got', 'http', true);
+    return { reference: `Endpoint/${id}`, contentKey };
+  }
+
+  /** Marks (entered-in-error) or deletes a study this bridge wrote; resources without the owner tag are left alone. */
+  async removeStudy(sourceId: string, studyUid: string, action: 'entered-in-error' | 'delete'): Promise<void> {
+    const tag = this.config.ownerTag;
+    const res = await this.http.send<Bundle>({
+      kind: 'read',
+      method: 'GET',
+      url: `ImagingStudy?${studyCriteria(studyUid)}&_tag=${tokenParam(tag.system, tag.code)}`,
+    });
+    const found = (res.data.entry ?? []).map((e) => e.resource).filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
+    this.versions.delete(studyUid);
+    for (const study of found) {
+      if (!study.meta?.tag?.some((t) => t.system === tag.system && t.code === tag.code)) continue; // server ignored _tag
+      if (action === 'delete') {
+        await this.http.send({ kind: 'delete', method: 'DELETE', url: `ImagingStudy/${study.id}` });
+      } else if (study.status !== 'entered-in-error') {
+        const ifMatch = study.meta?.versionId ? { 'If-Match': `W/"${study.meta.versionId}"` } : undefined;
+        await this.http.send({ kind: 'update', method: 'PUT', url: `ImagingStudy/${study.id}`, data: { ...study, status: 'entered-in-error' }, headers: ifMatch });
+      }
+    }
+    this.logger.info({ sourceId, studyUid, action, matched: found.length }, 'FHIR study removal');
+  }
+
+  stats(): FhirSinkStats {
+    const total = this.http.totalRequests;
+    return {
+      requests: { total, byKind: { ...this.http.counters.byKind } },
+      tokenRequests: this.http.tokenRequests,
+      retries: this.http.counters.retries,
+      authRetries: this.http.counters.authRetries,
+      transactions: this.counts.transactions,
+      splits: this.counts.splits,
+      studiesWritten: this.counts.written,
+      studiesFailed: this.counts.failed,
+      requestsPerStudy: this.counts.written ? total / this.counts.written : undefined,
+      patientLinks: { ...this.counts.links },
+      fallbacks: this.counts.fallbacks,
+    };
+  }
+}
+
+/** Builds the sink from raw (unvalidated) or validated configuration. */
+export function createFhirSink(config: FhirSinkInput, deps: { logger?: Logger } = {}): FhirSink {
+  return new FhirSink(fhirSinkSchema.parse(config), deps);
+}
