@@ -1,0 +1,36 @@
+/** Shared set-up for the sync integration tests: a source config pointing through the recording proxy. */
+import type { ImagingStudy } from 'fhir/r4';
+import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/config';
+import { imagingStudyId } from '../../../src/mapping';
+import type { Store } from '../../../src/sinks/store';
+import { addDays, todayIn } from '../../../src/sync/dates';
+import type { OrthancServer } from '../../harness/orthanc';
+import type { SyntheticStudy } from '../../fixtures/synthetic';
+
+export const SOURCE_ID = 'orthanc';
+export const TZ = 'Asia/Taipei';
+
+export function sourceConfig(qidoBase: string, over: Partial<SourceInput> = {}): SourceConfig {
+  return sourceSchema.parse({ id: SOURCE_ID, qidoBase, defaultTimezone: TZ, retries: 0, timeoutMs: 10000, ...over });
+}
+
+/** A StudyDate `days` before today in the PACS's zone. */
+export function daysAgo(days: number): string {
+  return addDays(todayIn(TZ, new Date()), -days);
+}
+
+export function storedStudy(store: Store, studyUid: string): ImagingStudy | undefined {
+  return store.getResource<ImagingStudy>('ImagingStudy', imagingStudyId(studyUid));
+}
+
+export function instancesOf(study: SyntheticStudy): number {
+  return study.series.reduce((n, s) => n + s.instances.length, 0);
+}
+
+/** Deletes a study from Orthanc by its StudyInstanceUID. */
+export async function deleteFromOrthanc(orthanc: OrthancServer, studyUid: string): Promise<void> {
+  const found = (await orthanc.rest.post('/tools/lookup', studyUid)).data as { ID: string; Type: string }[];
+  const study = found.find((f) => f.Type === 'Study');
+  if (!study) throw new Error(`study ${studyUid} not in Orthanc`);
+  await orthanc.rest.delete(`/studies/${study.ID}`);
+}
