@@ -1,0 +1,74 @@
+/**
+ * The CapabilityStatement, built from the same parameter tables the parser uses, so it lists exactly
+ * what the server accepts: read and search-type for ImagingStudy and Endpoint, nothing else.
+ */
+import type { CapabilityStatement, CapabilityStatementRestResourceSearchParam } from 'fhir/r4';
+import { TWCORE_IMAGING_STUDY_PROFILE } from '../../mapping';
+import type { ApiConfig } from '../config';
+import { ENDPOINT_PARAMS, IMAGING_STUDY_PARAMS, INCLUDE_VALUES, RESULT_PARAMS, type ParamDef } from './params';
+
+const toSearchParam = (p: ParamDef): CapabilityStatementRestResourceSearchParam => {
+  const out: CapabilityStatementRestResourceSearchParam = { name: p.name, type: p.type };
+  if (p.definition) out.definition = p.definition;
+  out.documentation = p.documentation;
+  return out;
+};
+
+function securityText(cfg: ApiConfig): string {
+  switch (cfg.auth.type) {
+    case 'none':
+      return 'No access control (configured off).';
+    case 'apiKey':
+      return 'API key in the X-API-Key header; scopes per key (SMART style, e.g. system/ImagingStudy.read).';
+    case 'jwt':
+      return 'OAuth2 bearer JWT (issuer and audience checked, keys from the issuer\'s JWKS); SMART scopes system/ or user/ ImagingStudy.read and Endpoint.read (or .rs).';
+  }
+}
+
+export function capabilityStatement(cfg: ApiConfig, base: string, version: string): CapabilityStatement {
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString().slice(0, 10),
+    publisher: 'pacs-fhir-bridge',
+    kind: 'instance',
+    software: { name: 'pacs-fhir-bridge', version },
+    implementation: { description: `ImagingStudy and Endpoint from DICOMweb PACS (${cfg.mode === 'live' ? 'answered live through QIDO-RS' : 'answered from the embedded store'})`, url: base },
+    fhirVersion: '4.0.1',
+    format: ['json'],
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          cors: cfg.cors.enabled,
+          ...(cfg.auth.type === 'jwt' ? { service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }] } : {}),
+          description: securityText(cfg),
+        },
+        resource: [
+          {
+            type: 'ImagingStudy',
+            profile: 'http://hl7.org/fhir/StructureDefinition/ImagingStudy',
+            supportedProfile: [TWCORE_IMAGING_STUDY_PROFILE],
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            versioning: 'no-version',
+            readHistory: false,
+            updateCreate: false,
+            conditionalCreate: false,
+            conditionalRead: 'not-supported',
+            conditionalUpdate: false,
+            conditionalDelete: 'not-supported',
+            searchInclude: INCLUDE_VALUES,
+            searchParam: [...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS].map(toSearchParam),
+          },
+          {
+            type: 'Endpoint',
+            profile: 'http://hl7.org/fhir/StructureDefinition/Endpoint',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            versioning: 'no-version',
+            searchParam: [...ENDPOINT_PARAMS, ...RESULT_PARAMS.filter((p) => p.name !== '_cursor')].map(toSearchParam),
+          },
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,208 @@
+/**
+ * FHIR date search values (`started=ge2023-01-05`, `started=lt2023-01-05T10:00:00+08:00`) and the
+ * time-zone arithmetic to turn them into local StudyDate/StudyTime bounds. Pure functions.
+ *
+ * Semantics kept simple and identical for the PACS query and the result filter:
+ * - a value with date precision (YYYY, YYYY-MM, YYYY-MM-DD) compares with the study's local date;
+ * - a value with a time compares instants; a study whose `started` has no time never matches it.
+ */
+
+export type DatePrefix = 'eq' | 'ge' | 'gt' | 'le' | 'lt';
+
+export interface DateValue {
+  prefix: DatePrefix;
+  /** Date precision: first and last local day covered, YYYY-MM-DD. */
+  days?: { first: string; last: string };
+  /** Time precision: local wall clock, its explicit offset (minutes) if given, and its precision in ms. */
+  time?: { date: string; hh: number; mm: number; ss: number; ms: number; offsetMinutes?: number; stepMs: number };
+}
+
+const DATE_RE = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/;
+const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?$/;
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+function daysInMonth(y: number, m: number): number {
+  return new Date(Date.UTC(y, m, 0)).getUTCDate();
+}
+
+/** YYYY-MM-DD shifted by n days. */
+export function addDays(day: string, n: number): string {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Parses one `started` value; returns an error message for the client when it is not acceptable. */
+export function parseDateValue(raw: string): DateValue | string {
+  const m = /^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$/.exec(raw)!;
+  const prefix = (m[1] ?? 'eq') as string;
+  const value = m[2];
+  if (!['eq', 'ge', 'gt', 'le', 'lt'].includes(prefix)) return `prefix "${prefix}" is not supported (use eq, ge, gt, le or lt)`;
+  const p = prefix as DatePrefix;
+  const d = DATE_RE.exec(value);
+  if (d) {
+    const y = Number(d[1]);
+    const mo = d[2] ? Number(d[2]) : undefined;
+    const day = d[3] ? Number(d[3]) : undefined;
+    if (mo !== undefined && (mo < 1 || mo > 12)) return `"${value}" is not a valid date`;
+    if (day !== undefined && (day < 1 || day > daysInMonth(y, mo!))) return `"${value}" is not a valid date`;
+    const first = `${d[1]}-${pad(mo ?? 1)}-${pad(day ?? 1)}`;
+    const last = `${d[1]}-${pad(mo ?? 12)}-${pad(day ?? daysInMonth(y, mo ?? 12))}`;
+    return { prefix: p, days: { first, last } };
+  }
+  const t = DATETIME_RE.exec(value);
+  if (!t) return `"${value}" is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm])`;
+  const [y, mo, day, hh, mm] = [t[1], t[2], t[3], t[4], t[5]].map(Number);
+  const ss = t[6] ? Number(t[6]) : 0;
+  const ms = t[7] ? Number(t[7].slice(0, 3).padEnd(3, '0')) : 0;
+  if (mo < 1 || mo > 12 || day < 1 || day > daysInMonth(y, mo) || hh > 23 || mm > 59 || ss > 59) return `"${value}" is not a valid dateTime`;
+  let offsetMinutes: number | undefined;
+  if (t[8] === 'Z') offsetMinutes = 0;
+  else if (t[8]) {
+    const sign = t[8][0] === '-' ? -1 : 1;
+    const [oh, om] = t[8].slice(1).split(':').map(Number);
+    if (oh > 14 || om > 59) return `"${value}" has an invalid time-zone offset`;
+    offsetMinutes = sign * (oh * 60 + om);
+  }
+  const stepMs = t[7] ? 1 : t[6] ? 1000 : 60_000;
+  return { prefix: p, time: { date: `${t[1]}-${t[2]}-${t[3]}`, hh, mm, ss, ms, offsetMinutes, stepMs } };
+}
+
+// ── time zones ─────────────────────────────────────────────────────────────
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** Offset from UTC in minutes of a zone ("Asia/Taipei" or "+0800") at an instant. */
+export function zoneOffsetMinutes(zone: string, instantMs: number): number {
+  const fixed = /^([+-])(\d{2})(\d{2})$/.exec(zone);
+  if (fixed) return (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3]));
+  let f = formatters.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    formatters.set(zone, f);
+  }
+  const parts = Object.fromEntries(f.formatToParts(new Date(instantMs)).map((p) => [p.type, p.value]));
+  const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
+  return Math.round((wall - Math.floor(instantMs / 1000) * 1000) / 60_000);
+}
+
+/** The instant of a wall-clock time in a zone (ms since epoch). */
+function wallToInstant(wallAsUtcMs: number, zone: string): number {
+  let guess = wallAsUtcMs - zoneOffsetMinutes(zone, wallAsUtcMs) * 60_000;
+  guess = wallAsUtcMs - zoneOffsetMinutes(zone, guess) * 60_000;
+  return guess;
+}
+
+/** The local wall clock in a zone of an instant: date YYYY-MM-DD and time HHMMSS.fff. */
+export function localWall(instantMs: number, zone: string): { date: string; time: string } {
+  const local = new Date(instantMs + zoneOffsetMinutes(zone, instantMs) * 60_000);
+  const date = local.toISOString().slice(0, 10);
+  const time = `${pad(local.getUTCHours())}${pad(local.getUTCMinutes())}${pad(local.getUTCSeconds())}.${pad(local.getUTCMilliseconds(), 3)}`;
+  return { date, time };
+}
+
+/** [start, end) instants of a time-precision value; a value without offset is read in `zone`. */
+export function instantRange(t: NonNullable<DateValue['time']>, zone: string): { start: number; end: number } {
+  const [y, mo, d] = t.date.split('-').map(Number);
+  const wall = Date.UTC(y, mo - 1, d, t.hh, t.mm, t.ss, t.ms);
+  const start = t.offsetMinutes !== undefined ? wall - t.offsetMinutes * 60_000 : wallToInstant(wall, zone);
+  return { start, end: start + t.stepMs };
+}
+
+// ── matching a resource's `started` ───────────────────────────────────────
+
+/** Whether an ImagingStudy.started value satisfies one date criterion (`zone` reads offset-less values). */
+export function startedMatches(started: string | undefined, v: DateValue, zone: string): boolean {
+  if (!started) return false;
+  if (v.days) {
+    const day = started.slice(0, 10);
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return false;
+    const { first, last } = v.days;
+    switch (v.prefix) {
+      case 'eq': return day >= first && day <= last;
+      case 'ge': return day >= first;
+      case 'gt': return day > last;
+      case 'le': return day <= last;
+      case 'lt': return day < first;
+    }
+  }
+  const instant = startedInstant(started, zone);
+  if (instant === undefined) return false;
+  const { start, end } = instantRange(v.time!, zone);
+  switch (v.prefix) {
+    case 'eq': return instant >= start && instant < end;
+    case 'ge': return instant >= start;
+    case 'gt': return instant >= end;
+    case 'le': return instant < end;
+    case 'lt': return instant < start;
+  }
+}
+
+function startedInstant(started: string, zone: string): number | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?$/.exec(started);
+  if (!m) return undefined;
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), m[6] ? Number(m[6]) : 0, ms);
+  if (!m[8]) return wallToInstant(wall, zone);
+  if (m[8] === 'Z') return wall;
+  const sign = m[8][0] === '-' ? -1 : 1;
+  const [oh, om] = m[8].slice(1).split(':').map(Number);
+  return wall - sign * (oh * 60 + om) * 60_000;
+}
+
+// ── QIDO bounds ───────────────────────────────────────────────────────────
+
+interface Bound {
+  date: string;
+  /** HHMMSS.fff; absent = whole day. */
+  time?: string;
+}
+
+/**
+ * StudyDate (and, when both ends fall on one local day, StudyTime) ranges for a set of criteria
+ * combined with AND, in the source's zone. `null` when no study can match. QIDO ranges are inclusive;
+ * the result filter makes gt/lt and sub-second bounds exact.
+ */
+export function qidoDateRange(values: DateValue[], zone: string): { StudyDate?: string; StudyTime?: string } | null {
+  let lo: Bound | undefined;
+  let hi: Bound | undefined;
+  const raise = (b: Bound) => {
+    if (!lo || compareBound(b, lo, 'lo') > 0) lo = b;
+  };
+  const lower = (b: Bound) => {
+    if (!hi || compareBound(b, hi, 'hi') < 0) hi = b;
+  };
+  for (const v of values) {
+    if (v.days) {
+      const { first, last } = v.days;
+      if (v.prefix === 'eq' || v.prefix === 'ge') raise({ date: first });
+      if (v.prefix === 'gt') raise({ date: addDays(last, 1) });
+      if (v.prefix === 'eq' || v.prefix === 'le') lower({ date: last });
+      if (v.prefix === 'lt') lower({ date: addDays(first, -1) });
+    } else {
+      const { start, end } = instantRange(v.time!, zone);
+      if (v.prefix === 'eq' || v.prefix === 'ge') raise(localWall(start, zone));
+      if (v.prefix === 'gt') raise(localWall(end, zone));
+      if (v.prefix === 'eq' || v.prefix === 'le') lower(localWall(end - 1, zone));
+      if (v.prefix === 'lt') lower(localWall(start - 1, zone));
+    }
+  }
+  if (lo && hi && compareBound(lo, hi, 'lo', 'hi') > 0) return null;
+  const da = (d: string) => d.replace(/-/g, '');
+  if (lo && hi && lo.date === hi.date) {
+    const out: { StudyDate?: string; StudyTime?: string } = { StudyDate: da(lo.date) };
+    if (lo.time || hi.time) out.StudyTime = `${lo.time ? lo.time.slice(0, 6) : ''}-${hi.time ? `${hi.time.slice(0, 6)}.999999` : ''}`;
+    return out;
+  }
+  if (!lo && !hi) return {};
+  return { StudyDate: `${lo ? da(lo.date) : ''}-${hi ? da(hi.date) : ''}` };
+}
+
+/** Orders bounds; a missing time is the start of the day for a lower bound, its end for an upper. */
+function compareBound(a: Bound, b: Bound, aKind: 'lo' | 'hi', bKind: 'lo' | 'hi' = aKind): number {
+  if (a.date !== b.date) return a.date < b.date ? -1 : 1;
+  const at = a.time ?? (aKind === 'lo' ? '000000.000' : '235959.999');
+  const bt = b.time ?? (bKind === 'lo' ? '000000.000' : '235959.999');
+  return at === bt ? 0 : at < bt ? -1 : 1;
+}

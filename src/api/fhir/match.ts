@@ -1,0 +1,70 @@
+/**
+ * Whether a mapped ImagingStudy satisfies search criteria, by FHIR semantics (exact, case-sensitive
+ * tokens). Live answers pass through it too: PACS matching is looser (Orthanc matches accession
+ * numbers and patient ids case-insensitively) and cannot express identifier systems, so the PACS
+ * narrows and this decides. Store answers are decided by it alone, so both modes agree.
+ */
+import type { Coding, Identifier, ImagingStudy, Reference } from 'fhir/r4';
+import { startedMatches } from './dates';
+import { DICOM_UID_SYSTEM, type Criterion, type TokenValue } from './params';
+
+export interface MatchContext {
+  /** The source's default time zone, for dateTimes without an offset. */
+  zone: string;
+  /** Criteria on series are skipped when the resource was mapped without its series (counting). */
+  studyLevelOnly?: boolean;
+}
+
+function tokenMatches(token: TokenValue, system: string | undefined, value: string | undefined): boolean {
+  if (value !== token.value) return false;
+  if (token.system === undefined) return true;
+  if (token.system === '') return !system;
+  return system === token.system;
+}
+
+function parseConditional(reference: string | undefined): Identifier | undefined {
+  const m = reference && /^Patient\?identifier=(.*)$/.exec(reference);
+  if (!m) return undefined;
+  const raw = decodeURIComponent(m[1]);
+  const bar = raw.indexOf('|');
+  return bar < 0 ? { value: raw } : { system: raw.slice(0, bar) || undefined, value: raw.slice(bar + 1) };
+}
+
+/** The patient identifier a subject reference carries, as a logical or a conditional reference. */
+export function subjectIdentifier(subject: Reference | undefined): Identifier | undefined {
+  return subject?.identifier ?? parseConditional(subject?.reference);
+}
+
+function modalityCodings(study: ImagingStudy): Coding[] {
+  return [...(study.modality ?? []), ...(study.series ?? []).map((s) => s.modality)];
+}
+
+export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchContext): boolean {
+  switch (c.kind) {
+    case 'studyUid':
+      return c.uids.some((uid) => study.id === uid || (study.identifier ?? []).some((i) => i.system === DICOM_UID_SYSTEM && i.value === `urn:oid:${uid}`));
+    case 'identifier':
+      return (study.identifier ?? []).some((i) => tokenMatches(c.token, i.system, i.value));
+    case 'patientId': {
+      const ident = subjectIdentifier(study.subject);
+      if (ident) return ident.value === c.patientId && (c.system === undefined || ident.system === c.system);
+      return study.subject?.reference === c.reference;
+    }
+    case 'patientIdentifier': {
+      const ident = subjectIdentifier(study.subject);
+      return !!ident && tokenMatches(c.token, ident.system, ident.value);
+    }
+    case 'started':
+      return startedMatches(study.started, c.value, ctx.zone);
+    case 'modality':
+      return modalityCodings(study).some((m) => tokenMatches(c.token, m.system, m.code));
+    case 'status':
+      return c.statuses.includes(study.status);
+    case 'series':
+      return ctx.studyLevelOnly ? true : (study.series ?? []).some((s) => c.uids.includes(s.uid));
+  }
+}
+
+export function matchesAll(study: ImagingStudy, criteria: Criterion[], ctx: MatchContext): boolean {
+  return criteria.every((c) => criterionMatches(study, c, ctx));
+}

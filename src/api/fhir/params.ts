@@ -1,0 +1,322 @@
+/**
+ * The search parameters the API supports, and the parser that turns a query string into validated
+ * criteria. Everything a PACS could read as a wildcard, an empty-value match or a second value is
+ * refused here, before any PACS request. The same table drives the CapabilityStatement, so the
+ * statement lists exactly what this parser accepts.
+ */
+import { parseDateValue, type DateValue } from './dates';
+import { badRequest, FhirError } from './outcome';
+
+export const DICOM_UID_SYSTEM = 'urn:dicom:uid';
+export const DCM_SYSTEM = 'http://dicom.nema.org/resources/ontology/DCM';
+export const IMAGING_STUDY_STATUSES = ['registered', 'available', 'cancelled', 'entered-in-error', 'unknown'] as const;
+
+export type ParamType = 'token' | 'reference' | 'date' | 'number' | 'string';
+
+export interface ParamDef {
+  name: string;
+  type: ParamType;
+  /** FHIR SearchParameter canonical, when the parameter is a standard one. */
+  definition?: string;
+  documentation: string;
+  /** Narrows a search enough to be sent to the PACS on its own. */
+  restricting?: boolean;
+  /** Modifiers (":identifier") and chains (".identifier") accepted after the name. */
+  modifiers?: string[];
+  chains?: string[];
+}
+
+const SP = 'http://hl7.org/fhir/SearchParameter/';
+
+export const IMAGING_STUDY_PARAMS: ParamDef[] = [
+  { name: '_id', type: 'token', definition: `${SP}Resource-id`, restricting: true, documentation: 'ImagingStudy id (= Study Instance UID); several ids separated by commas (UID-list matching).' },
+  {
+    name: 'identifier', type: 'token', definition: `${SP}ImagingStudy-identifier`, restricting: true,
+    documentation: 'Study Instance UID as urn:dicom:uid|urn:oid:<uid> (or urn:oid:<uid> alone), or Accession Number with or without its system; a configured Study ID system searches Study ID.',
+  },
+  {
+    name: 'patient', type: 'reference', definition: `${SP}ImagingStudy-patient`, restricting: true, modifiers: ['identifier'], chains: ['identifier'],
+    documentation: 'Patient/<id> (needs api.patientIdRule), or patient:identifier=system|value / patient.identifier=system|value matching Patient ID and its issuer system.',
+  },
+  {
+    name: 'subject', type: 'reference', definition: `${SP}ImagingStudy-subject`, restricting: true, modifiers: ['identifier'], chains: ['identifier'],
+    documentation: 'As patient (subjects are always Patients here).',
+  },
+  { name: 'started', type: 'date', definition: `${SP}ImagingStudy-started`, restricting: true, documentation: 'eq, ge, gt, le, lt with a date (local study date) or a dateTime (instant); repeat for a range. StudyDate/StudyTime ranges at the PACS.' },
+  { name: 'modality', type: 'token', definition: `${SP}ImagingStudy-modality`, documentation: `Modality code (system ${DCM_SYSTEM} or none); one code per parameter. Not restricting on its own.` },
+  { name: 'status', type: 'token', definition: `${SP}ImagingStudy-status`, documentation: 'available or registered (the statuses the mapping produces); several separated by commas. Not restricting on its own.' },
+  { name: 'series', type: 'token', definition: `${SP}ImagingStudy-series`, restricting: true, documentation: 'Series Instance UID of a series in the study.' },
+];
+
+export const RESULT_PARAMS: ParamDef[] = [
+  { name: '_count', type: 'number', documentation: 'Page size, capped at the configured maximum.' },
+  { name: '_summary', type: 'token', documentation: 'count: only Bundle.total.' },
+  { name: '_cursor', type: 'string', documentation: 'Paging position, as given in next/previous links.' },
+];
+
+export const ENDPOINT_PARAMS: ParamDef[] = [{ name: '_id', type: 'token', definition: `${SP}Resource-id`, documentation: 'Endpoint id (pacs-<source id>).' }];
+
+export const INCLUDE_VALUES = ['ImagingStudy:endpoint'];
+
+export type TokenValue = { system?: string; value: string };
+
+export type Criterion =
+  | { param: string; kind: 'studyUid'; uids: string[] }
+  | { param: string; kind: 'identifier'; token: TokenValue }
+  | { param: string; kind: 'patientId'; patientId: string; system?: string; reference: string }
+  | { param: string; kind: 'patientIdentifier'; token: TokenValue }
+  | { param: string; kind: 'started'; value: DateValue }
+  | { param: string; kind: 'modality'; token: TokenValue }
+  | { param: string; kind: 'status'; statuses: string[] }
+  | { param: string; kind: 'series'; uids: string[] };
+
+export interface ParsedSearch {
+  criteria: Criterion[];
+  count: number;
+  summaryCount: boolean;
+  includeEndpoint: boolean;
+  cursor?: string;
+  /** Accepted parameters, normalised, in the order given: the Bundle's self link. */
+  used: [string, string][];
+  /** Names of parameters that were ignored. */
+  ignored: string[];
+}
+
+export interface ParseOptions {
+  defaultCount: number;
+  maxCount: number;
+  maxValueLength: number;
+  strict: boolean;
+  patientIdRule?: { prefix: string; suffix: string; system?: string };
+}
+
+const UID_RE = /^[0-9]+(\.[0-9]+)*$/;
+const FHIR_ID_RE = /^[A-Za-z0-9.-]{1,64}$/;
+/** DICOM CS: upper-case letters, digits, space and underscore, at most 16. */
+const CS_RE = /^[A-Z0-9_ ]{1,16}$/;
+const CURSOR_RE = /^\d{1,3}(\.\d{1,9}){1,65}$/;
+/** Characters a PACS reads as wildcards or value separators, and control characters (line breaks). */
+const FORBIDDEN = /[*?\\\u0000-\u001f\u007f]/;
+
+export function isUidLike(s: string): boolean {
+  return s.length <= 64 && UID_RE.test(s);
+}
+
+/** Checks every value for what no parameter may contain. */
+function checkCommon(name: string, value: string, maxLength: number): void {
+  if (value === '') throw badRequest(`Parameter "${name}" has an empty value; empty values are not accepted.`, name);
+  if (/[\r\n]/.test(value)) throw badRequest(`Parameter "${name}" contains a line break.`, name);
+  if (/[*?]/.test(value)) throw badRequest(`Parameter "${name}" contains "*" or "?"; wildcards are not accepted.`, name);
+  if (value.includes('\\')) throw badRequest(`Parameter "${name}" contains "\\", which DICOM reads as a value separator.`, name);
+  if (FORBIDDEN.test(value)) throw badRequest(`Parameter "${name}" contains a control character.`, name);
+  if (value.length > maxLength) throw badRequest(`Parameter "${name}" is longer than ${maxLength} characters.`, name);
+}
+
+function splitOr(name: string, value: string): string[] {
+  const parts = value.split(',');
+  if (parts.some((p) => p === '')) throw badRequest(`Parameter "${name}" has an empty value in its comma-separated list.`, name);
+  return parts;
+}
+
+function single(name: string, value: string): string {
+  if (value.includes(',')) throw badRequest(`Parameter "${name}" takes one value per parameter (no comma-separated list).`, name);
+  return value;
+}
+
+function parseToken(name: string, raw: string): TokenValue {
+  const bar = raw.indexOf('|');
+  if (bar < 0) return { value: raw };
+  const system = raw.slice(0, bar);
+  const value = raw.slice(bar + 1);
+  if (value === '') throw badRequest(`Parameter "${name}" has a system but no value; searching by system alone is not supported.`, name);
+  if (value.includes('|')) throw badRequest(`Parameter "${name}" has more than one "|".`, name);
+  return system === '' ? { system: '', value } : { system, value };
+}
+
+function requireUid(name: string, uid: string, what: string): string {
+  if (!isUidLike(uid)) throw badRequest(`Parameter "${name}": "${uid}" is not a ${what} (digits and dots, at most 64 characters).`, name);
+  return uid;
+}
+
+/** DICOM SH/LO values (accession numbers, patient ids) in matching: no separators or wildcards. */
+function requireDicomString(name: string, value: string, max: number, what: string): string {
+  if (value.length > max) throw badRequest(`Parameter "${name}": a ${what} has at most ${max} characters.`, name);
+  if (/^\s|\s$/.test(value)) throw badRequest(`Parameter "${name}": leading or trailing spaces are not accepted.`, name);
+  return value;
+}
+
+function parseIdentifier(name: string, raw: string): Criterion {
+  const token = parseToken(name, single(name, raw));
+  const isUidSystem = token.system === DICOM_UID_SYSTEM;
+  if (isUidSystem || (token.system === undefined && token.value.startsWith('urn:oid:'))) {
+    if (!token.value.startsWith('urn:oid:')) throw badRequest(`Parameter "${name}": Study Instance UIDs are written urn:dicom:uid|urn:oid:<uid>.`, name);
+    return { param: name, kind: 'studyUid', uids: [requireUid(name, token.value.slice(8), 'Study Instance UID')] };
+  }
+  requireDicomString(name, token.value, 64, 'identifier value');
+  return { param: name, kind: 'identifier', token };
+}
+
+function parsePatient(name: string, base: string, suffix: string | undefined, raw: string, o: ParseOptions): Criterion {
+  const value = single(name, raw);
+  if (suffix === 'identifier') {
+    const token = parseToken(name, value);
+    requireDicomString(name, token.value, 64, 'Patient ID');
+    return { param: name, kind: 'patientIdentifier', token };
+  }
+  const ref = /^(?:Patient\/)?([^/]+)$/.exec(value);
+  if (!ref) throw badRequest(`Parameter "${base}": only Patient references (Patient/<id>) are supported.`, name);
+  const id = ref[1];
+  if (!FHIR_ID_RE.test(id)) throw badRequest(`Parameter "${base}": "${id}" is not a valid Patient id.`, name);
+  const rule = o.patientIdRule;
+  if (!rule) throw new FhirError(400, 'not-supported', `Parameter "${base}": searching by Patient id needs a configured Patient id rule (api.patientIdRule); use ${base}:identifier=system|value.`, name);
+  if (!id.startsWith(rule.prefix) || !id.endsWith(rule.suffix) || id.length <= rule.prefix.length + rule.suffix.length) {
+    throw badRequest(`Parameter "${base}": Patient id "${id}" does not follow this server's Patient id rule.`, name);
+  }
+  const patientId = id.slice(rule.prefix.length, id.length - rule.suffix.length);
+  return { param: name, kind: 'patientId', patientId, system: rule.system, reference: `Patient/${id}` };
+}
+
+/** Splits "patient:identifier" / "patient.identifier" into the base name and its suffix. */
+function splitName(name: string): { base: string; modifier?: string; chain?: string } {
+  const m = /^([^:.]+)(?::([^.]+))?(?:\.(.+))?$/.exec(name);
+  if (!m) return { base: name };
+  return { base: m[1], modifier: m[2], chain: m[3] };
+}
+
+/** Reads `Prefer: handling=strict`. */
+export function wantsStrict(prefer: string | undefined): boolean {
+  return !!prefer && prefer.split(/[,;]/).some((p) => p.trim().toLowerCase() === 'handling=strict');
+}
+
+/** ImagingStudy search: query pairs as received → criteria, page and self-link parameters. */
+export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptions): ParsedSearch {
+  const out: ParsedSearch = { criteria: [], count: o.defaultCount, summaryCount: false, includeEndpoint: false, used: [], ignored: [] };
+  const known = new Map([...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS].map((p) => [p.name, p]));
+  let countGiven = false;
+  for (const [name, value] of pairs) {
+    const { base, modifier, chain } = splitName(name);
+    const def = name === '_include' ? undefined : known.get(base);
+    if (name === '_include') {
+      checkCommon(name, value, o.maxValueLength);
+      if (!INCLUDE_VALUES.includes(value)) throw badRequest(`_include=${value} is not supported (supported: ${INCLUDE_VALUES.join(', ')}).`, name);
+      out.includeEndpoint = true;
+      out.used.push([name, value]);
+      continue;
+    }
+    if (!def) {
+      if (o.strict) throw badRequest(`Parameter "${name}" is not supported by this server.`, name);
+      out.ignored.push(name);
+      continue;
+    }
+    const suffix = modifier ?? chain;
+    if (modifier && chain) throw badRequest(`Parameter "${name}" combines a modifier and a chain, which is not supported.`, name);
+    if (suffix !== undefined) {
+      const allowed = modifier ? def.modifiers : def.chains;
+      if (!allowed?.includes(suffix)) throw badRequest(`Parameter "${name}": ${modifier ? 'modifier' : 'chain'} "${suffix}" is not supported.`, name);
+    }
+    checkCommon(name, value, o.maxValueLength);
+    switch (base) {
+      case '_id': {
+        const uids = splitOr(name, value).map((v) => requireUid(name, v, 'ImagingStudy id (a Study Instance UID)'));
+        if (uids.length > o.maxCount) throw badRequest(`Parameter "${name}" lists more than ${o.maxCount} ids.`, name);
+        out.criteria.push({ param: name, kind: 'studyUid', uids });
+        break;
+      }
+      case 'identifier':
+        out.criteria.push(parseIdentifier(name, value));
+        break;
+      case 'patient':
+      case 'subject':
+        out.criteria.push(parsePatient(name, base, suffix, value, o));
+        break;
+      case 'started': {
+        const v = parseDateValue(single(name, value));
+        if (typeof v === 'string') throw badRequest(`Parameter "started": ${v}.`, name);
+        out.criteria.push({ param: name, kind: 'started', value: v });
+        break;
+      }
+      case 'modality': {
+        const token = parseToken(name, single(name, value));
+        if (!CS_RE.test(token.value)) throw badRequest(`Parameter "modality": "${token.value}" is not a DICOM modality code (upper-case letters and digits, at most 16).`, name);
+        out.criteria.push({ param: name, kind: 'modality', token });
+        break;
+      }
+      case 'status': {
+        const statuses = splitOr(name, value);
+        for (const s of statuses) {
+          if (!(IMAGING_STUDY_STATUSES as readonly string[]).includes(s)) throw badRequest(`Parameter "status": "${s}" is not an ImagingStudy status (${IMAGING_STUDY_STATUSES.join(', ')}).`, name);
+        }
+        out.criteria.push({ param: name, kind: 'status', statuses });
+        break;
+      }
+      case 'series': {
+        const uids = splitOr(name, value).map((v) => requireUid(name, v, 'Series Instance UID'));
+        if (uids.length > o.maxCount) throw badRequest(`Parameter "${name}" lists more than ${o.maxCount} UIDs.`, name);
+        out.criteria.push({ param: name, kind: 'series', uids });
+        break;
+      }
+      case '_count': {
+        if (!/^\d{1,6}$/.test(value) || Number(value) < 1) throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
+        if (countGiven) throw badRequest('_count is given twice.', name);
+        countGiven = true;
+        out.count = Math.min(Number(value), o.maxCount);
+        continue; // self link carries the effective _count, added below
+      }
+      case '_summary':
+        if (value !== 'count' && value !== 'false') throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
+        out.summaryCount = value === 'count';
+        break;
+      case '_cursor':
+        if (!CURSOR_RE.test(value)) throw badRequest('_cursor is not a paging position this server gave out.', name);
+        if (out.cursor !== undefined) throw badRequest('_cursor is given twice.', name);
+        out.cursor = value;
+        continue; // links set their own cursor
+    }
+    out.used.push([name, value]);
+  }
+  return out;
+}
+
+/** Endpoint search: the configured sources' Endpoints, optionally by id. */
+export function parseEndpointSearch(pairs: [string, string][], o: ParseOptions): { ids?: string[]; count: number; summaryCount: boolean; used: [string, string][]; ignored: string[] } {
+  const out = { ids: undefined as string[] | undefined, count: o.defaultCount, summaryCount: false, used: [] as [string, string][], ignored: [] as string[] };
+  for (const [name, value] of pairs) {
+    if (name === '_id') {
+      checkCommon(name, value, o.maxValueLength);
+      const ids = splitOr(name, value);
+      for (const id of ids) if (!FHIR_ID_RE.test(id)) throw badRequest(`Parameter "_id": "${id}" is not a valid id.`, name);
+      out.ids = out.ids ? out.ids.filter((i) => ids.includes(i)) : ids;
+      out.used.push([name, value]);
+    } else if (name === '_count') {
+      checkCommon(name, value, o.maxValueLength);
+      if (!/^\d{1,6}$/.test(value) || Number(value) < 1) throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
+      out.count = Math.min(Number(value), o.maxCount);
+    } else if (name === '_summary') {
+      checkCommon(name, value, o.maxValueLength);
+      if (value !== 'count' && value !== 'false') throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
+      out.summaryCount = value === 'count';
+      out.used.push([name, value]);
+    } else {
+      if (o.strict) throw badRequest(`Parameter "${name}" is not supported by this server.`, name);
+      out.ignored.push(name);
+    }
+  }
+  return out;
+}
+
+/** Whether a search narrows the PACS query enough to be sent on its own. */
+export function isRestricted(criteria: Criterion[]): boolean {
+  const restricting = new Set(IMAGING_STUDY_PARAMS.filter((p) => p.restricting).map((p) => p.name));
+  return criteria.some((c) => restricting.has(c.param.split(/[:.]/)[0]));
+}
+
+/** Valid ImagingStudy id for a read: ids are Study Instance UIDs. */
+export function parseStudyId(id: string): string {
+  if (id === '' || id.length > 64 || !UID_RE.test(id)) throw badRequest(`"${id.slice(0, 80)}" is not an ImagingStudy id on this server (ids are Study Instance UIDs: digits and dots, at most 64 characters).`);
+  return id;
+}
+
+export function parseEndpointId(id: string): string {
+  if (!FHIR_ID_RE.test(id)) throw badRequest(`"${id.slice(0, 80)}" is not a valid Endpoint id.`);
+  return id;
+}
