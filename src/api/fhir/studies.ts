@@ -321,18 +321,12 @@ export class StudyService {
     return seen.size;
   }
 
-  private uidListCache = new Map<string, Promise<boolean>>();
-
-  private uidListSupported(src: ApiSource): Promise<boolean> {
-    let p = this.uidListCache.get(src.config.id);
-    if (!p) {
-      p = src.pacs.supportsUidListMatching().catch((err) => {
-        this.uidListCache.delete(src.config.id);
-        throw this.failed(err, src);
-      });
-      this.uidListCache.set(src.config.id, p);
+  private async uidListSupported(src: ApiSource): Promise<boolean> {
+    try {
+      return await src.pacs.supportsUidListMatching();
+    } catch (err) {
+      throw this.failed(err, src);
     }
-    return p;
   }
 
   /**

@@ -21,8 +21,8 @@ export interface OpsDeps {
   /** FHIR servers the sync writes to (a `sinks.fhir` section fits), checked by /readyz. */
   fhirSinks?: FhirServerTarget[];
   /**
-   * Admits administrators only, answering 401/403 itself otherwise: the API's access control with the
-   * admin scope. The replay form's credential is presented to it as X-API-Key and as a Bearer token.
+   * Admits administrators only, answering 401/403 itself otherwise: `adminAuth(createAuthenticator(api.auth))`.
+   * The replay form's credential is presented to it as X-API-Key and as a Bearer token.
    */
   auth: RequestHandler;
   /** Defaults to the process-wide instance. */
@@ -141,7 +141,8 @@ export function createOpsRouter(deps: OpsDeps): Router {
   // A credential sent in a header cannot come from a cross-site form; one typed into the form must
   // come with the page's token and from this origin.
   const csrfGuard: RequestHandler = (req, res, next) => {
-    const headerCredential = Boolean(req.get('x-api-key') || req.get('authorization'));
+    // Browsers never attach these on their own (unlike cookies or Basic credentials).
+    const headerCredential = Boolean(req.get('x-api-key') || /^Bearer\s/i.test(req.get('authorization') ?? ''));
     if (!headerCredential && (!csrf.valid(req.body?.csrf) || !sameOrigin(req))) {
       refuse(res, 403, 'This form is out of date or was sent from another site. Reload the status page and try again.');
       return;
