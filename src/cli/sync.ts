@@ -142,7 +142,7 @@ export function backfillCommand(deps: SyncCliDeps = {}): Command {
               if (lastWindows < 0) bar.start(p.windowsTotal, p.windowsDone, { studies: 0, rate: '0.0' });
               bar.update(p.windowsDone, { studies: p.studiesDone, rate: rate(p.studiesDone) });
             } else if (p.windowsDone !== lastWindows) {
-              ctx.logger.info({ windowsDone: p.windowsDone, windowsTotal: p.windowsTotal, studiesDone: p.studiesDone, studiesPerSecond: Number(rate(p.studiesDone)) }, 'backfill progress');
+              ctx.logger.info({ source: id, runId: p.runId, windowsDone: p.windowsDone, windowsTotal: p.windowsTotal, studiesDone: p.studiesDone, studiesPerSecond: Number(rate(p.studiesDone)) }, 'backfill progress');
             }
             lastWindows = p.windowsDone;
           });

@@ -27,6 +27,7 @@ export interface RunSummary {
 
 export interface BackfillProgress {
   sourceId: string;
+  runId: string;
   windowsDone: number;
   windowsTotal: number;
   /** Studies settled so far (unchanged, written, failed or skipped). */
@@ -180,18 +181,18 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       if (start > end) return Promise.reject(new Error(`backfill range is empty: ${from} is after ${to}`));
       const checkpointName = `backfill:${start}-${end}`;
       let studiesDone = 0;
-      let progress: BackfillProgress = { sourceId, windowsDone: 0, windowsTotal: 0, studiesDone: 0 };
+      let progress: BackfillProgress = { sourceId, runId: '', windowsDone: 0, windowsTotal: 0, studiesDone: 0 };
       const report = () => onProgress?.({ ...progress, studiesDone });
       return exclusive(
         sourceId,
         'backfill',
-        async (run) => {
+        async (run, runId) => {
           const settings = syncSettingsFor(sync, sourceId);
           const windows = planWindows(start, end, settings.windowDays);
           // Resume: windows through the checkpoint of this same backfill are complete.
           const through = store.getCheckpoint(sourceId, checkpointName);
           const remaining = through ? windows.filter((w) => w.to > through) : windows;
-          progress = { sourceId, windowsDone: windows.length - remaining.length, windowsTotal: windows.length, studiesDone: 0 };
+          progress = { sourceId, runId, windowsDone: windows.length - remaining.length, windowsTotal: windows.length, studiesDone: 0 };
           report();
           for (const window of remaining) {
             progress.window = window;

@@ -1,0 +1,132 @@
+/**
+ * Crash safety: the bridge runs as a child process (the real CLI, configuration through the `config`
+ * package), is killed with SIGKILL in the middle of a backfill, and is started again. The store must
+ * end complete, with exactly one ImagingStudy per study.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { imagingStudyId } from '../../../src/mapping';
+import { openStore } from '../../../src/sinks/store';
+import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
+import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
+import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
+import { SOURCE_ID, TZ } from './common';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');
+
+let orthanc: OrthancServer;
+let proxy: RecordingProxy;
+let dir: string;
+let dbFile: string;
+let corpus: SyntheticStudy[];
+
+function bridge(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
+  const child = spawn(TS_NODE, ['--transpile-only', 'test/integration/sync/cliMain.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_CONFIG_DIR: dir, NODE_ENV: 'production', SUPPRESS_NO_CONFIG_WARNING: '1', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+/** ImagingStudy rows in the store, read from outside the bridge (WAL lets a reader in while it writes). */
+function storedResourceCount(): number {
+  if (!existsSync(dbFile)) return 0;
+  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+  try {
+    const hasTable = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'resources'`).get();
+    return hasTable ? (db.prepare(`SELECT COUNT(*) AS n FROM resources WHERE resource_type = 'ImagingStudy'`).get() as { n: number }).n : 0;
+  } finally {
+    db.close();
+  }
+}
+
+beforeAll(async () => {
+  orthanc = await startOrthanc();
+  proxy = await startRecordingProxy(orthanc.dicomWebBase);
+  corpus = generateCorpus({ seed: 7, studies: 40, days: { from: '20230101', count: 10 }, undated: 0, maxSeries: 2, maxInstances: 2 });
+  await loadStudies(orthanc, corpus);
+  dir = mkdtempSync(path.join(os.tmpdir(), 'sync-crash-'));
+  dbFile = path.join(dir, 'data', 'bridge.sqlite');
+  const config = {
+    sources: [{ id: SOURCE_ID, qidoBase: proxy.via(orthanc.dicomWebBase), defaultTimezone: TZ, retries: 0 }],
+    sync: { windowDays: 1, batchSize: 2 },
+    store: { path: dbFile },
+  };
+  writeFileSync(path.join(dir, 'default.json'), JSON.stringify(config));
+  writeFileSync(path.join(dir, 'production.json'), '{}');
+}, 120000);
+
+afterAll(async () => {
+  await proxy?.stop();
+  await orthanc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+it('kill -9 mid-backfill, then a restart: the store ends complete, with one resource per study', async () => {
+  proxy.delayMs = 60;
+  const first = bridge(['backfill', '--from', '2023-01-01', '--to', '2023-01-10']);
+  let atKill = 0;
+  const deadline = Date.now() + 90000;
+  while ((atKill = storedResourceCount()) < 8) {
+    if (Date.now() > deadline) throw new Error('backfill made no progress');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  first.child.kill('SIGKILL');
+  const killed = await first.done;
+  expect(killed.signal).toBe('SIGKILL');
+  atKill = storedResourceCount();
+  expect(atKill).toBeGreaterThanOrEqual(8);
+  expect(atKill).toBeLessThan(corpus.length);
+
+  proxy.delayMs = 0;
+  const second = await bridge(['backfill', '--from', '20230101', '--to', '20230110']).done;
+  expect(second.stderr).toBe('');
+  expect(second.code).toBe(0);
+  expect(second.stdout).toMatch(/backfill ok/);
+  // Plain progress lines (no terminal): JSON log lines with the source and run id.
+  const progress = second.stdout.split('\n').filter((l) => l.includes('backfill progress')).map((l) => JSON.parse(l));
+  expect(progress.length).toBeGreaterThan(0);
+  expect(progress[0]).toMatchObject({ source: SOURCE_ID, runId: expect.any(String), windowsTotal: 10 });
+
+  const store = openStore(dbFile);
+  try {
+    const studies = store.listImagingStudies({ sourceId: SOURCE_ID });
+    expect(studies).toHaveLength(corpus.length);
+    expect(new Set(studies.map((s) => s.id)).size).toBe(corpus.length);
+    for (const s of corpus) {
+      expect(store.getResource('ImagingStudy', imagingStudyId(s.studyUid))).toBeDefined();
+      expect(store.getStudy(SOURCE_ID, s.studyUid)?.status).toBe('synced');
+    }
+    // Every stored study is one of the corpus: nothing written twice under another id.
+    expect(studies.map((s) => s.id).sort()).toEqual(corpus.map((s) => imagingStudyId(s.studyUid)).sort());
+    const [resumed, interrupted] = store.listRuns(SOURCE_ID, 2);
+    expect(interrupted).toMatchObject({ kind: 'backfill', status: 'interrupted' });
+    expect(resumed).toMatchObject({ kind: 'backfill', status: 'ok' });
+    // The restart resumed: studies already synced before the kill were not fetched again.
+    expect(resumed.counts.fetched).toBeLessThan(corpus.length);
+    expect(resumed.counts.windows).toBeLessThanOrEqual(10);
+  } finally {
+    store.close();
+  }
+
+  const status = await bridge(['status', '--json']).done;
+  expect(status.code).toBe(0);
+  const [st] = JSON.parse(status.stdout);
+  expect(st).toMatchObject({ sourceId: SOURCE_ID, counts: { synced: corpus.length, failing: 0, dead: 0 }, lastRun: { kind: 'backfill', status: 'ok' } });
+
+  const replay = await bridge(['replay', '--study', '1.2.3']).done;
+  expect(replay.code).toBe(1);
+  expect(replay.stderr).toMatch(/no dead letter/);
+});
