@@ -56,6 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  servers.forEach((s) => s.closeAllConnections());
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   store?.close();
   await Promise.all([orthanc?.stop(), fhir?.stop()]);
