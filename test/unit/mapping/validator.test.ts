@@ -1,0 +1,81 @@
+/**
+ * The validator (medplum + TW Core + the bridge's own checks) and the run-time guard: what each catches.
+ * The TW Core and R4 examples must pass; broken variants of a mapped resource must be refused.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ImagingStudy } from 'fhir/r4';
+import { createResourceGuard, mapStudy, profilesDir, validateEndpoint, validateImagingStudy, isBlocking, endpointFor } from '../../../src/mapping';
+import { basicResults, source } from './dicom';
+
+const shared = path.resolve(profilesDir(), '..');
+
+function mapped(): ImagingStudy {
+  const res = mapStudy(basicResults(), source());
+  if (!res.ok) throw new Error(res.error.message);
+  return JSON.parse(JSON.stringify(res.imagingStudy));
+}
+
+const blocking = (r: unknown) => validateImagingStudy(r).filter(isBlocking);
+
+test('published TW Core and R4 ImagingStudy examples validate against ImagingStudy-twcore', () => {
+  const files = [
+    ...fs.readdirSync(path.join(shared, 'twcore-examples')).map((f) => path.join(shared, 'twcore-examples', f)),
+    path.join(shared, 'r4-examples', 'ImagingStudy-example-xr.json'),
+    path.join(shared, 'r4-examples', 'ImagingStudy-example.json'),
+  ];
+  for (const f of files) {
+    const r = JSON.parse(fs.readFileSync(f, 'utf8'));
+    expect({ file: path.basename(f), issues: blocking(r).filter((i) => i.source === 'medplum') }).toEqual({ file: path.basename(f), issues: [] });
+  }
+  expect(validateEndpoint(JSON.parse(fs.readFileSync(path.join(shared, 'r4-examples', 'Endpoint-example-wadors.json'), 'utf8')))).toEqual([]);
+});
+
+describe('what is caught', () => {
+  const cases: [string, (r: any) => void, 'medplum' | 'bridge', RegExp][] = [
+    ['a series without uid (R4 cardinality)', (r) => delete r.series[0].uid, 'medplum', /uid/],
+    ['an unknown element', (r) => (r.foo = 1), 'medplum', /foo/],
+    ['a malformed dateTime', (r) => (r.started = '2024-13-01'), 'medplum', /started/],
+    ['a negative count', (r) => (r.numberOfSeries = -1), 'medplum', /numberOfSeries/],
+    ['two RadLex codings in one procedureCode (TW Core slice 0..1)', (r) => (r.procedureCode = [{ coding: [{ system: 'http://www.radlex.org', code: 'RPID1' }, { system: 'http://www.radlex.org', code: 'RPID2' }] }]), 'medplum', /slice/],
+    ['a control character in a string', (r) => (r.description = 'a\u0001b'), 'medplum', /description/],
+    ['an empty string', (r) => (r.description = ''), 'bridge', /description/],
+    ['an empty array', (r) => (r.interpreter = []), 'bridge', /interpreter/],
+    ['an empty object', (r) => (r.referrer = {}), 'bridge', /referrer/],
+    ['a status outside the required value set', (r) => (r.status = 'done'), 'bridge', /status/],
+    ['a series UID that is not an id', (r) => (r.series[0].uid = '1.2_3'), 'bridge', /uid/],
+    ['a resource id that is not an id', (r) => (r.id = 'a'.repeat(65)), 'bridge', /id/],
+    ['a code with a double space', (r) => (r.modality[0].code = 'C  T'), 'bridge', /code/],
+  ];
+  test.each(cases)('%s', (_name, breakIt, by, where) => {
+    const r = mapped();
+    breakIt(r);
+    const issues = blocking(r);
+    expect(issues.some((i) => i.source === by && where.test(`${i.path} ${i.message}`))).toBe(true);
+  });
+});
+
+describe('createResourceGuard', () => {
+  test('enabled: accepts a mapped study and its Endpoint, refuses a broken one with a message', () => {
+    const guard = createResourceGuard(true);
+    expect(guard.check(mapped()).ok).toBe(true);
+    expect(guard.check(endpointFor(source())).ok).toBe(true);
+    const broken = mapped() as any;
+    broken.status = 'done';
+    const verdict = guard.check(broken);
+    expect(verdict.ok).toBe(false);
+    expect(!verdict.ok && verdict.message).toContain(`ImagingStudy/${broken.id}`);
+  });
+
+  test('an invalid Endpoint is refused', () => {
+    const ep = endpointFor(source()) as any;
+    ep.address = 'not a url';
+    expect(createResourceGuard(true).check(ep).ok).toBe(false);
+  });
+
+  test('disabled: everything passes without validation', () => {
+    const guard = createResourceGuard(false);
+    expect(guard.enabled).toBe(false);
+    expect(guard.check({ resourceType: 'ImagingStudy', status: 'nonsense' })).toEqual({ ok: true, issues: [] });
+  });
+});
