@@ -192,11 +192,21 @@ export function qidoDateRange(values: DateValue[], zone: string): { StudyDate?: 
   const da = (d: string) => d.replace(/-/g, '');
   if (lo && hi && lo.date === hi.date) {
     const out: { StudyDate?: string; StudyTime?: string } = { StudyDate: da(lo.date) };
-    if (lo.time || hi.time) out.StudyTime = `${lo.time ? lo.time.slice(0, 6) : ''}-${hi.time ? `${hi.time.slice(0, 6)}.999999` : ''}`;
+    if (lo.time || hi.time) out.StudyTime = `${lo.time ? lowerTime(lo.time) : ''}-${hi.time ? `${hi.time.slice(0, 6)}.999999` : ''}`;
     return out;
   }
   if (!lo && !hi) return {};
   return { StudyDate: `${lo ? da(lo.date) : ''}-${hi ? da(hi.date) : ''}` };
+}
+
+/**
+ * A lower StudyTime bound without trailing zero fields: PACS such as Orthanc compare TM values as
+ * strings, so "101500-" would leave out a study stored as "1015" (HHMM), while "1015-" keeps it.
+ */
+function lowerTime(time: string): string {
+  let t = time.slice(0, 6);
+  while (t.length > 2 && t.endsWith('00')) t = t.slice(0, -2);
+  return t;
 }
 
 /** Orders bounds; a missing time is the start of the day for a lower bound, its end for an upper. */

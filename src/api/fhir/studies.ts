@@ -6,7 +6,7 @@
  * A live page costs, per source it touches, one study-level query and one batched detail query for
  * the studies not already cached (plus one series-level query when `series` is searched).
  */
-import type { Endpoint, ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
+import type { Endpoint, ImagingStudy, OperationOutcomeIssue, Resource } from 'fhir/r4';
 import type { SourceConfig } from '../../config/schema';
 import type { DicomDataset } from '../../dicomweb/dicomJson';
 import { readString, valueOf } from '../../dicomweb/dicomJson';
@@ -29,7 +29,7 @@ export interface ApiSource {
 
 /** What the API needs of the embedded store (src/sinks/store's Store satisfies it). */
 export interface StudyStore {
-  getResource<T>(resourceType: string, id: string): T | undefined;
+  getResource(resourceType: string, id: string): Resource | undefined;
   listImagingStudies(filter?: { sourceId?: string }): ImagingStudy[];
 }
 
@@ -141,7 +141,7 @@ export class StudyService {
 
   async read(studyUid: string): Promise<FoundStudy | null> {
     if (this.cfg.mode === 'store') {
-      const stored = this.store!.getResource<ImagingStudy>('ImagingStudy', studyUid);
+      const stored = this.store!.getResource('ImagingStudy', studyUid) as ImagingStudy | undefined;
       if (stored) return { sourceId: this.sourceOfStored(stored) ?? '', resource: stripStoreMeta(stored) };
       if (!this.cfg.storeFallback) return null;
     }

@@ -7,7 +7,7 @@ import { escapeHtml, formatDuration } from './format';
 
 const W = 560;
 const H = 180;
-const PAD = { left: 44, right: 52, top: 14, bottom: 26 };
+const PAD = { left: 44, right: 64, top: 14, bottom: 26 };
 
 /** A round axis maximum (1, 2, 5 × 10^n) at or above the data's largest value. */
 export function niceMax(value: number): number {
@@ -17,6 +17,12 @@ export function niceMax(value: number): number {
   return 10 * exp;
 }
 
+/** A round lag-axis maximum: a whole number of minutes, hours or days at or above the largest lag. */
+export function niceLagMax(seconds: number): number {
+  const steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400];
+  return steps.find((s) => s >= seconds) ?? Math.ceil(seconds / 86400) * 86400;
+}
+
 export function runChartSvg(points: RunLagPoint[], caption: string): string {
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
@@ -24,7 +30,7 @@ export function runChartSvg(points: RunLagPoint[], caption: string): string {
   const slot = plotW / n;
   const maxWritten = niceMax(Math.max(0, ...points.map((p) => p.written)));
   const lags = points.map((p) => p.lagSeconds).filter((s): s is number => s !== undefined);
-  const maxLag = niceMax(Math.max(0, ...lags));
+  const maxLag = niceLagMax(Math.max(0, ...lags));
   const y = (v: number, max: number) => PAD.top + plotH - (v / max) * plotH;
 
   const bars = points

@@ -33,11 +33,10 @@ export interface Readiness {
   dependencies: DependencyStatus[];
 }
 
-/** A FHIR server the sync writes to; a `sinks.fhir` configuration section fits. */
+/** A FHIR server the sync writes to: src/sinks/fhir's FhirSink fits as it is. */
 export interface FhirServerTarget {
-  name?: string;
-  baseUrl: string;
-  auth?: FhirAuth;
+  name: string;
+  config: { baseUrl: string; auth?: FhirAuth };
 }
 
 /** UIDs only, never credentials: error texts from axios can carry URLs with user:password. */
@@ -94,11 +93,11 @@ export function pacsCheck(source: Pick<PacsSource, 'id' | 'searchStudies'>): Rea
 }
 
 export function fhirCheck(target: FhirServerTarget, timeoutMs: number): ReadinessCheck {
-  const tokens = createTokenSource(target.auth ?? { type: 'none' }, axios.create({ timeout: timeoutMs }));
+  const tokens = createTokenSource(target.config.auth ?? { type: 'none' }, axios.create({ timeout: timeoutMs }));
   const http = axios.create({ timeout: timeoutMs, validateStatus: () => true });
-  const base = target.baseUrl.replace(/\/+$/, '');
+  const base = target.config.baseUrl.replace(/\/+$/, '');
   return {
-    name: target.name ?? 'fhir',
+    name: target.name,
     kind: 'fhir',
     async run() {
       const metadata = await http.get(`${base}/metadata`, { headers: { Accept: 'application/fhir+json' } });

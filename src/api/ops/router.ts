@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import type { Logger } from 'pino';
 import type { PacsSource } from '../../dicomweb/types';
 import { silentLogger } from '../../log';
-import { metrics as processMetrics, type BridgeMetrics, type CacheStatsSource } from '../../metrics';
+import { metrics as processMetrics, type BridgeMetrics, type CacheStatsSource, type FhirSinkStatsSource } from '../../metrics';
 import type { Store } from '../../sinks/store';
 import { checkReadiness, fhirCheck, pacsCheck, storeCheck, type FhirServerTarget, type Readiness, type ReadinessCheck } from './health';
 import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP } from './statusPage';
@@ -18,8 +18,8 @@ export type OpsStore = Pick<Store, 'db' | 'listRuns' | 'counts' | 'getCheckpoint
 export interface OpsDeps {
   store: OpsStore;
   sources: Pick<PacsSource, 'id' | 'stats' | 'searchStudies'>[];
-  /** FHIR servers the sync writes to (a `sinks.fhir` section fits), checked by /readyz. */
-  fhirSinks?: FhirServerTarget[];
+  /** FHIR-server sinks (src/sinks/fhir's FhirSink): checked by /readyz; their stats() feed /metrics. */
+  fhirSinks?: (FhirServerTarget & Partial<FhirSinkStatsSource>)[];
   /**
    * Admits administrators only, answering 401/403 itself otherwise: `adminAuth(createAuthenticator(api.auth))`.
    * The replay form's credential is presented to it as X-API-Key and as a Bearer token.
@@ -70,7 +70,12 @@ export function createOpsRouter(deps: OpsDeps): Router {
   const now = deps.now ?? (() => new Date());
   const timeoutMs = deps.readinessTimeoutMs ?? 5000;
   const csrf = csrfTokens();
-  m.observe({ store: deps.store, sources: deps.sources, caches: deps.caches });
+  m.observe({
+    store: deps.store,
+    sources: deps.sources,
+    caches: deps.caches,
+    fhirSinks: (deps.fhirSinks ?? []).filter((f): f is FhirServerTarget & FhirSinkStatsSource => typeof f.stats === 'function'),
+  });
 
   const checks: ReadinessCheck[] = [
     storeCheck(deps.store),

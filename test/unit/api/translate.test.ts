@@ -27,9 +27,9 @@ describe('started → StudyDate/StudyTime', () => {
   });
 
   it('converts date-times into the source zone and adds StudyTime within one day', () => {
-    expect(qidoDateRange([dv('ge2023-01-05T10:00:00+08:00'), dv('lt2023-01-05T12:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105', StudyTime: '100000-115959.999999' });
+    expect(qidoDateRange([dv('ge2023-01-05T10:00:00+08:00'), dv('lt2023-01-05T12:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105', StudyTime: '10-115959.999999' });
     // 02:00Z is 10:00 in Taipei.
-    expect(qidoDateRange([dv('eq2023-01-05T02:00Z')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105', StudyTime: '100000-100059.999999' }); // minute precision
+    expect(qidoDateRange([dv('eq2023-01-05T02:00Z')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105', StudyTime: '10-100059.999999' }); // minute precision; trailing zeros trimmed
     expect(qidoDateRange([dv('ge2023-01-05T23:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105-' });
     expect(qidoDateRange([dv('ge2023-01-05T10:00')], '+0100')).toEqual({ StudyDate: '20230105-' });
   });
