@@ -5,9 +5,14 @@ export function queryValue(s: string): string {
   return encodeURIComponent(s).replace(/%3A/gi, ':').replace(/%2F/gi, '/');
 }
 
-/** token search value `system|value`, each side encoded (the bar separates them). */
+/** FHIR search escaping (R4 search §3.1.1.4.7): `\`, `|`, `,` and `$` inside a value get a backslash. */
+export function searchEscape(s: string): string {
+  return s.replace(/[\\|,$]/g, (c) => `\\${c}`);
+}
+
+/** token search value `system|value`, each side escaped and encoded (the bar separates them). */
 export function tokenParam(system: string, value: string): string {
-  return `${queryValue(system)}|${queryValue(value)}`;
+  return `${queryValue(searchEscape(system))}|${queryValue(searchEscape(value))}`;
 }
 
 export const DICOM_UID_SYSTEM = 'urn:dicom:uid';

@@ -73,9 +73,15 @@ describe('lookup', () => {
     for (let i = 0; i < 3; i++) expect((await storedStudy(`1.2.9.3.${i + 1}`)).subject?.reference).toBe(`Patient/${ids[i]}`);
     expect(sink.stats().requests.byKind.lookup).toBe(1);
 
+    // Identifiers with FHIR search separators in them are escaped, not split (the router mishandles an escaped "|").
+    const odd = await addPatient('K,1$2');
+    const [k] = await sink.writeBatch([studyWrite('1.2.9.3.9', { patientId: 'K,1$2' })]);
+    expect(ok(k).patientLink).toEqual({ mode: 'lookup' });
+    expect((await storedStudy('1.2.9.3.9')).subject?.reference).toBe(`Patient/${odd}`);
+
     // Cached: another study of C1 needs no search.
     await sink.writeBatch([studyWrite('1.2.9.3.4', { patientId: 'C1' })]);
-    expect(sink.stats().requests.byKind.lookup).toBe(1);
+    expect(sink.stats().requests.byKind.lookup).toBe(2);
     expect((await storedStudy('1.2.9.3.4')).subject?.reference).toBe(`Patient/${ids[0]}`);
   });
 
