@@ -15,6 +15,8 @@ export interface RecordedRequest {
   url: string;
   level: DicomWebLevel;
   status?: number;
+  /** Time from the request's arrival to the end of the answer, in ms (delay included). */
+  durationMs?: number;
 }
 
 export interface RecordingProxy {
@@ -73,13 +75,14 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     }),
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest) => {
+  const forward = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest, arrived: number) => {
     const upstream = http.request(
       { host: origin.hostname, port: origin.port, method: req.method, path: req.url, headers: { ...req.headers, host: origin.host } },
       (answer) => {
         record.status = answer.statusCode;
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
+        answer.on('end', () => (record.durationMs = Date.now() - arrived));
       },
     );
     // Orthanc down: drop the client's connection, the same failure it would see talking to Orthanc directly.
@@ -88,6 +91,7 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
   };
 
   const server = http.createServer((req, res) => {
+    const arrived = Date.now();
     const record: RecordedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', level: levelOf(req.url ?? '/') };
     requests.push(record);
     const go = () => {
@@ -98,7 +102,7 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
         res.end(`injected ${failure.status}`);
         return;
       }
-      forward(req, res, record);
+      forward(req, res, record, arrived);
     };
     if (proxy.delayMs > 0) setTimeout(go, proxy.delayMs);
     else go();
