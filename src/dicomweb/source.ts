@@ -41,8 +41,10 @@ const fieldsOfLevel: Record<QidoLevel, readonly string[]> = {
 /** Keys the window itself sets; a caller's match must not narrow them differently. */
 const WINDOW_KEYS = new Set([Tag.StudyDate, Tag.StudyTime]);
 
+/** No StudyDate a date range could match: missing, empty, or not a valid DA. */
 function isUndated(ds: DicomDataset): boolean {
-  return readString(ds, Tag.StudyDate).kind !== 'value';
+  const date = readString(ds, Tag.StudyDate);
+  return date.kind !== 'value' || parseDate(date.value) === undefined;
 }
 
 export class DicomwebSource implements PacsSource {

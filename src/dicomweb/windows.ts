@@ -19,11 +19,15 @@ export const LAST_SECOND = 86_399;
 export function dayNumber(da: string): number {
   const d = parseDate(da);
   if (!d) throw new RangeError(`"${da}" is not a DICOM date (YYYYMMDD)`);
-  return Date.UTC(d.year, d.month - 1, d.day) / DAY_MS;
+  // Date.UTC maps years 0–99 to 1900–1999; setUTCFullYear does not.
+  const t = new Date(Date.UTC(2000, d.month - 1, d.day));
+  t.setUTCFullYear(d.year, d.month - 1, d.day);
+  return Math.round(t.getTime() / DAY_MS);
 }
 
 export function fromDayNumber(n: number): string {
-  return new Date(n * DAY_MS).toISOString().slice(0, 10).replace(/-/g, '');
+  const t = new Date(n * DAY_MS);
+  return `${String(t.getUTCFullYear()).padStart(4, '0')}${String(t.getUTCMonth() + 1).padStart(2, '0')}${String(t.getUTCDate()).padStart(2, '0')}`;
 }
 
 /** "HHMMSS" for a second of the day. */

@@ -138,3 +138,12 @@ describe('window splitting', () => {
     ]);
   });
 });
+
+describe('day numbers', () => {
+  it('round-trip for years below 100 too', () => {
+    for (const da of ['00010101', '00991231', '18000229'.replace('29', '28'), '20240229', '99991231']) {
+      expect(fromDayNumber(dayNumber(da))).toBe(da);
+    }
+    expect(dayNumber('00010102') - dayNumber('00010101')).toBe(1);
+  });
+});
