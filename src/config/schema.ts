@@ -3,6 +3,9 @@
  * Each section belongs to one concern (sources → dicomweb, mapping, sync, sinks, api).
  */
 import { z } from 'zod';
+import { apiSchema } from '../api/config';
+import { fhirSinkSchema } from '../sinks/fhir/config';
+import { storeSchema, syncSchema } from '../sync/config';
 
 const url = z.string().url();
 
@@ -97,9 +100,36 @@ export const sourceSchema = z.object({
   mapping: mappingSchema,
 });
 
-export const configSchema = z.object({
-  sources: z.array(sourceSchema).min(1, 'configure at least one PACS source'),
-}).passthrough();
+export const sinksSchema = z
+  .object({
+    /** The embedded store as a sink: lets a site with no FHIR server sync and look studies up. */
+    embedded: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+    /** A FHIR R4 server to write to; absent means none. */
+    fhir: fhirSinkSchema.optional(),
+  })
+  .strict()
+  .default({});
+
+export const loggingSchema = z
+  .object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Readable lines instead of JSON; defaults to on when stdout is a terminal outside production. */
+    pretty: z.boolean().optional(),
+  })
+  .strict()
+  .default({});
+
+/** Strict at the top: a misspelt section name is an error, not a silently ignored setting. */
+export const configSchema = z
+  .object({
+    sources: z.array(sourceSchema).min(1, 'configure at least one PACS source'),
+    store: storeSchema,
+    sync: syncSchema,
+    sinks: sinksSchema,
+    api: apiSchema.default({}),
+    logging: loggingSchema,
+  })
+  .strict();
 
 export type PacsAuth = z.infer<typeof pacsAuthSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;

@@ -1,0 +1,32 @@
+/**
+ * Builds the running parts from validated configuration, the same way for every subcommand:
+ * logger, embedded store, sinks (embedded and/or FHIR server), one PACS source per configured source.
+ */
+import type { BridgeConfig } from '../config';
+import { createLogger, type Logger } from '../log';
+import { createEmbeddedSink } from '../sinks/embeddedSink';
+import { createFhirSink, type FhirSink } from '../sinks/fhir';
+import type { Sink } from '../sinks/sink';
+import { openStore, type Store } from '../sinks/store';
+
+export function loggerFor(config: BridgeConfig): Logger {
+  return createLogger({ level: config.logging.level, pretty: config.logging.pretty });
+}
+
+/** The sinks the configuration enables; at least one, or the sync would write nowhere. */
+export function buildSinks(config: BridgeConfig, store: Store, logger: Logger): { sinks: Sink[]; fhirSinks: FhirSink[] } {
+  const sinks: Sink[] = [];
+  const fhirSinks: FhirSink[] = [];
+  if (config.sinks.embedded.enabled) sinks.push(createEmbeddedSink(store));
+  if (config.sinks.fhir) {
+    const fhir = createFhirSink(config.sinks.fhir, { logger });
+    sinks.push(fhir);
+    fhirSinks.push(fhir);
+  }
+  if (!sinks.length) throw new Error('no sink enabled: enable sinks.embedded or configure sinks.fhir');
+  return { sinks, fhirSinks };
+}
+
+export function openConfiguredStore(config: BridgeConfig): Store {
+  return openStore(config.store.path);
+}

@@ -1,0 +1,61 @@
+/**
+ * `serve`: the scheduled sync and the HTTP API (FHIR lookups, health, metrics, status) in one
+ * process, sharing one PACS client per source. SIGTERM stops the schedules, lets the study batch in
+ * hand finish and checkpoint, closes the HTTP server and the store, and exits 0.
+ */
+import { Command } from 'commander';
+import type { Server } from 'node:http';
+import { createApiApp, startApiServer, type ApiSource } from '../api/app';
+import { createAuthenticator } from '../api/auth';
+import { adminAuth, createOpsRouter } from '../api/ops';
+import { loadConfig } from '../config';
+import { createSyncService } from '../sync';
+import { buildSinks, loggerFor, openConfiguredStore } from './runtime';
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('Run the scheduled sync of every source and serve the HTTP API (/fhir, /healthz, /readyz, /metrics, /status)')
+    .option('--no-sync', 'serve the API only; do not schedule syncs')
+    .option('--port <port>', 'override api.port', (v) => Number(v))
+    .action(async (opts: { sync: boolean; port?: number }) => {
+      const config = loadConfig();
+      const logger = loggerFor(config);
+      const store = openConfiguredStore(config);
+      const { sinks, fhirSinks } = buildSinks(config, store, logger);
+      // A FHIR server that is not FHIR 4.0.x with transactions is a configuration error: stop now.
+      for (const fhir of fhirSinks) await fhir.check();
+
+      const service = createSyncService({ config: { sources: config.sources, sync: config.sync }, store, sinks, logger });
+      const sources: ApiSource[] = config.sources.map((cfg) => ({ config: cfg, pacs: service.source(cfg.id) }));
+      const app = createApiApp({ config: config.api, sources, store, logger });
+      app.use(
+        createOpsRouter({
+          store,
+          sources: sources.map((s) => s.pacs),
+          fhirSinks,
+          auth: adminAuth(createAuthenticator(config.api.auth)),
+          logger,
+        }),
+      );
+      const port = opts.port ?? config.api.port;
+      const server: Server = await startApiServer(app, { host: config.api.host, port });
+      const address = server.address();
+      const actualPort = typeof address === 'object' && address ? address.port : port;
+      if (opts.sync) service.start();
+      logger.info({ host: config.api.host, port: actualPort, sync: opts.sync, sources: service.sourceIds }, 'pacs-fhir-bridge serving');
+
+      let stopping = false;
+      const shutdown = async (signal: NodeJS.Signals) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down: finishing the batch in hand');
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await service.stop();
+        store.close();
+        logger.info('stopped');
+        process.exit(0);
+      };
+      process.once('SIGTERM', shutdown);
+      process.once('SIGINT', shutdown);
+    });
+}
