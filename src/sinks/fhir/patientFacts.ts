@@ -5,6 +5,8 @@
 import type { HumanName } from 'fhir/r4';
 import { DicomReader, type DicomDataset } from '../../dicomweb/dicomJson';
 import { Tag } from '../../dicomweb/tags';
+import type { SourceConfig } from '../../config/schema';
+import { patientIdentifier } from '../../mapping/patient';
 import type { PatientFacts } from '../sink';
 
 const SEX: Record<string, PatientFacts['gender']> = { M: 'male', F: 'female', O: 'other' };
@@ -22,25 +24,20 @@ export function humanName(pn: string): HumanName | undefined {
 }
 
 /**
- * Facts from Patient ID (with the system chosen for Issuer of Patient ID), Patient's Sex, Birth
- * Date and Name. Undefined when there is no Patient ID.
+ * Facts from Patient ID (with the same identifier system the mapper gives ImagingStudy.subject),
+ * Patient's Sex, Birth Date and Name. Undefined when there is no Patient ID.
  */
-export function patientFactsFromDicom(
-  study: DicomDataset,
-  systems: { defaultSystem: string; issuerSystems?: Record<string, string>; nameGroup?: 'alphabetic' | 'ideographic' },
-): PatientFacts | undefined {
+export function patientFactsFromDicom(study: DicomDataset, source: Pick<SourceConfig, 'mapping'>): PatientFacts | undefined {
+  const identifier = patientIdentifier(study, source as SourceConfig);
+  if (!identifier) return undefined;
   const r = new DicomReader(study);
-  const value = r.string(Tag.PatientID);
-  if (!value) return undefined;
-  const issuer = r.string(Tag.IssuerOfPatientID);
-  const system = (issuer && systems.issuerSystems?.[issuer]) || systems.defaultSystem;
-  const facts: PatientFacts = { identifier: { system, value } };
+  const facts: PatientFacts = { identifier: { system: identifier.system, value: identifier.value } };
   const sex = r.string(Tag.PatientSex)?.toUpperCase();
   if (sex && SEX[sex]) facts.gender = SEX[sex];
   const birth = r.date(Tag.PatientBirthDate);
   if (birth) facts.birthDate = `${String(birth.year).padStart(4, '0')}-${String(birth.month).padStart(2, '0')}-${String(birth.day).padStart(2, '0')}`;
   const pn = r.personName(Tag.PatientName);
-  const chosen = systems.nameGroup === 'ideographic' ? pn?.Ideographic ?? pn?.Alphabetic : pn?.Alphabetic ?? pn?.Ideographic;
+  const chosen = source.mapping.patient.nameGroup === 'ideographic' ? pn?.Ideographic ?? pn?.Alphabetic : pn?.Alphabetic ?? pn?.Ideographic;
   const name = chosen ? humanName(chosen) : undefined;
   if (name) facts.name = name;
   return facts;

@@ -1,5 +1,6 @@
 /** Pure parts of the FHIR sink: retry timing, capability check, Bundle building, patient linking, facts. */
 import fc from 'fast-check';
+import { sourceSchema } from '../../../src/config';
 import type { CapabilityStatement } from 'fhir/r4';
 import { buildTransaction, entryCount, prepareStudy, versionFromEtag, writtenIdentity } from '../../../src/sinks/fhir/bundle';
 import { capabilityProblems } from '../../../src/sinks/fhir/capability';
@@ -158,6 +159,8 @@ describe('patient linking plan', () => {
 });
 
 describe('patient facts from DICOM', () => {
+  const source = (patient: Record<string, unknown> = {}) => sourceSchema.parse({ id: 's', qidoBase: 'http://pacs/dicom-web', mapping: { patient: { defaultSystem: 'urn:x', ...patient } } });
+
   it('reads Patient ID with the issuer system, sex, birth date and name', () => {
     const ds = {
       '00100020': { vr: 'LO', Value: ['12345'] },
@@ -166,18 +169,18 @@ describe('patient facts from DICOM', () => {
       '00100030': { vr: 'DA', Value: ['19750203'] },
       '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Lin^Mei Hua', Ideographic: '林^美華' }] },
     };
-    expect(patientFactsFromDicom(ds, { defaultSystem: 'urn:x', issuerSystems: { HOSP: 'urn:oid:1.2.3' } })).toEqual({
+    expect(patientFactsFromDicom(ds, source({ issuerSystems: { HOSP: 'urn:oid:1.2.3' } }))).toEqual({
       identifier: { system: 'urn:oid:1.2.3', value: '12345' },
       gender: 'female',
       birthDate: '1975-02-03',
       name: { use: 'official', text: 'Lin Mei Hua', family: 'Lin', given: ['Mei Hua'] },
     });
-    expect(patientFactsFromDicom(ds, { defaultSystem: 'urn:x', nameGroup: 'ideographic' })?.name?.family).toBe('林');
-    expect(patientFactsFromDicom({}, { defaultSystem: 'urn:x' })).toBeUndefined();
+    expect(patientFactsFromDicom(ds, source({ nameGroup: 'ideographic' }))?.name?.family).toBe('林');
+    expect(patientFactsFromDicom({}, source())).toBeUndefined();
   });
 
   it('leaves out what DICOM does not say', () => {
-    const facts = patientFactsFromDicom({ '00100020': { vr: 'LO', Value: ['9'] }, '00100040': { vr: 'CS', Value: ['U'] }, '00100030': { vr: 'DA', Value: ['bad'] } }, { defaultSystem: 'urn:x' });
+    const facts = patientFactsFromDicom({ '00100020': { vr: 'LO', Value: ['9'] }, '00100040': { vr: 'CS', Value: ['U'] }, '00100030': { vr: 'DA', Value: ['bad'] } }, source());
     expect(facts).toEqual({ identifier: { system: 'urn:x', value: '9' } });
     expect(humanName('^^')).toBeUndefined();
   });
