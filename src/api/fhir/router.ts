@@ -16,7 +16,7 @@ import { searchBundle } from './bundle';
 import { capabilityStatement } from './capability';
 import { decodeCursor, previousCursor } from './cursor';
 import { FhirError, outcome, outcomeOf } from './outcome';
-import { isRestricted, parseEndpointId, parseEndpointSearch, parseImagingStudySearch, parseStudyId, wantsStrict, type ParseOptions } from './params';
+import { ENDPOINT_PARAMS, IMAGING_STUDY_PARAMS, isRestricted, parseEndpointId, RESULT_PARAMS, parseEndpointSearch, parseImagingStudySearch, parseStudyId, wantsStrict, type ParseOptions } from './params';
 import { StudyService, type ApiSource, type StudyStore } from './studies';
 
 export interface FhirDeps {
@@ -44,6 +44,16 @@ const locals = (res: Response) => res.locals as Locals;
 
 function sendFhir(res: Response, status: number, body: Resource): void {
   res.status(status).type(FHIR_JSON).send(JSON.stringify(body));
+}
+
+const KNOWN_NAMES = new Set([
+  ...[...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS, ...ENDPOINT_PARAMS].flatMap((p) => [p.name, ...(p.modifiers ?? []).map((m) => `${p.name}:${m}`), ...(p.chains ?? []).map((c) => `${p.name}.${c}`)]),
+  '_include',
+]);
+
+/** Parameter names for the audit line: a client could put anything in a name, so unknown ones are not written. */
+function auditNames(pairs: [string, string][]): string[] {
+  return [...new Set(pairs.map(([n]) => (KNOWN_NAMES.has(n) ? n : '(unknown)')))];
 }
 
 /** Query pairs exactly as sent (order kept, repeats kept), from the raw URL. */
@@ -150,7 +160,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     const a = locals(res).audit;
     Object.assign(a, { interaction: 'search-type', resourceType: 'ImagingStudy' });
     const pairs = queryPairs(req);
-    a.params = [...new Set(pairs.map(([n]) => n.slice(0, 64)))];
+    a.params = auditNames(pairs);
     requireScope(res, 'ImagingStudy', 'search');
     const parsed = parseImagingStudySearch(pairs, parseOptions(req));
     if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
@@ -205,7 +215,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     const a = locals(res).audit;
     Object.assign(a, { interaction: 'search-type', resourceType: 'Endpoint' });
     const pairs = queryPairs(req);
-    a.params = [...new Set(pairs.map(([n]) => n.slice(0, 64)))];
+    a.params = auditNames(pairs);
     requireScope(res, 'Endpoint', 'search');
     const parsed = parseEndpointSearch(pairs, parseOptions(req));
     const all = service.endpoints().filter((e) => !parsed.ids || parsed.ids.includes(e.id!));

@@ -368,14 +368,17 @@ describe('audit trail', () => {
       await api.http.get(`/ImagingStudy/${studies[1].studyUid}`, h);
       await api.http.get(`/ImagingStudy?identifier=G-ACC-1*`, h);
       await api.http.get(`/ImagingStudy?patient.identifier=G-PAT-2`);
+      await api.http.get(`/ImagingStudy?_id=${studies[0].studyUid}&Huang-G-PAT-1`, h);
       const lines = api.auditLines;
       // Lines are written when each response finishes: wait for the last one.
-      for (let i = 0; i < 100 && lines.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(lines).toHaveLength(4);
+      for (let i = 0; i < 100 && lines.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(lines).toHaveLength(5);
       expect(lines[0]).toMatchObject({ client: 'ward-viewer', interaction: 'search-type', resourceType: 'ImagingStudy', params: ['patient:identifier', '_count'], count: 2, status: 200 });
       expect(lines[1]).toMatchObject({ client: 'ward-viewer', interaction: 'read', id: studies[1].studyUid, count: 1, status: 200 });
       expect(lines[2]).toMatchObject({ client: 'ward-viewer', params: ['identifier'], status: 400 });
       expect(lines[3]).toMatchObject({ client: 'anonymous', status: 401 });
+      // A value smuggled in as a parameter name is not written either.
+      expect(lines[4]).toMatchObject({ params: ['_id', '(unknown)'], count: 1, status: 200 });
       const text = JSON.stringify(lines);
       for (const phi of ['G-PAT-1', 'G-PAT-2', 'G-ACC-1', 'Huang', 'Secret', 'Tsai', '19800101', '1980-01-01']) expect(text).not.toContain(phi);
     } finally {
