@@ -40,17 +40,19 @@ function bridge(args: string[]): { child: ChildProcess; done: Promise<{ code: nu
   return { child, done };
 }
 
-/** ImagingStudy rows in the store, read from outside the bridge (WAL lets a reader in while it writes). */
-function storedResourceCount(): number {
+/** A count from the store, read from outside the bridge (WAL lets a reader in while it writes). */
+function countInStore(table: 'resources' | 'studies', sql: string): number {
   if (!existsSync(dbFile)) return 0;
   const db = new Database(dbFile, { readonly: true, fileMustExist: true });
   try {
-    const hasTable = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'resources'`).get();
-    return hasTable ? (db.prepare(`SELECT COUNT(*) AS n FROM resources WHERE resource_type = 'ImagingStudy'`).get() as { n: number }).n : 0;
+    const hasTable = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = ?`).get(table);
+    return hasTable ? (db.prepare(sql).get() as { n: number }).n : 0;
   } finally {
     db.close();
   }
 }
+const storedResourceCount = () => countInStore('resources', `SELECT COUNT(*) AS n FROM resources WHERE resource_type = 'ImagingStudy'`);
+const syncedStudyCount = () => countInStore('studies', `SELECT COUNT(*) AS n FROM studies WHERE status = 'synced'`);
 
 beforeAll(async () => {
   orthanc = await startOrthanc();
@@ -74,20 +76,35 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-it('kill -9 mid-backfill, then a restart: the store ends complete, with one resource per study', async () => {
-  proxy.delayMs = 60;
-  const first = bridge(['backfill', '--from', '2023-01-01', '--to', '2023-01-10']);
-  let atKill = 0;
+async function waitForResources(n: number): Promise<number> {
   const deadline = Date.now() + 90000;
-  while ((atKill = storedResourceCount()) < 8) {
-    if (Date.now() > deadline) throw new Error('backfill made no progress');
+  let count = 0;
+  while ((count = storedResourceCount()) < n) {
+    if (Date.now() > deadline) throw new Error(`backfill made no progress (${count} resources)`);
     await new Promise((r) => setTimeout(r, 20));
   }
+  return count;
+}
+
+it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the store ends complete, with one resource per study', async () => {
+  proxy.delayMs = 60;
+  const graceful = bridge(['backfill', '--from', '2023-01-01', '--to', '2023-01-10']);
+  await waitForResources(2);
+  graceful.child.kill('SIGTERM');
+  const stopped = await graceful.done;
+  expect(stopped.code).toBe(0);
+  expect(stopped.stdout).toMatch(/backfill interrupted/);
+  const afterTerm = storedResourceCount();
+  expect(afterTerm).toBeLessThan(corpus.length);
+  // The batch in hand was finished and recorded: every stored resource has its study state.
+  expect(syncedStudyCount()).toBe(afterTerm);
+
+  const first = bridge(['backfill', '--from', '2023-01-01', '--to', '2023-01-10']);
+  await waitForResources(afterTerm + 6);
   first.child.kill('SIGKILL');
   const killed = await first.done;
   expect(killed.signal).toBe('SIGKILL');
-  atKill = storedResourceCount();
-  expect(atKill).toBeGreaterThanOrEqual(8);
+  const atKill = storedResourceCount();
   expect(atKill).toBeLessThan(corpus.length);
 
   proxy.delayMs = 0;
@@ -111,8 +128,10 @@ it('kill -9 mid-backfill, then a restart: the store ends complete, with one reso
     }
     // Every stored study is one of the corpus: nothing written twice under another id.
     expect(studies.map((s) => s.id).sort()).toEqual(corpus.map((s) => imagingStudyId(s.studyUid)).sort());
-    const [resumed, interrupted] = store.listRuns(SOURCE_ID, 2);
-    expect(interrupted).toMatchObject({ kind: 'backfill', status: 'interrupted' });
+    const [resumed, killedRun, terminated] = store.listRuns(SOURCE_ID, 3);
+    // The killed run was left 'running' and is closed as interrupted when the bridge starts again.
+    expect(killedRun).toMatchObject({ kind: 'backfill', status: 'interrupted' });
+    expect(terminated).toMatchObject({ kind: 'backfill', status: 'interrupted', endedAt: expect.any(String) });
     expect(resumed).toMatchObject({ kind: 'backfill', status: 'ok' });
     // The restart resumed: studies already synced before the kill were not fetched again.
     expect(resumed.counts.fetched).toBeLessThan(corpus.length);
