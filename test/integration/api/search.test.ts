@@ -157,6 +157,32 @@ describe('each search parameter finds each fixture study, and only what it shoul
     }
   });
 
+  it('series alone, once the source can search series (stand-in: a series-level QIDO query to the same Orthanc)', async () => {
+    const src = apiSource(cfgA());
+    let seriesQueries = 0;
+    // The source contract has no series-level search yet; this adds one so the API's path for it is exercised.
+    Object.assign(src.pacs, {
+      searchSeries: async (match: Record<string, string>, page?: { limit: number; offset: number }) => {
+        seriesQueries++;
+        const res = await orthanc.rest.get('/dicom-web/series', { params: { ...match, includefield: '0020000D', ...(page ?? {}) } });
+        return res.data;
+      },
+    });
+    const api = await serveApi({ config: apiBase, sources: [src] });
+    try {
+      for (const s of corpus.slice(0, 6)) {
+        for (const series of s.series) expect(await ids(`series=${series.seriesUid}`, api)).toEqual([s.studyUid]);
+      }
+      const [a, b] = corpus;
+      seriesQueries = 0;
+      expect(await ids(`series=${a.series[0].seriesUid},${b.series[0].seriesUid}`, api)).toEqual(uidsOf([a, b]));
+      expect(seriesQueries).toBe(1);
+      expect(await ids('series=1.2.3.999999', api)).toEqual([]);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('a study looks the same in a search and in a read (instance lists aside)', async () => {
     for (const s of corpus) {
       const read = (await live.http.get(`/ImagingStudy/${s.studyUid}`)).data as ImagingStudy;
