@@ -3,7 +3,8 @@
  * synthetic studies and Debian's pydicom samples, then the bridge's own executable run against it
  * with the default configuration (config/default.json). Ctrl-C stops everything.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import axios from 'axios';
@@ -15,11 +16,26 @@ const PORT = Number(process.env.QUICKSTART_PACS_PORT ?? 8042);
 const root = path.resolve(__dirname, '..');
 const cli = path.join(root, 'dist/cli/main.js');
 
+// A fresh API key each run, given to the bridge hashed (as a hospital would configure it) through
+// NODE_CONFIG, which the `config` package merges over config/default.json.
+const apiKey = randomBytes(18).toString('base64url');
+const apiPort = Number(process.env.QUICKSTART_API_PORT ?? 8080);
+const env = {
+  ...process.env,
+  NODE_CONFIG: JSON.stringify({
+    sources: [{ id: 'local-orthanc', qidoBase: `http://127.0.0.1:${PORT}/dicom-web`, defaultTimezone: 'Asia/Taipei' }],
+    // The samples span decades (pydicom's files are from the 1990s on): the first sync reaches back that far.
+    sync: { backfillFrom: '19000101', windowDays: 3660 },
+    api: { port: apiPort, auth: { type: 'apiKey', keys: [{ client: 'quickstart', sha256: createHash('sha256').update(apiKey).digest('hex'), scopes: ['system/ImagingStudy.read', 'system/Endpoint.read', 'bridge/admin'] }] } },
+  }),
+};
+
+function cliProcess(args: string[]): ChildProcess {
+  return spawn(process.execPath, [cli, ...args], { stdio: 'inherit', cwd: root, env });
+}
+
 function runCli(args: string[]): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: 'inherit', cwd: root });
-    child.on('exit', (code) => resolve(code ?? 1));
-  });
+  return new Promise((resolve) => cliProcess(args).on('exit', (code) => resolve(code ?? 1)));
 }
 
 async function main() {
@@ -28,7 +44,13 @@ async function main() {
   const storageDir = path.join(root, 'data/orthanc');
   mkdirSync(storageDir, { recursive: true });
   const orthanc = await startOrthanc({ port: PORT, storageDir });
+  let server: ChildProcess | undefined;
   const stop = async () => {
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server!.once('exit', r));
+      server.kill('SIGTERM');
+      await exited;
+    }
     await orthanc.kill();
     process.exit(0);
   };
@@ -44,9 +66,25 @@ async function main() {
   }
   console.log(`\nLocal PACS (Orthanc): ${orthanc.restUrl}/app/explorer.html  DICOMweb: ${orthanc.dicomWebBase}\n`);
 
-  const code = await runCli(['discover']);
-  if (code !== 0) throw new Error(`discover exited with ${code}`);
-  console.log('\nThe PACS stays up until Ctrl-C.');
+  for (const args of [['discover'], ['sync', '--once'], ['status']]) {
+    const code = await runCli(args);
+    if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}`);
+  }
+  server = cliProcess(['serve']);
+  server.on('exit', (code) => {
+    console.error(`serve exited with ${code}`);
+    void orthanc.kill().then(() => process.exit(code ?? 1));
+  });
+  const api = `http://127.0.0.1:${apiPort}`;
+  console.log(`
+The bridge is serving (Ctrl-C stops it and the PACS). Where to look:
+  status page     ${api}/status
+  health          ${api}/readyz
+  metrics         ${api}/metrics
+  FHIR API        curl -H 'X-API-Key: ${apiKey}' '${api}/fhir/ImagingStudy?modality=CT'
+                  curl -H 'X-API-Key: ${apiKey}' '${api}/fhir/metadata'
+  embedded store  ${path.join(root, 'data/bridge.sqlite')}
+`);
 }
 
 main().catch((err) => {
