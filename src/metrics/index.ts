@@ -16,15 +16,20 @@ export const METRIC_PREFIX = 'pacs_fhir_bridge_';
 /** What the metrics read from the embedded store. */
 export type MetricsStore = Pick<Store, 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources'>;
 
-/** node-cache's getStats(), or anything shaped like it. */
-export interface CacheStatsSource {
-  getStats(): { hits: number; misses: number; keys: number };
+/** A node-cache (getStats()) or a cache counting its own hits and misses (the API's AnswerCache). */
+export type CacheStatsSource = { getStats(): { hits: number; misses: number } } | { hits: number; misses: number };
+
+/** A FHIR-server sink's running totals (src/sinks/fhir's FhirSink.stats()). */
+export interface FhirSinkStatsSource {
+  name: string;
+  stats(): { requests: { byKind: Record<string, number> }; retries: number; tokenRequests?: number };
 }
 
 export interface Observed {
   store?: MetricsStore;
   sources?: Pick<PacsSource, 'id' | 'stats'>[];
   caches?: Record<string, CacheStatsSource>;
+  fhirSinks?: FhirSinkStatsSource[];
 }
 
 /** An HTTP status, or 0 / a word for failures without one (network, timeout). */
@@ -48,7 +53,7 @@ const statusLabel = (s: StatusLabel): string => (s === 0 || s === '0' ? 'error' 
 
 export class BridgeMetrics {
   readonly registry: Registry;
-  private readonly observed: Required<Observed> = { store: undefined as unknown as MetricsStore, sources: [], caches: {} };
+  private readonly observed: Required<Observed> = { store: undefined as unknown as MetricsStore, sources: [], caches: {}, fhirSinks: [] };
   private hasStore = false;
   /** Runs already counted (or finished before the store was observed), per source. */
   private readonly countedRuns = new Map<string, Set<string>>();
@@ -179,6 +184,32 @@ export class BridgeMetrics {
       },
     });
 
+    // FHIR sinks' own running totals.
+    new Counter({
+      name: `${p}fhir_requests_total`,
+      help: 'HTTP requests made to a FHIR server by sink and purpose (metadata, endpoint, lookup, transaction, read, update, delete, token)',
+      labelNames: ['server', 'kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const sink of self.observed.fhirSinks) {
+          const st = sink.stats();
+          for (const [kind, n] of Object.entries(st.requests.byKind)) this.inc({ server: sink.name, kind }, n);
+          if (st.tokenRequests !== undefined) this.inc({ server: sink.name, kind: 'token' }, st.tokenRequests);
+        }
+      },
+    });
+    new Counter({
+      name: `${p}fhir_retries_total`,
+      help: 'FHIR requests retried after 429, 5xx or network errors, per sink',
+      labelNames: ['server'],
+      registers,
+      collect() {
+        this.reset();
+        for (const sink of self.observed.fhirSinks) this.inc({ server: sink.name }, sink.stats().retries);
+      },
+    });
+
     // Caches: node-cache statistics of observed caches plus hits/misses reported directly.
     new Counter({
       name: `${p}cache_hits_total`,
@@ -232,6 +263,10 @@ export class BridgeMetrics {
       });
     }
     if (what.caches) Object.assign(this.observed.caches, what.caches);
+    if (what.fhirSinks) {
+      const known = new Set(this.observed.fhirSinks.map((f) => f.name));
+      this.observed.fhirSinks.push(...what.fhirSinks.filter((f) => !known.has(f.name)));
+    }
     return this;
   }
 
@@ -297,7 +332,7 @@ export class BridgeMetrics {
     const out = new Map<string, { hits: number; misses: number }>();
     for (const [cache, t] of this.cacheTallies) out.set(cache, { ...t });
     for (const [cache, c] of Object.entries(this.observed.caches)) {
-      const s = c.getStats();
+      const s = 'getStats' in c ? c.getStats() : c;
       const t = out.get(cache) ?? { hits: 0, misses: 0 };
       out.set(cache, { hits: t.hits + s.hits, misses: t.misses + s.misses });
     }

@@ -79,7 +79,7 @@ test('/readyz: ready with every dependency up; not ready, naming the PACS, while
     createOpsRouter({
       store,
       sources: [sourceFor('orthanc', orthanc.dicomWebBase)],
-      fhirSinks: [{ name: 'medplum', baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'fhir-secret' } }],
+      fhirSinks: [{ name: 'medplum', config: { baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'fhir-secret' } } }],
       auth: denyAll,
       metrics: createMetrics(),
       readinessTimeoutMs: 5000,
@@ -120,7 +120,7 @@ test('/readyz: a FHIR server rejecting the credentials and a store that cannot b
     createOpsRouter({
       store: closed,
       sources: [sourceFor('orthanc', orthanc.dicomWebBase)],
-      fhirSinks: [{ name: 'medplum', baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'wrong-token' } }],
+      fhirSinks: [{ name: 'medplum', config: { baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'wrong-token' } } }],
       auth: denyAll,
       metrics: createMetrics(),
     }),
