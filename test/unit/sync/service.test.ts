@@ -169,4 +169,26 @@ describe('sync run loop (in-memory PACS)', () => {
     expect(empty.status).toBe('failed');
     expect(store.listImagingStudies()).toHaveLength(2);
   });
+
+  it('polls on its cron schedule, skips a tick while the previous run is still going, and stops', async () => {
+    pacs.add({ uid: '9.1', date: '20240302', modality: 'CT', instances: 1 });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const undated = pacs.findUndatedStudies.bind(pacs);
+    // Each run takes longer than the one-second schedule.
+    pacs.findUndatedStudies = async () => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      await new Promise((r) => setTimeout(r, 1300));
+      inFlight--;
+      return undated();
+    };
+    const sync = service({ cron: '* * * * * *' });
+    sync.start();
+    while (store.listRuns('fake', 10).filter((r) => r.status !== 'running').length < 2) await new Promise((r) => setTimeout(r, 50));
+    await sync.stop();
+    expect(maxInFlight).toBe(1);
+    const runs = store.listRuns('fake', 10);
+    expect(runs.every((r) => r.kind === 'poll' && r.status !== 'running')).toBe(true);
+    expect(store.listImagingStudies()).toHaveLength(1);
+  });
 });
