@@ -9,7 +9,8 @@ import { formatDa, readDate, readString, valueOf, type DicomDataset } from '../d
 import { Tag } from '../dicomweb/tags';
 import type { PacsSource, StudyDetails, StudyWindow } from '../dicomweb/types';
 import type { MapResult, StudyResults } from '../mapping/types';
-import type { Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
+import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
+import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
 import type { RunCounts, StudyState, Store } from '../sinks/store';
 import type { SyncSettings } from './config';
 import { decideStudy, retryDelaySeconds } from './decide';
@@ -172,9 +173,10 @@ export class StudySyncRun {
         this.counts.unchanged++;
         continue;
       }
+      const patient = this.patientFacts(c);
       writes.push({
         candidate: c,
-        write: { sourceId: this.sourceId, studyUid: c.uid, imagingStudy: mapped.imagingStudy, endpoint: mapped.endpoint, contentHash: mapped.contentHash },
+        write: { sourceId: this.sourceId, studyUid: c.uid, imagingStudy: mapped.imagingStudy, endpoint: mapped.endpoint, contentHash: mapped.contentHash, ...(patient ? { patient } : {}) },
       });
     }
     if (writes.length) await this.writeToSinks(writes);
@@ -230,6 +232,15 @@ export class StudySyncRun {
       this.ctx.log.debug({ studyUid: c.uid, warnings: result.warnings.map((w) => w.code) }, 'mapped with warnings');
     }
     return result;
+  }
+
+  /** For sinks that link or create Patients; a study without usable patient facts is still written. */
+  private patientFacts(c: Candidate): PatientFacts | undefined {
+    try {
+      return patientFactsFromDicom(c.dataset, this.ctx.sourceConfig);
+    } catch {
+      return undefined;
+    }
   }
 
   /** Every sink gets the batch; a study counts as written only when all sinks accepted it. */
