@@ -106,6 +106,13 @@ export function planMatch(match: Record<string, string> = {}): PlannedQuery {
     const tag = resolveKey(key);
     const vr = VR_BY_TAG[tag];
     const { wire, widened } = wireValue(value, vr !== undefined && WILDCARD_VRS.has(vr));
+    if (vr === 'PN' && !value.includes('=') && value !== '') {
+      // A name without "=" means any component group, but Orthanc matches it against the whole
+      // stored "Alphabetic=Ideographic" string: ask for a prefix match and check here.
+      params.push([tag, wire.endsWith('*') ? wire : `${wire}*`]);
+      filters.push({ tag, value, personName: true });
+      continue;
+    }
     params.push([tag, wire]);
     if (widened) filters.push({ tag, value, personName: vr === 'PN' });
   }

@@ -191,10 +191,18 @@ export class DicomwebSource implements PacsSource {
     );
   }
 
-  /** Every study in the scope: page through it, and if the server truncates, narrow and repeat. */
-  private async collect(scope: Scope, planned: PlannedQuery): Promise<DicomDataset[]> {
+  /**
+   * Every study in the scope: page through it, and if the server truncates, narrow and repeat.
+   * `timelessSeen`: the truncated day answer above held studies without a StudyTime.
+   */
+  private async collect(scope: Scope, planned: PlannedQuery, timelessSeen = false): Promise<DicomDataset[]> {
     const wire = planMatch(Object.fromEntries(scopeParams(scope))).params;
     const r = await this.pagedStudies(wire, planned);
+    if (scope.emptyTime && r.datasets.length === 0 && timelessSeen) {
+      // StudyTime="" matched nothing although such studies exist: no Empty Value Matching here
+      // (Orthanc 1.10), and time ranges never match them. Those past the cap cannot be listed.
+      this.unresolved(`studies ${describeScope(scope)}: the PACS has no Empty Value Matching`);
+    }
     if (!r.truncated) return r.datasets;
     const parts = splitScope(scope);
     if (!parts.length) {
@@ -202,7 +210,8 @@ export class DicomwebSource implements PacsSource {
       return r.datasets;
     }
     this.stats.splits++;
-    const narrower = await Promise.all(parts.map((p) => this.collect(p, planned)));
+    const timeless = r.datasets.some((ds) => readString(ds, Tag.StudyTime).kind !== 'value');
+    const narrower = await Promise.all(parts.map((p) => this.collect(p, planned, timeless)));
     return [...r.datasets, ...narrower.flat()];
   }
 

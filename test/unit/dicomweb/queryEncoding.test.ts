@@ -33,6 +33,15 @@ describe('wire form of matching values', () => {
       { tag: '00080050', value: 'ACC 9', personName: false },
     ]);
   });
+  it('a PN value without "=" goes out as a prefix (Orthanc matches the whole A=I=P string) and is checked locally', () => {
+    expect(planMatch({ PatientName: 'DOE' })).toEqual({
+      params: [['00100010', 'DOE*']],
+      filters: [{ tag: '00100010', value: 'DOE', personName: true }],
+    });
+    expect(planMatch({ PatientName: 'Doe^Peter' }).params).toEqual([['00100010', 'Doe?Peter*']]);
+    expect(planMatch({ PatientName: 'DOE*' }).params).toEqual([['00100010', 'DOE*']]);
+    expect(planMatch({ PatientName: 'Doe=陳' }).params).toEqual([['00100010', 'Doe*']]);
+  });
   it('keywords and tags resolve; unknown keys pass through', () => {
     expect(resolveKey('ModalitiesInStudy')).toBe('00080061');
     expect(resolveKey('0020000d')).toBe('0020000D');
