@@ -38,7 +38,7 @@ export interface IssuerResolution {
   unmappedIssuer?: string;
 }
 
-export function resolvePatientIdentifier(study: DicomDataset, source: SourceConfig): IssuerResolution {
+export function resolvePatientIdentifier(study: DicomDataset, source: Pick<SourceConfig, 'mapping'>): IssuerResolution {
   const value = valueOf(readString(study, Tag.PatientID));
   if (!value) return {};
   const cfg = source.mapping.patient;
@@ -51,7 +51,7 @@ export function resolvePatientIdentifier(study: DicomDataset, source: SourceConf
 }
 
 /** The patient's identifier for linking and search, or undefined when the study has no Patient ID. */
-export function patientIdentifier(study: DicomDataset, source: SourceConfig): PatientIdentifier | undefined {
+export function patientIdentifier(study: DicomDataset, source: Pick<SourceConfig, 'mapping'>): PatientIdentifier | undefined {
   return resolvePatientIdentifier(study, source).identifier;
 }
 
