@@ -84,3 +84,32 @@ export function dedupe(datasets: DicomDataset[], keyOf: (ds: DicomDataset) => st
   }
   return [...byKey.values(), ...keyless];
 }
+
+/** Fetches one page, with the full field list or (reduced) the server's default attributes only. */
+export type FieldsFetcher = (limit: number, offset: number, reduced: boolean) => Promise<PageAnswer>;
+
+/**
+ * One unreadable study must not cost a page: Orthanc answers 400 to a whole page when one of its
+ * studies cannot be read for an extra includefield (seen with pydicom samples). A refused page is
+ * fetched in halves; a single refused row is fetched again with only the default attributes.
+ */
+export function isolatingBadRows(fetch: FieldsFetcher, onReduced: (datasets: DicomDataset[]) => void): PageFetcher {
+  const get = async (limit: number, offset: number): Promise<PageAnswer> => {
+    try {
+      return await fetch(limit, offset, false);
+    } catch (e) {
+      if (!(e instanceof PacsError) || e.kind !== 'http' || (e.status !== 400 && e.status !== 500)) throw e;
+      if (limit === 1) {
+        const reduced = await fetch(1, offset, true);
+        if (reduced.datasets.length) onReduced(reduced.datasets);
+        return reduced;
+      }
+      const half = Math.ceil(limit / 2);
+      const first = await get(half, offset);
+      if (first.datasets.length < half || first.truncated) return first;
+      const second = await get(limit - half, offset + half);
+      return { datasets: [...first.datasets, ...second.datasets], truncated: second.truncated };
+    }
+  };
+  return get;
+}

@@ -7,7 +7,7 @@ import type { SourceConfig } from '../config/schema';
 import { createAuthorizer } from './auth';
 import { parseDate, readString, valueOf, type DicomDataset } from './dicomJson';
 import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';
-import { dedupe, pageThrough, type CapMemory, type PagedResult } from './paging';
+import { dedupe, isolatingBadRows, pageThrough, type CapMemory, type FieldsFetcher, type PagedResult } from './paging';
 import { matchesLocally, planMatch, resolveKey, type PlannedQuery } from './queryEncoding';
 import type { RetryPolicy } from './retry';
 import { Tag } from './tags';
@@ -181,14 +181,24 @@ export class DicomwebSource implements PacsSource {
   }
 
   private pagedStudies(extra: Array<[string, string]>, planned: PlannedQuery): Promise<PagedResult> {
-    const base = [...extra, ...planned.params, this.includeField('studies', planned)];
-    return pageThrough(
-      async (limit, offset) =>
-        this.transport.qido({ level: 'studies', params: [...base, ['limit', String(limit)], ['offset', String(offset)]] }),
-      this.cfg.pageSize,
-      this.caps,
-      studyUidOf,
-    );
+    return this.paged('studies', [...extra, ...planned.params], undefined, planned);
+  }
+
+  /** Pages through one QIDO search, isolating rows the server cannot render with the full field list. */
+  private paged(level: QidoLevel, match: Array<[string, string]>, studyUid?: string, planned?: PlannedQuery): Promise<PagedResult> {
+    const full = this.includeField(level, planned);
+    const fetch: FieldsFetcher = (limit, offset, reduced) =>
+      this.transport.qido({
+        level,
+        studyUid,
+        params: [...match, ...(reduced ? [] : [full]), ['limit', String(limit)], ['offset', String(offset)]],
+      });
+    const onReduced = (datasets: DicomDataset[]) =>
+      this.options.logger?.warn(
+        { source: this.id, level, uids: datasets.map(keyOfLevel[level]) },
+        'PACS cannot render the requested attributes of these results; kept with its default attributes only',
+      );
+    return pageThrough(isolatingBadRows(fetch, onReduced), this.cfg.pageSize, this.caps, keyOfLevel[level]);
   }
 
   /**
@@ -217,16 +227,7 @@ export class DicomwebSource implements PacsSource {
 
   /** Series or instances of several studies in one search (UID-list matching); halves on truncation. */
   private async batchLevel(level: QidoLevel, uids: string[]): Promise<Map<string, DicomDataset[]>> {
-    const r = await pageThrough(
-      (limit, offset) =>
-        this.transport.qido({
-          level,
-          params: [[Tag.StudyInstanceUID, uids.join(',')], this.includeField(level), ['limit', String(limit)], ['offset', String(offset)]],
-        }),
-      this.cfg.pageSize,
-      this.caps,
-      keyOfLevel[level],
-    );
+    const r = await this.paged(level, [[Tag.StudyInstanceUID, uids.join(',')]]);
     // Without a Study Instance UID on every answer they cannot be told apart: ask per study.
     const attributable = r.datasets.every((ds) => studyUidOf(ds) !== undefined);
     if (!r.truncated && attributable) {
@@ -245,17 +246,7 @@ export class DicomwebSource implements PacsSource {
   }
 
   private async perStudyLevel(level: QidoLevel, uid: string): Promise<Map<string, DicomDataset[]>> {
-    const r = await pageThrough(
-      (limit, offset) =>
-        this.transport.qido({
-          level,
-          studyUid: uid,
-          params: [this.includeField(level), ['limit', String(limit)], ['offset', String(offset)]],
-        }),
-      this.cfg.pageSize,
-      this.caps,
-      keyOfLevel[level],
-    );
+    const r = await this.paged(level, [], uid);
     if (r.truncated) this.unresolved(`${level} of study ${uid}`);
     return new Map([[uid, r.datasets]]);
   }

@@ -147,3 +147,30 @@ describe('day numbers', () => {
     expect(dayNumber('00010102') - dayNumber('00010101')).toBe(1);
   });
 });
+
+describe('isolatingBadRows', () => {
+  it('fetches a refused page in halves and a refused row with default attributes only', async () => {
+    const { isolatingBadRows } = await import('../../../src/dicomweb/paging');
+    const rows = corpus(10);
+    const bad = new Set([3, 7]);
+    const calls: string[] = [];
+    const reducedSeen: string[] = [];
+    const fetch = async (limit: number, offset: number, reduced: boolean): Promise<PageAnswer> => {
+      calls.push(`${offset}+${limit}${reduced ? 'r' : ''}`);
+      const slice = rows.slice(offset, offset + limit);
+      if (!reduced && slice.some((_, i) => bad.has(offset + i))) throw new PacsError('Bad request', 400, 'http', false);
+      return { datasets: slice, truncated: false };
+    };
+    const page = await isolatingBadRows(fetch, (ds) => reducedSeen.push(...ds.map((d) => uidOf(d)!)))(10, 0);
+    expect(page.datasets.map(uidOf)).toEqual(rows.map(uidOf));
+    expect(reducedSeen).toEqual(['1.2.3', '1.2.7']);
+    expect(calls.filter((c) => c.endsWith('r'))).toEqual(['3+1r', '7+1r']);
+  });
+  it('a query the server always refuses still fails', async () => {
+    const { isolatingBadRows } = await import('../../../src/dicomweb/paging');
+    const fetch = async (): Promise<PageAnswer> => {
+      throw new PacsError('Bad request', 400, 'http', false);
+    };
+    await expect(isolatingBadRows(fetch, () => {})(8, 0)).rejects.toMatchObject({ status: 400 });
+  });
+});
