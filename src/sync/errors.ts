@@ -10,8 +10,12 @@ export class SourceUnavailableError extends Error {
 
 /** Raised when a run of a source is requested while another run of it is going. */
 export class SourceBusyError extends Error {
-  constructor(readonly sourceId: string) {
-    super(`a run of source "${sourceId}" is already in progress`);
+  constructor(
+    readonly sourceId: string,
+    /** The process holding the source, when it is another one ('<host>:<pid>'). */
+    readonly holder?: string,
+  ) {
+    super(`a run of source "${sourceId}" is already in progress${holder ? ` (in ${holder})` : ''}`);
     this.name = 'SourceBusyError';
   }
 }

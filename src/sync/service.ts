@@ -3,6 +3,7 @@
  * never two at once for one source, and stops gracefully (the batch in hand is finished and recorded,
  * checkpoints stay where the last complete window left them).
  */
+import os from 'node:os';
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
@@ -79,6 +80,24 @@ function defaultMapper(): StudyMapper {
 
 const normalizeDate = (d: string) => d.replace(/-/g, '');
 
+/** How long a run's lease on its source lasts without renewal; renewed at a third of it while the run goes on. */
+const LEASE_TTL_MS = 60_000;
+const LEASE_OWNER = `${os.hostname()}:${process.pid}`;
+
+/** A lease holder on this host whose process is gone (killed, crashed) holds nothing. */
+function holderIsDead(holder: string): boolean {
+  const at = holder.lastIndexOf(':');
+  if (holder.slice(0, at) !== os.hostname()) return false;
+  const pid = Number(holder.slice(at + 1));
+  if (!Number.isInteger(pid)) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 export function createSyncService(options: SyncServiceOptions): SyncService {
   const sync = syncSchema.parse(options.config.sync ?? {});
   const store = options.store;
@@ -91,8 +110,6 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const running = new Map<string, Promise<RunSummary>>();
   const crons: Cron[] = [];
   let stopping = false;
-
-  store.closeAbandonedRuns();
 
   const configOf = (sourceId: string): SourceConfig => {
     const cfg = sourceConfigs.get(sourceId);
@@ -112,6 +129,13 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   function exclusive(sourceId: string, kind: RunKind, body: (run: StudySyncRun | undefined, runId: string, log: Logger) => Promise<{ complete: boolean; counts?: RunCounts }>, withRun = true, onSettled?: (n: number) => void): Promise<RunSummary> {
     configOf(sourceId);
     if (running.has(sourceId)) return Promise.reject(new SourceBusyError(sourceId));
+    // Across processes too (a `sync --once` beside the scheduled service): a lease in the store.
+    const lease = store.acquireLease(sourceId, LEASE_OWNER, LEASE_TTL_MS, holderIsDead);
+    if (!lease.ok) return Promise.reject(new SourceBusyError(sourceId, lease.holder));
+    // Runs of this source still marked running were left by a process that no longer holds the lease.
+    store.closeAbandonedRuns(sourceId);
+    const renew = setInterval(() => store.renewLease(sourceId, LEASE_OWNER, LEASE_TTL_MS), LEASE_TTL_MS / 3);
+    renew.unref();
     const runId = store.startRun(sourceId, kind, now());
     const log = baseLog.child({ source: sourceId, runId, kind });
     const settings = syncSettingsFor(sync, sourceId);
@@ -151,7 +175,11 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       return { runId, sourceId, kind, status, counts, ...(error ? { error } : {}) };
     })();
     running.set(sourceId, promise);
-    return promise.finally(() => running.delete(sourceId));
+    return promise.finally(() => {
+      clearInterval(renew);
+      store.releaseLease(sourceId, LEASE_OWNER);
+      running.delete(sourceId);
+    });
   }
 
   const todayFor = (sourceId: string) => todayIn(configOf(sourceId).defaultTimezone, now());

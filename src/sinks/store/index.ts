@@ -314,6 +314,36 @@ export class Store {
     ).map((r) => r.source_id);
   }
 
+  // ── run leases ───────────────────────────────────────────────────────────
+
+  /**
+   * Takes the source's run lease for `owner` unless another owner holds an unexpired one that
+   * `isAbandoned` does not declare dead. Returns the current holder when refused.
+   */
+  acquireLease(sourceId: string, owner: string, ttlMs: number, isAbandoned: (holder: string) => boolean = () => false, at: Date = new Date()): { ok: true } | { ok: false; holder: string } {
+    return this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT owner, expires_at FROM source_leases WHERE source_id = ?').get(sourceId) as { owner: string; expires_at: string } | undefined;
+        if (row && row.owner !== owner && row.expires_at > iso(at) && !isAbandoned(row.owner)) return { ok: false as const, holder: row.owner };
+        this.db
+          .prepare(
+            `INSERT INTO source_leases (source_id, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (source_id) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
+          )
+          .run(sourceId, owner, iso(at), iso(new Date(at.getTime() + ttlMs)));
+        return { ok: true as const };
+      })
+      .immediate();
+  }
+
+  renewLease(sourceId: string, owner: string, ttlMs: number, at: Date = new Date()): void {
+    this.db.prepare('UPDATE source_leases SET expires_at = ? WHERE source_id = ? AND owner = ?').run(iso(new Date(at.getTime() + ttlMs)), sourceId, owner);
+  }
+
+  releaseLease(sourceId: string, owner: string): void {
+    this.db.prepare('DELETE FROM source_leases WHERE source_id = ? AND owner = ?').run(sourceId, owner);
+  }
+
   // ── run history ──────────────────────────────────────────────────────────
 
   startRun(sourceId: string, kind: RunKind, at: Date = new Date()): string {

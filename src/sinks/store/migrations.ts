@@ -61,6 +61,18 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
       CREATE INDEX resources_study ON resources (source_id, study_uid);
     `,
   },
+  {
+    version: 2,
+    description: 'per-source run leases, so two processes never run one source at once',
+    sql: `
+      CREATE TABLE source_leases (
+        source_id   TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,           -- '<host>:<pid>'
+        acquired_at TEXT NOT NULL,
+        expires_at  TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 export function migrate(db: Database.Database): number {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { ImagingStudy } from 'fhir/r4';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
@@ -190,5 +191,26 @@ describe('sync run loop (in-memory PACS)', () => {
     const runs = store.listRuns('fake', 10);
     expect(runs.every((r) => r.kind === 'poll' && r.status !== 'running')).toBe(true);
     expect(store.listImagingStudies()).toHaveLength(1);
+  });
+
+  it('does not run a source another live process holds; takes it over from a dead or expired holder', async () => {
+    pacs.add({ uid: '10.1', date: '20240302', modality: 'CT', instances: 1 });
+    const sync = service();
+    const parent = `${os.hostname()}:${process.ppid}`;
+    expect(store.acquireLease('fake', parent, 60_000)).toEqual({ ok: true });
+    await expect(sync.runOnce('fake')).rejects.toMatchObject({ name: 'SourceBusyError', holder: parent });
+
+    // A killed bridge on this host left its lease and a run marked running.
+    store.releaseLease('fake', parent);
+    store.acquireLease('fake', `${os.hostname()}:2147483646`, 60_000);
+    const abandoned = store.startRun('fake', 'backfill');
+    expect(await sync.runOnce('fake')).toMatchObject({ status: 'ok' });
+    expect(store.listRuns('fake', 5).find((r) => r.runId === abandoned)?.status).toBe('interrupted');
+
+    // Another host: trusted until its lease expires.
+    expect(store.acquireLease('fake', 'other-host:1', 60_000)).toEqual({ ok: true });
+    await expect(sync.runOnce('fake')).rejects.toMatchObject({ holder: 'other-host:1' });
+    store.acquireLease('fake', 'other-host:1', -1);
+    expect(await sync.runOnce('fake')).toMatchObject({ status: 'ok' });
   });
 });
