@@ -9,7 +9,7 @@ import { imagingStudyId } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { createSyncService, type SyncConfigInput } from '../../../src/sync';
-import { generateCorpus, loadStudies, makeInstance, makeSeries, makeStudy, SOP_CLASS, type SyntheticStudy } from '../../fixtures/synthetic';
+import { generateCorpus, loadStudies, makeInstance, makeSeries, makeStudy, modalitiesInStudy, SOP_CLASS, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { levelOf, startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
 import { daysAgo, deleteFromOrthanc, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './common';
@@ -74,6 +74,20 @@ describe('sync against Orthanc', () => {
     expect(store.getResource('Endpoint', storedStudy(store, corpus[0].studyUid)!.endpoint![0].reference!.split('/')[1])).toBeDefined();
     // Batched details: far fewer detail queries than two per study.
     expect(proxy.counts().series + proxy.counts().instances).toBeLessThan(20);
+  });
+
+  it('a per-source filter limits discovery (ModalitiesInStudy)', async () => {
+    const filtered = openStore(':memory:');
+    try {
+      const run = await service({ sources: { [SOURCE_ID]: { filter: { ModalitiesInStudy: 'MR' } } } }, filtered).runOnce(SOURCE_ID);
+      const expected = corpus.filter((s) => modalitiesInStudy(s).includes('MR')).map((s) => imagingStudyId(s.studyUid)).sort();
+      expect(expected.length).toBeGreaterThan(0);
+      expect(expected.length).toBeLessThan(corpus.length);
+      expect(run).toMatchObject({ status: 'ok', counts: { written: expected.length } });
+      expect(filtered.listImagingStudies().map((s) => s.id).sort()).toEqual(expected);
+    } finally {
+      filtered.close();
+    }
   });
 
   it('an unchanged re-poll makes only study-level QIDO requests and writes nothing', async () => {
