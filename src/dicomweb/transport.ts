@@ -246,7 +246,12 @@ function describeFailure(label: string, what: string, timeoutMs: number, ctx: Re
   if (ctx.timedOut) return new PacsError(`${label} ${what}: no answer within ${timeoutMs} ms`, 0, 'timeout', true);
   const status = Number((e as { status?: number }).status ?? xhr.status) || 0;
   if (status === 0) {
-    return new PacsError(`${label} ${what}: ${ctx.networkError ?? 'network error'}`, 0, 'network', true);
+    const cause = ctx.networkError ?? 'network error';
+    // A certificate the bridge does not trust will not become trusted by asking again.
+    if (/CERT|SIGNATURE|SELF_SIGNED|ERR_TLS|ERR_SSL/.test(cause)) {
+      return new PacsError(`${label} ${what}: TLS failed (${cause}); check sources[].tls`, 0, 'network', false);
+    }
+    return new PacsError(`${label} ${what}: ${cause}`, 0, 'network', true);
   }
   if (status === 401 || status === 403) {
     return new PacsError(

@@ -58,6 +58,15 @@ beforeAll(async () => {
         case 'notjson':
           res.writeHead(200, { 'Content-Type': 'application/dicom+json' });
           return res.end('<html>oops');
+        // Empty Value Matching: StudyDate="" lists exactly the undated studies.
+        case 'evm':
+        case 'literal': {
+          const undated = { '0020000D': { vr: 'UI', Value: ['9.1'] }, '00080020': { vr: 'DA' } };
+          const dated = { '0020000D': { vr: 'UI', Value: ['9.2'] }, '00080020': { vr: 'DA', Value: ['20240101'] } };
+          const badDate = { '0020000D': { vr: 'UI', Value: ['9.3'] }, '00080020': { vr: 'DA', Value: ['2024-13-01'] } };
+          if (req.url!.includes('00080020=%22%22')) return json(200, scenario === 'evm' ? [undated] : []);
+          return json(200, [dated, undated, badDate]);
+        }
         case 'oauth':
           if (rest[0] === 'token') {
             const expires = counters.oauthExpires ?? 3600;
@@ -167,6 +176,20 @@ describe('truncation signals and errors', () => {
     await new Promise((r) => closed.close(r));
     const s = createPacsSource(parseConfig({ sources: [{ id: 'gone', qidoBase: `http://127.0.0.1:${port}`, retries: 0 }] }).sources[0]);
     await expect(s.searchStudies({})).rejects.toMatchObject({ kind: 'network', message: expect.stringContaining('ECONNREFUSED') });
+  });
+});
+
+describe('undated sweep', () => {
+  const uidsOf = (list: Array<Record<string, { Value?: unknown[] }>>) => list.map((d) => d['0020000D'].Value![0]);
+  it('uses StudyDate="" when the server supports Empty Value Matching (one request, no scan)', async () => {
+    const s = source('evm');
+    expect(uidsOf(await s.findUndatedStudies())).toEqual(['9.1']);
+    expect(s.stats.requests.studies).toBe(1);
+  });
+  it('falls back to scanning every study when "" matches nothing, keeping those without a valid StudyDate', async () => {
+    const s = source('literal');
+    expect(uidsOf(await s.findUndatedStudies()).sort()).toEqual(['9.1', '9.3']);
+    expect(s.stats.requests.studies).toBe(2);
   });
 });
 
