@@ -10,6 +10,9 @@ RUN npm run build && npm prune --omit=dev
 # Runtime stage: production dependencies and compiled output only, as a non-root user.
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production NODE_CONFIG_DIR=/app/config
+# Reachable from outside the container (/fhir stays behind api.auth); the audit trail goes to the data
+# volume, the one folder the non-root user may write (config/custom-environment-variables.json maps both).
+ENV API_HOST=0.0.0.0 API_AUDIT_DESTINATION=/app/data/audit.log
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
