@@ -25,6 +25,8 @@ export interface SourceOptions {
   logger?: SourceLogger;
   /** Backoff tuning; attempts come from the source's `retries`. */
   retry?: Partial<Omit<RetryPolicy, 'retries'>>;
+  /** Awaited before each HTTP attempt to the PACS, with its kind (metrics; tests). */
+  beforeRequest?: (kind: keyof SourceStats['requests']) => void | Promise<void>;
 }
 
 const studyUidOf = (ds: DicomDataset) => valueOf(readString(ds, Tag.StudyInstanceUID));
@@ -76,6 +78,7 @@ export class DicomwebSource implements PacsSource {
       stats: this.stats,
       auth,
       httpsAgent,
+      beforeRequest: options.beforeRequest,
       retry: { retries: cfg.retries, baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 },
       onRetry: (e, attempt, delayMs) =>
         options.logger?.debug?.({ source: cfg.id, status: e.status, kind: e.kind, attempt, delayMs }, 'retrying PACS request'),
@@ -99,6 +102,8 @@ export class DicomwebSource implements PacsSource {
     if (this.emptyValueMatching !== false) {
       const emptyDate: Array<[string, string]> = [[Tag.StudyDate, '%22%22']];
       const r = await this.pagedStudies(emptyDate, planned);
+      // Once seen to work, an empty answer means there are none.
+      if (r.datasets.length === 0 && this.emptyValueMatching) return [];
       if (r.datasets.length > 0) {
         const allUndated = r.datasets.every(isUndated);
         this.emptyValueMatching = allUndated;

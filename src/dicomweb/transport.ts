@@ -118,6 +118,8 @@ export interface TransportOptions {
   auth: Authorizer;
   httpsAgent?: https.Agent;
   onRetry?: (error: PacsError, attempt: number, delayMs: number) => void;
+  /** Awaited before each HTTP attempt (metrics, tests that need a PACS to fail at a known point). */
+  beforeRequest?: (kind: keyof SourceStats['requests']) => void | Promise<void>;
 }
 
 /** An https.Agent for a source's TLS settings: extra CA bundle on top of Node's, client certificate. */
@@ -177,8 +179,9 @@ export function createTransport(cfg: SourceConfig, opts: TransportOptions): Tran
     withRetry(
       async () => {
         const attempt = () =>
-          limit(() => {
+          limit(async () => {
             opts.stats.requests[kind]++;
+            await opts.beforeRequest?.(kind);
             return once(what, call);
           });
         try {

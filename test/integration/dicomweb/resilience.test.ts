@@ -12,12 +12,12 @@ const uid = (ds: DicomDataset) => valueOf(readString(ds, Tag.StudyInstanceUID))!
 describe('Orthanc with HTTP Basic authentication', () => {
   let orthanc: OrthancServer;
   const corpus = generateCorpus({ seed: 3, studies: 24, days: { from: '20230101', count: 4 }, undated: 0, maxSeries: 1, maxInstances: 1 });
-  const source = (password: string, extra: Record<string, unknown> = {}) =>
+  const source = (password: string, extra: Record<string, unknown> = {}, beforeRequest?: () => Promise<void>) =>
     createPacsSource(
       parseConfig({
         sources: [{ id: 'secured', qidoBase: orthanc.dicomWebBase, auth: { type: 'basic', username: 'bridge', password }, ...extra }],
       }).sources[0],
-      { retry: { baseMs: 100, maxMs: 1000 } },
+      { retry: { baseMs: 100, maxMs: 1000 }, beforeRequest },
     );
 
   beforeAll(async () => {
@@ -44,16 +44,18 @@ describe('Orthanc with HTTP Basic authentication', () => {
   });
 
   it('recovers when Orthanc restarts in the middle of a paged search', async () => {
-    const s = source('right-pässword', { pageSize: 2, concurrency: 1, retries: 8 });
-    const search = s.findStudies({ from: '20230101', to: '20230131' });
-    // Restart once the search is under way (a few pages in).
-    while (s.stats.requests.studies < 3) await new Promise((r) => setTimeout(r, 2));
-    await orthanc.kill();
-    await new Promise((r) => setTimeout(r, 300));
-    const restarted = orthanc.restart();
-    const found = await search;
+    let attempts = 0;
+    let restarted: Promise<void> | undefined;
+    // Stop Orthanc just before the fourth request (pages already fetched), start it again 300 ms later.
+    const s = source('right-pässword', { pageSize: 2, concurrency: 1, retries: 8 }, async () => {
+      if (++attempts !== 4) return;
+      await orthanc.kill();
+      restarted = new Promise((r) => setTimeout(r, 300)).then(() => orthanc.restart());
+    });
+    const found = await s.findStudies({ from: '20230101', to: '20230131' });
     await restarted;
     expect(found.map(uid).sort()).toEqual(studiesBetween(corpus, '20230101', '20230131').map((c) => c.studyUid).sort());
     expect(s.stats.retries).toBeGreaterThan(0);
+    expect(s.stats.requests.studies).toBeGreaterThan(24 / 2);
   });
 });

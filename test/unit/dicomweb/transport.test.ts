@@ -185,6 +185,9 @@ describe('undated sweep', () => {
     const s = source('evm');
     expect(uidsOf(await s.findUndatedStudies())).toEqual(['9.1']);
     expect(s.stats.requests.studies).toBe(1);
+    // Later sweeps trust it: a second sweep is again one request.
+    await s.findUndatedStudies();
+    expect(s.stats.requests.studies).toBe(2);
   });
   it('falls back to scanning every study when "" matches nothing, keeping those without a valid StudyDate', async () => {
     const s = source('literal');
