@@ -62,6 +62,7 @@ export class DicomwebSource implements PacsSource {
   private uidListMatching: boolean | undefined;
   /** Whether `StudyDate=""` (Empty Value Matching) has been seen to work on this server. */
   private emptyValueMatching: boolean | undefined;
+  private probing: Promise<boolean> | undefined;
 
   constructor(private readonly cfg: SourceConfig, private readonly options: SourceOptions = {}) {
     this.id = cfg.id;
@@ -154,25 +155,30 @@ export class DicomwebSource implements PacsSource {
   }
 
   /** Probed once: ask for two studies known to exist by UID list; both must come back, alone. */
-  async supportsUidListMatching(): Promise<boolean> {
-    if (this.uidListMatching !== undefined) return this.uidListMatching;
-    const some = await this.transport.qido({ level: 'studies', params: [['includefield', Tag.StudyInstanceUID], ['limit', '2']] });
+  supportsUidListMatching(): Promise<boolean> {
+    if (this.uidListMatching !== undefined) return Promise.resolve(this.uidListMatching);
+    this.probing ??= this.probeUidListMatching().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  private async probeUidListMatching(): Promise<boolean> {
+    // Default return attributes only: an explicit includefield can make Orthanc read files.
+    const some = await this.transport.qido({ level: 'studies', params: [['limit', '2']] });
     const known = [...new Set(some.datasets.map(studyUidOf).filter((u): u is string => !!u))].slice(0, 2);
     if (known.length < 2) return false; // nothing to probe with yet; ask again later
+    let supported: boolean;
     try {
-      const answer = await this.transport.qido({
-        level: 'studies',
-        params: [[Tag.StudyInstanceUID, known.join(',')], ['includefield', Tag.StudyInstanceUID]],
-      });
+      const answer = await this.transport.qido({ level: 'studies', params: [[Tag.StudyInstanceUID, known.join(',')]] });
       const back = new Set(answer.datasets.map(studyUidOf));
-      this.uidListMatching = back.size === 2 && known.every((u) => back.has(u));
+      supported = back.size === 2 && known.every((u) => back.has(u));
     } catch (e) {
       // A server that rejects the list (400) does not support it; anything else is a real failure.
       if (!(e instanceof PacsError) || e.kind !== 'http') throw e;
-      this.uidListMatching = false;
+      supported = false;
     }
-    this.options.logger?.debug?.({ source: this.id, uidListMatching: this.uidListMatching }, 'probed UID-list matching');
-    return this.uidListMatching;
+    this.uidListMatching = supported;
+    this.options.logger?.debug?.({ source: this.id, uidListMatching: supported }, 'probed UID-list matching');
+    return supported;
   }
 
   private plan(match: QidoMatch): PlannedQuery {

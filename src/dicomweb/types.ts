@@ -48,7 +48,7 @@ export interface PacsSource {
   readonly id: string;
   /** Every study whose StudyDate is in the window, each once, however the server pages or truncates. */
   findStudies(window: StudyWindow, match?: QidoMatch): Promise<DicomDataset[]>;
-  /** Studies with no StudyDate (found by a separate sweep). */
+  /** Studies with no valid StudyDate, missing, empty or malformed (found by a separate sweep). */
   findUndatedStudies(match?: QidoMatch): Promise<DicomDataset[]>;
   /** One page of a study search, for on-demand lookups (limit/offset as given). */
   searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]>;
