@@ -2,6 +2,8 @@
  * Authentication and recovery against a real Orthanc: Basic auth accepted, wrong credentials
  * refused with a clear error, and a search that survives Orthanc restarting under it.
  */
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { parseConfig } from '../../../src/config';
 import { createPacsSource, PacsError, readString, Tag, valueOf, type DicomDataset } from '../../../src/dicomweb';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
@@ -57,5 +59,25 @@ describe('Orthanc with HTTP Basic authentication', () => {
     expect(found.map(uid).sort()).toEqual(studiesBetween(corpus, '20230101', '20230131').map((c) => c.studyUid).sort());
     expect(s.stats.retries).toBeGreaterThan(0);
     expect(s.stats.requests.studies).toBeGreaterThan(24 / 2);
+  });
+});
+
+describe('an unresponsive PACS', () => {
+  it('times out: a server that accepts the connection and never answers', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const s = createPacsSource(
+      parseConfig({ sources: [{ id: 'silent', qidoBase: `http://127.0.0.1:${port}/dicom-web`, timeoutMs: 300, retries: 1 }] }).sources[0],
+      { retry: { baseMs: 5, maxMs: 10 } },
+    );
+    const err = await s.findStudies({ from: '20240101', to: '20240101' }).catch((e) => e);
+    sockets.forEach((x) => x.destroy());
+    await new Promise((r) => silent.close(r));
+    expect(err).toBeInstanceOf(PacsError);
+    expect(err).toMatchObject({ kind: 'timeout', status: 0, retryable: true });
+    expect(err.message).toBe('PACS "silent" studies query: no answer within 300 ms');
+    expect(sockets.length).toBe(2); // the first try and one retry
   });
 });
