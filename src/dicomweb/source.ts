@@ -43,10 +43,13 @@ const fieldsOfLevel: Record<QidoLevel, readonly string[]> = {
 /** Keys the window itself sets; a caller's match must not narrow them differently. */
 const WINDOW_KEYS = new Set([Tag.StudyDate, Tag.StudyTime]);
 
-/** No StudyDate a date range could match: missing, empty, or not a valid DA. */
+/**
+ * No StudyDate a date range reliably matches: missing, empty, or not a strict DA (YYYYMMDD).
+ * The ACR-NEMA "1997.04.24" parses, but servers compare it as text, so ranges miss it.
+ */
 function isUndated(ds: DicomDataset): boolean {
   const date = readString(ds, Tag.StudyDate);
-  return date.kind !== 'value' || parseDate(date.value) === undefined;
+  return date.kind !== 'value' || !/^\d{8}$/.test(date.value) || parseDate(date.value) === undefined;
 }
 
 export class DicomwebSource implements PacsSource {
