@@ -9,18 +9,16 @@ import { discoverCommand } from './discover';
 import { mapCommand } from './map';
 import { serveCommand } from './serve';
 import { backfillCommand, replayCommand, statusCommand, syncCommand } from './sync';
-import { buildSinks } from './runtime';
 
 export function buildCli(): Command {
   const program = new Command('pacs-fhir-bridge')
     .description('Puts a DICOMweb PACS into FHIR R4: TW Core ImagingStudy resources linked to WADO-RS Endpoints.')
     .showHelpAfterError();
-  const sinkDeps = { buildSinks: (...args: Parameters<typeof buildSinks>) => buildSinks(...args).sinks };
   program.addCommand(serveCommand());
-  program.addCommand(syncCommand(sinkDeps));
-  program.addCommand(backfillCommand(sinkDeps));
-  program.addCommand(statusCommand(sinkDeps));
-  program.addCommand(replayCommand(sinkDeps));
+  program.addCommand(syncCommand());
+  program.addCommand(backfillCommand());
+  program.addCommand(statusCommand());
+  program.addCommand(replayCommand());
   program.addCommand(mapCommand());
   program.addCommand(discoverCommand());
   return program;

@@ -4,6 +4,7 @@
  */
 import type { BridgeConfig } from '../config';
 import { createLogger, type Logger } from '../log';
+import { setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks/embeddedSink';
 import { createFhirSink, type FhirSink } from '../sinks/fhir';
 import type { Sink } from '../sinks/sink';
@@ -29,4 +30,11 @@ export function buildSinks(config: BridgeConfig, store: Store, logger: Logger): 
 
 export function openConfiguredStore(config: BridgeConfig): Store {
   return openStore(config.store.path);
+}
+
+/** Points the validator at the configured profiles; returns whether the sync must validate. */
+export function prepareValidation(config: BridgeConfig): boolean {
+  const { enabled, profilesDir } = config.sinks.validation;
+  if (enabled && profilesDir) setProfilesDir(profilesDir);
+  return enabled;
 }

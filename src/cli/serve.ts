@@ -10,7 +10,7 @@ import { createAuthenticator } from '../api/auth';
 import { adminAuth, createOpsRouter } from '../api/ops';
 import { loadConfig } from '../config';
 import { createSyncService } from '../sync';
-import { buildSinks, loggerFor, openConfiguredStore } from './runtime';
+import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -25,7 +25,13 @@ export function serveCommand(): Command {
       // A FHIR server that is not FHIR 4.0.x with transactions is a configuration error: stop now.
       for (const fhir of fhirSinks) await fhir.check();
 
-      const service = createSyncService({ config: { sources: config.sources, sync: config.sync }, store, sinks, logger });
+      const service = createSyncService({
+        config: { sources: config.sources, sync: config.sync },
+        store,
+        sinks,
+        logger,
+        validateResources: prepareValidation(config),
+      });
       const sources: ApiSource[] = config.sources.map((cfg) => ({ config: cfg, pacs: service.source(cfg.id) }));
       const app = createApiApp({ config: config.api, sources, store, logger });
       app.use(
@@ -33,6 +39,7 @@ export function serveCommand(): Command {
           store,
           sources: sources.map((s) => s.pacs),
           fhirSinks,
+          caches: { 'api-pages': app.fhir.service.pages, 'api-reads': app.fhir.service.reads, 'api-studies': app.fhir.service.studies },
           auth: adminAuth(createAuthenticator(config.api.auth)),
           logger,
         }),

@@ -5,17 +5,16 @@
  */
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { ZodError } from 'zod';
-import { ConfigError, loadConfig, type BridgeConfig } from '../config';
+import { loadConfig, type BridgeConfig } from '../config';
 import { createLogger, type Logger } from '../log';
-import { createEmbeddedSink } from '../sinks/embeddedSink';
 import type { Sink } from '../sinks/sink';
-import { openStore, type Store } from '../sinks/store';
-import { createSyncService, storeSchema, syncSchema, type RunSummary, type SyncConfig, type SyncService } from '../sync';
+import type { Store } from '../sinks/store';
+import { createSyncService, type RunSummary, type SyncConfig, type SyncService } from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
+import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
 
 export interface SyncCliDeps {
-  /** The sinks to write to; the embedded store's sink alone by default (the integrator adds the FHIR-server sink). */
+  /** The sinks to write to; by default those the configuration enables (runtime.buildSinks). */
   buildSinks?: (config: BridgeConfig, store: Store, logger: Logger) => Sink[];
   logger?: Logger;
 }
@@ -27,21 +26,9 @@ interface Context {
   logger: Logger;
 }
 
-function parseSection<T>(name: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof ZodError) throw new ConfigError(err.issues.map((i) => `${[name, ...i.path].join('.')}: ${i.message}`));
-    throw err;
-  }
-}
-
 function openContext(deps: SyncCliDeps, logger?: Logger): Context {
   const config = loadConfig();
-  const raw = config as Record<string, unknown>;
-  const sync = parseSection('sync', () => syncSchema.parse(raw.sync ?? {}));
-  const storeConfig = parseSection('store', () => storeSchema.parse(raw.store ?? {}));
-  return { config, sync, store: openStore(storeConfig.path), logger: logger ?? deps.logger ?? createLogger() };
+  return { config, sync: config.sync, store: openConfiguredStore(config), logger: logger ?? deps.logger ?? loggerFor(config) };
 }
 
 function selectSources(config: BridgeConfig, only?: string): string[] {
@@ -51,8 +38,14 @@ function selectSources(config: BridgeConfig, only?: string): string[] {
 }
 
 function buildService(ctx: Context, deps: SyncCliDeps): SyncService {
-  const sinks = deps.buildSinks ? deps.buildSinks(ctx.config, ctx.store, ctx.logger) : [createEmbeddedSink(ctx.store)];
-  return createSyncService({ config: { sources: ctx.config.sources, sync: ctx.sync }, store: ctx.store, sinks, logger: ctx.logger });
+  const sinks = deps.buildSinks ? deps.buildSinks(ctx.config, ctx.store, ctx.logger) : buildSinks(ctx.config, ctx.store, ctx.logger).sinks;
+  return createSyncService({
+    config: { sources: ctx.config.sources, sync: ctx.sync },
+    store: ctx.store,
+    sinks,
+    logger: ctx.logger,
+    validateResources: prepareValidation(ctx.config),
+  });
 }
 
 /** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. */

@@ -106,6 +106,18 @@ export const sinksSchema = z
     embedded: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
     /** A FHIR R4 server to write to; absent means none. */
     fhir: fhirSinkSchema.optional(),
+    /**
+     * Refuse to write any resource that fails base R4 or TW Core ImagingStudy-twcore validation; the
+     * study is recorded as failed instead. Needs the TW Core StructureDefinitions in profilesDir.
+     */
+    validation: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Folder of the TW Core 0.3.2 StructureDefinitions; default ../shared/fhir/twcore-0.3.2 or $TWCORE_PROFILES_DIR. */
+        profilesDir: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict()
   .default({});

@@ -15,6 +15,7 @@ import type { Authorizer } from './auth';
 import type { DicomDataset } from './dicomJson';
 import { parseRetryAfter, RetryableError, withRetry, type RetryPolicy } from './retry';
 import { PacsError, type SourceStats } from './types';
+import { metrics } from '../metrics';
 
 // xhr2 ships no types; this is the part of it used here.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -182,7 +183,16 @@ export function createTransport(cfg: SourceConfig, opts: TransportOptions): Tran
           limit(async () => {
             opts.stats.requests[kind]++;
             await opts.beforeRequest?.(kind);
-            return once(what, call);
+            const started = process.hrtime.bigint();
+            const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+            try {
+              const answer = await once(what, call);
+              metrics.qidoRequest(cfg.id, kind, answer.xhr.status, seconds());
+              return answer;
+            } catch (e) {
+              metrics.qidoRequest(cfg.id, kind, e instanceof PacsError ? e.status : 0, seconds());
+              throw e;
+            }
           });
         try {
           return await attempt();

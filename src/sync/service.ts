@@ -15,7 +15,7 @@ import { syncSchema, syncSettingsFor, type SyncConfig, type SyncConfigInput, typ
 import { addDays, planWindows, pollRange, todayIn } from './dates';
 import { describeError, SourceBusyError, SourceUnavailableError } from './errors';
 import { reconcileSource } from './reconcile';
-import { StudySyncRun, type StudyMapper } from './run';
+import { StudySyncRun, studyUidOf, type StudyMapper } from './run';
 
 export interface RunSummary {
   runId: string;
@@ -44,6 +44,8 @@ export interface SyncServiceOptions {
   sourceFactory?: (cfg: SourceConfig) => PacsSource;
   /** The mapper (src/mapping by default). */
   mapper?: StudyMapper;
+  /** Validate every mapped resource against base R4 and TW Core before any sink sees it. */
+  validateResources?: boolean;
   logger?: Logger;
   /** The clock, for tests. */
   now?: () => Date;
@@ -66,16 +68,38 @@ export interface SyncService {
   settings(sourceId: string): SyncSettings;
 }
 
-function defaultSourceFactory(cfg: SourceConfig): PacsSource {
+function defaultSourceFactory(logger: Logger): (cfg: SourceConfig) => PacsSource {
   // Required lazily: the source layer loads dicomweb-client and xhr2, which tests with fakes never need.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  return (require('../dicomweb') as { createPacsSource(c: SourceConfig): PacsSource }).createPacsSource(cfg);
+  const { createPacsSource } = require('../dicomweb') as typeof import('../dicomweb');
+  // The logger carries the source layer's "results may be missing" warnings (UIDs and windows only).
+  return (cfg) => createPacsSource(cfg, { logger: logger.child({ source: cfg.id }) });
 }
 
-function defaultMapper(): StudyMapper {
+/**
+ * The mapper, optionally behind the profile guard: a resource that fails base R4 or TW Core validation
+ * becomes a mapping error for its study (recorded, retried, dead-lettered), never a write.
+ */
+function defaultMapper(validate: boolean): StudyMapper {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const mapping = require('../mapping') as StudyMapper;
-  return { mapStudy: mapping.mapStudy, studyFingerprint: mapping.studyFingerprint };
+  const mapping = require('../mapping') as typeof import('../mapping');
+  if (!validate) return { mapStudy: mapping.mapStudy, studyFingerprint: mapping.studyFingerprint };
+  const guard = mapping.createResourceGuard(true);
+  return {
+    studyFingerprint: mapping.studyFingerprint,
+    mapStudy(results, source) {
+      const result = mapping.mapStudy(results, source);
+      if (!result.ok) return result;
+      for (const resource of [result.imagingStudy, result.endpoint]) {
+        const verdict = guard.check(resource);
+        if (!verdict.ok) {
+          const error = { studyUid: studyUidOf(results.study), tag: '', code: 'invalid-resource' as const, message: verdict.message };
+          return { ok: false, warnings: result.warnings, error };
+        }
+      }
+      return result;
+    },
+  };
 }
 
 const normalizeDate = (d: string) => d.replace(/-/g, '');
@@ -103,7 +127,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const store = options.store;
   const baseLog = options.logger ?? silentLogger;
   const now = options.now ?? (() => new Date());
-  const mapper = options.mapper ?? defaultMapper();
+  const mapper = options.mapper ?? defaultMapper(options.validateResources ?? false);
   const sourceConfigs = new Map(options.config.sources.map((s) => [s.id, s]));
   // One PacsSource per source for the service's life, so capability probes and tokens are reused.
   const sources = new Map<string, PacsSource>();
@@ -119,7 +143,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const sourceOf = (sourceId: string): PacsSource => {
     let s = sources.get(sourceId);
     if (!s) {
-      s = (options.sourceFactory ?? defaultSourceFactory)(configOf(sourceId));
+      s = (options.sourceFactory ?? defaultSourceFactory(baseLog))(configOf(sourceId));
       sources.set(sourceId, s);
     }
     return s;

@@ -10,6 +10,10 @@ import { createTokenSource, type TokenSource } from './auth';
 import { FhirSinkError } from './errors';
 import { errorBodyText } from './outcome';
 import { isRetryableStatus, retryDelay } from './retry';
+import { metrics } from '../../metrics';
+
+/** The `server` label of FHIR request metrics; matches fhir_requests_total{server="fhir"}. */
+const FHIR_SERVER_LABEL = 'fhir';
 
 export type RequestKind = 'metadata' | 'endpoint' | 'lookup' | 'transaction' | 'read' | 'update' | 'delete';
 
@@ -71,6 +75,8 @@ export class FhirHttpClient {
     for (let attempt = 0; ; attempt++) {
       const authorization = await this.tokens.authorization();
       let res: AxiosResponse<T>;
+      const started = process.hrtime.bigint();
+      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
         this.counters.byKind[spec.kind]++;
         res = await this.http.request<T>({
@@ -80,6 +86,7 @@ export class FhirHttpClient {
           headers: { ...spec.headers, ...(authorization ? { Authorization: authorization } : {}) },
         });
       } catch (err) {
+        metrics.fhirRequest(FHIR_SERVER_LABEL, spec.kind, 0, seconds());
         const message = (err as Error).message;
         if (attempt < this.config.retries) {
           await this.pause(spec, attempt, undefined, `network error: ${message}`);
@@ -87,6 +94,7 @@ export class FhirHttpClient {
         }
         throw new FhirSinkError(`FHIR server unreachable (${spec.kind}, ${attempt + 1} attempts): ${message}`, 'network', true);
       }
+      metrics.fhirRequest(FHIR_SERVER_LABEL, spec.kind, res.status, seconds());
       if (res.status < 400) return res;
 
       if (res.status === 401 && !refreshed && this.tokens.invalidate()) {
