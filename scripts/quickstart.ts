@@ -81,7 +81,7 @@ The bridge is serving (Ctrl-C stops it and the PACS). Where to look:
   status page     ${api}/status
   health          ${api}/readyz
   metrics         ${api}/metrics
-  FHIR API        curl -H 'X-API-Key: ${apiKey}' '${api}/fhir/ImagingStudy?modality=CT'
+  FHIR API        curl -H 'X-API-Key: ${apiKey}' '${api}/fhir/ImagingStudy?started=ge2000-01-01&modality=CT'
                   curl -H 'X-API-Key: ${apiKey}' '${api}/fhir/metadata'
   embedded store  ${path.join(root, 'data/bridge.sqlite')}
 `);

@@ -7,7 +7,7 @@ import type { SourceConfig } from '../config/schema';
 import { createAuthorizer } from './auth';
 import { parseDate, readString, valueOf, type DicomDataset } from './dicomJson';
 import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';
-import { dedupe, isolatingBadRows, pageThrough, type CapMemory, type FieldsFetcher, type PagedResult } from './paging';
+import { dedupe, isolatingBadRows, pageThrough, type CapMemory, type FieldsFetcher, type PageFetcher, type PagedResult } from './paging';
 import { matchesLocally, planMatch, resolveKey, type PlannedQuery } from './queryEncoding';
 import type { RetryPolicy } from './retry';
 import { Tag } from './tags';
@@ -126,9 +126,9 @@ export class DicomwebSource implements PacsSource {
 
   async searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {
     const planned = planMatch(match);
-    const params = [...planned.params, this.includeField('studies', planned)];
-    if (page) params.push(['limit', String(page.limit)], ['offset', String(page.offset)]);
-    const answer = await this.transport.qido({ level: 'studies', params });
+    const answer = page
+      ? await this.rowIsolating('studies', planned.params, undefined, planned)(page.limit, page.offset)
+      : await this.transport.qido({ level: 'studies', params: [...planned.params, this.includeField('studies', planned)] });
     return answer.datasets.filter((ds) => matchesLocally(ds, planned.filters));
   }
 
@@ -200,6 +200,11 @@ export class DicomwebSource implements PacsSource {
 
   /** Pages through one QIDO search, isolating rows the server cannot render with the full field list. */
   private paged(level: QidoLevel, match: Array<[string, string]>, studyUid?: string, planned?: PlannedQuery): Promise<PagedResult> {
+    return pageThrough(this.rowIsolating(level, match, studyUid, planned), this.cfg.pageSize, this.caps, keyOfLevel[level]);
+  }
+
+  /** One page of a QIDO search; a page the server refuses is fetched in halves, a bad row with default attributes. */
+  private rowIsolating(level: QidoLevel, match: Array<[string, string]>, studyUid?: string, planned?: PlannedQuery): PageFetcher {
     const full = this.includeField(level, planned);
     const fetch: FieldsFetcher = (limit, offset, reduced) =>
       this.transport.qido({
@@ -209,10 +214,10 @@ export class DicomwebSource implements PacsSource {
       });
     const onReduced = (datasets: DicomDataset[]) =>
       this.options.logger?.warn(
-        { source: this.id, level, uids: datasets.map(keyOfLevel[level]) },
+        { source: this.id, qidoLevel: level, uids: datasets.map(keyOfLevel[level]) },
         'PACS cannot render the requested attributes of these results; kept with its default attributes only',
       );
-    return pageThrough(isolatingBadRows(fetch, onReduced), this.cfg.pageSize, this.caps, keyOfLevel[level]);
+    return isolatingBadRows(fetch, onReduced);
   }
 
   /**

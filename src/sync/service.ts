@@ -73,7 +73,7 @@ function defaultSourceFactory(logger: Logger): (cfg: SourceConfig) => PacsSource
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { createPacsSource } = require('../dicomweb') as typeof import('../dicomweb');
   // The logger carries the source layer's "results may be missing" warnings (UIDs and windows only).
-  return (cfg) => createPacsSource(cfg, { logger: logger.child({ source: cfg.id }) });
+  return (cfg) => createPacsSource(cfg, { logger });
 }
 
 /**
