@@ -107,7 +107,7 @@ export const apiSchema = z
       .object({
         enabled: z.boolean().default(true),
         /** File the audit lines go to (apart from the application log); "stdout"/"stderr" allowed. */
-        destination: z.string().min(1).default('audit.log'),
+        destination: z.string().min(1).default('./data/audit.log'),
       })
       .default({}),
     /** Express "trust proxy" (hop count or list) when the API sits behind a reverse proxy. */
