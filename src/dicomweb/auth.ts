@@ -4,8 +4,8 @@
  * Messages never contain credentials or tokens.
  */
 import type { Agent } from 'node:https';
-import axios from 'axios';
 import type { PacsAuth } from '../config/schema';
+import { clientCredentialsToken, TokenRequestError } from '../oauth2/clientCredentials';
 import { PacsError } from './types';
 
 export interface Authorizer {
@@ -24,9 +24,6 @@ export interface TokenOptions {
   now?: () => number;
 }
 
-/** Renew this long before expiry (or a tenth of the lifetime, for short-lived tokens). */
-const EARLY_RENEWAL_MS = 60_000;
-
 export function createAuthorizer(auth: PacsAuth, opts: TokenOptions): Authorizer {
   switch (auth.type) {
     case 'none':
@@ -43,63 +40,36 @@ export function createAuthorizer(auth: PacsAuth, opts: TokenOptions): Authorizer
 }
 
 function oauth2(auth: Extract<PacsAuth, { type: 'oauth2' }>, opts: TokenOptions): Authorizer {
-  const now = opts.now ?? Date.now;
-  let cached: { value: string; renewAt: number } | undefined;
-  let inFlight: Promise<string> | undefined;
-
-  const fetchToken = async (): Promise<string> => {
-    opts.onTokenRequest?.();
-    const form = new URLSearchParams({ grant_type: 'client_credentials' });
-    if (auth.scope) form.set('scope', auth.scope);
-    const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' };
-    if (auth.clientAuth === 'client_secret_post') {
-      form.set('client_id', auth.clientId);
-      form.set('client_secret', auth.clientSecret);
-    } else {
-      // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-      const pair = `${encodeURIComponent(auth.clientId)}:${encodeURIComponent(auth.clientSecret)}`;
-      headers.Authorization = `Basic ${Buffer.from(pair).toString('base64')}`;
-    }
-    const where = `OAuth2 token endpoint for source "${opts.sourceId}"`;
-    let res;
-    try {
-      res = await axios.post(auth.tokenUrl, form.toString(), {
-        headers,
-        timeout: opts.timeoutMs,
-        httpsAgent: opts.httpsAgent,
-        validateStatus: () => true,
-      });
-    } catch (e) {
-      const code = (e as { code?: string }).code ?? 'network error';
-      throw new PacsError(`${where} unreachable (${code})`, 0, code === 'ECONNABORTED' ? 'timeout' : 'network', true);
-    }
-    if (res.status === 400 || res.status === 401 || res.status === 403) {
-      const err = typeof res.data === 'object' && res.data?.error ? ` (${String(res.data.error).slice(0, 64)})` : '';
-      throw new PacsError(`${where} refused the client credentials: HTTP ${res.status}${err}; check clientId/clientSecret/scope`, res.status, 'auth', false);
-    }
-    if (res.status >= 300) {
-      throw new PacsError(`${where} answered HTTP ${res.status}`, res.status, 'http', res.status === 429 || res.status >= 500);
-    }
-    const token = res.data?.access_token;
-    if (typeof token !== 'string' || !token) {
-      throw new PacsError(`${where} answered without an access_token`, res.status, 'bad-response', false);
-    }
-    const lifetimeMs = Number(res.data?.expires_in) > 0 ? Number(res.data.expires_in) * 1000 : 300_000;
-    const value = `Bearer ${token}`;
-    cached = { value, renewAt: now() + lifetimeMs - Math.min(EARLY_RENEWAL_MS, lifetimeMs / 10) };
-    return value;
-  };
-
+  const tokens = clientCredentialsToken(auth, { timeoutMs: opts.timeoutMs, httpsAgent: opts.httpsAgent, now: opts.now });
+  const where = `OAuth2 token endpoint for source "${opts.sourceId}"`;
   return {
     refreshable: true,
     async header() {
-      if (cached && now() < cached.renewAt) return cached.value;
-      // One request for the token, however many PACS requests are waiting for it.
-      inFlight ??= fetchToken().finally(() => (inFlight = undefined));
-      return inFlight;
+      const before = tokens.tokenRequests;
+      try {
+        return await tokens.authorization();
+      } catch (e) {
+        throw asPacsError(e, where);
+      } finally {
+        if (tokens.tokenRequests > before) opts.onTokenRequest?.();
+      }
     },
-    invalidate() {
-      cached = undefined;
-    },
+    invalidate: () => tokens.invalidate(),
   };
+}
+
+/** Refused credentials are not retried (a person must fix them); an unreachable or failing endpoint is. */
+function asPacsError(e: unknown, where: string): PacsError {
+  if (!(e instanceof TokenRequestError)) return new PacsError(`${where}: ${(e as Error).message}`, 0, 'network', true);
+  switch (e.kind) {
+    case 'refused':
+      return new PacsError(`${where} ${e.message}; check clientId/clientSecret/scope`, e.status, 'auth', false);
+    case 'network':
+    case 'timeout':
+      return new PacsError(`${where} ${e.message}`, 0, e.kind, true);
+    case 'http':
+      return new PacsError(`${where} ${e.message}`, e.status, 'http', e.status === 429 || e.status >= 500);
+    case 'bad-response':
+      return new PacsError(`${where} ${e.message}`, e.status, 'bad-response', false);
+  }
 }

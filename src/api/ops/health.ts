@@ -93,7 +93,7 @@ export function pacsCheck(source: Pick<PacsSource, 'id' | 'searchStudies'>): Rea
 }
 
 export function fhirCheck(target: FhirServerTarget, timeoutMs: number): ReadinessCheck {
-  const tokens = createTokenSource(target.config.auth ?? { type: 'none' }, axios.create({ timeout: timeoutMs }));
+  const tokens = createTokenSource(target.config.auth ?? { type: 'none' }, timeoutMs);
   const http = axios.create({ timeout: timeoutMs, validateStatus: () => true });
   const base = target.config.baseUrl.replace(/\/+$/, '');
   return {

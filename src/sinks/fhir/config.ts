@@ -3,21 +3,14 @@
  * start-up lists every problem at once.
  */
 import { z } from 'zod';
+import { clientCredentialsSchema } from '../../oauth2/clientCredentials';
 
 const url = z.string().url();
 
 export const fhirAuthSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }),
   z.object({ type: z.literal('bearer'), token: z.string().min(1) }),
-  z.object({
-    type: z.literal('oauth2'),
-    tokenUrl: url,
-    clientId: z.string().min(1),
-    clientSecret: z.string().min(1),
-    scope: z.string().optional(),
-    /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */
-    clientAuth: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
-  }),
+  clientCredentialsSchema.extend({ type: z.literal('oauth2') }),
 ]);
 
 /** What to do when a patient cannot be linked as the mode promises. */

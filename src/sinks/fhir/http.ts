@@ -58,7 +58,7 @@ export class FhirHttpClient {
       validateStatus: () => true,
       headers: { Accept: 'application/fhir+json', 'Content-Type': 'application/fhir+json' },
     });
-    this.tokens = createTokenSource(config.auth, axios.create({ timeout: config.timeoutMs }));
+    this.tokens = createTokenSource(config.auth, config.timeoutMs);
   }
 
   get tokenRequests(): number {

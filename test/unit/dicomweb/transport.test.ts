@@ -190,7 +190,8 @@ describe('OAuth2 client credentials', () => {
     expect(s.stats.requests.token).toBe(1);
     const tokenRequest = seen.oauth.find((x) => x.url.endsWith('/token'))!;
     expect(tokenRequest.body).toBe('grant_type=client_credentials&scope=dicom.read');
-    expect(tokenRequest.authorization).toBe(`Basic ${Buffer.from('bridge:top%20secret').toString('base64')}`);
+    // RFC 6749 §2.3.1: form-urlencoded before Basic encoding, so a space is '+'.
+    expect(tokenRequest.authorization).toBe(`Basic ${Buffer.from('bridge:top+secret').toString('base64')}`);
     const pacsRequests = seen.oauth.filter((x) => !x.url.endsWith('/token'));
     expect(new Set(pacsRequests.map((x) => x.authorization))).toEqual(new Set(['Bearer tok1']));
   });
