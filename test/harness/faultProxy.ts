@@ -3,6 +3,7 @@
  * except those a queued fault claims — those get an injected status (e.g. 429/503 with Retry-After)
  * or a dropped connection, without reaching the server. Every request is recorded with a timestamp,
  * so tests can check how many attempts were made and how long the client waited between them.
+ * The PACS-side recording proxy (recordingProxy.ts) is this proxy with DICOMweb levels on top.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,16 +15,26 @@ export interface Fault {
   retryAfter?: string;
   /** Destroy the socket without answering (a network error for the client). */
   reset?: boolean;
-  /** How many matching requests this fault claims (default 1). */
+  /** How many matching requests this fault claims (default 1; Infinity until cleared). */
   times?: number;
   /** Which requests it applies to (default: all). `path` is relative to the proxy root. */
   match?: (req: { method: string; path: string }) => boolean;
+  /** Body of an injected answer (default: an OperationOutcome saying "injected <status>"). */
+  body?: { contentType: string; text: string };
+}
+
+export interface ProxyOptions {
+  /** When the server cannot be reached: answer 502 (default) or drop the client's connection, as a direct client would see. */
+  onUpstreamError?: '502' | 'drop';
 }
 
 export interface ProxiedRequest {
   at: number;
   method: string;
+  /** Path and query as received. */
   path: string;
+  /** Time from arrival to the end of the answer, in ms (delay included). */
+  durationMs?: number;
   /** The injected status, 'reset', or undefined when forwarded. */
   injected?: number | 'reset';
   /** Status the server (or the fault) answered with. */
@@ -38,10 +49,22 @@ export interface FaultProxy {
   inject(fault: Fault): void;
   clearFaults(): void;
   requests: ProxiedRequest[];
+  /** Milliseconds to hold every request before handling it (to catch a client mid-run). */
+  delayMs: number;
   stop(): Promise<void>;
 }
 
-export async function startFaultProxy(target: string): Promise<FaultProxy> {
+function operationOutcome(status: number) {
+  return {
+    contentType: 'application/fhir+json',
+    text: JSON.stringify({
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: status === 429 ? 'throttled' : 'transient', details: { text: `injected ${status}` } }],
+    }),
+  };
+}
+
+export async function startFaultProxy(target: string, options: ProxyOptions = {}): Promise<FaultProxy> {
   const targetUrl = new URL(target);
   const faults: Array<Fault & { left: number }> = [];
   const requests: ProxiedRequest[] = [];
@@ -52,9 +75,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     return fault;
   };
 
-  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-    const record: ProxiedRequest = { at: Date.now(), method: req.method ?? 'GET', path: req.url ?? '/' };
-    requests.push(record);
+  const handle = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest) => {
     const fault = claim(record.method, record.path);
     if (fault) {
       // Drain the body first so the client sees an answer, not a write error.
@@ -67,15 +88,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         }
         record.injected = fault.status;
         record.status = fault.status;
-        const headers: Record<string, string> = { 'Content-Type': 'application/fhir+json' };
+        const body = fault.body ?? operationOutcome(fault.status);
+        const headers: Record<string, string> = { 'Content-Type': body.contentType };
         if (fault.retryAfter !== undefined) headers['Retry-After'] = fault.retryAfter;
         res.writeHead(fault.status, headers);
-        res.end(
-          JSON.stringify({
-            resourceType: 'OperationOutcome',
-            issue: [{ severity: 'error', code: fault.status === 429 ? 'throttled' : 'transient', details: { text: `injected ${fault.status}` } }],
-          }),
-        );
+        res.end(body.text, () => (record.durationMs = Date.now() - record.at));
       });
       return;
     }
@@ -85,32 +102,43 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         record.status = up.statusCode;
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
+        up.on('end', () => (record.durationMs = Date.now() - record.at));
       },
     );
     upstream.on('error', () => {
+      if (options.onUpstreamError === 'drop') return void req.socket.destroy();
       record.status = 502;
       if (!res.headersSent) res.writeHead(502);
       res.end();
     });
     req.pipe(upstream);
-  });
+  };
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
-  return {
-    url,
+  const proxy: FaultProxy = {
+    url: '',
     via: (t: string) => {
       const u = new URL(t);
-      return `${url}${u.pathname.replace(/\/$/, '')}${u.search}`;
+      return `${proxy.url}${u.pathname.replace(/\/$/, '')}${u.search}`;
     },
     inject: (fault) => faults.push({ ...fault, left: fault.times ?? 1 }),
     clearFaults: () => void faults.splice(0),
     requests,
+    delayMs: 0,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+
+  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
+    const record: ProxiedRequest = { at: Date.now(), method: req.method ?? 'GET', path: req.url ?? '/' };
+    requests.push(record);
+    if (proxy.delayMs > 0) setTimeout(() => handle(req, res, record), proxy.delayMs);
+    else handle(req, res, record);
+  });
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return proxy;
 }

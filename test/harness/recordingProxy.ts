@@ -4,8 +4,7 @@
  * down (to catch a run mid-way) and fail chosen ones. When Orthanc is down, the client's connection is
  * dropped, as it would be without the proxy.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startFaultProxy } from './faultProxy';
 
 export type DicomWebLevel = 'studies' | 'series' | 'instances' | 'metadata' | 'other';
 
@@ -19,6 +18,7 @@ export interface RecordedRequest {
   durationMs?: number;
 }
 
+/** What the fault proxy records, seen by DICOMweb level; read-only snapshots. */
 export interface RecordingProxy {
   /** http://127.0.0.1:PORT — the proxy's origin. */
   url: string;
@@ -46,68 +46,39 @@ export function levelOf(url: string): DicomWebLevel {
 }
 
 export async function startRecordingProxy(target: string): Promise<RecordingProxy> {
-  const origin = new URL(target);
-  const requests: RecordedRequest[] = [];
-  let failure: { match: (req: { method: string; url: string }) => boolean; status: number } | undefined;
-
-  const proxy: RecordingProxy = {
-    url: '',
-    via: (targetUrl) => {
-      const u = new URL(targetUrl);
-      return `${proxy.url}${u.pathname.replace(/\/$/, '')}${u.search}`;
+  // Orthanc down: drop the client's connection, the same failure it would see talking to Orthanc directly.
+  const core = await startFaultProxy(target, { onUpstreamError: 'drop' });
+  const recorded = (): RecordedRequest[] =>
+    core.requests.map((r) => ({ method: r.method, url: r.path, level: levelOf(r.path), status: r.status, durationMs: r.durationMs }));
+  return {
+    url: core.url,
+    via: core.via,
+    get requests() {
+      return recorded();
     },
-    requests,
     counts() {
       const out: Record<DicomWebLevel, number> = { studies: 0, series: 0, instances: 0, metadata: 0, other: 0 };
-      for (const r of requests) out[r.level]++;
+      for (const r of recorded()) out[r.level]++;
       return out;
     },
-    reset: () => {
-      requests.length = 0;
+    reset: () => void core.requests.splice(0),
+    get delayMs() {
+      return core.delayMs;
     },
-    delayMs: 0,
+    set delayMs(ms: number) {
+      core.delayMs = ms;
+    },
     failWhen(match, status = 500) {
-      failure = match ? { match, status } : undefined;
-    },
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-
-  const forward = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest, arrived: number) => {
-    const upstream = http.request(
-      { host: origin.hostname, port: origin.port, method: req.method, path: req.url, headers: { ...req.headers, host: origin.host } },
-      (answer) => {
-        record.status = answer.statusCode;
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-        answer.on('end', () => (record.durationMs = Date.now() - arrived));
-      },
-    );
-    // Orthanc down: drop the client's connection, the same failure it would see talking to Orthanc directly.
-    upstream.on('error', () => req.socket.destroy());
-    req.pipe(upstream);
-  };
-
-  const server = http.createServer((req, res) => {
-    const arrived = Date.now();
-    const record: RecordedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', level: levelOf(req.url ?? '/') };
-    requests.push(record);
-    const go = () => {
-      if (failure?.match({ method: record.method, url: record.url })) {
-        req.resume();
-        record.status = failure.status;
-        res.writeHead(failure.status, { 'Content-Type': 'text/plain' });
-        res.end(`injected ${failure.status}`);
-        return;
+      core.clearFaults();
+      if (match) {
+        core.inject({
+          status,
+          times: Infinity,
+          match: (req) => match({ method: req.method, url: req.path }),
+          body: { contentType: 'text/plain', text: `injected ${status}` },
+        });
       }
-      forward(req, res, record, arrived);
-    };
-    if (proxy.delayMs > 0) setTimeout(go, proxy.delayMs);
-    else go();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return proxy;
+    },
+    stop: core.stop,
+  };
 }
