@@ -124,11 +124,21 @@ export class DicomwebSource implements PacsSource {
     return keep(r);
   }
 
-  async searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {
+  searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {
+    return this.searchLevel('studies', match, page);
+  }
+
+  searchSeries(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {
+    // SERIES_INCLUDE_FIELDS asks for StudyInstanceUID, so each row says which study holds it.
+    return this.searchLevel('series', match, page);
+  }
+
+  /** One page (or the server's first answer) of an on-demand search at one level, narrowed locally. */
+  private async searchLevel(level: 'studies' | 'series', match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {
     const planned = planMatch(match);
     const answer = page
-      ? await this.rowIsolating('studies', planned.params, undefined, planned)(page.limit, page.offset)
-      : await this.transport.qido({ level: 'studies', params: [...planned.params, this.includeField('studies', planned)] });
+      ? await this.rowIsolating(level, planned.params, undefined, planned)(page.limit, page.offset)
+      : await this.transport.qido({ level, params: [...planned.params, this.includeField(level, planned)] });
     return answer.datasets.filter((ds) => matchesLocally(ds, planned.filters));
   }
 

@@ -52,6 +52,11 @@ export interface PacsSource {
   findUndatedStudies(match?: QidoMatch): Promise<DicomDataset[]>;
   /** One page of a study search, for on-demand lookups (limit/offset as given). */
   searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]>;
+  /**
+   * One page of a series-level search (e.g. by SeriesInstanceUID), for on-demand lookups. Each row
+   * carries its StudyInstanceUID: study-level queries cannot match on series attributes (Orthanc).
+   */
+  searchSeries(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]>;
   /** Series and instances of many studies, batched by UID-list matching where the PACS supports it. */
   studyDetails(studyUids: string[], options?: { instances?: boolean }): Promise<Map<string, StudyDetails>>;
   /** WADO-RS metadata of one study (all instances, full headers). */

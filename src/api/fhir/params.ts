@@ -45,7 +45,7 @@ export const IMAGING_STUDY_PARAMS: ParamDef[] = [
   { name: 'started', type: 'date', definition: `${SP}ImagingStudy-started`, restricting: true, documentation: 'eq, ge, gt, le, lt with a date (local study date) or a dateTime (instant); repeat for a range. StudyDate/StudyTime ranges at the PACS.' },
   { name: 'modality', type: 'token', definition: `${SP}ImagingStudy-modality`, documentation: `Modality code (system ${DCM_SYSTEM} or none); one code per parameter. Not restricting on its own.` },
   { name: 'status', type: 'token', definition: `${SP}ImagingStudy-status`, documentation: 'available or registered (the statuses the mapping produces); several separated by commas. Not restricting on its own.' },
-  { name: 'series', type: 'token', definition: `${SP}ImagingStudy-series`, restricting: true, documentation: 'Series Instance UID of a series in the study.' },
+  { name: 'series', type: 'token', definition: `${SP}ImagingStudy-series`, restricting: true, documentation: 'Series Instance UID of a series in the study; several separated by commas. A series-level query finds the studies holding them.' },
 ];
 
 export const RESULT_PARAMS: ParamDef[] = [

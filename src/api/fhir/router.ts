@@ -164,7 +164,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     requireScope(res, 'ImagingStudy', 'search');
     const parsed = parseImagingStudySearch(pairs, parseOptions(req));
     if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
-    const restricted = isRestricted(parsed.criteria.filter((c) => c.kind !== 'series' || service.canSearchSeries));
+    const restricted = isRestricted(parsed.criteria);
     if (!restricted && !cfg.allowUnrestrictedSearch) {
       throw new FhirError(400, 'too-costly', 'A search needs at least one restricting parameter (_id, identifier, patient, subject, started or series); this server does not list the whole PACS.');
     }

@@ -4,14 +4,15 @@
  * run the same result filter, so a study looks the same and matches the same way either way.
  *
  * A live page costs, per source it touches, one study-level query and one batched detail query for
- * the studies not already cached (plus one series-level query when `series` is searched).
+ * the studies not already cached (plus one series-level query per `series` parameter, which turns
+ * Series Instance UIDs into the Study Instance UIDs the study-level query then asks for).
  */
 import type { Endpoint, ImagingStudy, OperationOutcomeIssue, Resource } from 'fhir/r4';
 import type { SourceConfig } from '../../config/schema';
 import type { DicomDataset } from '../../dicomweb/dicomJson';
 import { readString, valueOf } from '../../dicomweb/dicomJson';
 import { Tag } from '../../dicomweb/tags';
-import { PacsError, type PacsSource, type QidoMatch } from '../../dicomweb/types';
+import { PacsError, type PacsSource } from '../../dicomweb/types';
 import { endpointFor, endpointId, mapStudy } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
@@ -32,9 +33,6 @@ export interface StudyStore {
   getResource(resourceType: string, id: string): Resource | undefined;
   listImagingStudies(filter?: { sourceId?: string }): ImagingStudy[];
 }
-
-/** A PACS source that can also search at series level (optional in the source contract). */
-type SeriesSearching = PacsSource & { searchSeries?: (match: QidoMatch, page?: { limit: number; offset: number }) => Promise<DicomDataset[]> };
 
 export interface FoundStudy {
   sourceId: string;
@@ -112,11 +110,6 @@ export class StudyService {
 
   get sourceCount(): number {
     return this.searchSources.length;
-  }
-
-  /** Whether every searched source can find studies by Series Instance UID on its own. */
-  get canSearchSeries(): boolean {
-    return this.searchSources.every((s) => typeof (s.pacs as SeriesSearching).searchSeries === 'function');
   }
 
   endpoints(): Endpoint[] {
@@ -220,16 +213,21 @@ export class StudyService {
     return { studies, problems: [] };
   }
 
-  /** The criteria for one source, with `series` resolved to the studies holding those series. */
+  /**
+   * The criteria for one source, with `series` resolved to the studies holding those series: one
+   * series-level query per criterion (UID-list matching), or one per UID where the PACS lacks it.
+   */
   private async criteriaFor(src: ApiSource, criteria: Criterion[]): Promise<Criterion[]> {
     const series = criteria.filter((c): c is Extract<Criterion, { kind: 'series' }> => c.kind === 'series');
-    const pacs = src.pacs as SeriesSearching;
-    if (!series.length || typeof pacs.searchSeries !== 'function') return criteria;
+    if (!series.length) return criteria;
     const extra: Criterion[] = [];
     for (const c of series) {
+      const groups = c.uids.length > 1 && !(await this.uidListSupported(src)) ? c.uids.map((u) => [u]) : [c.uids];
       let rows: DicomDataset[];
       try {
-        rows = await pacs.searchSeries({ SeriesInstanceUID: c.uids.join(',') }, { limit: Math.max(2, c.uids.length * 2), offset: 0 });
+        // A series belongs to one study; twice the UIDs leaves room for a PACS holding duplicates.
+        const answers = await Promise.all(groups.map((g) => src.pacs.searchSeries({ SeriesInstanceUID: g.join(',') }, { limit: g.length * 2, offset: 0 })));
+        rows = answers.flat();
       } catch (err) {
         throw this.failed(err, src);
       }

@@ -64,7 +64,9 @@ describe('bad input: a 400 OperationOutcome and no PACS request', () => {
     ['Patient/<id> with no id rule match', '/ImagingStudy?patient=Group/7'],
     ['no restricting parameter', '/ImagingStudy?modality=CT'],
     ['no parameter at all', '/ImagingStudy'],
-    ['a series search alone (no series-level search in the source layer)', '/ImagingStudy?series=1.2.3'],
+    ['non-UID characters in series alone', '/ImagingStudy?series=1.2.x'],
+    ['a * in series alone', '/ImagingStudy?series=1.2.*'],
+    ['an empty series alone', '/ImagingStudy?series='],
     ['a read of a non-UID id', '/ImagingStudy/abc'],
     ['a read with a line break', '/ImagingStudy/1.2.3%0A'],
   ])('%s', async (_what, url) => {
@@ -428,6 +430,30 @@ describe('the CapabilityStatement matches what the server does', () => {
     }
     const withInclude = await open.http.get(`/ImagingStudy?_id=${s.studyUid}&_include=ImagingStudy:endpoint`, { headers: { Prefer: 'handling=strict' } });
     expect(withInclude.status).toBe(200);
+  });
+
+  it('parameters documented as not restricting on their own are refused alone; the others are served alone', async () => {
+    const s = studies[0];
+    const sample: Record<string, string> = {
+      _id: s.studyUid,
+      identifier: 'G-ACC-1',
+      patient: 'Patient/G-PAT-1',
+      subject: 'Patient/G-PAT-1',
+      started: 'ge2024-03-15',
+      modality: 'CT',
+      status: 'available',
+      series: s.series[0].seriesUid,
+    };
+    const params = cs.rest![0].resource![0].searchParam!.filter((p) => p.name in sample);
+    expect(params.map((p) => p.name).sort()).toEqual(Object.keys(sample).sort());
+    for (const p of params) {
+      const res = await open.http.get(`/ImagingStudy?${p.name}=${enc(sample[p.name])}`);
+      if (/Not restricting on its own/.test(p.documentation ?? '')) expect([p.name, res.status]).toEqual([p.name, 400]);
+      else {
+        expect([p.name, res.status]).toEqual([p.name, 200]);
+        expect(matchIds(res.data)).toContain(s.studyUid);
+      }
+    }
   });
 
   it('unlisted parameters are refused under Prefer: handling=strict', async () => {

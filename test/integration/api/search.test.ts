@@ -157,27 +157,61 @@ describe('each search parameter finds each fixture study, and only what it shoul
     }
   });
 
-  it('series alone, once the source can search series (stand-in: a series-level QIDO query to the same Orthanc)', async () => {
+  it('series alone finds exactly the study holding it, at a bounded cost', async () => {
     const src = apiSource(cfgA());
-    let seriesQueries = 0;
-    // The source contract has no series-level search yet; this adds one so the API's path for it is exercised.
-    Object.assign(src.pacs, {
-      searchSeries: async (match: Record<string, string>, page?: { limit: number; offset: number }) => {
-        seriesQueries++;
-        const res = await orthanc.rest.get('/dicom-web/series', { params: { ...match, includefield: '0020000D', ...(page ?? {}) } });
-        return res.data;
-      },
-    });
-    const api = await serveApi({ config: apiBase, sources: [src] });
+    await src.pacs.supportsUidListMatching(); // the one-time probe, outside the measurement
+    const api = await serveApi({ config: { ...apiBase, cache: { enabled: false } }, sources: [src] });
+    const cost = async (query: string) => {
+      const before = { ...src.pacs.stats.requests };
+      const found = await ids(query, api);
+      const after = src.pacs.stats.requests;
+      return { found, studies: after.studies - before.studies, series: after.series - before.series, instances: after.instances - before.instances };
+    };
     try {
-      for (const s of corpus.slice(0, 6)) {
-        for (const series of s.series) expect(await ids(`series=${series.seriesUid}`, api)).toEqual([s.studyUid]);
+      for (const s of corpus) {
+        for (const series of s.series) {
+          // One series-level query (series → study), one study-level query, one batched detail query.
+          expect(await cost(`series=${series.seriesUid}`)).toEqual({ found: [s.studyUid], studies: 1, series: 2, instances: 0 });
+        }
       }
       const [a, b] = corpus;
-      seriesQueries = 0;
-      expect(await ids(`series=${a.series[0].seriesUid},${b.series[0].seriesUid}`, api)).toEqual(uidsOf([a, b]));
-      expect(seriesQueries).toBe(1);
-      expect(await ids('series=1.2.3.999999', api)).toEqual([]);
+      expect(await cost(`series=${a.series[0].seriesUid},${b.series[0].seriesUid}`)).toEqual({ found: uidsOf([a, b]), studies: 1, series: 2, instances: 0 });
+      // A series no study holds: the series query alone, nothing found.
+      expect(await cost(`series=${a.series[0].seriesUid}.999`)).toEqual({ found: [], studies: 0, series: 1, instances: 0 });
+      // Repeated (AND): only a study holding both series matches.
+      const two = corpus.find((s) => s.series.length > 1)!;
+      expect(await ids(`series=${two.series[0].seriesUid}&series=${two.series[1].seriesUid}`, api)).toEqual([two.studyUid]);
+      const elsewhere = corpus.find((s) => s !== two)!;
+      expect(await ids(`series=${two.series[0].seriesUid}&series=${elsewhere.series[0].seriesUid}`, api)).toEqual([]);
+      // With other parameters, and counted.
+      expect(await ids(`series=${two.series[0].seriesUid}&modality=${two.series[1].modality}`, api)).toEqual([two.studyUid]);
+      expect((await api.http.get(`/ImagingStudy?series=${a.series[0].seriesUid},${b.series[0].seriesUid}&_summary=count`)).data.total).toBe(2);
+      // A malformed series UID: 400 before any PACS request.
+      const before = pacsRequests(src.pacs);
+      for (const bad of ['1.2.x', '1.2.*', '', `${a.series[0].seriesUid}%0A`]) {
+        const res = await api.http.get(`/ImagingStudy?series=${bad}`);
+        expect([bad, res.status, res.data.resourceType]).toEqual([bad, 400, 'OperationOutcome']);
+      }
+      expect(pacsRequests(src.pacs)).toBe(before);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('series lists on a PACS without UID-list matching: one series query per UID', async () => {
+    const src = apiSource(sourceConfig('a', orthanc.dicomWebBase, { ...mappingOver, uidListMatching: 'off' }));
+    const api = await serveApi({ config: { ...apiBase, cache: { enabled: false } }, sources: [src] });
+    try {
+      const two = corpus.find((s) => s.series.length > 1)!;
+      const before = { ...src.pacs.stats.requests };
+      expect(await ids(`series=${two.series[0].seriesUid},${two.series[1].seriesUid}`, api)).toEqual([two.studyUid]);
+      expect(src.pacs.stats.requests.series - before.series).toBe(2 + 1);
+      expect(src.pacs.stats.requests.studies - before.studies).toBe(1);
+      // Series of two studies would need a Study Instance UID list: refused as for _id.
+      const other = corpus.find((s) => s !== two)!;
+      const res = await api.http.get(`/ImagingStudy?series=${two.series[0].seriesUid},${other.series[0].seriesUid}`);
+      expect(res.status).toBe(400);
+      expect(res.data.issue[0].code).toBe('not-supported');
     } finally {
       await api.close();
     }

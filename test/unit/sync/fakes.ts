@@ -64,6 +64,13 @@ export class FakePacs implements PacsSource {
     const s = this.studies.get(match.StudyInstanceUID);
     return s ? [studyDataset(s)] : [];
   }
+  /** Series `<study uid>.1`, as studyDetails reports them. */
+  async searchSeries(match: QidoMatch): Promise<DicomDataset[]> {
+    this.check();
+    this.stats.requests.series++;
+    const uid = match.SeriesInstanceUID?.replace(/\.1$/, '');
+    return uid && this.studies.has(uid) ? [{ '0020000D': str(uid), '0020000E': str(`${uid}.1`) }] : [];
+  }
   async studyDetails(uids: string[]): Promise<Map<string, StudyDetails>> {
     if (this.downAfterDetailCalls !== undefined && this.downAfterDetailCalls-- <= 0) this.down = true;
     this.check();
