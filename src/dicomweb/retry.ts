@@ -2,6 +2,7 @@
  * Retries with exponential backoff and jitter, honouring Retry-After. Only errors that say they
  * are retryable (network, timeout, 429, 502–504) are retried; other 4xx fail at once.
  */
+import { jitteredBackoff } from '../http/backoff';
 import { PacsError } from './types';
 
 export interface RetryPolicy {
@@ -12,20 +13,9 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
-/** Retry-After as milliseconds from now: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(header: string | null | undefined, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const s = header.trim();
-  if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const at = Date.parse(s);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** "Equal jitter": half the exponential step fixed, half random, so waits never collapse to zero. */
+/** The shared jittered step, raised to what the server asked for, never above the policy's ceiling. */
 export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfterMs?: number, random = Math.random): number {
-  const step = Math.min(policy.maxMs, policy.baseMs * 2 ** attempt);
-  const jittered = step / 2 + random() * (step / 2);
-  return Math.min(policy.maxMs, Math.max(jittered, retryAfterMs ?? 0));
+  return Math.min(policy.maxMs, Math.max(jitteredBackoff(attempt, policy.baseMs, policy.maxMs, random), retryAfterMs ?? 0));
 }
 
 export class RetryableError extends PacsError {

@@ -13,7 +13,8 @@ import { api } from 'dicomweb-client';
 import type { SourceConfig } from '../config/schema';
 import type { Authorizer } from './auth';
 import type { DicomDataset } from './dicomJson';
-import { parseRetryAfter, RetryableError, withRetry, type RetryPolicy } from './retry';
+import { parseRetryAfter } from '../http/backoff';
+import { RetryableError, withRetry, type RetryPolicy } from './retry';
 import { PacsError, type SourceStats } from './types';
 import { metrics } from '../metrics';
 

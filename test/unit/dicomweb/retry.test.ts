@@ -1,4 +1,5 @@
-import { backoffDelay, parseRetryAfter, RetryableError, withRetry } from '../../../src/dicomweb/retry';
+import { parseRetryAfter } from '../../../src/http/backoff';
+import { backoffDelay, RetryableError, withRetry } from '../../../src/dicomweb/retry';
 import { PacsError } from '../../../src/dicomweb/types';
 
 const policy = { retries: 3, baseMs: 100, maxMs: 1000 };

@@ -9,7 +9,8 @@ import { operationOutcomeText } from '../../../src/sinks/fhir/outcome';
 import { tokenParam } from '../../../src/sinks/fhir/query';
 import { planPatientLink } from '../../../src/sinks/fhir/patientLink';
 import { humanName, patientFactsFromDicom } from '../../../src/sinks/fhir/patientFacts';
-import { backoffDelay, isRetryableStatus, parseRetryAfter, retryDelay } from '../../../src/sinks/fhir/retry';
+import { jitteredBackoff as backoffDelay, parseRetryAfter } from '../../../src/http/backoff';
+import { isRetryableStatus, retryDelay } from '../../../src/sinks/fhir/retry';
 import { studyWrite } from '../../integration/fhirSink/studies';
 
 const TAG = { system: 'urn:pacs-fhir-bridge', code: 'synced' };
