@@ -23,7 +23,8 @@ const apiPort = Number(process.env.QUICKSTART_API_PORT ?? 8080);
 const env = {
   ...process.env,
   NODE_CONFIG: JSON.stringify({
-    sources: [{ id: 'local-orthanc', qidoBase: `http://127.0.0.1:${PORT}/dicom-web`, defaultTimezone: 'Asia/Taipei' }],
+    // Some pydicom Secondary Capture samples lack Modality: map them as OT "Other" (with a warning), not dead letters.
+    sources: [{ id: 'local-orthanc', qidoBase: `http://127.0.0.1:${PORT}/dicom-web`, defaultTimezone: 'Asia/Taipei', mapping: { missingModality: 'OT' } }],
     // The samples span decades (pydicom's files are from the 1990s on): the first sync reaches back that far.
     sync: { backfillFrom: '19000101', windowDays: 3660 },
     api: { port: apiPort, auth: { type: 'apiKey', keys: [{ client: 'quickstart', sha256: createHash('sha256').update(apiKey).digest('hex'), scopes: ['system/ImagingStudy.read', 'system/Endpoint.read', 'bridge/admin'] }] } },

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { apiSchema } from '../api/config';
+import { clientCredentialsSchema } from '../oauth2/clientCredentials';
 import { fhirSinkSchema } from '../sinks/fhir/config';
 import { storeSchema, syncSchema } from '../sync/config';
 
@@ -13,15 +14,7 @@ export const pacsAuthSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }),
   z.object({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
   z.object({ type: z.literal('bearer'), token: z.string().min(1) }),
-  z.object({
-    type: z.literal('oauth2'),
-    tokenUrl: url,
-    clientId: z.string().min(1),
-    clientSecret: z.string().min(1),
-    scope: z.string().optional(),
-    /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */
-    clientAuth: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
-  }),
+  clientCredentialsSchema.extend({ type: z.literal('oauth2') }),
 ]);
 
 export const tlsSchema = z
@@ -73,6 +66,11 @@ export const mappingSchema = z
     basedOnServiceRequest: z.boolean().default(false),
     /** Include instance lists in ImagingStudy.series.instance. */
     includeInstances: z.boolean().default(true),
+    /**
+     * A series without Modality (0008,0060), which FHIR requires: 'error' fails the study (series-missing-modality);
+     * 'OT' maps it as DICOM "Other" with a series-modality-defaulted warning.
+     */
+    missingModality: z.enum(['error', 'OT']).default('error'),
   })
   .default({});
 

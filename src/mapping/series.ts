@@ -22,6 +22,8 @@ export interface SeriesContext {
   studyOffset: number | ZoneRule | undefined;
   nameGroup: NameGroup;
   includeInstances: boolean;
+  /** What a series without Modality gets: the typed error, or the code OT with a warning. */
+  missingModality: 'error' | 'OT';
   warnings: WarningList;
 }
 
@@ -33,8 +35,10 @@ export interface SeriesOutcome {
   instanceCount: number;
   /** Sum of the series' own counts (0020,1209) where every series has one. */
   seriesInstanceTotal?: number;
-  /** Modalities seen at series level. */
+  /** Modalities seen at series level (as the PACS gave them). */
   modalities: string[];
+  /** The code given to series that had no Modality, when any did (the study lists it too). */
+  defaultedModality?: string;
 }
 
 type Outcome = { ok: true; value: SeriesOutcome } | { ok: false; error: MappingError };
@@ -132,14 +136,21 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
   const instancesKnown = instanceItems.length > 0;
   const series: { number?: number; uid: string; value: ImagingStudySeries }[] = [];
   const modalities = new Set<string>();
+  let defaultedModality: string | undefined;
   let seriesInstanceTotal: number | undefined = 0;
   let instanceCount = 0;
 
   for (const entry of entries.values()) {
-    const modality = entry.reader.string(Tag.Modality);
-    if (!modality) return fail(ctx, 'series-missing-modality', Tag.Modality, `series ${entry.uid} has no ${describeTag(Tag.Modality)}`);
+    let modality = entry.reader.string(Tag.Modality);
+    if (!modality) {
+      if (ctx.missingModality === 'error') return fail(ctx, 'series-missing-modality', Tag.Modality, `series ${entry.uid} has no ${describeTag(Tag.Modality)}`);
+      // Configured fallback (e.g. Secondary Capture files that omit the Type 1 Modality): never silent.
+      modality = defaultedModality = ctx.missingModality;
+      w.add('series-modality-defaulted', `series ${entry.uid} has no ${describeTag(Tag.Modality)}; mapped as ${modality} (Other) by the source's mapping.missingModality`, Tag.Modality);
+    } else {
+      modalities.add(modalityCoding(modality).code as string);
+    }
     const mapped = mapOneSeries(ctx, entry, modality, instancesKnown);
-    modalities.add(mapped.modality.code as string);
     const own = asUnsignedInt(entry.reader.integer(Tag.NumberOfSeriesRelatedInstances));
     seriesInstanceTotal = own !== undefined && seriesInstanceTotal !== undefined ? seriesInstanceTotal + own : undefined;
     instanceCount += entry.instances.size;
@@ -157,6 +168,7 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
       instanceCount,
       seriesInstanceTotal: entries.size ? seriesInstanceTotal : undefined,
       modalities: [...modalities],
+      defaultedModality,
     },
   };
 }

@@ -90,7 +90,7 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   const studyOffset = offsetFor(reader, defaultZone, w, 'study');
 
   const seriesOutcome = mapSeries(
-    { studyUid, studyOffset, nameGroup, includeInstances: mapping.includeInstances, warnings: w },
+    { studyUid, studyOffset, nameGroup, includeInstances: mapping.includeInstances, missingModality: mapping.missingModality, warnings: w },
     results.series,
     results.instances,
   );
@@ -114,11 +114,13 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   const numberOfSeries = validCount(pacsSeries) ?? (seriesKnown ? s.seriesCount : undefined);
   const numberOfInstances = validCount(pacsInstances) ?? computedInstances;
 
-  // Modalities: Modalities in Study, else the union of the series modalities.
+  // Modalities: Modalities in Study, else the union of the series modalities; a defaulted series code is
+  // added either way (the PACS cannot list a modality its series lack), its warning already given.
   const listed = studyModalities(reader);
   const missing = s.modalities.filter((m) => listed.length && !listed.includes(m));
   if (missing.length) w.add('modality-mismatch', `series modalities ${missing.join(', ')} are not in ${describeTag(Tag.ModalitiesInStudy)}`, Tag.ModalitiesInStudy);
-  const modalities = [...new Set(listed.length ? listed : s.modalities)].sort();
+  const defaulted = s.defaultedModality ? [s.defaultedModality] : [];
+  const modalities = [...new Set([...(listed.length ? listed : s.modalities), ...defaulted])].sort();
 
   // Patient. (Reading through the reader records malformed values; their contents are withheld in warnings.)
   reader.string(Tag.PatientID);

@@ -19,6 +19,8 @@ import { runMap } from '../../../src/cli/map';
 
 let orthanc: OrthancServer;
 let cfg: SourceConfig;
+/** The same source with mapping.missingModality 'OT', as the quick start configures it. */
+let cfgOT: SourceConfig;
 let pacs: PacsSource;
 let corpus: SyntheticStudy[];
 let samples: SampleFact[];
@@ -34,6 +36,7 @@ beforeAll(async () => {
   await loadStudies(orthanc, corpus);
   samples = await loadPydicomSamples(orthanc);
   cfg = sourceSchema.parse({ id: 'orthanc', qidoBase: orthanc.dicomWebBase, mapping: { patient: { issuerSystems: { 'TW-HOSP-A': 'https://hosp-a.example.tw/mrn' } } } });
+  cfgOT = sourceSchema.parse({ id: 'orthanc', qidoBase: orthanc.dicomWebBase, mapping: { missingModality: 'OT', patient: { issuerSystems: { 'TW-HOSP-A': 'https://hosp-a.example.tw/mrn' } } } });
   pacs = createPacsSource(cfg);
 }, 180000);
 
@@ -128,26 +131,37 @@ test('special synthetic facts: ideographic-only name, date without time, body pa
   expect(r.series?.[0].laterality?.code).toBe('419161000');
 });
 
-test('every pydicom sample study maps to a valid resource with its series and instances', async () => {
+test('every pydicom sample study maps to a valid resource with its series and instances (missingModality OT)', async () => {
   const studies = studiesFromSamples(samples);
   expect(studies.length).toBeGreaterThan(10);
   const report: string[] = [];
   let mapped = 0;
+  let defaultedStudies = 0;
   for (const study of studies) {
     const { rows, details } = await fetchResults(study.studyUid);
     expect(rows.length).toBeGreaterThanOrEqual(1);
-    const res = mapStudy({ study: rows[0], series: details.series, instances: details.instances }, cfg);
+    const results = { study: rows[0], series: details.series, instances: details.instances };
     const files = samples.filter((f) => f.accepted && f.studyUid === study.studyUid);
     const seriesWithoutModality = study.series.filter((s) => files.filter((f) => f.seriesUid === s.uid).every((f) => !f.modality));
+    const res = mapStudy(results, cfgOT);
     if (seriesWithoutModality.length) {
-      // Files without the Type 1 Modality (some Secondary Capture samples): FHIR requires series.modality, so the
-      // mapper must give the typed error naming the study and the attribute, never an invalid resource.
-      expect(res).toMatchObject({ ok: false, error: { code: 'series-missing-modality', studyUid: study.studyUid, tag: Tag.Modality } });
-      report.push(`${study.studyUid}: no Modality in ${files.map((f) => f.file).join(', ')}`);
-      continue;
+      // Files without the Type 1 Modality (some Secondary Capture samples). By default FHIR's required
+      // series.modality makes that the typed error naming the study and the attribute, never an invalid resource;
+      // with missingModality 'OT' each such series is "Other", with a warning naming it.
+      expect(mapStudy(results, cfg)).toMatchObject({ ok: false, error: { code: 'series-missing-modality', studyUid: study.studyUid, tag: Tag.Modality } });
+      const defaulted = res.warnings.filter((w) => w.code === 'series-modality-defaulted');
+      expect(defaulted.map((w) => seriesWithoutModality.find((s) => w.message.includes(s.uid))?.uid).sort()).toEqual(seriesWithoutModality.map((s) => s.uid).sort());
+      report.push(`${study.studyUid}: no Modality in ${files.map((f) => f.file).join(', ')}; mapped as OT`);
+      defaultedStudies += 1;
+    } else {
+      // A setting for missing values changes nothing where the values are there.
+      const byDefault = mapStudy(results, cfg);
+      expect(res.ok && byDefault.ok && res.contentHash === byDefault.contentHash).toBe(true);
     }
     const r = valid(res, study.studyUid);
     mapped += 1;
+    for (const s of seriesWithoutModality) expect(r.series?.find((x) => x.uid === s.uid)?.modality).toEqual({ system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'OT', display: 'Other' });
+    if (seriesWithoutModality.length) expect(r.modality?.map((m) => m.code)).toContain('OT');
     expect(seriesShape(r).map(({ uid, instances }) => ({ uid, instances }))).toEqual(study.series);
     // Orthanc splits a UID shared by two PatientIDs into two studies; each row then counts only its own part.
     if (rows.length === 1) {
@@ -159,7 +173,9 @@ test('every pydicom sample study maps to a valid resource with its series and in
     const modalities = new Set(samples.filter((f) => f.studyUid === study.studyUid && f.modality).map((f) => f.modality!.toUpperCase()));
     for (const m of modalities) expect(r.modality?.map((x) => x.code)).toContain(m);
   }
-  expect(mapped).toBeGreaterThanOrEqual(studies.length - 3);
+  expect(mapped).toBe(studies.length);
+  // The Secondary Capture samples without Modality (SC_jpeg_no_color_transform*, SC_rgb_jpeg_app14_dcmd, GDCMJ2K_TextGBR).
+  expect(defaultedStudies).toBe(3);
   if (process.env.SHOW_SAMPLES) console.log([...report, ...plainQido.map((u) => `${u}: plain QIDO`)]);
 });
 
