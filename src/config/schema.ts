@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { apiSchema } from '../api/config';
 import { clientCredentialsSchema } from '../oauth2/clientCredentials';
+import { isKnownZone } from '../time/zone';
 import { fhirSinkSchema } from '../sinks/fhir/config';
 import { storeSchema, syncSchema } from '../sync/config';
 
@@ -28,19 +29,7 @@ export const tlsSchema = z
   .default({});
 
 /** IANA zone name or a fixed "+HHMM"/"-HHMM" offset. */
-const timezone = z.string().refine(
-  (tz) => /^[+-]\d{4}$/.test(tz) || isIanaZone(tz),
-  (tz) => ({ message: `"${tz}" is neither an IANA time zone nor a +HHMM offset` }),
-);
-
-function isIanaZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const timezone = z.string().refine(isKnownZone, (tz) => ({ message: `"${tz}" is neither an IANA time zone nor a +HHMM offset` }));
 
 export const patientLinkSchema = z
   .object({

@@ -4,6 +4,7 @@
  * are kept to milliseconds (truncated, so 59.9999 never rolls into the next minute).
  */
 import type { DicomDate, DicomTime } from '../dicomweb/dicomJson';
+import { isKnownZone, offsetAtWallClock, wallClockMs } from '../time/zone';
 
 /** How to find the UTC offset of a local date-time: a fixed offset or an IANA zone (DST-aware). */
 export type ZoneRule = { kind: 'fixed'; minutes: number } | { kind: 'iana'; zone: string };
@@ -22,50 +23,7 @@ export function zoneRuleFor(timezone: string): ZoneRule | undefined {
     const minutes = (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3]));
     return Number(fixed[3]) < 60 && isFhirOffset(minutes) ? { kind: 'fixed', minutes } : undefined;
   }
-  return formatterFor(timezone) ? { kind: 'iana', zone: timezone } : undefined;
-}
-
-const formatters = new Map<string, Intl.DateTimeFormat | null>();
-
-function formatterFor(zone: string): Intl.DateTimeFormat | undefined {
-  let f = formatters.get(zone);
-  if (f === undefined) {
-    try {
-      f = new Intl.DateTimeFormat('en-US', {
-        timeZone: zone,
-        hourCycle: 'h23',
-        year: 'numeric',
-        month: 'numeric',
-        day: 'numeric',
-        hour: 'numeric',
-        minute: 'numeric',
-        second: 'numeric',
-        era: 'short',
-      });
-    } catch {
-      f = null;
-    }
-    formatters.set(zone, f);
-  }
-  return f ?? undefined;
-}
-
-/** Milliseconds since the epoch for a wall-clock time read as UTC (years below 100 included). */
-function wallClockMs(year: number, month: number, day: number, hour: number, minute: number, second: number): number {
-  const d = new Date(0);
-  d.setUTCFullYear(year, month - 1, day);
-  d.setUTCHours(hour, minute, second, 0);
-  return d.getTime();
-}
-
-/** The zone's offset (minutes east of UTC) at an instant. */
-function offsetAtInstant(f: Intl.DateTimeFormat, utcMs: number): number {
-  const parts: Record<string, string> = {};
-  for (const p of f.formatToParts(new Date(utcMs))) parts[p.type] = p.value;
-  let year = Number(parts.year);
-  if (parts.era === 'BC' || parts.era === 'B') year = 1 - year;
-  const local = wallClockMs(year, Number(parts.month), Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
-  return Math.round((local - Math.floor(utcMs / 1000) * 1000) / 60000);
+  return isKnownZone(timezone) ? { kind: 'iana', zone: timezone } : undefined;
 }
 
 /**
@@ -73,14 +31,8 @@ function offsetAtInstant(f: Intl.DateTimeFormat, utcMs: number): number {
  * skipped times (clocks going forward) resolve deterministically to the offset found first.
  */
 export function offsetForLocalTime(zone: string, date: DicomDate, time: DicomTime): number | undefined {
-  const f = formatterFor(zone);
-  if (!f) return undefined;
-  const local = wallClockMs(date.year, date.month, date.day, time.hour, time.minute ?? 0, Math.min(time.second ?? 0, 59));
-  const first = offsetAtInstant(f, local);
-  const second = offsetAtInstant(f, local - first * 60000);
-  if (second === first) return first;
-  const third = offsetAtInstant(f, local - second * 60000);
-  return third === second ? second : first;
+  const wall = wallClockMs(date.year, date.month, date.day, time.hour, time.minute ?? 0, Math.min(time.second ?? 0, 59));
+  return offsetAtWallClock(zone, wall);
 }
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');

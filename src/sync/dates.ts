@@ -3,6 +3,7 @@
  * Pure: "today" is always passed in.
  */
 import type { StudyWindow } from '../dicomweb/types';
+import { offsetAtInstant } from '../time/zone';
 
 const DA = /^(\d{4})(\d{2})(\d{2})$/;
 
@@ -46,14 +47,9 @@ export function daysBetween(a: string, b: string): number {
 
 /** The calendar date at `now` in an IANA zone or a fixed "+HHMM" offset (the PACS's local day). */
 export function todayIn(timezone: string, now: Date): string {
-  const fixed = /^([+-])(\d{2})(\d{2})$/.exec(timezone);
-  if (fixed) {
-    const minutes = (Number(fixed[2]) * 60 + Number(fixed[3])) * (fixed[1] === '-' ? -1 : 1);
-    return fromUtcDate(new Date(now.getTime() + minutes * 60000));
-  }
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(now);
-  const get = (type: string) => parts.find((p) => p.type === type)!.value;
-  return `${get('year')}${get('month')}${get('day')}`;
+  const offset = offsetAtInstant(timezone, now.getTime());
+  if (offset === undefined) throw new Error(`unknown time zone "${timezone}"`);
+  return fromUtcDate(new Date(now.getTime() + offset * 60000));
 }
 
 /** Consecutive inclusive windows of `days` days covering from..to, oldest first. */

@@ -6,6 +6,7 @@
  * - a value with date precision (YYYY, YYYY-MM, YYYY-MM-DD) compares with the study's local date;
  * - a value with a time compares instants; a study whose `started` has no time never matches it.
  */
+import { offsetAtInstant, offsetAtWallClock } from '../../time/zone';
 
 export type DatePrefix = 'eq' | 'ge' | 'gt' | 'le' | 'lt';
 
@@ -71,27 +72,14 @@ export function parseDateValue(raw: string): DateValue | string {
 
 // ── time zones ─────────────────────────────────────────────────────────────
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-/** Offset from UTC in minutes of a zone ("Asia/Taipei" or "+0800") at an instant. */
+/** Offset from UTC in minutes of a zone ("Asia/Taipei" or "+0800") at an instant (0 for an unknown zone, which config validation prevents). */
 export function zoneOffsetMinutes(zone: string, instantMs: number): number {
-  const fixed = /^([+-])(\d{2})(\d{2})$/.exec(zone);
-  if (fixed) return (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3]));
-  let f = formatters.get(zone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
-    formatters.set(zone, f);
-  }
-  const parts = Object.fromEntries(f.formatToParts(new Date(instantMs)).map((p) => [p.type, p.value]));
-  const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
-  return Math.round((wall - Math.floor(instantMs / 1000) * 1000) / 60_000);
+  return offsetAtInstant(zone, instantMs) ?? 0;
 }
 
 /** The instant of a wall-clock time in a zone (ms since epoch). */
 function wallToInstant(wallAsUtcMs: number, zone: string): number {
-  let guess = wallAsUtcMs - zoneOffsetMinutes(zone, wallAsUtcMs) * 60_000;
-  guess = wallAsUtcMs - zoneOffsetMinutes(zone, guess) * 60_000;
-  return guess;
+  return wallAsUtcMs - (offsetAtWallClock(zone, wallAsUtcMs) ?? 0) * 60_000;
 }
 
 /** The local wall clock in a zone of an instant: date YYYY-MM-DD and time HHMMSS.fff. */
