@@ -14,6 +14,7 @@ import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink
 import type { RunCounts, StudyState, Store } from '../sinks/store';
 import type { SyncSettings } from './config';
 import { decideStudy, retryDelaySeconds } from './decide';
+import { scrubPatientData } from './scrub';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
 
 /** The two mapper functions the sync needs (src/mapping in production). */
@@ -285,10 +286,11 @@ export class StudySyncRun {
     const at = this.ctx.now();
     this.ctx.store.transaction(() => {
       for (const c of candidates) {
+        const safeError = scrubPatientData(error, c.dataset);
         const state = this.ctx.store.recordFailure(this.sourceId, c.uid, {
           studyDate: c.studyDate,
           fingerprint: c.fingerprint || null,
-          error,
+          error: safeError,
           countAttempt,
           maxAttempts,
           retryDelaySeconds: (n) => retryDelaySeconds(n, backoffBaseSeconds, backoffMaxSeconds),
@@ -296,7 +298,7 @@ export class StudySyncRun {
         });
         this.counts.failed++;
         if (state.dead && c.state?.status !== 'dead') this.counts.dead++;
-        this.ctx.log.warn({ studyUid: c.uid, attempts: state.attempts, dead: state.dead, nextRetryAt: state.nextRetryAt, error }, state.dead ? 'study dead-lettered' : 'study failed; will retry');
+        this.ctx.log.warn({ studyUid: c.uid, attempts: state.attempts, dead: state.dead, nextRetryAt: state.nextRetryAt, error: safeError }, state.dead ? 'study dead-lettered' : 'study failed; will retry');
       }
     });
   }
