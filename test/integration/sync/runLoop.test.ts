@@ -1,0 +1,267 @@
+/**
+ * The run loop's policies against a real Orthanc, the real source layer and mapper, and the embedded
+ * store: the cron schedule, one run per source at a time, the cross-process lease, backfill resume,
+ * due retries looked up by UID, per-study mapping and sink failures, and the reconcile's empty-listing
+ * guard. Each test has its own store and its own StudyDate year (with a fixed clock), so the tests
+ * share one Orthanc without seeing each other's studies.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger } from '../../../src/log';
+import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
+import type { Sink, StudyWrite, WriteOutcome } from '../../../src/sinks/sink';
+import { openStore, type Store } from '../../../src/sinks/store';
+import { createSyncService, SourceBusyError, type SyncConfigInput } from '../../../src/sync';
+import { loadStudies, makeSeries, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
+import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
+import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
+import { daysAgo, deleteFromOrthanc, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './common';
+
+let orthanc: OrthancServer;
+let proxy: RecordingProxy;
+let dir: string;
+const stores: Store[] = [];
+const logLines: string[] = [];
+const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void logLines.push(line) } });
+
+beforeAll(async () => {
+  orthanc = await startOrthanc();
+  proxy = await startRecordingProxy(orthanc.dicomWebBase);
+  dir = mkdtempSync(path.join(os.tmpdir(), 'sync-runloop-'));
+});
+
+afterEach(() => {
+  proxy.delayMs = 0;
+  proxy.failWhen(undefined);
+  proxy.reset();
+});
+
+afterAll(async () => {
+  for (const s of stores) s.close();
+  await proxy?.stop();
+  await orthanc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh embedded store in its own file. */
+function freshStore(): Store {
+  const store = openStore(path.join(dir, `store-${stores.length}.sqlite`));
+  stores.push(store);
+  return store;
+}
+
+/** A clock stopped at noon of a YYYYMMDD day in Taipei (the source's zone). */
+function noonOf(day: string): () => Date {
+  const at = new Date(`${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6)}T04:00:00Z`);
+  return () => at;
+}
+
+function service(store: Store, sync: SyncConfigInput, opts: { now?: () => Date; sinks?: Sink[] } = {}) {
+  return createSyncService({
+    config: { sources: [sourceConfig(proxy.via(orthanc.dicomWebBase))], sync: { backoffBaseSeconds: 0, ...sync } },
+    store,
+    sinks: opts.sinks ?? [createEmbeddedSink(store)],
+    logger,
+    now: opts.now,
+  });
+}
+
+/** StudyDate ranges of the study-level QIDO requests recorded since the last reset ("from-to" or one day). */
+function listedDates(): string[] {
+  return proxy.requests
+    .filter((r) => r.level === 'studies')
+    .map((r) => new URLSearchParams(r.url.split('?')[1] ?? '').get('StudyDate') ?? new URLSearchParams(r.url.split('?')[1] ?? '').get('00080020'))
+    .filter((d): d is string => !!d && d !== '""');
+}
+
+/** StudyInstanceUIDs named in the series/instance queries recorded since the last reset. */
+function uidsInDetailQueries(uids: string[]): string[] {
+  const detail = proxy.requests.filter((r) => r.level === 'series' || r.level === 'instances').map((r) => decodeURIComponent(r.url));
+  return uids.filter((uid) => detail.some((url) => url.includes(uid)));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const uidsOf = (studies: SyntheticStudy[]) => studies.map((s) => s.studyUid).sort();
+
+describe('sync run loop against Orthanc', () => {
+  it('polls on its cron schedule, skips a tick while the previous run is still going, and stops', async () => {
+    const store = freshStore();
+    // Real time here: the run records' start and end times show whether runs overlapped.
+    const study = makeStudy({ studyDate: daysAgo(0), series: [makeSeries({ instances: 1 })] });
+    await loadStudies(orthanc, [study]);
+    // The first run makes at least four requests (a window, the undated sweep, details): it outlasts the one-second schedule.
+    proxy.delayMs = 400;
+    const sync = service(store, { cron: '* * * * * *', lookbackDays: 0 });
+    const linesBefore = logLines.length;
+    sync.start();
+    while (store.listRuns(SOURCE_ID, 10).filter((r) => r.status !== 'running').length < 2) await sleep(50);
+    await sync.stop();
+
+    // Oldest first; a run a tick started just before the stop ends interrupted.
+    const runs = store.listRuns(SOURCE_ID, 10).reverse();
+    expect(runs.length).toBeGreaterThanOrEqual(2);
+    expect(runs.every((r) => r.kind === 'poll' && (r.status === 'ok' || r.status === 'interrupted'))).toBe(true);
+    expect(runs.slice(0, 2).map((r) => r.status)).toEqual(['ok', 'ok']);
+    for (let i = 1; i < runs.length; i++) expect(runs[i].startedAt >= runs[i - 1].endedAt!).toBe(true);
+    const messages = logLines.slice(linesBefore).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(messages).toContain('poll skipped: another run of this source is still going');
+    expect(messages).not.toContain('poll could not start');
+    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
+    expect(storedStudy(store, study.studyUid)?.numberOfInstances).toBe(1);
+    expect(runs[0].counts).toMatchObject({ written: 1 });
+    expect(runs[1].counts).toMatchObject({ written: 0, unchanged: 1 });
+    expect(runs.slice(2).every((r) => !r.counts.written)).toBe(true);
+  });
+
+  it('never runs one source twice at once, and a stop finishes the batch in hand, then stops', async () => {
+    const store = freshStore();
+    const studies = Array.from({ length: 8 }, () => makeStudy({ studyDate: '20190302', series: [makeSeries({ instances: 1 })] }));
+    await loadStudies(orthanc, studies);
+    proxy.delayMs = 40;
+    const sync = service(store, { backfillFrom: '20190301', windowDays: 3, batchSize: 2 }, { now: noonOf('20190310') });
+    const first = sync.runOnce(SOURCE_ID);
+    expect(sync.isRunning(SOURCE_ID)).toBe(true);
+    await expect(sync.runOnce(SOURCE_ID)).rejects.toBeInstanceOf(SourceBusyError);
+    while (store.counts(SOURCE_ID).synced < 2) await sleep(10);
+    await sync.stop();
+    const summary = await first;
+
+    expect(summary.status).toBe('interrupted');
+    expect(store.listRuns(SOURCE_ID, 5)).toHaveLength(1);
+    expect(store.listRuns(SOURCE_ID, 5)[0]).toMatchObject({ status: 'interrupted' });
+    expect(store.getCheckpoint(SOURCE_ID)).toBeUndefined();
+    // Whole batches of two, each recorded with its resource; the run did not go on to the end.
+    const { synced, failing } = store.counts(SOURCE_ID);
+    expect(synced % 2).toBe(0);
+    expect(synced).toBeLessThan(studies.length);
+    expect(failing).toBe(0);
+    expect(store.listImagingStudies()).toHaveLength(synced);
+    expect(summary.counts).toMatchObject({ written: synced, fetched: synced });
+  });
+
+  it('does not run a source another live process holds; takes it over from a dead or expired holder', async () => {
+    const store = freshStore();
+    const study = makeStudy({ studyDate: '20200302', series: [makeSeries({ instances: 1 })] });
+    await loadStudies(orthanc, [study]);
+    const sync = service(store, { backfillFrom: '20200301' }, { now: noonOf('20200310') });
+    const parent = `${os.hostname()}:${process.ppid}`;
+    expect(store.acquireLease(SOURCE_ID, parent, 60_000)).toEqual({ ok: true });
+    proxy.reset();
+    await expect(sync.runOnce(SOURCE_ID)).rejects.toMatchObject({ name: 'SourceBusyError', holder: parent });
+    // Refused before asking the PACS anything or recording a run.
+    expect(proxy.requests).toEqual([]);
+    expect(store.listRuns(SOURCE_ID, 5)).toEqual([]);
+
+    // A killed bridge on this host left its lease and a run marked running.
+    store.releaseLease(SOURCE_ID, parent);
+    store.acquireLease(SOURCE_ID, `${os.hostname()}:2147483646`, 60_000);
+    const abandoned = store.startRun(SOURCE_ID, 'backfill');
+    expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok', counts: { written: 1 } });
+    expect(store.listRuns(SOURCE_ID, 5).find((r) => r.runId === abandoned)?.status).toBe('interrupted');
+    expect(storedStudy(store, study.studyUid)).toBeDefined();
+
+    // Another host: trusted until its lease expires.
+    expect(store.acquireLease(SOURCE_ID, 'other-host:1', 60_000)).toEqual({ ok: true });
+    await expect(sync.runOnce(SOURCE_ID)).rejects.toMatchObject({ holder: 'other-host:1' });
+    store.acquireLease(SOURCE_ID, 'other-host:1', -1);
+    expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok' });
+    expect(store.listRuns(SOURCE_ID, 5).filter((r) => r.status === 'ok')).toHaveLength(2);
+  });
+
+  it('retries a due failure outside the polled windows by looking it up by UID', async () => {
+    const store = freshStore();
+    const old = makeStudy({ studyDate: '20210101', series: [makeSeries({ instances: 3 })] });
+    await loadStudies(orthanc, [old]);
+    const now = noonOf('20210310');
+    const sync = service(store, { lookbackDays: 3, undatedSweep: false }, { now });
+    store.recordFailure(SOURCE_ID, old.studyUid, { studyDate: '20210101', fingerprint: null, error: 'earlier', countAttempt: true, maxAttempts: 5, retryDelaySeconds: () => 0, at: now() });
+    proxy.reset();
+
+    const run = await sync.runOnce(SOURCE_ID);
+    expect(run).toMatchObject({ status: 'ok', counts: { found: 1, fetched: 1, written: 1, failed: 0 } });
+    expect(store.getStudy(SOURCE_ID, old.studyUid)).toMatchObject({ status: 'synced', attempts: 0 });
+    expect(storedStudy(store, old.studyUid)?.numberOfInstances).toBe(3);
+    // Only the lookback was listed by date; the old study was found by its UID.
+    expect(listedDates()).toEqual(['20210307-20210310']);
+    const byUid = proxy.requests.filter((r) => r.level === 'studies' && decodeURIComponent(r.url).includes(old.studyUid));
+    expect(byUid).toHaveLength(1);
+    expect(store.getCheckpoint(SOURCE_ID)).toBe('20210310');
+  });
+
+  it('backfills a range, resumes an identical backfill after its checkpoint, and reports progress', async () => {
+    const store = freshStore();
+    const studies = Array.from({ length: 9 }, (_, i) => makeStudy({ studyDate: `2023010${i + 1}`, series: [makeSeries({ instances: 1 })] }));
+    await loadStudies(orthanc, studies);
+    const sync = service(store, { windowDays: 2 }, { now: noonOf('20230301') });
+    // An earlier run of this same backfill completed the windows through 20230104.
+    store.advanceCheckpoint(SOURCE_ID, '20230104', 'backfill:20230101-20230109');
+    proxy.reset();
+    const progress: number[] = [];
+    const run = await sync.backfill(SOURCE_ID, '2023-01-01', '2023-01-09', (p) => progress.push(p.windowsDone));
+
+    expect(run).toMatchObject({ kind: 'backfill', status: 'ok', counts: { windows: 3, found: 5, fetched: 5, written: 5 } });
+    expect(listedDates()).toEqual(['20230105-20230106', '20230107-20230108', '20230109']);
+    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(5);
+    for (const s of studies.slice(4)) expect(storedStudy(store, s.studyUid)).toBeDefined();
+    expect(uidsInDetailQueries(uidsOf(studies.slice(0, 4)))).toEqual([]);
+    expect(progress[0]).toBe(2);
+    expect(progress[progress.length - 1]).toBe(5);
+    expect(progress.every((p, i) => i === 0 || p >= progress[i - 1])).toBe(true);
+    expect(store.getCheckpoint(SOURCE_ID, 'backfill:20230101-20230109')).toBe('20230109');
+    // A backfill never moves the poll checkpoint.
+    expect(store.getCheckpoint(SOURCE_ID)).toBeUndefined();
+  });
+
+  it('a study the mapper rejects and one a sink rejects are recorded per study and dead-lettered; the rest are written', async () => {
+    const store = freshStore();
+    const good = makeStudy({ studyDate: '20220302', series: [makeSeries({ instances: 2 })] });
+    // No Modality (0008,0060) on its series: the mapper's default fails the study (series-missing-modality).
+    const unmappable = makeStudy({ studyDate: '20220302', series: [makeSeries({ modality: undefined, instances: 1 })] });
+    const rejected = makeStudy({ studyDate: '20220303', series: [makeSeries({ instances: 1 })] });
+    await loadStudies(orthanc, [good, unmappable, rejected]);
+    const embedded = createEmbeddedSink(store);
+    // A sink that refuses one study and passes the rest to the embedded store.
+    const picky: Sink = {
+      name: 'picky',
+      async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
+        const accepted = await embedded.writeBatch(writes.filter((w) => w.studyUid !== rejected.studyUid));
+        return writes.map((w) => (w.studyUid === rejected.studyUid ? { studyUid: w.studyUid, ok: false, error: 'HTTP 422', retryable: false } : accepted.find((o) => o.studyUid === w.studyUid)!));
+      },
+      removeStudy: embedded.removeStudy,
+    };
+    const sync = service(store, { backfillFrom: '20220301', windowDays: 3, maxAttempts: 2 }, { now: noonOf('20220310'), sinks: [picky] });
+
+    const first = await sync.runOnce(SOURCE_ID);
+    expect(first).toMatchObject({ status: 'partial', counts: { found: 3, fetched: 3, written: 1, failed: 2, dead: 0 } });
+    expect(store.getStudy(SOURCE_ID, unmappable.studyUid)).toMatchObject({ status: 'failing', attempts: 1, lastError: expect.stringContaining('mapping: series-missing-modality') });
+    expect(store.getStudy(SOURCE_ID, rejected.studyUid)).toMatchObject({ status: 'failing', attempts: 1, lastError: expect.stringContaining('sink rejected: picky: HTTP 422') });
+    expect(store.getStudy(SOURCE_ID, good.studyUid)).toMatchObject({ status: 'synced' });
+    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
+    expect(storedStudy(store, good.studyUid)?.numberOfInstances).toBe(instancesOf(good));
+    // The windows' checkpoint advanced: their failures are recorded for retry.
+    expect(store.getCheckpoint(SOURCE_ID)).toBe('20220310');
+
+    const second = await sync.runOnce(SOURCE_ID);
+    expect(second).toMatchObject({ status: 'partial', counts: { fetched: 2, failed: 2, dead: 2 } });
+    expect(store.deadLetters(SOURCE_ID).map((s) => s.studyUid).sort()).toEqual(uidsOf([unmappable, rejected]));
+    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
+  });
+
+  it('a reconcile that lists no studies at all refuses to treat the stored ones as deleted', async () => {
+    const store = freshStore();
+    const studies = [makeStudy({ studyDate: '20170302' }), makeStudy({ studyDate: '20170303' })];
+    await loadStudies(orthanc, studies);
+    const sync = service(store, { backfillFrom: '20170301', undatedSweep: false, reconcile: { deletion: 'delete' } }, { now: noonOf('20170310') });
+    expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok', counts: { written: 2 } });
+
+    for (const s of studies) await deleteFromOrthanc(orthanc, s.studyUid);
+    const run = await sync.reconcile(SOURCE_ID);
+    expect(run).toMatchObject({ kind: 'reconcile', status: 'failed', error: expect.stringMatching(/listed no studies/) });
+    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(2);
+    for (const s of studies) {
+      expect(storedStudy(store, s.studyUid)).toBeDefined();
+      expect(store.getStudy(SOURCE_ID, s.studyUid)?.status).toBe('synced');
+    }
+  });
+});
