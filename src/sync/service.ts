@@ -7,7 +7,9 @@ import os from 'node:os';
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
+import { createPacsSource } from '../dicomweb';
 import type { PacsSource } from '../dicomweb/types';
+import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';
 import type { Sink } from '../sinks/sink';
 import type { RunCounts, RunKind, RunStatus, Store } from '../sinks/store';
@@ -69,9 +71,6 @@ export interface SyncService {
 }
 
 function defaultSourceFactory(logger: Logger): (cfg: SourceConfig) => PacsSource {
-  // Required lazily: the source layer loads dicomweb-client and xhr2, which tests with fakes never need.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { createPacsSource } = require('../dicomweb') as typeof import('../dicomweb');
   // The logger carries the source layer's "results may be missing" warnings (UIDs and windows only).
   return (cfg) => createPacsSource(cfg, { logger });
 }
@@ -81,14 +80,12 @@ function defaultSourceFactory(logger: Logger): (cfg: SourceConfig) => PacsSource
  * becomes a mapping error for its study (recorded, retried, dead-lettered), never a write.
  */
 function defaultMapper(validate: boolean): StudyMapper {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const mapping = require('../mapping') as typeof import('../mapping');
-  if (!validate) return { mapStudy: mapping.mapStudy, studyFingerprint: mapping.studyFingerprint };
-  const guard = mapping.createResourceGuard(true);
+  if (!validate) return { mapStudy, studyFingerprint };
+  const guard = createResourceGuard(true);
   return {
-    studyFingerprint: mapping.studyFingerprint,
+    studyFingerprint,
     mapStudy(results, source) {
-      const result = mapping.mapStudy(results, source);
+      const result = mapStudy(results, source);
       if (!result.ok) return result;
       for (const resource of [result.imagingStudy, result.endpoint]) {
         const verdict = guard.check(resource);
