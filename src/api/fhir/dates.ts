@@ -1,6 +1,6 @@
 /**
  * FHIR date search values (`started=ge2023-01-05`, `started=lt2023-01-05T10:00:00+08:00`) and the
- * time-zone arithmetic to turn them into local StudyDate/StudyTime bounds. Pure functions.
+ * time-zone arithmetic to turn them into local StudyDate bounds. Pure functions.
  *
  * Semantics kept simple and identical for the PACS query and the result filter:
  * - a value with date precision (YYYY, YYYY-MM, YYYY-MM-DD) compares with the study's local date;
@@ -82,14 +82,6 @@ function wallToInstant(wallAsUtcMs: number, zone: string): number {
   return wallAsUtcMs - (offsetAtWallClock(zone, wallAsUtcMs) ?? 0) * 60_000;
 }
 
-/** The local wall clock in a zone of an instant: date YYYY-MM-DD and time HHMMSS.fff. */
-export function localWall(instantMs: number, zone: string): { date: string; time: string } {
-  const local = new Date(instantMs + zoneOffsetMinutes(zone, instantMs) * 60_000);
-  const date = local.toISOString().slice(0, 10);
-  const time = `${pad(local.getUTCHours())}${pad(local.getUTCMinutes())}${pad(local.getUTCSeconds())}.${pad(local.getUTCMilliseconds(), 3)}`;
-  return { date, time };
-}
-
 /** [start, end) instants of a time-precision value; a value without offset is read in `zone`. */
 export function instantRange(t: NonNullable<DateValue['time']>, zone: string): { start: number; end: number } {
   const [y, mo, d] = t.date.split('-').map(Number);
@@ -141,66 +133,49 @@ function startedInstant(started: string, zone: string): number | undefined {
 
 // ── QIDO bounds ───────────────────────────────────────────────────────────
 
-interface Bound {
-  date: string;
-  /** HHMMSS.fff; absent = whole day. */
-  time?: string;
+/** FHIR's offset limits: a study's own Timezone Offset From UTC can put its local day anywhere in between. */
+const EARLIEST_OFFSET = -14 * 60;
+const LATEST_OFFSET = 14 * 60;
+
+/** The local calendar day of an instant at a given offset. */
+function dayAt(instantMs: number, offsetMinutes: number): string {
+  return new Date(instantMs + offsetMinutes * 60_000).toISOString().slice(0, 10);
 }
 
 /**
- * StudyDate (and, when both ends fall on one local day, StudyTime) ranges for a set of criteria
- * combined with AND, in the source's zone. `null` when no study can match. QIDO ranges are inclusive;
- * the result filter makes gt/lt and sub-second bounds exact.
+ * StudyDate ranges for a set of criteria combined with AND. `null` when no study can match. Date values
+ * are local days; a date-time bound is an instant, and a study may carry any UTC offset of its own, so
+ * the range spans every local day that instant falls on somewhere (-14:00 to +14:00) and StudyTime is
+ * left open. The result filter, reading each study's own offset, makes every bound exact.
  */
-export function qidoDateRange(values: DateValue[], zone: string): { StudyDate?: string; StudyTime?: string } | null {
-  let lo: Bound | undefined;
-  let hi: Bound | undefined;
-  const raise = (b: Bound) => {
-    if (!lo || compareBound(b, lo, 'lo') > 0) lo = b;
+export function qidoDateRange(values: DateValue[], zone: string): { StudyDate?: string } | null {
+  // Local days as YYYY-MM-DD, which order as strings.
+  let lo: string | undefined;
+  let hi: string | undefined;
+  const raise = (day: string) => {
+    if (!lo || day > lo) lo = day;
   };
-  const lower = (b: Bound) => {
-    if (!hi || compareBound(b, hi, 'hi') < 0) hi = b;
+  const lower = (day: string) => {
+    if (!hi || day < hi) hi = day;
   };
   for (const v of values) {
     if (v.days) {
       const { first, last } = v.days;
-      if (v.prefix === 'eq' || v.prefix === 'ge') raise({ date: first });
-      if (v.prefix === 'gt') raise({ date: addDays(last, 1) });
-      if (v.prefix === 'eq' || v.prefix === 'le') lower({ date: last });
-      if (v.prefix === 'lt') lower({ date: addDays(first, -1) });
+      if (v.prefix === 'eq' || v.prefix === 'ge') raise(first);
+      if (v.prefix === 'gt') raise(addDays(last, 1));
+      if (v.prefix === 'eq' || v.prefix === 'le') lower(last);
+      if (v.prefix === 'lt') lower(addDays(first, -1));
     } else {
       const { start, end } = instantRange(v.time!, zone);
-      if (v.prefix === 'eq' || v.prefix === 'ge') raise(localWall(start, zone));
-      if (v.prefix === 'gt') raise(localWall(end, zone));
-      if (v.prefix === 'eq' || v.prefix === 'le') lower(localWall(end - 1, zone));
-      if (v.prefix === 'lt') lower(localWall(start - 1, zone));
+      if (v.prefix === 'eq' || v.prefix === 'ge') raise(dayAt(start, EARLIEST_OFFSET));
+      if (v.prefix === 'gt') raise(dayAt(end, EARLIEST_OFFSET));
+      if (v.prefix === 'eq' || v.prefix === 'le') lower(dayAt(end - 1, LATEST_OFFSET));
+      if (v.prefix === 'lt') lower(dayAt(start - 1, LATEST_OFFSET));
     }
   }
-  if (lo && hi && compareBound(lo, hi, 'lo', 'hi') > 0) return null;
+  if (lo && hi && lo > hi) return null;
   const da = (d: string) => d.replace(/-/g, '');
-  if (lo && hi && lo.date === hi.date) {
-    const out: { StudyDate?: string; StudyTime?: string } = { StudyDate: da(lo.date) };
-    if (lo.time || hi.time) out.StudyTime = `${lo.time ? lowerTime(lo.time) : ''}-${hi.time ? `${hi.time.slice(0, 6)}.999999` : ''}`;
-    return out;
-  }
+  if (lo && hi && lo === hi) return { StudyDate: da(lo) };
   if (!lo && !hi) return {};
-  return { StudyDate: `${lo ? da(lo.date) : ''}-${hi ? da(hi.date) : ''}` };
-}
-
-/**
- * A lower StudyTime bound without trailing zero fields: PACS such as Orthanc compare TM values as
- * strings, so "101500-" would leave out a study stored as "1015" (HHMM), while "1015-" keeps it.
- */
-function lowerTime(time: string): string {
-  let t = time.slice(0, 6);
-  while (t.length > 2 && t.endsWith('00')) t = t.slice(0, -2);
-  return t;
-}
-
-/** Orders bounds; a missing time is the start of the day for a lower bound, its end for an upper. */
-function compareBound(a: Bound, b: Bound, aKind: 'lo' | 'hi', bKind: 'lo' | 'hi' = aKind): number {
-  if (a.date !== b.date) return a.date < b.date ? -1 : 1;
-  const at = a.time ?? (aKind === 'lo' ? '000000.000' : '235959.999');
-  const bt = b.time ?? (bKind === 'lo' ? '000000.000' : '235959.999');
-  return at === bt ? 0 : at < bt ? -1 : 1;
+  return { StudyDate: `${lo ? da(lo) : ''}-${hi ? da(hi) : ''}` };
 }

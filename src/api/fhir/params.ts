@@ -42,7 +42,7 @@ export const IMAGING_STUDY_PARAMS: ParamDef[] = [
     name: 'subject', type: 'reference', definition: `${SP}ImagingStudy-subject`, restricting: true, modifiers: ['identifier'], chains: ['identifier'],
     documentation: 'As patient (subjects are always Patients here).',
   },
-  { name: 'started', type: 'date', definition: `${SP}ImagingStudy-started`, restricting: true, documentation: 'eq, ge, gt, le, lt with a date (local study date) or a dateTime (instant); repeat for a range. StudyDate/StudyTime ranges at the PACS.' },
+  { name: 'started', type: 'date', definition: `${SP}ImagingStudy-started`, restricting: true, documentation: 'eq, ge, gt, le, lt with a date (local study date) or a dateTime (instant); repeat for a range. StudyDate ranges at the PACS; exact matching on each study\'s own offset.' },
   { name: 'modality', type: 'token', definition: `${SP}ImagingStudy-modality`, documentation: `Modality code (system ${DCM_SYSTEM} or none); one code per parameter. Not restricting on its own.` },
   { name: 'status', type: 'token', definition: `${SP}ImagingStudy-status`, documentation: 'available or registered (the statuses the mapping produces); several separated by commas. Not restricting on its own.' },
   { name: 'series', type: 'token', definition: `${SP}ImagingStudy-series`, restricting: true, documentation: 'Series Instance UID of a series in the study; several separated by commas. A series-level query finds the studies holding them.' },

@@ -11,7 +11,7 @@ const criteria = (q: string) =>
   parseImagingStudySearch([...new URLSearchParams(q).entries()], { defaultCount: 20, maxCount: 50, maxValueLength: 128, strict: false, patientIdRule: { prefix: '', suffix: '' } }).criteria;
 const source = { defaultTimezone: 'Asia/Taipei', mapping: { studyIdSystem: 'urn:study-id' } } as never;
 
-describe('started → StudyDate/StudyTime', () => {
+describe('started → StudyDate', () => {
   it('turns date prefixes into inclusive StudyDate ranges', () => {
     expect(qidoDateRange([dv('2023-01-05')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105' });
     expect(qidoDateRange([dv('ge2023-01-05')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105-' });
@@ -26,12 +26,23 @@ describe('started → StudyDate/StudyTime', () => {
     expect(qidoDateRange([dv('ge2023-02-01'), dv('lt2023-01-01')], 'Asia/Taipei')).toBeNull();
   });
 
-  it('converts date-times into the source zone and adds StudyTime within one day', () => {
-    expect(qidoDateRange([dv('ge2023-01-05T10:00:00+08:00'), dv('lt2023-01-05T12:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105', StudyTime: '10-115959.999999' });
-    // 02:00Z is 10:00 in Taipei.
-    expect(qidoDateRange([dv('eq2023-01-05T02:00Z')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105', StudyTime: '10-100059.999999' }); // minute precision; trailing zeros trimmed
+  it('turns date-times into every local day the instant falls on from -14:00 to +14:00, leaving StudyTime open', () => {
+    // 10:00–12:00 in Taipei is 02:00–04:00Z: local days 2023-01-04 (at -14:00) through 2023-01-05 (at +14:00).
+    expect(qidoDateRange([dv('ge2023-01-05T10:00:00+08:00'), dv('lt2023-01-05T12:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230104-20230105' });
+    expect(qidoDateRange([dv('eq2023-01-05T02:00Z')], 'Asia/Taipei')).toEqual({ StudyDate: '20230104-20230105' });
     expect(qidoDateRange([dv('ge2023-01-05T23:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105-' });
-    expect(qidoDateRange([dv('ge2023-01-05T10:00')], '+0100')).toEqual({ StudyDate: '20230105-' });
+    // Without an offset the value is read in the source zone: 10:00 at +01:00 is 09:00Z.
+    expect(qidoDateRange([dv('ge2023-01-05T10:00')], '+0100')).toEqual({ StudyDate: '20230104-' });
+    expect(qidoDateRange([dv('le2023-01-05T22:00Z')], 'Asia/Taipei')).toEqual({ StudyDate: '-20230106' });
+  });
+
+  it('finds a study whose own offset puts it on another local day than the source zone would', () => {
+    // Started 2023-01-04T20:00-05:00 = 2023-01-05T01:00Z = 09:00 on the 5th in Taipei; its StudyDate is the 4th.
+    const search = [dv('ge2023-01-05T09:00:00+08:00'), dv('lt2023-01-05T10:00:00+08:00')];
+    const range = qidoDateRange(search, 'Asia/Taipei')!;
+    const [from, to] = range.StudyDate!.split('-');
+    expect('20230104' >= from && '20230104' <= to).toBe(true);
+    expect(search.every((v) => startedMatches('2023-01-04T20:00:00-05:00', v, 'Asia/Taipei'))).toBe(true);
   });
 
   it('knows zone offsets, including daylight saving', () => {
