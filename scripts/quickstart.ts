@@ -1,5 +1,5 @@
 /**
- * The quick start's orchestration: a local Orthanc on port 8042 (data in ./data/orthanc) loaded with
+ * The quick start's orchestration: a local Orthanc on port 8043 (data in ./data/orthanc) loaded with
  * synthetic studies and Debian's pydicom samples, then the bridge's own executable run against it
  * with the default configuration (config/default.json). Ctrl-C stops everything.
  */
@@ -12,7 +12,8 @@ import { startOrthanc } from '../test/harness/orthanc';
 import { generateCorpus, loadStudies } from '../test/fixtures/synthetic';
 import { loadPydicomSamples } from '../test/fixtures/pydicomSamples';
 
-const PORT = Number(process.env.QUICKSTART_PACS_PORT ?? 8042);
+// Not 8042: a packaged Orthanc service, which apt may have started, listens there.
+const PORT = Number(process.env.QUICKSTART_PACS_PORT ?? 8043);
 const root = path.resolve(__dirname, '..');
 const cli = path.join(root, 'dist/cli/main.js');
 
