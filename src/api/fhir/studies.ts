@@ -22,6 +22,8 @@ import { matchesAll } from './match';
 import { FhirError } from './outcome';
 import type { Criterion } from './params';
 import { qidoPlanFor } from './qido';
+import { storeFilterFor } from './storeFilter';
+import type { StudyIndexFilter } from '../../sinks/store/studyIndex';
 
 export interface ApiSource {
   config: SourceConfig;
@@ -31,8 +33,12 @@ export interface ApiSource {
 /** What the API needs of the embedded store (src/sinks/store's Store satisfies it). */
 export interface StudyStore {
   getResource(resourceType: string, id: string): Resource | undefined;
-  listImagingStudies(filter?: { sourceId?: string }): ImagingStudy[];
+  /** Candidates from the store's search index, in id order (keyset paging); a superset of the matches. */
+  searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): ImagingStudy[];
 }
+
+/** Candidate rows read from the store's index per round trip. */
+const STORE_BATCH = 500;
 
 export interface FoundStudy {
   sourceId: string;
@@ -189,12 +195,26 @@ export class StudyService {
     return this.cfg.storeFallback && criteria.some((c) => c.kind === 'studyUid');
   }
 
-  private storeMatches(src: ApiSource, criteria: Criterion[]): ImagingStudy[] {
+  /**
+   * Matches of one source in id order, read from the store's search index in batches: the index
+   * narrows, the matcher decides (as in live mode). Stops once `stopAfter` matches are found.
+   */
+  private storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): ImagingStudy[] {
     const ctx = { zone: src.config.defaultTimezone };
-    return this.store!.listImagingStudies({ sourceId: src.config.id })
-      .map(stripStoreMeta)
-      .filter((r) => matchesAll(r, criteria, ctx))
-      .map((r) => (this.cfg.searchInstances ? r : stripInstances(r)));
+    const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
+    const out: ImagingStudy[] = [];
+    if (!filter) return out;
+    for (let after: string | undefined; out.length < stopAfter; ) {
+      const batch = this.store!.searchImagingStudies(filter, { after, limit: STORE_BATCH });
+      for (const stored of batch) {
+        const r = stripStoreMeta(stored);
+        if (matchesAll(r, criteria, ctx)) out.push(this.cfg.searchInstances ? r : stripInstances(r));
+        if (out.length >= stopAfter) break;
+      }
+      if (batch.length < STORE_BATCH) break;
+      after = batch[batch.length - 1].id;
+    }
+    return out;
   }
 
   private searchStore(req: SearchRequest): StudyPage {
@@ -202,9 +222,10 @@ export class StudyService {
     const lengths = req.cursor.lengths.slice();
     for (let i = req.cursor.source; i < this.searchSources.length; i++) {
       const src = this.searchSources[i];
-      const all = this.storeMatches(src, req.criteria);
       const offset = i === req.cursor.source ? req.cursor.offset : 0;
       const need = req.count - studies.length;
+      // One match beyond the page tells whether another follows; fewer means the source's full length.
+      const all = this.storeMatches(src, req.criteria, offset + need + 1);
       studies.push(...all.slice(offset, offset + need).map((resource) => ({ sourceId: src.config.id, resource })));
       if (all.length > offset + need) return { studies, next: { source: i, offset: offset + need, lengths }, problems: [] };
       lengths.push(all.length);

@@ -9,6 +9,9 @@ import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ImagingStudy, Resource } from 'fhir/r4';
 import { migrate } from './migrations';
+import { filterSql, indexStudy, studyIndexRow, unindexStudy, type StudyIndexFilter } from './studyIndex';
+
+export type { StudyIndexFilter } from './studyIndex';
 
 export type StudyStatus = 'synced' | 'failing' | 'dead' | 'removed';
 
@@ -450,12 +453,32 @@ export class Store {
           lastUpdated,
           json: JSON.stringify(stored),
         });
+      // The search index follows every ImagingStudy write in the same transaction.
+      if (resource.resourceType === 'ImagingStudy') indexStudy(this.db, studyIndexRow(stored as ImagingStudy, resource.id, o.sourceId ?? prev?.sourceId ?? null));
       return { versionId: String(versionId), unchanged: false, created: !prev, createdByBridge };
     });
   }
 
   deleteResource(resourceType: string, id: string): boolean {
-    return this.db.prepare('DELETE FROM resources WHERE resource_type = ? AND id = ?').run(resourceType, id).changes > 0;
+    return this.transaction(() => {
+      if (resourceType === 'ImagingStudy') unindexStudy(this.db, id);
+      return this.db.prepare('DELETE FROM resources WHERE resource_type = ? AND id = ?').run(resourceType, id).changes > 0;
+    });
+  }
+
+  /**
+   * Candidate ImagingStudies of a source for a search, in id order, from the search index: a superset
+   * of the matches (the caller's matcher decides). Keyset paging: pass the last id seen as `after`.
+   */
+  searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): ImagingStudy[] {
+    const { where, params } = filterSql(filter);
+    const rows = this.db
+      .prepare(
+        `SELECT r.json FROM imaging_study_index i JOIN resources r ON r.resource_type = 'ImagingStudy' AND r.id = i.resource_id
+         WHERE ${where}${page.after !== undefined ? ' AND i.resource_id > ?' : ''} ORDER BY i.resource_id LIMIT ?`,
+      )
+      .all(...params, ...(page.after !== undefined ? [page.after] : []), page.limit) as { json: string }[];
+    return rows.map((r) => JSON.parse(r.json) as ImagingStudy);
   }
 }
 

@@ -3,8 +3,10 @@
  * PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
  */
 import type Database from 'better-sqlite3';
+import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
 
-export const MIGRATIONS: { version: number; description: string; sql: string }[] = [
+/** `fill` runs after `sql` in the same transaction, for steps that must read existing rows in code. */
+export const MIGRATIONS: { version: number; description: string; sql: string; fill?: (db: Database.Database) => void }[] = [
   {
     version: 1,
     description: 'checkpoints, per-study state, run history, resources',
@@ -73,6 +75,12 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
       );
     `,
   },
+  {
+    version: 3,
+    description: 'search index over stored ImagingStudy resources, back-filled from those already stored',
+    sql: STUDY_INDEX_SQL,
+    fill: backfillStudyIndex,
+  },
 ];
 
 export function migrate(db: Database.Database): number {
@@ -84,6 +92,7 @@ export function migrate(db: Database.Database): number {
   for (const m of MIGRATIONS.filter((step) => step.version > current)) {
     db.transaction(() => {
       db.exec(m.sql);
+      m.fill?.(db);
       db.pragma(`user_version = ${m.version}`);
     })();
   }
