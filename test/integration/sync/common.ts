@@ -2,10 +2,10 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/config';
 import { imagingStudyId } from '../../../src/mapping';
-import type { Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/sinks/store';
 import { addDays, todayIn } from '../../../src/sync/dates';
-import type { OrthancServer } from '../../harness/orthanc';
-import type { SyntheticStudy } from '../../fixtures/synthetic';
+import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
+import { loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
 
 export const SOURCE_ID = 'orthanc';
 export const TZ = 'Asia/Taipei';
@@ -33,4 +33,22 @@ export async function deleteFromOrthanc(orthanc: OrthancServer, studyUid: string
   const study = found.find((f) => f.Type === 'Study');
   if (!study) throw new Error(`study ${studyUid} not in Orthanc`);
   await orthanc.rest.delete(`/studies/${study.ID}`);
+}
+
+/**
+ * For a test file: one Orthanc holding `studies` and an in-memory store, started before its tests and
+ * stopped after them. Read them through the returned object once the tests run.
+ */
+export function orthancWithStore(studies: SyntheticStudy[]): { orthanc: OrthancServer; store: Store } {
+  const parts = {} as { orthanc: OrthancServer; store: Store };
+  beforeAll(async () => {
+    parts.orthanc = await startOrthanc();
+    await loadStudies(parts.orthanc, studies);
+    parts.store = openStore(':memory:');
+  }, 60000);
+  afterAll(async () => {
+    parts.store?.close();
+    await parts.orthanc?.stop();
+  });
+  return parts;
 }

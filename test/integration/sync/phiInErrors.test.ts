@@ -6,26 +6,12 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../../src/log';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import type { Sink } from '../../../src/sinks/sink';
-import { openStore, type Store } from '../../../src/sinks/store';
 import { createSyncService } from '../../../src/sync';
-import { loadStudies, makeStudy } from '../../fixtures/synthetic';
-import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { daysAgo, SOURCE_ID, sourceConfig } from './common';
+import { makeStudy } from '../../fixtures/synthetic';
+import { daysAgo, orthancWithStore, SOURCE_ID, sourceConfig } from './common';
 
-let orthanc: OrthancServer;
-let store: Store;
 const study = makeStudy({ studyUid: '2.25.77001', studyDate: daysAgo(1) });
-
-beforeAll(async () => {
-  orthanc = await startOrthanc();
-  await loadStudies(orthanc, [study]);
-  store = openStore(':memory:');
-}, 60000);
-
-afterAll(async () => {
-  store?.close();
-  await orthanc?.stop();
-});
+const pacs = orthancWithStore([study]);
 
 it('stores and logs a rejection without the patient data the server echoed', async () => {
   // The server's words, as a FHIR server might put them in an OperationOutcome.
@@ -37,11 +23,11 @@ it('stores and logs a rejection without the patient data the server echoed', asy
   };
   const lines: string[] = [];
   const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }) });
-  const sync = createSyncService({ config: { sources: [sourceConfig(orthanc.dicomWebBase)], sync: { lookbackDays: 3 } }, store, sinks: [createEmbeddedSink(store), rejecting], logger });
+  const sync = createSyncService({ config: { sources: [sourceConfig(pacs.orthanc.dicomWebBase)], sync: { lookbackDays: 3 } }, store: pacs.store, sinks: [createEmbeddedSink(pacs.store), rejecting], logger });
 
   const run = await sync.runOnce(SOURCE_ID);
   expect(run.counts).toMatchObject({ failed: 1, written: 0 });
-  const [failing] = store.failingStudies(SOURCE_ID);
+  const [failing] = pacs.store.failingStudies(SOURCE_ID);
   expect(failing.studyUid).toBe(study.studyUid);
   expect(failing.lastError).toContain('is not known here');
   expect(failing.lastError).toContain('[redacted]');
