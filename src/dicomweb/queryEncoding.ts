@@ -104,6 +104,12 @@ export function planMatch(match: Record<string, string> = {}): PlannedQuery {
   const filters: LocalFilter[] = [];
   for (const [key, value] of Object.entries(match)) {
     const tag = resolveKey(key);
+    if (tag === Tag.ModalitiesInStudy && value !== '') {
+      // Orthanc 1.10 returns nothing past offset 0 when ModalitiesInStudy is a matching key, so paged
+      // results would be lost. The studies are listed unfiltered and matched here (any listed modality).
+      filters.push({ tag, value, personName: false });
+      continue;
+    }
     const vr = VR_BY_TAG[tag];
     const { wire, widened } = wireValue(value, vr !== undefined && WILDCARD_VRS.has(vr));
     if (vr === 'PN' && !value.includes('=') && value !== '') {
