@@ -34,8 +34,10 @@ export function discoverCommand(): Command {
           if (opts.json) process.stdout.write(`${JSON.stringify(row)}\n`);
         }
         const r = pacs.stats.requests;
+        // A malformed StudyDate can put a study in both lists; the total counts it once.
+        const distinct = new Set([...dated, ...undated].map((d) => valueOf(readString(d, Tag.StudyInstanceUID)))).size;
         process.stdout.write(
-          `${cfg.id}: ${dated.length} dated studies (${opts.from}–${opts.to}) and ${undated.length} undated; ` +
+          `${cfg.id}: ${distinct} studies — ${dated.length} dated (${opts.from}–${opts.to}), ${undated.length} undated; ` +
             `${r.studies} study-level QIDO requests, ${pacs.stats.splits} window splits\n`,
         );
       }
