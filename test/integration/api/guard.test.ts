@@ -40,6 +40,21 @@ afterAll(async () => {
   await orthanc?.stop();
 });
 
+
+/** A value of each search parameter that finds `s` (the guard fixtures' accession and patient). */
+function matchingValues(s: SyntheticStudy): Record<string, string> {
+  return {
+    _id: s.studyUid,
+    identifier: 'G-ACC-1',
+    patient: 'Patient/G-PAT-1',
+    subject: 'Patient/G-PAT-1',
+    started: 'ge2024-03-15',
+    modality: 'CT',
+    status: 'available',
+    series: s.series[0].seriesUid,
+  };
+}
+
 describe('bad input: a 400 OperationOutcome and no PACS request', () => {
   const long = 'A'.repeat(300);
   it.each([
@@ -407,19 +422,7 @@ describe('the CapabilityStatement matches what the server does', () => {
 
   it('every listed ImagingStudy parameter is accepted under Prefer: handling=strict, and finds the study', async () => {
     const s = studies[0];
-    const sample: Record<string, string> = {
-      _id: s.studyUid,
-      identifier: 'G-ACC-1',
-      patient: 'Patient/G-PAT-1',
-      subject: 'Patient/G-PAT-1',
-      started: 'ge2024-03-15',
-      modality: 'CT',
-      status: 'available',
-      series: s.series[0].seriesUid,
-      _count: '5',
-      _summary: 'false',
-      _cursor: '0.0',
-    };
+    const sample: Record<string, string> = { ...matchingValues(s), _count: '5', _summary: 'false', _cursor: '0.0' };
     const listed = cs.rest![0].resource![0].searchParam!.map((p) => p.name);
     expect(listed.sort()).toEqual(Object.keys(sample).sort());
     for (const name of listed) {
@@ -434,16 +437,7 @@ describe('the CapabilityStatement matches what the server does', () => {
 
   it('parameters documented as not restricting on their own are refused alone; the others are served alone', async () => {
     const s = studies[0];
-    const sample: Record<string, string> = {
-      _id: s.studyUid,
-      identifier: 'G-ACC-1',
-      patient: 'Patient/G-PAT-1',
-      subject: 'Patient/G-PAT-1',
-      started: 'ge2024-03-15',
-      modality: 'CT',
-      status: 'available',
-      series: s.series[0].seriesUid,
-    };
+    const sample = matchingValues(s);
     const params = cs.rest![0].resource![0].searchParam!.filter((p) => p.name in sample);
     expect(params.map((p) => p.name).sort()).toEqual(Object.keys(sample).sort());
     for (const p of params) {
