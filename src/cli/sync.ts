@@ -7,17 +7,10 @@ import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig, type BridgeConfig } from '../config';
 import { createLogger, type Logger } from '../log';
-import type { Sink } from '../sinks/sink';
 import type { Store } from '../sinks/store';
 import { createSyncService, type RunSummary, type SyncConfig, type SyncService } from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
 import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
-
-export interface SyncCliDeps {
-  /** The sinks to write to; by default those the configuration enables (runtime.buildSinks). */
-  buildSinks?: (config: BridgeConfig, store: Store, logger: Logger) => Sink[];
-  logger?: Logger;
-}
 
 interface Context {
   config: BridgeConfig;
@@ -26,9 +19,9 @@ interface Context {
   logger: Logger;
 }
 
-function openContext(deps: SyncCliDeps, logger?: Logger): Context {
+function openContext(logger?: Logger): Context {
   const config = loadConfig();
-  return { config, sync: config.sync, store: openConfiguredStore(config), logger: logger ?? deps.logger ?? loggerFor(config) };
+  return { config, sync: config.sync, store: openConfiguredStore(config), logger: logger ?? loggerFor(config) };
 }
 
 function selectSources(config: BridgeConfig, only?: string): string[] {
@@ -37,8 +30,8 @@ function selectSources(config: BridgeConfig, only?: string): string[] {
   return ids;
 }
 
-function buildService(ctx: Context, deps: SyncCliDeps): SyncService {
-  const sinks = deps.buildSinks ? deps.buildSinks(ctx.config, ctx.store, ctx.logger) : buildSinks(ctx.config, ctx.store, ctx.logger).sinks;
+function buildService(ctx: Context): SyncService {
+  const { sinks } = buildSinks(ctx.config, ctx.store, ctx.logger);
   return createSyncService({
     config: { sources: ctx.config.sources, sync: ctx.sync },
     store: ctx.store,
@@ -69,15 +62,15 @@ function summaryLine(s: RunSummary): string {
   return `${s.sourceId}: ${s.kind} ${s.status}${s.error ? ` (${s.error})` : ''} ${counts}\n`;
 }
 
-export function syncCommand(deps: SyncCliDeps = {}): Command {
+export function syncCommand(): Command {
   return new Command('sync')
     .description('Sync studies from the PACS sources: on each source\'s cron schedule, or once with --once')
     .option('--once', 'run one poll of each source and exit')
     .option('--source <id>', 'only this source')
     .option('--reconcile', 'with --once: also run the deletion reconcile')
     .action(async (opts: { once?: boolean; source?: string; reconcile?: boolean }) => {
-      const ctx = openContext(deps);
-      const service = buildService(ctx, deps);
+      const ctx = openContext();
+      const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
       const release = onShutdown(service, ctx.logger);
       try {
@@ -108,7 +101,7 @@ export function syncCommand(deps: SyncCliDeps = {}): Command {
     });
 }
 
-export function backfillCommand(deps: SyncCliDeps = {}): Command {
+export function backfillCommand(): Command {
   return new Command('backfill')
     .description('Sync every study with a StudyDate in a range; resumes where an interrupted identical backfill stopped')
     .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)')
@@ -118,8 +111,8 @@ export function backfillCommand(deps: SyncCliDeps = {}): Command {
     .action(async (opts: { from: string; to: string; source?: string; progress: boolean }) => {
       const tty = opts.progress && !!process.stderr.isTTY;
       // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
-      const ctx = openContext(deps, tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined);
-      const service = buildService(ctx, deps);
+      const ctx = openContext(tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined);
+      const service = buildService(ctx);
       const release = onShutdown(service, ctx.logger);
       let failed = false;
       try {
@@ -185,13 +178,13 @@ export function sourceStatus(store: Store, config: BridgeConfig, sourceId: strin
   };
 }
 
-export function statusCommand(deps: SyncCliDeps = {}): Command {
+export function statusCommand(): Command {
   return new Command('status')
     .description('Per source: last run, lag, counts, failing and dead-lettered studies')
     .option('--source <id>', 'only this source')
     .option('--json', 'print JSON')
     .action((opts: { source?: string; json?: boolean }) => {
-      const ctx = openContext(deps, createLogger({ level: 'warn', destination: process.stderr }));
+      const ctx = openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
         const statuses = selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id));
         if (opts.json) {
@@ -214,13 +207,13 @@ export function statusCommand(deps: SyncCliDeps = {}): Command {
     });
 }
 
-export function replayCommand(deps: SyncCliDeps = {}): Command {
+export function replayCommand(): Command {
   return new Command('replay')
     .description('Re-queue dead-lettered studies: they are retried on the next run')
     .option('--source <id>', 'only this source')
     .option('--study <uid>', 'only this study')
     .action((opts: { source?: string; study?: string }) => {
-      const ctx = openContext(deps, createLogger({ level: 'warn', destination: process.stderr }));
+      const ctx = openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
         let total = 0;
         for (const id of selectSources(ctx.config, opts.source)) {

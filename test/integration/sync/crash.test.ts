@@ -25,7 +25,7 @@ let dbFile: string;
 let corpus: SyntheticStudy[];
 
 function bridge(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
-  const child = spawn(TS_NODE, ['--transpile-only', 'test/integration/sync/cliMain.ts', ...args], {
+  const child = spawn(TS_NODE, ['--transpile-only', 'src/cli/main.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, NODE_CONFIG_DIR: dir, NODE_ENV: 'production', SUPPRESS_NO_CONFIG_WARNING: '1', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
