@@ -144,6 +144,16 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     }
   };
 
+  /** A search's common start: audit what is asked (parameter names only), check the scope, return the parameters. */
+  const startSearch = (req: Request, res: Response, resourceType: 'ImagingStudy' | 'Endpoint'): [string, string][] => {
+    const a = locals(res).audit;
+    Object.assign(a, { interaction: 'search-type', resourceType });
+    const pairs = queryPairs(req);
+    a.params = auditNames(pairs);
+    requireScope(res, resourceType, 'search');
+    return pairs;
+  };
+
   router.get('/ImagingStudy/:id', async (req, res) => {
     const a = locals(res).audit;
     Object.assign(a, { interaction: 'read', resourceType: 'ImagingStudy' });
@@ -158,11 +168,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
 
   router.get('/ImagingStudy', async (req, res) => {
     const a = locals(res).audit;
-    Object.assign(a, { interaction: 'search-type', resourceType: 'ImagingStudy' });
-    const pairs = queryPairs(req);
-    a.params = auditNames(pairs);
-    requireScope(res, 'ImagingStudy', 'search');
-    const parsed = parseImagingStudySearch(pairs, parseOptions(req));
+    const parsed = parseImagingStudySearch(startSearch(req, res, 'ImagingStudy'), parseOptions(req));
     if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
     const restricted = isRestricted(parsed.criteria);
     if (!restricted && !cfg.allowUnrestrictedSearch) {
@@ -213,11 +219,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
 
   router.get('/Endpoint', async (req, res) => {
     const a = locals(res).audit;
-    Object.assign(a, { interaction: 'search-type', resourceType: 'Endpoint' });
-    const pairs = queryPairs(req);
-    a.params = auditNames(pairs);
-    requireScope(res, 'Endpoint', 'search');
-    const parsed = parseEndpointSearch(pairs, parseOptions(req));
+    const parsed = parseEndpointSearch(startSearch(req, res, 'Endpoint'), parseOptions(req));
     const all = service.endpoints().filter((e) => !parsed.ids || parsed.ids.includes(e.id!));
     a.count = all.length;
     const base = baseOf(req);
