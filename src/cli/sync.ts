@@ -8,20 +8,19 @@ import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig, type BridgeConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import type { Store } from '../sinks/store';
-import { createSyncService, type RunSummary, type SyncConfig, type SyncService } from '../sync';
+import { createSyncService, type RunSummary, type SyncService } from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
 import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
 
 interface Context {
   config: BridgeConfig;
-  sync: SyncConfig;
   store: Store;
   logger: Logger;
 }
 
 function openContext(logger?: Logger): Context {
   const config = loadConfig();
-  return { config, sync: config.sync, store: openConfiguredStore(config), logger: logger ?? loggerFor(config) };
+  return { config, store: openConfiguredStore(config), logger: logger ?? loggerFor(config) };
 }
 
 function selectSources(config: BridgeConfig, only?: string): string[] {
@@ -33,7 +32,7 @@ function selectSources(config: BridgeConfig, only?: string): string[] {
 function buildService(ctx: Context): SyncService {
   const { sinks } = buildSinks(ctx.config, ctx.store, ctx.logger);
   return createSyncService({
-    config: { sources: ctx.config.sources, sync: ctx.sync },
+    config: { sources: ctx.config.sources, sync: ctx.config.sync },
     store: ctx.store,
     sinks,
     logger: ctx.logger,
