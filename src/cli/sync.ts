@@ -54,7 +54,8 @@ function onShutdown(service: SyncService, logger: Logger): () => void {
   };
 }
 
-function summaryLine(s: RunSummary): string {
+function summaryLine(s: RunSummary, json = false): string {
+  if (json) return `${JSON.stringify(s)}\n`;
   const counts = Object.entries(s.counts)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
@@ -67,7 +68,8 @@ export function syncCommand(): Command {
     .option('--once', 'run one poll of each source and exit')
     .option('--source <id>', 'only this source')
     .option('--reconcile', 'with --once: also run the deletion reconcile')
-    .action(async (opts: { once?: boolean; source?: string; reconcile?: boolean }) => {
+    .option('--json', 'with --once: print each run summary as one line of JSON')
+    .action(async (opts: { once?: boolean; source?: string; reconcile?: boolean; json?: boolean }) => {
       const ctx = openContext();
       const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
@@ -88,7 +90,7 @@ export function syncCommand(): Command {
           const summaries = [await service.runOnce(id)];
           if (opts.reconcile) summaries.push(await service.reconcile(id));
           for (const s of summaries) {
-            process.stdout.write(summaryLine(s));
+            process.stdout.write(summaryLine(s, opts.json));
             failed ||= s.status === 'failed';
           }
         }
@@ -107,7 +109,8 @@ export function backfillCommand(): Command {
     .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)')
     .option('--source <id>', 'only this source')
     .option('--no-progress', 'plain log lines even on a terminal')
-    .action(async (opts: { from: string; to: string; source?: string; progress: boolean }) => {
+    .option('--json', 'print each run summary as one line of JSON')
+    .action(async (opts: { from: string; to: string; source?: string; progress: boolean; json?: boolean }) => {
       const tty = opts.progress && !!process.stderr.isTTY;
       // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
       const ctx = openContext(tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined);
@@ -132,7 +135,7 @@ export function backfillCommand(): Command {
             lastWindows = p.windowsDone;
           });
           bar?.stop();
-          process.stdout.write(summaryLine(summary));
+          process.stdout.write(summaryLine(summary, opts.json));
           failed ||= summary.status === 'failed';
           if (summary.status === 'interrupted') break;
         }

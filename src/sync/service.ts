@@ -26,6 +26,9 @@ export interface RunSummary {
   status: Exclude<RunStatus, 'running'>;
   counts: RunCounts;
   error?: string;
+  /** When the run started and ended (ISO 8601), as recorded in the store. */
+  startedAt: string;
+  endedAt: string;
 }
 
 export interface BackfillProgress {
@@ -106,6 +109,10 @@ const LEASE_TTL_MS = 60_000;
 const LEASE_OWNER = `${os.hostname()}:${process.pid}`;
 
 /** A lease holder on this host whose process is gone (killed, crashed) holds nothing. */
+function qidoRequestCount(stats: PacsSource['stats']): number {
+  return stats.requests.studies + stats.requests.series + stats.requests.instances;
+}
+
 function holderIsDead(holder: string): boolean {
   const at = holder.lastIndexOf(':');
   if (holder.slice(0, at) !== os.hostname()) return false;
@@ -157,7 +164,11 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     store.closeAbandonedRuns(sourceId);
     const renew = setInterval(() => store.renewLease(sourceId, LEASE_OWNER, LEASE_TTL_MS), LEASE_TTL_MS / 3);
     renew.unref();
-    const runId = store.startRun(sourceId, kind, now());
+    const startedAt = now();
+    const runId = store.startRun(sourceId, kind, startedAt);
+    // QIDO requests through this source while the run lasted (under `serve`, API lookups meanwhile count too).
+    const qidoRequests = () => qidoRequestCount(sourceOf(sourceId).stats);
+    const requestsBefore = qidoRequests();
     const log = baseLog.child({ source: sourceId, runId, kind });
     const settings = syncSettingsFor(sync, sourceId);
     const run = withRun
@@ -182,18 +193,19 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       let counts: RunCounts = {};
       try {
         const result = await body(run, runId, log);
-        counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}) };
+        counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}), qidoRequests: qidoRequests() - requestsBefore };
         status = !result.complete ? 'interrupted' : (counts.failed ?? 0) > 0 ? 'partial' : 'ok';
       } catch (err) {
-        counts = { ...(run?.counts ?? {}) };
+        counts = { ...(run?.counts ?? {}), qidoRequests: qidoRequests() - requestsBefore };
         status = 'failed';
         error = describeError(err);
         if (err instanceof SourceUnavailableError) log.warn({ err: error }, 'run ended early: PACS unavailable');
         else log.error({ err: error }, 'run failed');
       }
-      store.finishRun(runId, { status, counts, error, at: now() });
+      const endedAt = now();
+      store.finishRun(runId, { status, counts, error, at: endedAt });
       log.info({ status, ...counts }, 'run finished');
-      return { runId, sourceId, kind, status, counts, ...(error ? { error } : {}) };
+      return { runId, sourceId, kind, status, counts, ...(error ? { error } : {}), startedAt: startedAt.toISOString(), endedAt: endedAt.toISOString() };
     })();
     running.set(sourceId, promise);
     return promise.finally(() => {

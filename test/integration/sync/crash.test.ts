@@ -108,10 +108,17 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
   expect(atKill).toBeLessThan(corpus.length);
 
   proxy.delayMs = 0;
-  const second = await bridge(['backfill', '--from', '20230101', '--to', '20230110']).done;
+  proxy.reset();
+  const second = await bridge(['backfill', '--from', '20230101', '--to', '20230110', '--json']).done;
   expect(second.stderr).toBe('');
   expect(second.code).toBe(0);
-  expect(second.stdout).toMatch(/backfill ok/);
+  // --json: the run summary is one JSON line (beside the JSON log lines), with the QIDO requests it made.
+  const summary = second.stdout.split('\n').filter((l) => l.startsWith('{"runId"')).map((l) => JSON.parse(l));
+  const made = proxy.counts();
+  expect(summary).toEqual([
+    expect.objectContaining({ sourceId: SOURCE_ID, kind: 'backfill', status: 'ok', counts: expect.objectContaining({ qidoRequests: made.studies + made.series + made.instances }) }),
+  ]);
+  expect(Date.parse(summary[0].endedAt)).toBeGreaterThanOrEqual(Date.parse(summary[0].startedAt));
   // Plain progress lines (no terminal): JSON log lines with the source and run id.
   const progress = second.stdout.split('\n').filter((l) => l.includes('backfill progress')).map((l) => JSON.parse(l));
   expect(progress.length).toBeGreaterThan(0);

@@ -98,6 +98,7 @@ describe('sync against Orthanc', () => {
     const counts = proxy.counts();
     expect(counts.studies).toBeGreaterThan(0);
     expect(counts).toMatchObject({ series: 0, instances: 0, metadata: 0, other: 0 });
+    expect(run.counts.qidoRequests).toBe(counts.studies);
     expect(proxy.requests.every((r) => levelOf(r.url) === 'studies')).toBe(true);
     expect(store.listImagingStudies().map((s) => `${s.id}@${s.meta?.versionId}`)).toEqual(versionsBefore);
   });
