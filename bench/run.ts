@@ -1,26 +1,82 @@
 /**
- * `npm run bench`: runs the exported `run()` of every other bench/*.ts file, one after another,
- * and prints each result as JSON. Speed is measured here, never asserted in tests.
+ * `npm run bench`: builds or reuses the benchmark corpora (each in its own Orthanc), measures what issue 8
+ * asks for, and writes docs/benchmarks.md (the block between its markers) and docs/benchmarks.json.
+ * `npm run bench -- <suite>` runs one suite on the full corpus and prints its JSON instead:
+ * fullSync, mapper, lookupApi, fhirRequests, storeSearch. Speed is measured here, never asserted in tests.
  */
-import { readdirSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { openCorpus, type BenchCorpus } from './corpus';
+import { runFhirRequests } from './fhirRequests';
+import { runFullSync } from './fullSync';
+import { runLookupApi } from './lookupApi';
+import { runMapper } from './mapper';
+import { machineDescription, renderResults, spliceResults, type BenchResults } from './report';
+import { run as runStoreSearch } from './storeSearch';
 
-async function main(): Promise<void> {
-  const only = process.argv[2];
-  const files = readdirSync(__dirname)
-    .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.endsWith('.d.ts'))
-    .filter((f) => !only || f.startsWith(only))
-    .sort();
-  for (const file of files) {
-    const mod = (await import(path.join(__dirname, file))) as { run?: () => Promise<unknown> };
-    if (typeof mod.run !== 'function') continue;
-    const started = Date.now();
-    const result = await mod.run();
-    console.log(`## ${file} (${((Date.now() - started) / 1000).toFixed(1)} s)\n${JSON.stringify(result, null, 2)}`);
+const FULL = 2000;
+const HALF = FULL / 2;
+const DOCS = path.join(__dirname, '..', 'docs');
+
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const suites: Record<string, (c: BenchCorpus) => Promise<unknown>> = {
+  fullSync: (c) => runFullSync(c, log),
+  mapper: (c) => runMapper(c),
+  lookupApi: (c) => runLookupApi(c),
+  fhirRequests: (c) => runFhirRequests(c),
+  storeSearch: () => runStoreSearch(),
+};
+
+async function withCorpus<T>(studies: number, fn: (c: BenchCorpus) => Promise<T>): Promise<T> {
+  const corpus = await openCorpus(studies, log);
+  try {
+    return await fn(corpus);
+  } finally {
+    await corpus.close();
   }
 }
 
+async function versions(c: BenchCorpus): Promise<{ version: string; dicomweb: string }> {
+  const system = (await c.orthanc.rest.get<{ Version: string }>('/system')).data;
+  const plugin = (await c.orthanc.rest.get<{ Version: string }>('/plugins/dicom-web')).data;
+  return { version: system.Version, dicomweb: plugin.Version };
+}
+
+async function all(): Promise<BenchResults> {
+  log(`half corpus (${HALF} studies): full sync`);
+  const half = await withCorpus(HALF, (c) => runFullSync(c, log));
+  return withCorpus(FULL, async (c) => {
+    log(`full corpus (${FULL} studies): full sync`);
+    const full = await runFullSync(c, log);
+    log('mapper');
+    const mapper = await runMapper(c);
+    log('lookup API');
+    const lookup = await runLookupApi(c);
+    log('FHIR server requests');
+    const fhir = await runFhirRequests(c);
+    log('store-mode search');
+    const storeSearch = await runStoreSearch();
+    return { date: new Date().toISOString().slice(0, 10), machine: machineDescription(await versions(c)), half, full, mapper, lookup, fhir, storeSearch };
+  });
+}
+
+async function main(): Promise<void> {
+  const only = process.argv[2];
+  if (only) {
+    const suite = suites[only];
+    if (!suite) throw new Error(`unknown suite "${only}"; one of: ${Object.keys(suites).join(', ')}`);
+    process.stdout.write(`${JSON.stringify(await withCorpus(FULL, suite), null, 2)}\n`);
+    return;
+  }
+  const results = await all();
+  writeFileSync(path.join(DOCS, 'benchmarks.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const file = path.join(DOCS, 'benchmarks.md');
+  writeFileSync(file, spliceResults(readFileSync(file, 'utf8'), renderResults(results)));
+  process.stdout.write(`${renderResults(results)}\n`);
+}
+
 main().catch((e) => {
-  console.error(e);
+  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
   process.exit(1);
 });

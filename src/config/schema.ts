@@ -82,8 +82,10 @@ export const sourceSchema = z.object({
   defaultTimezone: timezone.default('Asia/Taipei'),
   /** UID-list matching in batched detail queries: probe the PACS, or force on/off. */
   uidListMatching: z.enum(['auto', 'on', 'off']).default('auto'),
-  /** Studies per batched series/instance query. */
-  detailBatchSize: z.number().int().min(1).max(500).default(50),
+  /** Studies per batched series/instance query (fewer when their UIDs would make the URL too long). */
+  detailBatchSize: z.number().int().min(1).max(500).default(100),
+  /** QIDO limit per page of series and instance queries, which return several rows per study. */
+  detailPageSize: z.number().int().min(1).max(10000).default(1000),
   mapping: mappingSchema,
 });
 

@@ -91,8 +91,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** The attribute's Value array, or why there is none. */
 export function rawValues(ds: unknown, tag: string): AttrResult<unknown[]> {
   if (!isRecord(ds)) return problem(tag, 'not-an-object', ds, 'dataset is not an object');
-  // PS3.18 F.2 keys are upper-case hex; some servers send lower case.
-  const attr = ds[tag] ?? ds[tag.toUpperCase()] ?? ds[tag.toLowerCase()];
+  // PS3.18 F.2 keys are upper-case hex; some servers send lower case (only tags with a letter differ).
+  const attr = ds[tag] ?? (/[A-Fa-f]/.test(tag) ? (ds[tag.toUpperCase()] ?? ds[tag.toLowerCase()]) : undefined);
   if (attr === undefined) return { kind: 'missing' };
   if (!isRecord(attr)) return problem(tag, 'not-an-object', attr, 'attribute is not an object');
   const values = attr.Value;

@@ -13,7 +13,7 @@ import type { RetryPolicy } from './retry';
 import { Tag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
 import { PacsError, type PacsSource, type QidoMatch, type SourceStats, type StudyDetails, type StudyWindow } from './types';
-import { describeScope, halves, scopeParams, splitScope, type Scope } from './windows';
+import { describeScope, halves, scopeParams, splitScope, uidBatches, type Scope } from './windows';
 
 /** The part of a pino logger used here; never given patient names, IDs or birth dates. */
 export interface SourceLogger {
@@ -148,10 +148,7 @@ export class DicomwebSource implements PacsSource {
     if (!uids.length) return details;
     const levels: QidoLevel[] = options.instances === false ? ['series'] : ['series', 'instances'];
     const batched = uids.length > 1 && (await this.supportsUidListMatching());
-    const chunks: string[][] = [];
-    for (let i = 0; i < uids.length; i += batched ? this.cfg.detailBatchSize : 1) {
-      chunks.push(uids.slice(i, i + (batched ? this.cfg.detailBatchSize : 1)));
-    }
+    const chunks = batched ? uidBatches(uids, this.cfg.detailBatchSize) : uids.map((uid) => [uid]);
     await Promise.all(
       chunks.flatMap((chunk) =>
         levels.map(async (level) => {
@@ -208,9 +205,13 @@ export class DicomwebSource implements PacsSource {
     return this.paged('studies', [...extra, ...planned.params], undefined, planned);
   }
 
-  /** Pages through one QIDO search, isolating rows the server cannot render with the full field list. */
+  /**
+   * Pages through one QIDO search, isolating rows the server cannot render with the full field list.
+   * Series and instance searches return several rows per study, so they page by `detailPageSize`.
+   */
   private paged(level: QidoLevel, match: Array<[string, string]>, studyUid?: string, planned?: PlannedQuery): Promise<PagedResult> {
-    return pageThrough(this.rowIsolating(level, match, studyUid, planned), this.cfg.pageSize, this.caps, keyOfLevel[level]);
+    const pageSize = level === 'studies' ? this.cfg.pageSize : this.cfg.detailPageSize;
+    return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, keyOfLevel[level]);
   }
 
   /** One page of a QIDO search; a page the server refuses is fetched in halves, a bad row with default attributes. */

@@ -89,3 +89,28 @@ export function halves<T>(items: T[]): [T[], T[]] {
   const mid = Math.ceil(items.length / 2);
   return [items.slice(0, mid), items.slice(mid)];
 }
+
+/**
+ * Room for a UID list in one query URL: with the rest of the query this stays under the 8 KB request
+ * line that common servers and proxies accept (nginx, Apache), even with 64-character UIDs.
+ */
+export const MAX_UID_LIST_CHARS = 6000;
+
+/** UID batches of at most `size` UIDs whose comma-joined list fits in `maxChars`. */
+export function uidBatches(uids: string[], size: number, maxChars = MAX_UID_LIST_CHARS): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let chars = 0;
+  for (const uid of uids) {
+    const extra = uid.length + (batch.length ? 1 : 0);
+    if (batch.length && (batch.length >= size || chars + extra > maxChars)) {
+      batches.push(batch);
+      batch = [];
+      chars = 0;
+    }
+    chars += batch.length ? uid.length + 1 : uid.length;
+    batch.push(uid);
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
+}

@@ -1,22 +1,47 @@
 /** Canonical JSON (keys sorted, no whitespace) and the content hash the sync compares. */
 import { createHash } from 'node:crypto';
 
-/** JSON with object keys sorted at every level, so equal content gives equal bytes. */
+/**
+ * JSON with object keys sorted at every level, so equal content gives equal bytes. Written directly
+ * rather than by copying into sorted objects for JSON.stringify: it runs for every study of every sync.
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
+  return write(value) ?? 'null';
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) out[key] = sortKeys(v);
+const INDEX_KEY = /^(0|[1-9]\d*)$/;
+const isIndexKey = (k: string) => k.charCodeAt(0) <= 57 && INDEX_KEY.test(k) && Number(k) < 2 ** 32 - 1;
+
+/**
+ * Keys sorted, in the order an object built with sorted keys would list them (the form hashes were
+ * first computed with): JavaScript puts integer-like keys first, in numeric order.
+ */
+function sortedKeys(value: object): string[] {
+  const keys = Object.keys(value).sort();
+  if (!keys.some(isIndexKey)) return keys;
+  return [...keys.filter(isIndexKey).sort((a, b) => Number(a) - Number(b)), ...keys.filter((k) => !isIndexKey(k))];
+}
+
+/** Like JSON.stringify of plain data: undefined is left out of objects and becomes null in arrays. */
+function write(value: unknown): string | undefined {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((v) => write(v) ?? 'null').join(',')}]`;
+      const parts: string[] = [];
+      for (const key of sortedKeys(value)) {
+        const v = write((value as Record<string, unknown>)[key]);
+        if (v !== undefined) parts.push(`${JSON.stringify(key)}:${v}`);
+      }
+      return `{${parts.join(',')}}`;
     }
-    return out;
+    default:
+      return undefined;
   }
-  return value;
 }
 
 export function sha256Hex(s: string): string {

@@ -62,8 +62,28 @@ export class StudySyncRun {
     return this.ctx.sourceConfig.id;
   }
 
-  /** Discovers and syncs one StudyDate window. Returns false when stopped before the end. */
-  async syncWindow(window: StudyWindow): Promise<boolean> {
+  /**
+   * Discovers and syncs StudyDate windows in order. The next window is listed while the current one's
+   * studies are fetched and written, so the PACS does not wait on the bridge between windows.
+   * `onWindowStart`/`onWindowDone` bracket each window (checkpoints, progress). False when stopped.
+   */
+  async syncWindows(windows: StudyWindow[], hooks: { onWindowStart?: (w: StudyWindow) => void; onWindowDone?: (w: StudyWindow) => void } = {}): Promise<boolean> {
+    let listing = windows.length ? this.listWindow(windows[0]!) : undefined;
+    for (const [k, window] of windows.entries()) {
+      const datasets = await listing!;
+      if (this.ctx.stopRequested()) return false;
+      listing = k + 1 < windows.length ? prefetched(this.listWindow(windows[k + 1]!)) : undefined;
+      hooks.onWindowStart?.(window);
+      if (!(await this.syncDatasets(datasets))) {
+        await listing?.catch(() => undefined); // nothing of this run goes on after it ends
+        return false;
+      }
+      hooks.onWindowDone?.(window);
+    }
+    return true;
+  }
+
+  private async listWindow(window: StudyWindow): Promise<DicomDataset[]> {
     let datasets: DicomDataset[];
     try {
       datasets = await this.ctx.source.findStudies(window, this.ctx.settings.filter);
@@ -72,7 +92,7 @@ export class StudySyncRun {
     }
     this.counts.windows++;
     this.ctx.log.debug({ window, studies: datasets.length }, 'window listed');
-    return this.syncDatasets(datasets);
+    return datasets;
   }
 
   /** Studies without a StudyDate, which no window finds. */
@@ -153,15 +173,22 @@ export class StudySyncRun {
     if (seen.length) this.ctx.store.touchSeen(this.sourceId, seen, now);
     this.ctx.onStudiesSettled?.(seen.length);
 
-    for (let i = 0; i < toFetch.length; i += this.ctx.settings.batchSize) {
+    // The next batch's details are fetched while this one is mapped and written: the PACS stays busy.
+    const size = this.ctx.settings.batchSize;
+    const batches = Array.from({ length: Math.ceil(toFetch.length / size) }, (_, i) => toFetch.slice(i * size, (i + 1) * size));
+    let details = batches.length ? this.fetchDetails(batches[0]!) : undefined;
+    for (const [i, batch] of batches.entries()) {
+      const fetched = await details!;
+      // Details fetched ahead of a stop are dropped uncounted: the next run fetches them again.
       if (this.ctx.stopRequested()) return false;
-      await this.syncBatch(toFetch.slice(i, i + this.ctx.settings.batchSize));
+      details = i + 1 < batches.length ? prefetched(this.fetchDetails(batches[i + 1]!)) : undefined;
+      this.counts.fetched += [...fetched.values()].filter((d) => !('error' in d)).length;
+      await this.syncBatch(batch, fetched);
     }
     return true;
   }
 
-  private async syncBatch(batch: Candidate[]): Promise<void> {
-    const details = await this.fetchDetails(batch);
+  private async syncBatch(batch: Candidate[], details: Map<string, StudyDetails | { error: string }>): Promise<void> {
     const writes: { candidate: Candidate; write: StudyWrite }[] = [];
     for (const c of batch) {
       const d = details.get(c.uid);
@@ -191,7 +218,6 @@ export class StudySyncRun {
     try {
       const found = await this.ctx.source.studyDetails(batch.map((c) => c.uid), options);
       for (const c of batch) out.set(c.uid, found.get(c.uid) ?? { series: [], instances: [] });
-      this.counts.fetched += batch.length;
       return out;
     } catch (err) {
       if (isSourceOutage(err)) {
@@ -204,7 +230,6 @@ export class StudySyncRun {
       try {
         const found = await this.ctx.source.studyDetails([c.uid], options);
         out.set(c.uid, found.get(c.uid) ?? { series: [], instances: [] });
-        this.counts.fetched++;
       } catch (err) {
         if (isSourceOutage(err)) {
           this.recordFailures(batch.slice(i), `PACS unavailable: ${describeError(err)}`, false);
@@ -302,6 +327,12 @@ export class StudySyncRun {
       }
     });
   }
+}
+
+/** Work started ahead of its use: a rejection surfaces where it is awaited, never as an unhandled one. */
+function prefetched<T>(work: Promise<T>): Promise<T> {
+  work.catch(() => undefined);
+  return work;
 }
 
 export function studyUidOf(ds: DicomDataset): string | undefined {

@@ -8,7 +8,7 @@ import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import type { PacsSource } from '../dicomweb/types';
+import type { PacsSource, StudyWindow } from '../dicomweb/types';
 import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';
 import type { Sink } from '../sinks/sink';
@@ -225,11 +225,9 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         const settings = syncSettingsFor(sync, sourceId);
         const today = todayFor(sourceId);
         const range = pollRange({ today, lookbackDays: settings.lookbackDays, checkpoint: store.getCheckpoint(sourceId, 'poll'), backfillFrom: settings.backfillFrom });
-        for (const window of planWindows(range.from, range.to, settings.windowDays)) {
-          if (stopping || !(await run!.syncWindow(window))) return { complete: false };
-          // Every study of the window is now written, unchanged, or recorded for retry.
-          store.advanceCheckpoint(sourceId, window.to, 'poll');
-        }
+        // Once a window is done, every study in it is written, unchanged, or recorded for retry.
+        const windows = planWindows(range.from, range.to, settings.windowDays);
+        if (stopping || !(await run!.syncWindows(windows, { onWindowDone: (w) => store.advanceCheckpoint(sourceId, w.to, 'poll') }))) return { complete: false };
         if ((opts.undated ?? settings.undatedSweep) && !(await run!.syncUndated())) return { complete: false };
         if ((opts.retries ?? true) && !(await run!.syncDueRetries())) return { complete: false };
         return { complete: true };
@@ -255,13 +253,12 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
           const remaining = through ? windows.filter((w) => w.to > through) : windows;
           progress = { sourceId, runId, windowsDone: windows.length - remaining.length, windowsTotal: windows.length, studiesDone: 0 };
           report();
-          for (const window of remaining) {
-            progress.window = window;
-            if (stopping || !(await run!.syncWindow(window))) return { complete: false };
+          const windowsDone = (window: StudyWindow) => {
             store.advanceCheckpoint(sourceId, window.to, checkpointName);
             progress.windowsDone++;
             report();
-          }
+          };
+          if (stopping || !(await run!.syncWindows(remaining, { onWindowStart: (w) => (progress.window = w), onWindowDone: windowsDone }))) return { complete: false };
           if (!(await run!.syncDueRetries())) return { complete: false };
           return { complete: true };
         },

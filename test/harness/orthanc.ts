@@ -35,6 +35,8 @@ export interface OrthancServer {
   storageDir: string;
   /** REST client, authenticated when users are configured. */
   rest: AxiosInstance;
+  /** The running process's id (benchmarks read its CPU time). */
+  pid(): number | undefined;
   /** Upload one DICOM Part 10 file; returns Orthanc's answer (ID, ParentStudy, …). */
   upload(file: Buffer): Promise<{ ID: string; ParentStudy: string; Status: string }>;
   /** Stop the process, keeping the storage (for restart tests). */
@@ -143,6 +145,7 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     port,
     storageDir,
     rest,
+    pid: () => proc.pid,
     async upload(file: Buffer) {
       const res = await rest.post('/instances', file, { headers: { 'Content-Type': 'application/dicom' } });
       return res.data;

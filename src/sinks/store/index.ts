@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ImagingStudy, Resource } from 'fhir/r4';
 import { migrate } from './migrations';
+import { statement } from './statements';
 import { filterSql, indexStudy, studyIndexRow, unindexStudy, type StudyIndexFilter } from './studyIndex';
 
 export type { StudyIndexFilter } from './studyIndex';
@@ -152,14 +153,13 @@ export class Store {
   // ── checkpoints ───────────────────────────────────────────────────────────
 
   getCheckpoint(sourceId: string, name = 'poll'): string | undefined {
-    const row = this.db.prepare('SELECT through_date FROM checkpoints WHERE source_id = ? AND name = ?').get(sourceId, name) as { through_date: string } | undefined;
+    const row = statement(this.db, 'SELECT through_date FROM checkpoints WHERE source_id = ? AND name = ?').get(sourceId, name) as { through_date: string } | undefined;
     return row?.through_date;
   }
 
   /** Moves a checkpoint forward only: a late or repeated window never moves it back. */
   advanceCheckpoint(sourceId: string, throughDate: string, name = 'poll'): void {
-    this.db
-      .prepare(
+    statement(this.db,
         `INSERT INTO checkpoints (source_id, name, through_date, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (source_id, name) DO UPDATE SET through_date = excluded.through_date, updated_at = excluded.updated_at
          WHERE excluded.through_date > checkpoints.through_date`,
@@ -168,7 +168,7 @@ export class Store {
   }
 
   listCheckpoints(sourceId: string): { name: string; throughDate: string; updatedAt: string }[] {
-    return (this.db.prepare('SELECT name, through_date, updated_at FROM checkpoints WHERE source_id = ? ORDER BY name').all(sourceId) as { name: string; through_date: string; updated_at: string }[]).map((r) => ({
+    return (statement(this.db, 'SELECT name, through_date, updated_at FROM checkpoints WHERE source_id = ? ORDER BY name').all(sourceId) as { name: string; through_date: string; updated_at: string }[]).map((r) => ({
       name: r.name,
       throughDate: r.through_date,
       updatedAt: r.updated_at,
@@ -178,13 +178,13 @@ export class Store {
   // ── per-study state ──────────────────────────────────────────────────────
 
   getStudy(sourceId: string, studyUid: string): StudyState | undefined {
-    const row = this.db.prepare('SELECT * FROM studies WHERE source_id = ? AND study_uid = ?').get(sourceId, studyUid) as StudyRow | undefined;
+    const row = statement(this.db, 'SELECT * FROM studies WHERE source_id = ? AND study_uid = ?').get(sourceId, studyUid) as StudyRow | undefined;
     return row && toState(row);
   }
 
   getStudies(sourceId: string, studyUids: string[]): Map<string, StudyState> {
     const out = new Map<string, StudyState>();
-    const stmt = this.db.prepare('SELECT * FROM studies WHERE source_id = ? AND study_uid = ?');
+    const stmt = statement(this.db, 'SELECT * FROM studies WHERE source_id = ? AND study_uid = ?');
     for (const uid of studyUids) {
       const row = stmt.get(sourceId, uid) as StudyRow | undefined;
       if (row) out.set(uid, toState(row));
@@ -194,14 +194,14 @@ export class Store {
 
   listStudies(sourceId: string, status?: StudyStatus): StudyState[] {
     const rows = status
-      ? this.db.prepare('SELECT * FROM studies WHERE source_id = ? AND status = ? ORDER BY study_date, study_uid').all(sourceId, status)
-      : this.db.prepare('SELECT * FROM studies WHERE source_id = ? ORDER BY study_date, study_uid').all(sourceId);
+      ? statement(this.db, 'SELECT * FROM studies WHERE source_id = ? AND status = ? ORDER BY study_date, study_uid').all(sourceId, status)
+      : statement(this.db, 'SELECT * FROM studies WHERE source_id = ? ORDER BY study_date, study_uid').all(sourceId);
     return (rows as StudyRow[]).map(toState);
   }
 
   /** Marks studies as seen on the PACS now (existing rows only). */
   touchSeen(sourceId: string, studyUids: string[], at: Date = new Date()): void {
-    const stmt = this.db.prepare('UPDATE studies SET last_seen = ? WHERE source_id = ? AND study_uid = ?');
+    const stmt = statement(this.db, 'UPDATE studies SET last_seen = ? WHERE source_id = ? AND study_uid = ?');
     const when = iso(at);
     this.transaction(() => studyUids.forEach((uid) => stmt.run(when, sourceId, uid)));
   }
@@ -213,8 +213,7 @@ export class Store {
     s: { studyDate: string | null; fingerprint: string; contentHash: string; resourceId?: string | null; versionId?: string | null; at?: Date },
   ): void {
     const at = iso(s.at);
-    this.db
-      .prepare(
+    statement(this.db,
         `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, content_hash, resource_id, version_id, last_seen,
                               attempts, next_retry_at, last_error, created_by_bridge, updated_at)
          VALUES (@sourceId, @studyUid, @studyDate, 'synced', @fingerprint, @contentHash, @resourceId, @versionId, @at, 0, NULL, NULL,
@@ -243,8 +242,7 @@ export class Store {
       const attempts = (prev?.status === 'failing' || prev?.status === 'dead' ? prev.attempts : 0) + (f.countAttempt ? 1 : 0);
       const dead = attempts >= f.maxAttempts;
       const nextRetry = dead ? null : iso(new Date(at.getTime() + (f.countAttempt ? f.retryDelaySeconds(attempts) : 0) * 1000));
-      this.db
-        .prepare(
+      statement(this.db,
           `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at)
            VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @at, @attempts, @nextRetry, @error, @at)
            ON CONFLICT (source_id, study_uid) DO UPDATE SET
@@ -260,7 +258,7 @@ export class Store {
 
   /** Failing studies whose retry is due (at or before `now`). */
   dueRetries(sourceId: string, now: Date = new Date()): StudyState[] {
-    return (this.db.prepare(`SELECT * FROM studies WHERE source_id = ? AND status = 'failing' AND (next_retry_at IS NULL OR next_retry_at <= ?) ORDER BY study_uid`).all(sourceId, iso(now)) as StudyRow[]).map(toState);
+    return (statement(this.db, `SELECT * FROM studies WHERE source_id = ? AND status = 'failing' AND (next_retry_at IS NULL OR next_retry_at <= ?) ORDER BY study_uid`).all(sourceId, iso(now)) as StudyRow[]).map(toState);
   }
 
   failingStudies(sourceId: string): StudyState[] {
@@ -275,45 +273,44 @@ export class Store {
   replay(sourceId: string, studyUid?: string): number {
     // next_retry_at NULL: due on the very next run, whatever that run's clock says.
     const sql = `UPDATE studies SET status = 'failing', attempts = 0, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND status = 'dead'`;
-    const res = studyUid ? this.db.prepare(`${sql} AND study_uid = ?`).run(iso(), sourceId, studyUid) : this.db.prepare(sql).run(iso(), sourceId);
+    const res = studyUid ? statement(this.db, `${sql} AND study_uid = ?`).run(iso(), sourceId, studyUid) : statement(this.db, sql).run(iso(), sourceId);
     return res.changes;
   }
 
   /** After a reconcile removed or marked a vanished study. */
   markRemoved(sourceId: string, studyUid: string, reason: string): void {
-    this.db
-      .prepare(`UPDATE studies SET status = 'removed', fingerprint = NULL, content_hash = NULL, last_error = ?, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND study_uid = ?`)
+    statement(this.db, `UPDATE studies SET status = 'removed', fingerprint = NULL, content_hash = NULL, last_error = ?, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND study_uid = ?`)
       .run(reason, iso(), sourceId, studyUid);
   }
 
   forgetStudy(sourceId: string, studyUid: string): void {
-    this.db.prepare('DELETE FROM studies WHERE source_id = ? AND study_uid = ?').run(sourceId, studyUid);
+    statement(this.db, 'DELETE FROM studies WHERE source_id = ? AND study_uid = ?').run(sourceId, studyUid);
   }
 
   /** Studies the store believes are on the PACS (everything but removed). */
   presentStudies(sourceId: string): { studyUid: string; studyDate: string | null }[] {
-    return (this.db.prepare(`SELECT study_uid, study_date FROM studies WHERE source_id = ? AND status != 'removed'`).all(sourceId) as { study_uid: string; study_date: string | null }[]).map((r) => ({
+    return (statement(this.db, `SELECT study_uid, study_date FROM studies WHERE source_id = ? AND status != 'removed'`).all(sourceId) as { study_uid: string; study_date: string | null }[]).map((r) => ({
       studyUid: r.study_uid,
       studyDate: r.study_date,
     }));
   }
 
   earliestStudyDate(sourceId: string): string | undefined {
-    const row = this.db.prepare(`SELECT MIN(study_date) AS d FROM studies WHERE source_id = ? AND study_date IS NOT NULL AND status != 'removed'`).get(sourceId) as { d: string | null };
+    const row = statement(this.db, `SELECT MIN(study_date) AS d FROM studies WHERE source_id = ? AND study_date IS NOT NULL AND status != 'removed'`).get(sourceId) as { d: string | null };
     return row.d ?? undefined;
   }
 
   counts(sourceId: string): SourceCounts {
-    const byStatus = this.db.prepare('SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? GROUP BY status').all(sourceId) as { status: StudyStatus; n: number }[];
+    const byStatus = statement(this.db, 'SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? GROUP BY status').all(sourceId) as { status: StudyStatus; n: number }[];
     const n = (s: StudyStatus) => byStatus.find((r) => r.status === s)?.n ?? 0;
-    const resources = (this.db.prepare(`SELECT COUNT(*) AS n FROM resources WHERE source_id = ? AND resource_type = 'ImagingStudy'`).get(sourceId) as { n: number }).n;
+    const resources = (statement(this.db, `SELECT COUNT(*) AS n FROM resources WHERE source_id = ? AND resource_type = 'ImagingStudy'`).get(sourceId) as { n: number }).n;
     return { studies: byStatus.reduce((a, r) => a + r.n, 0), synced: n('synced'), failing: n('failing'), dead: n('dead'), removed: n('removed'), resources };
   }
 
   /** Source ids that have any state, runs or resources. */
   knownSources(): string[] {
     return (
-      this.db.prepare('SELECT source_id FROM studies UNION SELECT source_id FROM runs UNION SELECT source_id FROM resources WHERE source_id IS NOT NULL ORDER BY 1').all() as { source_id: string }[]
+      statement(this.db, 'SELECT source_id FROM studies UNION SELECT source_id FROM runs UNION SELECT source_id FROM resources WHERE source_id IS NOT NULL ORDER BY 1').all() as { source_id: string }[]
     ).map((r) => r.source_id);
   }
 
@@ -326,10 +323,9 @@ export class Store {
   acquireLease(sourceId: string, owner: string, ttlMs: number, isAbandoned: (holder: string) => boolean = () => false, at: Date = new Date()): { ok: true } | { ok: false; holder: string } {
     return this.db
       .transaction(() => {
-        const row = this.db.prepare('SELECT owner, expires_at FROM source_leases WHERE source_id = ?').get(sourceId) as { owner: string; expires_at: string } | undefined;
+        const row = statement(this.db, 'SELECT owner, expires_at FROM source_leases WHERE source_id = ?').get(sourceId) as { owner: string; expires_at: string } | undefined;
         if (row && row.owner !== owner && row.expires_at > iso(at) && !isAbandoned(row.owner)) return { ok: false as const, holder: row.owner };
-        this.db
-          .prepare(
+        statement(this.db,
             `INSERT INTO source_leases (source_id, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (source_id) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
           )
@@ -340,37 +336,37 @@ export class Store {
   }
 
   renewLease(sourceId: string, owner: string, ttlMs: number, at: Date = new Date()): void {
-    this.db.prepare('UPDATE source_leases SET expires_at = ? WHERE source_id = ? AND owner = ?').run(iso(new Date(at.getTime() + ttlMs)), sourceId, owner);
+    statement(this.db, 'UPDATE source_leases SET expires_at = ? WHERE source_id = ? AND owner = ?').run(iso(new Date(at.getTime() + ttlMs)), sourceId, owner);
   }
 
   releaseLease(sourceId: string, owner: string): void {
-    this.db.prepare('DELETE FROM source_leases WHERE source_id = ? AND owner = ?').run(sourceId, owner);
+    statement(this.db, 'DELETE FROM source_leases WHERE source_id = ? AND owner = ?').run(sourceId, owner);
   }
 
   // ── run history ──────────────────────────────────────────────────────────
 
   startRun(sourceId: string, kind: RunKind, at: Date = new Date()): string {
     const runId = randomUUID();
-    this.db.prepare(`INSERT INTO runs (run_id, source_id, kind, started_at, status) VALUES (?, ?, ?, ?, 'running')`).run(runId, sourceId, kind, iso(at));
+    statement(this.db, `INSERT INTO runs (run_id, source_id, kind, started_at, status) VALUES (?, ?, ?, ?, 'running')`).run(runId, sourceId, kind, iso(at));
     return runId;
   }
 
   updateRunCounts(runId: string, counts: RunCounts): void {
-    this.db.prepare('UPDATE runs SET counts = ? WHERE run_id = ?').run(JSON.stringify(counts), runId);
+    statement(this.db, 'UPDATE runs SET counts = ? WHERE run_id = ?').run(JSON.stringify(counts), runId);
   }
 
   finishRun(runId: string, r: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string; at?: Date }): void {
-    this.db.prepare('UPDATE runs SET ended_at = ?, status = ?, counts = ?, error = ? WHERE run_id = ?').run(iso(r.at), r.status, JSON.stringify(r.counts), r.error ?? null, runId);
+    statement(this.db, 'UPDATE runs SET ended_at = ?, status = ?, counts = ?, error = ? WHERE run_id = ?').run(iso(r.at), r.status, JSON.stringify(r.counts), r.error ?? null, runId);
   }
 
   /** Runs left 'running' by a process that died (kill -9): marked interrupted at start-up. */
   closeAbandonedRuns(sourceId?: string): number {
     const sql = `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?) WHERE status = 'running'`;
-    return (sourceId ? this.db.prepare(`${sql} AND source_id = ?`).run(iso(), sourceId) : this.db.prepare(sql).run(iso())).changes;
+    return (sourceId ? statement(this.db, `${sql} AND source_id = ?`).run(iso(), sourceId) : statement(this.db, sql).run(iso())).changes;
   }
 
   listRuns(sourceId: string, limit = 20): RunRecord[] {
-    const rows = this.db.prepare('SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(sourceId, limit) as {
+    const rows = statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(sourceId, limit) as {
       run_id: string;
       source_id: string;
       kind: RunKind;
@@ -386,12 +382,12 @@ export class Store {
   // ── resources ────────────────────────────────────────────────────────────
 
   getResource<T extends Resource = Resource>(resourceType: string, id: string): T | undefined {
-    const row = this.db.prepare('SELECT json FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as { json: string } | undefined;
+    const row = statement(this.db, 'SELECT json FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as { json: string } | undefined;
     return row ? (JSON.parse(row.json) as T) : undefined;
   }
 
   getResourceMeta(resourceType: string, id: string): StoredResourceMeta | undefined {
-    const row = this.db.prepare('SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as
+    const row = statement(this.db, 'SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as
       | { resource_type: string; id: string; source_id: string | null; study_uid: string | null; version_id: number; content_hash: string; created_by_bridge: number; last_updated: string }
       | undefined;
     return (
@@ -410,14 +406,14 @@ export class Store {
 
   listImagingStudies(filter: { sourceId?: string } = {}): ImagingStudy[] {
     const rows = filter.sourceId
-      ? this.db.prepare(`SELECT json FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? ORDER BY id`).all(filter.sourceId)
-      : this.db.prepare(`SELECT json FROM resources WHERE resource_type = 'ImagingStudy' ORDER BY id`).all();
+      ? statement(this.db, `SELECT json FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? ORDER BY id`).all(filter.sourceId)
+      : statement(this.db, `SELECT json FROM resources WHERE resource_type = 'ImagingStudy' ORDER BY id`).all();
     return (rows as { json: string }[]).map((r) => JSON.parse(r.json) as ImagingStudy);
   }
 
   /** The ImagingStudy stored for a study, whoever created it. */
   studyResource(sourceId: string, studyUid: string): StoredResourceMeta | undefined {
-    const row = this.db.prepare(`SELECT id FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? AND study_uid = ?`).get(sourceId, studyUid) as { id: string } | undefined;
+    const row = statement(this.db, `SELECT id FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? AND study_uid = ?`).get(sourceId, studyUid) as { id: string } | undefined;
     return row && this.getResourceMeta('ImagingStudy', row.id);
   }
 
@@ -435,8 +431,7 @@ export class Store {
       const lastUpdated = iso(o.at);
       const createdByBridge = prev ? prev.createdByBridge : (o.createdByBridge ?? true);
       const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated } };
-      this.db
-        .prepare(
+      statement(this.db,
           `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)
            VALUES (@type, @id, @sourceId, @studyUid, @versionId, @hash, @created, @lastUpdated, @json)
            ON CONFLICT (resource_type, id) DO UPDATE SET source_id = excluded.source_id, study_uid = excluded.study_uid, version_id = excluded.version_id,
@@ -462,7 +457,7 @@ export class Store {
   deleteResource(resourceType: string, id: string): boolean {
     return this.transaction(() => {
       if (resourceType === 'ImagingStudy') unindexStudy(this.db, id);
-      return this.db.prepare('DELETE FROM resources WHERE resource_type = ? AND id = ?').run(resourceType, id).changes > 0;
+      return statement(this.db, 'DELETE FROM resources WHERE resource_type = ? AND id = ?').run(resourceType, id).changes > 0;
     });
   }
 
@@ -472,8 +467,7 @@ export class Store {
    */
   searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): ImagingStudy[] {
     const { where, params } = filterSql(filter);
-    const rows = this.db
-      .prepare(
+    const rows = statement(this.db,
         `SELECT r.json FROM imaging_study_index i JOIN resources r ON r.resource_type = 'ImagingStudy' AND r.id = i.resource_id
          WHERE ${where}${page.after !== undefined ? ' AND i.resource_id > ?' : ''} ORDER BY i.resource_id LIMIT ?`,
       )

@@ -11,6 +11,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { ImagingStudy } from 'fhir/r4';
+import { statement } from './statements';
 
 export const STUDY_INDEX_SQL = `
   CREATE TABLE imaging_study_index (
@@ -107,20 +108,20 @@ export function studyIndexRow(study: ImagingStudy, resourceId: string, sourceId:
 /** Replaces the index entries of one ImagingStudy (call inside the transaction that writes it). */
 export function indexStudy(db: Database.Database, row: StudyIndexRow): void {
   unindexStudy(db, row.resourceId);
-  db.prepare('INSERT INTO imaging_study_index (resource_id, source_id, started_day, started_ms, status) VALUES (?, ?, ?, ?, ?)').run(
+  statement(db, 'INSERT INTO imaging_study_index (resource_id, source_id, started_day, started_ms, status) VALUES (?, ?, ?, ?, ?)').run(
     row.resourceId,
     row.sourceId,
     row.startedDay,
     row.startedMs,
     row.status,
   );
-  const tok = db.prepare('INSERT OR IGNORE INTO imaging_study_token (resource_id, kind, value) VALUES (?, ?, ?)');
+  const tok = statement(db, 'INSERT OR IGNORE INTO imaging_study_token (resource_id, kind, value) VALUES (?, ?, ?)');
   for (const t of row.tokens) tok.run(row.resourceId, t.kind, t.value);
 }
 
 export function unindexStudy(db: Database.Database, resourceId: string): void {
-  db.prepare('DELETE FROM imaging_study_index WHERE resource_id = ?').run(resourceId);
-  db.prepare('DELETE FROM imaging_study_token WHERE resource_id = ?').run(resourceId);
+  statement(db, 'DELETE FROM imaging_study_index WHERE resource_id = ?').run(resourceId);
+  statement(db, 'DELETE FROM imaging_study_token WHERE resource_id = ?').run(resourceId);
 }
 
 /** Migration step: indexes every ImagingStudy already stored. */

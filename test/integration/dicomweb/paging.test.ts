@@ -117,6 +117,8 @@ describe('unlimited Orthanc', () => {
 
   it('batched detail queries equal per-study queries and the facts', async () => {
     const batched = source(orthanc, { uidListMatching: 'auto', detailBatchSize: 7 });
+    // Detail pages smaller than a batch's answers: batches page by detailPageSize.
+    const smallPages = source(orthanc, { uidListMatching: 'auto', detailBatchSize: 7, detailPageSize: 5 });
     const perStudy = source(orthanc, { uidListMatching: 'off' });
     expect(await batched.supportsUidListMatching()).toBe(true);
     const studyUids = corpus.map((c) => c.studyUid);
@@ -140,7 +142,10 @@ describe('unlimited Orthanc', () => {
       ]),
     );
     expect(summary(a)).toEqual(facts);
-    expect(batched.stats.requests.series).toBeLessThan(perStudy.stats.requests.series / 3);
+    const batches = Math.ceil(studyUids.length / 7);
+    expect(batched.stats.requests).toMatchObject({ series: batches, instances: batches });
+    expect(summary(await smallPages.studyDetails(studyUids))).toEqual(facts);
+    expect(smallPages.stats.requests.instances).toBeGreaterThan(batches);
   });
 
   it('WADO-RS metadata of one study', async () => {

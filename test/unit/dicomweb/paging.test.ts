@@ -1,7 +1,7 @@
 import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
 import { dedupe, pageThrough, type CapMemory, type PageAnswer } from '../../../src/dicomweb/paging';
 import { PacsError } from '../../../src/dicomweb/types';
-import { dayNumber, fromDayNumber, scopeParams, splitScope, type Scope } from '../../../src/dicomweb/windows';
+import { dayNumber, fromDayNumber, MAX_UID_LIST_CHARS, scopeParams, splitScope, uidBatches, type Scope } from '../../../src/dicomweb/windows';
 
 const study = (uid: string): DicomDataset => ({ '0020000D': { vr: 'UI', Value: [uid] } });
 const uidOf = (ds: DicomDataset) => (ds['0020000D']?.Value?.[0] as string | undefined);
@@ -136,6 +136,26 @@ describe('window splitting', () => {
       ['StudyDate', '20240101'],
       ['StudyTime', '""'],
     ]);
+  });
+});
+
+describe('uidBatches', () => {
+  it('cuts batches of the configured size, in order, keeping every UID once', () => {
+    const uids = Array.from({ length: 25 }, (_, i) => `1.2.${i}`);
+    const batches = uidBatches(uids, 10);
+    expect(batches.map((b) => b.length)).toEqual([10, 10, 5]);
+    expect(batches.flat()).toEqual(uids);
+  });
+
+  it('keeps each comma-joined list within the URL budget, also with 64-character UIDs', () => {
+    const long = Array.from({ length: 250 }, (_, i) => `1.2.${String(i).padStart(60, '9')}`);
+    expect(long[0]).toHaveLength(64);
+    const batches = uidBatches(long, 200);
+    for (const b of batches) expect(b.join(',').length).toBeLessThanOrEqual(MAX_UID_LIST_CHARS);
+    expect(batches[0].length).toBe(Math.floor((MAX_UID_LIST_CHARS + 1) / 65));
+    expect(batches.flat()).toEqual(long);
+    // A UID longer than the budget still goes, alone.
+    expect(uidBatches(['1'.repeat(20), 'x'.repeat(MAX_UID_LIST_CHARS + 1), '2'], 10, MAX_UID_LIST_CHARS)).toEqual([['1'.repeat(20)], ['x'.repeat(MAX_UID_LIST_CHARS + 1)], ['2']]);
   });
 });
 

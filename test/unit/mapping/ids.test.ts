@@ -1,5 +1,6 @@
 /** Ids, Endpoint, content hash and study fingerprint. */
-import { contentHash, endpointFor, endpointId, imagingStudyId, patientIdentifier, studyFingerprint, validateEndpoint } from '../../../src/mapping';
+import fc from 'fast-check';
+import { canonicalJson, contentHash, endpointFor, endpointId, imagingStudyId, patientIdentifier, studyFingerprint, validateEndpoint } from '../../../src/mapping';
 import { Tag } from '../../../src/dicomweb/tags';
 import { n, s, source, study } from './dicom';
 
@@ -45,6 +46,20 @@ describe('contentHash', () => {
     expect(contentHash(a)).toBe(contentHash(b));
     expect(contentHash({ ...a, meta: { versionId: '3', lastUpdated: '2024-01-01T00:00:00Z' } })).toBe(contentHash(a));
     expect(contentHash({ ...a, status: 'off' })).not.toBe(contentHash(a));
+  });
+
+  test('canonical JSON is JSON.stringify of the value with keys sorted at every level (hashes stay as before)', () => {
+    const sorted = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(canonicalJson(value)).toBe(JSON.stringify(sorted(value)));
+        expect(JSON.parse(canonicalJson(value))).toEqual(JSON.parse(JSON.stringify(value)));
+      }),
+      { numRuns: 300 },
+    );
+    // As JSON.stringify: undefined members are left out of objects and become null in arrays.
+    expect(canonicalJson({ b: undefined, a: [undefined, 1], c: { y: 'é', x: -0.5 } })).toBe('{"a":[null,1],"c":{"x":-0.5,"y":"é"}}');
   });
 });
 
