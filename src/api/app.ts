@@ -16,6 +16,8 @@ export type ApiApp = Express & { fhir: FhirRouter };
 export function createApiApp(deps: FhirDeps): ApiApp {
   const app = express() as ApiApp;
   app.disable('x-powered-by');
+  // No body-hash ETag on every answer (a SHA-1 per cached search hit); FHIR searches carry none.
+  app.set('etag', false);
   app.set('trust proxy', deps.config.trustProxy);
   app.set('query parser', 'simple');
   const audit = deps.audit ?? (deps.config.audit.enabled ? createAuditLogger(deps.config.audit.destination) : undefined);

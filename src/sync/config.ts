@@ -60,7 +60,7 @@ const defaults = {
   lookbackDays: 3,
   windowDays: 7,
   filter: {},
-  batchSize: 100,
+  batchSize: 200,
   maxAttempts: 5,
   backoffBaseSeconds: 60,
   backoffMaxSeconds: 86400,

@@ -42,8 +42,8 @@ interface Locals {
 
 const locals = (res: Response) => res.locals as Locals;
 
-function sendFhir(res: Response, status: number, body: Resource): void {
-  res.status(status).type(FHIR_JSON).send(JSON.stringify(body));
+function sendFhir(res: Response, status: number, body: Resource | string): void {
+  res.status(status).type(FHIR_JSON).send(typeof body === 'string' ? body : JSON.stringify(body));
 }
 
 const KNOWN_NAMES = new Set([
@@ -144,13 +144,14 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     }
   };
 
-  /** A search's common start: audit what is asked (parameter names only), check the scope, return the parameters. */
-  const startSearch = (req: Request, res: Response, resourceType: 'ImagingStudy' | 'Endpoint'): [string, string][] => {
-    const a = locals(res).audit;
-    Object.assign(a, { interaction: 'search-type', resourceType });
-    const pairs = queryPairs(req);
-    a.params = auditNames(pairs);
+  /** A search's common start: audit what is asked (parameter names only) and check the scope. */
+  const auditSearch = (res: Response, resourceType: 'ImagingStudy' | 'Endpoint', params: string[]): void => {
+    Object.assign(locals(res).audit, { interaction: 'search-type', resourceType, params });
     requireScope(res, resourceType, 'search');
+  };
+  const startSearch = (req: Request, res: Response, resourceType: 'ImagingStudy' | 'Endpoint'): [string, string][] => {
+    const pairs = queryPairs(req);
+    auditSearch(res, resourceType, auditNames(pairs));
     return pairs;
   };
 
@@ -168,6 +169,16 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
 
   router.get('/ImagingStudy', async (req, res) => {
     const a = locals(res).audit;
+    // What the answer depends on besides the data: the URL, the base it links to, strict handling.
+    const renderedKey = `${baseOf(req)}|${wantsStrict(req.get('prefer'))}|${req.originalUrl}`;
+    const hit = service.rendered?.get(renderedKey);
+    if (hit) {
+      auditSearch(res, 'ImagingStudy', hit.params);
+      if (hit.includeEndpoint) requireScope(res, 'Endpoint', 'read');
+      a.count = hit.count;
+      sendFhir(res, 200, hit.body);
+      return;
+    }
     const parsed = parseImagingStudySearch(startSearch(req, res, 'ImagingStudy'), parseOptions(req));
     if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
     const restricted = isRestricted(parsed.criteria);
@@ -187,9 +198,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
       ? [...new Set(page.studies.map((s) => s.sourceId))].flatMap((id) => service.endpointOf(id) ?? [])
       : [];
     a.count = page.studies.length;
-    sendFhir(
-      res,
-      200,
+    const body = JSON.stringify(
       searchBundle({
         base,
         resourceType: 'ImagingStudy',
@@ -203,6 +212,9 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
         problems: page.problems,
       }),
     );
+    // An answer with problems (a source failed) is not kept: the next request tries again.
+    if (!page.problems.length) service.rendered?.set(renderedKey, { body, params: a.params, count: a.count, includeEndpoint: parsed.includeEndpoint });
+    sendFhir(res, 200, body);
   });
 
   router.get('/Endpoint/:id', async (req, res) => {

@@ -82,12 +82,25 @@ const stripStoreMeta = (r: ImagingStudy): ImagingStudy => {
 const stripInstances = (r: ImagingStudy): ImagingStudy =>
   r.series?.some((s) => s.instance) ? { ...r, series: r.series.map(({ instance: _i, ...s }) => s) } : r;
 
+export interface RenderedSearch {
+  body: string;
+  /** Parameter names for the audit line. */
+  params: string[];
+  count: number;
+  includeEndpoint: boolean;
+}
+
 export class StudyService {
   readonly pages: AnswerCache<StudyPage>;
   readonly reads: AnswerCache<FoundStudy | null>;
   readonly counts: AnswerCache<number>;
   /** Mapped studies by source, UID and instance flag, shared by searches and reads. */
   readonly studies: AnswerCache<ImagingStudy>;
+  /**
+   * Live search answers as the HTTP layer sent them (live mode, cache on), so a repeated search skips
+   * parsing, paging and serialising. Same lifetime as `pages`.
+   */
+  readonly rendered?: AnswerCache<RenderedSearch>;
   /** In-flight sharing of detail fetches only (their results live on in `studies`). */
   private readonly detailBatches: AnswerCache<Map<string, ImagingStudy | string>>;
   private readonly searchSources: ApiSource[];
@@ -112,6 +125,8 @@ export class StudyService {
     this.counts = new AnswerCache({ enabled: c.enabled, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: c.dedupe });
     this.studies = new AnswerCache({ enabled: c.enabled, ttlSeconds: c.studyTtlSeconds, maxKeys: c.maxKeys, dedupe: c.dedupe });
     this.detailBatches = new AnswerCache({ enabled: false, ttlSeconds: 1, maxKeys: 10, dedupe: c.dedupe });
+    // Live mode only: the store changes under a store-mode search.
+    if (cfg.mode === 'live' && c.enabled) this.rendered = new AnswerCache({ enabled: true, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: false });
   }
 
   get sourceCount(): number {
@@ -134,6 +149,7 @@ export class StudyService {
 
   close(): void {
     for (const c of [this.pages, this.reads, this.counts, this.studies]) c.close();
+    this.rendered?.close();
   }
 
   // ── read ────────────────────────────────────────────────────────────────

@@ -263,6 +263,9 @@ describe('access control', () => {
     const ok = await keyed.http.get(q, { headers: { 'X-API-Key': KEY_READER } });
     expect(ok.status).toBe(200);
     expect(matchIds(ok.data)).toEqual([studies[0].studyUid]);
+    // The same search answered from the cache still checks the asking client's scope.
+    expect((await keyed.http.get(q, { headers: { 'X-API-Key': KEY_ENDPOINT_ONLY } })).status).toBe(403);
+    expect((await keyed.http.get(q, { headers: { 'X-API-Key': KEY_READER } })).data).toEqual(ok.data);
     expect((await keyed.http.get('/metadata')).status).toBe(200);
   });
 
@@ -386,10 +389,12 @@ describe('audit trail', () => {
       await api.http.get(`/ImagingStudy?identifier=G-ACC-1*`, h);
       await api.http.get(`/ImagingStudy?patient.identifier=G-PAT-2`);
       await api.http.get(`/ImagingStudy?_id=${studies[0].studyUid}&Huang-G-PAT-1`, h);
+      await api.http.get(`/ImagingStudy?patient:identifier=G-PAT-1&_count=5`, h); // answered from the cache
       const lines = api.auditLines;
       // Lines are written when each response finishes: wait for the last one.
-      for (let i = 0; i < 100 && lines.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(lines).toHaveLength(5);
+      for (let i = 0; i < 100 && lines.length < 6; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(lines).toHaveLength(6);
+      expect(lines[5]).toMatchObject({ client: 'ward-viewer', interaction: 'search-type', resourceType: 'ImagingStudy', params: ['patient:identifier', '_count'], count: 2, status: 200 });
       expect(lines[0]).toMatchObject({ client: 'ward-viewer', interaction: 'search-type', resourceType: 'ImagingStudy', params: ['patient:identifier', '_count'], count: 2, status: 200 });
       expect(lines[1]).toMatchObject({ client: 'ward-viewer', interaction: 'read', id: studies[1].studyUid, count: 1, status: 200 });
       expect(lines[2]).toMatchObject({ client: 'ward-viewer', params: ['identifier'], status: 400 });
