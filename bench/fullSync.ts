@@ -1,8 +1,8 @@
 /**
  * Full sync against the QIDO floors, on one corpus: the floors' phases, the bridge's full sync (a backfill of
  * the corpus's StudyDate range into its embedded store, run as the real executable with default settings),
- * then an unchanged re-poll. Floors and bridge alternate (floor, bridge, floor, bridge) and are averaged,
- * so a drift in Orthanc's caches does not favour either side.
+ * then an unchanged re-poll. Floors and bridge alternate in rounds (floor, bridge, floor, bridge…) and the
+ * medians are reported, so a drift in Orthanc's caches or a slow moment of the machine favours neither side.
  */
 import { sourceSchema } from '../src/config';
 import { syncSchema } from '../src/sync/config';
@@ -25,61 +25,69 @@ export interface FullSyncResult {
 
 const SOURCE = { id: 'bench', defaultTimezone: 'Asia/Taipei' };
 
-const mean = (a: number | undefined, b: number | undefined) => ((a ?? NaN) + (b ?? NaN)) / 2;
-const meanPhase = (a: FloorPhase, b: FloorPhase): FloorPhase => ({ ms: mean(a.ms, b.ms), requests: mean(a.requests, b.requests), pacsCpuMs: mean(a.pacsCpuMs, b.pacsCpuMs) });
+const median = (values: number[]): number => {
+  const v = [...values].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+/** The phase of median time, so its requests and PACS CPU belong to that same run. */
+const medianPhase = (phases: FloorPhase[]): FloorPhase => {
+  const m = median(phases.map((p) => p.ms));
+  return { ...[...phases].sort((a, b) => Math.abs(a.ms - m) - Math.abs(b.ms - m))[0]!, ms: m };
+};
 
-export async function runFullSync(corpus: BenchCorpus, log: (line: string) => void = () => {}): Promise<FullSyncResult> {
+export async function runFullSync(corpus: BenchCorpus, log: (line: string) => void = () => {}, rounds = 3): Promise<FullSyncResult> {
   const source = sourceSchema.parse({ ...SOURCE, qidoBase: corpus.orthanc.dicomWebBase });
   const floor = corpusFloor(corpus, source, { pacsCpuMs: corpus.orthancCpuMs });
   const sync = syncSchema.parse({});
-  // Two bridges with stores of their own: each full sync starts empty.
-  const bridges = [1, 2].map(() => bridgeProcess({ sources: [source], logging: { level: 'warn' } }));
+  // A bridge with a store of its own per round: each full sync starts empty.
+  const bridges = Array.from({ length: rounds }, () => bridgeProcess({ sources: [source], logging: { level: 'warn' } }));
   const backfill = async (n: number, to = corpus.to): Promise<BridgeRun & { pacsCpuMs: number }> => {
     const cpuBefore = corpus.orthancCpuMs();
     const run = await bridges[n]!.run(['backfill', '--from', corpus.from, '--to', to, '--no-progress']);
+    if (run.summary.status !== 'ok') throw new Error(`bridge backfill: ${JSON.stringify(run.summary)}`);
     return { ...run, pacsCpuMs: corpus.orthancCpuMs() - cpuBefore };
   };
-  const checked = <T extends BridgeRun>(r: T, what: string): T => {
-    if (r.summary.status !== 'ok') throw new Error(`${what}: ${JSON.stringify(r.summary)}`);
-    return r;
-  };
   try {
-    await floor.listStudies(); // warm-up: Orthanc's and the OS's caches, for both sides alike
-    log('floor: listing, batched details, per-study details');
-    const listingA = await floor.listStudies();
-    if (listingA.uids.length !== corpus.counts.studies) throw new Error(`floor listed ${listingA.uids.length} of ${corpus.counts.studies} studies`);
-    const batchedA = await floor.batchedDetails(listingA.uids);
-    const perStudy = await floor.perStudyDetails(listingA.uids);
-    log('bridge: full sync 1');
-    const first = checked(await backfill(0), 'full sync');
-    log('floor: batched details, listing');
-    const batchedB = await floor.batchedDetails(listingA.uids);
-    const listingB = await floor.listStudies();
-    log('bridge: full sync 2, then an unchanged re-poll');
-    const second = checked(await backfill(1), 'full sync');
+    const warm = await floor.listStudies(); // warm-up: Orthanc's and the OS's caches, for both sides alike
+    const uids = warm.uids;
+    if (uids.length !== corpus.counts.studies) throw new Error(`floor listed ${uids.length} of ${corpus.counts.studies} studies`);
+    // Rounds of floor then bridge; medians over the rounds, so one slow moment does not decide.
+    const listings: FloorPhase[] = [];
+    const batched: FloorPhase[] = [];
+    const runs: Array<BridgeRun & { pacsCpuMs: number }> = [];
+    let perStudy: FloorPhase | undefined;
+    for (let round = 0; round < rounds; round++) {
+      log(`round ${round + 1} of ${rounds}: floor listing and batched details${round === 0 ? ', per-study details' : ''}, then the bridge`);
+      listings.push((await floor.listStudies()).phase);
+      batched.push(await floor.batchedDetails(uids));
+      perStudy ??= await floor.perStudyDetails(uids); // once: it is the slow one
+      runs.push(await backfill(round));
+    }
     // One day more than the completed backfill, so it is not skipped as already done: every study is listed again.
-    const repoll = checked(await backfill(1, addDays(corpus.to, 1)), 're-poll');
+    log('bridge: an unchanged re-poll');
+    const repoll = await backfill(rounds - 1, addDays(corpus.to, 1));
 
-    const listing = meanPhase(listingA.phase, listingB.phase);
-    const batchedDetails = meanPhase(batchedA, batchedB);
-    const perStudyMs = listing.ms + perStudy.ms;
+    const listing = medianPhase(listings);
+    const batchedDetails = medianPhase(batched);
+    const perStudyMs = listing.ms + perStudy!.ms;
     const batchedMs = listing.ms + batchedDetails.ms;
-    const runMs = (first.runMs + second.runMs) / 2;
+    const runMs = median(runs.map((r) => r.runMs));
+    const first = runs[0]!;
     const written = first.summary.counts.written ?? 0;
     if (written !== corpus.counts.studies) throw new Error(`full sync wrote ${written} of ${corpus.counts.studies} studies`);
     return {
       corpus: corpus.counts,
       settings: { concurrency: source.concurrency, pageSize: source.pageSize, detailBatchSize: source.detailBatchSize, windowDays: sync.windowDays, batchSize: sync.batchSize },
-      floor: { listing, perStudyDetails: perStudy, batchedDetails, perStudyMs, batchedMs },
+      floor: { listing, perStudyDetails: perStudy!, batchedDetails, perStudyMs, batchedMs },
       bridge: {
         runMs,
-        runsMs: [first.runMs, second.runMs],
-        processMs: (first.processMs + second.processMs) / 2,
+        runsMs: runs.map((r) => r.runMs),
+        processMs: median(runs.map((r) => r.processMs)),
         qidoRequests: first.summary.counts.qidoRequests ?? NaN,
         written,
-        maxRssMb: Math.max(first.maxRssMb, second.maxRssMb),
-        cpuMs: (first.cpuMs + second.cpuMs) / 2,
-        pacsCpuMs: (first.pacsCpuMs + second.pacsCpuMs) / 2,
+        maxRssMb: Math.max(...runs.map((r) => r.maxRssMb)),
+        cpuMs: median(runs.map((r) => r.cpuMs)),
+        pacsCpuMs: median(runs.map((r) => r.pacsCpuMs)),
       },
       ratios: { toBatchedFloor: runMs / batchedMs, toPerStudyFloor: runMs / perStudyMs },
       repoll: {

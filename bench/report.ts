@@ -88,7 +88,7 @@ function phaseTable(r: FullSyncResult): string {
     line('floor: study listing', fl.listing.ms, fl.listing.requests, fl.listing.pacsCpuMs, `pages of ${r.settings.pageSize}, one after another`),
     line('floor: per-study details', fl.perStudyDetails.ms, fl.perStudyDetails.requests, fl.perStudyDetails.pacsCpuMs, `concurrency ${r.settings.concurrency}`),
     line('floor: batched details', fl.batchedDetails.ms, fl.batchedDetails.requests, fl.batchedDetails.pacsCpuMs, `${r.settings.detailBatchSize} studies per query`),
-    line('bridge: full sync (run)', r.bridge.runMs, r.bridge.qidoRequests, r.bridge.pacsCpuMs, `runs ${r.bridge.runsMs.map((m) => s(m)).join(', ')}; process ${s(r.bridge.processMs)}; bridge CPU ${s(r.bridge.cpuMs)}; peak RSS ${n(r.bridge.maxRssMb)} MB`),
+    line('bridge: full sync (run)', r.bridge.runMs, r.bridge.qidoRequests, r.bridge.pacsCpuMs, `median of ${r.bridge.runsMs.map((m) => s(m)).join(', ')}; process ${s(r.bridge.processMs)}; bridge CPU ${s(r.bridge.cpuMs)}; peak RSS ${n(r.bridge.maxRssMb)} MB`),
     line('bridge: unchanged re-poll', r.repoll.runMs, r.repoll.qidoRequests, undefined, `${r.repoll.written} written, ${r.repoll.fetched} fetched`),
   ].join('\n');
 }
@@ -118,7 +118,7 @@ export function renderResults(r: BenchResults): string {
     `Bridge settings: defaults (concurrency ${r.full.settings.concurrency}, pageSize ${r.full.settings.pageSize}, detailBatchSize ${r.full.settings.detailBatchSize}, windowDays ${r.full.settings.windowDays}, batchSize ${r.full.settings.batchSize}). ` +
       `Cache hit: autocannon ${r.lookup.cacheHit.autocannon.connections} connections for ${r.lookup.cacheHit.autocannon.durationSeconds} s, ${n(r.lookup.cacheHit.requests)} requests, ${r.lookup.cacheHit.non2xx} non-2xx, ${r.lookup.cacheHit.pacsRequests} PACS requests. ` +
       `Cache miss: ${r.lookup.cacheMiss.lookups} lookups, each ${r.lookup.cacheMiss.qidoSequence.length} QIDO request(s).`,
-    ...(ss ? ['', `Store-mode search over ${n(ss.studies)} stored studies: index ÷ full scan ${x(1 / ss.ratio)} (geometric mean over ${ss.queries.length} queries).`] : []),
+    ...(ss ? ['', `Store-mode search over ${n(ss.studies)} stored studies: the search index is ${n(ss.ratio, 0)}× faster than a full scan (geometric mean over ${ss.queries.length} queries; no target).`] : []),
     END,
   ].join('\n');
 }

@@ -55,6 +55,10 @@ export class StudySyncRun {
   readonly counts = emptyCounts();
   /** Studies already handled in this run (lookback, undated sweep and retries overlap). */
   private readonly handled = new Set<string>();
+  /** Studies waiting to be fetched, and how many have entered and left the queue in this run. */
+  private readonly queue: Candidate[] = [];
+  private enqueued = 0;
+  private dequeued = 0;
 
   constructor(private readonly ctx: RunContext) {}
 
@@ -64,21 +68,30 @@ export class StudySyncRun {
 
   /**
    * Discovers and syncs StudyDate windows in order. The next window is listed while the current one's
-   * studies are fetched and written, so the PACS does not wait on the bridge between windows.
-   * `onWindowStart`/`onWindowDone` bracket each window (checkpoints, progress). False when stopped.
+   * studies are fetched and written, and batches run across window ends (full batches mean fewer,
+   * fuller detail queries and sink transactions). A window is done, `onWindowDone`, once every study
+   * it listed is settled. False when stopped.
    */
   async syncWindows(windows: StudyWindow[], hooks: { onWindowStart?: (w: StudyWindow) => void; onWindowDone?: (w: StudyWindow) => void } = {}): Promise<boolean> {
+    // Windows listed but not yet done, with the queue position their last study has.
+    const open: { window: StudyWindow; end: number }[] = [];
+    const settle = () => {
+      while (open.length && open[0]!.end <= this.dequeued) hooks.onWindowDone?.(open.shift()!.window);
+    };
     let listing = windows.length ? this.listWindow(windows[0]!) : undefined;
     for (const [k, window] of windows.entries()) {
       const datasets = await listing!;
       if (this.ctx.stopRequested()) return false;
-      listing = k + 1 < windows.length ? prefetched(this.listWindow(windows[k + 1]!)) : undefined;
+      const last = k + 1 === windows.length;
+      listing = last ? undefined : prefetched(this.listWindow(windows[k + 1]!));
       hooks.onWindowStart?.(window);
-      if (!(await this.syncDatasets(datasets))) {
+      this.enqueue(this.decide(datasets));
+      open.push({ window, end: this.enqueued });
+      settle();
+      if (!(await this.drain(last, settle))) {
         await listing?.catch(() => undefined); // nothing of this run goes on after it ends
         return false;
       }
-      hooks.onWindowDone?.(window);
     }
     return true;
   }
@@ -135,6 +148,12 @@ export class StudySyncRun {
 
   /** Decides, fetches, maps and writes the given study-level results. False when stopped. */
   async syncDatasets(datasets: DicomDataset[]): Promise<boolean> {
+    this.enqueue(this.decide(datasets));
+    return this.drain(true);
+  }
+
+  /** Which studies need fetching; the others are recorded as seen (unchanged, or waiting for a retry). */
+  private decide(datasets: DicomDataset[]): Candidate[] {
     const now = this.ctx.now();
     const candidates: Candidate[] = [];
     for (const dataset of datasets) {
@@ -172,18 +191,35 @@ export class StudySyncRun {
     }
     if (seen.length) this.ctx.store.touchSeen(this.sourceId, seen, now);
     this.ctx.onStudiesSettled?.(seen.length);
+    return toFetch;
+  }
 
-    // The next batch's details are fetched while this one is mapped and written: the PACS stays busy.
+  private enqueue(candidates: Candidate[]): void {
+    this.queue.push(...candidates);
+    this.enqueued += candidates.length;
+  }
+
+  /**
+   * Fetches, maps and writes queued studies in batches of `batchSize`: only full batches unless `all`.
+   * The next batch's details are fetched while this one is mapped and written, so the PACS stays busy.
+   * `afterBatch` runs once each batch is settled. False when stopped.
+   */
+  private async drain(all: boolean, afterBatch?: () => void): Promise<boolean> {
     const size = this.ctx.settings.batchSize;
-    const batches = Array.from({ length: Math.ceil(toFetch.length / size) }, (_, i) => toFetch.slice(i * size, (i + 1) * size));
-    let details = batches.length ? this.fetchDetails(batches[0]!) : undefined;
-    for (const [i, batch] of batches.entries()) {
+    const take = (): Candidate[] | undefined => (this.queue.length >= size || (all && this.queue.length) ? this.queue.splice(0, size) : undefined);
+    let batch = take();
+    let details = batch && this.fetchDetails(batch);
+    while (batch) {
       const fetched = await details!;
       // Details fetched ahead of a stop are dropped uncounted: the next run fetches them again.
       if (this.ctx.stopRequested()) return false;
-      details = i + 1 < batches.length ? prefetched(this.fetchDetails(batches[i + 1]!)) : undefined;
+      const next = take();
+      details = next && prefetched(this.fetchDetails(next));
       this.counts.fetched += [...fetched.values()].filter((d) => !('error' in d)).length;
       await this.syncBatch(batch, fetched);
+      this.dequeued += batch.length;
+      afterBatch?.();
+      batch = next;
     }
     return true;
   }

@@ -213,6 +213,37 @@ describe('sync run loop against Orthanc', () => {
     expect(store.getCheckpoint(SOURCE_ID)).toBeUndefined();
   });
 
+  it('batches run across window ends; a window is checkpointed only once all its studies are settled', async () => {
+    const store = freshStore();
+    // Two studies a day for six days, one-day windows, batches of five: 12 studies in 3 batches, not 6.
+    const days = ['20160401', '20160402', '20160403', '20160404', '20160405', '20160406'];
+    const studies = days.flatMap((d) => [0, 1].map(() => makeStudy({ studyDate: d, series: [makeSeries({ instances: 1 })] })));
+    await loadStudies(orthanc, studies);
+    const written: string[][] = [];
+    const embedded = createEmbeddedSink(store);
+    const recording: Sink = { name: 'recording', writeBatch: (w: StudyWrite[]) => (written.push(w.map((x) => x.studyUid)), embedded.writeBatch(w)), removeStudy: embedded.removeStudy };
+    const checkpoints: { at?: string; written: number }[] = [];
+    const sync = service(store, { windowDays: 1, batchSize: 5 }, { now: noonOf('20160601'), sinks: [recording] });
+    await sync.source(SOURCE_ID).supportsUidListMatching();
+    proxy.reset();
+    const run = await sync.backfill(SOURCE_ID, '20160401', '20160406', () =>
+      checkpoints.push({ at: store.getCheckpoint(SOURCE_ID, 'backfill:20160401-20160406'), written: store.listImagingStudies().length }),
+    );
+
+    expect(run).toMatchObject({ status: 'ok', counts: { windows: 6, found: 12, fetched: 12, written: 12 } });
+    expect(written.map((b) => b.length)).toEqual([5, 5, 2]);
+    expect(proxy.counts()).toMatchObject({ series: 3, instances: 3 });
+    // Checkpoints only move forward, and never past a day with a study not yet written.
+    const settledDay = (n: number) => days.filter((d) => studies.filter((s) => s.studyDate! <= d).length <= n).at(-1) ?? '';
+    for (const [i, cp] of checkpoints.entries()) {
+      if (i > 0) expect((cp.at ?? '') >= (checkpoints[i - 1]!.at ?? '')).toBe(true);
+      if (cp.at) expect(cp.at <= settledDay(cp.written)).toBe(true);
+    }
+    // Checkpoints moved during the run, not only at its end.
+    expect(checkpoints.filter((c) => c.at && c.written < 12).length).toBeGreaterThan(0);
+    expect(checkpoints.at(-1)).toEqual({ at: '20160406', written: 12 });
+  });
+
   it('a study the mapper rejects and one a sink rejects are recorded per study and dead-lettered; the rest are written', async () => {
     const store = freshStore();
     const good = makeStudy({ studyDate: '20220302', series: [makeSeries({ instances: 2 })] });
