@@ -86,12 +86,13 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
 
   // Audit first, so refused requests are recorded too.
   router.use((req, res, next) => {
-    const started = process.hrtime.bigint();
     locals(res).audit = { interaction: 'other', params: [] };
+    const trail = deps.audit;
+    if (!trail) return next();
+    const started = process.hrtime.bigint();
     res.on('finish', () => {
-      if (!deps.audit) return;
       const a = locals(res).audit;
-      writeAudit(deps.audit, {
+      writeAudit(trail, {
         client: locals(res).principal?.client ?? 'anonymous',
         method: req.method,
         ...a,
@@ -113,13 +114,19 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
   });
 
   // Access control: every route below needs an authenticated client.
-  router.use(async (req, res, next) => {
-    try {
-      locals(res).principal = authenticate ? await authenticate(req.headers as never) : { client: 'anonymous', scopes: ['system/*.read'] };
-      next();
-    } catch (err) {
-      next(err);
+  const anonymous: Principal = { client: 'anonymous', scopes: ['system/*.read'] };
+  router.use((req, res, next) => {
+    if (!authenticate) {
+      locals(res).principal = anonymous;
+      return next();
     }
+    authenticate(req.headers as never).then(
+      (principal) => {
+        locals(res).principal = principal;
+        next();
+      },
+      next,
+    );
   });
 
   if (cfg.rateLimit.enabled) {
