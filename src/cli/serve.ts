@@ -39,7 +39,7 @@ export function serveCommand(): Command {
           store,
           sources: sources.map((s) => s.pacs),
           fhirSinks,
-          caches: { 'api-pages': app.fhir.service.pages, 'api-reads': app.fhir.service.reads, 'api-studies': app.fhir.service.studies },
+          caches: app.fhir.service.caches(),
           auth: adminAuth(createAuthenticator(config.api.auth)),
           logger,
         }),

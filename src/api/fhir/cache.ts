@@ -29,6 +29,14 @@ export class AnswerCache<T> {
     return this.cache?.get<T>(key);
   }
 
+  /** `get`, counted as a hit or a miss (for callers that `set` the answer themselves). */
+  lookup(key: string): T | undefined {
+    const value = this.get(key);
+    if (value === undefined) this.misses++;
+    else this.hits++;
+    return value;
+  }
+
   set(key: string, value: T): void {
     if (!this.cache) return;
     try {

@@ -178,7 +178,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     const a = locals(res).audit;
     // What the answer depends on besides the data: the URL, the base it links to, strict handling.
     const renderedKey = `${baseOf(req)}|${wantsStrict(req.get('prefer'))}|${req.originalUrl}`;
-    const hit = service.rendered?.get(renderedKey);
+    const hit = service.rendered?.lookup(renderedKey);
     if (hit) {
       auditSearch(res, 'ImagingStudy', hit.params);
       if (hit.includeEndpoint) requireScope(res, 'Endpoint', 'read');

@@ -129,6 +129,16 @@ export class StudyService {
     if (cfg.mode === 'live' && c.enabled) this.rendered = new AnswerCache({ enabled: true, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: false });
   }
 
+  /** The lookup caches by metrics label (`api-responses`: repeated searches answered as rendered). */
+  caches(): Record<string, AnswerCache<unknown>> {
+    return {
+      'api-pages': this.pages,
+      'api-reads': this.reads,
+      'api-studies': this.studies,
+      ...(this.rendered ? { 'api-responses': this.rendered } : {}),
+    } as Record<string, AnswerCache<unknown>>;
+  }
+
   get sourceCount(): number {
     return this.searchSources.length;
   }
