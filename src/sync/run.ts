@@ -216,7 +216,12 @@ export class StudySyncRun {
       const next = take();
       details = next && prefetched(this.fetchDetails(next));
       this.counts.fetched += [...fetched.values()].filter((d) => !('error' in d)).length;
-      await this.syncBatch(batch, fetched);
+      try {
+        await this.syncBatch(batch, fetched);
+      } catch (err) {
+        await details?.catch(() => undefined); // the run ends: let the fetch ahead finish first
+        throw err;
+      }
       this.dequeued += batch.length;
       afterBatch?.();
       batch = next;

@@ -114,7 +114,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
   });
 
   // Access control: every route below needs an authenticated client.
-  const anonymous: Principal = { client: 'anonymous', scopes: ['system/*.read'] };
+  const anonymous: Principal = Object.freeze({ client: 'anonymous', scopes: Object.freeze(['system/*.read']) as string[] });
   router.use((req, res, next) => {
     if (!authenticate) {
       locals(res).principal = anonymous;
