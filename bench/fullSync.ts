@@ -10,6 +10,7 @@ import { addDays } from '../src/sync/dates';
 import { bridgeProcess, type BridgeRun } from './bridgeProcess';
 import type { BenchCorpus } from './corpus';
 import { corpusFloor, type FloorPhase } from './qidoFloor';
+import { median } from './stats';
 
 export interface FullSyncResult {
   corpus: BenchCorpus['counts'];
@@ -25,10 +26,6 @@ export interface FullSyncResult {
 
 const SOURCE = { id: 'bench', defaultTimezone: 'Asia/Taipei' };
 
-const median = (values: number[]): number => {
-  const v = [...values].sort((a, b) => a - b);
-  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-};
 /** The phase of median time, so its requests and PACS CPU belong to that same run. */
 const medianPhase = (phases: FloorPhase[]): FloorPhase => {
   const m = median(phases.map((p) => p.ms));

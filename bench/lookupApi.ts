@@ -23,6 +23,7 @@ import { createPacsSource } from '../src/dicomweb';
 import { silentLogger } from '../src/log';
 import type { SyntheticStudy } from '../test/fixtures/synthetic';
 import type { BenchCorpus } from './corpus';
+import { percentile } from './stats';
 
 /** 10 connections keep the one-threaded server busy; more only queue (same throughput, higher p99). */
 const LOAD = { connections: 10, durationSeconds: 10, warmupSeconds: 2, workers: 1, pipelining: 1 };
@@ -70,8 +71,6 @@ export interface LookupApiResult {
 }
 
 const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-/** Nearest-rank percentile. */
-const pct = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.max(0, Math.ceil(q * values.length) - 1)]!;
 
 /** CPU time of this process's main thread in ms (ns-accurate, unlike getrusage), or null off Linux. */
 function mainThreadCpuMs(): number | null {
@@ -193,7 +192,7 @@ export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult
       else await api().then(raw);
     }
 
-    const [apiMedianMs, rawMedianMs] = [pct(apiMs, 0.5), pct(rawMs, 0.5)];
+    const [apiMedianMs, rawMedianMs] = [percentile(apiMs, 0.5), percentile(rawMs, 0.5)];
     const limitMs = 1.1 * rawMedianMs + 2;
     return {
       lookup: '/fhir/ImagingStudy?identifier={accession}',
@@ -214,11 +213,11 @@ export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult
         lookups: MISS_LOOKUPS,
         qidoSequence: template,
         apiMedianMs: round(apiMedianMs),
-        apiP90Ms: round(pct(apiMs, 0.9)),
+        apiP90Ms: round(percentile(apiMs, 0.9)),
         rawMedianMs: round(rawMedianMs),
-        rawP90Ms: round(pct(rawMs, 0.9)),
-        bridgeQidoMedianMs: round(pct(bridgeQidoMs, 0.5)),
-        bridgeOwnMedianMs: round(pct(ownMs, 0.5)),
+        rawP90Ms: round(percentile(rawMs, 0.9)),
+        bridgeQidoMedianMs: round(percentile(bridgeQidoMs, 0.5)),
+        bridgeOwnMedianMs: round(percentile(ownMs, 0.5)),
         ratio: round(apiMedianMs / rawMedianMs),
         limitMs: round(limitMs),
       },

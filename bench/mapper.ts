@@ -8,6 +8,7 @@ import type { DicomDataset } from '../src/dicomweb/dicomJson';
 import { mapStudy, studyFingerprint } from '../src/mapping';
 import type { BenchCorpus } from './corpus';
 import { corpusFloor } from './qidoFloor';
+import { median } from './stats';
 
 export interface MapperResult {
   payloads: { count: number; megabytes: number };
@@ -24,10 +25,6 @@ export interface MapperResult {
 
 const STUDY_UID = '0020000D';
 const uidOf = (ds: DicomDataset) => (ds[STUDY_UID]?.Value?.[0] as string | undefined) ?? '';
-
-function median(times: number[]): number {
-  return [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
-}
 
 function timeMs(fn: () => void): number {
   const t = process.hrtime.bigint();

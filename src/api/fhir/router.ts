@@ -42,8 +42,8 @@ interface Locals {
 
 const locals = (res: Response) => res.locals as Locals;
 
-function sendFhir(res: Response, status: number, body: Resource | string): void {
-  res.status(status).type(FHIR_JSON).send(typeof body === 'string' ? body : JSON.stringify(body));
+function sendFhir(res: Response, status: number, body: Resource | string | Buffer): void {
+  res.status(status).type(FHIR_JSON).send(typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
 }
 
 const KNOWN_NAMES = new Set([
@@ -220,7 +220,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
       }),
     );
     // An answer with problems (a source failed) is not kept: the next request tries again.
-    if (!page.problems.length) service.rendered?.set(renderedKey, { body, params: a.params, count: a.count, includeEndpoint: parsed.includeEndpoint });
+    if (!page.problems.length) service.rendered?.set(renderedKey, { body: Buffer.from(body), params: a.params, count: a.count, includeEndpoint: parsed.includeEndpoint });
     sendFhir(res, 200, body);
   });
 

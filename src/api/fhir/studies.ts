@@ -83,7 +83,8 @@ const stripInstances = (r: ImagingStudy): ImagingStudy =>
   r.series?.some((s) => s.instance) ? { ...r, series: r.series.map(({ instance: _i, ...s }) => s) } : r;
 
 export interface RenderedSearch {
-  body: string;
+  /** UTF-8 bytes, so a hit is not encoded again. */
+  body: Buffer;
   /** Parameter names for the audit line. */
   params: string[];
   count: number;
