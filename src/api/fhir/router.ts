@@ -219,8 +219,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
         problems: page.problems,
       }),
     );
-    // An answer with problems (a source failed) is not kept: the next request tries again.
-    if (!page.problems.length) service.rendered?.set(renderedKey, { body: Buffer.from(body), params: a.params, count: a.count, includeEndpoint: parsed.includeEndpoint });
+    service.rendered?.set(renderedKey, { body: Buffer.from(body), params: a.params, count: a.count, includeEndpoint: parsed.includeEndpoint });
     sendFhir(res, 200, body);
   });
 

@@ -349,6 +349,19 @@ describe('store mode (filled by the sync) answers with the same resources as liv
     expect((await fromStore.http.get('/ImagingStudy?started=ge2024-01-01&_summary=count')).data.total).toBe(corpus.filter((s) => s.studyDate).length);
   });
 
+  it('a repeated store-mode search sees what the sync wrote in between (store answers are not kept)', async () => {
+    const q = '/ImagingStudy?identifier=COPY-1';
+    expect(matchIds((await fromStore.http.get(q)).data)).toEqual([]);
+    const uid = '2.25.987654321012345';
+    const copy = { ...store.listImagingStudies({ sourceId: 'a' })[0], id: uid, identifier: [{ system: 'urn:dicom:uid', value: `urn:oid:${uid}` }, { system: ACCESSION_SYSTEM, value: 'COPY-1' }] };
+    store.putResource(copy, { sourceId: 'a', studyUid: uid, contentHash: 'copy' });
+    try {
+      expect(matchIds((await fromStore.http.get(q)).data)).toEqual([uid]);
+    } finally {
+      store.deleteResource('ImagingStudy', uid);
+    }
+  });
+
   it('a study not synced yet: 404 from the store alone, found through the live fallback', async () => {
     const late = makeStudy({ accession: 'LATE-1' });
     await loadStudies(orthanc, [late]);
