@@ -102,13 +102,12 @@ export function uidBatches(uids: string[], size: number, maxChars = MAX_UID_LIST
   let batch: string[] = [];
   let chars = 0;
   for (const uid of uids) {
-    const extra = uid.length + (batch.length ? 1 : 0);
-    if (batch.length && (batch.length >= size || chars + extra > maxChars)) {
+    if (batch.length && (batch.length >= size || chars + 1 + uid.length > maxChars)) {
       batches.push(batch);
       batch = [];
       chars = 0;
     }
-    chars += batch.length ? uid.length + 1 : uid.length;
+    chars += (batch.length ? 1 : 0) + uid.length; // the comma, then the UID
     batch.push(uid);
   }
   if (batch.length) batches.push(batch);

@@ -159,12 +159,12 @@ export class Store {
 
   /** Moves a checkpoint forward only: a late or repeated window never moves it back. */
   advanceCheckpoint(sourceId: string, throughDate: string, name = 'poll'): void {
-    statement(this.db,
+    statement(
+        this.db,
         `INSERT INTO checkpoints (source_id, name, through_date, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (source_id, name) DO UPDATE SET through_date = excluded.through_date, updated_at = excluded.updated_at
          WHERE excluded.through_date > checkpoints.through_date`,
-      )
-      .run(sourceId, name, throughDate, iso());
+      ).run(sourceId, name, throughDate, iso());
   }
 
   listCheckpoints(sourceId: string): { name: string; throughDate: string; updatedAt: string }[] {
@@ -213,7 +213,8 @@ export class Store {
     s: { studyDate: string | null; fingerprint: string; contentHash: string; resourceId?: string | null; versionId?: string | null; at?: Date },
   ): void {
     const at = iso(s.at);
-    statement(this.db,
+    statement(
+        this.db,
         `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, content_hash, resource_id, version_id, last_seen,
                               attempts, next_retry_at, last_error, created_by_bridge, updated_at)
          VALUES (@sourceId, @studyUid, @studyDate, 'synced', @fingerprint, @contentHash, @resourceId, @versionId, @at, 0, NULL, NULL,
@@ -223,8 +224,7 @@ export class Store {
            resource_id = COALESCE(excluded.resource_id, studies.resource_id), version_id = COALESCE(excluded.version_id, studies.version_id),
            last_seen = excluded.last_seen, attempts = 0, next_retry_at = NULL, last_error = NULL,
            created_by_bridge = excluded.created_by_bridge, updated_at = excluded.updated_at`,
-      )
-      .run({ sourceId, studyUid, studyDate: s.studyDate, fingerprint: s.fingerprint, contentHash: s.contentHash, resourceId: s.resourceId ?? null, versionId: s.versionId ?? null, at });
+      ).run({ sourceId, studyUid, studyDate: s.studyDate, fingerprint: s.fingerprint, contentHash: s.contentHash, resourceId: s.resourceId ?? null, versionId: s.versionId ?? null, at });
   }
 
   /**
@@ -242,7 +242,8 @@ export class Store {
       const attempts = (prev?.status === 'failing' || prev?.status === 'dead' ? prev.attempts : 0) + (f.countAttempt ? 1 : 0);
       const dead = attempts >= f.maxAttempts;
       const nextRetry = dead ? null : iso(new Date(at.getTime() + (f.countAttempt ? f.retryDelaySeconds(attempts) : 0) * 1000));
-      statement(this.db,
+      statement(
+          this.db,
           `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at)
            VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @at, @attempts, @nextRetry, @error, @at)
            ON CONFLICT (source_id, study_uid) DO UPDATE SET
@@ -250,8 +251,7 @@ export class Store {
              fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), last_seen = excluded.last_seen,
              attempts = excluded.attempts, next_retry_at = excluded.next_retry_at, last_error = excluded.last_error,
              updated_at = excluded.updated_at`,
-        )
-        .run({ sourceId, studyUid, studyDate: f.studyDate, status: dead ? 'dead' : 'failing', fingerprint: f.fingerprint, at: iso(at), attempts, nextRetry, error: f.error.slice(0, 2000) });
+        ).run({ sourceId, studyUid, studyDate: f.studyDate, status: dead ? 'dead' : 'failing', fingerprint: f.fingerprint, at: iso(at), attempts, nextRetry, error: f.error.slice(0, 2000) });
       return this.getStudy(sourceId, studyUid)!;
     });
   }
@@ -325,11 +325,11 @@ export class Store {
       .transaction(() => {
         const row = statement(this.db, 'SELECT owner, expires_at FROM source_leases WHERE source_id = ?').get(sourceId) as { owner: string; expires_at: string } | undefined;
         if (row && row.owner !== owner && row.expires_at > iso(at) && !isAbandoned(row.owner)) return { ok: false as const, holder: row.owner };
-        statement(this.db,
+        statement(
+            this.db,
             `INSERT INTO source_leases (source_id, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (source_id) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
-          )
-          .run(sourceId, owner, iso(at), iso(new Date(at.getTime() + ttlMs)));
+          ).run(sourceId, owner, iso(at), iso(new Date(at.getTime() + ttlMs)));
         return { ok: true as const };
       })
       .immediate();
@@ -431,13 +431,13 @@ export class Store {
       const lastUpdated = iso(o.at);
       const createdByBridge = prev ? prev.createdByBridge : (o.createdByBridge ?? true);
       const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated } };
-      statement(this.db,
+      statement(
+          this.db,
           `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)
            VALUES (@type, @id, @sourceId, @studyUid, @versionId, @hash, @created, @lastUpdated, @json)
            ON CONFLICT (resource_type, id) DO UPDATE SET source_id = excluded.source_id, study_uid = excluded.study_uid, version_id = excluded.version_id,
              content_hash = excluded.content_hash, last_updated = excluded.last_updated, json = excluded.json`,
-        )
-        .run({
+        ).run({
           type: resource.resourceType,
           id: resource.id,
           sourceId: o.sourceId ?? prev?.sourceId ?? null,
@@ -467,11 +467,11 @@ export class Store {
    */
   searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): ImagingStudy[] {
     const { where, params } = filterSql(filter);
-    const rows = statement(this.db,
+    const rows = statement(
+        this.db,
         `SELECT r.json FROM imaging_study_index i JOIN resources r ON r.resource_type = 'ImagingStudy' AND r.id = i.resource_id
          WHERE ${where}${page.after !== undefined ? ' AND i.resource_id > ?' : ''} ORDER BY i.resource_id LIMIT ?`,
-      )
-      .all(...params, ...(page.after !== undefined ? [page.after] : []), page.limit) as { json: string }[];
+      ).all(...params, ...(page.after !== undefined ? [page.after] : []), page.limit) as { json: string }[];
     return rows.map((r) => JSON.parse(r.json) as ImagingStudy);
   }
 }
