@@ -30,6 +30,7 @@ export function bridgeProcess(config: object): { run(args: string[]): Promise<Br
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" (npm run bench does)`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-bridge-'));
   writeFileSync(path.join(dir, 'default.json'), JSON.stringify({ ...config, store: { path: path.join(dir, 'bridge.sqlite') } }));
+  writeFileSync(path.join(dir, 'bench.json'), '{}'); // NODE_ENV=bench: an empty file, so `config` does not warn
   const usageFile = path.join(dir, 'usage.json');
   return {
     async run(args) {

@@ -54,7 +54,8 @@ export async function runFhirRequests(corpus: BenchCorpus, days = 16): Promise<F
       const run = await sync.backfill('bench', corpus.from, to);
       if (run.status !== 'ok' || run.counts.written !== studies.length) throw new Error(`FHIR sync (${linking}): ${JSON.stringify(run)}`);
       const requests = fhir.fhirRequestCount();
-      const { byKind } = sink.stats().requests;
+      const stats = sink.stats();
+      const { byKind } = stats.requests;
       const oneTime = byKind.metadata + byKind.endpoint;
       const patientSearches = byKind.lookup;
       modes.push({
@@ -62,7 +63,7 @@ export async function runFhirRequests(corpus: BenchCorpus, days = 16): Promise<F
         studies: studies.length,
         requests,
         oneTime,
-        transactions: sink.stats().transactions,
+        transactions: stats.transactions,
         patientSearches,
         perStudy: (requests - oneTime) / studies.length,
         perStudyAllIn: requests / studies.length,

@@ -108,11 +108,12 @@ const normalizeDate = (d: string) => d.replace(/-/g, '');
 const LEASE_TTL_MS = 60_000;
 const LEASE_OWNER = `${os.hostname()}:${process.pid}`;
 
-/** A lease holder on this host whose process is gone (killed, crashed) holds nothing. */
+/** QIDO requests a source has made so far, all levels. */
 function qidoRequestCount(stats: PacsSource['stats']): number {
   return stats.requests.studies + stats.requests.series + stats.requests.instances;
 }
 
+/** A lease holder on this host whose process is gone (killed, crashed) holds nothing. */
 function holderIsDead(holder: string): boolean {
   const at = holder.lastIndexOf(':');
   if (holder.slice(0, at) !== os.hostname()) return false;
@@ -193,15 +194,16 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       let counts: RunCounts = {};
       try {
         const result = await body(run, runId, log);
-        counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}), qidoRequests: qidoRequests() - requestsBefore };
+        counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}) };
         status = !result.complete ? 'interrupted' : (counts.failed ?? 0) > 0 ? 'partial' : 'ok';
       } catch (err) {
-        counts = { ...(run?.counts ?? {}), qidoRequests: qidoRequests() - requestsBefore };
+        counts = { ...(run?.counts ?? {}) };
         status = 'failed';
         error = describeError(err);
         if (err instanceof SourceUnavailableError) log.warn({ err: error }, 'run ended early: PACS unavailable');
         else log.error({ err: error }, 'run failed');
       }
+      counts.qidoRequests = qidoRequests() - requestsBefore;
       const endedAt = now();
       store.finishRun(runId, { status, counts, error, at: endedAt });
       log.info({ status, ...counts }, 'run finished');
