@@ -29,7 +29,10 @@ export interface BridgeRun {
 export function bridgeProcess(config: object): { run(args: string[]): Promise<BridgeRun>; dispose(): void } {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" (npm run bench does)`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-bridge-'));
-  writeFileSync(path.join(dir, 'default.json'), JSON.stringify({ ...config, store: { path: path.join(dir, 'bridge.sqlite') } }));
+  writeFileSync(
+    path.join(dir, 'default.json'),
+    JSON.stringify({ ...config, store: { path: path.join(dir, 'bridge.sqlite') } }),
+  );
   writeFileSync(path.join(dir, 'bench.json'), '{}'); // NODE_ENV=bench: an empty file, so `config` does not warn
   const usageFile = path.join(dir, 'usage.json');
   return {
@@ -37,7 +40,13 @@ export function bridgeProcess(config: object): { run(args: string[]): Promise<Br
       const started = process.hrtime.bigint();
       const child = spawn(process.execPath, ['-r', path.join(__dirname, 'reportUsage.js'), MAIN, ...args, '--json'], {
         cwd: ROOT,
-        env: { ...process.env, NODE_CONFIG_DIR: dir, NODE_ENV: 'bench', SUPPRESS_NO_CONFIG_WARNING: '1', BENCH_USAGE_FILE: usageFile },
+        env: {
+          ...process.env,
+          NODE_CONFIG_DIR: dir,
+          NODE_ENV: 'bench',
+          SUPPRESS_NO_CONFIG_WARNING: '1',
+          BENCH_USAGE_FILE: usageFile,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -46,8 +55,14 @@ export function bridgeProcess(config: object): { run(args: string[]): Promise<Br
       child.stderr.on('data', (d) => (stderr += d));
       const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
       const processMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const summary = stdout.split('\n').filter((l) => l.startsWith('{"runId"')).map((l) => JSON.parse(l) as RunSummary)[0];
-      if (code !== 0 || !summary) throw new Error(`bridge ${args.join(' ')} exited with ${code}:\n${stderr.slice(-2000)}\n${stdout.slice(-2000)}`);
+      const summary = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{"runId"'))
+        .map((l) => JSON.parse(l) as RunSummary)[0];
+      if (code !== 0 || !summary)
+        throw new Error(
+          `bridge ${args.join(' ')} exited with ${code}:\n${stderr.slice(-2000)}\n${stdout.slice(-2000)}`,
+        );
       const usage = JSON.parse(readFileSync(usageFile, 'utf8')) as { maxRssKb: number; cpuMs: number };
       return {
         summary,

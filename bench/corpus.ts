@@ -30,7 +30,12 @@ export interface BenchCorpus {
 
 export async function openCorpus(studyCount: number, log: (line: string) => void = () => {}): Promise<BenchCorpus> {
   const days = daysOf(FIRST_DAY, Math.ceil(studyCount / STUDIES_PER_DAY));
-  const studies = generateCorpus({ seed: SEED, studies: studyCount, days: { from: FIRST_DAY, count: days.length }, undated: 0 });
+  const studies = generateCorpus({
+    seed: SEED,
+    studies: studyCount,
+    days: { from: FIRST_DAY, count: days.length },
+    undated: 0,
+  });
   const counts = corpusCounts(studies);
   const dir = path.join(BENCH_DIR, `corpus-${studyCount}`);
   const marker = path.join(dir, 'loaded.json');
@@ -44,7 +49,9 @@ export async function openCorpus(studyCount: number, log: (line: string) => void
     if (reuse) {
       const { data } = await orthanc.rest.get<{ CountStudies: number; CountInstances: number }>('/statistics');
       if (data.CountStudies !== counts.studies || data.CountInstances !== counts.instances) {
-        throw new Error(`${dir} holds ${data.CountStudies} studies / ${data.CountInstances} instances, not the corpus; delete it`);
+        throw new Error(
+          `${dir} holds ${data.CountStudies} studies / ${data.CountInstances} instances, not the corpus; delete it`,
+        );
       }
       log(`corpus of ${counts.studies} studies reused from ${dir}`);
     } else {
@@ -57,7 +64,16 @@ export async function openCorpus(studyCount: number, log: (line: string) => void
     await orthanc.kill();
     throw err;
   }
-  return { orthanc, studies, counts, from: days[0]!, to: days[days.length - 1]!, loadSeconds, orthancCpuMs: () => cpuMsOf(orthanc.pid()), close: () => orthanc.kill() };
+  return {
+    orthanc,
+    studies,
+    counts,
+    from: days[0]!,
+    to: days[days.length - 1]!,
+    loadSeconds,
+    orthancCpuMs: () => cpuMsOf(orthanc.pid()),
+    close: () => orthanc.kill(),
+  };
 }
 
 /** User + system CPU of a process in ms (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 10 ms). */

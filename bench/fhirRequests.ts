@@ -52,7 +52,8 @@ export async function runFhirRequests(corpus: BenchCorpus, days = 16): Promise<F
     });
     try {
       const run = await sync.backfill('bench', corpus.from, to);
-      if (run.status !== 'ok' || run.counts.written !== studies.length) throw new Error(`FHIR sync (${linking}): ${JSON.stringify(run)}`);
+      if (run.status !== 'ok' || run.counts.written !== studies.length)
+        throw new Error(`FHIR sync (${linking}): ${JSON.stringify(run)}`);
       const requests = fhir.fhirRequestCount();
       const stats = sink.stats();
       const { byKind } = stats.requests;

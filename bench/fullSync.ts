@@ -15,9 +15,24 @@ import { median } from './stats';
 export interface FullSyncResult {
   corpus: BenchCorpus['counts'];
   settings: { concurrency: number; pageSize: number; detailBatchSize: number; windowDays: number; batchSize: number };
-  floor: { listing: FloorPhase; perStudyDetails: FloorPhase; batchedDetails: FloorPhase; perStudyMs: number; batchedMs: number };
+  floor: {
+    listing: FloorPhase;
+    perStudyDetails: FloorPhase;
+    batchedDetails: FloorPhase;
+    perStudyMs: number;
+    batchedMs: number;
+  };
   /** pacsCpuMs: Orthanc's CPU time over the bridge's whole process; cpuMs: the bridge's own. */
-  bridge: { runMs: number; runsMs: number[]; processMs: number; qidoRequests: number; written: number; maxRssMb: number; cpuMs: number; pacsCpuMs: number };
+  bridge: {
+    runMs: number;
+    runsMs: number[];
+    processMs: number;
+    qidoRequests: number;
+    written: number;
+    maxRssMb: number;
+    cpuMs: number;
+    pacsCpuMs: number;
+  };
   /** Bridge run time ÷ floor time. */
   ratios: { toBatchedFloor: number; toPerStudyFloor: number };
   repoll: { runMs: number; qidoRequests: number; written: number; fetched: number; ratioToListing: number };
@@ -32,12 +47,18 @@ const medianPhase = (phases: FloorPhase[]): FloorPhase => {
   return { ...[...phases].sort((a, b) => Math.abs(a.ms - m) - Math.abs(b.ms - m))[0]!, ms: m };
 };
 
-export async function runFullSync(corpus: BenchCorpus, log: (line: string) => void = () => {}, rounds = 3): Promise<FullSyncResult> {
+export async function runFullSync(
+  corpus: BenchCorpus,
+  log: (line: string) => void = () => {},
+  rounds = 3,
+): Promise<FullSyncResult> {
   const source = sourceSchema.parse({ ...SOURCE, qidoBase: corpus.orthanc.dicomWebBase });
   const floor = corpusFloor(corpus, source, { pacsCpuMs: corpus.orthancCpuMs });
   const sync = syncSchema.parse({});
   // A bridge with a store of its own per round: each full sync starts empty.
-  const bridges = Array.from({ length: rounds }, () => bridgeProcess({ sources: [source], logging: { level: 'warn' } }));
+  const bridges = Array.from({ length: rounds }, () =>
+    bridgeProcess({ sources: [source], logging: { level: 'warn' } }),
+  );
   const backfill = async (n: number, to = corpus.to): Promise<BridgeRun & { pacsCpuMs: number }> => {
     const cpuBefore = corpus.orthancCpuMs();
     const run = await bridges[n]!.run(['backfill', '--from', corpus.from, '--to', to, '--no-progress']);
@@ -47,14 +68,17 @@ export async function runFullSync(corpus: BenchCorpus, log: (line: string) => vo
   try {
     const warm = await floor.listStudies(); // warm-up: Orthanc's and the OS's caches, for both sides alike
     const uids = warm.uids;
-    if (uids.length !== corpus.counts.studies) throw new Error(`floor listed ${uids.length} of ${corpus.counts.studies} studies`);
+    if (uids.length !== corpus.counts.studies)
+      throw new Error(`floor listed ${uids.length} of ${corpus.counts.studies} studies`);
     // Rounds of floor then bridge; medians over the rounds, so one slow moment does not decide.
     const listings: FloorPhase[] = [];
     const batched: FloorPhase[] = [];
     const runs: Array<BridgeRun & { pacsCpuMs: number }> = [];
     let perStudy: FloorPhase | undefined;
     for (let round = 0; round < rounds; round++) {
-      log(`round ${round + 1} of ${rounds}: floor listing and batched details${round === 0 ? ', per-study details' : ''}, then the bridge`);
+      log(
+        `round ${round + 1} of ${rounds}: floor listing and batched details${round === 0 ? ', per-study details' : ''}, then the bridge`,
+      );
       listings.push((await floor.listStudies()).phase);
       batched.push(await floor.batchedDetails(uids));
       perStudy ??= await floor.perStudyDetails(uids); // once: it is the slow one
@@ -71,10 +95,17 @@ export async function runFullSync(corpus: BenchCorpus, log: (line: string) => vo
     const runMs = median(runs.map((r) => r.runMs));
     const first = runs[0]!;
     const written = first.summary.counts.written ?? 0;
-    if (written !== corpus.counts.studies) throw new Error(`full sync wrote ${written} of ${corpus.counts.studies} studies`);
+    if (written !== corpus.counts.studies)
+      throw new Error(`full sync wrote ${written} of ${corpus.counts.studies} studies`);
     return {
       corpus: corpus.counts,
-      settings: { concurrency: source.concurrency, pageSize: source.pageSize, detailBatchSize: source.detailBatchSize, windowDays: sync.windowDays, batchSize: sync.batchSize },
+      settings: {
+        concurrency: source.concurrency,
+        pageSize: source.pageSize,
+        detailBatchSize: source.detailBatchSize,
+        windowDays: sync.windowDays,
+        batchSize: sync.batchSize,
+      },
       floor: { listing, perStudyDetails: perStudy!, batchedDetails, perStudyMs, batchedMs },
       bridge: {
         runMs,

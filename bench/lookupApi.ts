@@ -104,8 +104,10 @@ const timed = async (fn: () => Promise<unknown>): Promise<number> => {
 };
 
 /** A study's own values in a QIDO path ↔ placeholders, to replay one lookup's requests for another study. */
-const toTemplate = (s: SyntheticStudy, path: string) => path.split(s.accession!).join('{accession}').split(s.studyUid).join('{studyUid}');
-const fromTemplate = (s: SyntheticStudy, path: string) => path.split('{accession}').join(s.accession!).split('{studyUid}').join(s.studyUid);
+const toTemplate = (s: SyntheticStudy, path: string) =>
+  path.split(s.accession!).join('{accession}').split(s.studyUid).join('{studyUid}');
+const fromTemplate = (s: SyntheticStudy, path: string) =>
+  path.split('{accession}').join(s.accession!).split('{studyUid}').join(s.studyUid);
 
 export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult> {
   const loadAverage = round(os.loadavg()[0]!);
@@ -113,7 +115,12 @@ export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult
   const source = sourceSchema.parse({ id: 'bench', qidoBase: corpus.orthanc.dicomWebBase });
   let pacsRequests = 0;
   const pacs = createPacsSource(source, { beforeRequest: () => void pacsRequests++ });
-  const config = parseApiConfig({ mode: 'live', auth: { type: 'none' }, audit: { enabled: false }, rateLimit: { enabled: false } });
+  const config = parseApiConfig({
+    mode: 'live',
+    auth: { type: 'none' },
+    audit: { enabled: false },
+    rateLimit: { enabled: false },
+  });
   const app = createApiApp({ config, sources: [{ config: source, pacs }], logger: silentLogger });
   const server = await startApiServer(app, { host: '127.0.0.1', port: 0 });
   const apiUrl = (s: SyntheticStudy) =>
@@ -135,35 +142,49 @@ export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult
     // Studies with an accession number (unique in the corpus), spread over the whole date range.
     const withAccession = corpus.studies.filter((s) => s.accession);
     const step = Math.floor(withAccession.length / (1 + WARMUP_LOOKUPS + 2 * MISS_LOOKUPS));
-    const [hitStudy, ...rest] = Array.from({ length: 1 + WARMUP_LOOKUPS + 2 * MISS_LOOKUPS }, (_, i) => withAccession[i * step]!);
+    const [hitStudy, ...rest] = Array.from(
+      { length: 1 + WARMUP_LOOKUPS + 2 * MISS_LOOKUPS },
+      (_, i) => withAccession[i * step]!,
+    );
 
     // ── cache hit ──
     await getJson(agent, apiUrl(hitStudy!), 'application/fhir+json'); // the one miss that fills the cache
     const before = pacsRequests;
-    const load = { url: apiUrl(hitStudy!), connections: LOAD.connections, pipelining: LOAD.pipelining, workers: LOAD.workers };
+    const load = {
+      url: apiUrl(hitStudy!),
+      connections: LOAD.connections,
+      pipelining: LOAD.pipelining,
+      workers: LOAD.workers,
+    };
     await autocannon({ ...load, duration: LOAD.warmupSeconds }); // JIT warm-up, not reported
     const [elu, cpu0] = [performance.eventLoopUtilization(), mainThreadCpuMs()];
     const r = await autocannon({ ...load, duration: LOAD.durationSeconds });
     const [busy, cpu1] = [performance.eventLoopUtilization(elu).utilization, mainThreadCpuMs()];
     const hitPacs = pacsRequests - before;
-    if (r.non2xx || r.errors) throw new Error(`lookup API cache-hit run: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
-    if (hitPacs) throw new Error(`lookup API cache-hit run: ${hitPacs} requests reached the PACS (the cache did not answer)`);
+    if (r.non2xx || r.errors)
+      throw new Error(`lookup API cache-hit run: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+    if (hitPacs)
+      throw new Error(`lookup API cache-hit run: ${hitPacs} requests reached the PACS (the cache did not answer)`);
 
     // ── cache miss ──
     const lookup = async (s: SyntheticStudy) => {
       sent.length = 0;
       qidoMs = 0;
       const ms = await timed(async () => {
-        const bundle = (await getJson(agent, apiUrl(s), 'application/fhir+json')) as { entry?: { resource?: { id?: string } }[] };
+        const bundle = (await getJson(agent, apiUrl(s), 'application/fhir+json')) as {
+          entry?: { resource?: { id?: string } }[];
+        };
         // A lookup that finds nothing (or something else) would be fast for the wrong reason.
-        if (bundle.entry?.length !== 1 || bundle.entry[0]!.resource?.id !== s.studyUid) throw new Error(`lookup of study ${s.studyUid} did not find exactly it`);
+        if (bundle.entry?.length !== 1 || bundle.entry[0]!.resource?.id !== s.studyUid)
+          throw new Error(`lookup of study ${s.studyUid} did not find exactly it`);
       });
       return { ms, paths: [...sent], qidoMs };
     };
     let template: string[] = [];
     const replay = (s: SyntheticStudy) =>
       timed(async () => {
-        for (const path of template) await getJson(agent, `${dicomWeb.origin}${fromTemplate(s, path)}`, 'application/dicom+json');
+        for (const path of template)
+          await getJson(agent, `${dicomWeb.origin}${fromTemplate(s, path)}`, 'application/dicom+json');
       });
     // Warm-up of both sides; the first lookup gives the QIDO sequence every miss makes.
     for (const s of rest.slice(0, WARMUP_LOOKUPS)) {
@@ -181,7 +202,9 @@ export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult
       const api = async () => {
         const l = await lookup(a);
         if (l.paths.join('\n') !== template.map((t) => fromTemplate(a, t)).join('\n')) {
-          throw new Error(`lookup of study ${a.studyUid} made ${l.paths.length} QIDO requests, not the ${template.length} replayed on the raw side`);
+          throw new Error(
+            `lookup of study ${a.studyUid} made ${l.paths.length} QIDO requests, not the ${template.length} replayed on the raw side`,
+          );
         }
         apiMs.push(l.ms);
         bridgeQidoMs.push(l.qidoMs);

@@ -35,7 +35,11 @@ export interface FloorOptions {
 const STUDY_UID = '0020000D';
 
 /** The floor of a corpus's whole range with the source's concurrency, page size and batch size. */
-export function corpusFloor(corpus: BenchCorpus, source: SourceConfig, extra: Pick<FloorOptions, 'onBody' | 'pacsCpuMs'> = {}): QidoFloor {
+export function corpusFloor(
+  corpus: BenchCorpus,
+  source: SourceConfig,
+  extra: Pick<FloorOptions, 'onBody' | 'pacsCpuMs'> = {},
+): QidoFloor {
   return new QidoFloor({
     dicomWebBase: corpus.orthanc.dicomWebBase,
     from: corpus.from,
@@ -89,7 +93,10 @@ export class QidoFloor {
   }
 
   private async details(pairs: string[][]): Promise<FloorPhase> {
-    const fields = [`includefield=${SERIES_INCLUDE_FIELDS.join(',')}`, `includefield=${INSTANCE_INCLUDE_FIELDS.join(',')}`];
+    const fields = [
+      `includefield=${SERIES_INCLUDE_FIELDS.join(',')}`,
+      `includefield=${INSTANCE_INCLUDE_FIELDS.join(',')}`,
+    ];
     const { phase } = await this.timed(() =>
       Promise.all(pairs.flatMap((pair) => pair.map((p, level) => this.limit(() => this.get(`${p}${fields[level]}`))))),
     );
@@ -103,7 +110,10 @@ export class QidoFloor {
     const result = await fn();
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const pacsCpuMs = cpuBefore === undefined ? undefined : this.opts.pacsCpuMs!() - cpuBefore;
-    return { phase: { ms, requests: this.requests - before, ...(pacsCpuMs === undefined ? {} : { pacsCpuMs }) }, result };
+    return {
+      phase: { ms, requests: this.requests - before, ...(pacsCpuMs === undefined ? {} : { pacsCpuMs }) },
+      result,
+    };
   }
 
   private get(pathAndQuery: string): Promise<Array<Record<string, unknown>>> {
@@ -115,7 +125,8 @@ export class QidoFloor {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           if (res.statusCode === 204) return resolve([]);
-          if (res.statusCode !== 200) return reject(new Error(`floor: ${res.statusCode} for ${pathAndQuery.slice(0, 120)}`));
+          if (res.statusCode !== 200)
+            return reject(new Error(`floor: ${res.statusCode} for ${pathAndQuery.slice(0, 120)}`));
           const body = Buffer.concat(chunks).toString('utf8');
           this.opts.onBody?.(body);
           resolve(JSON.parse(body) as Array<Record<string, unknown>>);

@@ -14,7 +14,15 @@ export const END = '<!-- bench:end -->';
 
 export interface BenchResults {
   date: string;
-  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; orthanc: string; dicomweb: string };
+  machine: {
+    cpu: string;
+    cores: number;
+    memoryGiB: number;
+    os: string;
+    node: string;
+    orthanc: string;
+    dicomweb: string;
+  };
   half: FullSyncResult;
   full: FullSyncResult;
   mapper: MapperResult;
@@ -55,26 +63,91 @@ function rows(r: BenchResults): Row[] {
   const perStudyFull = f.bridge.runMs / f.corpus.studies;
   const [idMode, lookupMode] = r.fhir.modes;
   return [
-    { item: '1. Full sync ÷ batched floor', measured: `${x(f.ratios.toBatchedFloor)} (${s(f.bridge.runMs)} vs ${s(f.floor.batchedMs)})`, target: '≤ 1.15×', ok: f.ratios.toBatchedFloor <= 1.15 },
-    { item: '1. Full sync ÷ per-study floor', measured: `${x(f.ratios.toPerStudyFloor)} (${s(f.bridge.runMs)} vs ${s(f.floor.perStudyMs)})`, target: '≤ 0.2×', ok: f.ratios.toPerStudyFloor <= 0.2 },
-    { item: '1. Batched floor ÷ per-study floor (the PACS itself)', measured: x(f.floor.batchedMs / f.floor.perStudyMs), target: '—' },
-    { item: '2. Unchanged re-poll: resources written', measured: n(f.repoll.written), target: '0', ok: f.repoll.written === 0 },
-    { item: '2. Unchanged re-poll: QIDO requests', measured: `${n(f.repoll.qidoRequests)} (listing floor: ${n(f.floor.listing.requests)})`, target: '—' },
-    { item: '2. Unchanged re-poll ÷ floor listing phase', measured: `${x(f.repoll.ratioToListing)} (${s(f.repoll.runMs)} vs ${s(f.floor.listing.ms)})`, target: '≤ 1.1×', ok: f.repoll.ratioToListing <= 1.1 },
-    { item: '3. QIDO requests per new study (UID-list batches)', measured: n(f.qidoRequestsPerNewStudy, 3), target: '≤ 0.1', ok: f.qidoRequestsPerNewStudy <= 0.1 },
-    ...[idMode, lookupMode].filter((m) => m !== undefined).map((m) => ({
-      item: `3. FHIR requests per study, patient linking \`${m.linking}\` (B = ${r.fhir.batchSize})`,
-      measured: `${n(m.perStudy, 4)} (+ ${m.oneTime} once per start: ${n(m.perStudyAllIn, 4)} in all over ${m.studies} studies)`,
-      target: `≤ ${n(m.target, 4)} (1/B${m.patientSearches ? ` + ${m.patientSearches} patient searches ÷ ${m.studies}` : ''})`,
-      ok: m.perStudy <= m.target + 1e-9,
-    })),
-    { item: '4. Mapper: map + hash ÷ JSON.parse of the same payloads', measured: `${x(r.mapper.ratio)} (${n(r.mapper.mapMs, 1)} ms vs ${n(r.mapper.parseMs, 1)} ms, ${n(r.mapper.payloads.megabytes, 1)} MB)`, target: '≤ 0.5×', ok: r.mapper.ratio <= 0.5 },
+    {
+      item: '1. Full sync ÷ batched floor',
+      measured: `${x(f.ratios.toBatchedFloor)} (${s(f.bridge.runMs)} vs ${s(f.floor.batchedMs)})`,
+      target: '≤ 1.15×',
+      ok: f.ratios.toBatchedFloor <= 1.15,
+    },
+    {
+      item: '1. Full sync ÷ per-study floor',
+      measured: `${x(f.ratios.toPerStudyFloor)} (${s(f.bridge.runMs)} vs ${s(f.floor.perStudyMs)})`,
+      target: '≤ 0.2×',
+      ok: f.ratios.toPerStudyFloor <= 0.2,
+    },
+    {
+      item: '1. Batched floor ÷ per-study floor (the PACS itself)',
+      measured: x(f.floor.batchedMs / f.floor.perStudyMs),
+      target: '—',
+    },
+    {
+      item: '2. Unchanged re-poll: resources written',
+      measured: n(f.repoll.written),
+      target: '0',
+      ok: f.repoll.written === 0,
+    },
+    {
+      item: '2. Unchanged re-poll: QIDO requests',
+      measured: `${n(f.repoll.qidoRequests)} (listing floor: ${n(f.floor.listing.requests)})`,
+      target: '—',
+    },
+    {
+      item: '2. Unchanged re-poll ÷ floor listing phase',
+      measured: `${x(f.repoll.ratioToListing)} (${s(f.repoll.runMs)} vs ${s(f.floor.listing.ms)})`,
+      target: '≤ 1.1×',
+      ok: f.repoll.ratioToListing <= 1.1,
+    },
+    {
+      item: '3. QIDO requests per new study (UID-list batches)',
+      measured: n(f.qidoRequestsPerNewStudy, 3),
+      target: '≤ 0.1',
+      ok: f.qidoRequestsPerNewStudy <= 0.1,
+    },
+    ...[idMode, lookupMode]
+      .filter((m) => m !== undefined)
+      .map((m) => ({
+        item: `3. FHIR requests per study, patient linking \`${m.linking}\` (B = ${r.fhir.batchSize})`,
+        measured: `${n(m.perStudy, 4)} (+ ${m.oneTime} once per start: ${n(m.perStudyAllIn, 4)} in all over ${m.studies} studies)`,
+        target: `≤ ${n(m.target, 4)} (1/B${m.patientSearches ? ` + ${m.patientSearches} patient searches ÷ ${m.studies}` : ''})`,
+        ok: m.perStudy <= m.target + 1e-9,
+      })),
+    {
+      item: '4. Mapper: map + hash ÷ JSON.parse of the same payloads',
+      measured: `${x(r.mapper.ratio)} (${n(r.mapper.mapMs, 1)} ms vs ${n(r.mapper.parseMs, 1)} ms, ${n(r.mapper.payloads.megabytes, 1)} MB)`,
+      target: '≤ 0.5×',
+      ok: r.mapper.ratio <= 0.5,
+    },
     { item: '4. Mapper: instances mapped per second', measured: n(r.mapper.instancesPerSecond), target: '—' },
-    { item: '5. Lookup API, cache hit: requests/s', measured: n(r.lookup.cacheHit.requestsPerSecond), target: '≥ 3,000', ok: r.lookup.targets.throughput },
-    { item: '5. Lookup API, cache hit: p50 / p99', measured: `${r.lookup.cacheHit.p50Ms} / ${r.lookup.cacheHit.p99Ms} ms`, target: 'p99 < 20 ms', ok: r.lookup.targets.p99 },
-    { item: '5. Lookup API, cache miss ÷ its raw QIDO request', measured: `${r.lookup.cacheMiss.apiMedianMs} ms vs ${r.lookup.cacheMiss.rawMedianMs} ms (${x(r.lookup.cacheMiss.ratio)})`, target: `≤ 1.1× + 2 ms (${r.lookup.cacheMiss.limitMs} ms)`, ok: r.lookup.targets.cacheMiss },
-    { item: `6. Growth: full sync time per study, ${n(h.corpus.studies)} → ${n(f.corpus.studies)} studies`, measured: `${n(perStudyHalf, 2)} → ${n(perStudyFull, 2)} ms (${x(perStudyFull / perStudyHalf)})`, target: 'linear (≤ 1.15×)', ok: perStudyFull / perStudyHalf <= 1.15 },
-    { item: `6. Growth: peak RSS, ${n(h.corpus.studies)} → ${n(f.corpus.studies)} studies`, measured: `${n(h.bridge.maxRssMb)} → ${n(f.bridge.maxRssMb)} MB`, target: 'flat (≤ 1.15×), < 200 MB', ok: f.bridge.maxRssMb < 200 && h.bridge.maxRssMb < 200 && f.bridge.maxRssMb / h.bridge.maxRssMb <= 1.15 },
+    {
+      item: '5. Lookup API, cache hit: requests/s',
+      measured: n(r.lookup.cacheHit.requestsPerSecond),
+      target: '≥ 3,000',
+      ok: r.lookup.targets.throughput,
+    },
+    {
+      item: '5. Lookup API, cache hit: p50 / p99',
+      measured: `${r.lookup.cacheHit.p50Ms} / ${r.lookup.cacheHit.p99Ms} ms`,
+      target: 'p99 < 20 ms',
+      ok: r.lookup.targets.p99,
+    },
+    {
+      item: '5. Lookup API, cache miss ÷ its raw QIDO request',
+      measured: `${r.lookup.cacheMiss.apiMedianMs} ms vs ${r.lookup.cacheMiss.rawMedianMs} ms (${x(r.lookup.cacheMiss.ratio)})`,
+      target: `≤ 1.1× + 2 ms (${r.lookup.cacheMiss.limitMs} ms)`,
+      ok: r.lookup.targets.cacheMiss,
+    },
+    {
+      item: `6. Growth: full sync time per study, ${n(h.corpus.studies)} → ${n(f.corpus.studies)} studies`,
+      measured: `${n(perStudyHalf, 2)} → ${n(perStudyFull, 2)} ms (${x(perStudyFull / perStudyHalf)})`,
+      target: 'linear (≤ 1.15×)',
+      ok: perStudyFull / perStudyHalf <= 1.15,
+    },
+    {
+      item: `6. Growth: peak RSS, ${n(h.corpus.studies)} → ${n(f.corpus.studies)} studies`,
+      measured: `${n(h.bridge.maxRssMb)} → ${n(f.bridge.maxRssMb)} MB`,
+      target: 'flat (≤ 1.15×), < 200 MB',
+      ok: f.bridge.maxRssMb < 200 && h.bridge.maxRssMb < 200 && f.bridge.maxRssMb / h.bridge.maxRssMb <= 1.15,
+    },
   ];
 }
 
@@ -85,11 +158,41 @@ function phaseTable(r: FullSyncResult): string {
   return [
     `| ${n(r.corpus.studies)} studies | time | QIDO requests | Orthanc CPU | |`,
     '|---|---|---|---|---|',
-    line('floor: study listing', fl.listing.ms, fl.listing.requests, fl.listing.pacsCpuMs, `pages of ${r.settings.pageSize}, one after another`),
-    line('floor: per-study details', fl.perStudyDetails.ms, fl.perStudyDetails.requests, fl.perStudyDetails.pacsCpuMs, `concurrency ${r.settings.concurrency}`),
-    line('floor: batched details', fl.batchedDetails.ms, fl.batchedDetails.requests, fl.batchedDetails.pacsCpuMs, `${r.settings.detailBatchSize} studies per query`),
-    line('bridge: full sync (run)', r.bridge.runMs, r.bridge.qidoRequests, r.bridge.pacsCpuMs, `median of ${r.bridge.runsMs.map((m) => s(m)).join(', ')}; process ${s(r.bridge.processMs)}; bridge CPU ${s(r.bridge.cpuMs)}; peak RSS ${n(r.bridge.maxRssMb)} MB`),
-    line('bridge: unchanged re-poll', r.repoll.runMs, r.repoll.qidoRequests, undefined, `${r.repoll.written} written, ${r.repoll.fetched} fetched`),
+    line(
+      'floor: study listing',
+      fl.listing.ms,
+      fl.listing.requests,
+      fl.listing.pacsCpuMs,
+      `pages of ${r.settings.pageSize}, one after another`,
+    ),
+    line(
+      'floor: per-study details',
+      fl.perStudyDetails.ms,
+      fl.perStudyDetails.requests,
+      fl.perStudyDetails.pacsCpuMs,
+      `concurrency ${r.settings.concurrency}`,
+    ),
+    line(
+      'floor: batched details',
+      fl.batchedDetails.ms,
+      fl.batchedDetails.requests,
+      fl.batchedDetails.pacsCpuMs,
+      `${r.settings.detailBatchSize} studies per query`,
+    ),
+    line(
+      'bridge: full sync (run)',
+      r.bridge.runMs,
+      r.bridge.qidoRequests,
+      r.bridge.pacsCpuMs,
+      `median of ${r.bridge.runsMs.map((m) => s(m)).join(', ')}; process ${s(r.bridge.processMs)}; bridge CPU ${s(r.bridge.cpuMs)}; peak RSS ${n(r.bridge.maxRssMb)} MB`,
+    ),
+    line(
+      'bridge: unchanged re-poll',
+      r.repoll.runMs,
+      r.repoll.qidoRequests,
+      undefined,
+      `${r.repoll.written} written, ${r.repoll.fetched} fetched`,
+    ),
   ].join('\n');
 }
 
@@ -118,7 +221,12 @@ export function renderResults(r: BenchResults): string {
     `Bridge settings: defaults (concurrency ${r.full.settings.concurrency}, pageSize ${r.full.settings.pageSize}, detailBatchSize ${r.full.settings.detailBatchSize}, windowDays ${r.full.settings.windowDays}, batchSize ${r.full.settings.batchSize}). ` +
       `Cache hit: autocannon ${r.lookup.cacheHit.autocannon.connections} connections for ${r.lookup.cacheHit.autocannon.durationSeconds} s, ${n(r.lookup.cacheHit.requests)} requests, ${r.lookup.cacheHit.non2xx} non-2xx, ${r.lookup.cacheHit.pacsRequests} PACS requests. ` +
       `Cache miss: ${r.lookup.cacheMiss.lookups} lookups, each ${r.lookup.cacheMiss.qidoSequence.length} QIDO request(s).`,
-    ...(ss ? ['', `Store-mode search over ${n(ss.studies)} stored studies: the search index is ${n(ss.ratio, 0)}× faster than a full scan (geometric mean over ${ss.queries.length} queries; no target).`] : []),
+    ...(ss
+      ? [
+          '',
+          `Store-mode search over ${n(ss.studies)} stored studies: the search index is ${n(ss.ratio, 0)}× faster than a full scan (geometric mean over ${ss.queries.length} queries; no target).`,
+        ]
+      : []),
     END,
   ].join('\n');
 }

@@ -57,7 +57,16 @@ async function all(): Promise<BenchResults> {
     const fhir = await runFhirRequests(c);
     log('store-mode search');
     const storeSearch = await runStoreSearch();
-    return { date: new Date().toISOString().slice(0, 10), machine: machineDescription(await versions(c)), half, full, mapper, lookup, fhir, storeSearch };
+    return {
+      date: new Date().toISOString().slice(0, 10),
+      machine: machineDescription(await versions(c)),
+      half,
+      full,
+      mapper,
+      lookup,
+      fhir,
+      storeSearch,
+    };
   });
 }
 

@@ -51,10 +51,20 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
     config: sourceSchema.parse({ id: 'a', qidoBase: 'http://pacs.invalid/dicom-web', defaultTimezone: 'Asia/Taipei' }),
     pacs: {} as PacsSource, // store mode without fallback never asks the PACS
   };
-  const service = new StudyService(parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }), [source], store, silentLogger);
+  const service = new StudyService(
+    parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
+    [source],
+    store,
+    silentLogger,
+  );
   try {
     store.transaction(() => {
-      for (let i = 0; i < studies; i++) store.putResource(storedStudy('a', i), { sourceId: 'a', studyUid: storedStudyUid('a', i), contentHash: `h${i}` });
+      for (let i = 0; i < studies; i++)
+        store.putResource(storedStudy('a', i), {
+          sourceId: 'a',
+          studyUid: storedStudyUid('a', i),
+          contentHash: `h${i}`,
+        });
     });
     const opts = { defaultCount: 20, maxCount: 100, maxValueLength: 128, strict: false };
     const results: StoreSearchResult['queries'] = [];
@@ -73,7 +83,13 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
       const scanned = fullScan().length;
       if (scanned !== matches) throw new Error(`${query}: index found ${matches}, full scan ${scanned}`);
       const fullScanMs = await medianMs(fullScan, 3);
-      results.push({ query, matches, indexedMs: +indexedMs.toFixed(2), fullScanMs: +fullScanMs.toFixed(1), ratio: +(fullScanMs / indexedMs).toFixed(1) });
+      results.push({
+        query,
+        matches,
+        indexedMs: +indexedMs.toFixed(2),
+        fullScanMs: +fullScanMs.toFixed(1),
+        ratio: +(fullScanMs / indexedMs).toFixed(1),
+      });
     }
     const ratio = Math.exp(results.reduce((a, r) => a + Math.log(r.fullScanMs / r.indexedMs), 0) / results.length);
     return { studies, queries: results, ratio: +ratio.toFixed(1) };

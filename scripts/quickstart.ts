@@ -25,10 +25,29 @@ const env = {
   ...process.env,
   NODE_CONFIG: JSON.stringify({
     // Some pydicom Secondary Capture samples lack Modality: map them as OT "Other" (with a warning), not dead letters.
-    sources: [{ id: 'local-orthanc', qidoBase: `http://127.0.0.1:${PORT}/dicom-web`, defaultTimezone: 'Asia/Taipei', mapping: { missingModality: 'OT' } }],
+    sources: [
+      {
+        id: 'local-orthanc',
+        qidoBase: `http://127.0.0.1:${PORT}/dicom-web`,
+        defaultTimezone: 'Asia/Taipei',
+        mapping: { missingModality: 'OT' },
+      },
+    ],
     // The samples span decades (pydicom's files are from the 1990s on): the first sync reaches back that far.
     sync: { backfillFrom: '19000101', windowDays: 3660 },
-    api: { port: apiPort, auth: { type: 'apiKey', keys: [{ client: 'quickstart', sha256: createHash('sha256').update(apiKey).digest('hex'), scopes: ['system/ImagingStudy.read', 'system/Endpoint.read', 'bridge/admin'] }] } },
+    api: {
+      port: apiPort,
+      auth: {
+        type: 'apiKey',
+        keys: [
+          {
+            client: 'quickstart',
+            sha256: createHash('sha256').update(apiKey).digest('hex'),
+            scopes: ['system/ImagingStudy.read', 'system/Endpoint.read', 'bridge/admin'],
+          },
+        ],
+      },
+    },
   }),
 };
 
@@ -41,7 +60,10 @@ function runCli(args: string[]): Promise<number> {
 }
 
 async function main() {
-  const up = await axios.get(`http://127.0.0.1:${PORT}/system`, { timeout: 1000 }).then(() => true, () => false);
+  const up = await axios.get(`http://127.0.0.1:${PORT}/system`, { timeout: 1000 }).then(
+    () => true,
+    () => false,
+  );
   if (up) throw new Error(`port ${PORT} is already in use; stop what runs there or set QUICKSTART_PACS_PORT`);
   const storageDir = path.join(root, 'data/orthanc');
   mkdirSync(storageDir, { recursive: true });
@@ -64,7 +86,9 @@ async function main() {
     const studies = generateCorpus({ seed: 20261127, studies: 40, undated: 3 });
     await loadStudies(orthanc, studies);
     const samples = await loadPydicomSamples(orthanc);
-    console.log(`Loaded ${studies.length} synthetic studies and ${samples.filter((s) => s.accepted).length} pydicom sample files.`);
+    console.log(
+      `Loaded ${studies.length} synthetic studies and ${samples.filter((s) => s.accepted).length} pydicom sample files.`,
+    );
   }
   console.log(`\nLocal PACS (Orthanc): ${orthanc.restUrl}/app/explorer.html  DICOMweb: ${orthanc.dicomWebBase}\n`);
 

@@ -20,7 +20,8 @@ export function createApiApp(deps: FhirDeps): ApiApp {
   app.set('etag', false);
   app.set('trust proxy', deps.config.trustProxy);
   app.set('query parser', 'simple');
-  const audit = deps.audit ?? (deps.config.audit.enabled ? createAuditLogger(deps.config.audit.destination) : undefined);
+  const audit =
+    deps.audit ?? (deps.config.audit.enabled ? createAuditLogger(deps.config.audit.destination) : undefined);
   const fhir = createFhirRouter({ ...deps, audit });
   app.fhir = fhir;
   app.use('/fhir', fhir);

@@ -14,9 +14,13 @@ export interface Principal {
   scopes: string[];
 }
 
-export type Authenticator = (headers: { authorization?: string; 'x-api-key'?: string | string[] }) => Promise<Principal>;
+export type Authenticator = (headers: {
+  authorization?: string;
+  'x-api-key'?: string | string[];
+}) => Promise<Principal>;
 
-const unauthorized = (message: string, challenge: string) => new FhirError(401, 'login', message, undefined, { 'WWW-Authenticate': challenge });
+const unauthorized = (message: string, challenge: string) =>
+  new FhirError(401, 'login', message, undefined, { 'WWW-Authenticate': challenge });
 
 export function sha256Hex(s: string): string {
   return createHash('sha256').update(s, 'utf8').digest('hex');
@@ -45,7 +49,11 @@ function scopesOf(payload: JWTPayload): string[] {
 }
 
 function jwtAuthenticator(cfg: Extract<ApiAuthConfig, { type: 'jwt' }>): Authenticator {
-  const jwks = createRemoteJWKSet(new URL(cfg.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+  const jwks = createRemoteJWKSet(new URL(cfg.jwksUrl), {
+    timeoutDuration: 5000,
+    cooldownDuration: 30_000,
+    cacheMaxAge: 600_000,
+  });
   return async (headers) => {
     const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(headers.authorization ?? '');
     if (!m) throw unauthorized('A bearer token is required (Authorization: Bearer <JWT>).', 'Bearer realm="fhir"');
@@ -56,14 +64,25 @@ function jwtAuthenticator(cfg: Extract<ApiAuthConfig, { type: 'jwt' }>): Authent
         algorithms: cfg.algorithms,
         clockTolerance: cfg.clockToleranceSeconds,
       });
-      const client = [payload.client_id, payload.azp, payload.sub].find((v): v is string => typeof v === 'string' && v.length > 0) ?? 'unknown';
+      const client =
+        [payload.client_id, payload.azp, payload.sub].find((v): v is string => typeof v === 'string' && v.length > 0) ??
+        'unknown';
       return { client: client.slice(0, 128), scopes: scopesOf(payload) };
     } catch (err) {
       if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError)) {
         // The authorization server's keys could not be fetched: not the client's fault.
-        throw new FhirError(503, 'transient', 'The token could not be checked now (signing keys unavailable); try again later.');
+        throw new FhirError(
+          503,
+          'transient',
+          'The token could not be checked now (signing keys unavailable); try again later.',
+        );
       }
-      const why = err instanceof joseErrors.JWTExpired ? 'has expired' : err instanceof joseErrors.JWTClaimValidationFailed ? `fails the "${err.claim}" check` : 'is not valid';
+      const why =
+        err instanceof joseErrors.JWTExpired
+          ? 'has expired'
+          : err instanceof joseErrors.JWTClaimValidationFailed
+            ? `fails the "${err.claim}" check`
+            : 'is not valid';
       throw unauthorized(`The bearer token ${why}.`, 'Bearer realm="fhir", error="invalid_token"');
     }
   };

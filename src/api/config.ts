@@ -36,7 +36,9 @@ export const apiAuthSchema = z.discriminatedUnion('type', [
     issuer: z.string().min(1),
     audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     /** Accepted signature algorithms (none, HS* are never accepted with a JWKS). */
-    algorithms: z.array(z.string().regex(/^(RS|PS|ES)\d{3}$|^EdDSA$/)).default(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA']),
+    algorithms: z
+      .array(z.string().regex(/^(RS|PS|ES)\d{3}$|^EdDSA$/))
+      .default(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA']),
     /** Clock skew tolerated on exp/nbf, in seconds. */
     clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
   }),
@@ -81,8 +83,14 @@ export const apiSchema = z
     /** How a Patient resource id relates to the DICOM Patient ID: id = prefix + PatientID + suffix. */
     patientIdRule: z
       .object({
-        prefix: z.string().regex(/^[A-Za-z0-9.-]*$/).default(''),
-        suffix: z.string().regex(/^[A-Za-z0-9.-]*$/).default(''),
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9.-]*$/)
+          .default(''),
+        suffix: z
+          .string()
+          .regex(/^[A-Za-z0-9.-]*$/)
+          .default(''),
         /** When set, the study's patient identifier must also have this system. */
         system: z.string().min(1).optional(),
       })
@@ -113,7 +121,10 @@ export const apiSchema = z
     /** Express "trust proxy" (hop count or list) when the API sits behind a reverse proxy. */
     trustProxy: z.union([z.boolean(), z.number().int().min(0), z.string()]).default(false),
   })
-  .refine((c) => c.defaultCount <= c.maxCount, { message: 'defaultCount must not exceed maxCount', path: ['defaultCount'] });
+  .refine((c) => c.defaultCount <= c.maxCount, {
+    message: 'defaultCount must not exceed maxCount',
+    path: ['defaultCount'],
+  });
 
 export type ApiConfig = z.infer<typeof apiSchema>;
 export type ApiConfigInput = z.input<typeof apiSchema>;

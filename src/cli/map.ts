@@ -61,21 +61,28 @@ function pickStudy(studies: DicomDataset[], studyUid: string | undefined): Dicom
     if (!found) throw new InputError(`no study ${studyUid} in the study file`);
     return found;
   }
-  if (studies.length !== 1) throw new InputError(`the study file holds ${studies.length} studies; choose one with --study-uid`);
+  if (studies.length !== 1)
+    throw new InputError(`the study file holds ${studies.length} studies; choose one with --study-uid`);
   return studies[0];
 }
 
 function configuredSource(id: string): SourceConfig {
   const config = loadConfig();
   const found = config.sources.find((s) => s.id === id);
-  if (!found) throw new InputError(`no source "${id}" in the configuration (have: ${config.sources.map((s) => s.id).join(', ')})`);
+  if (!found)
+    throw new InputError(
+      `no source "${id}" in the configuration (have: ${config.sources.map((s) => s.id).join(', ')})`,
+    );
   return found;
 }
 
 /** Without --source, saved results are mapped with the default mapping settings. */
-const OFFLINE_SOURCE = (): SourceConfig => sourceSchema.parse({ id: 'offline', qidoBase: 'http://localhost/dicom-web' });
+const OFFLINE_SOURCE = (): SourceConfig =>
+  sourceSchema.parse({ id: 'offline', qidoBase: 'http://localhost/dicom-web' });
 
-async function loadResults(opts: MapCommandOptions): Promise<{ results: StudyResults; source: SourceConfig; notes: string[] }> {
+async function loadResults(
+  opts: MapCommandOptions,
+): Promise<{ results: StudyResults; source: SourceConfig; notes: string[] }> {
   const notes: string[] = [];
   if (opts.study) {
     const source = opts.source ? configuredSource(opts.source) : OFFLINE_SOURCE();
@@ -87,13 +94,19 @@ async function loadResults(opts: MapCommandOptions): Promise<{ results: StudyRes
     if (!opts.instances) notes.push('no --instances file: counts come from the PACS and series results');
     return { results: { study, series, instances }, source, notes };
   }
-  if (!opts.source || !opts.studyUid) throw new InputError('give --study <file> [--series <file>] [--instances <file>], or --source <id> --study-uid <uid>');
+  if (!opts.source || !opts.studyUid)
+    throw new InputError(
+      'give --study <file> [--series <file>] [--instances <file>], or --source <id> --study-uid <uid>',
+    );
   const source = configuredSource(opts.source);
   const pacs = createPacsSource(source);
   const studies = await pacs.searchStudies({ StudyInstanceUID: opts.studyUid }, { limit: 2, offset: 0 });
   const study = studies.find((s) => valueOf(readString(s, Tag.StudyInstanceUID)) === opts.studyUid);
   if (!study) throw new InputError(`source ${source.id} has no study ${opts.studyUid}`);
-  const details = (await pacs.studyDetails([opts.studyUid], { instances: true })).get(opts.studyUid) ?? { series: [], instances: [] };
+  const details = (await pacs.studyDetails([opts.studyUid], { instances: true })).get(opts.studyUid) ?? {
+    series: [],
+    instances: [],
+  };
   return { results: { study, series: details.series, instances: details.instances }, source, notes };
 }
 
@@ -117,7 +130,11 @@ export async function runMap(opts: MapCommandOptions): Promise<MapRun> {
   const indent = opts.compact ? undefined : 2;
   if (!result.ok) {
     err.push(`error [${result.error.code}] ${result.error.message}`);
-    return { exitCode: 1, stdout: `${JSON.stringify({ ok: false, error: result.error, warnings: result.warnings }, null, indent)}\n`, stderr: `${err.join('\n')}\n` };
+    return {
+      exitCode: 1,
+      stdout: `${JSON.stringify({ ok: false, error: result.error, warnings: result.warnings }, null, indent)}\n`,
+      stderr: `${err.join('\n')}\n`,
+    };
   }
   let validation: ValidationIssue[] | undefined;
   if (opts.validate) {
@@ -125,7 +142,14 @@ export async function runMap(opts: MapCommandOptions): Promise<MapRun> {
     for (const i of validation) err.push(describeIssue(isBlocking(i) ? 'invalid' : 'validation', i));
   }
   const invalid = (validation ?? []).some(isBlocking);
-  const out = { ok: !invalid, imagingStudy: result.imagingStudy, endpoint: result.endpoint, contentHash: result.contentHash, warnings: result.warnings, validation };
+  const out = {
+    ok: !invalid,
+    imagingStudy: result.imagingStudy,
+    endpoint: result.endpoint,
+    contentHash: result.contentHash,
+    warnings: result.warnings,
+    validation,
+  };
   err.push(
     `${invalid ? 'INVALID' : 'ok'}: ImagingStudy/${result.imagingStudy.id} — ${result.imagingStudy.numberOfSeries ?? 0} series, ` +
       `${result.imagingStudy.numberOfInstances ?? 0} instances, ${result.warnings.length} warning(s)` +
@@ -136,7 +160,9 @@ export async function runMap(opts: MapCommandOptions): Promise<MapRun> {
 
 export function mapCommand(): Command {
   return new Command('map')
-    .description('Print the ImagingStudy and Endpoint for one study, from saved QIDO-RS JSON files or live from a configured source')
+    .description(
+      'Print the ImagingStudy and Endpoint for one study, from saved QIDO-RS JSON files or live from a configured source',
+    )
     .option('--study <file>', 'study-level QIDO-RS result (DICOM JSON object or array)')
     .option('--series <file>', 'series-level QIDO-RS results (array)')
     .option('--instances <file>', 'instance-level QIDO-RS results (array)')

@@ -15,7 +15,11 @@ export function loggerFor(config: BridgeConfig): Logger {
 }
 
 /** The sinks the configuration enables; at least one, or the sync would write nowhere. */
-export function buildSinks(config: BridgeConfig, store: Store, logger: Logger): { sinks: Sink[]; fhirSinks: FhirSink[] } {
+export function buildSinks(
+  config: BridgeConfig,
+  store: Store,
+  logger: Logger,
+): { sinks: Sink[]; fhirSinks: FhirSink[] } {
   const sinks: Sink[] = [];
   const fhirSinks: FhirSink[] = [];
   if (config.sinks.embedded.enabled) sinks.push(createEmbeddedSink(store));

@@ -14,7 +14,9 @@ import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from '.
 
 export function serveCommand(): Command {
   return new Command('serve')
-    .description('Run the scheduled sync of every source and serve the HTTP API (/fhir, /healthz, /readyz, /metrics, /status)')
+    .description(
+      'Run the scheduled sync of every source and serve the HTTP API (/fhir, /healthz, /readyz, /metrics, /status)',
+    )
     .option('--no-sync', 'serve the API only; do not schedule syncs')
     .option('--port <port>', 'override api.port', (v) => Number(v))
     .action(async (opts: { sync: boolean; port?: number }) => {
@@ -49,7 +51,10 @@ export function serveCommand(): Command {
       const address = server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       if (opts.sync) service.start();
-      logger.info({ host: config.api.host, port: actualPort, sync: opts.sync, sources: service.sourceIds }, 'pacs-fhir-bridge serving');
+      logger.info(
+        { host: config.api.host, port: actualPort, sync: opts.sync, sources: service.sourceIds },
+        'pacs-fhir-bridge serving',
+      );
 
       let stopping = false;
       const shutdown = async (signal: NodeJS.Signals) => {

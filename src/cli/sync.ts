@@ -25,7 +25,8 @@ function openContext(logger?: Logger): Context {
 
 function selectSources(config: BridgeConfig, only?: string): string[] {
   const ids = config.sources.map((s) => s.id).filter((id) => !only || id === only);
-  if (!ids.length) throw new Error(`no source with id "${only}" (configured: ${config.sources.map((s) => s.id).join(', ')})`);
+  if (!ids.length)
+    throw new Error(`no source with id "${only}" (configured: ${config.sources.map((s) => s.id).join(', ')})`);
   return ids;
 }
 
@@ -64,7 +65,7 @@ function summaryLine(s: RunSummary, json = false): string {
 
 export function syncCommand(): Command {
   return new Command('sync')
-    .description('Sync studies from the PACS sources: on each source\'s cron schedule, or once with --once')
+    .description("Sync studies from the PACS sources: on each source's cron schedule, or once with --once")
     .option('--once', 'run one poll of each source and exit')
     .option('--source <id>', 'only this source')
     .option('--reconcile', 'with --once: also run the deletion reconcile')
@@ -104,7 +105,9 @@ export function syncCommand(): Command {
 
 export function backfillCommand(): Command {
   return new Command('backfill')
-    .description('Sync every study with a StudyDate in a range; resumes where an interrupted identical backfill stopped')
+    .description(
+      'Sync every study with a StudyDate in a range; resumes where an interrupted identical backfill stopped',
+    )
     .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)')
     .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)')
     .option('--source <id>', 'only this source')
@@ -113,7 +116,9 @@ export function backfillCommand(): Command {
     .action(async (opts: { from: string; to: string; source?: string; progress: boolean; json?: boolean }) => {
       const tty = opts.progress && !!process.stderr.isTTY;
       // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
-      const ctx = openContext(tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined);
+      const ctx = openContext(
+        tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined,
+      );
       const service = buildService(ctx);
       const release = onShutdown(service, ctx.logger);
       let failed = false;
@@ -122,7 +127,14 @@ export function backfillCommand(): Command {
           const started = Date.now();
           const rate = (done: number) => (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
           const bar = tty
-            ? new SingleBar({ format: `${id} {bar} {percentage}% | {value}/{total} windows | {studies} studies | {rate} studies/s | ETA {eta_formatted}`, etaBuffer: 20, hideCursor: true }, Presets.shades_classic)
+            ? new SingleBar(
+                {
+                  format: `${id} {bar} {percentage}% | {value}/{total} windows | {studies} studies | {rate} studies/s | ETA {eta_formatted}`,
+                  etaBuffer: 20,
+                  hideCursor: true,
+                },
+                Presets.shades_classic,
+              )
             : undefined;
           let lastWindows = -1;
           const summary = await service.backfill(id, opts.from, opts.to, (p) => {
@@ -130,7 +142,17 @@ export function backfillCommand(): Command {
               if (lastWindows < 0) bar.start(p.windowsTotal, p.windowsDone, { studies: 0, rate: '0.0' });
               bar.update(p.windowsDone, { studies: p.studiesDone, rate: rate(p.studiesDone) });
             } else if (p.windowsDone !== lastWindows) {
-              ctx.logger.info({ source: id, runId: p.runId, windowsDone: p.windowsDone, windowsTotal: p.windowsTotal, studiesDone: p.studiesDone, studiesPerSecond: Number(rate(p.studiesDone)) }, 'backfill progress');
+              ctx.logger.info(
+                {
+                  source: id,
+                  runId: p.runId,
+                  windowsDone: p.windowsDone,
+                  windowsTotal: p.windowsTotal,
+                  studiesDone: p.studiesDone,
+                  studiesPerSecond: Number(rate(p.studiesDone)),
+                },
+                'backfill progress',
+              );
             }
             lastWindows = p.windowsDone;
           });
@@ -159,7 +181,14 @@ export interface SourceStatus {
   dead: { studyUid: string; attempts: number; lastError: string | null }[];
 }
 
-type RunSummaryLike = { kind: string; status: string; startedAt: string; endedAt: string | null; counts: Record<string, number | undefined>; error: string | null };
+type RunSummaryLike = {
+  kind: string;
+  status: string;
+  startedAt: string;
+  endedAt: string | null;
+  counts: Record<string, number | undefined>;
+  error: string | null;
+};
 
 /** What `status` shows; also usable by a status page. */
 export function sourceStatus(store: Store, config: BridgeConfig, sourceId: string, now = new Date()): SourceStatus {
@@ -172,11 +201,24 @@ export function sourceStatus(store: Store, config: BridgeConfig, sourceId: strin
     sourceId,
     checkpoint,
     lagDays: checkpoint && cfg ? daysBetween(checkpoint, todayIn(cfg.defaultTimezone, now)) : null,
-    lastRun: last ? { kind: last.kind, status: last.status, startedAt: last.startedAt, endedAt: last.endedAt, counts: last.counts, error: last.error } : null,
+    lastRun: last
+      ? {
+          kind: last.kind,
+          status: last.status,
+          startedAt: last.startedAt,
+          endedAt: last.endedAt,
+          counts: last.counts,
+          error: last.error,
+        }
+      : null,
     lastSuccessfulPoll: ok?.endedAt ?? null,
     counts: store.counts(sourceId),
-    failing: store.failingStudies(sourceId).map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, nextRetryAt: s.nextRetryAt, lastError: s.lastError })),
-    dead: store.deadLetters(sourceId).map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
+    failing: store
+      .failingStudies(sourceId)
+      .map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, nextRetryAt: s.nextRetryAt, lastError: s.lastError })),
+    dead: store
+      .deadLetters(sourceId)
+      .map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
   };
 }
 
@@ -195,13 +237,19 @@ export function statusCommand(): Command {
         }
         for (const s of statuses) {
           const c = s.counts;
-          const run = s.lastRun ? `${s.lastRun.kind} ${s.lastRun.status} at ${s.lastRun.endedAt ?? s.lastRun.startedAt}${s.lastRun.error ? ` (${s.lastRun.error})` : ''}` : 'never';
+          const run = s.lastRun
+            ? `${s.lastRun.kind} ${s.lastRun.status} at ${s.lastRun.endedAt ?? s.lastRun.startedAt}${s.lastRun.error ? ` (${s.lastRun.error})` : ''}`
+            : 'never';
           process.stdout.write(
             `${s.sourceId}\n  last run: ${run}\n  checkpoint: ${s.checkpoint ?? 'none'}${s.lagDays !== null ? ` (lag ${s.lagDays} d)` : ''}; last successful poll: ${s.lastSuccessfulPoll ?? 'never'}\n` +
               `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}); ImagingStudy resources: ${c.resources}\n`,
           );
-          for (const f of s.failing) process.stdout.write(`  failing ${f.studyUid} attempts=${f.attempts} next=${f.nextRetryAt ?? 'next run'}: ${f.lastError ?? ''}\n`);
-          for (const d of s.dead) process.stdout.write(`  dead    ${d.studyUid} attempts=${d.attempts}: ${d.lastError ?? ''}\n`);
+          for (const f of s.failing)
+            process.stdout.write(
+              `  failing ${f.studyUid} attempts=${f.attempts} next=${f.nextRetryAt ?? 'next run'}: ${f.lastError ?? ''}\n`,
+            );
+          for (const d of s.dead)
+            process.stdout.write(`  dead    ${d.studyUid} attempts=${d.attempts}: ${d.lastError ?? ''}\n`);
         }
       } finally {
         ctx.store.close();

@@ -29,7 +29,9 @@ export const tlsSchema = z
   .default({});
 
 /** IANA zone name or a fixed "+HHMM"/"-HHMM" offset. */
-const timezone = z.string().refine(isKnownZone, (tz) => ({ message: `"${tz}" is neither an IANA time zone nor a +HHMM offset` }));
+const timezone = z
+  .string()
+  .refine(isKnownZone, (tz) => ({ message: `"${tz}" is neither an IANA time zone nor a +HHMM offset` }));
 
 export const patientLinkSchema = z
   .object({
@@ -92,7 +94,10 @@ export const sourceSchema = z.object({
 export const sinksSchema = z
   .object({
     /** The embedded store as a sink: lets a site with no FHIR server sync and look studies up. */
-    embedded: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+    embedded: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .default({}),
     /** A FHIR R4 server to write to; absent means none. */
     fhir: fhirSinkSchema.optional(),
     /**

@@ -40,7 +40,11 @@ export function createAuthorizer(auth: PacsAuth, opts: TokenOptions): Authorizer
 }
 
 function oauth2(auth: Extract<PacsAuth, { type: 'oauth2' }>, opts: TokenOptions): Authorizer {
-  const tokens = clientCredentialsToken(auth, { timeoutMs: opts.timeoutMs, httpsAgent: opts.httpsAgent, now: opts.now });
+  const tokens = clientCredentialsToken(auth, {
+    timeoutMs: opts.timeoutMs,
+    httpsAgent: opts.httpsAgent,
+    now: opts.now,
+  });
   const where = `OAuth2 token endpoint for source "${opts.sourceId}"`;
   return {
     refreshable: true,

@@ -42,10 +42,7 @@ export interface ValueProblem {
 }
 
 export type AttrResult<T> =
-  | { kind: 'missing' }
-  | { kind: 'empty' }
-  | { kind: 'value'; value: T }
-  | { kind: 'problem'; problem: ValueProblem };
+  { kind: 'missing' } | { kind: 'empty' } | { kind: 'value'; value: T } | { kind: 'problem'; problem: ValueProblem };
 
 /** A calendar date as DICOM DA holds it. */
 export interface DicomDate {
@@ -159,7 +156,8 @@ export function readNumber(ds: unknown, tag: string): AttrResult<number> {
 /** A non-negative whole number (counts, series and instance numbers). */
 export function readInteger(ds: unknown, tag: string): AttrResult<number> {
   const r = readNumber(ds, tag);
-  if (r.kind === 'value' && !Number.isSafeInteger(r.value)) return problem(tag, 'not-a-number', r.value, 'not an integer');
+  if (r.kind === 'value' && !Number.isSafeInteger(r.value))
+    return problem(tag, 'not-a-number', r.value, 'not an integer');
   return r;
 }
 
@@ -273,7 +271,9 @@ export function readPersonName(ds: unknown, tag: string): AttrResult<PersonNameG
 /** SQ items, each a dataset of its own. */
 export function readSequence(ds: unknown, tag: string): AttrResult<DicomDataset[]> {
   return mapValues(rawValues(ds, tag), (v) =>
-    isRecord(v) ? { kind: 'value', value: v as DicomDataset } : problem(tag, 'bad-sequence', v, 'sequence item is not an object'),
+    isRecord(v)
+      ? { kind: 'value', value: v as DicomDataset }
+      : problem(tag, 'bad-sequence', v, 'sequence item is not an object'),
   );
 }
 
@@ -284,7 +284,10 @@ export function readCodes(ds: unknown, tag: string): AttrResult<CodedEntry[]> {
   const out: CodedEntry[] = [];
   for (const item of items.value) {
     const entry: CodedEntry = {};
-    const code = valueOf(readString(item, '00080100')) ?? valueOf(readString(item, '00080119')) ?? valueOf(readString(item, '00080120'));
+    const code =
+      valueOf(readString(item, '00080100')) ??
+      valueOf(readString(item, '00080119')) ??
+      valueOf(readString(item, '00080120'));
     if (code) entry.code = code;
     const scheme = valueOf(readString(item, '00080102'));
     if (scheme) entry.scheme = scheme;
@@ -314,19 +317,45 @@ export class DicomReader {
     if (r.kind === 'problem') this.problems.push(r.problem);
     return valueOf(r);
   }
-  string(tag: string) { return this.take(readString(this.ds, tag)); }
-  strings(tag: string) { return this.take(readStrings(this.ds, tag)); }
-  number(tag: string) { return this.take(readNumber(this.ds, tag)); }
-  integer(tag: string) { return this.take(readInteger(this.ds, tag)); }
-  date(tag: string) { return this.take(readDate(this.ds, tag)); }
-  time(tag: string) { return this.take(readTime(this.ds, tag)); }
-  dateTime(tag: string) { return this.take(readDateTime(this.ds, tag)); }
-  offset(tag: string) { return this.take(readOffset(this.ds, tag)); }
-  personName(tag: string) { return this.take(readPersonName(this.ds, tag)); }
-  personNames(tag: string) { return this.take(readPersonNames(this.ds, tag)); }
-  sequence(tag: string) { return this.take(readSequence(this.ds, tag)); }
-  codes(tag: string) { return this.take(readCodes(this.ds, tag)); }
-  has(tag: string): boolean { return rawValues(this.ds, tag).kind === 'value'; }
+  string(tag: string) {
+    return this.take(readString(this.ds, tag));
+  }
+  strings(tag: string) {
+    return this.take(readStrings(this.ds, tag));
+  }
+  number(tag: string) {
+    return this.take(readNumber(this.ds, tag));
+  }
+  integer(tag: string) {
+    return this.take(readInteger(this.ds, tag));
+  }
+  date(tag: string) {
+    return this.take(readDate(this.ds, tag));
+  }
+  time(tag: string) {
+    return this.take(readTime(this.ds, tag));
+  }
+  dateTime(tag: string) {
+    return this.take(readDateTime(this.ds, tag));
+  }
+  offset(tag: string) {
+    return this.take(readOffset(this.ds, tag));
+  }
+  personName(tag: string) {
+    return this.take(readPersonName(this.ds, tag));
+  }
+  personNames(tag: string) {
+    return this.take(readPersonNames(this.ds, tag));
+  }
+  sequence(tag: string) {
+    return this.take(readSequence(this.ds, tag));
+  }
+  codes(tag: string) {
+    return this.take(readCodes(this.ds, tag));
+  }
+  has(tag: string): boolean {
+    return rawValues(this.ds, tag).kind === 'value';
+  }
 }
 
 /** Formats a DicomDate as DICOM DA (YYYYMMDD), for queries. */

@@ -137,7 +137,9 @@ function personNameForms(v: unknown): string[] {
   if (typeof v === 'string') return [v];
   if (typeof v !== 'object' || v === null) return [];
   const g = v as Record<string, unknown>;
-  const groups = ['Alphabetic', 'Ideographic', 'Phonetic'].map((k) => (typeof g[k] === 'string' ? (g[k] as string) : ''));
+  const groups = ['Alphabetic', 'Ideographic', 'Phonetic'].map((k) =>
+    typeof g[k] === 'string' ? (g[k] as string) : '',
+  );
   return [...groups.filter(Boolean), groups.join('=').replace(/=+$/, '')];
 }
 
@@ -154,7 +156,9 @@ export function matchesLocally(ds: DicomDataset, filters: LocalFilter[]): boolea
     if (r.kind === 'empty') return false;
     const candidates = f.personName
       ? r.value.flatMap(personNameForms).map(trimPn)
-      : r.value.filter((v): v is string | number => typeof v === 'string' || typeof v === 'number').map((v) => String(v).trim());
+      : r.value
+          .filter((v): v is string | number => typeof v === 'string' || typeof v === 'number')
+          .map((v) => String(v).trim());
     const alternatives = f.value.split(',').map((p) => (f.personName ? trimPn(p) : p.trim()));
     return alternatives.some((p) => {
       const re = wildcardRegExp(p, f.personName);

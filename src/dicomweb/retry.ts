@@ -14,12 +14,25 @@ export interface RetryPolicy {
 }
 
 /** The shared jittered step, raised to what the server asked for, never above the policy's ceiling. */
-export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfterMs?: number, random = Math.random): number {
-  return Math.min(policy.maxMs, Math.max(jitteredBackoff(attempt, policy.baseMs, policy.maxMs, random), retryAfterMs ?? 0));
+export function backoffDelay(
+  attempt: number,
+  policy: RetryPolicy,
+  retryAfterMs?: number,
+  random = Math.random,
+): number {
+  return Math.min(
+    policy.maxMs,
+    Math.max(jitteredBackoff(attempt, policy.baseMs, policy.maxMs, random), retryAfterMs ?? 0),
+  );
 }
 
 export class RetryableError extends PacsError {
-  constructor(message: string, status: number, kind: PacsError['kind'], readonly retryAfterMs?: number) {
+  constructor(
+    message: string,
+    status: number,
+    kind: PacsError['kind'],
+    readonly retryAfterMs?: number,
+  ) {
     super(message, status, kind, true);
   }
 }

@@ -7,12 +7,27 @@ import type { SourceConfig } from '../config/schema';
 import { createAuthorizer } from './auth';
 import { parseDate, readString, valueOf, type DicomDataset } from './dicomJson';
 import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';
-import { dedupe, isolatingBadRows, pageThrough, type CapMemory, type FieldsFetcher, type PageFetcher, type PagedResult } from './paging';
+import {
+  dedupe,
+  isolatingBadRows,
+  pageThrough,
+  type CapMemory,
+  type FieldsFetcher,
+  type PageFetcher,
+  type PagedResult,
+} from './paging';
 import { matchesLocally, planMatch, resolveKey, type PlannedQuery } from './queryEncoding';
 import type { RetryPolicy } from './retry';
 import { Tag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
-import { PacsError, type PacsSource, type QidoMatch, type SourceStats, type StudyDetails, type StudyWindow } from './types';
+import {
+  PacsError,
+  type PacsSource,
+  type QidoMatch,
+  type SourceStats,
+  type StudyDetails,
+  type StudyWindow,
+} from './types';
 import { describeScope, halves, scopeParams, splitScope, uidBatches, type Scope } from './windows';
 
 /** The part of a pino logger used here; never given patient names, IDs or birth dates. */
@@ -67,7 +82,10 @@ export class DicomwebSource implements PacsSource {
   private emptyValueMatching: boolean | undefined;
   private probing: Promise<boolean> | undefined;
 
-  constructor(private readonly cfg: SourceConfig, private readonly options: SourceOptions = {}) {
+  constructor(
+    private readonly cfg: SourceConfig,
+    private readonly options: SourceOptions = {},
+  ) {
     this.id = cfg.id;
     this.caps = { serverLimit: cfg.serverLimit };
     if (cfg.uidListMatching !== 'auto') this.uidListMatching = cfg.uidListMatching === 'on';
@@ -85,15 +103,20 @@ export class DicomwebSource implements PacsSource {
       beforeRequest: options.beforeRequest,
       retry: { retries: cfg.retries, baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 },
       onRetry: (e, attempt, delayMs) =>
-        options.logger?.debug?.({ source: cfg.id, status: e.status, kind: e.kind, attempt, delayMs }, 'retrying PACS request'),
+        options.logger?.debug?.(
+          { source: cfg.id, status: e.status, kind: e.kind, attempt, delayMs },
+          'retrying PACS request',
+        ),
     });
   }
 
   async findStudies(window: StudyWindow, match: QidoMatch = {}): Promise<DicomDataset[]> {
     for (const [name, value] of Object.entries(window)) {
-      if (!parseDate(value)) throw new RangeError(`source "${this.id}": window.${name} "${value}" is not a DICOM date (YYYYMMDD)`);
+      if (!parseDate(value))
+        throw new RangeError(`source "${this.id}": window.${name} "${value}" is not a DICOM date (YYYYMMDD)`);
     }
-    if (window.from > window.to) throw new RangeError(`source "${this.id}": window.from ${window.from} is after window.to ${window.to}`);
+    if (window.from > window.to)
+      throw new RangeError(`source "${this.id}": window.from ${window.from} is after window.to ${window.to}`);
     const planned = this.plan(match);
     const found = await this.collect({ from: window.from, to: window.to }, planned);
     return dedupe(found, studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
@@ -101,7 +124,8 @@ export class DicomwebSource implements PacsSource {
 
   async findUndatedStudies(match: QidoMatch = {}): Promise<DicomDataset[]> {
     const planned = this.plan(match);
-    const keep = (r: PagedResult) => dedupe(r.datasets.filter(isUndated), studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
+    const keep = (r: PagedResult) =>
+      dedupe(r.datasets.filter(isUndated), studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
     // Standard first: Empty Value Matching, StudyDate="" (PS3.4 C.2.2.2.1).
     if (this.emptyValueMatching !== false) {
       const emptyDate: Array<[string, string]> = [[Tag.StudyDate, '%22%22']];
@@ -134,7 +158,11 @@ export class DicomwebSource implements PacsSource {
   }
 
   /** One page (or the server's first answer) of an on-demand search at one level, narrowed locally. */
-  private async searchLevel(level: 'studies' | 'series', match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {
+  private async searchLevel(
+    level: 'studies' | 'series',
+    match: QidoMatch,
+    page?: { limit: number; offset: number },
+  ): Promise<DicomDataset[]> {
     const planned = planMatch(match);
     const answer = page
       ? await this.rowIsolating(level, planned.params, undefined, planned)(page.limit, page.offset)
@@ -152,8 +180,10 @@ export class DicomwebSource implements PacsSource {
     await Promise.all(
       chunks.flatMap((chunk) =>
         levels.map(async (level) => {
-          const byStudy = chunk.length > 1 ? await this.batchLevel(level, chunk) : await this.perStudyLevel(level, chunk[0]);
-          for (const [uid, datasets] of byStudy) details.get(uid)![level === 'series' ? 'series' : 'instances'].push(...datasets);
+          const byStudy =
+            chunk.length > 1 ? await this.batchLevel(level, chunk) : await this.perStudyLevel(level, chunk[0]);
+          for (const [uid, datasets] of byStudy)
+            details.get(uid)![level === 'series' ? 'series' : 'instances'].push(...datasets);
         }),
       ),
     );
@@ -192,7 +222,9 @@ export class DicomwebSource implements PacsSource {
   }
 
   private plan(match: QidoMatch): PlannedQuery {
-    return planMatch(Object.fromEntries(Object.entries(match).filter(([k]) => !WINDOW_KEYS.has(resolveKey(k) as never))));
+    return planMatch(
+      Object.fromEntries(Object.entries(match).filter(([k]) => !WINDOW_KEYS.has(resolveKey(k) as never))),
+    );
   }
 
   private includeField(level: QidoLevel, planned?: PlannedQuery): [string, string] {
@@ -209,13 +241,23 @@ export class DicomwebSource implements PacsSource {
    * Pages through one QIDO search, isolating rows the server cannot render with the full field list.
    * Series and instance searches return several rows per study, so they page by `detailPageSize`.
    */
-  private paged(level: QidoLevel, match: Array<[string, string]>, studyUid?: string, planned?: PlannedQuery): Promise<PagedResult> {
+  private paged(
+    level: QidoLevel,
+    match: Array<[string, string]>,
+    studyUid?: string,
+    planned?: PlannedQuery,
+  ): Promise<PagedResult> {
     const pageSize = level === 'studies' ? this.cfg.pageSize : this.cfg.detailPageSize;
     return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, keyOfLevel[level]);
   }
 
   /** One page of a QIDO search; a page the server refuses is fetched in halves, a bad row with default attributes. */
-  private rowIsolating(level: QidoLevel, match: Array<[string, string]>, studyUid?: string, planned?: PlannedQuery): PageFetcher {
+  private rowIsolating(
+    level: QidoLevel,
+    match: Array<[string, string]>,
+    studyUid?: string,
+    planned?: PlannedQuery,
+  ): PageFetcher {
     const full = this.includeField(level, planned);
     const fetch: FieldsFetcher = (limit, offset, reduced) =>
       this.transport.qido({

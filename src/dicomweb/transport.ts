@@ -55,7 +55,9 @@ class BridgeXhr extends Xhr2 {
   // xhr2 reports a failed socket as status 0 without its cause; keep the cause for the message.
   _onHttpRequestError(request: unknown, error: NodeJS.ErrnoException): unknown {
     this.ctx.networkError = error.code ?? error.message;
-    return (Xhr2.prototype as unknown as { _onHttpRequestError: (r: unknown, e: unknown) => unknown })._onHttpRequestError.call(this, request, error);
+    return (
+      Xhr2.prototype as unknown as { _onHttpRequestError: (r: unknown, e: unknown) => unknown }
+    )._onHttpRequestError.call(this, request, error);
   }
 }
 
@@ -255,7 +257,14 @@ function asDatasets(label: string, what: string, body: unknown): DicomDataset[] 
   return body as DicomDataset[];
 }
 
-function describeFailure(label: string, what: string, timeoutMs: number, ctx: RequestContext, xhr: Xhr2Instance, e: unknown): PacsError {
+function describeFailure(
+  label: string,
+  what: string,
+  timeoutMs: number,
+  ctx: RequestContext,
+  xhr: Xhr2Instance,
+  e: unknown,
+): PacsError {
   if (e instanceof PacsError) return e;
   if (ctx.timedOut) return new PacsError(`${label} ${what}: no answer within ${timeoutMs} ms`, 0, 'timeout', true);
   const status = Number((e as { status?: number }).status ?? xhr.status) || 0;
@@ -276,7 +285,12 @@ function describeFailure(label: string, what: string, timeoutMs: number, ctx: Re
     );
   }
   if (status === 429 || (status >= 502 && status <= 504)) {
-    return new RetryableError(`${label} ${what}: HTTP ${status}`, status, 'http', parseRetryAfter(xhr.getResponseHeader('retry-after')));
+    return new RetryableError(
+      `${label} ${what}: HTTP ${status}`,
+      status,
+      'http',
+      parseRetryAfter(xhr.getResponseHeader('retry-after')),
+    );
   }
   return new PacsError(`${label} ${what}: HTTP ${status}`, status, 'http', false);
 }

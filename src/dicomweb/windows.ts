@@ -40,7 +40,9 @@ export function formatTm(seconds: number): string {
 
 /** QIDO matching keys for a scope. Range ends are inclusive; `.999999` keeps fractional seconds in. */
 export function scopeParams(scope: Scope): Array<[string, string]> {
-  const params: Array<[string, string]> = [['StudyDate', scope.from === scope.to ? scope.from : `${scope.from}-${scope.to}`]];
+  const params: Array<[string, string]> = [
+    ['StudyDate', scope.from === scope.to ? scope.from : `${scope.from}-${scope.to}`],
+  ];
   if (scope.emptyTime) params.push(['StudyTime', '""']);
   else if (scope.time) params.push(['StudyTime', `${formatTm(scope.time[0])}-${formatTm(scope.time[1])}.999999`]);
   return params;

@@ -17,7 +17,12 @@ export function parseRetryAfter(header: string | null | undefined, now: number =
  * Exponential backoff with "equal jitter": half the step fixed, half random, so clients spread out
  * and a wait never collapses to zero. `attempt` is 0-based.
  */
-export function jitteredBackoff(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function jitteredBackoff(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const step = Math.min(maxMs, baseMs * 2 ** attempt);
   return Math.round(step / 2 + (random() * step) / 2);
 }

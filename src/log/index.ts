@@ -7,9 +7,24 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-const PHI_KEYS = ['patientName', 'patientId', 'patientID', 'birthDate', 'PatientName', 'PatientID', 'PatientBirthDate', 'name', 'password', 'token', 'clientSecret', 'authorization'];
+const PHI_KEYS = [
+  'patientName',
+  'patientId',
+  'patientID',
+  'birthDate',
+  'PatientName',
+  'PatientID',
+  'PatientBirthDate',
+  'name',
+  'password',
+  'token',
+  'clientSecret',
+  'authorization',
+];
 
-export function createLogger(options: { level?: string; pretty?: boolean; destination?: pino.DestinationStream } = {}): Logger {
+export function createLogger(
+  options: { level?: string; pretty?: boolean; destination?: pino.DestinationStream } = {},
+): Logger {
   const pretty = options.pretty ?? (process.stdout.isTTY && process.env.NODE_ENV !== 'production');
   const base: pino.LoggerOptions = {
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
@@ -17,7 +32,11 @@ export function createLogger(options: { level?: string; pretty?: boolean; destin
     base: { app: 'pacs-fhir-bridge' },
   };
   if (options.destination) return pino(base, options.destination);
-  if (pretty) return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard' } } });
+  if (pretty)
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard' } },
+    });
   return pino(base);
 }
 

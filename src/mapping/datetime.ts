@@ -31,7 +31,14 @@ export function zoneRuleFor(timezone: string): ZoneRule | undefined {
  * skipped times (clocks going forward) resolve deterministically to the offset found first.
  */
 export function offsetForLocalTime(zone: string, date: DicomDate, time: DicomTime): number | undefined {
-  const wall = wallClockMs(date.year, date.month, date.day, time.hour, time.minute ?? 0, Math.min(time.second ?? 0, 59));
+  const wall = wallClockMs(
+    date.year,
+    date.month,
+    date.day,
+    time.hour,
+    time.minute ?? 0,
+    Math.min(time.second ?? 0, 59),
+  );
   return offsetAtWallClock(zone, wall);
 }
 
@@ -56,7 +63,11 @@ export function isFhirYear(d: DicomDate): boolean {
  * A FHIR dateTime from a DICOM date, optional time and the offset to use (explicit minutes, or a zone
  * rule to evaluate at that local time). Undefined when no offset can be found for a timed value.
  */
-export function fhirDateTime(date: DicomDate, time: DicomTime | undefined, offset: number | ZoneRule): string | undefined {
+export function fhirDateTime(
+  date: DicomDate,
+  time: DicomTime | undefined,
+  offset: number | ZoneRule,
+): string | undefined {
   if (!isFhirYear(date)) return undefined;
   const day = formatDate(date);
   if (!time) return day;

@@ -40,7 +40,9 @@ export function studyFingerprint(study: DicomDataset): string {
   }
   const modalities = rawValues(study, Tag.ModalitiesInStudy);
   if (modalities.kind === 'value') {
-    picked[Tag.ModalitiesInStudy] = [...new Set(modalities.value.filter((v) => typeof v === 'string').map((v) => (v as string).trim().toUpperCase()))].sort();
+    picked[Tag.ModalitiesInStudy] = [
+      ...new Set(modalities.value.filter((v) => typeof v === 'string').map((v) => (v as string).trim().toUpperCase())),
+    ].sort();
   }
   // Versioned so a change in what is covered invalidates old fingerprints.
   return `v1:${sha256Hex(canonicalJson(picked))}`;

@@ -27,7 +27,8 @@ export function universalEntitySystem(item: DicomDataset): string | undefined {
   const type = valueOf(readString(item, Tag.UniversalEntityIDType))?.toUpperCase();
   if (!id) return undefined;
   if (type === 'ISO' && isDicomUid(id)) return `urn:oid:${id}`;
-  if (type === 'UUID' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return `urn:uuid:${id.toLowerCase()}`;
+  if (type === 'UUID' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
+    return `urn:uuid:${id.toLowerCase()}`;
   if ((type === 'URI' || type === 'URL') && /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(id)) return id;
   return undefined;
 }
@@ -51,14 +52,23 @@ export function resolvePatientIdentifier(study: DicomDataset, source: Pick<Sourc
 }
 
 /** The patient's identifier for linking and search, or undefined when the study has no Patient ID. */
-export function patientIdentifier(study: DicomDataset, source: Pick<SourceConfig, 'mapping'>): PatientIdentifier | undefined {
+export function patientIdentifier(
+  study: DicomDataset,
+  source: Pick<SourceConfig, 'mapping'>,
+): PatientIdentifier | undefined {
   return resolvePatientIdentifier(study, source).identifier;
 }
 
 /** FHIR search escaping (\ | , $) plus URL encoding of what a query string cannot carry. */
 export function searchTokenPart(s: string): string {
   const escaped = s.replace(/[\\|,$]/g, (c) => `\\${c}`);
-  return encodeURIComponent(escaped).replace(/%3A/gi, ':').replace(/%2F/gi, '/').replace(/%5C/gi, '\\').replace(/%2C/gi, ',').replace(/%24/gi, '$').replace(/%7C/gi, '|');
+  return encodeURIComponent(escaped)
+    .replace(/%3A/gi, ':')
+    .replace(/%2F/gi, '/')
+    .replace(/%5C/gi, '\\')
+    .replace(/%2C/gi, ',')
+    .replace(/%24/gi, '$')
+    .replace(/%7C/gi, '|');
 }
 
 /** Patient?identifier=system|value, for conditional references in transactions. */

@@ -78,7 +78,11 @@ function ownItems(ctx: SeriesContext, items: unknown, level: 'series' | 'instanc
     }
     const studyUid = new DicomReader(item).string(Tag.StudyInstanceUID);
     if (studyUid !== undefined && studyUid !== ctx.studyUid) {
-      ctx.warnings.add('foreign-result', `${level} result #${i + 1} belongs to study ${studyUid}; ignored`, Tag.StudyInstanceUID);
+      ctx.warnings.add(
+        'foreign-result',
+        `${level} result #${i + 1} belongs to study ${studyUid}; ignored`,
+        Tag.StudyInstanceUID,
+      );
       return;
     }
     out.push(item);
@@ -94,10 +98,26 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
   for (const [i, ds] of seriesItems.entries()) {
     const reader = new DicomReader(ds);
     const uid = reader.string(Tag.SeriesInstanceUID);
-    if (!uid) return fail(ctx, 'series-missing-uid', Tag.SeriesInstanceUID, `series result #${i + 1} has no ${describeTag(Tag.SeriesInstanceUID)}`);
-    if (!isFhirId(uid)) return fail(ctx, 'series-invalid-uid', Tag.SeriesInstanceUID, `series UID "${uid.slice(0, 80)}" is not a valid FHIR id (letters, digits, "-", ".", at most 64)`);
+    if (!uid)
+      return fail(
+        ctx,
+        'series-missing-uid',
+        Tag.SeriesInstanceUID,
+        `series result #${i + 1} has no ${describeTag(Tag.SeriesInstanceUID)}`,
+      );
+    if (!isFhirId(uid))
+      return fail(
+        ctx,
+        'series-invalid-uid',
+        Tag.SeriesInstanceUID,
+        `series UID "${uid.slice(0, 80)}" is not a valid FHIR id (letters, digits, "-", ".", at most 64)`,
+      );
     if (entries.has(uid)) {
-      w.add('duplicate-series', `series ${uid} appears more than once in the series results; the first is used`, Tag.SeriesInstanceUID);
+      w.add(
+        'duplicate-series',
+        `series ${uid} appears more than once in the series results; the first is used`,
+        Tag.SeriesInstanceUID,
+      );
       continue;
     }
     entries.set(uid, { uid, ds, reader, instances: new Map() });
@@ -107,22 +127,54 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
   for (const [i, ds] of instanceItems.entries()) {
     const reader = new DicomReader(ds);
     const uid = reader.string(Tag.SOPInstanceUID);
-    if (!uid) return fail(ctx, 'instance-missing-uid', Tag.SOPInstanceUID, `instance result #${i + 1} has no ${describeTag(Tag.SOPInstanceUID)}`);
-    if (!isFhirId(uid)) return fail(ctx, 'instance-invalid-uid', Tag.SOPInstanceUID, `instance UID "${uid.slice(0, 80)}" is not a valid FHIR id`);
-    if (!reader.string(Tag.SOPClassUID)) return fail(ctx, 'instance-missing-sop-class', Tag.SOPClassUID, `instance ${uid} has no ${describeTag(Tag.SOPClassUID)}`);
+    if (!uid)
+      return fail(
+        ctx,
+        'instance-missing-uid',
+        Tag.SOPInstanceUID,
+        `instance result #${i + 1} has no ${describeTag(Tag.SOPInstanceUID)}`,
+      );
+    if (!isFhirId(uid))
+      return fail(
+        ctx,
+        'instance-invalid-uid',
+        Tag.SOPInstanceUID,
+        `instance UID "${uid.slice(0, 80)}" is not a valid FHIR id`,
+      );
+    if (!reader.string(Tag.SOPClassUID))
+      return fail(
+        ctx,
+        'instance-missing-sop-class',
+        Tag.SOPClassUID,
+        `instance ${uid} has no ${describeTag(Tag.SOPClassUID)}`,
+      );
     let seriesUid = reader.string(Tag.SeriesInstanceUID);
     if (!seriesUid) {
       if (entries.size !== 1) {
-        w.add('instance-without-series', `instance ${uid} has no ${describeTag(Tag.SeriesInstanceUID)} and the study has ${entries.size} series; left out`, Tag.SeriesInstanceUID);
+        w.add(
+          'instance-without-series',
+          `instance ${uid} has no ${describeTag(Tag.SeriesInstanceUID)} and the study has ${entries.size} series; left out`,
+          Tag.SeriesInstanceUID,
+        );
         continue;
       }
       seriesUid = [...entries.keys()][0];
     }
     let entry = entries.get(seriesUid);
     if (!entry) {
-      if (!isFhirId(seriesUid)) return fail(ctx, 'series-invalid-uid', Tag.SeriesInstanceUID, `series UID "${seriesUid.slice(0, 80)}" (from instance ${uid}) is not a valid FHIR id`);
+      if (!isFhirId(seriesUid))
+        return fail(
+          ctx,
+          'series-invalid-uid',
+          Tag.SeriesInstanceUID,
+          `series UID "${seriesUid.slice(0, 80)}" (from instance ${uid}) is not a valid FHIR id`,
+        );
       // QIDO instance results carry the series attributes, so a series the series query missed is rebuilt from them.
-      w.add('series-from-instances', `series ${seriesUid} is missing from the series results; built from its instances`, Tag.SeriesInstanceUID);
+      w.add(
+        'series-from-instances',
+        `series ${seriesUid} is missing from the series results; built from its instances`,
+        Tag.SeriesInstanceUID,
+      );
       entry = { uid: seriesUid, ds, reader: new DicomReader(ds), instances: new Map() };
       entries.set(seriesUid, entry);
     }
@@ -143,16 +195,27 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
   for (const entry of entries.values()) {
     let modality = entry.reader.string(Tag.Modality);
     if (!modality) {
-      if (ctx.missingModality === 'error') return fail(ctx, 'series-missing-modality', Tag.Modality, `series ${entry.uid} has no ${describeTag(Tag.Modality)}`);
+      if (ctx.missingModality === 'error')
+        return fail(
+          ctx,
+          'series-missing-modality',
+          Tag.Modality,
+          `series ${entry.uid} has no ${describeTag(Tag.Modality)}`,
+        );
       // Configured fallback (e.g. Secondary Capture files that omit the Type 1 Modality): never silent.
       modality = defaultedModality = ctx.missingModality;
-      w.add('series-modality-defaulted', `series ${entry.uid} has no ${describeTag(Tag.Modality)}; mapped as ${modality} (Other) by the source's mapping.missingModality`, Tag.Modality);
+      w.add(
+        'series-modality-defaulted',
+        `series ${entry.uid} has no ${describeTag(Tag.Modality)}; mapped as ${modality} (Other) by the source's mapping.missingModality`,
+        Tag.Modality,
+      );
     } else {
       modalities.add(modalityCoding(modality).code as string);
     }
     const mapped = mapOneSeries(ctx, entry, modality, instancesKnown);
     const own = asUnsignedInt(entry.reader.integer(Tag.NumberOfSeriesRelatedInstances));
-    seriesInstanceTotal = own !== undefined && seriesInstanceTotal !== undefined ? seriesInstanceTotal + own : undefined;
+    seriesInstanceTotal =
+      own !== undefined && seriesInstanceTotal !== undefined ? seriesInstanceTotal + own : undefined;
     instanceCount += entry.instances.size;
     series.push({ number: mapped.number, uid: entry.uid, value: mapped });
     w.problems(entry.reader.problems, `series ${entry.uid}`);
@@ -183,11 +246,20 @@ function byNumberThenUid(a: { number?: number; uid: string }, b: { number?: numb
 }
 
 /** The offset for a level: its own Timezone Offset From UTC when valid, else the rule handed down. */
-export function offsetFor(reader: DicomReader, inherited: number | ZoneRule | undefined, w: WarningList, where: string): number | ZoneRule | undefined {
+export function offsetFor(
+  reader: DicomReader,
+  inherited: number | ZoneRule | undefined,
+  w: WarningList,
+  where: string,
+): number | ZoneRule | undefined {
   const own = reader.offset(Tag.TimezoneOffsetFromUTC);
   if (own === undefined) return inherited;
   if (isFhirOffset(own)) return own;
-  w.add('timezone-out-of-range', `${where}: ${describeTag(Tag.TimezoneOffsetFromUTC)} is outside ±14:00; the default time zone is used`, Tag.TimezoneOffsetFromUTC);
+  w.add(
+    'timezone-out-of-range',
+    `${where}: ${describeTag(Tag.TimezoneOffsetFromUTC)} is outside ±14:00; the default time zone is used`,
+    Tag.TimezoneOffsetFromUTC,
+  );
   return inherited;
 }
 
@@ -203,7 +275,12 @@ export function startedFrom(
   const date = reader.date(dateTag);
   const time = reader.time(timeTag);
   if (!date) {
-    if (time) w.add('time-without-date', `${where}: ${describeTag(timeTag)} given without ${describeTag(dateTag)}; not mapped`, timeTag);
+    if (time)
+      w.add(
+        'time-without-date',
+        `${where}: ${describeTag(timeTag)} given without ${describeTag(dateTag)}; not mapped`,
+        timeTag,
+      );
     return undefined;
   }
   if (date.year < 1) {
@@ -224,7 +301,10 @@ function performers(reader: DicomReader, nameGroup: NameGroup): ImagingStudySeri
       const display = personNameText(name, nameGroup);
       if (!display || seen.has(display)) continue;
       seen.add(display);
-      out.push({ function: { coding: [{ system: SYSTEM.participationType, code: fn.code, display: fn.display }] }, actor: { display } });
+      out.push({
+        function: { coding: [{ system: SYSTEM.participationType, code: fn.code, display: fn.display }] },
+        actor: { display },
+      });
     }
   };
   add(Tag.PerformingPhysicianName, PERFORMER_FUNCTION.performer);
@@ -248,7 +328,11 @@ function lateralityOf(entry: SeriesEntry, w: WarningList): Coding | undefined {
   if (key === 'U') return undefined;
   const known = LATERALITY_SNOMED[key];
   if (!known) {
-    w.add('unknown-laterality', `series ${entry.uid}: laterality "${value.slice(0, 16)}" is not R, L, B or U; left out`, Tag.Laterality);
+    w.add(
+      'unknown-laterality',
+      `series ${entry.uid}: laterality "${value.slice(0, 16)}" is not R, L, B or U; left out`,
+      Tag.Laterality,
+    );
     return undefined;
   }
   return { system: SYSTEM.snomed, code: known.code, display: known.display };
@@ -259,7 +343,11 @@ function bodySiteOf(entry: SeriesEntry, w: WarningList): Coding | undefined {
   if (!term) return undefined;
   const known = BODY_PART_SNOMED[term.toUpperCase().replace(/\s+/g, '')];
   if (known) return { system: SYSTEM.snomed, code: known.code, display: known.display };
-  w.add('unknown-body-part', `series ${entry.uid}: Body Part Examined "${term.slice(0, 32)}" has no SNOMED CT code in the table; kept as display`, Tag.BodyPartExamined);
+  w.add(
+    'unknown-body-part',
+    `series ${entry.uid}: Body Part Examined "${term.slice(0, 32)}" has no SNOMED CT code in the table; kept as display`,
+    Tag.BodyPartExamined,
+  );
   return { display: term };
 }
 
@@ -272,7 +360,10 @@ function instanceTitle(reader: DicomReader): string | undefined {
   );
 }
 
-function mapInstance(uid: string, reader: DicomReader): { number?: number; uid: string; value: ImagingStudySeriesInstance } {
+function mapInstance(
+  uid: string,
+  reader: DicomReader,
+): { number?: number; uid: string; value: ImagingStudySeriesInstance } {
   const sopClassUid = reader.string(Tag.SOPClassUID) as string;
   const sopClass: Coding = { system: SYSTEM.rfc3986, code: `urn:oid:${asCode(sopClassUid)}` };
   const name = SOP_CLASS_NAMES[sopClassUid];
@@ -285,16 +376,30 @@ function mapInstance(uid: string, reader: DicomReader): { number?: number; uid: 
   return { number, uid, value };
 }
 
-function mapOneSeries(ctx: SeriesContext, entry: SeriesEntry, modality: string, instancesKnown: boolean): ImagingStudySeries & { modality: Coding } {
+function mapOneSeries(
+  ctx: SeriesContext,
+  entry: SeriesEntry,
+  modality: string,
+  instancesKnown: boolean,
+): ImagingStudySeries & { modality: Coding } {
   const { reader } = entry;
   const w = ctx.warnings;
   const rawNumber = reader.integer(Tag.SeriesNumber);
   const number = asUnsignedInt(rawNumber);
-  if (rawNumber !== undefined && number === undefined) w.add('bad-number', `series ${entry.uid}: Series Number ${rawNumber} is negative or too large; left out`, Tag.SeriesNumber);
+  if (rawNumber !== undefined && number === undefined)
+    w.add(
+      'bad-number',
+      `series ${entry.uid}: Series Number ${rawNumber} is negative or too large; left out`,
+      Tag.SeriesNumber,
+    );
 
   const own = asUnsignedInt(reader.integer(Tag.NumberOfSeriesRelatedInstances));
   if (instancesKnown && own !== undefined && own !== entry.instances.size) {
-    w.add('series-instance-count-mismatch', `series ${entry.uid}: the PACS counts ${own} instances, the instance results hold ${entry.instances.size}; the PACS count is used`, Tag.NumberOfSeriesRelatedInstances);
+    w.add(
+      'series-instance-count-mismatch',
+      `series ${entry.uid}: the PACS counts ${own} instances, the instance results hold ${entry.instances.size}; the PACS count is used`,
+      Tag.NumberOfSeriesRelatedInstances,
+    );
   }
   const offset = offsetFor(reader, ctx.studyOffset, w, `series ${entry.uid}`);
   const performer = performers(reader, ctx.nameGroup);

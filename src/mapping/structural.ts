@@ -49,7 +49,8 @@ function walk(value: unknown, path: string, key: string, issues: string[]): void
 }
 
 function checkCount(n: unknown, path: string, issues: string[]): void {
-  if (n !== undefined && !(Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 2147483647)) issues.push(`${path}: not an unsignedInt`);
+  if (n !== undefined && !(Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 2147483647))
+    issues.push(`${path}: not an unsignedInt`);
 }
 
 function checkDateTime(s: unknown, path: string, issues: string[]): void {
@@ -68,7 +69,8 @@ export function structuralIssues(resource: unknown): string[] {
   walk(r, r.resourceType ?? 'Resource', '', issues);
   checkId(r.id, 'id', issues);
   if (r.resourceType === 'ImagingStudy') {
-    if (!IMAGING_STUDY_STATUS.has(r.status)) issues.push('ImagingStudy.status: not in the imagingstudy-status value set');
+    if (!IMAGING_STUDY_STATUS.has(r.status))
+      issues.push('ImagingStudy.status: not in the imagingstudy-status value set');
     if (!r.subject) issues.push('ImagingStudy.subject: missing (1..1)');
     checkDateTime(r.started, 'ImagingStudy.started', issues);
     checkCount(r.numberOfSeries, 'ImagingStudy.numberOfSeries', issues);
@@ -91,7 +93,8 @@ export function structuralIssues(resource: unknown): string[] {
   }
   if (r.resourceType === 'Endpoint') {
     if (!ENDPOINT_STATUS.has(r.status)) issues.push('Endpoint.status: not in the endpoint-status value set');
-    if (!(typeof r.address === 'string' && /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(r.address))) issues.push('Endpoint.address: not an absolute URL');
+    if (!(typeof r.address === 'string' && /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(r.address)))
+      issues.push('Endpoint.address: not an absolute URL');
     for (const m of Array.isArray(r.payloadMimeType) ? r.payloadMimeType : []) {
       if (!/^[a-z]+\/[A-Za-z0-9.+-]+$/.test(m)) issues.push(`Endpoint.payloadMimeType: "${m}" is not a MIME type`);
     }

@@ -39,7 +39,15 @@ export function mapStudy(results: StudyResults, source: SourceConfig, options: M
     return mapStudyOrFail(results, source, options, warnings);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return failure({ studyUid: warnings.studyUid, tag: '', code: 'internal-error', message: `Study ${warnings.studyUid ?? '(unknown)'}: mapper failed: ${message}` }, warnings);
+    return failure(
+      {
+        studyUid: warnings.studyUid,
+        tag: '',
+        code: 'internal-error',
+        message: `Study ${warnings.studyUid ?? '(unknown)'}: mapper failed: ${message}`,
+      },
+      warnings,
+    );
   }
 }
 
@@ -50,7 +58,10 @@ function accessionIdentifier(reader: DicomReader, accessionSystem: string | unde
   const issuer = reader.sequence(Tag.IssuerOfAccessionNumberSequence)?.[0];
   const system = (issuer && universalEntitySystem(issuer)) ?? accessionSystem;
   const local = issuer ? new DicomReader(issuer).string(Tag.LocalNamespaceEntityID) : undefined;
-  const id: Identifier = { use: 'usual', type: { coding: [{ system: SYSTEM.v2_0203, code: 'ACSN', display: 'Accession ID' }] } };
+  const id: Identifier = {
+    use: 'usual',
+    type: { coding: [{ system: SYSTEM.v2_0203, code: 'ACSN', display: 'Accession ID' }] },
+  };
   if (system) id.system = system;
   id.value = value;
   if (local && !system) id.assigner = { display: local };
@@ -60,37 +71,79 @@ function accessionIdentifier(reader: DicomReader, accessionSystem: string | unde
 /** Modalities in Study, split where a server joined them with "\" into one value. */
 function studyModalities(reader: DicomReader): string[] {
   const values = reader.strings(Tag.ModalitiesInStudy) ?? [];
-  return values.flatMap((v) => v.split('\\')).map((v) => v.trim().toUpperCase()).filter(Boolean);
+  return values
+    .flatMap((v) => v.split('\\'))
+    .map((v) => v.trim().toUpperCase())
+    .filter(Boolean);
 }
 
 function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: MapOptions, w: WarningList): MapResult {
   const study = isObject(results) && isObject(results.study) ? results.study : undefined;
   if (!study) {
-    return failure({ tag: Tag.StudyInstanceUID, code: 'missing-study-uid', message: 'The study result is not a DICOM JSON object, so it has no Study Instance UID (0020,000D)' }, w);
+    return failure(
+      {
+        tag: Tag.StudyInstanceUID,
+        code: 'missing-study-uid',
+        message: 'The study result is not a DICOM JSON object, so it has no Study Instance UID (0020,000D)',
+      },
+      w,
+    );
   }
   const reader = new DicomReader(study);
   const studyUid = reader.string(Tag.StudyInstanceUID);
   if (!studyUid) {
     w.problems(reader.problems);
-    return failure({ tag: Tag.StudyInstanceUID, code: 'missing-study-uid', message: `The study result has no ${describeTag(Tag.StudyInstanceUID)}` }, w);
+    return failure(
+      {
+        tag: Tag.StudyInstanceUID,
+        code: 'missing-study-uid',
+        message: `The study result has no ${describeTag(Tag.StudyInstanceUID)}`,
+      },
+      w,
+    );
   }
   w.studyUid = studyUid;
   if (!isFhirId(studyUid)) {
-    return failure({ studyUid, tag: Tag.StudyInstanceUID, code: 'invalid-study-uid', message: `Study ${studyUid.slice(0, 80)}: ${describeTag(Tag.StudyInstanceUID)} is not a UID (digits and dots, at most 64 characters)` }, w);
+    return failure(
+      {
+        studyUid,
+        tag: Tag.StudyInstanceUID,
+        code: 'invalid-study-uid',
+        message: `Study ${studyUid.slice(0, 80)}: ${describeTag(Tag.StudyInstanceUID)} is not a UID (digits and dots, at most 64 characters)`,
+      },
+      w,
+    );
   }
-  if (!isDicomUid(studyUid)) w.add('nonconformant-uid', `Study Instance UID ${studyUid} does not follow the DICOM UID rules (PS3.5 §9.1); used as given`, Tag.StudyInstanceUID);
+  if (!isDicomUid(studyUid))
+    w.add(
+      'nonconformant-uid',
+      `Study Instance UID ${studyUid} does not follow the DICOM UID rules (PS3.5 §9.1); used as given`,
+      Tag.StudyInstanceUID,
+    );
 
   const parsedMapping = mappingSchema.safeParse(source.mapping);
   const mapping = parsedMapping.success ? parsedMapping.data : mappingSchema.parse({});
-  if (!parsedMapping.success) w.add('bad-mapping-config', `source ${source.id}: mapping configuration is invalid; defaults used`);
+  if (!parsedMapping.success)
+    w.add('bad-mapping-config', `source ${source.id}: mapping configuration is invalid; defaults used`);
   const nameGroup = mapping.patient.nameGroup;
 
   const defaultZone = zoneRuleFor(source.defaultTimezone ?? 'Asia/Taipei');
-  if (!defaultZone) w.add('bad-default-timezone', `source ${source.id}: default time zone "${source.defaultTimezone}" is unusable; times without an offset keep their date only`);
+  if (!defaultZone)
+    w.add(
+      'bad-default-timezone',
+      `source ${source.id}: default time zone "${source.defaultTimezone}" is unusable; times without an offset keep their date only`,
+    );
   const studyOffset = offsetFor(reader, defaultZone, w, 'study');
 
   const seriesOutcome = mapSeries(
-    { studyUid, studyOffset, nameGroup, includeInstances: mapping.includeInstances, missingModality: mapping.missingModality, warnings: w },
+    {
+      studyUid,
+      studyOffset,
+      nameGroup,
+      includeInstances: mapping.includeInstances,
+      missingModality: mapping.missingModality,
+      warnings: w,
+    },
     results.series,
     results.instances,
   );
@@ -106,10 +159,18 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   const seriesKnown = s.seriesCount > 0;
   const computedInstances = s.instanceCount > 0 ? s.instanceCount : s.seriesInstanceTotal;
   if (pacsSeries !== undefined && seriesKnown && pacsSeries !== s.seriesCount) {
-    w.add('series-count-mismatch', `the PACS counts ${pacsSeries} series, the series results hold ${s.seriesCount}; the PACS count is used`, Tag.NumberOfStudyRelatedSeries);
+    w.add(
+      'series-count-mismatch',
+      `the PACS counts ${pacsSeries} series, the series results hold ${s.seriesCount}; the PACS count is used`,
+      Tag.NumberOfStudyRelatedSeries,
+    );
   }
   if (pacsInstances !== undefined && computedInstances !== undefined && pacsInstances !== computedInstances) {
-    w.add('instance-count-mismatch', `the PACS counts ${pacsInstances} instances, the results hold ${computedInstances}; the PACS count is used`, Tag.NumberOfStudyRelatedInstances);
+    w.add(
+      'instance-count-mismatch',
+      `the PACS counts ${pacsInstances} instances, the results hold ${computedInstances}; the PACS count is used`,
+      Tag.NumberOfStudyRelatedInstances,
+    );
   }
   const numberOfSeries = validCount(pacsSeries) ?? (seriesKnown ? s.seriesCount : undefined);
   const numberOfInstances = validCount(pacsInstances) ?? computedInstances;
@@ -118,7 +179,12 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   // added either way (the PACS cannot list a modality its series lack), its warning already given.
   const listed = studyModalities(reader);
   const missing = s.modalities.filter((m) => listed.length && !listed.includes(m));
-  if (missing.length) w.add('modality-mismatch', `series modalities ${missing.join(', ')} are not in ${describeTag(Tag.ModalitiesInStudy)}`, Tag.ModalitiesInStudy);
+  if (missing.length)
+    w.add(
+      'modality-mismatch',
+      `series modalities ${missing.join(', ')} are not in ${describeTag(Tag.ModalitiesInStudy)}`,
+      Tag.ModalitiesInStudy,
+    );
   const defaulted = s.defaultedModality ? [s.defaultedModality] : [];
   const modalities = [...new Set([...(listed.length ? listed : s.modalities), ...defaulted])].sort();
 
@@ -126,33 +192,65 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   reader.string(Tag.PatientID);
   reader.string(Tag.IssuerOfPatientID);
   const patient = resolvePatientIdentifier(study, { ...source, mapping });
-  if (patient.unmappedIssuer) w.add('unmapped-patient-issuer', `Issuer of Patient ID "${patient.unmappedIssuer.slice(0, 64)}" is not in the source's issuer table; the default system is used`, Tag.IssuerOfPatientID);
+  if (patient.unmappedIssuer)
+    w.add(
+      'unmapped-patient-issuer',
+      `Issuer of Patient ID "${patient.unmappedIssuer.slice(0, 64)}" is not in the source's issuer table; the default system is used`,
+      Tag.IssuerOfPatientID,
+    );
   const patientName = personNameText(reader.personName(Tag.PatientName), nameGroup);
   let resolved = options.patientReference;
   if (resolved !== undefined && !/^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(resolved)) {
-    w.add('bad-patient-reference', `the resolved patient reference "${resolved.slice(0, 80)}" is not Patient/<id>; ignored`);
+    w.add(
+      'bad-patient-reference',
+      `the resolved patient reference "${resolved.slice(0, 80)}" is not Patient/<id>; ignored`,
+    );
     resolved = undefined;
   }
-  if (mapping.patient.mode === 'resolved' && !resolved) w.add('patient-not-resolved', 'patient mode is "resolved" but no Patient reference was supplied; linked by identifier');
-  if (!patient.identifier && !resolved) w.add('missing-patient-id', `the study has no ${describeTag(Tag.PatientID)}; subject carries the name only`, Tag.PatientID);
-  const subject = subjectReference(patient.identifier, patientName ?? (patient.identifier || resolved ? undefined : 'Unknown patient (no Patient ID in DICOM)'), mapping.patient.mode, resolved);
+  if (mapping.patient.mode === 'resolved' && !resolved)
+    w.add(
+      'patient-not-resolved',
+      'patient mode is "resolved" but no Patient reference was supplied; linked by identifier',
+    );
+  if (!patient.identifier && !resolved)
+    w.add(
+      'missing-patient-id',
+      `the study has no ${describeTag(Tag.PatientID)}; subject carries the name only`,
+      Tag.PatientID,
+    );
+  const subject = subjectReference(
+    patient.identifier,
+    patientName ?? (patient.identifier || resolved ? undefined : 'Unknown patient (no Patient ID in DICOM)'),
+    mapping.patient.mode,
+    resolved,
+  );
 
   // Identifiers.
   const identifier: Identifier[] = [{ use: 'official', system: SYSTEM.dicomUid, value: `urn:oid:${studyUid}` }];
   const accession = accessionIdentifier(reader, mapping.accessionSystem);
   if (accession) identifier.push(accession);
   const studyId = reader.string(Tag.StudyID);
-  if (studyId && mapping.studyIdSystem) identifier.push({ use: 'secondary', system: mapping.studyIdSystem, value: studyId });
+  if (studyId && mapping.studyIdSystem)
+    identifier.push({ use: 'secondary', system: mapping.studyIdSystem, value: studyId });
 
   const basedOn: Reference[] | undefined =
-    mapping.basedOnServiceRequest && accession ? [{ type: 'ServiceRequest', identifier: { type: accession.type, system: accession.system, value: accession.value } }] : undefined;
+    mapping.basedOnServiceRequest && accession
+      ? [
+          {
+            type: 'ServiceRequest',
+            identifier: { type: accession.type, system: accession.system, value: accession.value },
+          },
+        ]
+      : undefined;
 
   const referrerName = personNameText(reader.personName(Tag.ReferringPhysicianName), nameGroup);
   const interpreters = (reader.personNames(Tag.NameOfPhysiciansReadingStudy) ?? [])
     .map((n) => personNameText(n, nameGroup))
     .filter((n): n is string => !!n);
 
-  const procedureCode = (reader.codes(Tag.ProcedureCodeSequence) ?? []).map(codeableConcept).filter((c): c is CodeableConcept => !!c);
+  const procedureCode = (reader.codes(Tag.ProcedureCodeSequence) ?? [])
+    .map(codeableConcept)
+    .filter((c): c is CodeableConcept => !!c);
   const reasonCode: CodeableConcept[] = (reader.codes(Tag.ReasonForRequestedProcedureCodeSequence) ?? [])
     .map(codeableConcept)
     .filter((c): c is CodeableConcept => !!c);
@@ -190,9 +288,23 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   // Last line of defence: never hand out a resource the bridge itself can see is malformed.
   const issues = structuralIssues(imagingStudy);
   if (issues.length) {
-    return failure({ studyUid, tag: '', code: 'invalid-resource', message: `Study ${studyUid}: the mapped resource is invalid: ${issues.slice(0, 3).join('; ')}` }, w);
+    return failure(
+      {
+        studyUid,
+        tag: '',
+        code: 'invalid-resource',
+        message: `Study ${studyUid}: the mapped resource is invalid: ${issues.slice(0, 3).join('; ')}`,
+      },
+      w,
+    );
   }
-  return { ok: true, imagingStudy, endpoint: endpointFor(source), contentHash: contentHash(imagingStudy), warnings: w.items };
+  return {
+    ok: true,
+    imagingStudy,
+    endpoint: endpointFor(source),
+    contentHash: contentHash(imagingStudy),
+    warnings: w.items,
+  };
 }
 
 function validCount(n: number | undefined): number | undefined {

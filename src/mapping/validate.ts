@@ -52,12 +52,17 @@ function projectRoot(): string {
  * ../shared/fhir/twcore-0.3.2 beside the project root.
  */
 export function profilesDir(): string {
-  return profilesDirOverride ?? process.env.TWCORE_PROFILES_DIR ?? path.resolve(projectRoot(), '..', 'shared', 'fhir', 'twcore-0.3.2');
+  return (
+    profilesDirOverride ??
+    process.env.TWCORE_PROFILES_DIR ??
+    path.resolve(projectRoot(), '..', 'shared', 'fhir', 'twcore-0.3.2')
+  );
 }
 
 /** Points the validator at another folder of StructureDefinitions (before first use). */
 export function setProfilesDir(dir: string): void {
-  if (loaded && dir !== profilesDirOverride) throw new Error('validator already loaded; set the profiles folder before first use');
+  if (loaded && dir !== profilesDirOverride)
+    throw new Error('validator already loaded; set the profiles folder before first use');
   profilesDirOverride = dir;
 }
 
@@ -72,14 +77,19 @@ function load(): Loaded {
     medplum.indexStructureDefinitionBundle(readJson(file) as Parameters<Medplum['indexStructureDefinitionBundle']>[0]);
   }
   const dir = profilesDir();
-  if (!fs.existsSync(dir)) throw new Error(`TW Core StructureDefinitions not found at ${dir} (set TWCORE_PROFILES_DIR)`);
+  if (!fs.existsSync(dir))
+    throw new Error(`TW Core StructureDefinitions not found at ${dir} (set TWCORE_PROFILES_DIR)`);
   const profiles = new Map<string, StructureDefinition>();
-  for (const file of fs.readdirSync(dir).filter((f) => f.startsWith('StructureDefinition-') && f.endsWith('.json')).sort()) {
+  for (const file of fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith('StructureDefinition-') && f.endsWith('.json'))
+    .sort()) {
     const sd = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as StructureDefinition;
     medplum.loadDataType(sd as Parameters<Medplum['loadDataType']>[0]);
     profiles.set(sd.url, sd);
   }
-  if (!profiles.has(TWCORE_IMAGING_STUDY_PROFILE)) throw new Error(`${dir} has no ImagingStudy-twcore StructureDefinition`);
+  if (!profiles.has(TWCORE_IMAGING_STUDY_PROFILE))
+    throw new Error(`${dir} has no ImagingStudy-twcore StructureDefinition`);
   loaded = { medplum, profiles };
   return loaded;
 }
@@ -91,7 +101,9 @@ export function preloadValidator(): void {
 
 function medplumIssues(resource: Resource, profile: StructureDefinition | undefined): ValidationIssue[] {
   const { medplum } = load();
-  const convert = (issues: { severity?: string; details?: { text?: string }; diagnostics?: string; expression?: string[] }[]): ValidationIssue[] =>
+  const convert = (
+    issues: { severity?: string; details?: { text?: string }; diagnostics?: string; expression?: string[] }[],
+  ): ValidationIssue[] =>
     issues.map((i) => ({
       severity: (i.severity as ValidationIssue['severity']) ?? 'error',
       path: i.expression?.[0],
@@ -99,7 +111,12 @@ function medplumIssues(resource: Resource, profile: StructureDefinition | undefi
       source: 'medplum',
     }));
   try {
-    return convert(medplum.validateResource(resource as Parameters<Medplum['validateResource']>[0], profile ? { profile: profile as never } : undefined) as never);
+    return convert(
+      medplum.validateResource(
+        resource as Parameters<Medplum['validateResource']>[0],
+        profile ? { profile: profile as never } : undefined,
+      ) as never,
+    );
   } catch (err) {
     // validateResource throws an OperationOutcomeError carrying the errors.
     const outcome = (err as { outcome?: { issue?: unknown[] } }).outcome;
@@ -138,7 +155,9 @@ export function validateAny(resource: unknown): ValidationIssue[] {
   if (r?.resourceType === 'ImagingStudy') return validateImagingStudy(r);
   if (r?.resourceType === 'Endpoint') return validateEndpoint(r);
   if (!r?.resourceType) return [{ severity: 'error', message: 'not a FHIR resource', source: 'bridge' }];
-  const profiles = (r.meta?.profile ?? []).map((url) => load().profiles.get(url)).filter((p): p is StructureDefinition => !!p);
+  const profiles = (r.meta?.profile ?? [])
+    .map((url) => load().profiles.get(url))
+    .filter((p): p is StructureDefinition => !!p);
   const issues = profiles.length ? profiles.flatMap((p) => medplumIssues(r, p)) : medplumIssues(r, undefined);
   return [...issues, ...bridgeIssues(r)];
 }
@@ -147,7 +166,8 @@ export function isBlocking(issue: ValidationIssue): boolean {
   return issue.severity === 'error' || issue.severity === 'fatal';
 }
 
-export type GuardVerdict = { ok: true; issues: ValidationIssue[] } | { ok: false; issues: ValidationIssue[]; message: string };
+export type GuardVerdict =
+  { ok: true; issues: ValidationIssue[] } | { ok: false; issues: ValidationIssue[]; message: string };
 
 export interface ResourceGuard {
   readonly enabled: boolean;
@@ -168,13 +188,26 @@ export function createResourceGuard(enabled: boolean): ResourceGuard {
       try {
         issues = validateAny(resource);
       } catch (err) {
-        issues = [{ severity: 'fatal', message: `validator unavailable: ${err instanceof Error ? err.message : String(err)}`, source: 'bridge' }];
+        issues = [
+          {
+            severity: 'fatal',
+            message: `validator unavailable: ${err instanceof Error ? err.message : String(err)}`,
+            source: 'bridge',
+          },
+        ];
       }
       const blocking = issues.filter(isBlocking);
       if (!blocking.length) return { ok: true, issues };
       const r = resource as Resource | undefined;
       const what = `${r?.resourceType ?? 'resource'}/${r?.id ?? '?'}`;
-      return { ok: false, issues, message: `${what} is invalid: ${blocking.slice(0, 3).map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}` };
+      return {
+        ok: false,
+        issues,
+        message: `${what} is invalid: ${blocking
+          .slice(0, 3)
+          .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
+          .join('; ')}`,
+      };
     },
   };
 }

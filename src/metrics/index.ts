@@ -53,7 +53,12 @@ const statusLabel = (s: StatusLabel): string => (s === 0 || s === '0' ? 'error' 
 
 export class BridgeMetrics {
   readonly registry: Registry;
-  private readonly observed: Required<Observed> = { store: undefined as unknown as MetricsStore, sources: [], caches: {}, fhirSinks: [] };
+  private readonly observed: Required<Observed> = {
+    store: undefined as unknown as MetricsStore,
+    sources: [],
+    caches: {},
+    fhirSinks: [],
+  };
   private hasStore = false;
   /** Runs already counted (or finished before the store was observed), per source. */
   private readonly countedRuns = new Map<string, Set<string>>();
@@ -99,11 +104,41 @@ export class BridgeMetrics {
     });
     // Whichever run-derived series is read first counts the runs finished since the last scrape.
     const fromRuns = () => self.countRunsFromStore();
-    this.runsTotal = new Counter({ name: `${p}sync_runs_total`, help: 'Finished sync runs by source, kind and status', labelNames: ['source', 'kind', 'status'], registers, collect: fromRuns });
-    this.studiesDiscovered = new Counter({ name: `${p}studies_discovered_total`, help: 'Studies found on the PACS by sync runs', labelNames: ['source'], registers, collect: fromRuns });
-    this.studiesWritten = new Counter({ name: `${p}studies_written_total`, help: 'Studies written (new or changed) by sync runs', labelNames: ['source'], registers, collect: fromRuns });
-    this.studiesFailed = new Counter({ name: `${p}studies_failed_total`, help: 'Study failures recorded by sync runs (each is retried later)', labelNames: ['source'], registers, collect: fromRuns });
-    this.studiesDeadLettered = new Counter({ name: `${p}studies_dead_lettered_total`, help: 'Studies that became dead letters in sync runs', labelNames: ['source'], registers, collect: fromRuns });
+    this.runsTotal = new Counter({
+      name: `${p}sync_runs_total`,
+      help: 'Finished sync runs by source, kind and status',
+      labelNames: ['source', 'kind', 'status'],
+      registers,
+      collect: fromRuns,
+    });
+    this.studiesDiscovered = new Counter({
+      name: `${p}studies_discovered_total`,
+      help: 'Studies found on the PACS by sync runs',
+      labelNames: ['source'],
+      registers,
+      collect: fromRuns,
+    });
+    this.studiesWritten = new Counter({
+      name: `${p}studies_written_total`,
+      help: 'Studies written (new or changed) by sync runs',
+      labelNames: ['source'],
+      registers,
+      collect: fromRuns,
+    });
+    this.studiesFailed = new Counter({
+      name: `${p}studies_failed_total`,
+      help: 'Study failures recorded by sync runs (each is retried later)',
+      labelNames: ['source'],
+      registers,
+      collect: fromRuns,
+    });
+    this.studiesDeadLettered = new Counter({
+      name: `${p}studies_dead_lettered_total`,
+      help: 'Studies that became dead letters in sync runs',
+      labelNames: ['source'],
+      registers,
+      collect: fromRuns,
+    });
     new Gauge({
       name: `${p}sync_lag_seconds`,
       help: 'Now minus the end of the last completed sync window, per source (absent before the first completed poll)',
@@ -133,7 +168,8 @@ export class BridgeMetrics {
         storeRead(() => {
           for (const source of self.sourceIds()) {
             const c = self.observed.store.counts(source);
-            for (const state of ['synced', 'failing', 'dead', 'removed'] as const) this.set({ source, state }, c[state]);
+            for (const state of ['synced', 'failing', 'dead', 'removed'] as const)
+              this.set({ source, state }, c[state]);
           }
         });
       },
@@ -160,7 +196,8 @@ export class BridgeMetrics {
       registers,
       collect() {
         this.reset();
-        for (const s of self.observed.sources) for (const [kind, n] of Object.entries(s.stats.requests)) this.inc({ source: s.id, kind }, n);
+        for (const s of self.observed.sources)
+          for (const [kind, n] of Object.entries(s.stats.requests)) this.inc({ source: s.id, kind }, n);
       },
     });
     new Counter({
@@ -238,7 +275,8 @@ export class BridgeMetrics {
       registers,
       collect() {
         this.reset();
-        for (const [cache, t] of self.cacheTotals()) if (t.hits + t.misses > 0) this.set({ cache }, t.hits / (t.hits + t.misses));
+        for (const [cache, t] of self.cacheTotals())
+          if (t.hits + t.misses > 0) this.set({ cache }, t.hits / (t.hits + t.misses));
       },
     });
 
@@ -257,7 +295,9 @@ export class BridgeMetrics {
       // Runs already finished are history, not this process's work: they are not counted.
       storeRead(() => {
         for (const source of this.sourceIds()) {
-          const finished = what.store!.listRuns(source, RUNS_PER_SCRAPE).filter((r) => r.endedAt && r.status !== 'running');
+          const finished = what
+            .store!.listRuns(source, RUNS_PER_SCRAPE)
+            .filter((r) => r.endedAt && r.status !== 'running');
           this.countedRuns.set(source, new Set(finished.map((r) => r.runId)));
         }
       });
@@ -303,14 +343,16 @@ export class BridgeMetrics {
   private countRunsFromStore(): void {
     if (!this.hasStore) return;
     storeRead(() => {
-      for (const source of this.sourceIds()) this.countNewRuns(source, this.observed.store.listRuns(source, RUNS_PER_SCRAPE));
+      for (const source of this.sourceIds())
+        this.countNewRuns(source, this.observed.store.listRuns(source, RUNS_PER_SCRAPE));
     });
   }
 
   private countNewRuns(source: string, runsNewestFirst: RunRecord[]): void {
     const counted = this.countedRuns.get(source) ?? new Set<string>();
     // Zero rather than absent, so a source's series exist before its first run.
-    for (const c of [this.studiesDiscovered, this.studiesWritten, this.studiesFailed, this.studiesDeadLettered]) c.inc({ source }, 0);
+    for (const c of [this.studiesDiscovered, this.studiesWritten, this.studiesFailed, this.studiesDeadLettered])
+      c.inc({ source }, 0);
     for (const run of runsNewestFirst) {
       if (!run.endedAt || run.status === 'running' || counted.has(run.runId)) continue;
       counted.add(run.runId);

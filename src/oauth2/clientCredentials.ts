@@ -73,7 +73,10 @@ export function clientCredentialsToken(creds: ClientCredentials, opts: TokenCach
   const fetchToken = async (): Promise<string> => {
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (creds.scope) form.set('scope', creds.scope);
-    const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' };
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      Accept: 'application/json',
+    };
     if (creds.clientAuth === 'client_secret_post') {
       form.set('client_id', creds.clientId);
       form.set('client_secret', creds.clientSecret);
@@ -95,11 +98,23 @@ export function clientCredentialsToken(creds: ClientCredentials, opts: TokenCach
     }
     const detail = errorDetail(res.data);
     if (res.status === 400 || res.status === 401 || res.status === 403) {
-      throw new TokenRequestError(`refused the client credentials (${res.status}${detail ? `: ${detail}` : ''})`, res.status, 'refused', detail);
+      throw new TokenRequestError(
+        `refused the client credentials (${res.status}${detail ? `: ${detail}` : ''})`,
+        res.status,
+        'refused',
+        detail,
+      );
     }
-    if (res.status >= 300) throw new TokenRequestError(`answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`, res.status, 'http', detail);
+    if (res.status >= 300)
+      throw new TokenRequestError(
+        `answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`,
+        res.status,
+        'http',
+        detail,
+      );
     const token = (res.data as { access_token?: unknown })?.access_token;
-    if (typeof token !== 'string' || !token) throw new TokenRequestError('answered without an access_token', res.status, 'bad-response');
+    if (typeof token !== 'string' || !token)
+      throw new TokenRequestError('answered without an access_token', res.status, 'bad-response');
     const expiresIn = Number((res.data as { expires_in?: unknown }).expires_in);
     const lifetimeMs = expiresIn > 0 ? expiresIn * 1000 : 300_000;
     const value = `Bearer ${token}`;

@@ -44,8 +44,15 @@ function writeOne(store: Store, w: StudyWrite): WriteOutcome {
   const id = w.imagingStudy.id;
   if (!id) return { studyUid: w.studyUid, ok: false, error: 'ImagingStudy has no id', retryable: false };
   if (w.endpoint.id) {
-    store.putResource(w.endpoint as Endpoint & { id: string }, { sourceId: w.sourceId, contentHash: resourceHash(w.endpoint) });
+    store.putResource(w.endpoint as Endpoint & { id: string }, {
+      sourceId: w.sourceId,
+      contentHash: resourceHash(w.endpoint),
+    });
   }
-  const put = store.putResource(w.imagingStudy as ImagingStudy & { id: string }, { sourceId: w.sourceId, studyUid: w.studyUid, contentHash: w.contentHash });
+  const put = store.putResource(w.imagingStudy as ImagingStudy & { id: string }, {
+    sourceId: w.sourceId,
+    studyUid: w.studyUid,
+    contentHash: w.contentHash,
+  });
   return { studyUid: w.studyUid, ok: true, resourceId: id, versionId: put.versionId, unchanged: put.unchanged };
 }

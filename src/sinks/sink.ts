@@ -37,7 +37,14 @@ export interface PatientLinkNote {
 }
 
 export type WriteOutcome =
-  | { studyUid: string; ok: true; resourceId: string; versionId?: string; unchanged?: boolean; patientLink?: PatientLinkNote }
+  | {
+      studyUid: string;
+      ok: true;
+      resourceId: string;
+      versionId?: string;
+      unchanged?: boolean;
+      patientLink?: PatientLinkNote;
+    }
   | { studyUid: string; ok: false; error: string; retryable: boolean };
 
 export interface Sink {

@@ -18,7 +18,11 @@ function toUtcDate(da: string): Date {
 }
 
 function fromUtcDate(d: Date): string {
-  return `${d.getUTCFullYear()}`.padStart(4, '0') + `${d.getUTCMonth() + 1}`.padStart(2, '0') + `${d.getUTCDate()}`.padStart(2, '0');
+  return (
+    `${d.getUTCFullYear()}`.padStart(4, '0') +
+    `${d.getUTCMonth() + 1}`.padStart(2, '0') +
+    `${d.getUTCDate()}`.padStart(2, '0')
+  );
 }
 
 export function isDa(value: string): boolean {
@@ -68,8 +72,15 @@ export function planWindows(from: string, to: string, days: number): StudyWindow
  * The range a poll covers: from the day after the checkpoint (catching up after downtime), or the
  * lookback window if that starts earlier, through today. Without a checkpoint: backfillFrom or the lookback.
  */
-export function pollRange(opts: { today: string; lookbackDays: number; checkpoint?: string; backfillFrom?: string }): StudyWindow {
+export function pollRange(opts: {
+  today: string;
+  lookbackDays: number;
+  checkpoint?: string;
+  backfillFrom?: string;
+}): StudyWindow {
   const lookbackStart = addDays(opts.today, -opts.lookbackDays);
-  const start = opts.checkpoint ? minDa(addDays(opts.checkpoint, 1), lookbackStart) : minDa(opts.backfillFrom ?? lookbackStart, lookbackStart);
+  const start = opts.checkpoint
+    ? minDa(addDays(opts.checkpoint, 1), lookbackStart)
+    : minDa(opts.backfillFrom ?? lookbackStart, lookbackStart);
   return { from: start, to: opts.today };
 }

@@ -30,7 +30,8 @@ interface PacsErrorLike {
 export function isSourceOutage(err: unknown): boolean {
   const e = err as PacsErrorLike | undefined;
   if (!e || typeof e !== 'object') return false;
-  if (e.name === 'PacsError') return e.kind === 'network' || e.kind === 'timeout' || e.status === 502 || e.status === 503 || e.status === 504;
+  if (e.name === 'PacsError')
+    return e.kind === 'network' || e.kind === 'timeout' || e.status === 502 || e.status === 503 || e.status === 504;
   const code = (err as { code?: string }).code;
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT';
 }

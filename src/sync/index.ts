@@ -1,4 +1,19 @@
-export { createSyncService, type SyncService, type SyncServiceOptions, type RunSummary, type BackfillProgress } from './service';
-export { syncSchema, storeSchema, syncSettingsFor, type SyncConfig, type SyncConfigInput, type SyncSettings, type StoreConfig, type DeletionAction } from './config';
+export {
+  createSyncService,
+  type SyncService,
+  type SyncServiceOptions,
+  type RunSummary,
+  type BackfillProgress,
+} from './service';
+export {
+  syncSchema,
+  storeSchema,
+  syncSettingsFor,
+  type SyncConfig,
+  type SyncConfigInput,
+  type SyncSettings,
+  type StoreConfig,
+  type DeletionAction,
+} from './config';
 export type { StudyMapper } from './run';
 export { SourceBusyError, SourceUnavailableError } from './errors';

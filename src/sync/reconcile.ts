@@ -64,7 +64,9 @@ export async function reconcileSource(ctx: {
   );
   counts.vanished = vanished.length;
   if (vanished.length && onPacs.size === 0) {
-    throw new Error(`the PACS listed no studies at all while the store has ${known.length}; refusing to treat them all as deleted`);
+    throw new Error(
+      `the PACS listed no studies at all while the store has ${known.length}; refusing to treat them all as deleted`,
+    );
   }
   const action = ctx.settings.reconcile.deletion;
   for (const study of vanished) {
@@ -81,7 +83,10 @@ export async function reconcileSource(ctx: {
       ctx.log.info({ studyUid: study.studyUid, action }, 'vanished study removed');
     } catch (err) {
       counts.failed++;
-      ctx.log.warn({ studyUid: study.studyUid, action, err: describeError(err) }, 'removing a vanished study failed; will retry next reconcile');
+      ctx.log.warn(
+        { studyUid: study.studyUid, action, err: describeError(err) },
+        'removing a vanished study failed; will retry next reconcile',
+      );
     }
   }
   return { ...counts, stopped: false };

@@ -47,7 +47,9 @@ interface Candidate {
   state?: StudyState;
 }
 
-export function emptyCounts(): Required<Pick<RunCounts, 'windows' | 'found' | 'fetched' | 'written' | 'unchanged' | 'skipped' | 'failed' | 'dead'>> {
+export function emptyCounts(): Required<
+  Pick<RunCounts, 'windows' | 'found' | 'fetched' | 'written' | 'unchanged' | 'skipped' | 'failed' | 'dead'>
+> {
   return { windows: 0, found: 0, fetched: 0, written: 0, unchanged: 0, skipped: 0, failed: 0, dead: 0 };
 }
 
@@ -72,7 +74,10 @@ export class StudySyncRun {
    * fuller detail queries and sink transactions). A window is done, `onWindowDone`, once every study
    * it listed is settled. False when stopped.
    */
-  async syncWindows(windows: StudyWindow[], hooks: { onWindowStart?: (w: StudyWindow) => void; onWindowDone?: (w: StudyWindow) => void } = {}): Promise<boolean> {
+  async syncWindows(
+    windows: StudyWindow[],
+    hooks: { onWindowStart?: (w: StudyWindow) => void; onWindowDone?: (w: StudyWindow) => void } = {},
+  ): Promise<boolean> {
     // Windows listed but not yet done, with the queue position their last study has.
     const open: { window: StudyWindow; end: number }[] = [];
     const settle = () => {
@@ -132,13 +137,37 @@ export class StudySyncRun {
         found = await this.ctx.source.searchStudies({ StudyInstanceUID: state.studyUid }, { limit: 2, offset: 0 });
       } catch (err) {
         if (isSourceOutage(err)) throw new SourceUnavailableError(err);
-        this.recordFailures([{ uid: state.studyUid, dataset: {}, fingerprint: state.fingerprint ?? '', studyDate: state.studyDate, state }], `PACS: ${describeError(err)}`, true);
+        this.recordFailures(
+          [
+            {
+              uid: state.studyUid,
+              dataset: {},
+              fingerprint: state.fingerprint ?? '',
+              studyDate: state.studyDate,
+              state,
+            },
+          ],
+          `PACS: ${describeError(err)}`,
+          true,
+        );
         continue;
       }
       const match = found.find((ds) => studyUidOf(ds) === state.studyUid);
       if (!match) {
         this.handled.add(state.studyUid);
-        this.recordFailures([{ uid: state.studyUid, dataset: {}, fingerprint: state.fingerprint ?? '', studyDate: state.studyDate, state }], 'study not found on the PACS', true);
+        this.recordFailures(
+          [
+            {
+              uid: state.studyUid,
+              dataset: {},
+              fingerprint: state.fingerprint ?? '',
+              studyDate: state.studyDate,
+              state,
+            },
+          ],
+          'study not found on the PACS',
+          true,
+        );
         continue;
       }
       if (!(await this.syncDatasets([match]))) return false;
@@ -169,14 +198,21 @@ export class StudySyncRun {
       try {
         fingerprint = this.ctx.mapper.studyFingerprint(dataset);
       } catch (err) {
-        this.recordFailures([{ uid, dataset, fingerprint: '', studyDate: studyDateOf(dataset) }], `fingerprint: ${describeError(err)}`, true);
+        this.recordFailures(
+          [{ uid, dataset, fingerprint: '', studyDate: studyDateOf(dataset) }],
+          `fingerprint: ${describeError(err)}`,
+          true,
+        );
         continue;
       }
       candidates.push({ uid, dataset, fingerprint, studyDate: studyDateOf(dataset) });
     }
     this.counts.found += candidates.length;
 
-    const states = this.ctx.store.getStudies(this.sourceId, candidates.map((c) => c.uid));
+    const states = this.ctx.store.getStudies(
+      this.sourceId,
+      candidates.map((c) => c.uid),
+    );
     const toFetch: Candidate[] = [];
     const seen: string[] = [];
     for (const c of candidates) {
@@ -206,7 +242,8 @@ export class StudySyncRun {
    */
   private async drain(all: boolean, afterBatch?: () => void): Promise<boolean> {
     const size = this.ctx.settings.batchSize;
-    const take = (): Candidate[] | undefined => (this.queue.length >= size || (all && this.queue.length) ? this.queue.splice(0, size) : undefined);
+    const take = (): Candidate[] | undefined =>
+      this.queue.length >= size || (all && this.queue.length) ? this.queue.splice(0, size) : undefined;
     let batch = take();
     let details = batch && this.fetchDetails(batch);
     while (batch) {
@@ -238,14 +275,26 @@ export class StudySyncRun {
       if (!mapped) continue;
       if (c.state?.contentHash === mapped.contentHash) {
         // Same content as last written everywhere: only the fingerprint moves on.
-        this.ctx.store.recordSynced(this.sourceId, c.uid, { studyDate: c.studyDate, fingerprint: c.fingerprint, contentHash: mapped.contentHash, at: this.ctx.now() });
+        this.ctx.store.recordSynced(this.sourceId, c.uid, {
+          studyDate: c.studyDate,
+          fingerprint: c.fingerprint,
+          contentHash: mapped.contentHash,
+          at: this.ctx.now(),
+        });
         this.counts.unchanged++;
         continue;
       }
       const patient = this.patientFacts(c);
       writes.push({
         candidate: c,
-        write: { sourceId: this.sourceId, studyUid: c.uid, imagingStudy: mapped.imagingStudy, endpoint: mapped.endpoint, contentHash: mapped.contentHash, ...(patient ? { patient } : {}) },
+        write: {
+          sourceId: this.sourceId,
+          studyUid: c.uid,
+          imagingStudy: mapped.imagingStudy,
+          endpoint: mapped.endpoint,
+          contentHash: mapped.contentHash,
+          ...(patient ? { patient } : {}),
+        },
       });
     }
     if (writes.length) await this.writeToSinks(writes);
@@ -257,7 +306,10 @@ export class StudySyncRun {
     const out = new Map<string, StudyDetails | { error: string }>();
     const options = { instances: this.ctx.sourceConfig.mapping.includeInstances };
     try {
-      const found = await this.ctx.source.studyDetails(batch.map((c) => c.uid), options);
+      const found = await this.ctx.source.studyDetails(
+        batch.map((c) => c.uid),
+        options,
+      );
       for (const c of batch) out.set(c.uid, found.get(c.uid) ?? { series: [], instances: [] });
       return out;
     } catch (err) {
@@ -265,7 +317,10 @@ export class StudySyncRun {
         this.recordFailures(batch, `PACS unavailable: ${describeError(err)}`, false);
         throw new SourceUnavailableError(err);
       }
-      this.ctx.log.warn({ studies: batch.length, err: describeError(err) }, 'batched detail query failed; fetching study by study');
+      this.ctx.log.warn(
+        { studies: batch.length, err: describeError(err) },
+        'batched detail query failed; fetching study by study',
+      );
     }
     for (const [i, c] of batch.entries()) {
       try {
@@ -286,7 +341,10 @@ export class StudySyncRun {
   private mapOne(c: Candidate, d: StudyDetails): Extract<MapResult, { ok: true }> | undefined {
     let result: MapResult;
     try {
-      result = this.ctx.mapper.mapStudy({ study: c.dataset, series: d.series, instances: d.instances }, this.ctx.sourceConfig);
+      result = this.ctx.mapper.mapStudy(
+        { study: c.dataset, series: d.series, instances: d.instances },
+        this.ctx.sourceConfig,
+      );
     } catch (err) {
       this.recordFailures([c], `mapping: ${describeError(err)}`, true);
       return undefined;
@@ -319,15 +377,31 @@ export class StudySyncRun {
         for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
       } catch (err) {
         this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
-        for (const w of writes) outcomes.set(w.write.studyUid, { studyUid: w.write.studyUid, ok: false, error: describeError(err), retryable: true });
+        for (const w of writes)
+          outcomes.set(w.write.studyUid, {
+            studyUid: w.write.studyUid,
+            ok: false,
+            error: describeError(err),
+            retryable: true,
+          });
       }
       perSink.push(outcomes);
     }
     const at = this.ctx.now();
     this.ctx.store.transaction(() => {
       for (const { candidate: c, write } of writes) {
-        const results = perSink.map((m, i) => m.get(c.uid) ?? { studyUid: c.uid, ok: false as const, error: `sink ${this.ctx.sinks[i].name} returned no outcome`, retryable: true });
-        const failed = results.map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`)).filter((e): e is string => !!e);
+        const results = perSink.map(
+          (m, i) =>
+            m.get(c.uid) ?? {
+              studyUid: c.uid,
+              ok: false as const,
+              error: `sink ${this.ctx.sinks[i].name} returned no outcome`,
+              retryable: true,
+            },
+        );
+        const failed = results
+          .map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`))
+          .filter((e): e is string => !!e);
         if (failed.length) {
           this.recordFailures([c], `sink rejected: ${failed.join('; ')}`, true);
           continue;
@@ -364,7 +438,16 @@ export class StudySyncRun {
         });
         this.counts.failed++;
         if (state.dead && c.state?.status !== 'dead') this.counts.dead++;
-        this.ctx.log.warn({ studyUid: c.uid, attempts: state.attempts, dead: state.dead, nextRetryAt: state.nextRetryAt, error: safeError }, state.dead ? 'study dead-lettered' : 'study failed; will retry');
+        this.ctx.log.warn(
+          {
+            studyUid: c.uid,
+            attempts: state.attempts,
+            dead: state.dead,
+            nextRetryAt: state.nextRetryAt,
+            error: safeError,
+          },
+          state.dead ? 'study dead-lettered' : 'study failed; will retry',
+        );
       }
     });
   }

@@ -23,7 +23,11 @@ export function patientValues(ds: DicomDataset): string[] {
   }
   const birth = valueOf(readDate(ds, Tag.PatientBirthDate));
   if (birth) {
-    const [y, m, d] = [String(birth.year).padStart(4, '0'), String(birth.month).padStart(2, '0'), String(birth.day).padStart(2, '0')];
+    const [y, m, d] = [
+      String(birth.year).padStart(4, '0'),
+      String(birth.month).padStart(2, '0'),
+      String(birth.day).padStart(2, '0'),
+    ];
     values.add(`${y}${m}${d}`);
     values.add(`${y}-${m}-${d}`);
   }

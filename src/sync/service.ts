@@ -93,7 +93,12 @@ function defaultMapper(validate: boolean): StudyMapper {
       for (const resource of [result.imagingStudy, result.endpoint]) {
         const verdict = guard.check(resource);
         if (!verdict.ok) {
-          const error = { studyUid: studyUidOf(results.study), tag: '', code: 'invalid-resource' as const, message: verdict.message };
+          const error = {
+            studyUid: studyUidOf(results.study),
+            tag: '',
+            code: 'invalid-resource' as const,
+            message: verdict.message,
+          };
           return { ok: false, warnings: result.warnings, error };
         }
       }
@@ -155,7 +160,17 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   };
 
   /** Runs `body` as a recorded run of one source, refusing to overlap another run of it. */
-  function exclusive(sourceId: string, kind: RunKind, body: (run: StudySyncRun | undefined, runId: string, log: Logger) => Promise<{ complete: boolean; counts?: RunCounts }>, withRun = true, onSettled?: (n: number) => void): Promise<RunSummary> {
+  function exclusive(
+    sourceId: string,
+    kind: RunKind,
+    body: (
+      run: StudySyncRun | undefined,
+      runId: string,
+      log: Logger,
+    ) => Promise<{ complete: boolean; counts?: RunCounts }>,
+    withRun = true,
+    onSettled?: (n: number) => void,
+  ): Promise<RunSummary> {
     configOf(sourceId);
     if (running.has(sourceId)) return Promise.reject(new SourceBusyError(sourceId));
     // Across processes too (a `sync --once` beside the scheduled service): a lease in the store.
@@ -207,7 +222,16 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       const endedAt = now();
       store.finishRun(runId, { status, counts, error, at: endedAt });
       log.info({ status, ...counts }, 'run finished');
-      return { runId, sourceId, kind, status, counts, ...(error ? { error } : {}), startedAt: startedAt.toISOString(), endedAt: endedAt.toISOString() };
+      return {
+        runId,
+        sourceId,
+        kind,
+        status,
+        counts,
+        ...(error ? { error } : {}),
+        startedAt: startedAt.toISOString(),
+        endedAt: endedAt.toISOString(),
+      };
     })();
     running.set(sourceId, promise);
     return promise.finally(() => {
@@ -226,10 +250,19 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       return exclusive(sourceId, 'poll', async (run) => {
         const settings = syncSettingsFor(sync, sourceId);
         const today = todayFor(sourceId);
-        const range = pollRange({ today, lookbackDays: settings.lookbackDays, checkpoint: store.getCheckpoint(sourceId, 'poll'), backfillFrom: settings.backfillFrom });
+        const range = pollRange({
+          today,
+          lookbackDays: settings.lookbackDays,
+          checkpoint: store.getCheckpoint(sourceId, 'poll'),
+          backfillFrom: settings.backfillFrom,
+        });
         // Once a window is done, every study in it is written, unchanged, or recorded for retry.
         const windows = planWindows(range.from, range.to, settings.windowDays);
-        if (stopping || !(await run!.syncWindows(windows, { onWindowDone: (w) => store.advanceCheckpoint(sourceId, w.to, 'poll') }))) return { complete: false };
+        if (
+          stopping ||
+          !(await run!.syncWindows(windows, { onWindowDone: (w) => store.advanceCheckpoint(sourceId, w.to, 'poll') }))
+        )
+          return { complete: false };
         if ((opts.undated ?? settings.undatedSweep) && !(await run!.syncUndated())) return { complete: false };
         if ((opts.retries ?? true) && !(await run!.syncDueRetries())) return { complete: false };
         return { complete: true };
@@ -253,14 +286,27 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
           // Resume: windows through the checkpoint of this same backfill are complete.
           const through = store.getCheckpoint(sourceId, checkpointName);
           const remaining = through ? windows.filter((w) => w.to > through) : windows;
-          progress = { sourceId, runId, windowsDone: windows.length - remaining.length, windowsTotal: windows.length, studiesDone: 0 };
+          progress = {
+            sourceId,
+            runId,
+            windowsDone: windows.length - remaining.length,
+            windowsTotal: windows.length,
+            studiesDone: 0,
+          };
           report();
           const windowsDone = (window: StudyWindow) => {
             store.advanceCheckpoint(sourceId, window.to, checkpointName);
             progress.windowsDone++;
             report();
           };
-          if (stopping || !(await run!.syncWindows(remaining, { onWindowStart: (w) => (progress.window = w), onWindowDone: windowsDone }))) return { complete: false };
+          if (
+            stopping ||
+            !(await run!.syncWindows(remaining, {
+              onWindowStart: (w) => (progress.window = w),
+              onWindowDone: windowsDone,
+            }))
+          )
+            return { complete: false };
           if (!(await run!.syncDueRetries())) return { complete: false };
           return { complete: true };
         },
@@ -306,13 +352,18 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
                 baseLog.info({ source: sourceId }, `${what} skipped: another run of this source is still going`);
                 return;
               }
-              await fn().catch((err) => baseLog.error({ source: sourceId, err: describeError(err) }, `${what} could not start`));
+              await fn().catch((err) =>
+                baseLog.error({ source: sourceId, err: describeError(err) }, `${what} could not start`),
+              );
             }),
           );
         };
         schedule(settings.cron, 'poll', () => service.runOnce(sourceId));
         if (settings.reconcile.cron) schedule(settings.reconcile.cron, 'reconcile', () => service.reconcile(sourceId));
-        baseLog.info({ source: sourceId, cron: settings.cron, reconcile: settings.reconcile.cron ?? null }, 'sync scheduled');
+        baseLog.info(
+          { source: sourceId, cron: settings.cron, reconcile: settings.reconcile.cron ?? null },
+          'sync scheduled',
+        );
       }
     },
 

@@ -36,7 +36,15 @@ export function isKnownZone(zone: string): boolean {
 }
 
 /** Milliseconds since the epoch of a wall-clock time read as UTC (years below 100 included). */
-export function wallClockMs(year: number, month: number, day: number, hour = 0, minute = 0, second = 0, ms = 0): number {
+export function wallClockMs(
+  year: number,
+  month: number,
+  day: number,
+  hour = 0,
+  minute = 0,
+  second = 0,
+  ms = 0,
+): number {
   const d = new Date(0);
   d.setUTCFullYear(year, month - 1, day);
   d.setUTCHours(hour, minute, second, ms);
@@ -53,7 +61,14 @@ export function offsetAtInstant(zone: string, utcMs: number): number | undefined
   for (const p of f.formatToParts(new Date(utcMs))) parts[p.type] = p.value;
   let year = Number(parts.year);
   if (parts.era === 'BC' || parts.era === 'B') year = 1 - year;
-  const local = wallClockMs(year, Number(parts.month), Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
+  const local = wallClockMs(
+    year,
+    Number(parts.month),
+    Number(parts.day),
+    Number(parts.hour),
+    Number(parts.minute),
+    Number(parts.second),
+  );
   return Math.round((local - Math.floor(utcMs / 1000) * 1000) / 60000);
 }
 

@@ -31,7 +31,9 @@ function localPrebuild(dir: string): Record<string, string> {
   const pkg = require(path.join(REPO, 'node_modules/better-sqlite3/package.json')) as { version: string };
   const name = `better-sqlite3-v${pkg.version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
   mkdirSync(dir, { recursive: true });
-  execFileSync('tar', ['czf', path.join(dir, name), 'build/Release/better_sqlite3.node'], { cwd: path.join(REPO, 'node_modules/better-sqlite3') });
+  execFileSync('tar', ['czf', path.join(dir, name), 'build/Release/better_sqlite3.node'], {
+    cwd: path.join(REPO, 'node_modules/better-sqlite3'),
+  });
   return { npm_config_better_sqlite3_local_prebuilds: dir };
 }
 
@@ -57,7 +59,10 @@ function imageEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function start(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const [cmd, ...rest] = asImageUser(args);
   const proc = spawn(cmd, rest, { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(proc);
@@ -111,11 +116,14 @@ test('the runtime stage holds the built output and production dependencies only,
 
   expect(existsSync(path.join(appDir, 'dist/cli/main.js'))).toBe(true);
   expect(existsSync(path.join(appDir, 'config/default.json'))).toBe(true);
-  for (const absent of ['src', 'test', 'bench', 'tsconfig.json', '.git']) expect(existsSync(path.join(appDir, absent))).toBe(false);
+  for (const absent of ['src', 'test', 'bench', 'tsconfig.json', '.git'])
+    expect(existsSync(path.join(appDir, absent))).toBe(false);
 
   const modules = new Set(readdirSync(path.join(appDir, 'node_modules')));
-  for (const prod of ['express', 'better-sqlite3', 'prom-client', 'pino', 'config', 'zod', 'dicomweb-client']) expect(modules).toContain(prod);
-  for (const dev of ['jest', 'typescript', 'ts-jest', 'ts-node', 'playwright-core', 'dcmjs', 'fast-check']) expect(modules).not.toContain(dev);
+  for (const prod of ['express', 'better-sqlite3', 'prom-client', 'pino', 'config', 'zod', 'dicomweb-client'])
+    expect(modules).toContain(prod);
+  for (const dev of ['jest', 'typescript', 'ts-jest', 'ts-node', 'playwright-core', 'dcmjs', 'fast-check'])
+    expect(modules).not.toContain(dev);
   expect(existsSync(path.join(appDir, 'node_modules/@medplum/fhir-router'))).toBe(false);
 
   // The data volume belongs to the image's user.
@@ -140,7 +148,10 @@ test('the image starts with configuration from the environment, passes its HEALT
   const ready = await axios.get(`http://127.0.0.1:${port}/readyz`, { validateStatus: () => true });
   expect(ready.status).toBe(200);
   expect(ready.data.dependencies).toEqual(
-    expect.arrayContaining([expect.objectContaining({ kind: 'pacs', name: 'pacs', ok: true }), expect.objectContaining({ kind: 'store', ok: true })]),
+    expect.arrayContaining([
+      expect.objectContaining({ kind: 'pacs', name: 'pacs', ok: true }),
+      expect.objectContaining({ kind: 'store', ok: true }),
+    ]),
   );
   const metrics = await axios.get(`http://127.0.0.1:${port}/metrics`);
   expect(metrics.data).toContain('pacs_fhir_bridge_sync_lag_seconds');
@@ -151,7 +162,10 @@ test('the image starts with configuration from the environment, passes its HEALT
   serve.proc.kill('SIGTERM');
   expect(await serve.exited).toBe(0);
   // Production logs are JSON lines.
-  const lines = serve.output().split('\n').filter((l) => l.startsWith('{'));
+  const lines = serve
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
   expect(lines.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['pacs-fhir-bridge serving', 'stopped']));
 
   const after = start(runtime.healthcheck!.command, env);

@@ -50,13 +50,23 @@ export function dockerignoreMatcher(text: string): (relPath: string) => boolean 
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'))
-    .map((p) => new RegExp(`^${p.replace(/^\/+|\/+$/g, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}(/.*)?$`));
+    .map(
+      (p) =>
+        new RegExp(
+          `^${p
+            .replace(/^\/+|\/+$/g, '')
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')
+            .replace(/\?/g, '[^/]')}(/.*)?$`,
+        ),
+    );
   return (rel) => patterns.some((re) => re.test(rel));
 }
 
 const execForm = (args: string): string[] => {
   const parsed = JSON.parse(args) as unknown;
-  if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string')) throw new Error(`expected exec form (JSON array): ${args}`);
+  if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string'))
+    throw new Error(`expected exec form (JSON array): ${args}`);
   return parsed;
 };
 
@@ -74,7 +84,9 @@ export interface RunOptions {
 
 /** Performs every stage in order; returns them by name (the last one is the image). */
 export function performDockerfile(file: string, o: RunOptions): Stage[] {
-  const ignored = existsSync(path.join(o.context, '.dockerignore')) ? dockerignoreMatcher(readFileSync(path.join(o.context, '.dockerignore'), 'utf8')) : () => false;
+  const ignored = existsSync(path.join(o.context, '.dockerignore'))
+    ? dockerignoreMatcher(readFileSync(path.join(o.context, '.dockerignore'), 'utf8'))
+    : () => false;
   const stages: Stage[] = [];
   let stage: Stage | undefined;
   const inStage = (p: string, s: Stage) => path.join(s.root, path.posix.resolve(s.workdir, p));
@@ -106,7 +118,8 @@ export function performDockerfile(file: string, o: RunOptions): Stage[] {
         mkdirSync(path.join(s.root, s.workdir), { recursive: true });
         break;
       case 'ENV':
-        for (const m of ins.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) s.env[m[1]] = m[2].replace(/^"|"$/g, '');
+        for (const m of ins.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g))
+          s.env[m[1]] = m[2].replace(/^"|"$/g, '');
         break;
       case 'COPY': {
         const parts = ins.args.split(/\s+/);
@@ -114,11 +127,17 @@ export function performDockerfile(file: string, o: RunOptions): Stage[] {
         if (parts.some((p) => p.startsWith('--'))) throw new Error(`${where}: unsupported option in "${ins.args}"`);
         const dest = parts.pop()!;
         for (const src of parts) {
-          const source = from ? path.join(stages.find((x) => x.name === from)?.root ?? fail(`${where}: no stage "${from}"`), src) : path.join(o.context, src);
+          const source = from
+            ? path.join(stages.find((x) => x.name === from)?.root ?? fail(`${where}: no stage "${from}"`), src)
+            : path.join(o.context, src);
           if (!existsSync(source)) throw new Error(`${where}: ${src} does not exist`);
-          const target = parts.length > 1 || dest.endsWith('/') ? path.join(inStage(dest, s), path.basename(src)) : inStage(dest, s);
-          const filter = from ? () => true : (p: string) => !ignored(path.relative(o.context, p).split(path.sep).join('/')) || p === o.context;
-          if (!from && ignored(src.replace(/^\.\//, ''))) throw new Error(`${where}: ${src} is excluded by .dockerignore`);
+          const target =
+            parts.length > 1 || dest.endsWith('/') ? path.join(inStage(dest, s), path.basename(src)) : inStage(dest, s);
+          const filter = from
+            ? () => true
+            : (p: string) => !ignored(path.relative(o.context, p).split(path.sep).join('/')) || p === o.context;
+          if (!from && ignored(src.replace(/^\.\//, '')))
+            throw new Error(`${where}: ${src} is excluded by .dockerignore`);
           mkdirSync(path.dirname(target), { recursive: true });
           cpSync(source, target, { recursive: statSync(source).isDirectory(), filter, verbatimSymlinks: true });
         }

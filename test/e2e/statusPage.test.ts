@@ -52,14 +52,21 @@ let corpus: SyntheticStudy[];
 /** The PACS answers 500 to series/instance queries naming any of these studies. */
 function failDetailsOf(studies: SyntheticStudy[]) {
   proxy.failWhen(
-    studies.length ? (r) => levelOf(r.url) !== 'studies' && studies.some((s) => decodeURIComponent(r.url).includes(s.studyUid)) : undefined,
+    studies.length
+      ? (r) => levelOf(r.url) !== 'studies' && studies.some((s) => decodeURIComponent(r.url).includes(s.studyUid))
+      : undefined,
   );
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run "WITH_CHROMIUM=1 bash scripts/system-deps.sh" (npm test does)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: run "WITH_CHROMIUM=1 bash scripts/system-deps.sh" (npm test does)`);
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-status-'));
-  const launching = chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const launching = chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
   orthanc = await startOrthanc();
   proxy = await startRecordingProxy(orthanc.dicomWebBase);
   corpus = generateCorpus({ seed: 77, studies: 8, days: { from: daysAgo(3), count: 4 }, undated: 1 });
@@ -69,16 +76,32 @@ beforeAll(async () => {
 
   store = openStore(path.join(dir, 'bridge.sqlite'));
   sync = createSyncService({
-    config: { sources: [sourceConfig(proxy.via(orthanc.dicomWebBase))], sync: { lookbackDays: 5, windowDays: 7, maxAttempts: 2, backoffBaseSeconds: 0 } },
+    config: {
+      sources: [sourceConfig(proxy.via(orthanc.dicomWebBase))],
+      sync: { lookbackDays: 5, windowDays: 7, maxAttempts: 2, backoffBaseSeconds: 0 },
+    },
     store,
     sinks: [createEmbeddedSink(store)],
   });
 
   const apiConfig = parseApiConfig({
-    auth: { type: 'apiKey', keys: [{ client: 'ops', sha256: sha256Hex(ADMIN_KEY), scopes: [ADMIN_SCOPE] }, { client: 'viewer', sha256: sha256Hex(READ_KEY) }] },
+    auth: {
+      type: 'apiKey',
+      keys: [
+        { client: 'ops', sha256: sha256Hex(ADMIN_KEY), scopes: [ADMIN_SCOPE] },
+        { client: 'viewer', sha256: sha256Hex(READ_KEY) },
+      ],
+    },
   });
   const app = express();
-  app.use(createOpsRouter({ store, sources: [sync.source(SOURCE_ID)], auth: adminAuth(createAuthenticator(apiConfig.auth)), metrics: createMetrics() }));
+  app.use(
+    createOpsRouter({
+      store,
+      sources: [sync.source(SOURCE_ID)],
+      auth: adminAuth(createAuthenticator(apiConfig.auth)),
+      metrics: createMetrics(),
+    }),
+  );
   server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -124,7 +147,9 @@ async function expectPageMatchesStore() {
   const bars = section().locator('svg.chart rect.bar');
   expect(await bars.count()).toBe(runs.length);
   const tooltips = await bars.locator('title').allTextContents();
-  expect(tooltips.map((t) => Number(/(\d+) written$/.exec(t)![1])).reverse()).toEqual(runs.map((r) => r.counts.written ?? 0));
+  expect(tooltips.map((t) => Number(/(\d+) written$/.exec(t)![1])).reverse()).toEqual(
+    runs.map((r) => r.counts.written ?? 0),
+  );
 
   const failing = store.failingStudies(SOURCE_ID);
   expect(await section().locator('[data-field="failing-count"]').innerText()).toBe(String(failing.length));
@@ -166,12 +191,16 @@ test('the page shows what the store holds after real syncs, and replay is protec
   // A key without the admin scope, then a wrong key: refused, nothing re-queued.
   const deadRow = section().locator(`table.dead tr[data-study-uid="${bad.studyUid}"]`);
   await deadRow.locator('input[name="apiKey"]').fill(READ_KEY);
-  let answer = await Promise.all([page.waitForNavigation(), deadRow.locator('button[type="submit"]').click()]).then(([r]) => r!);
+  let answer = await Promise.all([page.waitForNavigation(), deadRow.locator('button[type="submit"]').click()]).then(
+    ([r]) => r!,
+  );
   expect(answer.status()).toBe(403);
   expect(await page.locator('body').innerText()).toContain(`lacks the "${ADMIN_SCOPE}" scope`);
   await page.goto(`${base}/status`);
   await deadRow.locator('input[name="apiKey"]').fill('not-a-key');
-  answer = await Promise.all([page.waitForNavigation(), deadRow.locator('button[type="submit"]').click()]).then(([r]) => r!);
+  answer = await Promise.all([page.waitForNavigation(), deadRow.locator('button[type="submit"]').click()]).then(
+    ([r]) => r!,
+  );
   expect(answer.status()).toBe(401);
   expect(store.deadLetters(SOURCE_ID)).toHaveLength(1);
 
@@ -200,9 +229,11 @@ test('a replay form posted from another origin, or without the page token, is re
   // Another site auto-submitting the form, with a valid key typed in: the Origin check stops it.
   const evil = express();
   evil.get('/', (_req, res) => {
-    res.type('html').send(
-      `<form method="post" action="${base}/status/replay"><input name="source" value="${SOURCE_ID}"><input name="study" value="${deadUid}"><input name="apiKey" value="${ADMIN_KEY}"><button>go</button></form>`,
-    );
+    res
+      .type('html')
+      .send(
+        `<form method="post" action="${base}/status/replay"><input name="source" value="${SOURCE_ID}"><input name="study" value="${deadUid}"><input name="apiKey" value="${ADMIN_KEY}"><button>go</button></form>`,
+      );
   });
   const evilServer = await new Promise<Server>((resolve) => {
     const s = evil.listen(0, '127.0.0.1', () => resolve(s));
@@ -217,6 +248,9 @@ test('a replay form posted from another origin, or without the page token, is re
     await new Promise((r) => evilServer.close(r));
   }
   // Same origin but a forged token.
-  const res = await page.request.post(`${base}/status/replay`, { form: { source: SOURCE_ID, csrf: 'forged', apiKey: ADMIN_KEY }, headers: { origin: base } });
+  const res = await page.request.post(`${base}/status/replay`, {
+    form: { source: SOURCE_ID, csrf: 'forged', apiKey: ADMIN_KEY },
+    headers: { origin: base },
+  });
   expect(res.status()).toBe(403);
 });

@@ -59,7 +59,13 @@ function operationOutcome(status: number) {
     contentType: 'application/fhir+json',
     text: JSON.stringify({
       resourceType: 'OperationOutcome',
-      issue: [{ severity: 'error', code: status === 429 ? 'throttled' : 'transient', details: { text: `injected ${status}` } }],
+      issue: [
+        {
+          severity: 'error',
+          code: status === 429 ? 'throttled' : 'transient',
+          details: { text: `injected ${status}` },
+        },
+      ],
     }),
   };
 }
@@ -97,7 +103,13 @@ export async function startFaultProxy(target: string, options: ProxyOptions = {}
       return;
     }
     const upstream = http.request(
-      { host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: { ...req.headers, host: targetUrl.host } },
+      {
+        host: targetUrl.hostname,
+        port: targetUrl.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: targetUrl.host },
+      },
       (up) => {
         record.status = up.statusCode;
         res.writeHead(up.statusCode ?? 502, up.headers);

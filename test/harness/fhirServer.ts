@@ -108,7 +108,9 @@ function narrowSearchExpressions(): void {
     for (const [code, param] of Object.entries(params)) {
       const branches = (param.expression ?? '').split(' | ');
       if (branches.length < 2) continue;
-      const own = branches.filter((b) => b.replace(/^\(/, '').startsWith(`${type}.`) || b.replace(/^\(/, '').startsWith(`${type} `));
+      const own = branches.filter(
+        (b) => b.replace(/^\(/, '').startsWith(`${type}.`) || b.replace(/^\(/, '').startsWith(`${type} `),
+      );
       if (own.length && own.length < branches.length) params[code] = { ...param, expression: own.join(' | ') };
     }
   }
@@ -131,7 +133,10 @@ class ServerRepository extends MemoryRepository {
     return super.createResource(resource);
   }
 
-  override async updateResource<T extends MedplumResource>(resource: T, options?: { ifMatch?: string }): Promise<WithId<T>> {
+  override async updateResource<T extends MedplumResource>(
+    resource: T,
+    options?: { ifMatch?: string },
+  ): Promise<WithId<T>> {
     this.check(resource);
     return super.updateResource(resource, options);
   }
@@ -199,7 +204,9 @@ export function defaultCapabilityStatement(baseUrl: string): CapabilityStatement
           conditionalCreate: true,
           conditionalUpdate: true,
           conditionalDelete: 'single' as const,
-          interaction: (['read', 'vread', 'update', 'delete', 'history-instance', 'create', 'search-type'] as const).map((code) => ({ code })),
+          interaction: (
+            ['read', 'vread', 'update', 'delete', 'history-instance', 'create', 'search-type'] as const
+          ).map((code) => ({ code })),
         })),
       },
     ],
@@ -217,7 +224,10 @@ function serial() {
 }
 
 function sendOutcome(res: Response, status: number, outcome: OperationOutcome, headers: Record<string, string> = {}) {
-  res.status(status).set({ 'Content-Type': 'application/fhir+json', ...headers }).send(JSON.stringify(outcome));
+  res
+    .status(status)
+    .set({ 'Content-Type': 'application/fhir+json', ...headers })
+    .send(JSON.stringify(outcome));
 }
 
 function unauthorized(res: Response, message: string) {
@@ -259,7 +269,11 @@ export async function startFhirServer(options: FhirServerOptions = {}): Promise<
       secret = body.client_secret;
       clientAuth = 'client_secret_post';
     }
-    const ok = auth.type === 'oauth2' && body.grant_type === 'client_credentials' && clientId !== undefined && auth.clients[clientId] === secret;
+    const ok =
+      auth.type === 'oauth2' &&
+      body.grant_type === 'client_credentials' &&
+      clientId !== undefined &&
+      auth.clients[clientId] === secret;
     record({ method: 'POST', path: '/oauth2/token', status: ok ? 200 : 401, clientAuth }, at);
     if (!ok) {
       res.status(401).json({ error: 'invalid_client', error_description: 'unknown client or wrong secret' });
@@ -277,14 +291,17 @@ export async function startFhirServer(options: FhirServerOptions = {}): Promise<
   fhir.get('/metadata', (req: Request, res: Response) => {
     const cs = defaultCapabilityStatement(baseUrl);
     record({ method: 'GET', path: 'metadata', status: 200 }, Date.now());
-    res.set('Content-Type', 'application/fhir+json').send(JSON.stringify(options.capability ? options.capability(cs) : cs));
+    res
+      .set('Content-Type', 'application/fhir+json')
+      .send(JSON.stringify(options.capability ? options.capability(cs) : cs));
   });
 
   fhir.use((req: Request, res: Response) => {
     const at = Date.now();
     const path = req.url.replace(/^\//, '');
     const body = req.body as Bundle | undefined;
-    const entries = req.method === 'POST' && path === '' && body?.resourceType === 'Bundle' ? body.entry?.length ?? 0 : undefined;
+    const entries =
+      req.method === 'POST' && path === '' && body?.resourceType === 'Bundle' ? (body.entry?.length ?? 0) : undefined;
     const token = /^Bearer (.+)$/i.exec(req.get('authorization') ?? '')?.[1];
     if (auth.type === 'bearer' && token !== auth.token) {
       record({ method: req.method, path, status: 401, entries }, at);
@@ -362,4 +379,3 @@ export async function startFhirServer(options: FhirServerOptions = {}): Promise<
       }),
   };
 }
-

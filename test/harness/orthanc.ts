@@ -83,7 +83,14 @@ function orthancConfig(port: number, dicomPort: number, storageDir: string, opti
     SaveJobs: false,
     HttpTimeout: 60,
     Plugins: [DICOMWEB_PLUGIN],
-    DicomWeb: { Enable: true, Root: '/dicom-web/', EnableWado: false, Ssl: false, StudiesMetadata: 'Full', SeriesMetadata: 'Full' },
+    DicomWeb: {
+      Enable: true,
+      Root: '/dicom-web/',
+      EnableWado: false,
+      Ssl: false,
+      StudiesMetadata: 'Full',
+      SeriesMetadata: 'Full',
+    },
     ...options.extra,
   };
 }
@@ -104,7 +111,9 @@ async function waitUntilUp(rest: AxiosInstance, proc: ChildProcess, log: () => s
 
 export async function startOrthanc(options: OrthancOptions = {}): Promise<OrthancServer> {
   if (!orthancInstalled()) {
-    throw new Error(`Orthanc is not installed (${ORTHANC_BIN}, ${DICOMWEB_PLUGIN}); run "npm test", which installs it.`);
+    throw new Error(
+      `Orthanc is not installed (${ORTHANC_BIN}, ${DICOMWEB_PLUGIN}); run "npm test", which installs it.`,
+    );
   }
   const storageDir = options.storageDir ?? mkdtempSync(path.join(os.tmpdir(), 'orthanc-test-'));
   const port = options.port ?? (await freePort());

@@ -49,7 +49,13 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
   // Orthanc down: drop the client's connection, the same failure it would see talking to Orthanc directly.
   const core = await startFaultProxy(target, { onUpstreamError: 'drop' });
   const recorded = (): RecordedRequest[] =>
-    core.requests.map((r) => ({ method: r.method, url: r.path, level: levelOf(r.path), status: r.status, durationMs: r.durationMs }));
+    core.requests.map((r) => ({
+      method: r.method,
+      url: r.path,
+      level: levelOf(r.path),
+      status: r.status,
+      durationMs: r.durationMs,
+    }));
   return {
     url: core.url,
     via: core.via,

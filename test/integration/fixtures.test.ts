@@ -89,7 +89,13 @@ describe('synthetic corpus generator', () => {
       expect(corpus.some((s) => s[key] !== undefined)).toBe(true);
     }
     // Round-robin over the window: 56 dated studies over 4 days.
-    expect([...studiesPerDay(corpus)].sort()).toEqual([['', 4], ['20240301', 14], ['20240302', 14], ['20240303', 14], ['20240304', 14]]);
+    expect([...studiesPerDay(corpus)].sort()).toEqual([
+      ['', 4],
+      ['20240301', 14],
+      ['20240302', 14],
+      ['20240303', 14],
+      ['20240304', 14],
+    ]);
   });
 
   it('makes valid, unique UIDs', () => {
@@ -117,13 +123,20 @@ describe('fixtures in a real Orthanc', () => {
   let web: AxiosInstance;
   const corpus = generateCorpus({ seed: 11, studies: 60, days: { from: '20240301', count: 4 }, undated: 4 });
   // Precise studies for the facts most easily broken by a PACS filling in blanks.
-  const dateNoTime = makeStudy({ studyTime: undefined, tzOffset: undefined, series: [makeSeries({ modality: 'MR', instances: 3 })] });
+  const dateNoTime = makeStudy({
+    studyTime: undefined,
+    tzOffset: undefined,
+    series: [makeSeries({ modality: 'MR', instances: 3 })],
+  });
   const fractional = makeStudy({
     studyTime: '235959.999999',
     tzOffset: '-0500',
     patient: { id: 'P-IDEO', ideographic: '林^美玲' },
     readingPhysician: '=吳^國華',
-    series: [makeSeries({ modality: 'CT', seriesDate: '20240315', seriesTime: '1015' }), makeSeries({ modality: 'KO', instances: 1 })],
+    series: [
+      makeSeries({ modality: 'CT', seriesDate: '20240315', seriesTime: '1015' }),
+      makeSeries({ modality: 'KO', instances: 1 }),
+    ],
   });
   const undated = makeStudy({ studyDate: undefined, studyTime: undefined, tzOffset: undefined });
   const precise = [dateNoTime, fractional, undated];
@@ -155,7 +168,12 @@ describe('fixtures in a real Orthanc', () => {
   it('answers a StudyDate window with exactly the dated studies in it', async () => {
     const res = await web.get<Row[]>('/studies?StudyDate=20240301-20240304');
     const found = res.data.map((r) => first(r, '0020000D')).sort();
-    expect(found).toEqual(corpus.filter((s) => s.studyDate).map((s) => s.studyUid).sort());
+    expect(found).toEqual(
+      corpus
+        .filter((s) => s.studyDate)
+        .map((s) => s.studyUid)
+        .sort(),
+    );
   });
 
   it('returns study attributes exactly as the facts say (absent stays absent)', () => {
@@ -207,7 +225,10 @@ describe('fixtures in a real Orthanc', () => {
   });
 
   it('keeps Chinese names intact and invents no StudyTime or StudyDate', () => {
-    expect(first(rows.get(dateNoTime.studyUid)!, '00100010')).toEqual({ Alphabetic: 'Chen^Da Wen', Ideographic: '陳^大文' });
+    expect(first(rows.get(dateNoTime.studyUid)!, '00100010')).toEqual({
+      Alphabetic: 'Chen^Da Wen',
+      Ideographic: '陳^大文',
+    });
     expect(pn(rows.get(fractional.studyUid)!, '00100010')).toBe('=林^美玲');
     expect(rows.get(dateNoTime.studyUid)!['00080030']?.Value ?? []).toEqual([]);
     expect(first(rows.get(fractional.studyUid)!, '00080030')).toBe('235959.999999');
@@ -273,10 +294,15 @@ describe('fixtures in a real Orthanc', () => {
       const issuer = first(meta[0]!, '00080051') as Row | undefined;
       expect(issuer && first(issuer, '00400031')).toEqual(s.accessionIssuer);
     }
-    const docs = all.flatMap((s) => s.series.filter((x) => x.modality === 'SR' || x.modality === 'KO').map((x) => ({ s, x })));
+    const docs = all.flatMap((s) =>
+      s.series.filter((x) => x.modality === 'SR' || x.modality === 'KO').map((x) => ({ s, x })),
+    );
     const { s, x } = docs.find(({ x }) => x.instances[0]!.documentTitle)!;
     const meta = (await web.get<Row[]>(`/studies/${s.studyUid}/series/${x.seriesUid}/metadata`)).data;
-    const title = first(meta.find((m) => first(m, '00080018') === x.instances[0]!.sopInstanceUid)!, '0040A043') as Row;
+    const title = first(
+      meta.find((m) => first(m, '00080018') === x.instances[0]!.sopInstanceUid)!,
+      '0040A043',
+    ) as Row;
     expect(first(title, '00080104')).toBe(x.instances[0]!.documentTitle!.meaning);
   });
 
@@ -301,7 +327,12 @@ describe('fixtures in a real Orthanc', () => {
         if (!got.has(series)) got.set(series, new Set());
         got.get(series)!.add(first(r, '00080018') as string);
       }
-      expect({ study: study.studyUid, series: [...got].map(([uid, i]) => ({ uid, instances: [...i].sort() })).sort((a, b) => a.uid.localeCompare(b.uid)) }).toEqual({
+      expect({
+        study: study.studyUid,
+        series: [...got]
+          .map(([uid, i]) => ({ uid, instances: [...i].sort() }))
+          .sort((a, b) => a.uid.localeCompare(b.uid)),
+      }).toEqual({
         study: study.studyUid,
         series: study.series,
       });

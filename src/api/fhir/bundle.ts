@@ -17,7 +17,13 @@ export interface BundleInput {
   total?: number;
 }
 
-export function searchUrl(base: string, resourceType: string, used: [string, string][], count: number | undefined, cursor?: Cursor): string {
+export function searchUrl(
+  base: string,
+  resourceType: string,
+  used: [string, string][],
+  count: number | undefined,
+  cursor?: Cursor,
+): string {
   const q = new URLSearchParams(used);
   if (count !== undefined) q.append('_count', String(count));
   if (cursor && (cursor.source || cursor.offset)) q.append('_cursor', encodeCursor(cursor));
@@ -28,13 +34,25 @@ export function searchUrl(base: string, resourceType: string, used: [string, str
 export function searchBundle(i: BundleInput): Bundle {
   const link: BundleLink[] = [{ relation: 'self', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.cursor) }];
   if (i.next) link.push({ relation: 'next', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.next) });
-  if (i.previous) link.push({ relation: 'previous', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.previous) });
+  if (i.previous)
+    link.push({ relation: 'previous', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.previous) });
   const entry: BundleEntry[] = [
-    ...i.matches.map((resource) => ({ fullUrl: `${i.base}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' as const } })),
-    ...(i.includes ?? []).map((resource) => ({ fullUrl: `${i.base}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'include' as const } })),
+    ...i.matches.map((resource) => ({
+      fullUrl: `${i.base}/${resource.resourceType}/${resource.id}`,
+      resource,
+      search: { mode: 'match' as const },
+    })),
+    ...(i.includes ?? []).map((resource) => ({
+      fullUrl: `${i.base}/${resource.resourceType}/${resource.id}`,
+      resource,
+      search: { mode: 'include' as const },
+    })),
   ];
   if (i.problems?.length) {
-    entry.push({ resource: { resourceType: 'OperationOutcome', issue: i.problems } as OperationOutcome, search: { mode: 'outcome' } });
+    entry.push({
+      resource: { resourceType: 'OperationOutcome', issue: i.problems } as OperationOutcome,
+      search: { mode: 'outcome' },
+    });
   }
   const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
   if (i.total !== undefined) bundle.total = i.total;

@@ -22,7 +22,13 @@ export class AnswerCache<T> {
 
   constructor(private readonly o: CacheOptions) {
     // useClones off: cached values are frozen by the caller's convention (never mutated after caching).
-    if (o.enabled) this.cache = new NodeCache({ stdTTL: o.ttlSeconds, checkperiod: Math.max(1, Math.min(600, o.ttlSeconds)), maxKeys: o.maxKeys, useClones: false });
+    if (o.enabled)
+      this.cache = new NodeCache({
+        stdTTL: o.ttlSeconds,
+        checkperiod: Math.max(1, Math.min(600, o.ttlSeconds)),
+        maxKeys: o.maxKeys,
+        useClones: false,
+      });
   }
 
   get(key: string): T | undefined {

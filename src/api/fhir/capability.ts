@@ -21,7 +21,7 @@ function securityText(cfg: ApiConfig): string {
     case 'apiKey':
       return 'API key in the X-API-Key header; scopes per key (SMART style, e.g. system/ImagingStudy.read).';
     case 'jwt':
-      return 'OAuth2 bearer JWT (issuer and audience checked, keys from the issuer\'s JWKS); SMART scopes system/ or user/ ImagingStudy.read and Endpoint.read (or .rs).';
+      return "OAuth2 bearer JWT (issuer and audience checked, keys from the issuer's JWKS); SMART scopes system/ or user/ ImagingStudy.read and Endpoint.read (or .rs).";
   }
 }
 
@@ -33,7 +33,10 @@ export function capabilityStatement(cfg: ApiConfig, base: string, version: strin
     publisher: 'pacs-fhir-bridge',
     kind: 'instance',
     software: { name: 'pacs-fhir-bridge', version },
-    implementation: { description: `ImagingStudy and Endpoint from DICOMweb PACS (${cfg.mode === 'live' ? 'answered live through QIDO-RS' : 'answered from the embedded store'})`, url: base },
+    implementation: {
+      description: `ImagingStudy and Endpoint from DICOMweb PACS (${cfg.mode === 'live' ? 'answered live through QIDO-RS' : 'answered from the embedded store'})`,
+      url: base,
+    },
     fhirVersion: '4.0.1',
     format: ['json'],
     rest: [
@@ -41,7 +44,20 @@ export function capabilityStatement(cfg: ApiConfig, base: string, version: strin
         mode: 'server',
         security: {
           cors: cfg.cors.enabled,
-          ...(cfg.auth.type === 'jwt' ? { service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }] } : {}),
+          ...(cfg.auth.type === 'jwt'
+            ? {
+                service: [
+                  {
+                    coding: [
+                      {
+                        system: 'http://terminology.hl7.org/CodeSystem/restful-security-service',
+                        code: 'SMART-on-FHIR',
+                      },
+                    ],
+                  },
+                ],
+              }
+            : {}),
           description: securityText(cfg),
         },
         resource: [

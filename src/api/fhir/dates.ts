@@ -39,7 +39,8 @@ export function parseDateValue(raw: string): DateValue | string {
   const m = /^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$/.exec(raw)!;
   const prefix = (m[1] ?? 'eq') as string;
   const value = m[2];
-  if (!['eq', 'ge', 'gt', 'le', 'lt'].includes(prefix)) return `prefix "${prefix}" is not supported (use eq, ge, gt, le or lt)`;
+  if (!['eq', 'ge', 'gt', 'le', 'lt'].includes(prefix))
+    return `prefix "${prefix}" is not supported (use eq, ge, gt, le or lt)`;
   const p = prefix as DatePrefix;
   const d = DATE_RE.exec(value);
   if (d) {
@@ -53,11 +54,13 @@ export function parseDateValue(raw: string): DateValue | string {
     return { prefix: p, days: { first, last } };
   }
   const t = DATETIME_RE.exec(value);
-  if (!t) return `"${value}" is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm])`;
+  if (!t)
+    return `"${value}" is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm])`;
   const [y, mo, day, hh, mm] = [t[1], t[2], t[3], t[4], t[5]].map(Number);
   const ss = t[6] ? Number(t[6]) : 0;
   const ms = t[7] ? Number(t[7].slice(0, 3).padEnd(3, '0')) : 0;
-  if (mo < 1 || mo > 12 || day < 1 || day > daysInMonth(y, mo) || hh > 23 || mm > 59 || ss > 59) return `"${value}" is not a valid dateTime`;
+  if (mo < 1 || mo > 12 || day < 1 || day > daysInMonth(y, mo) || hh > 23 || mm > 59 || ss > 59)
+    return `"${value}" is not a valid dateTime`;
   let offsetMinutes: number | undefined;
   if (t[8] === 'Z') offsetMinutes = 0;
   else if (t[8]) {
@@ -100,22 +103,32 @@ export function startedMatches(started: string | undefined, v: DateValue, zone: 
     if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return false;
     const { first, last } = v.days;
     switch (v.prefix) {
-      case 'eq': return day >= first && day <= last;
-      case 'ge': return day >= first;
-      case 'gt': return day > last;
-      case 'le': return day <= last;
-      case 'lt': return day < first;
+      case 'eq':
+        return day >= first && day <= last;
+      case 'ge':
+        return day >= first;
+      case 'gt':
+        return day > last;
+      case 'le':
+        return day <= last;
+      case 'lt':
+        return day < first;
     }
   }
   const instant = startedInstant(started, zone);
   if (instant === undefined) return false;
   const { start, end } = instantRange(v.time!, zone);
   switch (v.prefix) {
-    case 'eq': return instant >= start && instant < end;
-    case 'ge': return instant >= start;
-    case 'gt': return instant >= end;
-    case 'le': return instant < end;
-    case 'lt': return instant < start;
+    case 'eq':
+      return instant >= start && instant < end;
+    case 'ge':
+      return instant >= start;
+    case 'gt':
+      return instant >= end;
+    case 'le':
+      return instant < end;
+    case 'lt':
+      return instant < start;
   }
 }
 
@@ -123,7 +136,15 @@ function startedInstant(started: string, zone: string): number | undefined {
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?$/.exec(started);
   if (!m) return undefined;
   const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
-  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), m[6] ? Number(m[6]) : 0, ms);
+  const wall = Date.UTC(
+    Number(m[1]),
+    Number(m[2]) - 1,
+    Number(m[3]),
+    Number(m[4]),
+    Number(m[5]),
+    m[6] ? Number(m[6]) : 0,
+    ms,
+  );
   if (!m[8]) return wallToInstant(wall, zone);
   if (m[8] === 'Z') return wall;
   const sign = m[8][0] === '-' ? -1 : 1;

@@ -42,7 +42,11 @@ function modalityCodings(study: ImagingStudy): Coding[] {
 export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchContext): boolean {
   switch (c.kind) {
     case 'studyUid':
-      return c.uids.some((uid) => study.id === uid || (study.identifier ?? []).some((i) => i.system === DICOM_UID_SYSTEM && i.value === `urn:oid:${uid}`));
+      return c.uids.some(
+        (uid) =>
+          study.id === uid ||
+          (study.identifier ?? []).some((i) => i.system === DICOM_UID_SYSTEM && i.value === `urn:oid:${uid}`),
+      );
     case 'identifier':
       return (study.identifier ?? []).some((i) => tokenMatches(c.token, i.system, i.value));
     case 'patientId': {

@@ -23,7 +23,12 @@ export class FhirError extends Error {
 export const badRequest = (message: string, param?: string) => new FhirError(400, 'invalid', message, param);
 export const notFound = (message: string) => new FhirError(404, 'not-found', message);
 
-export function outcome(severity: OperationOutcomeIssue['severity'], code: IssueCode, text: string, expression?: string): OperationOutcome {
+export function outcome(
+  severity: OperationOutcomeIssue['severity'],
+  code: IssueCode,
+  text: string,
+  expression?: string,
+): OperationOutcome {
   const issue: OperationOutcomeIssue = { severity, code, diagnostics: text, details: { text } };
   if (expression) issue.expression = [expression];
   return { resourceType: 'OperationOutcome', issue: [issue] };

@@ -29,23 +29,69 @@ export interface ParamDef {
 const SP = 'http://hl7.org/fhir/SearchParameter/';
 
 export const IMAGING_STUDY_PARAMS: ParamDef[] = [
-  { name: '_id', type: 'token', definition: `${SP}Resource-id`, restricting: true, documentation: 'ImagingStudy id (= Study Instance UID); several ids separated by commas (UID-list matching).' },
   {
-    name: 'identifier', type: 'token', definition: `${SP}ImagingStudy-identifier`, restricting: true,
-    documentation: 'Study Instance UID as urn:dicom:uid|urn:oid:<uid> (or urn:oid:<uid> alone), or Accession Number with or without its system; a configured Study ID system searches Study ID.',
+    name: '_id',
+    type: 'token',
+    definition: `${SP}Resource-id`,
+    restricting: true,
+    documentation: 'ImagingStudy id (= Study Instance UID); several ids separated by commas (UID-list matching).',
   },
   {
-    name: 'patient', type: 'reference', definition: `${SP}ImagingStudy-patient`, restricting: true, modifiers: ['identifier'], chains: ['identifier'],
-    documentation: 'Patient/<id> (needs api.patientIdRule), or patient:identifier=system|value / patient.identifier=system|value matching Patient ID and its issuer system.',
+    name: 'identifier',
+    type: 'token',
+    definition: `${SP}ImagingStudy-identifier`,
+    restricting: true,
+    documentation:
+      'Study Instance UID as urn:dicom:uid|urn:oid:<uid> (or urn:oid:<uid> alone), or Accession Number with or without its system; a configured Study ID system searches Study ID.',
   },
   {
-    name: 'subject', type: 'reference', definition: `${SP}ImagingStudy-subject`, restricting: true, modifiers: ['identifier'], chains: ['identifier'],
+    name: 'patient',
+    type: 'reference',
+    definition: `${SP}ImagingStudy-patient`,
+    restricting: true,
+    modifiers: ['identifier'],
+    chains: ['identifier'],
+    documentation:
+      'Patient/<id> (needs api.patientIdRule), or patient:identifier=system|value / patient.identifier=system|value matching Patient ID and its issuer system.',
+  },
+  {
+    name: 'subject',
+    type: 'reference',
+    definition: `${SP}ImagingStudy-subject`,
+    restricting: true,
+    modifiers: ['identifier'],
+    chains: ['identifier'],
     documentation: 'As patient (subjects are always Patients here).',
   },
-  { name: 'started', type: 'date', definition: `${SP}ImagingStudy-started`, restricting: true, documentation: 'eq, ge, gt, le, lt with a date (local study date) or a dateTime (instant); repeat for a range. StudyDate ranges at the PACS; exact matching on each study\'s own offset.' },
-  { name: 'modality', type: 'token', definition: `${SP}ImagingStudy-modality`, documentation: `Modality code (system ${DCM_SYSTEM} or none); one code per parameter. Not restricting on its own.` },
-  { name: 'status', type: 'token', definition: `${SP}ImagingStudy-status`, documentation: 'available or registered (the statuses the mapping produces); several separated by commas. Not restricting on its own.' },
-  { name: 'series', type: 'token', definition: `${SP}ImagingStudy-series`, restricting: true, documentation: 'Series Instance UID of a series in the study; several separated by commas. A series-level query finds the studies holding them.' },
+  {
+    name: 'started',
+    type: 'date',
+    definition: `${SP}ImagingStudy-started`,
+    restricting: true,
+    documentation:
+      "eq, ge, gt, le, lt with a date (local study date) or a dateTime (instant); repeat for a range. StudyDate ranges at the PACS; exact matching on each study's own offset.",
+  },
+  {
+    name: 'modality',
+    type: 'token',
+    definition: `${SP}ImagingStudy-modality`,
+    documentation: `Modality code (system ${DCM_SYSTEM} or none); one code per parameter. Not restricting on its own.`,
+  },
+  {
+    name: 'status',
+    type: 'token',
+    definition: `${SP}ImagingStudy-status`,
+    documentation:
+      'available or registered (the statuses the mapping produces); several separated by commas. Not restricting on its own.',
+  },
+  {
+    name: 'series',
+    type: 'token',
+    definition: `${SP}ImagingStudy-series`,
+    restricting: true,
+    documentation:
+      'Series Instance UID of a series in the study; several separated by commas. A series-level query finds the studies holding them.',
+  },
 ];
 
 export const RESULT_PARAMS: ParamDef[] = [
@@ -54,7 +100,9 @@ export const RESULT_PARAMS: ParamDef[] = [
   { name: '_cursor', type: 'string', documentation: 'Paging position, as given in next/previous links.' },
 ];
 
-export const ENDPOINT_PARAMS: ParamDef[] = [{ name: '_id', type: 'token', definition: `${SP}Resource-id`, documentation: 'Endpoint id (pacs-<source id>).' }];
+export const ENDPOINT_PARAMS: ParamDef[] = [
+  { name: '_id', type: 'token', definition: `${SP}Resource-id`, documentation: 'Endpoint id (pacs-<source id>).' },
+];
 
 export const INCLUDE_VALUES = ['ImagingStudy:endpoint'];
 
@@ -106,20 +154,24 @@ export function isUidLike(s: string): boolean {
 function checkCommon(name: string, value: string, maxLength: number): void {
   if (value === '') throw badRequest(`Parameter "${name}" has an empty value; empty values are not accepted.`, name);
   if (/[\r\n]/.test(value)) throw badRequest(`Parameter "${name}" contains a line break.`, name);
-  if (/[*?]/.test(value)) throw badRequest(`Parameter "${name}" contains "*" or "?"; wildcards are not accepted.`, name);
-  if (value.includes('\\')) throw badRequest(`Parameter "${name}" contains "\\", which DICOM reads as a value separator.`, name);
+  if (/[*?]/.test(value))
+    throw badRequest(`Parameter "${name}" contains "*" or "?"; wildcards are not accepted.`, name);
+  if (value.includes('\\'))
+    throw badRequest(`Parameter "${name}" contains "\\", which DICOM reads as a value separator.`, name);
   if (FORBIDDEN.test(value)) throw badRequest(`Parameter "${name}" contains a control character.`, name);
   if (value.length > maxLength) throw badRequest(`Parameter "${name}" is longer than ${maxLength} characters.`, name);
 }
 
 function splitOr(name: string, value: string): string[] {
   const parts = value.split(',');
-  if (parts.some((p) => p === '')) throw badRequest(`Parameter "${name}" has an empty value in its comma-separated list.`, name);
+  if (parts.some((p) => p === ''))
+    throw badRequest(`Parameter "${name}" has an empty value in its comma-separated list.`, name);
   return parts;
 }
 
 function single(name: string, value: string): string {
-  if (value.includes(',')) throw badRequest(`Parameter "${name}" takes one value per parameter (no comma-separated list).`, name);
+  if (value.includes(','))
+    throw badRequest(`Parameter "${name}" takes one value per parameter (no comma-separated list).`, name);
   return value;
 }
 
@@ -128,20 +180,26 @@ function parseToken(name: string, raw: string): TokenValue {
   if (bar < 0) return { value: raw };
   const system = raw.slice(0, bar);
   const value = raw.slice(bar + 1);
-  if (value === '') throw badRequest(`Parameter "${name}" has a system but no value; searching by system alone is not supported.`, name);
+  if (value === '')
+    throw badRequest(
+      `Parameter "${name}" has a system but no value; searching by system alone is not supported.`,
+      name,
+    );
   if (value.includes('|')) throw badRequest(`Parameter "${name}" has more than one "|".`, name);
   return system === '' ? { system: '', value } : { system, value };
 }
 
 function requireUid(name: string, uid: string, what: string): string {
-  if (!isUidLike(uid)) throw badRequest(`Parameter "${name}": "${uid}" is not a ${what} (digits and dots, at most 64 characters).`, name);
+  if (!isUidLike(uid))
+    throw badRequest(`Parameter "${name}": "${uid}" is not a ${what} (digits and dots, at most 64 characters).`, name);
   return uid;
 }
 
 /** DICOM SH/LO values (accession numbers, patient ids) in matching: no separators or wildcards. */
 function requireDicomString(name: string, value: string, max: number, what: string): string {
   if (value.length > max) throw badRequest(`Parameter "${name}": a ${what} has at most ${max} characters.`, name);
-  if (/^\s|\s$/.test(value)) throw badRequest(`Parameter "${name}": leading or trailing spaces are not accepted.`, name);
+  if (/^\s|\s$/.test(value))
+    throw badRequest(`Parameter "${name}": leading or trailing spaces are not accepted.`, name);
   return value;
 }
 
@@ -149,7 +207,8 @@ function parseIdentifier(name: string, raw: string): Criterion {
   const token = parseToken(name, single(name, raw));
   const isUidSystem = token.system === DICOM_UID_SYSTEM;
   if (isUidSystem || (token.system === undefined && token.value.startsWith('urn:oid:'))) {
-    if (!token.value.startsWith('urn:oid:')) throw badRequest(`Parameter "${name}": Study Instance UIDs are written urn:dicom:uid|urn:oid:<uid>.`, name);
+    if (!token.value.startsWith('urn:oid:'))
+      throw badRequest(`Parameter "${name}": Study Instance UIDs are written urn:dicom:uid|urn:oid:<uid>.`, name);
     return { param: name, kind: 'studyUid', uids: [requireUid(name, token.value.slice(8), 'Study Instance UID')] };
   }
   requireDicomString(name, token.value, 64, 'identifier value');
@@ -168,8 +227,18 @@ function parsePatient(name: string, base: string, suffix: string | undefined, ra
   const id = ref[1];
   if (!FHIR_ID_RE.test(id)) throw badRequest(`Parameter "${base}": "${id}" is not a valid Patient id.`, name);
   const rule = o.patientIdRule;
-  if (!rule) throw new FhirError(400, 'not-supported', `Parameter "${base}": searching by Patient id needs a configured Patient id rule (api.patientIdRule); use ${base}:identifier=system|value.`, name);
-  if (!id.startsWith(rule.prefix) || !id.endsWith(rule.suffix) || id.length <= rule.prefix.length + rule.suffix.length) {
+  if (!rule)
+    throw new FhirError(
+      400,
+      'not-supported',
+      `Parameter "${base}": searching by Patient id needs a configured Patient id rule (api.patientIdRule); use ${base}:identifier=system|value.`,
+      name,
+    );
+  if (
+    !id.startsWith(rule.prefix) ||
+    !id.endsWith(rule.suffix) ||
+    id.length <= rule.prefix.length + rule.suffix.length
+  ) {
     throw badRequest(`Parameter "${base}": Patient id "${id}" does not follow this server's Patient id rule.`, name);
   }
   const patientId = id.slice(rule.prefix.length, id.length - rule.suffix.length);
@@ -190,7 +259,14 @@ export function wantsStrict(prefer: string | undefined): boolean {
 
 /** ImagingStudy search: query pairs as received → criteria, page and self-link parameters. */
 export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptions): ParsedSearch {
-  const out: ParsedSearch = { criteria: [], count: o.defaultCount, summaryCount: false, includeEndpoint: false, used: [], ignored: [] };
+  const out: ParsedSearch = {
+    criteria: [],
+    count: o.defaultCount,
+    summaryCount: false,
+    includeEndpoint: false,
+    used: [],
+    ignored: [],
+  };
   const known = new Map([...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS].map((p) => [p.name, p]));
   let countGiven = false;
   for (const [name, value] of pairs) {
@@ -198,7 +274,8 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
     const def = name === '_include' ? undefined : known.get(base);
     if (name === '_include') {
       checkCommon(name, value, o.maxValueLength);
-      if (!INCLUDE_VALUES.includes(value)) throw badRequest(`_include=${value} is not supported (supported: ${INCLUDE_VALUES.join(', ')}).`, name);
+      if (!INCLUDE_VALUES.includes(value))
+        throw badRequest(`_include=${value} is not supported (supported: ${INCLUDE_VALUES.join(', ')}).`, name);
       out.includeEndpoint = true;
       out.used.push([name, value]);
       continue;
@@ -209,10 +286,12 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
       continue;
     }
     const suffix = modifier ?? chain;
-    if (modifier && chain) throw badRequest(`Parameter "${name}" combines a modifier and a chain, which is not supported.`, name);
+    if (modifier && chain)
+      throw badRequest(`Parameter "${name}" combines a modifier and a chain, which is not supported.`, name);
     if (suffix !== undefined) {
       const allowed = modifier ? def.modifiers : def.chains;
-      if (!allowed?.includes(suffix)) throw badRequest(`Parameter "${name}": ${modifier ? 'modifier' : 'chain'} "${suffix}" is not supported.`, name);
+      if (!allowed?.includes(suffix))
+        throw badRequest(`Parameter "${name}": ${modifier ? 'modifier' : 'chain'} "${suffix}" is not supported.`, name);
     }
     checkCommon(name, value, o.maxValueLength);
     switch (base) {
@@ -237,14 +316,22 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
       }
       case 'modality': {
         const token = parseToken(name, single(name, value));
-        if (!CS_RE.test(token.value)) throw badRequest(`Parameter "modality": "${token.value}" is not a DICOM modality code (upper-case letters and digits, at most 16).`, name);
+        if (!CS_RE.test(token.value))
+          throw badRequest(
+            `Parameter "modality": "${token.value}" is not a DICOM modality code (upper-case letters and digits, at most 16).`,
+            name,
+          );
         out.criteria.push({ param: name, kind: 'modality', token });
         break;
       }
       case 'status': {
         const statuses = splitOr(name, value);
         for (const s of statuses) {
-          if (!(IMAGING_STUDY_STATUSES as readonly string[]).includes(s)) throw badRequest(`Parameter "status": "${s}" is not an ImagingStudy status (${IMAGING_STUDY_STATUSES.join(', ')}).`, name);
+          if (!(IMAGING_STUDY_STATUSES as readonly string[]).includes(s))
+            throw badRequest(
+              `Parameter "status": "${s}" is not an ImagingStudy status (${IMAGING_STUDY_STATUSES.join(', ')}).`,
+              name,
+            );
         }
         out.criteria.push({ param: name, kind: 'status', statuses });
         break;
@@ -256,14 +343,16 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
         break;
       }
       case '_count': {
-        if (!/^\d{1,6}$/.test(value) || Number(value) < 1) throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
+        if (!/^\d{1,6}$/.test(value) || Number(value) < 1)
+          throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
         if (countGiven) throw badRequest('_count is given twice.', name);
         countGiven = true;
         out.count = Math.min(Number(value), o.maxCount);
         continue; // self link carries the effective _count, added below
       }
       case '_summary':
-        if (value !== 'count' && value !== 'false') throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
+        if (value !== 'count' && value !== 'false')
+          throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
         out.summaryCount = value === 'count';
         break;
       case '_cursor':
@@ -278,22 +367,34 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
 }
 
 /** Endpoint search: the configured sources' Endpoints, optionally by id. */
-export function parseEndpointSearch(pairs: [string, string][], o: ParseOptions): { ids?: string[]; count: number; summaryCount: boolean; used: [string, string][]; ignored: string[] } {
-  const out = { ids: undefined as string[] | undefined, count: o.defaultCount, summaryCount: false, used: [] as [string, string][], ignored: [] as string[] };
+export function parseEndpointSearch(
+  pairs: [string, string][],
+  o: ParseOptions,
+): { ids?: string[]; count: number; summaryCount: boolean; used: [string, string][]; ignored: string[] } {
+  const out = {
+    ids: undefined as string[] | undefined,
+    count: o.defaultCount,
+    summaryCount: false,
+    used: [] as [string, string][],
+    ignored: [] as string[],
+  };
   for (const [name, value] of pairs) {
     if (name === '_id') {
       checkCommon(name, value, o.maxValueLength);
       const ids = splitOr(name, value);
-      for (const id of ids) if (!FHIR_ID_RE.test(id)) throw badRequest(`Parameter "_id": "${id}" is not a valid id.`, name);
+      for (const id of ids)
+        if (!FHIR_ID_RE.test(id)) throw badRequest(`Parameter "_id": "${id}" is not a valid id.`, name);
       out.ids = out.ids ? out.ids.filter((i) => ids.includes(i)) : ids;
       out.used.push([name, value]);
     } else if (name === '_count') {
       checkCommon(name, value, o.maxValueLength);
-      if (!/^\d{1,6}$/.test(value) || Number(value) < 1) throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
+      if (!/^\d{1,6}$/.test(value) || Number(value) < 1)
+        throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
       out.count = Math.min(Number(value), o.maxCount);
     } else if (name === '_summary') {
       checkCommon(name, value, o.maxValueLength);
-      if (value !== 'count' && value !== 'false') throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
+      if (value !== 'count' && value !== 'false')
+        throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
       out.summaryCount = value === 'count';
       out.used.push([name, value]);
     } else {
@@ -312,7 +413,10 @@ export function isRestricted(criteria: Criterion[]): boolean {
 
 /** Valid ImagingStudy id for a read: ids are Study Instance UIDs. */
 export function parseStudyId(id: string): string {
-  if (id === '' || id.length > 64 || !UID_RE.test(id)) throw badRequest(`"${id.slice(0, 80)}" is not an ImagingStudy id on this server (ids are Study Instance UIDs: digits and dots, at most 64 characters).`);
+  if (id === '' || id.length > 64 || !UID_RE.test(id))
+    throw badRequest(
+      `"${id.slice(0, 80)}" is not an ImagingStudy id on this server (ids are Study Instance UIDs: digits and dots, at most 64 characters).`,
+    );
   return id;
 }
 

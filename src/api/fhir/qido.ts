@@ -26,7 +26,10 @@ export function studyUidSet(criteria: Criterion[]): string[] | undefined {
   return set;
 }
 
-export function qidoPlanFor(criteria: Criterion[], source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'>): QidoPlan | null {
+export function qidoPlanFor(
+  criteria: Criterion[],
+  source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'>,
+): QidoPlan | null {
   const match: QidoMatch = {};
   // AND of two different exact values for one attribute can match no study.
   const put = (key: string, value: string): boolean => {

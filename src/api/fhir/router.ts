@@ -16,7 +16,18 @@ import { searchBundle } from './bundle';
 import { capabilityStatement } from './capability';
 import { decodeCursor, previousCursor } from './cursor';
 import { FhirError, outcome, outcomeOf } from './outcome';
-import { ENDPOINT_PARAMS, IMAGING_STUDY_PARAMS, isRestricted, parseEndpointId, RESULT_PARAMS, parseEndpointSearch, parseImagingStudySearch, parseStudyId, wantsStrict, type ParseOptions } from './params';
+import {
+  ENDPOINT_PARAMS,
+  IMAGING_STUDY_PARAMS,
+  isRestricted,
+  parseEndpointId,
+  RESULT_PARAMS,
+  parseEndpointSearch,
+  parseImagingStudySearch,
+  parseStudyId,
+  wantsStrict,
+  type ParseOptions,
+} from './params';
 import { StudyService, type ApiSource, type StudyStore } from './studies';
 
 export interface FhirDeps {
@@ -43,11 +54,18 @@ interface Locals {
 const locals = (res: Response) => res.locals as Locals;
 
 function sendFhir(res: Response, status: number, body: Resource | string | Buffer): void {
-  res.status(status).type(FHIR_JSON).send(typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
+  res
+    .status(status)
+    .type(FHIR_JSON)
+    .send(typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
 }
 
 const KNOWN_NAMES = new Set([
-  ...[...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS, ...ENDPOINT_PARAMS].flatMap((p) => [p.name, ...(p.modifiers ?? []).map((m) => `${p.name}:${m}`), ...(p.chains ?? []).map((c) => `${p.name}.${c}`)]),
+  ...[...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS, ...ENDPOINT_PARAMS].flatMap((p) => [
+    p.name,
+    ...(p.modifiers ?? []).map((m) => `${p.name}:${m}`),
+    ...(p.chains ?? []).map((c) => `${p.name}.${c}`),
+  ]),
   '_include',
 ]);
 
@@ -72,7 +90,8 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
   const router = express.Router() as FhirRouter;
   router.service = service;
 
-  if (cfg.auth.type === 'apiKey' && cfg.auth.keys.length === 0) log.warn('api.auth is apiKey with no keys configured: every FHIR request will be refused');
+  if (cfg.auth.type === 'apiKey' && cfg.auth.keys.length === 0)
+    log.warn('api.auth is apiKey with no keys configured: every FHIR request will be refused');
   if (cfg.auth.type === 'none') log.warn('api.auth is "none": the FHIR API is open to anyone who can reach it');
 
   const parseOptions = (req: Request): ParseOptions => ({
@@ -82,7 +101,8 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     strict: wantsStrict(req.get('prefer')),
     patientIdRule: cfg.patientIdRule,
   });
-  const baseOf = (req: Request) => (cfg.baseUrl ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`).replace(/\/+$/, '');
+  const baseOf = (req: Request) =>
+    (cfg.baseUrl ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`).replace(/\/+$/, '');
 
   // Audit first, so refused requests are recorded too.
   router.use((req, res, next) => {
@@ -105,7 +125,13 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
 
   if (cfg.cors.enabled) {
     const any = cfg.cors.origins.includes('*');
-    router.use(cors({ origin: any ? '*' : cfg.cors.origins, methods: ['GET', 'HEAD', 'OPTIONS'], allowedHeaders: ['Authorization', 'X-API-Key', 'Prefer', 'Content-Type', 'Accept'] }));
+    router.use(
+      cors({
+        origin: any ? '*' : cfg.cors.origins,
+        methods: ['GET', 'HEAD', 'OPTIONS'],
+        allowedHeaders: ['Authorization', 'X-API-Key', 'Prefer', 'Content-Type', 'Accept'],
+      }),
+    );
   }
 
   router.get('/metadata', (req, res) => {
@@ -114,19 +140,19 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
   });
 
   // Access control: every route below needs an authenticated client.
-  const anonymous: Principal = Object.freeze({ client: 'anonymous', scopes: Object.freeze(['system/*.read']) as string[] });
+  const anonymous: Principal = Object.freeze({
+    client: 'anonymous',
+    scopes: Object.freeze(['system/*.read']) as string[],
+  });
   router.use((req, res, next) => {
     if (!authenticate) {
       locals(res).principal = anonymous;
       return next();
     }
-    authenticate(req.headers as never).then(
-      (principal) => {
-        locals(res).principal = principal;
-        next();
-      },
-      next,
-    );
+    authenticate(req.headers as never).then((principal) => {
+      locals(res).principal = principal;
+      next();
+    }, next);
   });
 
   if (cfg.rateLimit.enabled) {
@@ -138,7 +164,8 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
         legacyHeaders: false,
         // Per client when clients authenticate; per address when access control is off.
         keyGenerator: (req, res) => (authenticate ? `client:${locals(res).principal!.client}` : `ip:${req.ip}`),
-        handler: (_req, res) => sendFhir(res, 429, outcome('error', 'throttled', 'Too many requests; slow down and retry later.')),
+        handler: (_req, res) =>
+          sendFhir(res, 429, outcome('error', 'throttled', 'Too many requests; slow down and retry later.')),
         validate: false,
       }),
     );
@@ -147,7 +174,11 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
   const requireScope = (res: Response, resourceType: string, interaction: 'read' | 'search') => {
     const p = locals(res).principal!;
     if (!scopeAllows(p.scopes, resourceType, interaction)) {
-      throw new FhirError(403, 'forbidden', `This client's scopes do not allow ${interaction} of ${resourceType} (needs e.g. system/${resourceType}.read).`);
+      throw new FhirError(
+        403,
+        'forbidden',
+        `This client's scopes do not allow ${interaction} of ${resourceType} (needs e.g. system/${resourceType}.read).`,
+      );
     }
   };
 
@@ -190,13 +221,28 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
     const restricted = isRestricted(parsed.criteria);
     if (!restricted && !cfg.allowUnrestrictedSearch) {
-      throw new FhirError(400, 'too-costly', 'A search needs at least one restricting parameter (_id, identifier, patient, subject, started or series); this server does not list the whole PACS.');
+      throw new FhirError(
+        400,
+        'too-costly',
+        'A search needs at least one restricting parameter (_id, identifier, patient, subject, started or series); this server does not list the whole PACS.',
+      );
     }
     const base = baseOf(req);
     if (parsed.summaryCount) {
       const total = await service.count(parsed.criteria);
       a.count = total;
-      sendFhir(res, 200, searchBundle({ base, resourceType: 'ImagingStudy', used: parsed.used, count: parsed.count, matches: [], total }));
+      sendFhir(
+        res,
+        200,
+        searchBundle({
+          base,
+          resourceType: 'ImagingStudy',
+          used: parsed.used,
+          count: parsed.count,
+          matches: [],
+          total,
+        }),
+      );
       return;
     }
     const cursor = decodeCursor(parsed.cursor, service.sourceCount);
@@ -219,7 +265,12 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
         problems: page.problems,
       }),
     );
-    service.rendered?.set(renderedKey, { body: Buffer.from(body), params: a.params, count: a.count, includeEndpoint: parsed.includeEndpoint });
+    service.rendered?.set(renderedKey, {
+      body: Buffer.from(body),
+      params: a.params,
+      count: a.count,
+      includeEndpoint: parsed.includeEndpoint,
+    });
     sendFhir(res, 200, body);
   });
 
@@ -242,17 +293,43 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     a.count = all.length;
     const base = baseOf(req);
     if (parsed.summaryCount) {
-      sendFhir(res, 200, searchBundle({ base, resourceType: 'Endpoint', used: parsed.used, count: parsed.count, matches: [], total: all.length }));
+      sendFhir(
+        res,
+        200,
+        searchBundle({
+          base,
+          resourceType: 'Endpoint',
+          used: parsed.used,
+          count: parsed.count,
+          matches: [],
+          total: all.length,
+        }),
+      );
       return;
     }
     // Endpoints are one per source: a page always holds them all unless _count is smaller.
-    sendFhir(res, 200, searchBundle({ base, resourceType: 'Endpoint', used: parsed.used, count: parsed.count, matches: all.slice(0, parsed.count), total: all.length }));
+    sendFhir(
+      res,
+      200,
+      searchBundle({
+        base,
+        resourceType: 'Endpoint',
+        used: parsed.used,
+        count: parsed.count,
+        matches: all.slice(0, parsed.count),
+        total: all.length,
+      }),
+    );
   });
 
   router.all('/{*rest}', (req, _res, next) => {
     const type = req.path.split('/')[1] ?? '';
     if (req.method !== 'GET' && req.method !== 'HEAD' && ['ImagingStudy', 'Endpoint', 'metadata'].includes(type)) {
-      next(new FhirError(405, 'not-supported', `${req.method} is not supported; this server is read-only.`, undefined, { Allow: 'GET' }));
+      next(
+        new FhirError(405, 'not-supported', `${req.method} is not supported; this server is read-only.`, undefined, {
+          Allow: 'GET',
+        }),
+      );
       return;
     }
     next(new FhirError(404, 'not-supported', `This server serves ImagingStudy and Endpoint only.`));

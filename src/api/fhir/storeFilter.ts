@@ -9,7 +9,12 @@ import type { Criterion } from './params';
 
 /** The filter for one source, or null when no study can match (an empty date range). */
 export function storeFilterFor(criteria: Criterion[], sourceId: string, zone: string): StudyIndexFilter | null {
-  const f: Required<Pick<StudyIndexFilter, 'tokens' | 'instant' | 'statuses'>> & StudyIndexFilter = { sourceId, tokens: [], instant: [], statuses: [] };
+  const f: Required<Pick<StudyIndexFilter, 'tokens' | 'instant' | 'statuses'>> & StudyIndexFilter = {
+    sourceId,
+    tokens: [],
+    instant: [],
+    statuses: [],
+  };
   const dates: DateValue[] = [];
   for (const c of criteria) {
     switch (c.kind) {
@@ -47,7 +52,9 @@ export function storeFilterFor(criteria: Criterion[], sourceId: string, zone: st
     const range = qidoDateRange(dates, zone);
     if (!range) return null;
     if (range.StudyDate) {
-      const [from, to] = range.StudyDate.includes('-') ? range.StudyDate.split('-') : [range.StudyDate, range.StudyDate];
+      const [from, to] = range.StudyDate.includes('-')
+        ? range.StudyDate.split('-')
+        : [range.StudyDate, range.StudyDate];
       if (from) f.dayFrom = from;
       if (to) f.dayTo = to;
     }
@@ -59,10 +66,15 @@ export function storeFilterFor(criteria: Criterion[], sourceId: string, zone: st
 function instantBounds(v: DateValue, zone: string): { from?: number; to?: number } {
   const { start, end } = instantRange(v.time!, zone);
   switch (v.prefix) {
-    case 'eq': return { from: start, to: end };
-    case 'ge': return { from: start };
-    case 'gt': return { from: end };
-    case 'le': return { to: end };
-    case 'lt': return { to: start };
+    case 'eq':
+      return { from: start, to: end };
+    case 'ge':
+      return { from: start };
+    case 'gt':
+      return { from: end };
+    case 'le':
+      return { to: end };
+    case 'lt':
+      return { to: start };
   }
 }

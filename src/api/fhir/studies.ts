@@ -63,8 +63,13 @@ export function pacsFailure(err: unknown, sourceId: string): FhirError {
   if (err instanceof FhirError) return err;
   if (err instanceof PacsError) {
     if (err.kind === 'timeout') return new FhirError(504, 'timeout', `The PACS "${sourceId}" did not answer in time.`);
-    if (err.kind === 'auth') return new FhirError(502, 'exception', `The PACS "${sourceId}" refused this server's credentials.`);
-    return new FhirError(502, 'transient', `The PACS "${sourceId}" could not be queried${err.status ? ` (it answered HTTP ${err.status})` : ''}.`);
+    if (err.kind === 'auth')
+      return new FhirError(502, 'exception', `The PACS "${sourceId}" refused this server's credentials.`);
+    return new FhirError(
+      502,
+      'transient',
+      `The PACS "${sourceId}" could not be queried${err.status ? ` (it answered HTTP ${err.status})` : ''}.`,
+    );
   }
   return new FhirError(502, 'exception', `The PACS "${sourceId}" could not be queried.`);
 }
@@ -121,13 +126,34 @@ export class StudyService {
       return s;
     });
     const c = cfg.cache;
-    this.pages = new AnswerCache({ enabled: c.enabled, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: c.dedupe });
-    this.reads = new AnswerCache({ enabled: c.enabled, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: c.dedupe });
-    this.counts = new AnswerCache({ enabled: c.enabled, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: c.dedupe });
-    this.studies = new AnswerCache({ enabled: c.enabled, ttlSeconds: c.studyTtlSeconds, maxKeys: c.maxKeys, dedupe: c.dedupe });
+    this.pages = new AnswerCache({
+      enabled: c.enabled,
+      ttlSeconds: c.ttlSeconds,
+      maxKeys: c.maxKeys,
+      dedupe: c.dedupe,
+    });
+    this.reads = new AnswerCache({
+      enabled: c.enabled,
+      ttlSeconds: c.ttlSeconds,
+      maxKeys: c.maxKeys,
+      dedupe: c.dedupe,
+    });
+    this.counts = new AnswerCache({
+      enabled: c.enabled,
+      ttlSeconds: c.ttlSeconds,
+      maxKeys: c.maxKeys,
+      dedupe: c.dedupe,
+    });
+    this.studies = new AnswerCache({
+      enabled: c.enabled,
+      ttlSeconds: c.studyTtlSeconds,
+      maxKeys: c.maxKeys,
+      dedupe: c.dedupe,
+    });
     this.detailBatches = new AnswerCache({ enabled: false, ttlSeconds: 1, maxKeys: 10, dedupe: c.dedupe });
     // Live mode only: the store changes under a store-mode search.
-    if (cfg.mode === 'live' && c.enabled) this.rendered = new AnswerCache({ enabled: true, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: false });
+    if (cfg.mode === 'live' && c.enabled)
+      this.rendered = new AnswerCache({ enabled: true, ttlSeconds: c.ttlSeconds, maxKeys: c.maxKeys, dedupe: false });
   }
 
   /** The lookup caches by metrics label (`api-responses`: repeated searches answered as rendered). */
@@ -190,7 +216,12 @@ export class StudyService {
       const row = rows.find((r) => uidOf(r) === studyUid);
       if (!row) continue;
       const mapped = await this.mapPage(src, [row], true);
-      if (mapped.problems.length) throw new FhirError(500, 'processing', mapped.problems[0].diagnostics ?? 'The study cannot be represented as an ImagingStudy.');
+      if (mapped.problems.length)
+        throw new FhirError(
+          500,
+          'processing',
+          mapped.problems[0].diagnostics ?? 'The study cannot be represented as an ImagingStudy.',
+        );
       const resource = mapped.resources[0];
       return resource ? { sourceId: src.config.id, resource } : null;
     }
@@ -231,7 +262,7 @@ export class StudyService {
     const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
     const out: ImagingStudy[] = [];
     if (!filter) return out;
-    for (let after: string | undefined; out.length < stopAfter; ) {
+    for (let after: string | undefined; out.length < stopAfter;) {
       const batch = this.store!.searchImagingStudies(filter, { after, limit: STORE_BATCH });
       for (const stored of batch) {
         const r = stripStoreMeta(stored);
@@ -254,9 +285,11 @@ export class StudyService {
       // One match beyond the page tells whether another follows; fewer means the source's full length.
       const all = this.storeMatches(src, req.criteria, offset + need + 1);
       studies.push(...all.slice(offset, offset + need).map((resource) => ({ sourceId: src.config.id, resource })));
-      if (all.length > offset + need) return { studies, next: { source: i, offset: offset + need, lengths }, problems: [] };
+      if (all.length > offset + need)
+        return { studies, next: { source: i, offset: offset + need, lengths }, problems: [] };
       lengths.push(all.length);
-      if (studies.length >= req.count && i + 1 < this.searchSources.length) return { studies, next: { source: i + 1, offset: 0, lengths }, problems: [] };
+      if (studies.length >= req.count && i + 1 < this.searchSources.length)
+        return { studies, next: { source: i + 1, offset: 0, lengths }, problems: [] };
     }
     return { studies, problems: [] };
   }
@@ -274,7 +307,11 @@ export class StudyService {
       let rows: DicomDataset[];
       try {
         // A series belongs to one study; twice the UIDs leaves room for a PACS holding duplicates.
-        const answers = await Promise.all(groups.map((g) => src.pacs.searchSeries({ SeriesInstanceUID: g.join(',') }, { limit: g.length * 2, offset: 0 })));
+        const answers = await Promise.all(
+          groups.map((g) =>
+            src.pacs.searchSeries({ SeriesInstanceUID: g.join(',') }, { limit: g.length * 2, offset: 0 }),
+          ),
+        );
         rows = answers.flat();
       } catch (err) {
         throw this.failed(err, src);
@@ -300,7 +337,11 @@ export class StudyService {
         continue;
       }
       if (plan.uidList && !(await this.uidListSupported(src))) {
-        throw new FhirError(400, 'not-supported', `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`);
+        throw new FhirError(
+          400,
+          'not-supported',
+          `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
+        );
       }
       const need = req.count - taken;
       // One more than needed tells whether another page follows, without a count query.
@@ -342,7 +383,11 @@ export class StudyService {
       const plan = qidoPlanFor(c, src.config);
       if (!plan) continue;
       if (plan.uidList && !(await this.uidListSupported(src))) {
-        throw new FhirError(400, 'not-supported', `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`);
+        throw new FhirError(
+          400,
+          'not-supported',
+          `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
+        );
       }
       const ctx = { zone: src.config.defaultTimezone, studyLevelOnly: true };
       const size = src.config.pageSize;
@@ -355,7 +400,11 @@ export class StudyService {
         }
         scanned += rows.length;
         if (scanned > this.cfg.maxCountScan) {
-          throw new FhirError(400, 'too-costly', `More than ${this.cfg.maxCountScan} studies would have to be counted; narrow the search.`);
+          throw new FhirError(
+            400,
+            'too-costly',
+            `More than ${this.cfg.maxCountScan} studies would have to be counted; narrow the search.`,
+          );
         }
         for (const row of rows) {
           const r = mapStudy({ study: row, series: [], instances: [] }, src.config);
@@ -379,11 +428,20 @@ export class StudyService {
    * Maps study rows with their series (and instances): cached studies are reused, the rest fetched
    * in one batched detail call. Results keep the rows' order.
    */
-  private async mapPage(src: ApiSource, rows: DicomDataset[], instances: boolean): Promise<{ resources: ImagingStudy[]; problems: OperationOutcomeIssue[] }> {
+  private async mapPage(
+    src: ApiSource,
+    rows: DicomDataset[],
+    instances: boolean,
+  ): Promise<{ resources: ImagingStudy[]; problems: OperationOutcomeIssue[] }> {
     const keyOf = (uid: string) => `study|${src.config.id}|${uid}|${instances ? 'i' : 's'}`;
     const problems: OperationOutcomeIssue[] = [];
     const entries = rows.map((row) => ({ row, uid: uidOf(row) }));
-    if (entries.some((e) => !e.uid)) problems.push({ severity: 'warning', code: 'processing', diagnostics: 'The PACS returned a study without a Study Instance UID; it is left out.' });
+    if (entries.some((e) => !e.uid))
+      problems.push({
+        severity: 'warning',
+        code: 'processing',
+        diagnostics: 'The PACS returned a study without a Study Instance UID; it is left out.',
+      });
     const found = new Map<string, ImagingStudy>();
     const missing: { row: DicomDataset; uid: string }[] = [];
     for (const e of entries) {
@@ -395,31 +453,38 @@ export class StudyService {
     if (missing.length) {
       const uids = missing.map((m) => m.uid);
       // Identical concurrent pages share one detail fetch.
-      const mapped = await this.detailBatches.getOrLoad(`details|${src.config.id}|${instances}|${uids.join(',')}`, async () => {
-        let details;
-        try {
-          details = await src.pacs.studyDetails(uids, { instances });
-        } catch (err) {
-          throw this.failed(err, src);
-        }
-        const out = new Map<string, ImagingStudy | string>();
-        for (const m of missing) {
-          const d = details.get(m.uid) ?? { series: [], instances: [] };
-          const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);
-          if (result.ok) out.set(m.uid, result.imagingStudy);
-          else {
-            this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: result.error.code }, 'study cannot be mapped');
-            out.set(m.uid, result.error.message);
+      const mapped = await this.detailBatches.getOrLoad(
+        `details|${src.config.id}|${instances}|${uids.join(',')}`,
+        async () => {
+          let details;
+          try {
+            details = await src.pacs.studyDetails(uids, { instances });
+          } catch (err) {
+            throw this.failed(err, src);
           }
-        }
-        return out;
-      });
+          const out = new Map<string, ImagingStudy | string>();
+          for (const m of missing) {
+            const d = details.get(m.uid) ?? { series: [], instances: [] };
+            const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);
+            if (result.ok) out.set(m.uid, result.imagingStudy);
+            else {
+              this.log.warn(
+                { sourceId: src.config.id, studyUid: m.uid, code: result.error.code },
+                'study cannot be mapped',
+              );
+              out.set(m.uid, result.error.message);
+            }
+          }
+          return out;
+        },
+      );
       for (const m of missing) {
         const r = mapped.get(m.uid);
         if (typeof r === 'object') {
           found.set(m.uid, r);
           this.studies.set(keyOf(m.uid), r);
-        } else problems.push({ severity: 'warning', code: 'processing', diagnostics: r ?? `Study ${m.uid}: no result` });
+        } else
+          problems.push({ severity: 'warning', code: 'processing', diagnostics: r ?? `Study ${m.uid}: no result` });
       }
     }
     const resources = entries.flatMap((e) => (e.uid && found.has(e.uid) ? [found.get(e.uid)!] : []));
@@ -435,4 +500,3 @@ export class StudyService {
     return f;
   }
 }
-

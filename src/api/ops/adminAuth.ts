@@ -10,16 +10,27 @@ import { escapeHtml } from './format';
 /** Granted to API keys (`api.auth.keys[].scopes`) or carried by tokens that may run admin actions. */
 export const ADMIN_SCOPE = 'bridge/admin';
 
-export function adminAuth(authenticate: Authenticator | undefined, requiredScope: string = ADMIN_SCOPE): RequestHandler {
+export function adminAuth(
+  authenticate: Authenticator | undefined,
+  requiredScope: string = ADMIN_SCOPE,
+): RequestHandler {
   return async (req, res, next) => {
     if (!authenticate) return next();
     const deny = (status: number, text: string, headers: Record<string, string> = {}) => {
       res.status(status).set(headers);
       if (req.is('application/json') || req.accepts(['html', 'json']) === 'json') res.json({ error: text });
-      else res.type('html').send(`<!doctype html><meta charset="utf-8"><title>Not allowed</title><p>${escapeHtml(text)}</p><p><a href="../status">Back to the status page</a></p>`);
+      else
+        res
+          .type('html')
+          .send(
+            `<!doctype html><meta charset="utf-8"><title>Not allowed</title><p>${escapeHtml(text)}</p><p><a href="../status">Back to the status page</a></p>`,
+          );
     };
     try {
-      const principal = await authenticate({ authorization: req.get('authorization'), 'x-api-key': req.get('x-api-key') });
+      const principal = await authenticate({
+        authorization: req.get('authorization'),
+        'x-api-key': req.get('x-api-key'),
+      });
       if (!principal.scopes.includes(requiredScope)) {
         return deny(403, `Client "${principal.client}" lacks the "${requiredScope}" scope this action needs.`);
       }

@@ -19,7 +19,23 @@ export function niceMax(value: number): number {
 
 /** A round lag-axis maximum: a whole number of minutes, hours or days at or above the largest lag. */
 export function niceLagMax(seconds: number): number {
-  const steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400];
+  const steps = [
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    2 * 86400,
+    7 * 86400,
+    30 * 86400,
+  ];
   return steps.find((s) => s >= seconds) ?? Math.ceil(seconds / 86400) * 86400;
 }
 
@@ -45,7 +61,11 @@ export function runChartSvg(points: RunLagPoint[], caption: string): string {
     .join('');
 
   const lagPoints = points
-    .map((p, i) => (p.lagSeconds === undefined ? undefined : `${(PAD.left + (i + 0.5) * slot).toFixed(1)},${y(p.lagSeconds, maxLag).toFixed(1)}`))
+    .map((p, i) =>
+      p.lagSeconds === undefined
+        ? undefined
+        : `${(PAD.left + (i + 0.5) * slot).toFixed(1)},${y(p.lagSeconds, maxLag).toFixed(1)}`,
+    )
     .filter(Boolean);
   const lagLine = lagPoints.length > 1 ? `<polyline class="lag" points="${lagPoints.join(' ')}"/>` : '';
   const lagDots = points
@@ -65,7 +85,9 @@ export function runChartSvg(points: RunLagPoint[], caption: string): string {
     `<text class="legend" x="${PAD.left}" y="${H - 6}">■ studies written per run</text>`,
     `<text class="legend lag-legend" x="${W - PAD.right}" y="${H - 6}" text-anchor="end">● sync lag after run</text>`,
   ].join('');
-  const empty = points.length ? '' : `<text class="tick" x="${W / 2}" y="${H / 2}" text-anchor="middle">no runs yet</text>`;
+  const empty = points.length
+    ? ''
+    : `<text class="tick" x="${W / 2}" y="${H / 2}" text-anchor="middle">no runs yet</text>`;
 
   return `<svg class="chart" role="img" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg"><title>${escapeHtml(caption)}</title>${axes}${bars}${lagLine}${lagDots}${empty}</svg>`;
 }

@@ -7,13 +7,29 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import type { Logger } from 'pino';
 import type { PacsSource } from '../../dicomweb/types';
 import { silentLogger } from '../../log';
-import { metrics as processMetrics, type BridgeMetrics, type CacheStatsSource, type FhirSinkStatsSource } from '../../metrics';
+import {
+  metrics as processMetrics,
+  type BridgeMetrics,
+  type CacheStatsSource,
+  type FhirSinkStatsSource,
+} from '../../metrics';
 import type { Store } from '../../sinks/store';
-import { checkReadiness, fhirCheck, pacsCheck, storeCheck, type FhirServerTarget, type Readiness, type ReadinessCheck } from './health';
+import {
+  checkReadiness,
+  fhirCheck,
+  pacsCheck,
+  storeCheck,
+  type FhirServerTarget,
+  type Readiness,
+  type ReadinessCheck,
+} from './health';
 import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP } from './statusPage';
 
 /** What the ops endpoints use of the embedded store. */
-export type OpsStore = Pick<Store, 'db' | 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources' | 'failingStudies' | 'deadLetters' | 'replay'>;
+export type OpsStore = Pick<
+  Store,
+  'db' | 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources' | 'failingStudies' | 'deadLetters' | 'replay'
+>;
 
 export interface OpsDeps {
   store: OpsStore;
@@ -74,7 +90,9 @@ export function createOpsRouter(deps: OpsDeps): Router {
     store: deps.store,
     sources: deps.sources,
     caches: deps.caches,
-    fhirSinks: (deps.fhirSinks ?? []).filter((f): f is FhirServerTarget & FhirSinkStatsSource => typeof f.stats === 'function'),
+    fhirSinks: (deps.fhirSinks ?? []).filter(
+      (f): f is FhirServerTarget & FhirSinkStatsSource => typeof f.stats === 'function',
+    ),
   });
 
   const checks: ReadinessCheck[] = [
@@ -103,7 +121,8 @@ export function createOpsRouter(deps: OpsDeps): Router {
   router.get('/readyz', noStore, async (_req, res, next) => {
     try {
       const r = await readiness();
-      if (!r.ready) log.warn({ failing: r.dependencies.filter((d) => !d.ok).map((d) => `${d.kind}:${d.name}`) }, 'not ready');
+      if (!r.ready)
+        log.warn({ failing: r.dependencies.filter((d) => !d.ok).map((d) => `${d.kind}:${d.name}`) }, 'not ready');
       res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r });
     } catch (err) {
       next(err);
@@ -126,10 +145,15 @@ export function createOpsRouter(deps: OpsDeps): Router {
     }
     const known = sourceIds();
     const replayed = Number(req.query.replayed);
-    const source = typeof req.query.source === 'string' && known.includes(req.query.source) ? req.query.source : undefined;
-    const flash = Number.isInteger(replayed) && replayed >= 0 && source
-      ? { ok: true, text: `Re-queued ${replayed} dead letter${replayed === 1 ? '' : 's'} of ${source}; ${replayed === 1 ? 'it syncs' : 'they sync'} on the next run.` }
-      : undefined;
+    const source =
+      typeof req.query.source === 'string' && known.includes(req.query.source) ? req.query.source : undefined;
+    const flash =
+      Number.isInteger(replayed) && replayed >= 0 && source
+        ? {
+            ok: true,
+            text: `Re-queued ${replayed} dead letter${replayed === 1 ? '' : 's'} of ${source}; ${replayed === 1 ? 'it syncs' : 'they sync'} on the next run.`,
+          }
+        : undefined;
     const model = buildStatusModel(deps.store, known, now(), deps.runsShown ?? 20);
     res
       .set('Content-Security-Policy', STATUS_PAGE_CSP)
@@ -140,7 +164,13 @@ export function createOpsRouter(deps: OpsDeps): Router {
   });
 
   const refuse = (res: Response, status: number, text: string) => {
-    res.status(status).set('Content-Security-Policy', STATUS_PAGE_CSP).type('html').send(`<!doctype html><meta charset="utf-8"><title>Replay refused</title><p>${text}</p><p><a href="../status">Back to the status page</a></p>`);
+    res
+      .status(status)
+      .set('Content-Security-Policy', STATUS_PAGE_CSP)
+      .type('html')
+      .send(
+        `<!doctype html><meta charset="utf-8"><title>Replay refused</title><p>${text}</p><p><a href="../status">Back to the status page</a></p>`,
+      );
   };
 
   // A credential sent in a header cannot come from a cross-site form; one typed into the form must
@@ -162,19 +192,30 @@ export function createOpsRouter(deps: OpsDeps): Router {
     next();
   };
 
-  router.post('/status/replay', express.urlencoded({ extended: false, limit: '4kb' }), express.json({ limit: '4kb' }), csrfGuard, deps.auth, (req, res) => {
-    const source = String(req.body?.source ?? '');
-    const study = req.body?.study === undefined || req.body.study === '' ? undefined : String(req.body.study);
-    if (!sourceIds().includes(source)) return refuse(res, 400, 'Unknown source.');
-    if (study !== undefined && (study.length > 64 || !UID.test(study))) return refuse(res, 400, 'Not a Study Instance UID.');
-    const replayed = deps.store.replay(source, study);
-    log.info({ source, studyUid: study, replayed }, 'dead letters re-queued from the status page');
-    if (req.is('application/json')) {
-      res.json({ source, study, replayed });
-      return;
-    }
-    res.redirect(303, `../status?replayed=${replayed}&source=${encodeURIComponent(source)}#source-${encodeURIComponent(source)}`);
-  });
+  router.post(
+    '/status/replay',
+    express.urlencoded({ extended: false, limit: '4kb' }),
+    express.json({ limit: '4kb' }),
+    csrfGuard,
+    deps.auth,
+    (req, res) => {
+      const source = String(req.body?.source ?? '');
+      const study = req.body?.study === undefined || req.body.study === '' ? undefined : String(req.body.study);
+      if (!sourceIds().includes(source)) return refuse(res, 400, 'Unknown source.');
+      if (study !== undefined && (study.length > 64 || !UID.test(study)))
+        return refuse(res, 400, 'Not a Study Instance UID.');
+      const replayed = deps.store.replay(source, study);
+      log.info({ source, studyUid: study, replayed }, 'dead letters re-queued from the status page');
+      if (req.is('application/json')) {
+        res.json({ source, study, replayed });
+        return;
+      }
+      res.redirect(
+        303,
+        `../status?replayed=${replayed}&source=${encodeURIComponent(source)}#source-${encodeURIComponent(source)}`,
+      );
+    },
+  );
 
   return router;
 }

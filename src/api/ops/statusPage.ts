@@ -37,7 +37,12 @@ export interface StatusModel {
 /** Rows listed per table; the counts above each table give the full number. */
 export const MAX_ROWS = 200;
 
-export function buildStatusModel(store: StatusStoreView, sourceIds: string[], now: Date, runsShown: number): StatusModel {
+export function buildStatusModel(
+  store: StatusStoreView,
+  sourceIds: string[],
+  now: Date,
+  runsShown: number,
+): StatusModel {
   return {
     generatedAt: now.toISOString(),
     sources: sourceIds.map((sourceId) => {
@@ -59,11 +64,13 @@ export function buildStatusModel(store: StatusStoreView, sourceIds: string[], no
   };
 }
 
-const runSeconds = (r: RunRecord) => (r.endedAt ? (new Date(r.endedAt).getTime() - new Date(r.startedAt).getTime()) / 1000 : undefined);
+const runSeconds = (r: RunRecord) =>
+  r.endedAt ? (new Date(r.endedAt).getTime() - new Date(r.startedAt).getTime()) / 1000 : undefined;
 const num = (v: number | undefined) => String(v ?? 0);
 
 function countsBlock(s: SourceStatus): string {
-  const item = (field: string, label: string, value: string) => `<div class="count"><span class="value" data-field="${field}">${h(value)}</span><span class="label">${h(label)}</span></div>`;
+  const item = (field: string, label: string, value: string) =>
+    `<div class="count"><span class="value" data-field="${field}">${h(value)}</span><span class="label">${h(label)}</span></div>`;
   return `<div class="counts">${[
     item('studies', 'studies known', num(s.counts.studies)),
     item('synced', 'synced', num(s.counts.synced)),
@@ -79,7 +86,8 @@ function runsTable(s: SourceStatus): string {
   if (!s.runs.length) return '<p class="none">No runs yet.</p>';
   const rows = s.runs
     .map(
-      (r) => `<tr data-run-id="${h(r.runId)}" class="status-${h(r.status)}"><td>${h(formatInstant(r.startedAt))}</td><td>${h(r.kind)}</td><td data-field="status">${h(r.status)}</td>` +
+      (r) =>
+        `<tr data-run-id="${h(r.runId)}" class="status-${h(r.status)}"><td>${h(formatInstant(r.startedAt))}</td><td>${h(r.kind)}</td><td data-field="status">${h(r.status)}</td>` +
         `<td class="n" data-field="found">${num(r.counts.found)}</td><td class="n" data-field="written">${num(r.counts.written)}</td><td class="n" data-field="unchanged">${num(r.counts.unchanged)}</td>` +
         `<td class="n" data-field="failed">${num(r.counts.failed)}</td><td class="n" data-field="dead">${num(r.counts.dead)}</td>` +
         `<td class="n">${h(formatDuration(runSeconds(r)))}</td><td class="n">${h(formatDuration(r.lagSeconds))}</td><td class="err">${h(r.error ?? '')}</td></tr>`,
@@ -93,7 +101,8 @@ function failingTable(s: SourceStatus): string {
   const rows = s.failing
     .slice(0, MAX_ROWS)
     .map(
-      (f) => `<tr data-study-uid="${h(f.studyUid)}"><td class="uid">${h(f.studyUid)}</td><td>${h(f.studyDate ?? '–')}</td><td class="n" data-field="attempts">${f.attempts}</td>` +
+      (f) =>
+        `<tr data-study-uid="${h(f.studyUid)}"><td class="uid">${h(f.studyUid)}</td><td>${h(f.studyDate ?? '–')}</td><td class="n" data-field="attempts">${f.attempts}</td>` +
         `<td>${h(formatInstant(f.nextRetryAt))}</td><td class="err">${h(f.lastError ?? '')}</td></tr>`,
     )
     .join('');
@@ -102,11 +111,13 @@ function failingTable(s: SourceStatus): string {
 }
 
 function replayForm(sourceId: string, csrfToken: string, studyUid: string | undefined, label: string): string {
-  return `<form method="post" action="status/replay" class="replay">` +
+  return (
+    `<form method="post" action="status/replay" class="replay">` +
     `<input type="hidden" name="csrf" value="${h(csrfToken)}"><input type="hidden" name="source" value="${h(sourceId)}">` +
     (studyUid ? `<input type="hidden" name="study" value="${h(studyUid)}">` : '') +
     `<input type="password" name="apiKey" placeholder="admin API key or token" autocomplete="off" required aria-label="admin API key or token">` +
-    `<button type="submit">${h(label)}</button></form>`;
+    `<button type="submit">${h(label)}</button></form>`
+  );
 }
 
 function deadTable(s: SourceStatus, csrfToken: string): string {
@@ -114,7 +125,8 @@ function deadTable(s: SourceStatus, csrfToken: string): string {
   const rows = s.dead
     .slice(0, MAX_ROWS)
     .map(
-      (d) => `<tr data-study-uid="${h(d.studyUid)}"><td class="uid">${h(d.studyUid)}</td><td>${h(d.studyDate ?? '–')}</td><td class="n" data-field="attempts">${d.attempts}</td>` +
+      (d) =>
+        `<tr data-study-uid="${h(d.studyUid)}"><td class="uid">${h(d.studyUid)}</td><td>${h(d.studyDate ?? '–')}</td><td class="n" data-field="attempts">${d.attempts}</td>` +
         `<td class="err">${h(d.lastError ?? '')}</td><td>${replayForm(s.sourceId, csrfToken, d.studyUid, 'Replay')}</td></tr>`,
     )
     .join('');
@@ -141,18 +153,22 @@ export function renderStatusPage(model: StatusModel, csrfToken: string, flash?: 
   const nav = model.sources.map((s) => `<a href="#source-${h(s.sourceId)}">${h(s.sourceId)}</a>`).join(' · ');
   const sections = model.sources
     .map(
-      (s) => `<section class="source" id="source-${h(s.sourceId)}" data-source="${h(s.sourceId)}"><h2>Source ${h(s.sourceId)}</h2>${countsBlock(s)}` +
+      (s) =>
+        `<section class="source" id="source-${h(s.sourceId)}" data-source="${h(s.sourceId)}"><h2>Source ${h(s.sourceId)}</h2>${countsBlock(s)}` +
         `<h3>Last runs</h3>${runChartSvg([...s.chart].slice(-40), `Studies written and sync lag per run for ${s.sourceId}`)}${runsTable(s)}` +
         `<h3>Failing studies (<span data-field="failing-count">${s.failing.length}</span>)</h3>${failingTable(s)}` +
         `<h3>Dead letters (<span data-field="dead-count">${s.dead.length}</span>)</h3>${deadTable(s, csrfToken)}</section>`,
     )
     .join('');
   const flashHtml = flash ? `<p class="flash${flash.ok ? '' : ' error'}" role="status">${h(flash.text)}</p>` : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
     `<title>pacs-fhir-bridge status</title><style>${STYLE}</style></head><body>` +
     `<h1>pacs-fhir-bridge status</h1><p class="meta">Generated ${h(formatInstant(model.generatedAt))} · ${nav || 'no sources'} · <a href="metrics">metrics</a> · <a href="readyz">readiness</a></p>` +
-    `${flashHtml}${sections || '<p class="none">No sources configured.</p>'}</body></html>`;
+    `${flashHtml}${sections || '<p class="none">No sources configured.</p>'}</body></html>`
+  );
 }
 
 /** The page's Content-Security-Policy: no script, forms only to this origin, never framed. */
-export const STATUS_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+export const STATUS_PAGE_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

@@ -17,7 +17,8 @@ export const SYSTEM = {
   icd10pcs2023: 'https://twcore.mohw.gov.tw/ig/twcore/CodeSystem/icd-10-pcs-2023-tw',
 } as const;
 
-export const TWCORE_IMAGING_STUDY_PROFILE = 'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore';
+export const TWCORE_IMAGING_STUDY_PROFILE =
+  'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore';
 
 /** Designators with a well-known FHIR system URI. Keys are upper case. */
 const KNOWN_SCHEMES: Readonly<Record<string, string>> = {

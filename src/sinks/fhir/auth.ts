@@ -25,7 +25,11 @@ function oauth2(auth: Extract<FhirAuth, { type: 'oauth2' }>, timeoutMs: number):
         return await tokens.authorization();
       } catch (e) {
         if (!(e instanceof TokenRequestError) || e.kind === 'network' || e.kind === 'timeout') {
-          throw new FhirSinkError(`OAuth2 token endpoint ${auth.tokenUrl} unreachable: ${(e as Error).message}`, 'network', true);
+          throw new FhirSinkError(
+            `OAuth2 token endpoint ${auth.tokenUrl} unreachable: ${(e as Error).message}`,
+            'network',
+            true,
+          );
         }
         throw new FhirSinkError(
           `OAuth2 token request to ${auth.tokenUrl} failed (${e.status}): ${e.detail ?? e.message} — check sinks.fhir.auth (clientId, clientSecret, clientAuth)`,

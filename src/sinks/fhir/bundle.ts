@@ -52,7 +52,10 @@ export function prepareStudy(
     knownVersion?: string;
   },
 ): PreparedStudy {
-  let resource = withStudyIdentifier(withEndpoint(withTag(write.imagingStudy, opts.ownerTag), opts.endpointRef), write.studyUid);
+  let resource = withStudyIdentifier(
+    withEndpoint(withTag(write.imagingStudy, opts.ownerTag), opts.endpointRef),
+    write.studyUid,
+  );
   const { meta, ...rest } = resource;
   // The server assigns versions; a stale versionId/lastUpdated in meta would only confuse it.
   resource = { ...rest, meta: { ...meta, versionId: undefined, lastUpdated: undefined } } as ImagingStudy;
@@ -73,7 +76,14 @@ export function prepareStudy(
     patient = { key: plan.key, resource: plan.patient, ifNoneExist: plan.ifNoneExist };
     resource.subject = { type: 'Patient', display: plan.display }; // reference filled in per Bundle
   }
-  return { write, resource, url, ifMatch: opts.knownVersion ? `W/"${opts.knownVersion}"` : undefined, patient, note: plan.note };
+  return {
+    write,
+    resource,
+    url,
+    ifMatch: opts.knownVersion ? `W/"${opts.knownVersion}"` : undefined,
+    patient,
+    note: plan.note,
+  };
 }
 
 /** Number of Bundle entries these studies need (studies + distinct Patients to create). */
@@ -94,11 +104,17 @@ export function buildTransaction(studies: PreparedStudy[]): TransactionPlan {
     if (!s.patient || patientUrls.has(s.patient.key)) continue;
     const fullUrl = `urn:uuid:${randomUUID()}`;
     patientUrls.set(s.patient.key, fullUrl);
-    entries.push({ fullUrl, resource: s.patient.resource, request: { method: 'POST', url: 'Patient', ifNoneExist: s.patient.ifNoneExist } });
+    entries.push({
+      fullUrl,
+      resource: s.patient.resource,
+      request: { method: 'POST', url: 'Patient', ifNoneExist: s.patient.ifNoneExist },
+    });
   }
   const studyEntry: number[] = [];
   for (const s of studies) {
-    const resource = s.patient ? { ...s.resource, subject: { ...s.resource.subject, reference: patientUrls.get(s.patient.key) } } : s.resource;
+    const resource = s.patient
+      ? { ...s.resource, subject: { ...s.resource.subject, reference: patientUrls.get(s.patient.key) } }
+      : s.resource;
     studyEntry.push(entries.length);
     entries.push({
       fullUrl: `urn:uuid:${randomUUID()}`,
@@ -129,7 +145,11 @@ export function writtenIdentity(
 }
 
 /** Endpoint identity used for its conditional update. */
-export function endpointIdentifier(endpoint: Endpoint, sourceId: string, system: string): { system: string; value: string } {
+export function endpointIdentifier(
+  endpoint: Endpoint,
+  sourceId: string,
+  system: string,
+): { system: string; value: string } {
   const own = endpoint.identifier?.find((i) => i.system && i.value);
   return own ? { system: own.system!, value: own.value! } : { system, value: sourceId };
 }

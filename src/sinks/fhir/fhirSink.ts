@@ -6,7 +6,15 @@
 import type { Bundle, Endpoint, ImagingStudy } from 'fhir/r4';
 import { silentLogger, type Logger } from '../../log';
 import type { Sink, StudyWrite, WriteOutcome } from '../sink';
-import { buildTransaction, endpointIdentifier, entryCount, prepareStudy, withTag, writtenIdentity, type PreparedStudy } from './bundle';
+import {
+  buildTransaction,
+  endpointIdentifier,
+  entryCount,
+  prepareStudy,
+  withTag,
+  writtenIdentity,
+  type PreparedStudy,
+} from './bundle';
 import { capabilityProblems, type CapabilitySummary } from './capability';
 import { fhirSinkSchema, type FhirSinkConfig, type FhirSinkInput, type PatientLinking } from './config';
 import { FhirSinkError } from './errors';
@@ -45,7 +53,13 @@ const writeKey = (w: Pick<StudyWrite, 'sourceId' | 'studyUid'>) => `${w.sourceId
 
 /** Client errors that one bad study can cause, so splitting the batch can isolate it. */
 function splittable(err: FhirSinkError): boolean {
-  return err.kind === 'http' && err.status !== undefined && err.status >= 400 && err.status < 500 && ![401, 403, 408, 429].includes(err.status);
+  return (
+    err.kind === 'http' &&
+    err.status !== undefined &&
+    err.status >= 400 &&
+    err.status < 500 &&
+    ![401, 403, 408, 429].includes(err.status)
+  );
 }
 
 export class FhirSink implements Sink {
@@ -59,7 +73,14 @@ export class FhirSink implements Sink {
   private readonly endpointPending = new Map<string, Promise<EndpointState>>();
   /** Last version this sink wrote per study, for If-Match. */
   private readonly versions = new Map<string, string>();
-  private readonly counts = { transactions: 0, splits: 0, written: 0, failed: 0, fallbacks: 0, links: {} as Record<string, number> };
+  private readonly counts = {
+    transactions: 0,
+    splits: 0,
+    written: 0,
+    failed: 0,
+    fallbacks: 0,
+    links: {} as Record<string, number>,
+  };
 
   constructor(config: FhirSinkConfig, deps: { logger?: Logger } = {}) {
     this.config = config;
@@ -86,11 +107,20 @@ export class FhirSink implements Sink {
       res = await this.http.send({ kind: 'metadata', method: 'GET', url: 'metadata' });
     } catch (err) {
       const e = err as FhirSinkError;
-      throw new FhirSinkError(`FHIR server ${this.config.baseUrl}: GET metadata failed — ${e.message}`, e.kind ?? 'network', e.retryable ?? true, e.status);
+      throw new FhirSinkError(
+        `FHIR server ${this.config.baseUrl}: GET metadata failed — ${e.message}`,
+        e.kind ?? 'network',
+        e.retryable ?? true,
+        e.status,
+      );
     }
     const { summary, problems } = capabilityProblems(res.data, this.config.writeMode);
     if (problems.length || !summary) {
-      throw new FhirSinkError(`FHIR server ${this.config.baseUrl} cannot be used: ${problems.join('; ')}`, 'capability', false);
+      throw new FhirSinkError(
+        `FHIR server ${this.config.baseUrl} cannot be used: ${problems.join('; ')}`,
+        'capability',
+        false,
+      );
     }
     this.logger.info({ fhirVersion: summary.fhirVersion, software: summary.software }, 'FHIR server checked');
     return summary;
@@ -103,7 +133,8 @@ export class FhirSink implements Sink {
   async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
     if (writes.length === 0) return [];
     const outcomes = new Map<string, WriteOutcome>();
-    const fail = (w: StudyWrite, error: string, retryable: boolean) => outcomes.set(writeKey(w), { studyUid: w.studyUid, ok: false, error, retryable });
+    const fail = (w: StudyWrite, error: string, retryable: boolean) =>
+      outcomes.set(writeKey(w), { studyUid: w.studyUid, ok: false, error, retryable });
     try {
       await this.check();
     } catch (err) {
@@ -122,7 +153,9 @@ export class FhirSink implements Sink {
         endpointRefs.set(sourceId, (await this.ensureEndpoint(sourceId, first.endpoint)).reference);
       } catch (err) {
         const e = err as FhirSinkError;
-        unique.filter((w) => w.sourceId === sourceId).forEach((w) => fail(w, `Endpoint for source ${sourceId}: ${e.message}`, e.retryable ?? true));
+        unique
+          .filter((w) => w.sourceId === sourceId)
+          .forEach((w) => fail(w, `Endpoint for source ${sourceId}: ${e.message}`, e.retryable ?? true));
       }
     }
     const ready = unique.filter((w) => endpointRefs.has(w.sourceId));
@@ -164,7 +197,15 @@ export class FhirSink implements Sink {
   }
 
   private collect(writes: StudyWrite[], outcomes: Map<string, WriteOutcome>): WriteOutcome[] {
-    return writes.map((w) => outcomes.get(writeKey(w)) ?? { studyUid: w.studyUid, ok: false, error: 'not written (internal error)', retryable: true });
+    return writes.map(
+      (w) =>
+        outcomes.get(writeKey(w)) ?? {
+          studyUid: w.studyUid,
+          ok: false,
+          error: 'not written (internal error)',
+          retryable: true,
+        },
+    );
   }
 
   /** Groups of at most batchSize studies and maxEntriesPerTransaction entries. */
@@ -173,7 +214,10 @@ export class FhirSink implements Sink {
     let current: PreparedStudy[] = [];
     for (const s of studies) {
       const next = [...current, s];
-      if (current.length && (next.length > this.config.batchSize || entryCount(next) > this.config.maxEntriesPerTransaction)) {
+      if (
+        current.length &&
+        (next.length > this.config.batchSize || entryCount(next) > this.config.maxEntriesPerTransaction)
+      ) {
         out.push(current);
         current = [s];
       } else current = next;
@@ -201,7 +245,12 @@ export class FhirSink implements Sink {
       for (const s of chunk) {
         // After a version conflict, forget the version: the next attempt writes over what is there now.
         if (e.status === 409 || e.status === 412) this.versions.delete(s.write.studyUid);
-        outcomes.set(writeKey(s.write), { studyUid: s.write.studyUid, ok: false, error: e.message, retryable: e.retryable });
+        outcomes.set(writeKey(s.write), {
+          studyUid: s.write.studyUid,
+          ok: false,
+          error: e.message,
+          retryable: e.retryable,
+        });
         this.counts.failed++;
       }
       if (e.kind === 'auth') this.logger.error({ status: e.status }, e.message);
@@ -211,8 +260,15 @@ export class FhirSink implements Sink {
       const entry = response.entry?.[studyEntry[i]];
       const status = parseInt(entry?.response?.status ?? '', 10);
       if (status >= 400) {
-        const text = isOperationOutcome(entry?.response?.outcome) ? operationOutcomeText(entry!.response!.outcome!) : `status ${status}`;
-        outcomes.set(writeKey(s.write), { studyUid: s.write.studyUid, ok: false, error: text, retryable: status >= 500 });
+        const text = isOperationOutcome(entry?.response?.outcome)
+          ? operationOutcomeText(entry!.response!.outcome!)
+          : `status ${status}`;
+        outcomes.set(writeKey(s.write), {
+          studyUid: s.write.studyUid,
+          ok: false,
+          error: text,
+          retryable: status >= 500,
+        });
         this.counts.failed++;
         return;
       }
@@ -259,7 +315,11 @@ export class FhirSink implements Sink {
     return pending;
   }
 
-  private async putEndpoint(resource: Endpoint, identifier: { system: string; value: string }, contentKey: string): Promise<EndpointState> {
+  private async putEndpoint(
+    resource: Endpoint,
+    identifier: { system: string; value: string },
+    contentKey: string,
+  ): Promise<EndpointState> {
     const body = { ...resource };
     let url: string;
     if (this.config.writeMode === 'conditional') {
@@ -271,7 +331,8 @@ export class FhirSink implements Sink {
     }
     // No If-Match: the Endpoint belongs to this bridge's configuration, the configured one wins.
     const res = await this.http.send<Endpoint>({ kind: 'endpoint', method: 'PUT', url, data: body });
-    const location = (res.headers['location'] as string | undefined) ?? (res.headers['content-location'] as string | undefined);
+    const location =
+      (res.headers['location'] as string | undefined) ?? (res.headers['content-location'] as string | undefined);
     const id = res.data?.id ?? /Endpoint\/([^/]+)/.exec(location ?? '')?.[1] ?? body.id;
     if (!id) throw new FhirSinkError('the server did not say which id the Endpoint got', 'http', true);
     return { reference: `Endpoint/${id}`, contentKey };
@@ -285,7 +346,9 @@ export class FhirSink implements Sink {
       method: 'GET',
       url: `ImagingStudy?${studyCriteria(studyUid)}&_tag=${tokenParam(tag.system, tag.code)}`,
     });
-    const found = (res.data.entry ?? []).map((e) => e.resource).filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
+    const found = (res.data.entry ?? [])
+      .map((e) => e.resource)
+      .filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
     this.versions.delete(studyUid);
     for (const study of found) {
       if (!study.meta?.tag?.some((t) => t.system === tag.system && t.code === tag.code)) continue; // server ignored _tag
@@ -293,7 +356,13 @@ export class FhirSink implements Sink {
         await this.http.send({ kind: 'delete', method: 'DELETE', url: `ImagingStudy/${study.id}` });
       } else if (study.status !== 'entered-in-error') {
         const ifMatch = study.meta?.versionId ? { 'If-Match': `W/"${study.meta.versionId}"` } : undefined;
-        await this.http.send({ kind: 'update', method: 'PUT', url: `ImagingStudy/${study.id}`, data: { ...study, status: 'entered-in-error' }, headers: ifMatch });
+        await this.http.send({
+          kind: 'update',
+          method: 'PUT',
+          url: `ImagingStudy/${study.id}`,
+          data: { ...study, status: 'entered-in-error' },
+          headers: ifMatch,
+        });
       }
     }
     this.logger.info({ sourceId, studyUid, action, matched: found.length }, 'FHIR study removal');

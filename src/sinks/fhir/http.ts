@@ -46,7 +46,10 @@ export class FhirHttpClient {
   private readonly tokens: TokenSource;
 
   constructor(
-    private readonly config: Pick<FhirSinkConfig, 'baseUrl' | 'auth' | 'timeoutMs' | 'retries' | 'backoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs'>,
+    private readonly config: Pick<
+      FhirSinkConfig,
+      'baseUrl' | 'auth' | 'timeoutMs' | 'retries' | 'backoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs'
+    >,
     private readonly logger: Logger,
   ) {
     this.http = axios.create({
@@ -92,7 +95,11 @@ export class FhirHttpClient {
           await this.pause(spec, attempt, undefined, `network error: ${message}`);
           continue;
         }
-        throw new FhirSinkError(`FHIR server unreachable (${spec.kind}, ${attempt + 1} attempts): ${message}`, 'network', true);
+        throw new FhirSinkError(
+          `FHIR server unreachable (${spec.kind}, ${attempt + 1} attempts): ${message}`,
+          'network',
+          true,
+        );
       }
       metrics.fhirRequest(FHIR_SERVER_LABEL, spec.kind, res.status, seconds());
       if (res.status < 400) return res;
@@ -116,7 +123,10 @@ export class FhirHttpClient {
     const delay = retryDelay(attempt, retryAfter, this.config);
     this.counters.retries++;
     // Kind and status only: lookup URLs carry patient identifiers.
-    this.logger.warn({ kind: spec.kind, attempt: attempt + 1, delayMs: delay, retryAfter }, `FHIR ${spec.kind} request: ${why}; retrying`);
+    this.logger.warn(
+      { kind: spec.kind, attempt: attempt + 1, delayMs: delay, retryAfter },
+      `FHIR ${spec.kind} request: ${why}; retrying`,
+    );
     await sleep(delay);
   }
 
@@ -131,6 +141,11 @@ export class FhirHttpClient {
       );
     }
     const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
-    return new FhirSinkError(`FHIR ${spec.kind} failed with ${res.status}${tries}: ${detail}`, 'http', isRetryableStatus(res.status) || res.status === 409 || res.status === 412, res.status);
+    return new FhirSinkError(
+      `FHIR ${spec.kind} failed with ${res.status}${tries}: ${detail}`,
+      'http',
+      isRetryableStatus(res.status) || res.status === 409 || res.status === 412,
+      res.status,
+    );
   }
 }

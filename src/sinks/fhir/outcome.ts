@@ -5,7 +5,11 @@
 import type { OperationOutcome } from 'fhir/r4';
 
 export function isOperationOutcome(body: unknown): body is OperationOutcome {
-  return typeof body === 'object' && body !== null && (body as { resourceType?: unknown }).resourceType === 'OperationOutcome';
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    (body as { resourceType?: unknown }).resourceType === 'OperationOutcome'
+  );
 }
 
 export function operationOutcomeText(outcome: OperationOutcome): string {

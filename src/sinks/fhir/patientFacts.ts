@@ -27,7 +27,10 @@ export function humanName(pn: string): HumanName | undefined {
  * Facts from Patient ID (with the same identifier system the mapper gives ImagingStudy.subject),
  * Patient's Sex, Birth Date and Name. Undefined when there is no Patient ID.
  */
-export function patientFactsFromDicom(study: DicomDataset, source: Pick<SourceConfig, 'mapping'>): PatientFacts | undefined {
+export function patientFactsFromDicom(
+  study: DicomDataset,
+  source: Pick<SourceConfig, 'mapping'>,
+): PatientFacts | undefined {
   const identifier = patientIdentifier(study, source as SourceConfig);
   if (!identifier) return undefined;
   const r = new DicomReader(study);
@@ -35,9 +38,13 @@ export function patientFactsFromDicom(study: DicomDataset, source: Pick<SourceCo
   const sex = r.string(Tag.PatientSex)?.toUpperCase();
   if (sex && SEX[sex]) facts.gender = SEX[sex];
   const birth = r.date(Tag.PatientBirthDate);
-  if (birth) facts.birthDate = `${String(birth.year).padStart(4, '0')}-${String(birth.month).padStart(2, '0')}-${String(birth.day).padStart(2, '0')}`;
+  if (birth)
+    facts.birthDate = `${String(birth.year).padStart(4, '0')}-${String(birth.month).padStart(2, '0')}-${String(birth.day).padStart(2, '0')}`;
   const pn = r.personName(Tag.PatientName);
-  const chosen = source.mapping.patient.nameGroup === 'ideographic' ? pn?.Ideographic ?? pn?.Alphabetic : pn?.Alphabetic ?? pn?.Ideographic;
+  const chosen =
+    source.mapping.patient.nameGroup === 'ideographic'
+      ? (pn?.Ideographic ?? pn?.Alphabetic)
+      : (pn?.Alphabetic ?? pn?.Ideographic);
   const name = chosen ? humanName(chosen) : undefined;
   if (name) facts.name = name;
   return facts;

@@ -28,11 +28,19 @@ export function patientIdentifier(write: StudyWrite): Identifier | undefined {
 }
 
 function byIdentifier(id: Identifier, display: string | undefined, note: PatientLinkNote): LinkPlan {
-  return { kind: 'reference', subject: { type: 'Patient', identifier: { system: id.system, value: id.value }, display }, note };
+  return {
+    kind: 'reference',
+    subject: { type: 'Patient', identifier: { system: id.system, value: id.value }, display },
+    note,
+  };
 }
 
 function conditional(id: Identifier, display: string | undefined, note: PatientLinkNote): LinkPlan {
-  return { kind: 'reference', subject: { type: 'Patient', reference: `Patient?identifier=${tokenParam(id.system, id.value)}`, display }, note };
+  return {
+    kind: 'reference',
+    subject: { type: 'Patient', reference: `Patient?identifier=${tokenParam(id.system, id.value)}`, display },
+    note,
+  };
 }
 
 /** What Patient-twcore requires that the facts lack. */
@@ -69,7 +77,11 @@ export function planPatientLink(
   if (!id) {
     // Nothing to link by: keep what the mapper wrote (e.g. a display-only subject).
     if (write.imagingStudy.subject) {
-      return { kind: 'reference', subject: write.imagingStudy.subject, note: { mode: 'as-mapped', fallbackReason: 'no patient identifier in the DICOM data' } };
+      return {
+        kind: 'reference',
+        subject: write.imagingStudy.subject,
+        note: { mode: 'as-mapped', fallbackReason: 'no patient identifier in the DICOM data' },
+      };
     }
     return { kind: 'fail', reason: 'no patient identifier and no mapped subject', retryable: false };
   }
@@ -86,14 +98,24 @@ export function planPatientLink(
       return conditional(id, display, { mode: 'conditional' });
     case 'lookup': {
       const ids = lookup?.get(identifierKey(id)) ?? [];
-      if (ids.length === 1) return { kind: 'reference', subject: { type: 'Patient', reference: `Patient/${ids[0]}`, display }, note: { mode: 'lookup' } };
+      if (ids.length === 1)
+        return {
+          kind: 'reference',
+          subject: { type: 'Patient', reference: `Patient/${ids[0]}`, display },
+          note: { mode: 'lookup' },
+        };
       // A missing Patient may be registered later, and duplicates merged: both worth retrying.
       if (ids.length === 0) return fallback(linking.onNone, 'no Patient has this identifier', true);
       return fallback(linking.onMultiple, `${ids.length} Patients have this identifier`, true);
     }
     case 'create': {
       const missing = missingForTwCorePatient(write.patient ?? { identifier: id });
-      if (missing.length) return fallback(linking.fallback, `Patient-twcore needs ${missing.join(', ')}, absent from the DICOM data`, false);
+      if (missing.length)
+        return fallback(
+          linking.fallback,
+          `Patient-twcore needs ${missing.join(', ')}, absent from the DICOM data`,
+          false,
+        );
       const facts = write.patient!;
       return {
         kind: 'create',

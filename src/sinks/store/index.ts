@@ -153,22 +153,30 @@ export class Store {
   // ── checkpoints ───────────────────────────────────────────────────────────
 
   getCheckpoint(sourceId: string, name = 'poll'): string | undefined {
-    const row = statement(this.db, 'SELECT through_date FROM checkpoints WHERE source_id = ? AND name = ?').get(sourceId, name) as { through_date: string } | undefined;
+    const row = statement(this.db, 'SELECT through_date FROM checkpoints WHERE source_id = ? AND name = ?').get(
+      sourceId,
+      name,
+    ) as { through_date: string } | undefined;
     return row?.through_date;
   }
 
   /** Moves a checkpoint forward only: a late or repeated window never moves it back. */
   advanceCheckpoint(sourceId: string, throughDate: string, name = 'poll'): void {
     statement(
-        this.db,
-        `INSERT INTO checkpoints (source_id, name, through_date, updated_at) VALUES (?, ?, ?, ?)
+      this.db,
+      `INSERT INTO checkpoints (source_id, name, through_date, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (source_id, name) DO UPDATE SET through_date = excluded.through_date, updated_at = excluded.updated_at
          WHERE excluded.through_date > checkpoints.through_date`,
-      ).run(sourceId, name, throughDate, iso());
+    ).run(sourceId, name, throughDate, iso());
   }
 
   listCheckpoints(sourceId: string): { name: string; throughDate: string; updatedAt: string }[] {
-    return (statement(this.db, 'SELECT name, through_date, updated_at FROM checkpoints WHERE source_id = ? ORDER BY name').all(sourceId) as { name: string; through_date: string; updated_at: string }[]).map((r) => ({
+    return (
+      statement(
+        this.db,
+        'SELECT name, through_date, updated_at FROM checkpoints WHERE source_id = ? ORDER BY name',
+      ).all(sourceId) as { name: string; through_date: string; updated_at: string }[]
+    ).map((r) => ({
       name: r.name,
       throughDate: r.through_date,
       updatedAt: r.updated_at,
@@ -178,7 +186,10 @@ export class Store {
   // ── per-study state ──────────────────────────────────────────────────────
 
   getStudy(sourceId: string, studyUid: string): StudyState | undefined {
-    const row = statement(this.db, 'SELECT * FROM studies WHERE source_id = ? AND study_uid = ?').get(sourceId, studyUid) as StudyRow | undefined;
+    const row = statement(this.db, 'SELECT * FROM studies WHERE source_id = ? AND study_uid = ?').get(
+      sourceId,
+      studyUid,
+    ) as StudyRow | undefined;
     return row && toState(row);
   }
 
@@ -194,7 +205,10 @@ export class Store {
 
   listStudies(sourceId: string, status?: StudyStatus): StudyState[] {
     const rows = status
-      ? statement(this.db, 'SELECT * FROM studies WHERE source_id = ? AND status = ? ORDER BY study_date, study_uid').all(sourceId, status)
+      ? statement(
+          this.db,
+          'SELECT * FROM studies WHERE source_id = ? AND status = ? ORDER BY study_date, study_uid',
+        ).all(sourceId, status)
       : statement(this.db, 'SELECT * FROM studies WHERE source_id = ? ORDER BY study_date, study_uid').all(sourceId);
     return (rows as StudyRow[]).map(toState);
   }
@@ -210,12 +224,19 @@ export class Store {
   recordSynced(
     sourceId: string,
     studyUid: string,
-    s: { studyDate: string | null; fingerprint: string; contentHash: string; resourceId?: string | null; versionId?: string | null; at?: Date },
+    s: {
+      studyDate: string | null;
+      fingerprint: string;
+      contentHash: string;
+      resourceId?: string | null;
+      versionId?: string | null;
+      at?: Date;
+    },
   ): void {
     const at = iso(s.at);
     statement(
-        this.db,
-        `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, content_hash, resource_id, version_id, last_seen,
+      this.db,
+      `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, content_hash, resource_id, version_id, last_seen,
                               attempts, next_retry_at, last_error, created_by_bridge, updated_at)
          VALUES (@sourceId, @studyUid, @studyDate, 'synced', @fingerprint, @contentHash, @resourceId, @versionId, @at, 0, NULL, NULL,
                  COALESCE((SELECT created_by_bridge FROM resources WHERE resource_type = 'ImagingStudy' AND id = @resourceId), 1), @at)
@@ -224,7 +245,16 @@ export class Store {
            resource_id = COALESCE(excluded.resource_id, studies.resource_id), version_id = COALESCE(excluded.version_id, studies.version_id),
            last_seen = excluded.last_seen, attempts = 0, next_retry_at = NULL, last_error = NULL,
            created_by_bridge = excluded.created_by_bridge, updated_at = excluded.updated_at`,
-      ).run({ sourceId, studyUid, studyDate: s.studyDate, fingerprint: s.fingerprint, contentHash: s.contentHash, resourceId: s.resourceId ?? null, versionId: s.versionId ?? null, at });
+    ).run({
+      sourceId,
+      studyUid,
+      studyDate: s.studyDate,
+      fingerprint: s.fingerprint,
+      contentHash: s.contentHash,
+      resourceId: s.resourceId ?? null,
+      versionId: s.versionId ?? null,
+      at,
+    });
   }
 
   /**
@@ -234,31 +264,57 @@ export class Store {
   recordFailure(
     sourceId: string,
     studyUid: string,
-    f: { studyDate: string | null; fingerprint: string | null; error: string; countAttempt: boolean; maxAttempts: number; retryDelaySeconds: (attempts: number) => number; at?: Date },
+    f: {
+      studyDate: string | null;
+      fingerprint: string | null;
+      error: string;
+      countAttempt: boolean;
+      maxAttempts: number;
+      retryDelaySeconds: (attempts: number) => number;
+      at?: Date;
+    },
   ): StudyState {
     const at = f.at ?? new Date();
     return this.transaction(() => {
       const prev = this.getStudy(sourceId, studyUid);
-      const attempts = (prev?.status === 'failing' || prev?.status === 'dead' ? prev.attempts : 0) + (f.countAttempt ? 1 : 0);
+      const attempts =
+        (prev?.status === 'failing' || prev?.status === 'dead' ? prev.attempts : 0) + (f.countAttempt ? 1 : 0);
       const dead = attempts >= f.maxAttempts;
-      const nextRetry = dead ? null : iso(new Date(at.getTime() + (f.countAttempt ? f.retryDelaySeconds(attempts) : 0) * 1000));
+      const nextRetry = dead
+        ? null
+        : iso(new Date(at.getTime() + (f.countAttempt ? f.retryDelaySeconds(attempts) : 0) * 1000));
       statement(
-          this.db,
-          `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at)
+        this.db,
+        `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at)
            VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @at, @attempts, @nextRetry, @error, @at)
            ON CONFLICT (source_id, study_uid) DO UPDATE SET
              study_date = COALESCE(excluded.study_date, studies.study_date), status = excluded.status,
              fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), last_seen = excluded.last_seen,
              attempts = excluded.attempts, next_retry_at = excluded.next_retry_at, last_error = excluded.last_error,
              updated_at = excluded.updated_at`,
-        ).run({ sourceId, studyUid, studyDate: f.studyDate, status: dead ? 'dead' : 'failing', fingerprint: f.fingerprint, at: iso(at), attempts, nextRetry, error: f.error.slice(0, 2000) });
+      ).run({
+        sourceId,
+        studyUid,
+        studyDate: f.studyDate,
+        status: dead ? 'dead' : 'failing',
+        fingerprint: f.fingerprint,
+        at: iso(at),
+        attempts,
+        nextRetry,
+        error: f.error.slice(0, 2000),
+      });
       return this.getStudy(sourceId, studyUid)!;
     });
   }
 
   /** Failing studies whose retry is due (at or before `now`). */
   dueRetries(sourceId: string, now: Date = new Date()): StudyState[] {
-    return (statement(this.db, `SELECT * FROM studies WHERE source_id = ? AND status = 'failing' AND (next_retry_at IS NULL OR next_retry_at <= ?) ORDER BY study_uid`).all(sourceId, iso(now)) as StudyRow[]).map(toState);
+    return (
+      statement(
+        this.db,
+        `SELECT * FROM studies WHERE source_id = ? AND status = 'failing' AND (next_retry_at IS NULL OR next_retry_at <= ?) ORDER BY study_uid`,
+      ).all(sourceId, iso(now)) as StudyRow[]
+    ).map(toState);
   }
 
   failingStudies(sourceId: string): StudyState[] {
@@ -273,14 +329,18 @@ export class Store {
   replay(sourceId: string, studyUid?: string): number {
     // next_retry_at NULL: due on the very next run, whatever that run's clock says.
     const sql = `UPDATE studies SET status = 'failing', attempts = 0, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND status = 'dead'`;
-    const res = studyUid ? statement(this.db, `${sql} AND study_uid = ?`).run(iso(), sourceId, studyUid) : statement(this.db, sql).run(iso(), sourceId);
+    const res = studyUid
+      ? statement(this.db, `${sql} AND study_uid = ?`).run(iso(), sourceId, studyUid)
+      : statement(this.db, sql).run(iso(), sourceId);
     return res.changes;
   }
 
   /** After a reconcile removed or marked a vanished study. */
   markRemoved(sourceId: string, studyUid: string, reason: string): void {
-    statement(this.db, `UPDATE studies SET status = 'removed', fingerprint = NULL, content_hash = NULL, last_error = ?, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND study_uid = ?`)
-      .run(reason, iso(), sourceId, studyUid);
+    statement(
+      this.db,
+      `UPDATE studies SET status = 'removed', fingerprint = NULL, content_hash = NULL, last_error = ?, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND study_uid = ?`,
+    ).run(reason, iso(), sourceId, studyUid);
   }
 
   forgetStudy(sourceId: string, studyUid: string): void {
@@ -289,28 +349,53 @@ export class Store {
 
   /** Studies the store believes are on the PACS (everything but removed). */
   presentStudies(sourceId: string): { studyUid: string; studyDate: string | null }[] {
-    return (statement(this.db, `SELECT study_uid, study_date FROM studies WHERE source_id = ? AND status != 'removed'`).all(sourceId) as { study_uid: string; study_date: string | null }[]).map((r) => ({
+    return (
+      statement(this.db, `SELECT study_uid, study_date FROM studies WHERE source_id = ? AND status != 'removed'`).all(
+        sourceId,
+      ) as { study_uid: string; study_date: string | null }[]
+    ).map((r) => ({
       studyUid: r.study_uid,
       studyDate: r.study_date,
     }));
   }
 
   earliestStudyDate(sourceId: string): string | undefined {
-    const row = statement(this.db, `SELECT MIN(study_date) AS d FROM studies WHERE source_id = ? AND study_date IS NOT NULL AND status != 'removed'`).get(sourceId) as { d: string | null };
+    const row = statement(
+      this.db,
+      `SELECT MIN(study_date) AS d FROM studies WHERE source_id = ? AND study_date IS NOT NULL AND status != 'removed'`,
+    ).get(sourceId) as { d: string | null };
     return row.d ?? undefined;
   }
 
   counts(sourceId: string): SourceCounts {
-    const byStatus = statement(this.db, 'SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? GROUP BY status').all(sourceId) as { status: StudyStatus; n: number }[];
+    const byStatus = statement(
+      this.db,
+      'SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? GROUP BY status',
+    ).all(sourceId) as { status: StudyStatus; n: number }[];
     const n = (s: StudyStatus) => byStatus.find((r) => r.status === s)?.n ?? 0;
-    const resources = (statement(this.db, `SELECT COUNT(*) AS n FROM resources WHERE source_id = ? AND resource_type = 'ImagingStudy'`).get(sourceId) as { n: number }).n;
-    return { studies: byStatus.reduce((a, r) => a + r.n, 0), synced: n('synced'), failing: n('failing'), dead: n('dead'), removed: n('removed'), resources };
+    const resources = (
+      statement(
+        this.db,
+        `SELECT COUNT(*) AS n FROM resources WHERE source_id = ? AND resource_type = 'ImagingStudy'`,
+      ).get(sourceId) as { n: number }
+    ).n;
+    return {
+      studies: byStatus.reduce((a, r) => a + r.n, 0),
+      synced: n('synced'),
+      failing: n('failing'),
+      dead: n('dead'),
+      removed: n('removed'),
+      resources,
+    };
   }
 
   /** Source ids that have any state, runs or resources. */
   knownSources(): string[] {
     return (
-      statement(this.db, 'SELECT source_id FROM studies UNION SELECT source_id FROM runs UNION SELECT source_id FROM resources WHERE source_id IS NOT NULL ORDER BY 1').all() as { source_id: string }[]
+      statement(
+        this.db,
+        'SELECT source_id FROM studies UNION SELECT source_id FROM runs UNION SELECT source_id FROM resources WHERE source_id IS NOT NULL ORDER BY 1',
+      ).all() as { source_id: string }[]
     ).map((r) => r.source_id);
   }
 
@@ -320,23 +405,36 @@ export class Store {
    * Takes the source's run lease for `owner` unless another owner holds an unexpired one that
    * `isAbandoned` does not declare dead. Returns the current holder when refused.
    */
-  acquireLease(sourceId: string, owner: string, ttlMs: number, isAbandoned: (holder: string) => boolean = () => false, at: Date = new Date()): { ok: true } | { ok: false; holder: string } {
+  acquireLease(
+    sourceId: string,
+    owner: string,
+    ttlMs: number,
+    isAbandoned: (holder: string) => boolean = () => false,
+    at: Date = new Date(),
+  ): { ok: true } | { ok: false; holder: string } {
     return this.db
       .transaction(() => {
-        const row = statement(this.db, 'SELECT owner, expires_at FROM source_leases WHERE source_id = ?').get(sourceId) as { owner: string; expires_at: string } | undefined;
-        if (row && row.owner !== owner && row.expires_at > iso(at) && !isAbandoned(row.owner)) return { ok: false as const, holder: row.owner };
+        const row = statement(this.db, 'SELECT owner, expires_at FROM source_leases WHERE source_id = ?').get(
+          sourceId,
+        ) as { owner: string; expires_at: string } | undefined;
+        if (row && row.owner !== owner && row.expires_at > iso(at) && !isAbandoned(row.owner))
+          return { ok: false as const, holder: row.owner };
         statement(
-            this.db,
-            `INSERT INTO source_leases (source_id, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)
+          this.db,
+          `INSERT INTO source_leases (source_id, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (source_id) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
-          ).run(sourceId, owner, iso(at), iso(new Date(at.getTime() + ttlMs)));
+        ).run(sourceId, owner, iso(at), iso(new Date(at.getTime() + ttlMs)));
         return { ok: true as const };
       })
       .immediate();
   }
 
   renewLease(sourceId: string, owner: string, ttlMs: number, at: Date = new Date()): void {
-    statement(this.db, 'UPDATE source_leases SET expires_at = ? WHERE source_id = ? AND owner = ?').run(iso(new Date(at.getTime() + ttlMs)), sourceId, owner);
+    statement(this.db, 'UPDATE source_leases SET expires_at = ? WHERE source_id = ? AND owner = ?').run(
+      iso(new Date(at.getTime() + ttlMs)),
+      sourceId,
+      owner,
+    );
   }
 
   releaseLease(sourceId: string, owner: string): void {
@@ -347,7 +445,10 @@ export class Store {
 
   startRun(sourceId: string, kind: RunKind, at: Date = new Date()): string {
     const runId = randomUUID();
-    statement(this.db, `INSERT INTO runs (run_id, source_id, kind, started_at, status) VALUES (?, ?, ?, ?, 'running')`).run(runId, sourceId, kind, iso(at));
+    statement(
+      this.db,
+      `INSERT INTO runs (run_id, source_id, kind, started_at, status) VALUES (?, ?, ?, ?, 'running')`,
+    ).run(runId, sourceId, kind, iso(at));
     return runId;
   }
 
@@ -355,18 +456,34 @@ export class Store {
     statement(this.db, 'UPDATE runs SET counts = ? WHERE run_id = ?').run(JSON.stringify(counts), runId);
   }
 
-  finishRun(runId: string, r: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string; at?: Date }): void {
-    statement(this.db, 'UPDATE runs SET ended_at = ?, status = ?, counts = ?, error = ? WHERE run_id = ?').run(iso(r.at), r.status, JSON.stringify(r.counts), r.error ?? null, runId);
+  finishRun(
+    runId: string,
+    r: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string; at?: Date },
+  ): void {
+    statement(this.db, 'UPDATE runs SET ended_at = ?, status = ?, counts = ?, error = ? WHERE run_id = ?').run(
+      iso(r.at),
+      r.status,
+      JSON.stringify(r.counts),
+      r.error ?? null,
+      runId,
+    );
   }
 
   /** Runs left 'running' by a process that died (kill -9): marked interrupted at start-up. */
   closeAbandonedRuns(sourceId?: string): number {
     const sql = `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?) WHERE status = 'running'`;
-    return (sourceId ? statement(this.db, `${sql} AND source_id = ?`).run(iso(), sourceId) : statement(this.db, sql).run(iso())).changes;
+    return (
+      sourceId
+        ? statement(this.db, `${sql} AND source_id = ?`).run(iso(), sourceId)
+        : statement(this.db, sql).run(iso())
+    ).changes;
   }
 
   listRuns(sourceId: string, limit = 20): RunRecord[] {
-    const rows = statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(sourceId, limit) as {
+    const rows = statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(
+      sourceId,
+      limit,
+    ) as {
       run_id: string;
       source_id: string;
       kind: RunKind;
@@ -376,19 +493,43 @@ export class Store {
       counts: string;
       error: string | null;
     }[];
-    return rows.map((r) => ({ runId: r.run_id, sourceId: r.source_id, kind: r.kind, startedAt: r.started_at, endedAt: r.ended_at, status: r.status, counts: JSON.parse(r.counts) as RunCounts, error: r.error }));
+    return rows.map((r) => ({
+      runId: r.run_id,
+      sourceId: r.source_id,
+      kind: r.kind,
+      startedAt: r.started_at,
+      endedAt: r.ended_at,
+      status: r.status,
+      counts: JSON.parse(r.counts) as RunCounts,
+      error: r.error,
+    }));
   }
 
   // ── resources ────────────────────────────────────────────────────────────
 
   getResource<T extends Resource = Resource>(resourceType: string, id: string): T | undefined {
-    const row = statement(this.db, 'SELECT json FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as { json: string } | undefined;
+    const row = statement(this.db, 'SELECT json FROM resources WHERE resource_type = ? AND id = ?').get(
+      resourceType,
+      id,
+    ) as { json: string } | undefined;
     return row ? (JSON.parse(row.json) as T) : undefined;
   }
 
   getResourceMeta(resourceType: string, id: string): StoredResourceMeta | undefined {
-    const row = statement(this.db, 'SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated FROM resources WHERE resource_type = ? AND id = ?').get(resourceType, id) as
-      | { resource_type: string; id: string; source_id: string | null; study_uid: string | null; version_id: number; content_hash: string; created_by_bridge: number; last_updated: string }
+    const row = statement(
+      this.db,
+      'SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated FROM resources WHERE resource_type = ? AND id = ?',
+    ).get(resourceType, id) as
+      | {
+          resource_type: string;
+          id: string;
+          source_id: string | null;
+          study_uid: string | null;
+          version_id: number;
+          content_hash: string;
+          created_by_bridge: number;
+          last_updated: string;
+        }
       | undefined;
     return (
       row && {
@@ -406,14 +547,20 @@ export class Store {
 
   listImagingStudies(filter: { sourceId?: string } = {}): ImagingStudy[] {
     const rows = filter.sourceId
-      ? statement(this.db, `SELECT json FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? ORDER BY id`).all(filter.sourceId)
+      ? statement(
+          this.db,
+          `SELECT json FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? ORDER BY id`,
+        ).all(filter.sourceId)
       : statement(this.db, `SELECT json FROM resources WHERE resource_type = 'ImagingStudy' ORDER BY id`).all();
     return (rows as { json: string }[]).map((r) => JSON.parse(r.json) as ImagingStudy);
   }
 
   /** The ImagingStudy stored for a study, whoever created it. */
   studyResource(sourceId: string, studyUid: string): StoredResourceMeta | undefined {
-    const row = statement(this.db, `SELECT id FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? AND study_uid = ?`).get(sourceId, studyUid) as { id: string } | undefined;
+    const row = statement(
+      this.db,
+      `SELECT id FROM resources WHERE resource_type = 'ImagingStudy' AND source_id = ? AND study_uid = ?`,
+    ).get(sourceId, studyUid) as { id: string } | undefined;
     return row && this.getResourceMeta('ImagingStudy', row.id);
   }
 
@@ -421,35 +568,50 @@ export class Store {
    * Creates or updates a resource. An equal content hash changes nothing (no new version). Updating a
    * resource the bridge did not create keeps it marked as not created by the bridge.
    */
-  putResource(resource: Resource & { id: string }, o: { sourceId?: string | null; studyUid?: string | null; contentHash: string; createdByBridge?: boolean; at?: Date }): PutResult {
+  putResource(
+    resource: Resource & { id: string },
+    o: {
+      sourceId?: string | null;
+      studyUid?: string | null;
+      contentHash: string;
+      createdByBridge?: boolean;
+      at?: Date;
+    },
+  ): PutResult {
     return this.transaction(() => {
       const prev = this.getResourceMeta(resource.resourceType, resource.id);
       if (prev && prev.contentHash === o.contentHash) {
-        return { versionId: String(prev.versionId), unchanged: true, created: false, createdByBridge: prev.createdByBridge };
+        return {
+          versionId: String(prev.versionId),
+          unchanged: true,
+          created: false,
+          createdByBridge: prev.createdByBridge,
+        };
       }
       const versionId = (prev?.versionId ?? 0) + 1;
       const lastUpdated = iso(o.at);
       const createdByBridge = prev ? prev.createdByBridge : (o.createdByBridge ?? true);
       const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated } };
       statement(
-          this.db,
-          `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)
+        this.db,
+        `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)
            VALUES (@type, @id, @sourceId, @studyUid, @versionId, @hash, @created, @lastUpdated, @json)
            ON CONFLICT (resource_type, id) DO UPDATE SET source_id = excluded.source_id, study_uid = excluded.study_uid, version_id = excluded.version_id,
              content_hash = excluded.content_hash, last_updated = excluded.last_updated, json = excluded.json`,
-        ).run({
-          type: resource.resourceType,
-          id: resource.id,
-          sourceId: o.sourceId ?? prev?.sourceId ?? null,
-          studyUid: o.studyUid ?? prev?.studyUid ?? null,
-          versionId,
-          hash: o.contentHash,
-          created: createdByBridge ? 1 : 0,
-          lastUpdated,
-          json: JSON.stringify(stored),
-        });
+      ).run({
+        type: resource.resourceType,
+        id: resource.id,
+        sourceId: o.sourceId ?? prev?.sourceId ?? null,
+        studyUid: o.studyUid ?? prev?.studyUid ?? null,
+        versionId,
+        hash: o.contentHash,
+        created: createdByBridge ? 1 : 0,
+        lastUpdated,
+        json: JSON.stringify(stored),
+      });
       // The search index follows every ImagingStudy write in the same transaction.
-      if (resource.resourceType === 'ImagingStudy') indexStudy(this.db, studyIndexRow(stored as ImagingStudy, resource.id, o.sourceId ?? prev?.sourceId ?? null));
+      if (resource.resourceType === 'ImagingStudy')
+        indexStudy(this.db, studyIndexRow(stored as ImagingStudy, resource.id, o.sourceId ?? prev?.sourceId ?? null));
       return { versionId: String(versionId), unchanged: false, created: !prev, createdByBridge };
     });
   }
@@ -457,7 +619,9 @@ export class Store {
   deleteResource(resourceType: string, id: string): boolean {
     return this.transaction(() => {
       if (resourceType === 'ImagingStudy') unindexStudy(this.db, id);
-      return statement(this.db, 'DELETE FROM resources WHERE resource_type = ? AND id = ?').run(resourceType, id).changes > 0;
+      return (
+        statement(this.db, 'DELETE FROM resources WHERE resource_type = ? AND id = ?').run(resourceType, id).changes > 0
+      );
     });
   }
 
@@ -468,10 +632,10 @@ export class Store {
   searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): ImagingStudy[] {
     const { where, params } = filterSql(filter);
     const rows = statement(
-        this.db,
-        `SELECT r.json FROM imaging_study_index i JOIN resources r ON r.resource_type = 'ImagingStudy' AND r.id = i.resource_id
+      this.db,
+      `SELECT r.json FROM imaging_study_index i JOIN resources r ON r.resource_type = 'ImagingStudy' AND r.id = i.resource_id
          WHERE ${where}${page.after !== undefined ? ' AND i.resource_id > ?' : ''} ORDER BY i.resource_id LIMIT ?`,
-      ).all(...params, ...(page.after !== undefined ? [page.after] : []), page.limit) as { json: string }[];
+    ).all(...params, ...(page.after !== undefined ? [page.after] : []), page.limit) as { json: string }[];
     return rows.map((r) => JSON.parse(r.json) as ImagingStudy);
   }
 }

@@ -6,7 +6,12 @@ import type Database from 'better-sqlite3';
 import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
 
 /** `fill` runs after `sql` in the same transaction, for steps that must read existing rows in code. */
-export const MIGRATIONS: { version: number; description: string; sql: string; fill?: (db: Database.Database) => void }[] = [
+export const MIGRATIONS: {
+  version: number;
+  description: string;
+  sql: string;
+  fill?: (db: Database.Database) => void;
+}[] = [
   {
     version: 1,
     description: 'checkpoints, per-study state, run history, resources',

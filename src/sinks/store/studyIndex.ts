@@ -51,7 +51,15 @@ const STARTED_RE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(
 function startedInstant(m: RegExpExecArray): number | null {
   if (!m[4] || !m[8]) return null;
   const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
-  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), m[6] ? Number(m[6]) : 0, ms);
+  const wall = Date.UTC(
+    Number(m[1]),
+    Number(m[2]) - 1,
+    Number(m[3]),
+    Number(m[4]),
+    Number(m[5]),
+    m[6] ? Number(m[6]) : 0,
+    ms,
+  );
   if (m[8] === 'Z') return wall;
   const sign = m[8][0] === '-' ? -1 : 1;
   const [oh, om] = m[8].slice(1).split(':').map(Number);
@@ -108,13 +116,10 @@ export function studyIndexRow(study: ImagingStudy, resourceId: string, sourceId:
 /** Replaces the index entries of one ImagingStudy (call inside the transaction that writes it). */
 export function indexStudy(db: Database.Database, row: StudyIndexRow): void {
   unindexStudy(db, row.resourceId);
-  statement(db, 'INSERT INTO imaging_study_index (resource_id, source_id, started_day, started_ms, status) VALUES (?, ?, ?, ?, ?)').run(
-    row.resourceId,
-    row.sourceId,
-    row.startedDay,
-    row.startedMs,
-    row.status,
-  );
+  statement(
+    db,
+    'INSERT INTO imaging_study_index (resource_id, source_id, started_day, started_ms, status) VALUES (?, ?, ?, ?, ?)',
+  ).run(row.resourceId, row.sourceId, row.startedDay, row.startedMs, row.status);
   const tok = statement(db, 'INSERT OR IGNORE INTO imaging_study_token (resource_id, kind, value) VALUES (?, ?, ?)');
   for (const t of row.tokens) tok.run(row.resourceId, t.kind, t.value);
 }
@@ -126,7 +131,9 @@ export function unindexStudy(db: Database.Database, resourceId: string): void {
 
 /** Migration step: indexes every ImagingStudy already stored. */
 export function backfillStudyIndex(db: Database.Database): void {
-  const rows = db.prepare(`SELECT id, source_id, json FROM resources WHERE resource_type = 'ImagingStudy'`).iterate() as IterableIterator<{ id: string; source_id: string | null; json: string }>;
+  const rows = db
+    .prepare(`SELECT id, source_id, json FROM resources WHERE resource_type = 'ImagingStudy'`)
+    .iterate() as IterableIterator<{ id: string; source_id: string | null; json: string }>;
   // Collected first: better-sqlite3 does not allow writes while an iterator is open on the connection.
   const all: StudyIndexRow[] = [];
   for (const r of rows) all.push(studyIndexRow(JSON.parse(r.json) as ImagingStudy, r.id, r.source_id));
@@ -160,7 +167,9 @@ export function filterSql(f: StudyIndexFilter): { where: string; params: unknown
       where.push('0');
       continue;
     }
-    where.push(`i.resource_id IN (SELECT t.resource_id FROM imaging_study_token t WHERE ${any.map(() => '(t.kind = ? AND t.value = ?)').join(' OR ')})`);
+    where.push(
+      `i.resource_id IN (SELECT t.resource_id FROM imaging_study_token t WHERE ${any.map(() => '(t.kind = ? AND t.value = ?)').join(' OR ')})`,
+    );
     for (const t of any) params.push(t.kind, t.value);
   }
   if (f.dayFrom !== undefined) {

@@ -27,19 +27,25 @@ beforeAll(async () => {
   orthanc = await startOrthanc();
   studies = [
     makeStudy({ accession: 'G-ACC-1', patient: { id: 'G-PAT-1', alphabetic: 'Huang^Secret', birthDate: '19800101' } }),
-    makeStudy({ accession: 'G-ACC-2', patient: { id: 'G-PAT-2', alphabetic: 'Tsai^Hidden' }, series: [makeSeries({ modality: 'MR', instances: 2 })] }),
+    makeStudy({
+      accession: 'G-ACC-2',
+      patient: { id: 'G-PAT-2', alphabetic: 'Tsai^Hidden' },
+      series: [makeSeries({ modality: 'MR', instances: 2 })],
+    }),
     makeStudy({ accession: 'G-ACC-3', patient: { id: 'G-PAT-1', alphabetic: 'Huang^Secret' }, studyDate: '20240316' }),
   ];
   await loadStudies(orthanc, studies);
   src = apiSource(sourceConfig('a', orthanc.dicomWebBase));
-  open = await serveApi({ config: { auth: { type: 'none' }, patientIdRule: {}, rateLimit: { enabled: false } }, sources: [src] });
+  open = await serveApi({
+    config: { auth: { type: 'none' }, patientIdRule: {}, rateLimit: { enabled: false } },
+    sources: [src],
+  });
 });
 
 afterAll(async () => {
   await open?.close();
   await orthanc?.stop();
 });
-
 
 /** A value of each search parameter that finds `s` (the guard fixtures' accession and patient). */
 function matchingValues(s: SyntheticStudy): Record<string, string> {
@@ -153,7 +159,9 @@ describe('caching and in-flight sharing', () => {
     const api = await serveApi({ config: { auth: { type: 'none' }, rateLimit: { enabled: false } }, sources: [s] });
     try {
       const before = { ...s.pacs.stats.requests };
-      const answers = await Promise.all(Array.from({ length: 8 }, () => api.http.get('/ImagingStudy?started=ge2024-03-01')));
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, () => api.http.get('/ImagingStudy?started=ge2024-03-01')),
+      );
       for (const a of answers) expect(matchIds(a.data)).toHaveLength(3);
       expect(s.pacs.stats.requests.studies - before.studies).toBe(1);
       expect(s.pacs.stats.requests.series - before.series).toBe(1);
@@ -196,7 +204,10 @@ describe('PACS failures', () => {
     const silent = net.createServer((sock) => void sockets.push(sock));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const port = (silent.address() as AddressInfo).port;
-    const api = await serveApi({ config: { auth: { type: 'none' } }, sources: [apiSource(sourceConfig('slow', `http://127.0.0.1:${port}/dicom-web`, { timeoutMs: 300 }))] });
+    const api = await serveApi({
+      config: { auth: { type: 'none' } },
+      sources: [apiSource(sourceConfig('slow', `http://127.0.0.1:${port}/dicom-web`, { timeoutMs: 300 }))],
+    });
     try {
       const res = await api.http.get(`/ImagingStudy/${studies[0].studyUid}`);
       expect(res.status).toBe(504);
@@ -213,7 +224,13 @@ describe('PACS failures', () => {
     const guarded = await startOrthanc({ users: { bridge: 'right-password' } });
     const api = await serveApi({
       config: { auth: { type: 'none' } },
-      sources: [apiSource(sourceConfig('guarded', guarded.dicomWebBase, { auth: { type: 'basic', username: 'bridge', password: 'wrong-password' } }))],
+      sources: [
+        apiSource(
+          sourceConfig('guarded', guarded.dicomWebBase, {
+            auth: { type: 'basic', username: 'bridge', password: 'wrong-password' },
+          }),
+        ),
+      ],
     });
     try {
       const res = await api.http.get('/ImagingStudy?identifier=X1');
@@ -256,7 +273,10 @@ describe('access control', () => {
     expect(none.headers['www-authenticate']).toMatch(/ApiKey/);
     expect(none.data.resourceType).toBe('OperationOutcome');
     expect((await keyed.http.get(q, { headers: { 'X-API-Key': 'not-a-key' } })).status).toBe(401);
-    expect((await keyed.http.get(`/ImagingStudy/${studies[0].studyUid}`, { headers: { 'X-API-Key': KEY_ENDPOINT_ONLY } })).status).toBe(403);
+    expect(
+      (await keyed.http.get(`/ImagingStudy/${studies[0].studyUid}`, { headers: { 'X-API-Key': KEY_ENDPOINT_ONLY } }))
+        .status,
+    ).toBe(403);
     expect((await keyed.http.get(q, { headers: { 'X-API-Key': KEY_ENDPOINT_ONLY } })).status).toBe(403);
     expect(pacsRequests(src.pacs)).toBe(before);
     expect((await keyed.http.get('/Endpoint', { headers: { 'X-API-Key': KEY_ENDPOINT_ONLY } })).status).toBe(200);
@@ -272,7 +292,9 @@ describe('access control', () => {
   it('with no keys configured (the default), nobody gets in', async () => {
     const locked = await serveApi({ config: {}, sources: [src] });
     try {
-      expect((await locked.http.get('/ImagingStudy?identifier=G-ACC-1', { headers: { 'X-API-Key': KEY_READER } })).status).toBe(401);
+      expect(
+        (await locked.http.get('/ImagingStudy?identifier=G-ACC-1', { headers: { 'X-API-Key': KEY_READER } })).status,
+      ).toBe(401);
     } finally {
       await locked.close();
     }
@@ -280,7 +302,16 @@ describe('access control', () => {
 
   it('rate limits apply per client', async () => {
     const limited = await serveApi({
-      config: { auth: { type: 'apiKey', keys: [{ client: 'one', sha256: sha('k-one-000000') }, { client: 'two', sha256: sha('k-two-000000') }] }, rateLimit: { max: 3 } },
+      config: {
+        auth: {
+          type: 'apiKey',
+          keys: [
+            { client: 'one', sha256: sha('k-one-000000') },
+            { client: 'two', sha256: sha('k-two-000000') },
+          ],
+        },
+        rateLimit: { max: 3 },
+      },
       sources: [src],
     });
     try {
@@ -303,7 +334,10 @@ describe('access control', () => {
     const issuer = 'https://auth.hospital.example';
     const audience = 'pacs-fhir-bridge';
 
-    const token = (claims: Record<string, unknown>, o: { key?: KeyLike; iss?: string; aud?: string; exp?: string | number } = {}) =>
+    const token = (
+      claims: Record<string, unknown>,
+      o: { key?: KeyLike; iss?: string; aud?: string; exp?: string | number } = {},
+    ) =>
       new SignJWT(claims)
         .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
         .setIssuer(o.iss ?? issuer)
@@ -323,20 +357,34 @@ describe('access control', () => {
         const s = jwksApp.listen(0, '127.0.0.1', () => r(s));
       });
       const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
-      jwtApi = await serveApi({ config: { auth: { type: 'jwt', jwksUrl, issuer, audience }, rateLimit: { enabled: false } }, sources: [src] });
+      jwtApi = await serveApi({
+        config: { auth: { type: 'jwt', jwksUrl, issuer, audience }, rateLimit: { enabled: false } },
+        sources: [src],
+      });
     });
     afterAll(async () => {
       await jwtApi?.close();
       await new Promise<void>((r) => jwksServer.close(() => r()));
     });
 
-    const get = (url: string, bearer?: string) => jwtApi.http.get(url, { headers: bearer ? { Authorization: `Bearer ${bearer}` } : {} });
+    const get = (url: string, bearer?: string) =>
+      jwtApi.http.get(url, { headers: bearer ? { Authorization: `Bearer ${bearer}` } : {} });
 
     it('a valid token with the right SMART scope is served', async () => {
-      const res = await get('/ImagingStudy?identifier=G-ACC-2', await token({ scope: 'system/ImagingStudy.read', client_id: 'ris' }));
+      const res = await get(
+        '/ImagingStudy?identifier=G-ACC-2',
+        await token({ scope: 'system/ImagingStudy.read', client_id: 'ris' }),
+      );
       expect(res.status).toBe(200);
       expect(matchIds(res.data)).toEqual([studies[1].studyUid]);
-      expect((await get(`/ImagingStudy/${studies[1].studyUid}`, await token({ scope: 'system/ImagingStudy.rs', client_id: 'ris' }))).status).toBe(200);
+      expect(
+        (
+          await get(
+            `/ImagingStudy/${studies[1].studyUid}`,
+            await token({ scope: 'system/ImagingStudy.rs', client_id: 'ris' }),
+          )
+        ).status,
+      ).toBe(200);
     });
 
     it('no token, a bad signature, wrong issuer or audience, or an expired token → 401', async () => {
@@ -346,9 +394,16 @@ describe('access control', () => {
       expect(none.headers['www-authenticate']).toMatch(/Bearer/);
       expect((await get('/ImagingStudy?identifier=G-ACC-2', 'not.a.jwt')).status).toBe(401);
       expect((await get('/ImagingStudy?identifier=G-ACC-2', await token(scope, { key: otherKey }))).status).toBe(401);
-      expect((await get('/ImagingStudy?identifier=G-ACC-2', await token(scope, { iss: 'https://evil.example' }))).status).toBe(401);
-      expect((await get('/ImagingStudy?identifier=G-ACC-2', await token(scope, { aud: 'someone-else' }))).status).toBe(401);
-      const expired = await get('/ImagingStudy?identifier=G-ACC-2', await token(scope, { exp: Math.floor(Date.now() / 1000) - 3600 }));
+      expect(
+        (await get('/ImagingStudy?identifier=G-ACC-2', await token(scope, { iss: 'https://evil.example' }))).status,
+      ).toBe(401);
+      expect((await get('/ImagingStudy?identifier=G-ACC-2', await token(scope, { aud: 'someone-else' }))).status).toBe(
+        401,
+      );
+      const expired = await get(
+        '/ImagingStudy?identifier=G-ACC-2',
+        await token(scope, { exp: Math.floor(Date.now() / 1000) - 3600 }),
+      );
       expect(expired.status).toBe(401);
       expect(expired.data.issue[0].diagnostics).toMatch(/expired/);
     });
@@ -357,22 +412,33 @@ describe('access control', () => {
       const endpointOnly = await token({ scope: 'system/Endpoint.read', client_id: 'dir' });
       expect((await get('/ImagingStudy?identifier=G-ACC-2', endpointOnly)).status).toBe(403);
       expect((await get('/Endpoint', endpointOnly)).status).toBe(200);
-      expect((await get('/ImagingStudy?identifier=G-ACC-2', await token({ scope: 'patient/ImagingStudy.read' }))).status).toBe(403);
+      expect(
+        (await get('/ImagingStudy?identifier=G-ACC-2', await token({ scope: 'patient/ImagingStudy.read' }))).status,
+      ).toBe(403);
       expect((await get('/ImagingStudy?identifier=G-ACC-2', await token({}))).status).toBe(403);
       // _include needs Endpoint read as well.
       const studyOnly = await token({ scope: 'system/ImagingStudy.read' });
-      expect((await get('/ImagingStudy?identifier=G-ACC-2&_include=ImagingStudy:endpoint', studyOnly)).status).toBe(403);
+      expect((await get('/ImagingStudy?identifier=G-ACC-2&_include=ImagingStudy:endpoint', studyOnly)).status).toBe(
+        403,
+      );
     });
   });
 
   it('CORS answers only configured origins', async () => {
-    const api = await serveApi({ config: { auth: { type: 'none' }, cors: { enabled: true, origins: ['https://viewer.example'] } }, sources: [src] });
+    const api = await serveApi({
+      config: { auth: { type: 'none' }, cors: { enabled: true, origins: ['https://viewer.example'] } },
+      sources: [src],
+    });
     try {
       const ok = await api.http.get('/metadata', { headers: { Origin: 'https://viewer.example' } });
       expect(ok.headers['access-control-allow-origin']).toBe('https://viewer.example');
       const other = await api.http.get('/metadata', { headers: { Origin: 'https://evil.example' } });
       expect(other.headers['access-control-allow-origin']).toBeUndefined();
-      expect((await open.http.get('/metadata', { headers: { Origin: 'https://viewer.example' } })).headers['access-control-allow-origin']).toBeUndefined();
+      expect(
+        (await open.http.get('/metadata', { headers: { Origin: 'https://viewer.example' } })).headers[
+          'access-control-allow-origin'
+        ],
+      ).toBeUndefined();
     } finally {
       await api.close();
     }
@@ -381,7 +447,10 @@ describe('access control', () => {
 
 describe('audit trail', () => {
   it('one line per request with client, parameter names, count and status — no patient data', async () => {
-    const api = await serveApi({ config: { auth: { type: 'apiKey', keys: [{ client: 'ward-viewer', sha256: sha('audit-key-123456') }] } }, sources: [src] });
+    const api = await serveApi({
+      config: { auth: { type: 'apiKey', keys: [{ client: 'ward-viewer', sha256: sha('audit-key-123456') }] } },
+      sources: [src],
+    });
     try {
       const h = { headers: { 'X-API-Key': 'audit-key-123456' } };
       await api.http.get(`/ImagingStudy?patient:identifier=G-PAT-1&_count=5`, h);
@@ -394,15 +463,36 @@ describe('audit trail', () => {
       // Lines are written when each response finishes: wait for the last one.
       for (let i = 0; i < 100 && lines.length < 6; i++) await new Promise((r) => setTimeout(r, 10));
       expect(lines).toHaveLength(6);
-      expect(lines[5]).toMatchObject({ client: 'ward-viewer', interaction: 'search-type', resourceType: 'ImagingStudy', params: ['patient:identifier', '_count'], count: 2, status: 200 });
-      expect(lines[0]).toMatchObject({ client: 'ward-viewer', interaction: 'search-type', resourceType: 'ImagingStudy', params: ['patient:identifier', '_count'], count: 2, status: 200 });
-      expect(lines[1]).toMatchObject({ client: 'ward-viewer', interaction: 'read', id: studies[1].studyUid, count: 1, status: 200 });
+      expect(lines[5]).toMatchObject({
+        client: 'ward-viewer',
+        interaction: 'search-type',
+        resourceType: 'ImagingStudy',
+        params: ['patient:identifier', '_count'],
+        count: 2,
+        status: 200,
+      });
+      expect(lines[0]).toMatchObject({
+        client: 'ward-viewer',
+        interaction: 'search-type',
+        resourceType: 'ImagingStudy',
+        params: ['patient:identifier', '_count'],
+        count: 2,
+        status: 200,
+      });
+      expect(lines[1]).toMatchObject({
+        client: 'ward-viewer',
+        interaction: 'read',
+        id: studies[1].studyUid,
+        count: 1,
+        status: 200,
+      });
       expect(lines[2]).toMatchObject({ client: 'ward-viewer', params: ['identifier'], status: 400 });
       expect(lines[3]).toMatchObject({ client: 'anonymous', status: 401 });
       // A value smuggled in as a parameter name is not written either.
       expect(lines[4]).toMatchObject({ params: ['_id', '(unknown)'], count: 1, status: 200 });
       const text = JSON.stringify(lines);
-      for (const phi of ['G-PAT-1', 'G-PAT-2', 'G-ACC-1', 'Huang', 'Secret', 'Tsai', '19800101', '1980-01-01']) expect(text).not.toContain(phi);
+      for (const phi of ['G-PAT-1', 'G-PAT-2', 'G-ACC-1', 'Huang', 'Secret', 'Tsai', '19800101', '1980-01-01'])
+        expect(text).not.toContain(phi);
     } finally {
       await api.close();
     }
@@ -416,11 +506,18 @@ describe('the CapabilityStatement matches what the server does', () => {
   });
 
   it('declares ImagingStudy (TW Core) and Endpoint, read and search only', () => {
-    expect(cs).toMatchObject({ resourceType: 'CapabilityStatement', fhirVersion: '4.0.1', format: ['json'], kind: 'instance' });
+    expect(cs).toMatchObject({
+      resourceType: 'CapabilityStatement',
+      fhirVersion: '4.0.1',
+      format: ['json'],
+      kind: 'instance',
+    });
     const types = cs.rest![0].resource!.map((r) => r.type);
     expect(types).toEqual(['ImagingStudy', 'Endpoint']);
     const is = cs.rest![0].resource![0];
-    expect(is.supportedProfile).toEqual(['https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore']);
+    expect(is.supportedProfile).toEqual([
+      'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore',
+    ]);
     expect(is.interaction!.map((i) => i.code)).toEqual(['read', 'search-type']);
     expect(is.searchInclude).toEqual(['ImagingStudy:endpoint']);
   });
@@ -432,11 +529,15 @@ describe('the CapabilityStatement matches what the server does', () => {
     expect(listed.sort()).toEqual(Object.keys(sample).sort());
     for (const name of listed) {
       const restrict = name === '_id' ? '' : `&_id=${s.studyUid}`;
-      const res = await open.http.get(`/ImagingStudy?${name}=${enc(sample[name])}${restrict}`, { headers: { Prefer: 'handling=strict' } });
+      const res = await open.http.get(`/ImagingStudy?${name}=${enc(sample[name])}${restrict}`, {
+        headers: { Prefer: 'handling=strict' },
+      });
       expect([name, res.status]).toEqual([name, 200]);
       expect(matchIds(res.data)).toEqual([s.studyUid]);
     }
-    const withInclude = await open.http.get(`/ImagingStudy?_id=${s.studyUid}&_include=ImagingStudy:endpoint`, { headers: { Prefer: 'handling=strict' } });
+    const withInclude = await open.http.get(`/ImagingStudy?_id=${s.studyUid}&_include=ImagingStudy:endpoint`, {
+      headers: { Prefer: 'handling=strict' },
+    });
     expect(withInclude.status).toBe(200);
   });
 
@@ -456,8 +557,19 @@ describe('the CapabilityStatement matches what the server does', () => {
   });
 
   it('unlisted parameters are refused under Prefer: handling=strict', async () => {
-    for (const name of ['_sort', '_elements', 'performer', 'reason', 'dicom-class', 'basedon', '_lastUpdated', '_revinclude']) {
-      const res = await open.http.get(`/ImagingStudy?_id=${studies[0].studyUid}&${name}=x`, { headers: { Prefer: 'handling=strict' } });
+    for (const name of [
+      '_sort',
+      '_elements',
+      'performer',
+      'reason',
+      'dicom-class',
+      'basedon',
+      '_lastUpdated',
+      '_revinclude',
+    ]) {
+      const res = await open.http.get(`/ImagingStudy?_id=${studies[0].studyUid}&${name}=x`, {
+        headers: { Prefer: 'handling=strict' },
+      });
       expect([name, res.status]).toEqual([name, 400]);
     }
   });
@@ -467,7 +579,9 @@ describe('the CapabilityStatement matches what the server does', () => {
     expect(ep.interaction!.map((i) => i.code)).toEqual(['read', 'search-type']);
     for (const p of ep.searchParam!) {
       const value = p.name === '_id' ? 'pacs-a' : p.name === '_count' ? '1' : 'count';
-      expect((await open.http.get(`/Endpoint?${p.name}=${value}`, { headers: { Prefer: 'handling=strict' } })).status).toBe(200);
+      expect(
+        (await open.http.get(`/Endpoint?${p.name}=${value}`, { headers: { Prefer: 'handling=strict' } })).status,
+      ).toBe(200);
     }
     expect((await open.http.get('/Endpoint?address=x', { headers: { Prefer: 'handling=strict' } })).status).toBe(400);
     expect((await open.http.post('/ImagingStudy', {})).status).toBe(405);

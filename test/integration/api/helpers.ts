@@ -44,7 +44,12 @@ export interface ServedApi {
   close(): Promise<void>;
 }
 
-export async function serveApi(o: { config: ApiConfigInput; sources: ApiSource[]; store?: StudyStore; headers?: Record<string, string> }): Promise<ServedApi> {
+export async function serveApi(o: {
+  config: ApiConfigInput;
+  sources: ApiSource[];
+  store?: StudyStore;
+  headers?: Record<string, string>;
+}): Promise<ServedApi> {
   const auditLines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -52,7 +57,12 @@ export async function serveApi(o: { config: ApiConfigInput; sources: ApiSource[]
       cb();
     },
   });
-  const app = createApiApp({ config: parseApiConfig(o.config), sources: o.sources, store: o.store, audit: createAuditLogger(sink) });
+  const app = createApiApp({
+    config: parseApiConfig(o.config),
+    sources: o.sources,
+    store: o.store,
+    audit: createAuditLogger(sink),
+  });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -71,7 +81,10 @@ export async function serveApi(o: { config: ApiConfigInput; sources: ApiSource[]
 }
 
 export function matchIds(bundle: Bundle): string[] {
-  return (bundle.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource!.id!).sort();
+  return (bundle.entry ?? [])
+    .filter((e) => e.search?.mode === 'match')
+    .map((e) => e.resource!.id!)
+    .sort();
 }
 
 export function matches(bundle: Bundle): ImagingStudy[] {

@@ -11,9 +11,29 @@ import path from 'node:path';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { createSyncService } from '../../../src/sync';
-import { generateCorpus, loadStudies, makeSeries, makeStudy, modalitiesInStudy, type SyntheticStudy } from '../../fixtures/synthetic';
+import {
+  generateCorpus,
+  loadStudies,
+  makeSeries,
+  makeStudy,
+  modalitiesInStudy,
+  type SyntheticStudy,
+} from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { ACCESSION_SYSTEM, allPages, apiSource, includes, matches, matchIds, pacsRequests, serveApi, sourceConfig, STUDY_ID_SYSTEM, uidsOf, type ServedApi } from './helpers';
+import {
+  ACCESSION_SYSTEM,
+  allPages,
+  apiSource,
+  includes,
+  matches,
+  matchIds,
+  pacsRequests,
+  serveApi,
+  sourceConfig,
+  STUDY_ID_SYSTEM,
+  uidsOf,
+  type ServedApi,
+} from './helpers';
 
 const HOSP_A_SYSTEM = 'urn:oid:2.16.886.111.100.1';
 const DEFAULT_PATIENT_SYSTEM = 'urn:pacs-fhir-bridge:patient-id';
@@ -25,12 +45,24 @@ let corpus: SyntheticStudy[];
 let corpus2: SyntheticStudy[];
 let live: ServedApi;
 let tmp: string;
-const mappingOver = { mapping: { accessionSystem: ACCESSION_SYSTEM, studyIdSystem: STUDY_ID_SYSTEM, patient: { issuerSystems: { 'TW-HOSP-A': HOSP_A_SYSTEM } } } };
+const mappingOver = {
+  mapping: {
+    accessionSystem: ACCESSION_SYSTEM,
+    studyIdSystem: STUDY_ID_SYSTEM,
+    patient: { issuerSystems: { 'TW-HOSP-A': HOSP_A_SYSTEM } },
+  },
+};
 const cfgA = () => sourceConfig('a', orthanc.dicomWebBase, mappingOver);
-const apiBase = { auth: { type: 'none' as const }, patientIdRule: { prefix: 'pid-' }, maxCount: 50, rateLimit: { enabled: false } };
+const apiBase = {
+  auth: { type: 'none' as const },
+  patientIdRule: { prefix: 'pid-' },
+  maxCount: 50,
+  rateLimit: { enabled: false },
+};
 
 const isoDay = (da: string) => `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6, 8)}`;
-const patientSystem = (s: SyntheticStudy) => (s.patient.issuer === 'TW-HOSP-A' ? HOSP_A_SYSTEM : DEFAULT_PATIENT_SYSTEM);
+const patientSystem = (s: SyntheticStudy) =>
+  s.patient.issuer === 'TW-HOSP-A' ? HOSP_A_SYSTEM : DEFAULT_PATIENT_SYSTEM;
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'api-search-'));
@@ -38,9 +70,24 @@ beforeAll(async () => {
   corpus = [
     ...generateCorpus({ seed: 61, studies: 14, days: { from: '20240101', count: 4 }, undated: 1 }),
     // Two accession numbers and two patient ids that differ only in case: Orthanc matches both, FHIR one.
-    makeStudy({ accession: 'AbC-1', patient: { id: 'Pcase', issuer: 'TW-HOSP-A', alphabetic: 'Lin^Mei' }, studyDate: '20240102', studyTime: '081500' }),
-    makeStudy({ accession: 'abc-1', patient: { id: 'PCASE', alphabetic: 'Lin^Mei' }, studyDate: '20240102', studyTime: '1015', tzOffset: undefined }),
-    makeStudy({ studyDate: '20240103', studyTime: '235959.5', series: [makeSeries({ modality: 'MR', instances: 3 }), makeSeries({ modality: 'SR', number: 2, instances: 1 })] }),
+    makeStudy({
+      accession: 'AbC-1',
+      patient: { id: 'Pcase', issuer: 'TW-HOSP-A', alphabetic: 'Lin^Mei' },
+      studyDate: '20240102',
+      studyTime: '081500',
+    }),
+    makeStudy({
+      accession: 'abc-1',
+      patient: { id: 'PCASE', alphabetic: 'Lin^Mei' },
+      studyDate: '20240102',
+      studyTime: '1015',
+      tzOffset: undefined,
+    }),
+    makeStudy({
+      studyDate: '20240103',
+      studyTime: '235959.5',
+      series: [makeSeries({ modality: 'MR', instances: 3 }), makeSeries({ modality: 'SR', number: 2, instances: 1 })],
+    }),
   ];
   corpus2 = generateCorpus({ seed: 62, studies: 5, days: { from: '20240101', count: 2 }, undated: 0 });
   await Promise.all([loadStudies(orthanc, corpus), loadStudies(orthanc2, corpus2)]);
@@ -83,7 +130,9 @@ describe('each search parameter finds each fixture study, and only what it shoul
     }
     expect(checked).toBeGreaterThan(10);
     for (const s of corpus.filter((x) => x.studyId)) {
-      expect(await ids(`identifier=${enc(`${STUDY_ID_SYSTEM}|${s.studyId}`)}`)).toEqual(uidsOf(corpus.filter((x) => x.studyId === s.studyId)));
+      expect(await ids(`identifier=${enc(`${STUDY_ID_SYSTEM}|${s.studyId}`)}`)).toEqual(
+        uidsOf(corpus.filter((x) => x.studyId === s.studyId)),
+      );
     }
   });
 
@@ -139,8 +188,14 @@ describe('each search parameter finds each fixture study, and only what it shoul
     for (const s of corpus.filter((x) => x.studyDate)) {
       const day = corpus.filter((x) => x.studyDate === s.studyDate);
       for (const m of modalitiesInStudy(s)) {
-        expect(await ids(`started=${isoDay(s.studyDate!)}&modality=${m}`)).toEqual(uidsOf(day.filter((x) => modalitiesInStudy(x).includes(m))));
-        expect(await ids(`started=${isoDay(s.studyDate!)}&modality=${enc(`http://dicom.nema.org/resources/ontology/DCM|${m}`)}`)).toContain(s.studyUid);
+        expect(await ids(`started=${isoDay(s.studyDate!)}&modality=${m}`)).toEqual(
+          uidsOf(day.filter((x) => modalitiesInStudy(x).includes(m))),
+        );
+        expect(
+          await ids(
+            `started=${isoDay(s.studyDate!)}&modality=${enc(`http://dicom.nema.org/resources/ontology/DCM|${m}`)}`,
+          ),
+        ).toContain(s.studyUid);
       }
       expect(await ids(`_id=${s.studyUid}&status=available`)).toEqual([s.studyUid]);
       expect(await ids(`_id=${s.studyUid}&status=registered,cancelled`)).toEqual([]);
@@ -165,27 +220,54 @@ describe('each search parameter finds each fixture study, and only what it shoul
       const before = { ...src.pacs.stats.requests };
       const found = await ids(query, api);
       const after = src.pacs.stats.requests;
-      return { found, studies: after.studies - before.studies, series: after.series - before.series, instances: after.instances - before.instances };
+      return {
+        found,
+        studies: after.studies - before.studies,
+        series: after.series - before.series,
+        instances: after.instances - before.instances,
+      };
     };
     try {
       for (const s of corpus) {
         for (const series of s.series) {
           // One series-level query (series → study), one study-level query, one batched detail query.
-          expect(await cost(`series=${series.seriesUid}`)).toEqual({ found: [s.studyUid], studies: 1, series: 2, instances: 0 });
+          expect(await cost(`series=${series.seriesUid}`)).toEqual({
+            found: [s.studyUid],
+            studies: 1,
+            series: 2,
+            instances: 0,
+          });
         }
       }
       const [a, b] = corpus;
-      expect(await cost(`series=${a.series[0].seriesUid},${b.series[0].seriesUid}`)).toEqual({ found: uidsOf([a, b]), studies: 1, series: 2, instances: 0 });
+      expect(await cost(`series=${a.series[0].seriesUid},${b.series[0].seriesUid}`)).toEqual({
+        found: uidsOf([a, b]),
+        studies: 1,
+        series: 2,
+        instances: 0,
+      });
       // A series no study holds: the series query alone, nothing found.
-      expect(await cost(`series=${a.series[0].seriesUid}.999`)).toEqual({ found: [], studies: 0, series: 1, instances: 0 });
+      expect(await cost(`series=${a.series[0].seriesUid}.999`)).toEqual({
+        found: [],
+        studies: 0,
+        series: 1,
+        instances: 0,
+      });
       // Repeated (AND): only a study holding both series matches.
       const two = corpus.find((s) => s.series.length > 1)!;
-      expect(await ids(`series=${two.series[0].seriesUid}&series=${two.series[1].seriesUid}`, api)).toEqual([two.studyUid]);
+      expect(await ids(`series=${two.series[0].seriesUid}&series=${two.series[1].seriesUid}`, api)).toEqual([
+        two.studyUid,
+      ]);
       const elsewhere = corpus.find((s) => s !== two)!;
       expect(await ids(`series=${two.series[0].seriesUid}&series=${elsewhere.series[0].seriesUid}`, api)).toEqual([]);
       // With other parameters, and counted.
-      expect(await ids(`series=${two.series[0].seriesUid}&modality=${two.series[1].modality}`, api)).toEqual([two.studyUid]);
-      expect((await api.http.get(`/ImagingStudy?series=${a.series[0].seriesUid},${b.series[0].seriesUid}&_summary=count`)).data.total).toBe(2);
+      expect(await ids(`series=${two.series[0].seriesUid}&modality=${two.series[1].modality}`, api)).toEqual([
+        two.studyUid,
+      ]);
+      expect(
+        (await api.http.get(`/ImagingStudy?series=${a.series[0].seriesUid},${b.series[0].seriesUid}&_summary=count`))
+          .data.total,
+      ).toBe(2);
       // A malformed series UID: 400 before any PACS request.
       const before = pacsRequests(src.pacs);
       for (const bad of ['1.2.x', '1.2.*', '', `${a.series[0].seriesUid}%0A`]) {
@@ -245,7 +327,10 @@ describe('paging, _include and _summary', () => {
   });
 
   it('pages across two sources in order, with previous links across the boundary', async () => {
-    const two = await serveApi({ config: apiBase, sources: [apiSource(cfgA()), apiSource(sourceConfig('b', orthanc2.dicomWebBase))] });
+    const two = await serveApi({
+      config: apiBase,
+      sources: [apiSource(cfgA()), apiSource(sourceConfig('b', orthanc2.dicomWebBase))],
+    });
     try {
       const expected = uidsOf([...corpus.filter((s) => s.studyDate), ...corpus2]);
       const { ids: all, pages } = await allPages(two.http, '/ImagingStudy?started=ge2024-01-01&_count=5');
@@ -260,7 +345,9 @@ describe('paging, _include and _summary', () => {
       const eps = (await two.http.get('/Endpoint')).data as Bundle;
       expect(matchIds(eps)).toEqual(['pacs-a', 'pacs-b']);
       const last = pages[pages.length - 1];
-      const withInclude = await two.http.get(last.link!.find((l) => l.relation === 'self')!.url + '&_include=ImagingStudy:endpoint');
+      const withInclude = await two.http.get(
+        last.link!.find((l) => l.relation === 'self')!.url + '&_include=ImagingStudy:endpoint',
+      );
       expect(includes(withInclude.data).map((e) => e.id)).toEqual(['pacs-b']);
     } finally {
       await two.close();
@@ -270,7 +357,12 @@ describe('paging, _include and _summary', () => {
   it('_include=ImagingStudy:endpoint adds the source Endpoint, which Endpoint read also returns', async () => {
     const res = await live.http.get(`/ImagingStudy?_id=${corpus[0].studyUid}&_include=ImagingStudy:endpoint`);
     const [ep] = includes(res.data) as Endpoint[];
-    expect(ep).toMatchObject({ resourceType: 'Endpoint', id: 'pacs-a', address: orthanc.dicomWebBase, connectionType: { code: 'dicom-wado-rs' } });
+    expect(ep).toMatchObject({
+      resourceType: 'Endpoint',
+      id: 'pacs-a',
+      address: orthanc.dicomWebBase,
+      connectionType: { code: 'dicom-wado-rs' },
+    });
     expect(matches(res.data)[0].endpoint).toEqual([{ reference: 'Endpoint/pacs-a' }]);
     expect((await live.http.get('/Endpoint/pacs-a')).data).toEqual(ep);
     expect((await live.http.get('/Endpoint/pacs-zz')).status).toBe(404);
@@ -281,7 +373,9 @@ describe('paging, _include and _summary', () => {
     expect(res.data.total).toBe(corpus.filter((s) => s.studyDate).length);
     expect(res.data.entry).toBeUndefined();
     const acc = corpus.find((s) => s.accession)!;
-    expect((await live.http.get(`/ImagingStudy?identifier=${enc(acc.accession!)}&_summary=count`)).data.total).toBe(corpus.filter((s) => s.accession === acc.accession).length);
+    expect((await live.http.get(`/ImagingStudy?identifier=${enc(acc.accession!)}&_summary=count`)).data.total).toBe(
+      corpus.filter((s) => s.accession === acc.accession).length,
+    );
   });
 
   it('a page costs one study-level query and one batched series query', async () => {
@@ -309,12 +403,20 @@ describe('store mode (filled by the sync) answers with the same resources as liv
 
   beforeAll(async () => {
     store = openStore(path.join(tmp, 'store.db'));
-    const sync = createSyncService({ config: { sources: [cfgA()], sync: { lookbackDays: 1 } }, store, sinks: [createEmbeddedSink(store)] });
+    const sync = createSyncService({
+      config: { sources: [cfgA()], sync: { lookbackDays: 1 } },
+      store,
+      sinks: [createEmbeddedSink(store)],
+    });
     const run = await sync.backfill('a', '20240101', '20240131');
     expect(run.status).toBe('ok');
     await sync.runOnce('a'); // the undated sweep
     expect(store.listImagingStudies({ sourceId: 'a' })).toHaveLength(corpus.length);
-    fromStore = await serveApi({ config: { ...apiBase, mode: 'store', storeFallback: false }, sources: [apiSource(cfgA())], store });
+    fromStore = await serveApi({
+      config: { ...apiBase, mode: 'store', storeFallback: false },
+      sources: [apiSource(cfgA())],
+      store,
+    });
   });
 
   afterAll(async () => {
@@ -336,24 +438,38 @@ describe('store mode (filled by the sync) answers with the same resources as liv
       'started=ge2024-01-01&_count=50',
       'started=2024-01-02&modality=CT',
       ...corpus.slice(0, 6).map((s) => `patient:identifier=${enc(s.patient.id)}`),
-      ...corpus.filter((s) => s.accession).slice(0, 6).map((s) => `identifier=${enc(`${ACCESSION_SYSTEM}|${s.accession}`)}`),
+      ...corpus
+        .filter((s) => s.accession)
+        .slice(0, 6)
+        .map((s) => `identifier=${enc(`${ACCESSION_SYSTEM}|${s.accession}`)}`),
       `_id=${corpus[2].studyUid}&series=${corpus[2].series[0].seriesUid}`,
       'identifier=abc-1',
     ];
     for (const q of queries) {
       const a = matches((await live.http.get(`/ImagingStudy?${q}`)).data).sort((x, y) => x.id!.localeCompare(y.id!));
-      const b = matches((await fromStore.http.get(`/ImagingStudy?${q}`)).data).sort((x, y) => x.id!.localeCompare(y.id!));
+      const b = matches((await fromStore.http.get(`/ImagingStudy?${q}`)).data).sort((x, y) =>
+        x.id!.localeCompare(y.id!),
+      );
       expect(b.length).toBeGreaterThan(0);
       expect(b).toEqual(a);
     }
-    expect((await fromStore.http.get('/ImagingStudy?started=ge2024-01-01&_summary=count')).data.total).toBe(corpus.filter((s) => s.studyDate).length);
+    expect((await fromStore.http.get('/ImagingStudy?started=ge2024-01-01&_summary=count')).data.total).toBe(
+      corpus.filter((s) => s.studyDate).length,
+    );
   });
 
   it('a repeated store-mode search sees what the sync wrote in between (store answers are not kept)', async () => {
     const q = '/ImagingStudy?identifier=COPY-1';
     expect(matchIds((await fromStore.http.get(q)).data)).toEqual([]);
     const uid = '2.25.987654321012345';
-    const copy = { ...store.listImagingStudies({ sourceId: 'a' })[0], id: uid, identifier: [{ system: 'urn:dicom:uid', value: `urn:oid:${uid}` }, { system: ACCESSION_SYSTEM, value: 'COPY-1' }] };
+    const copy = {
+      ...store.listImagingStudies({ sourceId: 'a' })[0],
+      id: uid,
+      identifier: [
+        { system: 'urn:dicom:uid', value: `urn:oid:${uid}` },
+        { system: ACCESSION_SYSTEM, value: 'COPY-1' },
+      ],
+    };
     store.putResource(copy, { sourceId: 'a', studyUid: uid, contentHash: 'copy' });
     try {
       expect(matchIds((await fromStore.http.get(q)).data)).toEqual([uid]);
@@ -366,12 +482,18 @@ describe('store mode (filled by the sync) answers with the same resources as liv
     const late = makeStudy({ accession: 'LATE-1' });
     await loadStudies(orthanc, [late]);
     expect((await fromStore.http.get(`/ImagingStudy/${late.studyUid}`)).status).toBe(404);
-    const withFallback = await serveApi({ config: { ...apiBase, mode: 'store', storeFallback: true }, sources: [apiSource(cfgA())], store });
+    const withFallback = await serveApi({
+      config: { ...apiBase, mode: 'store', storeFallback: true },
+      sources: [apiSource(cfgA())],
+      store,
+    });
     try {
       const res = await withFallback.http.get(`/ImagingStudy/${late.studyUid}`);
       expect(res.status).toBe(200);
       expect(res.data.id).toBe(late.studyUid);
-      expect(matchIds((await withFallback.http.get(`/ImagingStudy?_id=${late.studyUid}`)).data)).toEqual([late.studyUid]);
+      expect(matchIds((await withFallback.http.get(`/ImagingStudy?_id=${late.studyUid}`)).data)).toEqual([
+        late.studyUid,
+      ]);
     } finally {
       await withFallback.close();
     }

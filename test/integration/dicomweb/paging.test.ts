@@ -4,18 +4,39 @@
  * equal to per-study ones, and names/IDs with `^`, spaces and Chinese characters.
  */
 import { parseConfig } from '../../../src/config';
-import { createPacsSource, readPersonName, readString, Tag, valueOf, type DicomDataset, type PacsSource } from '../../../src/dicomweb';
+import {
+  createPacsSource,
+  readPersonName,
+  readString,
+  Tag,
+  valueOf,
+  type DicomDataset,
+  type PacsSource,
+} from '../../../src/dicomweb';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { generateCorpus, loadStudies, makeSeries, makeStudy, modalitiesInStudy, studiesBetween, studiesPerDay, undatedStudies, type SyntheticStudy } from '../../fixtures/synthetic';
+import {
+  generateCorpus,
+  loadStudies,
+  makeSeries,
+  makeStudy,
+  modalitiesInStudy,
+  studiesBetween,
+  studiesPerDay,
+  undatedStudies,
+  type SyntheticStudy,
+} from '../../fixtures/synthetic';
 
 const uid = (ds: DicomDataset) => valueOf(readString(ds, Tag.StudyInstanceUID))!;
 const uids = (list: DicomDataset[]) => list.map(uid).sort();
 const factUids = (list: SyntheticStudy[]) => list.map((s) => s.studyUid).sort();
 
 function source(orthanc: OrthancServer, extra: Record<string, unknown> = {}): PacsSource {
-  return createPacsSource(parseConfig({ sources: [{ id: 'orthanc', qidoBase: orthanc.dicomWebBase, ...extra }] }).sources[0], {
-    retry: { baseMs: 50, maxMs: 500 },
-  });
+  return createPacsSource(
+    parseConfig({ sources: [{ id: 'orthanc', qidoBase: orthanc.dicomWebBase, ...extra }] }).sources[0],
+    {
+      retry: { baseMs: 50, maxMs: 500 },
+    },
+  );
 }
 
 describe('unlimited Orthanc', () => {
@@ -55,11 +76,18 @@ describe('unlimited Orthanc', () => {
     // needs several pages to show that no page is lost.
     const s = source(orthanc, { pageSize: 3 });
     const found = await s.findStudies({ from: '20240101', to: '20240105' }, { ModalitiesInStudy: 'CT' });
-    const expected = factUids(studiesBetween(corpus, '20240101', '20240105').filter((st) => modalitiesInStudy(st).includes('CT')));
+    const expected = factUids(
+      studiesBetween(corpus, '20240101', '20240105').filter((st) => modalitiesInStudy(st).includes('CT')),
+    );
     expect(expected.length).toBeGreaterThan(6);
     expect(uids(found)).toEqual(expected);
-    const page = await s.searchStudies({ StudyDate: '20240101-20240105', ModalitiesInStudy: 'CT,MR' }, { limit: 100, offset: 0 });
-    const ctOrMr = studiesBetween(corpus, '20240101', '20240105').filter((st) => modalitiesInStudy(st).some((m) => m === 'CT' || m === 'MR'));
+    const page = await s.searchStudies(
+      { StudyDate: '20240101-20240105', ModalitiesInStudy: 'CT,MR' },
+      { limit: 100, offset: 0 },
+    );
+    const ctOrMr = studiesBetween(corpus, '20240101', '20240105').filter((st) =>
+      modalitiesInStudy(st).some((m) => m === 'CT' || m === 'MR'),
+    );
     expect(uids(page)).toEqual(factUids(ctOrMr));
   });
 
@@ -112,7 +140,9 @@ describe('unlimited Orthanc', () => {
     const s = source(orthanc);
     const two = corpus.slice(0, 2).map((c) => c.studyUid);
     expect(uids(await s.searchStudies({ StudyInstanceUID: two.join(',') }))).toEqual([...two].sort());
-    expect(uids(await s.searchStudies({ StudyDate: '20240102-20240103' }))).toEqual(factUids(studiesBetween(corpus, '20240102', '20240103')));
+    expect(uids(await s.searchStudies({ StudyDate: '20240102-20240103' }))).toEqual(
+      factUids(studiesBetween(corpus, '20240102', '20240103')),
+    );
   });
 
   it('batched detail queries equal per-study queries and the facts', async () => {
@@ -138,7 +168,10 @@ describe('unlimited Orthanc', () => {
     const facts = Object.fromEntries(
       corpus.map((c) => [
         c.studyUid,
-        { series: c.series.map((x) => x.seriesUid).sort(), instances: c.series.flatMap((x) => x.instances.map((i) => i.sopInstanceUid)).sort() },
+        {
+          series: c.series.map((x) => x.seriesUid).sort(),
+          instances: c.series.flatMap((x) => x.instances.map((i) => i.sopInstanceUid)).sort(),
+        },
       ]),
     );
     expect(summary(a)).toEqual(facts);
@@ -161,8 +194,15 @@ describe('Orthanc with LimitFindResults below the studies of one day', () => {
   let orthanc: OrthancServer;
   // Every dated study gets a StudyTime: Orthanc 1.10 has no Empty Value Matching, so studies
   // without one on an over-cap day cannot be listed (they are reported, see source.ts).
-  const corpus = generateCorpus({ seed: 11, studies: 40, days: { from: '20240610', count: 3 }, undated: 2, maxSeries: 2, maxInstances: 2 }).map(
-    (s, i) => (s.studyDate && !s.studyTime ? { ...s, studyTime: `${String(8 + (i % 10)).padStart(2, '0')}1500` } : s),
+  const corpus = generateCorpus({
+    seed: 11,
+    studies: 40,
+    days: { from: '20240610', count: 3 },
+    undated: 2,
+    maxSeries: 2,
+    maxInstances: 2,
+  }).map((s, i) =>
+    s.studyDate && !s.studyTime ? { ...s, studyTime: `${String(8 + (i % 10)).padStart(2, '0')}1500` } : s,
   );
 
   beforeAll(async () => {
@@ -195,11 +235,17 @@ describe('Orthanc with LimitFindResults below the studies of one day', () => {
   it('splits a detail batch whose results reach the cap; equals the facts', async () => {
     const s = source(orthanc, { serverLimit: CAP, detailBatchSize: 20 });
     const dated = corpus.filter((c) => c.studyDate);
-    const details = await s.studyDetails(dated.map((c) => c.studyUid), { instances: false });
+    const details = await s.studyDetails(
+      dated.map((c) => c.studyUid),
+      { instances: false },
+    );
     for (const c of dated) {
-      expect(details.get(c.studyUid)!.series.map((d) => valueOf(readString(d, Tag.SeriesInstanceUID))).sort()).toEqual(
-        c.series.map((x) => x.seriesUid).sort(),
-      );
+      expect(
+        details
+          .get(c.studyUid)!
+          .series.map((d) => valueOf(readString(d, Tag.SeriesInstanceUID)))
+          .sort(),
+      ).toEqual(c.series.map((x) => x.seriesUid).sort());
     }
     expect(s.stats.splits).toBeGreaterThan(0);
   });

@@ -22,7 +22,9 @@ describe('pydicom sample files', () => {
   it('finds every accepted sample with the right UIDs (dated by window, the rest by the undated sweep)', async () => {
     const expected = studiesFromSamples(facts);
     expect(expected.length).toBeGreaterThan(20);
-    const s = createPacsSource(parseConfig({ sources: [{ id: 'samples', qidoBase: orthanc.dicomWebBase, pageSize: 25 }] }).sources[0]);
+    const s = createPacsSource(
+      parseConfig({ sources: [{ id: 'samples', qidoBase: orthanc.dicomWebBase, pageSize: 25 }] }).sources[0],
+    );
     const dated = await s.findStudies({ from: '00010101', to: '99991231' });
     const undated = await s.findUndatedStudies();
     const found = [...new Set([...dated, ...undated].map((d) => str(d, Tag.StudyInstanceUID)!))].sort();
@@ -38,17 +40,29 @@ describe('pydicom sample files', () => {
     for (const study of expected) {
       const d = details.get(study.studyUid)!;
       const series = [...new Set(d.series.map((x) => str(x, Tag.SeriesInstanceUID)))].sort();
-      expect({ study: study.studyUid, series }).toEqual({ study: study.studyUid, series: study.series.map((x) => x.uid).sort() });
+      expect({ study: study.studyUid, series }).toEqual({
+        study: study.studyUid,
+        series: study.series.map((x) => x.uid).sort(),
+      });
       const instances = [...new Set(d.instances.map((x) => str(x, Tag.SOPInstanceUID)))].sort();
-      expect({ study: study.studyUid, instances }).toEqual({ study: study.studyUid, instances: study.series.flatMap((x) => x.instances).sort() });
+      expect({ study: study.studyUid, instances }).toEqual({
+        study: study.studyUid,
+        instances: study.series.flatMap((x) => x.instances).sort(),
+      });
     }
   });
 
   it('a page of an on-demand search holds every study, even those Orthanc cannot render in full', async () => {
     // The charset samples make Orthanc answer 400 to a whole page with the full includefield list.
-    const s = createPacsSource(parseConfig({ sources: [{ id: 'samples', qidoBase: orthanc.dicomWebBase }] }).sources[0]);
+    const s = createPacsSource(
+      parseConfig({ sources: [{ id: 'samples', qidoBase: orthanc.dicomWebBase }] }).sources[0],
+    );
     const rows = await s.searchStudies({}, { limit: 1000, offset: 0 });
     const uids = [...new Set(rows.map((d) => str(d, Tag.StudyInstanceUID)!))].sort();
-    expect(uids).toEqual(studiesFromSamples(facts).map((e) => e.studyUid).sort());
+    expect(uids).toEqual(
+      studiesFromSamples(facts)
+        .map((e) => e.studyUid)
+        .sort(),
+    );
   });
 });

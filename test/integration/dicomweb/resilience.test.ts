@@ -13,11 +13,25 @@ const uid = (ds: DicomDataset) => valueOf(readString(ds, Tag.StudyInstanceUID))!
 
 describe('Orthanc with HTTP Basic authentication', () => {
   let orthanc: OrthancServer;
-  const corpus = generateCorpus({ seed: 3, studies: 24, days: { from: '20230101', count: 4 }, undated: 0, maxSeries: 1, maxInstances: 1 });
+  const corpus = generateCorpus({
+    seed: 3,
+    studies: 24,
+    days: { from: '20230101', count: 4 },
+    undated: 0,
+    maxSeries: 1,
+    maxInstances: 1,
+  });
   const source = (password: string, extra: Record<string, unknown> = {}, beforeRequest?: () => Promise<void>) =>
     createPacsSource(
       parseConfig({
-        sources: [{ id: 'secured', qidoBase: orthanc.dicomWebBase, auth: { type: 'basic', username: 'bridge', password }, ...extra }],
+        sources: [
+          {
+            id: 'secured',
+            qidoBase: orthanc.dicomWebBase,
+            auth: { type: 'basic', username: 'bridge', password },
+            ...extra,
+          },
+        ],
       }).sources[0],
       { retry: { baseMs: 100, maxMs: 1000 }, beforeRequest },
     );
@@ -56,7 +70,11 @@ describe('Orthanc with HTTP Basic authentication', () => {
     });
     const found = await s.findStudies({ from: '20230101', to: '20230131' });
     await restarted;
-    expect(found.map(uid).sort()).toEqual(studiesBetween(corpus, '20230101', '20230131').map((c) => c.studyUid).sort());
+    expect(found.map(uid).sort()).toEqual(
+      studiesBetween(corpus, '20230101', '20230131')
+        .map((c) => c.studyUid)
+        .sort(),
+    );
     expect(s.stats.retries).toBeGreaterThan(0);
     expect(s.stats.requests.studies).toBeGreaterThan(24 / 2);
   });
@@ -69,7 +87,9 @@ describe('an unresponsive PACS', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as AddressInfo).port;
     const s = createPacsSource(
-      parseConfig({ sources: [{ id: 'silent', qidoBase: `http://127.0.0.1:${port}/dicom-web`, timeoutMs: 300, retries: 1 }] }).sources[0],
+      parseConfig({
+        sources: [{ id: 'silent', qidoBase: `http://127.0.0.1:${port}/dicom-web`, timeoutMs: 300, retries: 1 }],
+      }).sources[0],
       { retry: { baseMs: 5, maxMs: 10 } },
     );
     const err = await s.findStudies({ from: '20240101', to: '20240101' }).catch((e) => e);

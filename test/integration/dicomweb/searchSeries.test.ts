@@ -4,7 +4,15 @@
  * widened values work as they do for studies.
  */
 import { parseConfig } from '../../../src/config';
-import { createPacsSource, readNumber, readString, Tag, valueOf, type DicomDataset, type PacsSource } from '../../../src/dicomweb';
+import {
+  createPacsSource,
+  readNumber,
+  readString,
+  Tag,
+  valueOf,
+  type DicomDataset,
+  type PacsSource,
+} from '../../../src/dicomweb';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';
 
@@ -22,7 +30,9 @@ const ct = makeStudy({
 const mr = makeStudy({ accession: 'SS-MR', series: [makeSeries({ modality: 'MR', number: 1, instances: 3 })] });
 
 function source(): PacsSource {
-  return createPacsSource(parseConfig({ sources: [{ id: 'orthanc', qidoBase: orthanc.dicomWebBase, retries: 0 }] }).sources[0]);
+  return createPacsSource(
+    parseConfig({ sources: [{ id: 'orthanc', qidoBase: orthanc.dicomWebBase, retries: 0 }] }).sources[0],
+  );
 }
 
 beforeAll(async () => {
@@ -48,7 +58,10 @@ describe('searchSeries', () => {
 
   it('a UID list finds series of different studies in one request; an unknown UID finds nothing', async () => {
     const s = source();
-    const rows = await s.searchSeries({ SeriesInstanceUID: `${ct.series[2].seriesUid},${mr.series[0].seriesUid}` }, { limit: 4, offset: 0 });
+    const rows = await s.searchSeries(
+      { SeriesInstanceUID: `${ct.series[2].seriesUid},${mr.series[0].seriesUid}` },
+      { limit: 4, offset: 0 },
+    );
     expect(new Map(rows.map((r) => [seriesUid(r), studyUid(r)]))).toEqual(
       new Map([
         [ct.series[2].seriesUid, ct.studyUid],
@@ -56,24 +69,35 @@ describe('searchSeries', () => {
       ]),
     );
     expect(s.stats.requests.series).toBe(1);
-    expect(await s.searchSeries({ SeriesInstanceUID: `${mr.series[0].seriesUid}.9` }, { limit: 2, offset: 0 })).toEqual([]);
+    expect(await s.searchSeries({ SeriesInstanceUID: `${mr.series[0].seriesUid}.9` }, { limit: 2, offset: 0 })).toEqual(
+      [],
+    );
     // Without a page, the server's own answer.
     expect((await s.searchSeries({ SeriesInstanceUID: mr.series[0].seriesUid })).map(studyUid)).toEqual([mr.studyUid]);
   });
 
   it('pages with limit and offset', async () => {
     const s = source();
-    const pages = await Promise.all([0, 1, 2, 3].map((offset) => s.searchSeries({ StudyInstanceUID: ct.studyUid }, { limit: 1, offset })));
+    const pages = await Promise.all(
+      [0, 1, 2, 3].map((offset) => s.searchSeries({ StudyInstanceUID: ct.studyUid }, { limit: 1, offset })),
+    );
     expect(pages.map((p) => p.length)).toEqual([1, 1, 1, 0]);
     expect(pages.flat().map(seriesUid).sort()).toEqual(ct.series.map((x) => x.seriesUid).sort());
   });
 
   it('a value widened on the wire (a space) is narrowed to exactly what was asked', async () => {
     const s = source();
-    const rows = await s.searchSeries({ StudyInstanceUID: ct.studyUid, SeriesDescription: 'Axial 5mm' }, { limit: 10, offset: 0 });
+    const rows = await s.searchSeries(
+      { StudyInstanceUID: ct.studyUid, SeriesDescription: 'Axial 5mm' },
+      { limit: 10, offset: 0 },
+    );
     expect(rows.map(seriesUid)).toEqual([ct.series[0].seriesUid]);
     // What went on the wire, "Axial?5mm", also matches "Axial_5mm" at the PACS.
-    const wire = await orthanc.rest.get(`/dicom-web/series?StudyInstanceUID=${ct.studyUid}&SeriesDescription=Axial?5mm`);
-    expect((wire.data as DicomDataset[]).map(seriesUid).sort()).toEqual([ct.series[0].seriesUid, ct.series[1].seriesUid].sort());
+    const wire = await orthanc.rest.get(
+      `/dicom-web/series?StudyInstanceUID=${ct.studyUid}&SeriesDescription=Axial?5mm`,
+    );
+    expect((wire.data as DicomDataset[]).map(seriesUid).sort()).toEqual(
+      [ct.series[0].seriesUid, ct.series[1].seriesUid].sort(),
+    );
   });
 });

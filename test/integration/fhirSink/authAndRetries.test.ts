@@ -9,7 +9,9 @@ import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 import { studyWrite, uids } from './studies';
 
 const storedUids = async (server: FhirTestServer) =>
-  (await server.all<ImagingStudy>('ImagingStudy')).map((s) => s.identifier!.find((i) => i.system === 'urn:dicom:uid')!.value!.slice(8)).sort();
+  (await server.all<ImagingStudy>('ImagingStudy'))
+    .map((s) => s.identifier!.find((i) => i.system === 'urn:dicom:uid')!.value!.slice(8))
+    .sort();
 
 describe('static bearer token', () => {
   let server: FhirTestServer;
@@ -24,7 +26,9 @@ describe('static bearer token', () => {
     const outcomes = await wrong.writeBatch(batch);
     for (const o of outcomes) {
       expect(o).toMatchObject({ ok: false, retryable: true });
-      expect(!o.ok && o.error).toMatch(/rejected the credentials \(401: error: invalid bearer token\) — check sinks\.fhir\.auth/);
+      expect(!o.ok && o.error).toMatch(
+        /rejected the credentials \(401: error: invalid bearer token\) — check sinks\.fhir\.auth/,
+      );
     }
     expect(await storedUids(server)).toEqual([]);
     // A static token cannot be refreshed: no second attempt.
@@ -45,16 +49,22 @@ describe('OAuth2 client credentials', () => {
   beforeEach(() => server.resetRequests());
 
   const oauthSink = (clientAuth: 'client_secret_basic' | 'client_secret_post', secret = 's3cret:&=') =>
-    createFhirSink({ baseUrl: server.baseUrl, auth: { type: 'oauth2', tokenUrl: server.tokenUrl, clientId: 'bridge', clientSecret: secret, clientAuth } });
+    createFhirSink({
+      baseUrl: server.baseUrl,
+      auth: { type: 'oauth2', tokenUrl: server.tokenUrl, clientId: 'bridge', clientSecret: secret, clientAuth },
+    });
 
-  it.each(['client_secret_basic', 'client_secret_post'] as const)('gets a token with %s, caches it, and writes', async (clientAuth) => {
-    const sink = oauthSink(clientAuth);
-    const first = await sink.writeBatch([studyWrite(`1.2.7.2.${clientAuth.length}`)]);
-    const second = await sink.writeBatch([studyWrite(`1.2.7.3.${clientAuth.length}`)]);
-    expect([...first, ...second].every((o) => o.ok)).toBe(true);
-    expect(server.tokenRequests().map((t) => [t.clientAuth, t.status])).toEqual([[clientAuth, 200]]);
-    expect(sink.stats().tokenRequests).toBe(1);
-  });
+  it.each(['client_secret_basic', 'client_secret_post'] as const)(
+    'gets a token with %s, caches it, and writes',
+    async (clientAuth) => {
+      const sink = oauthSink(clientAuth);
+      const first = await sink.writeBatch([studyWrite(`1.2.7.2.${clientAuth.length}`)]);
+      const second = await sink.writeBatch([studyWrite(`1.2.7.3.${clientAuth.length}`)]);
+      expect([...first, ...second].every((o) => o.ok)).toBe(true);
+      expect(server.tokenRequests().map((t) => [t.clientAuth, t.status])).toEqual([[clientAuth, 200]]);
+      expect(sink.stats().tokenRequests).toBe(1);
+    },
+  );
 
   it('after a 401 (token revoked) fetches a fresh token and retries once', async () => {
     const sink = oauthSink('client_secret_basic');
@@ -102,7 +112,8 @@ describe('429, 503 and network errors injected in front of the server', () => {
   });
 
   // A tiny backoff: any wait near a second below can only come from Retry-After.
-  const sinkVia = (extra: Partial<FhirSinkInput> = {}) => createFhirSink({ baseUrl: proxy.via(server.baseUrl), backoffMs: 5, maxBackoffMs: 20, ...extra });
+  const sinkVia = (extra: Partial<FhirSinkInput> = {}) =>
+    createFhirSink({ baseUrl: proxy.via(server.baseUrl), backoffMs: 5, maxBackoffMs: 20, ...extra });
   const isTransaction = (r: { method: string; path: string }) => r.method === 'POST' && r.path === '/fhir/R4';
   const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]);
 

@@ -36,7 +36,12 @@ async function storedStudy(uid: string): Promise<ImagingStudy> {
 }
 
 async function addPatient(value: string): Promise<string> {
-  const p = await server.repo.createResource<any>({ resourceType: 'Patient', identifier: [{ system: PATIENT_SYSTEM, value }], gender: 'female', birthDate: '1970-01-01' });
+  const p = await server.repo.createResource<any>({
+    resourceType: 'Patient',
+    identifier: [{ system: PATIENT_SYSTEM, value }],
+    gender: 'female',
+    birthDate: '1970-01-01',
+  });
   return p.id;
 }
 
@@ -49,7 +54,11 @@ describe('identifier', () => {
   it('writes a logical reference by identifier and looks nothing up', async () => {
     const [o] = await sinkWith({ mode: 'identifier' }).writeBatch([studyWrite('1.2.9.1.1', { patientId: 'A1' })]);
     expect(ok(o).patientLink).toEqual({ mode: 'identifier' });
-    expect((await storedStudy('1.2.9.1.1')).subject).toEqual({ type: 'Patient', identifier: { system: PATIENT_SYSTEM, value: 'A1' }, display: 'Test^Patient' });
+    expect((await storedStudy('1.2.9.1.1')).subject).toEqual({
+      type: 'Patient',
+      identifier: { system: PATIENT_SYSTEM, value: 'A1' },
+      display: 'Test^Patient',
+    });
     expect(server.requests.filter((r) => r.path.startsWith('Patient'))).toHaveLength(0);
     expect(await server.all('Patient')).toHaveLength(0);
   });
@@ -68,9 +77,12 @@ describe('lookup', () => {
   it('references the one Patient with the identifier, searching once per batch and caching', async () => {
     const ids = await Promise.all(['C1', 'C2', 'C3'].map(addPatient));
     const sink = sinkWith({ mode: 'lookup' });
-    const outcomes = await sink.writeBatch(['C1', 'C2', 'C3'].map((p, i) => studyWrite(`1.2.9.3.${i + 1}`, { patientId: p })));
+    const outcomes = await sink.writeBatch(
+      ['C1', 'C2', 'C3'].map((p, i) => studyWrite(`1.2.9.3.${i + 1}`, { patientId: p })),
+    );
     outcomes.forEach((o) => expect(ok(o).patientLink).toEqual({ mode: 'lookup' }));
-    for (let i = 0; i < 3; i++) expect((await storedStudy(`1.2.9.3.${i + 1}`)).subject?.reference).toBe(`Patient/${ids[i]}`);
+    for (let i = 0; i < 3; i++)
+      expect((await storedStudy(`1.2.9.3.${i + 1}`)).subject?.reference).toBe(`Patient/${ids[i]}`);
     expect(sink.stats().requests.byKind.lookup).toBe(1);
 
     // Identifiers with FHIR search separators in them are escaped, not split (the router mishandles an escaped "|").
@@ -90,10 +102,16 @@ describe('lookup', () => {
     expect(ok(fallback).patientLink).toEqual({ mode: 'identifier', fallbackReason: 'no Patient has this identifier' });
     expect((await storedStudy('1.2.9.4.1')).subject?.identifier).toEqual({ system: PATIENT_SYSTEM, value: 'D1' });
 
-    const [failed] = await sinkWith({ mode: 'lookup', onNone: 'fail' }).writeBatch([studyWrite('1.2.9.4.2', { patientId: 'D2' })]);
+    const [failed] = await sinkWith({ mode: 'lookup', onNone: 'fail' }).writeBatch([
+      studyWrite('1.2.9.4.2', { patientId: 'D2' }),
+    ]);
     expect(failed).toMatchObject({ ok: false, retryable: true });
     expect(!failed.ok && failed.error).toMatch(/no Patient has this identifier/);
-    expect((await server.all<ImagingStudy>('ImagingStudy')).some((s) => s.identifier?.some((i) => i.value === 'urn:oid:1.2.9.4.2'))).toBe(false);
+    expect(
+      (await server.all<ImagingStudy>('ImagingStudy')).some((s) =>
+        s.identifier?.some((i) => i.value === 'urn:oid:1.2.9.4.2'),
+      ),
+    ).toBe(false);
   });
 
   it('several matches: fails by default, or falls back to the identifier when configured', async () => {
@@ -103,7 +121,9 @@ describe('lookup', () => {
     expect(failed).toMatchObject({ ok: false, retryable: true });
     expect(!failed.ok && failed.error).toMatch(/2 Patients have this identifier/);
 
-    const [fallback] = await sinkWith({ mode: 'lookup', onMultiple: 'identifier' }).writeBatch([studyWrite('1.2.9.5.2', { patientId: 'E1' })]);
+    const [fallback] = await sinkWith({ mode: 'lookup', onMultiple: 'identifier' }).writeBatch([
+      studyWrite('1.2.9.5.2', { patientId: 'E1' }),
+    ]);
     expect(ok(fallback).patientLink).toEqual({ mode: 'identifier', fallbackReason: '2 Patients have this identifier' });
     expect((await storedStudy('1.2.9.5.2')).subject?.identifier?.value).toBe('E1');
   });
@@ -112,7 +132,11 @@ describe('lookup', () => {
 describe('create', () => {
   it('creates one Patient-twcore Patient per identifier, conditionally, and references it', async () => {
     const sink = sinkWith({ mode: 'create' });
-    const facts = { gender: 'male' as const, birthDate: '1980-05-17', name: { use: 'official' as const, family: 'Chen', given: ['Wei'] } };
+    const facts = {
+      gender: 'male' as const,
+      birthDate: '1980-05-17',
+      name: { use: 'official' as const, family: 'Chen', given: ['Wei'] },
+    };
     const outcomes = await sink.writeBatch([
       studyWrite('1.2.9.6.1', { patientId: 'F1', patient: facts }),
       studyWrite('1.2.9.6.2', { patientId: 'F1', patient: facts }),
@@ -131,11 +155,14 @@ describe('create', () => {
       birthDate: '1980-05-17',
       name: [{ family: 'Chen', given: ['Wei'] }],
     });
-    for (const uid of ['1.2.9.6.1', '1.2.9.6.2', '1.2.9.6.3']) expect((await storedStudy(uid)).subject?.reference).toBe(`Patient/${patient.id}`);
+    for (const uid of ['1.2.9.6.1', '1.2.9.6.2', '1.2.9.6.3'])
+      expect((await storedStudy(uid)).subject?.reference).toBe(`Patient/${patient.id}`);
   });
 
   it('the created Patient conforms to TW Core Patient-twcore', async () => {
-    await sinkWith({ mode: 'create' }).writeBatch([studyWrite('1.2.9.7.1', { patientId: 'G1', patient: { gender: 'female', birthDate: '1990-01-02' } })]);
+    await sinkWith({ mode: 'create' }).writeBatch([
+      studyWrite('1.2.9.7.1', { patientId: 'G1', patient: { gender: 'female', birthDate: '1990-01-02' } }),
+    ]);
     const [patient] = await server.all<Patient>('Patient');
     const definitions = readdirSync(TWCORE_DIR)
       .filter((f) => f.startsWith('StructureDefinition-'))
@@ -149,15 +176,26 @@ describe('create', () => {
 
   it('without what Patient-twcore requires, applies the fallback and records why', async () => {
     const noBirthDate = { gender: 'female' as const };
-    const [byIdentifier] = await sinkWith({ mode: 'create' }).writeBatch([studyWrite('1.2.9.8.1', { patientId: 'H1', patient: noBirthDate })]);
-    expect(ok(byIdentifier).patientLink).toEqual({ mode: 'identifier', fallbackReason: 'Patient-twcore needs birthDate, absent from the DICOM data' });
+    const [byIdentifier] = await sinkWith({ mode: 'create' }).writeBatch([
+      studyWrite('1.2.9.8.1', { patientId: 'H1', patient: noBirthDate }),
+    ]);
+    expect(ok(byIdentifier).patientLink).toEqual({
+      mode: 'identifier',
+      fallbackReason: 'Patient-twcore needs birthDate, absent from the DICOM data',
+    });
     expect((await storedStudy('1.2.9.8.1')).subject?.identifier?.value).toBe('H1');
 
-    const [conditional] = await sinkWith({ mode: 'create', fallback: 'conditional' }).writeBatch([studyWrite('1.2.9.8.2', { patientId: 'H2', patient: false })]);
-    expect(ok(conditional).patientLink?.fallbackReason).toBe('Patient-twcore needs gender, birthDate, absent from the DICOM data');
+    const [conditional] = await sinkWith({ mode: 'create', fallback: 'conditional' }).writeBatch([
+      studyWrite('1.2.9.8.2', { patientId: 'H2', patient: false }),
+    ]);
+    expect(ok(conditional).patientLink?.fallbackReason).toBe(
+      'Patient-twcore needs gender, birthDate, absent from the DICOM data',
+    );
     expect((await storedStudy('1.2.9.8.2')).subject?.reference).toBe(`Patient?identifier=${PATIENT_SYSTEM}|H2`);
 
-    const [failed] = await sinkWith({ mode: 'create', fallback: 'fail' }).writeBatch([studyWrite('1.2.9.8.3', { patientId: 'H3', patient: noBirthDate })]);
+    const [failed] = await sinkWith({ mode: 'create', fallback: 'fail' }).writeBatch([
+      studyWrite('1.2.9.8.3', { patientId: 'H3', patient: noBirthDate }),
+    ]);
     expect(failed).toMatchObject({ ok: false, retryable: false });
     expect(await server.all('Patient')).toHaveLength(0);
   });
@@ -166,7 +204,10 @@ describe('create', () => {
 describe('per source', () => {
   it('applies each source its own linking mode', async () => {
     const sink = sinkWith({ mode: 'identifier' }, { patientLinkingBySource: { radiology2: { mode: 'conditional' } } });
-    await sink.writeBatch([studyWrite('1.2.9.9.1', { patientId: 'J1' }), studyWrite('1.2.9.9.2', { patientId: 'J2', sourceId: 'radiology2' })]);
+    await sink.writeBatch([
+      studyWrite('1.2.9.9.1', { patientId: 'J1' }),
+      studyWrite('1.2.9.9.2', { patientId: 'J2', sourceId: 'radiology2' }),
+    ]);
     expect((await storedStudy('1.2.9.9.1')).subject?.identifier?.value).toBe('J1');
     expect((await storedStudy('1.2.9.9.2')).subject?.reference).toBe(`Patient?identifier=${PATIENT_SYSTEM}|J2`);
   });

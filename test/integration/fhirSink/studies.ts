@@ -14,7 +14,9 @@ export function endpointFor(sourceId: string, address = `http://pacs.example/${s
     id: `pacs-${sourceId}`,
     status: 'active',
     connectionType: { system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type', code: 'dicom-wado-rs' },
-    payloadType: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/endpoint-payload-type', code: 'DICOM' }] }],
+    payloadType: [
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/endpoint-payload-type', code: 'DICOM' }] },
+    ],
     payloadMimeType: ['application/dicom'],
     address,
   };
@@ -50,14 +52,25 @@ export function studyWrite(uid: string, opts: StudyOptions = {}): StudyWrite {
         uid: `${uid}.1`,
         modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' },
         numberOfInstances: 1,
-        instance: [{ uid: `${uid}.1.1`, sopClass: { system: 'urn:ietf:rfc:3986', code: 'urn:oid:1.2.840.10008.5.1.4.1.1.2' } }],
+        instance: [
+          { uid: `${uid}.1.1`, sopClass: { system: 'urn:ietf:rfc:3986', code: 'urn:oid:1.2.840.10008.5.1.4.1.1.2' } },
+        ],
       },
     ],
   };
   if (opts.invalid) (imagingStudy as unknown as Record<string, unknown>).started = 'not-a-date';
   const patient: PatientFacts | undefined =
-    opts.patient === false ? undefined : { identifier: { system: PATIENT_SYSTEM, value: patientId }, ...(opts.patient ?? {}) };
-  return { sourceId, studyUid: uid, imagingStudy, endpoint: endpointFor(sourceId), contentHash: `hash-${uid}-${opts.description ?? ''}`, patient };
+    opts.patient === false
+      ? undefined
+      : { identifier: { system: PATIENT_SYSTEM, value: patientId }, ...(opts.patient ?? {}) };
+  return {
+    sourceId,
+    studyUid: uid,
+    imagingStudy,
+    endpoint: endpointFor(sourceId),
+    contentHash: `hash-${uid}-${opts.description ?? ''}`,
+    patient,
+  };
 }
 
 export const uids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}.${i + 1}`);

@@ -19,11 +19,22 @@ const SYSTEM = 'urn:oid:2.16.886.101.20003.20014';
 let orthanc: OrthancServer;
 
 // Two studies of one complete patient, and one patient without a birth date.
-const complete: SyntheticPatient = { id: 'P-LINK-1', issuer: 'TW-HOSP-A', alphabetic: 'Lin^Mei Ling', ideographic: '林^美玲', birthDate: '19800202', sex: 'F' };
+const complete: SyntheticPatient = {
+  id: 'P-LINK-1',
+  issuer: 'TW-HOSP-A',
+  alphabetic: 'Lin^Mei Ling',
+  ideographic: '林^美玲',
+  birthDate: '19800202',
+  sex: 'F',
+};
 const studies = [
   makeStudy({ studyUid: '2.25.88001', studyDate: daysAgo(1), patient: complete }),
   makeStudy({ studyUid: '2.25.88002', studyDate: daysAgo(2), patient: complete }),
-  makeStudy({ studyUid: '2.25.88003', studyDate: daysAgo(1), patient: { ...complete, id: 'P-LINK-2', birthDate: undefined } }),
+  makeStudy({
+    studyUid: '2.25.88003',
+    studyDate: daysAgo(1),
+    patient: { ...complete, id: 'P-LINK-2', birthDate: undefined },
+  }),
 ];
 
 beforeAll(async () => {
@@ -34,7 +45,9 @@ afterAll(() => orthanc?.stop());
 
 async function syncWith(fhir: FhirTestServer, linking: Partial<PatientLinking>) {
   const store = openStore(':memory:');
-  const source = sourceConfig(orthanc.dicomWebBase, { mapping: { patient: { issuerSystems: { 'TW-HOSP-A': SYSTEM } } } });
+  const source = sourceConfig(orthanc.dicomWebBase, {
+    mapping: { patient: { issuerSystems: { 'TW-HOSP-A': SYSTEM } } },
+  });
   const sync = createSyncService({
     config: { sources: [source], sync: { lookbackDays: 5 } },
     store,
@@ -42,7 +55,9 @@ async function syncWith(fhir: FhirTestServer, linking: Partial<PatientLinking>) 
   });
   const run = await sync.runOnce(SOURCE_ID);
   store.close();
-  const byUid = new Map((await fhir.all<ImagingStudy>('ImagingStudy')).map((s) => [s.identifier![0].value!.replace('urn:oid:', ''), s]));
+  const byUid = new Map(
+    (await fhir.all<ImagingStudy>('ImagingStudy')).map((s) => [s.identifier![0].value!.replace('urn:oid:', ''), s]),
+  );
   return { run, byUid, patients: await fhir.all<Patient>('Patient') };
 }
 
@@ -55,7 +70,8 @@ it('create: one Patient per identifier, linked by id; an incomplete patient fall
     const [patient] = patients;
     expect(patient.identifier).toEqual([expect.objectContaining({ system: SYSTEM, value: 'P-LINK-1' })]);
     expect(patient).toMatchObject({ gender: 'female', birthDate: '1980-02-02' });
-    for (const uid of ['2.25.88001', '2.25.88002']) expect(byUid.get(uid)!.subject!.reference).toBe(`Patient/${patient.id}`);
+    for (const uid of ['2.25.88001', '2.25.88002'])
+      expect(byUid.get(uid)!.subject!.reference).toBe(`Patient/${patient.id}`);
     expect(byUid.get('2.25.88003')!.subject).toMatchObject({ identifier: { system: SYSTEM, value: 'P-LINK-2' } });
     expect(byUid.get('2.25.88003')!.subject!.reference).toBeUndefined();
   } finally {
@@ -66,10 +82,15 @@ it('create: one Patient per identifier, linked by id; an incomplete patient fall
 it('lookup: links to the Patient the server already holds, else to the identifier', async () => {
   const fhir = await startFhirServer();
   try {
-    const { data: existing } = await axios.post<Patient>(`${fhir.baseUrl}/Patient`, { resourceType: 'Patient', identifier: [{ system: SYSTEM, value: 'P-LINK-1' }] }, { headers: { 'Content-Type': 'application/fhir+json' } });
+    const { data: existing } = await axios.post<Patient>(
+      `${fhir.baseUrl}/Patient`,
+      { resourceType: 'Patient', identifier: [{ system: SYSTEM, value: 'P-LINK-1' }] },
+      { headers: { 'Content-Type': 'application/fhir+json' } },
+    );
     const { byUid, patients } = await syncWith(fhir, { mode: 'lookup', onNone: 'identifier' });
     expect(patients).toHaveLength(1);
-    for (const uid of ['2.25.88001', '2.25.88002']) expect(byUid.get(uid)!.subject!.reference).toBe(`Patient/${existing.id}`);
+    for (const uid of ['2.25.88001', '2.25.88002'])
+      expect(byUid.get(uid)!.subject!.reference).toBe(`Patient/${existing.id}`);
     expect(byUid.get('2.25.88003')!.subject).toMatchObject({ identifier: { system: SYSTEM, value: 'P-LINK-2' } });
   } finally {
     await fhir.stop();

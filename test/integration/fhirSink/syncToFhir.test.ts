@@ -33,7 +33,10 @@ function bridge(): { sink: FhirSink; store: Store; sync: ReturnType<typeof creat
   stores.push(store);
   const sink = createFhirSink({ baseUrl: fhir.baseUrl, batchSize: 8 });
   const sync = createSyncService({
-    config: { sources: [sourceConfig(orthanc.dicomWebBase)], sync: { lookbackDays: 10, windowDays: 5, batchSize: 20, backoffBaseSeconds: 0, maxAttempts: 3 } },
+    config: {
+      sources: [sourceConfig(orthanc.dicomWebBase)],
+      sync: { lookbackDays: 10, windowDays: 5, batchSize: 20, backoffBaseSeconds: 0, maxAttempts: 3 },
+    },
     store,
     sinks: [sink],
   });
@@ -41,7 +44,9 @@ function bridge(): { sink: FhirSink; store: Store; sync: ReturnType<typeof creat
 }
 
 const byUid = (studies: ImagingStudy[]) =>
-  new Map(studies.map((s) => [s.identifier!.find((i) => i.system === 'urn:dicom:uid')!.value!.replace('urn:oid:', ''), s]));
+  new Map(
+    studies.map((s) => [s.identifier!.find((i) => i.system === 'urn:dicom:uid')!.value!.replace('urn:oid:', ''), s]),
+  );
 
 let first: ReturnType<typeof bridge>;
 let second: ReturnType<typeof bridge>;
@@ -71,9 +76,13 @@ describe('Orthanc → sync → FHIR server', () => {
     expect(stats.requests.total).toBe(fhir.fhirRequestCount());
     // metadata + Endpoint once, then transactions of up to 8 studies per batch the sync hands over.
     expect(stats.requests.byKind).toMatchObject({ metadata: 1, endpoint: 1, lookup: 0 });
-    expect(stats.requests.byKind.transaction).toBe(fhir.requests.filter((r) => r.method === 'POST' && r.path === '').length);
+    expect(stats.requests.byKind.transaction).toBe(
+      fhir.requests.filter((r) => r.method === 'POST' && r.path === '').length,
+    );
     // eslint-disable-next-line no-console
-    console.log(`first sync: ${stats.requests.total} FHIR requests for 12 studies = ${stats.requestsPerStudy!.toFixed(3)} per study`);
+    console.log(
+      `first sync: ${stats.requests.total} FHIR requests for 12 studies = ${stats.requestsPerStudy!.toFixed(3)} per study`,
+    );
   });
 
   it('syncing again leaves exactly one ImagingStudy per study, whether or not the bridge remembers', async () => {
@@ -92,7 +101,9 @@ describe('Orthanc → sync → FHIR server', () => {
     expect(new Map([...byUid(studies)].map(([uid, s]) => [uid, s.id]))).toEqual(idsAfterFirstSync);
     expect(await fhir.all('Endpoint')).toHaveLength(1);
     // eslint-disable-next-line no-console
-    console.log(`re-sync by a fresh bridge: ${second.sink.stats().requestsPerStudy!.toFixed(3)} FHIR requests per study`);
+    console.log(
+      `re-sync by a fresh bridge: ${second.sink.stats().requestsPerStudy!.toFixed(3)} FHIR requests per study`,
+    );
   });
 
   it('a changed study is updated in place', async () => {
@@ -118,7 +129,10 @@ describe('Orthanc → sync → FHIR server', () => {
     const grown = corpus[3];
     const run = await first.sync.runOnce(SOURCE_ID);
     expect(run.counts).toMatchObject({ failed: 1, written: 0 });
-    expect(first.store.getStudy(SOURCE_ID, grown.studyUid)).toMatchObject({ status: 'failing', lastError: expect.stringMatching(/412|Precondition Failed/) });
+    expect(first.store.getStudy(SOURCE_ID, grown.studyUid)).toMatchObject({
+      status: 'failing',
+      lastError: expect.stringMatching(/412|Precondition Failed/),
+    });
 
     const retry = await first.sync.runOnce(SOURCE_ID);
     expect(retry.counts).toMatchObject({ written: 1, failed: 0 });

@@ -19,7 +19,8 @@ beforeEach(() => {
   server.resetRequests();
 });
 
-const sinkFor = (extra: Record<string, unknown> = {}): FhirSink => createFhirSink({ baseUrl: server.baseUrl, backoffMs: 10, ...extra });
+const sinkFor = (extra: Record<string, unknown> = {}): FhirSink =>
+  createFhirSink({ baseUrl: server.baseUrl, backoffMs: 10, ...extra });
 
 const studiesWithUid = (all: ImagingStudy[], uid: string) =>
   all.filter((s) => s.identifier?.some((i) => i.system === 'urn:dicom:uid' && i.value === `urn:oid:${uid}`));
@@ -87,7 +88,10 @@ describe('conditional update (default write mode)', () => {
     await sink.writeBatch(uids('1.2.840.99.6', 2).map((uid) => studyWrite(uid, { sourceId: 'pacsB' })));
 
     const endpoints = await server.all<Endpoint>('Endpoint');
-    expect(endpoints.map((e) => e.address).sort()).toEqual(['http://pacs.example/pacsA/dicom-web', 'http://pacs.example/pacsB/dicom-web']);
+    expect(endpoints.map((e) => e.address).sort()).toEqual([
+      'http://pacs.example/pacsA/dicom-web',
+      'http://pacs.example/pacsB/dicom-web',
+    ]);
     const refOf = (addr: string) => `Endpoint/${endpoints.find((e) => e.address === addr)!.id}`;
     const stored = await server.all<ImagingStudy>('ImagingStudy');
     expect(stored).toHaveLength(10);
@@ -157,7 +161,9 @@ describe('requests per synced study', () => {
     expect(stats.requests.total).toBe(server.fhirRequestCount());
     expect(stats.requestsPerStudy).toBeCloseTo(7 / 40);
     // eslint-disable-next-line no-console
-    console.log(`FHIR requests per synced study (batchSize 8, ${n} studies, identifier linking): ${stats.requestsPerStudy}`);
+    console.log(
+      `FHIR requests per synced study (batchSize 8, ${n} studies, identifier linking): ${stats.requestsPerStudy}`,
+    );
   });
 });
 
@@ -168,7 +174,11 @@ describe('start-up check', () => {
 
   it('stops with a clear message when the server is not FHIR 4.0 or lacks transactions', async () => {
     const odd = await startFhirServer({
-      capability: (cs) => ({ ...cs, fhirVersion: '5.0.0' as any, rest: [{ ...cs.rest![0], interaction: [{ code: 'batch' }] }] }),
+      capability: (cs) => ({
+        ...cs,
+        fhirVersion: '5.0.0' as any,
+        rest: [{ ...cs.rest![0], interaction: [{ code: 'batch' }] }],
+      }),
     });
     try {
       const sink = createFhirSink({ baseUrl: odd.baseUrl });

@@ -6,11 +6,23 @@
  */
 import type { ImagingStudy } from 'fhir/r4';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { generateCorpus, instanceCount, loadStudies, makeSeries, makeStudy, modalitiesInStudy, type SyntheticStudy } from '../../fixtures/synthetic';
+import {
+  generateCorpus,
+  instanceCount,
+  loadStudies,
+  makeSeries,
+  makeStudy,
+  modalitiesInStudy,
+  type SyntheticStudy,
+} from '../../fixtures/synthetic';
 import { loadPydicomSamples, studiesFromSamples, type SampleFact } from '../../fixtures/pydicomSamples';
 import { sourceSchema, type SourceConfig } from '../../../src/config/schema';
 import { createPacsSource } from '../../../src/dicomweb';
-import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from '../../../src/dicomweb/includeFields';
+import {
+  INSTANCE_INCLUDE_FIELDS,
+  SERIES_INCLUDE_FIELDS,
+  STUDY_INCLUDE_FIELDS,
+} from '../../../src/dicomweb/includeFields';
 import type { DicomDataset, PacsSource } from '../../../src/dicomweb';
 import { readString, valueOf } from '../../../src/dicomweb/dicomJson';
 import { Tag } from '../../../src/dicomweb/tags';
@@ -27,7 +39,13 @@ let samples: SampleFact[];
 
 const special = [
   makeStudy({ description: 'ideographic only', patient: { id: 'P-IDEO', ideographic: '林^美玲' } }),
-  makeStudy({ studyTime: undefined, tzOffset: undefined, accession: undefined, procedureCode: undefined, series: [makeSeries({ modality: 'MR', bodyPart: 'KNEE', laterality: 'L', instances: 3 })] }),
+  makeStudy({
+    studyTime: undefined,
+    tzOffset: undefined,
+    accession: undefined,
+    procedureCode: undefined,
+    series: [makeSeries({ modality: 'MR', bodyPart: 'KNEE', laterality: 'L', instances: 3 })],
+  }),
 ];
 
 beforeAll(async () => {
@@ -35,8 +53,16 @@ beforeAll(async () => {
   corpus = [...generateCorpus({ seed: 33, studies: 24, days: { from: '20240610', count: 3 }, undated: 2 }), ...special];
   await loadStudies(orthanc, corpus);
   samples = await loadPydicomSamples(orthanc);
-  cfg = sourceSchema.parse({ id: 'orthanc', qidoBase: orthanc.dicomWebBase, mapping: { patient: { issuerSystems: { 'TW-HOSP-A': 'https://hosp-a.example.tw/mrn' } } } });
-  cfgOT = sourceSchema.parse({ id: 'orthanc', qidoBase: orthanc.dicomWebBase, mapping: { missingModality: 'OT', patient: { issuerSystems: { 'TW-HOSP-A': 'https://hosp-a.example.tw/mrn' } } } });
+  cfg = sourceSchema.parse({
+    id: 'orthanc',
+    qidoBase: orthanc.dicomWebBase,
+    mapping: { patient: { issuerSystems: { 'TW-HOSP-A': 'https://hosp-a.example.tw/mrn' } } },
+  });
+  cfgOT = sourceSchema.parse({
+    id: 'orthanc',
+    qidoBase: orthanc.dicomWebBase,
+    mapping: { missingModality: 'OT', patient: { issuerSystems: { 'TW-HOSP-A': 'https://hosp-a.example.tw/mrn' } } },
+  });
   pacs = createPacsSource(cfg);
 }, 180000);
 
@@ -50,7 +76,9 @@ const plainQido: string[] = [];
 /** Plain QIDO through the harness, with the source layer's include fields minus Specific Character Set. */
 async function plain(pathAndQuery: string, fields: readonly string[]): Promise<DicomDataset[]> {
   const include = fields.filter((f) => f !== Tag.SpecificCharacterSet).join(',');
-  return (await orthanc.rest.get(`/dicom-web/${pathAndQuery}${pathAndQuery.includes('?') ? '&' : '?'}includefield=${include}`)).data as DicomDataset[];
+  return (
+    await orthanc.rest.get(`/dicom-web/${pathAndQuery}${pathAndQuery.includes('?') ? '&' : '?'}includefield=${include}`)
+  ).data as DicomDataset[];
 }
 
 /** The study rows QIDO returns for a UID (Orthanc lists a UID twice when two PatientIDs share it), with details. */
@@ -65,7 +93,10 @@ async function fetchResults(studyUid: string) {
     // (pydicom's charset_files); reported to the source layer. The mapping is still checked on plain QIDO rows.
     plainQido.push(studyUid);
     rows = await plain(`studies?0020000D=${studyUid}`, STUDY_INCLUDE_FIELDS);
-    details = { series: await plain(`studies/${studyUid}/series`, SERIES_INCLUDE_FIELDS), instances: await plain(`studies/${studyUid}/instances`, INSTANCE_INCLUDE_FIELDS) };
+    details = {
+      series: await plain(`studies/${studyUid}/series`, SERIES_INCLUDE_FIELDS),
+      instances: await plain(`studies/${studyUid}/instances`, INSTANCE_INCLUDE_FIELDS),
+    };
   }
   rows = rows.filter((r) => valueOf(readString(r, Tag.StudyInstanceUID)) === studyUid);
   return { rows, details };
@@ -79,20 +110,26 @@ function valid(res: MapResult, label: string): ImagingStudy {
 }
 
 const seriesShape = (r: ImagingStudy) =>
-  (r.series ?? []).map((s) => ({ uid: s.uid, modality: s.modality.code, instances: (s.instance ?? []).map((i) => i.uid).sort() })).sort((a, b) => a.uid.localeCompare(b.uid));
+  (r.series ?? [])
+    .map((s) => ({ uid: s.uid, modality: s.modality.code, instances: (s.instance ?? []).map((i) => i.uid).sort() }))
+    .sort((a, b) => a.uid.localeCompare(b.uid));
 
 test('every synthetic study maps to a valid resource matching its facts', async () => {
   for (const study of corpus) {
     const { rows, details } = await fetchResults(study.studyUid);
     expect(rows).toHaveLength(1);
-    const r = valid(mapStudy({ study: rows[0], series: details.series, instances: details.instances }, cfg), study.studyUid);
+    const r = valid(
+      mapStudy({ study: rows[0], series: details.series, instances: details.instances }, cfg),
+      study.studyUid,
+    );
 
     expect(r.id).toBe(study.studyUid);
     expect(r.identifier?.[0]).toEqual({ use: 'official', system: 'urn:dicom:uid', value: `urn:oid:${study.studyUid}` });
     const acsn = r.identifier?.find((i) => i.type?.coding?.[0].code === 'ACSN');
     expect(acsn?.value).toBe(study.accession);
     expect(r.subject.identifier).toEqual({
-      system: study.patient.issuer === 'TW-HOSP-A' ? 'https://hosp-a.example.tw/mrn' : 'urn:pacs-fhir-bridge:patient-id',
+      system:
+        study.patient.issuer === 'TW-HOSP-A' ? 'https://hosp-a.example.tw/mrn' : 'urn:pacs-fhir-bridge:patient-id',
       value: study.patient.id,
     });
     expect(r.numberOfSeries).toBe(study.series.length);
@@ -101,7 +138,11 @@ test('every synthetic study maps to a valid resource matching its facts', async 
     expect(r.modality?.map((m) => m.code)).toEqual(modalitiesInStudy(study));
     expect(seriesShape(r)).toEqual(
       study.series
-        .map((s) => ({ uid: s.seriesUid, modality: s.modality, instances: s.instances.map((i) => i.sopInstanceUid).sort() }))
+        .map((s) => ({
+          uid: s.seriesUid,
+          modality: s.modality,
+          instances: s.instances.map((i) => i.sopInstanceUid).sort(),
+        }))
         .sort((a, b) => a.uid.localeCompare(b.uid)),
     );
     for (const s of study.series) {
@@ -114,7 +155,10 @@ test('every synthetic study maps to a valid resource matching its facts', async 
         expect(inst.number).toBe(i.number);
       }
     }
-    if (study.studyDate) expect(r.started?.slice(0, 10)).toBe(`${study.studyDate.slice(0, 4)}-${study.studyDate.slice(4, 6)}-${study.studyDate.slice(6, 8)}`);
+    if (study.studyDate)
+      expect(r.started?.slice(0, 10)).toBe(
+        `${study.studyDate.slice(0, 4)}-${study.studyDate.slice(4, 6)}-${study.studyDate.slice(6, 8)}`,
+      );
     else expect(r.started).toBeUndefined();
     expect(r.description).toBe(study.description);
   }
@@ -142,15 +186,22 @@ test('every pydicom sample study maps to a valid resource with its series and in
     expect(rows.length).toBeGreaterThanOrEqual(1);
     const results = { study: rows[0], series: details.series, instances: details.instances };
     const files = samples.filter((f) => f.accepted && f.studyUid === study.studyUid);
-    const seriesWithoutModality = study.series.filter((s) => files.filter((f) => f.seriesUid === s.uid).every((f) => !f.modality));
+    const seriesWithoutModality = study.series.filter((s) =>
+      files.filter((f) => f.seriesUid === s.uid).every((f) => !f.modality),
+    );
     const res = mapStudy(results, cfgOT);
     if (seriesWithoutModality.length) {
       // Files without the Type 1 Modality (some Secondary Capture samples). By default FHIR's required
       // series.modality makes that the typed error naming the study and the attribute, never an invalid resource;
       // with missingModality 'OT' each such series is "Other", with a warning naming it.
-      expect(mapStudy(results, cfg)).toMatchObject({ ok: false, error: { code: 'series-missing-modality', studyUid: study.studyUid, tag: Tag.Modality } });
+      expect(mapStudy(results, cfg)).toMatchObject({
+        ok: false,
+        error: { code: 'series-missing-modality', studyUid: study.studyUid, tag: Tag.Modality },
+      });
       const defaulted = res.warnings.filter((w) => w.code === 'series-modality-defaulted');
-      expect(defaulted.map((w) => seriesWithoutModality.find((s) => w.message.includes(s.uid))?.uid).sort()).toEqual(seriesWithoutModality.map((s) => s.uid).sort());
+      expect(defaulted.map((w) => seriesWithoutModality.find((s) => w.message.includes(s.uid))?.uid).sort()).toEqual(
+        seriesWithoutModality.map((s) => s.uid).sort(),
+      );
       report.push(`${study.studyUid}: no Modality in ${files.map((f) => f.file).join(', ')}; mapped as OT`);
       defaultedStudies += 1;
     } else {
@@ -160,7 +211,12 @@ test('every pydicom sample study maps to a valid resource with its series and in
     }
     const r = valid(res, study.studyUid);
     mapped += 1;
-    for (const s of seriesWithoutModality) expect(r.series?.find((x) => x.uid === s.uid)?.modality).toEqual({ system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'OT', display: 'Other' });
+    for (const s of seriesWithoutModality)
+      expect(r.series?.find((x) => x.uid === s.uid)?.modality).toEqual({
+        system: 'http://dicom.nema.org/resources/ontology/DCM',
+        code: 'OT',
+        display: 'Other',
+      });
     if (seriesWithoutModality.length) expect(r.modality?.map((m) => m.code)).toContain('OT');
     expect(seriesShape(r).map(({ uid, instances }) => ({ uid, instances }))).toEqual(study.series);
     // Orthanc splits a UID shared by two PatientIDs into two studies; each row then counts only its own part.
@@ -170,7 +226,9 @@ test('every pydicom sample study maps to a valid resource with its series and in
     } else {
       report.push(`${study.studyUid}: ${rows.length} study rows`);
     }
-    const modalities = new Set(samples.filter((f) => f.studyUid === study.studyUid && f.modality).map((f) => f.modality!.toUpperCase()));
+    const modalities = new Set(
+      samples.filter((f) => f.studyUid === study.studyUid && f.modality).map((f) => f.modality!.toUpperCase()),
+    );
     for (const m of modalities) expect(r.modality?.map((x) => x.code)).toContain(m);
   }
   expect(mapped).toBe(studies.length);

@@ -18,7 +18,10 @@ beforeAll(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-config-'));
   copyFileSync(path.join(REPO, 'config/default.json'), path.join(dir, 'default.json'));
   copyFileSync(path.join(REPO, 'config/production.example.json'), path.join(dir, 'production.json'));
-  copyFileSync(path.join(REPO, 'config/custom-environment-variables.json'), path.join(dir, 'custom-environment-variables.json'));
+  copyFileSync(
+    path.join(REPO, 'config/custom-environment-variables.json'),
+    path.join(dir, 'custom-environment-variables.json'),
+  );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -41,14 +44,20 @@ function loadWith(env: Record<string, string>): BridgeConfig {
 
 const secrets = {
   FHIR_CLIENT_SECRET: 'the-fhir-client-secret',
-  API_KEYS: JSON.stringify([{ client: 'ehr', sha256: 'ab'.repeat(32) }, { client: 'ops', sha256: 'cd'.repeat(32), scopes: ['bridge/admin'] }]),
+  API_KEYS: JSON.stringify([
+    { client: 'ehr', sha256: 'ab'.repeat(32) },
+    { client: 'ops', sha256: 'cd'.repeat(32), scopes: ['bridge/admin'] },
+  ]),
 };
 
 test('the production example is valid with its secrets from the environment', () => {
   const cfg = loadWith(secrets);
   expect(cfg.sources.map((s) => s.id)).toEqual(['main-pacs']);
   expect(cfg.sinks.fhir?.auth).toMatchObject({ type: 'oauth2', clientSecret: 'the-fhir-client-secret' });
-  expect(cfg.api.auth).toMatchObject({ type: 'apiKey', keys: [{ client: 'ehr' }, { client: 'ops', scopes: ['bridge/admin'] }] });
+  expect(cfg.api.auth).toMatchObject({
+    type: 'apiKey',
+    keys: [{ client: 'ehr' }, { client: 'ops', scopes: ['bridge/admin'] }],
+  });
   expect(cfg.store.path).toBe('/app/data/bridge.sqlite');
 });
 
@@ -59,7 +68,13 @@ test('a secret missing from the environment is named at start-up', () => {
 test('environment variables override the files: sources whole, ports as numbers', () => {
   const cfg = loadWith({
     ...secrets,
-    BRIDGE_SOURCES: JSON.stringify([{ id: 'other', qidoBase: 'https://other.example/dicom-web', auth: { type: 'basic', username: 'u', password: 'p' } }]),
+    BRIDGE_SOURCES: JSON.stringify([
+      {
+        id: 'other',
+        qidoBase: 'https://other.example/dicom-web',
+        auth: { type: 'basic', username: 'u', password: 'p' },
+      },
+    ]),
     API_PORT: '9090',
     LOG_LEVEL: 'debug',
   });
@@ -84,7 +99,9 @@ function keyPaths(schema: z.ZodTypeAny, prefix = ''): string[] {
     case 'ZodRecord':
       return [`${prefix}.<key>`];
     case 'ZodObject':
-      return Object.entries((schema as z.AnyZodObject).shape).flatMap(([k, v]) => keyPaths(v as z.ZodTypeAny, prefix ? `${prefix}.${k}` : k));
+      return Object.entries((schema as z.AnyZodObject).shape).flatMap(([k, v]) =>
+        keyPaths(v as z.ZodTypeAny, prefix ? `${prefix}.${k}` : k),
+      );
     case 'ZodDiscriminatedUnion':
     case 'ZodUnion':
       return [...new Set((def.options as z.ZodTypeAny[]).flatMap((o) => keyPaths(o, prefix)))];
@@ -97,8 +114,19 @@ test('docs/configuration.md names every key of the schema and every environment 
   const paths = keyPaths(configSchema);
   expect(paths.length).toBeGreaterThan(100);
   const prose = docs.replace(/^```[\s\S]*?^```/gm, '');
-  const inBackticks = new Set([...prose.matchAll(/`([^`]+)`/g)].flatMap((m) => m[1].split(/[^A-Za-z0-9_]+/)).filter(Boolean));
-  const undocumented = paths.filter((p) => !/<key>$/.test(p) && !inBackticks.has(p.split(/[.[\]]+/).filter(Boolean).pop()!));
+  const inBackticks = new Set(
+    [...prose.matchAll(/`([^`]+)`/g)].flatMap((m) => m[1].split(/[^A-Za-z0-9_]+/)).filter(Boolean),
+  );
+  const undocumented = paths.filter(
+    (p) =>
+      !/<key>$/.test(p) &&
+      !inBackticks.has(
+        p
+          .split(/[.[\]]+/)
+          .filter(Boolean)
+          .pop()!,
+      ),
+  );
   expect(undocumented).toEqual([]);
   // Each section has its own heading or table.
   for (const section of Object.keys(configSchema.shape)) expect(docs).toContain(`\`${section}`);

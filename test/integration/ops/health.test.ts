@@ -42,7 +42,8 @@ async function serve(router: express.Router): Promise<string> {
 }
 
 const get = (url: string) => axios.get(url, { validateStatus: () => true });
-const dep = (body: { dependencies: Dep[] }, kind: string, name: string) => body.dependencies.find((d) => d.kind === kind && d.name === name);
+const dep = (body: { dependencies: Dep[] }, kind: string, name: string) =>
+  body.dependencies.find((d) => d.kind === kind && d.name === name);
 
 function sourceFor(id: string, qidoBase: string) {
   const [cfg] = parseConfig({ sources: [{ id, qidoBase, retries: 0, timeoutMs: 3000 }] }).sources;
@@ -50,7 +51,10 @@ function sourceFor(id: string, qidoBase: string) {
 }
 
 beforeAll(async () => {
-  [orthanc, fhir] = await Promise.all([startOrthanc(), startFhirServer({ auth: { type: 'bearer', token: 'fhir-secret' } })]);
+  [orthanc, fhir] = await Promise.all([
+    startOrthanc(),
+    startFhirServer({ auth: { type: 'bearer', token: 'fhir-secret' } }),
+  ]);
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-health-'));
   store = openStore(path.join(dir, 'bridge.sqlite'));
 });
@@ -66,7 +70,12 @@ afterAll(async () => {
 test('/healthz answers while every dependency is down', async () => {
   const deadPort = await freePort();
   const base = await serve(
-    createOpsRouter({ store, sources: [sourceFor('nowhere', `http://127.0.0.1:${deadPort}/dicom-web`)], auth: denyAll, metrics: createMetrics() }),
+    createOpsRouter({
+      store,
+      sources: [sourceFor('nowhere', `http://127.0.0.1:${deadPort}/dicom-web`)],
+      auth: denyAll,
+      metrics: createMetrics(),
+    }),
   );
   const res = await get(`${base}/healthz`);
   expect(res.status).toBe(200);
@@ -79,7 +88,9 @@ test('/readyz: ready with every dependency up; not ready, naming the PACS, while
     createOpsRouter({
       store,
       sources: [sourceFor('orthanc', orthanc.dicomWebBase)],
-      fhirSinks: [{ name: 'medplum', config: { baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'fhir-secret' } } }],
+      fhirSinks: [
+        { name: 'medplum', config: { baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'fhir-secret' } } },
+      ],
       auth: denyAll,
       metrics: createMetrics(),
       readinessTimeoutMs: 5000,
@@ -89,7 +100,11 @@ test('/readyz: ready with every dependency up; not ready, naming the PACS, while
   let res = await get(`${base}/readyz`);
   expect(res.status).toBe(200);
   expect(res.data.status).toBe('ready');
-  expect(res.data.dependencies.map((d: Dep) => `${d.kind}:${d.name}:${d.ok}`).sort()).toEqual(['fhir:medplum:true', 'pacs:orthanc:true', 'store:store:true']);
+  expect(res.data.dependencies.map((d: Dep) => `${d.kind}:${d.name}:${d.ok}`).sort()).toEqual([
+    'fhir:medplum:true',
+    'pacs:orthanc:true',
+    'store:store:true',
+  ]);
   expect(dep(res.data, 'fhir', 'medplum')!.detail).toBe('FHIR 4.0.1');
   expect(dep(res.data, 'store', 'store')!.detail).toMatch(/^writable/);
 
@@ -120,7 +135,9 @@ test('/readyz: a FHIR server rejecting the credentials and a store that cannot b
     createOpsRouter({
       store: closed,
       sources: [sourceFor('orthanc', orthanc.dicomWebBase)],
-      fhirSinks: [{ name: 'medplum', config: { baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'wrong-token' } } }],
+      fhirSinks: [
+        { name: 'medplum', config: { baseUrl: fhir.baseUrl, auth: { type: 'bearer', token: 'wrong-token' } } },
+      ],
       auth: denyAll,
       metrics: createMetrics(),
     }),

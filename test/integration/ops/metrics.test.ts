@@ -26,7 +26,14 @@ afterEach(() => {
 
 const retry = { maxAttempts: 2, retryDelaySeconds: () => 60 };
 
-function finishedRun(sourceId: string, counts: RunRecord['counts'], startedAt: Date, seconds: number, status: 'ok' | 'partial' | 'failed' = 'ok', kind: RunRecord['kind'] = 'poll'): string {
+function finishedRun(
+  sourceId: string,
+  counts: RunRecord['counts'],
+  startedAt: Date,
+  seconds: number,
+  status: 'ok' | 'partial' | 'failed' = 'ok',
+  kind: RunRecord['kind'] = 'poll',
+): string {
   const id = store.startRun(sourceId, kind, startedAt);
   store.finishRun(id, { status, counts, at: new Date(startedAt.getTime() + seconds * 1000) });
   return id;
@@ -49,9 +56,15 @@ test('runs finished after the store is observed become counters, durations and l
   expect(sampleValue(s, `${P}studies_discovered_total`, { source: 'pacs-b' })).toBe(0);
   expect(sampleValue(s, `${P}sync_runs_total`, { source: 'pacs-a', kind: 'poll', status: 'partial' })).toBe(1);
   expect(sampleValue(s, `${P}sync_runs_total`, { source: 'pacs-b', kind: 'poll', status: 'failed' })).toBe(1);
-  expect(sampleValue(s, `${P}sync_run_duration_seconds_count`, { source: 'pacs-a', kind: 'poll', status: 'ok' })).toBe(1);
-  expect(sampleValue(s, `${P}sync_run_duration_seconds_sum`, { source: 'pacs-a', kind: 'poll', status: 'partial' })).toBe(12);
-  expect(sampleValue(s, `${P}sync_run_duration_seconds_sum`, { source: 'pacs-b', kind: 'poll', status: 'failed' })).toBe(30);
+  expect(sampleValue(s, `${P}sync_run_duration_seconds_count`, { source: 'pacs-a', kind: 'poll', status: 'ok' })).toBe(
+    1,
+  );
+  expect(
+    sampleValue(s, `${P}sync_run_duration_seconds_sum`, { source: 'pacs-a', kind: 'poll', status: 'partial' }),
+  ).toBe(12);
+  expect(
+    sampleValue(s, `${P}sync_run_duration_seconds_sum`, { source: 'pacs-b', kind: 'poll', status: 'failed' }),
+  ).toBe(30);
 
   // Lag: now minus the start of the newest completed poll (t0 + 10 min); pacs-b never completed one.
   const lag = sampleValue(s, `${P}sync_lag_seconds`, { source: 'pacs-a' })!;
@@ -71,9 +84,27 @@ test('runs finished after the store is observed become counters, durations and l
 test('store state, source stats and caches are read at scrape time', async () => {
   store.recordSynced('pacs-a', '1.2.3.1', { studyDate: '20240101', fingerprint: 'f', contentHash: 'h' });
   store.recordSynced('pacs-a', '1.2.3.2', { studyDate: '20240101', fingerprint: 'f', contentHash: 'h' });
-  store.recordFailure('pacs-a', '1.2.3.3', { studyDate: null, fingerprint: null, error: 'mapping failed', countAttempt: true, ...retry });
-  store.recordFailure('pacs-a', '1.2.3.4', { studyDate: null, fingerprint: null, error: 'x', countAttempt: true, ...retry });
-  store.recordFailure('pacs-a', '1.2.3.4', { studyDate: null, fingerprint: null, error: 'x', countAttempt: true, ...retry });
+  store.recordFailure('pacs-a', '1.2.3.3', {
+    studyDate: null,
+    fingerprint: null,
+    error: 'mapping failed',
+    countAttempt: true,
+    ...retry,
+  });
+  store.recordFailure('pacs-a', '1.2.3.4', {
+    studyDate: null,
+    fingerprint: null,
+    error: 'x',
+    countAttempt: true,
+    ...retry,
+  });
+  store.recordFailure('pacs-a', '1.2.3.4', {
+    studyDate: null,
+    fingerprint: null,
+    error: 'x',
+    countAttempt: true,
+    ...retry,
+  });
 
   const stats = { requests: { studies: 4, series: 2, instances: 1, metadata: 0, token: 0 }, retries: 3, splits: 1 };
   const cache = new NodeCache();
@@ -124,16 +155,41 @@ test('typed request calls give counts and latency histograms by status', async (
   expect(sampleValue(s, `${q}_bucket`, { source: 'pacs-a', level: 'studies', status: '200', le: '0.025' })).toBe(1);
   expect(sampleValue(s, `${q}_count`, { source: 'pacs-a', level: 'series', status: '503' })).toBe(1);
   expect(sampleValue(s, `${q}_count`, { source: 'pacs-a', level: 'studies', status: 'error' })).toBe(1);
-  expect(sampleValue(s, `${P}fhir_request_duration_seconds_count`, { server: 'fhir', interaction: 'transaction', status: '429' })).toBe(1);
+  expect(
+    sampleValue(s, `${P}fhir_request_duration_seconds_count`, {
+      server: 'fhir',
+      interaction: 'transaction',
+      status: '429',
+    }),
+  ).toBe(1);
   expect(sampleSum(s, `${P}fhir_request_duration_seconds_count`)).toBe(2);
 });
 
 test('lag per run follows the newest completed poll; failed runs let it grow', () => {
   const at = (min: number) => new Date(Date.UTC(2024, 4, 1, 12, min)).toISOString();
-  const run = (id: string, start: number, end: number, status: RunRecord['status'], kind: RunRecord['kind'] = 'poll'): RunRecord => ({
-    runId: id, sourceId: 's', kind, startedAt: at(start), endedAt: at(end), status, counts: { written: 1 }, error: null,
+  const run = (
+    id: string,
+    start: number,
+    end: number,
+    status: RunRecord['status'],
+    kind: RunRecord['kind'] = 'poll',
+  ): RunRecord => ({
+    runId: id,
+    sourceId: 's',
+    kind,
+    startedAt: at(start),
+    endedAt: at(end),
+    status,
+    counts: { written: 1 },
+    error: null,
   });
-  const newestFirst = [run('d', 30, 31, 'ok'), run('c', 20, 21, 'failed'), run('b', 10, 12, 'interrupted'), run('bf', 5, 50, 'ok', 'backfill'), run('a', 0, 2, 'ok')];
+  const newestFirst = [
+    run('d', 30, 31, 'ok'),
+    run('c', 20, 21, 'failed'),
+    run('b', 10, 12, 'interrupted'),
+    run('bf', 5, 50, 'ok', 'backfill'),
+    run('a', 0, 2, 'ok'),
+  ];
   const points = lagPerRun(newestFirst);
   expect(points.map((p) => [p.runId, p.lagSeconds])).toEqual([
     ['a', 120],

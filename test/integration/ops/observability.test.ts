@@ -24,7 +24,13 @@ import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink, type FhirSink } from '../../../src/sinks/fhir';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { createSyncService, type RunSummary, type SyncService } from '../../../src/sync';
-import { generateCorpus, loadStudies, makeStudy, type SyntheticPatient, type SyntheticStudy } from '../../fixtures/synthetic';
+import {
+  generateCorpus,
+  loadStudies,
+  makeStudy,
+  type SyntheticPatient,
+  type SyntheticStudy,
+} from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { levelOf, startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
@@ -53,7 +59,14 @@ const appLines: string[] = [];
 const auditLines: string[] = [];
 
 const known: SyntheticPatient[] = [
-  { id: 'TW-PID-88231', alphabetic: 'Chen^Da Wen', ideographic: '陳^大文', birthDate: '19650412', sex: 'M', issuer: 'TW-HOSP-A' },
+  {
+    id: 'TW-PID-88231',
+    alphabetic: 'Chen^Da Wen',
+    ideographic: '陳^大文',
+    birthDate: '19650412',
+    sex: 'M',
+    issuer: 'TW-HOSP-A',
+  },
   { id: 'A123456789', alphabetic: 'Lin^Mei Hua', ideographic: '林^美華', birthDate: '19881231', sex: 'F' },
   { id: 'H-000417', ideographic: '歐陽^娜娜', birthDate: '20010101', sex: 'F' },
 ];
@@ -74,7 +87,10 @@ beforeAll(async () => {
     ...generateCorpus({ seed: 31, studies: 10, days: { from: daysAgo(3), count: 4 }, undated: 1 }),
     ...known.map((patient, i) => makeStudy({ patient, studyDate: daysAgo(i), accession: `ACC-OBS-${i}` })),
   ];
-  failing = makeStudy({ patient: { id: 'FAIL-PID-5521', alphabetic: 'Wang^Xiao Ming', ideographic: '王^小明', birthDate: '19770707' }, studyDate: daysAgo(1) });
+  failing = makeStudy({
+    patient: { id: 'FAIL-PID-5521', alphabetic: 'Wang^Xiao Ming', ideographic: '王^小明', birthDate: '19770707' },
+    studyDate: daysAgo(1),
+  });
   await loadStudies(orthanc, [...corpus, failing]);
   // The PACS answers 500 to detail queries naming the failing study: a failure logged with its reason.
   proxy.failWhen((r) => levelOf(r.url) !== 'studies' && decodeURIComponent(r.url).includes(failing.studyUid));
@@ -82,8 +98,13 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-observe-'));
   store = openStore(path.join(dir, 'bridge.sqlite'));
   const logger = createLogger({ level: 'debug', destination: capture(appLines) });
-  const cfg = sourceConfig(proxy.via(orthanc.dicomWebBase), { mapping: { patient: { issuerSystems: { 'TW-HOSP-A': 'urn:oid:2.16.886.101.20003' } } } });
-  fhirSink = createFhirSink({ baseUrl: fhir.baseUrl, patientLinking: { mode: 'create', fallback: 'identifier' } }, { logger });
+  const cfg = sourceConfig(proxy.via(orthanc.dicomWebBase), {
+    mapping: { patient: { issuerSystems: { 'TW-HOSP-A': 'urn:oid:2.16.886.101.20003' } } },
+  });
+  fhirSink = createFhirSink(
+    { baseUrl: fhir.baseUrl, patientLinking: { mode: 'create', fallback: 'identifier' } },
+    { logger },
+  );
   sync = createSyncService({
     config: { sources: [cfg], sync: { lookbackDays: 5, windowDays: 7, maxAttempts: 3, backoffBaseSeconds: 0 } },
     store,
@@ -93,7 +114,16 @@ beforeAll(async () => {
   });
 
   const apiConfig = parseApiConfig({
-    auth: { type: 'apiKey', keys: [{ client: 'viewer', sha256: sha256Hex(KEY), scopes: ['system/ImagingStudy.read', 'system/Endpoint.read', ADMIN_SCOPE] }] },
+    auth: {
+      type: 'apiKey',
+      keys: [
+        {
+          client: 'viewer',
+          sha256: sha256Hex(KEY),
+          scopes: ['system/ImagingStudy.read', 'system/Endpoint.read', ADMIN_SCOPE],
+        },
+      ],
+    },
     patientIdRule: { prefix: 'pid-' },
     rateLimit: { enabled: false },
   });
@@ -118,7 +148,11 @@ beforeAll(async () => {
   server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
-  http = axios.create({ baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, validateStatus: () => true, headers: { 'X-API-Key': KEY } });
+  http = axios.create({
+    baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    validateStatus: () => true,
+    headers: { 'X-API-Key': KEY },
+  });
 
   run = await sync.runOnce(SOURCE_ID);
 }, 120_000);
@@ -142,7 +176,10 @@ async function scrape(): Promise<Sample[]> {
 
 describe('after a real sync against Orthanc', () => {
   it('the sync ran: every study but the failing one is in the store and on the FHIR server', async () => {
-    expect(run).toMatchObject({ status: 'partial', counts: { found: corpus.length + 1, written: corpus.length, failed: 1 } });
+    expect(run).toMatchObject({
+      status: 'partial',
+      counts: { found: corpus.length + 1, written: corpus.length, failed: 1 },
+    });
     expect(store.counts(SOURCE_ID)).toMatchObject({ synced: corpus.length, failing: 1 });
     expect(await fhir.all('ImagingStudy')).toHaveLength(corpus.length);
   });
@@ -155,7 +192,9 @@ describe('after a real sync against Orthanc', () => {
     expect(sampleValue(s, `${P}studies_failed_total`, source)).toBe(1);
     expect(sampleValue(s, `${P}studies_dead_lettered_total`, source)).toBe(0);
     expect(sampleValue(s, `${P}sync_runs_total`, { ...source, kind: 'poll', status: 'partial' })).toBe(1);
-    expect(sampleValue(s, `${P}sync_run_duration_seconds_count`, { ...source, kind: 'poll', status: 'partial' })).toBe(1);
+    expect(sampleValue(s, `${P}sync_run_duration_seconds_count`, { ...source, kind: 'poll', status: 'partial' })).toBe(
+      1,
+    );
     const lag = sampleValue(s, `${P}sync_lag_seconds`, source);
     expect(lag).toBeGreaterThanOrEqual(0);
     expect(lag).toBeLessThan(600);
@@ -173,8 +212,12 @@ describe('after a real sync against Orthanc', () => {
 
     const sinkStats = fhirSink.stats();
     expect(sinkStats.requests.byKind.transaction).toBeGreaterThan(0);
-    expect(sampleValue(s, `${P}fhir_requests_total`, { server: 'fhir', kind: 'transaction' })).toBe(sinkStats.requests.byKind.transaction);
-    expect(sampleSum(s, `${P}fhir_requests_total`, { server: 'fhir' })).toBe(sinkStats.requests.total + sinkStats.tokenRequests);
+    expect(sampleValue(s, `${P}fhir_requests_total`, { server: 'fhir', kind: 'transaction' })).toBe(
+      sinkStats.requests.byKind.transaction,
+    );
+    expect(sampleSum(s, `${P}fhir_requests_total`, { server: 'fhir' })).toBe(
+      sinkStats.requests.total + sinkStats.tokenRequests,
+    );
 
     // Latency histograms are declared for the request layers to report into.
     const res = await http.get('/metrics');
@@ -194,7 +237,9 @@ describe('after a real sync against Orthanc', () => {
     expect(responses.hits).toBeGreaterThanOrEqual(1);
     expect(sampleValue(s, `${P}cache_hits_total`, { cache: 'api-responses' })).toBe(responses.hits);
     expect(sampleValue(s, `${P}cache_misses_total`, { cache: 'api-responses' })).toBe(responses.misses);
-    expect(sampleValue(s, `${P}cache_hit_ratio`, { cache: 'api-responses' })).toBeCloseTo(responses.hits / (responses.hits + responses.misses));
+    expect(sampleValue(s, `${P}cache_hit_ratio`, { cache: 'api-responses' })).toBeCloseTo(
+      responses.hits / (responses.hits + responses.misses),
+    );
     expect(sampleValue(s, `${P}cache_misses_total`, { cache: 'api-pages' })).toBe(app.fhir.service.pages.misses);
   });
 
@@ -205,7 +250,9 @@ describe('after a real sync against Orthanc', () => {
     expect(second).toMatchObject({ status: 'ok', counts: { written: 1 } });
     const after = await scrape();
     const source = { source: SOURCE_ID };
-    expect(sampleValue(after, `${P}studies_written_total`, source)).toBe(sampleValue(before, `${P}studies_written_total`, source)! + 1);
+    expect(sampleValue(after, `${P}studies_written_total`, source)).toBe(
+      sampleValue(before, `${P}studies_written_total`, source)! + 1,
+    );
     expect(sampleValue(after, `${P}studies_discovered_total`, source)).toBe(run.counts.found! + second.counts.found!);
     expect(sampleSum(after, `${P}sync_runs_total`, source)).toBe(2);
     expect(sampleValue(after, `${P}studies`, { ...source, state: 'failing' })).toBe(0);
@@ -219,7 +266,8 @@ describe('logs without patient data', () => {
   /** What must never be in a log line: IDs, names (whole and by component), birth dates in DICOM and FHIR form. */
   function forbiddenValues(): { value: string; pattern: RegExp }[] {
     const out = new Map<string, RegExp>();
-    const word = (v: string) => new RegExp(`(^|[^A-Za-z0-9])${v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^A-Za-z0-9])`);
+    const word = (v: string) =>
+      new RegExp(`(^|[^A-Za-z0-9])${v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^A-Za-z0-9])`);
     for (const p of everyPatient()) {
       out.set(p.id, word(p.id));
       for (const pn of [p.alphabetic, p.ideographic].filter((x): x is string => Boolean(x))) {
@@ -228,7 +276,9 @@ describe('logs without patient data', () => {
         out.set(parts.join(' '), word(parts.join(' ')));
         out.set(parts.join(''), word(parts.join('')));
         // Each name component: Chinese ones whole (陳, 大文), Latin ones as words of 3+ letters.
-        for (const part of parts) if (/[^\x00-\x7f]/.test(part) || part.length >= 3) out.set(part, /[^\x00-\x7f]/.test(part) ? new RegExp(part) : word(part));
+        for (const part of parts)
+          if (/[^\x00-\x7f]/.test(part) || part.length >= 3)
+            out.set(part, /[^\x00-\x7f]/.test(part) ? new RegExp(part) : word(part));
       }
       if (p.birthDate) {
         out.set(p.birthDate, word(p.birthDate));
@@ -244,10 +294,14 @@ describe('logs without patient data', () => {
     // Lookups by every patient: by identifier, by Patient/<id>, reads of each found study.
     for (const p of everyPatient()) {
       const system = p.issuer === 'TW-HOSP-A' ? 'urn:oid:2.16.886.101.20003' : PATIENT_SYSTEM;
-      const bundle = await http.get(`/fhir/ImagingStudy?patient.identifier=${encodeURIComponent(`${system}|${p.id}`)}&_include=ImagingStudy:endpoint`);
+      const bundle = await http.get(
+        `/fhir/ImagingStudy?patient.identifier=${encodeURIComponent(`${system}|${p.id}`)}&_include=ImagingStudy:endpoint`,
+      );
       expect(bundle.status).toBe(200);
       expect((await http.get(`/fhir/ImagingStudy?patient=Patient/pid-${encodeURIComponent(p.id)}`)).status).toBe(200);
-      for (const e of bundle.data.entry ?? []) if (e.resource.resourceType === 'ImagingStudy') expect((await http.get(`/fhir/ImagingStudy/${e.resource.id}`)).status).toBe(200);
+      for (const e of bundle.data.entry ?? [])
+        if (e.resource.resourceType === 'ImagingStudy')
+          expect((await http.get(`/fhir/ImagingStudy/${e.resource.id}`)).status).toBe(200);
     }
     const chen = known[0];
     // Patient data in places it does not belong: unknown parameters, wildcards, strict handling, no key.
@@ -260,10 +314,19 @@ describe('logs without patient data', () => {
     ];
     for (const url of bad) await http.get(url);
     expect((await http.get(bad[1], { headers: { Prefer: 'handling=strict' } })).status).toBe(400);
-    expect((await http.get(`/fhir/ImagingStudy?patient:identifier=${encodeURIComponent(chen.id)}`, { headers: { 'X-API-Key': 'wrong' } })).status).toBe(401);
+    expect(
+      (
+        await http.get(`/fhir/ImagingStudy?patient:identifier=${encodeURIComponent(chen.id)}`, {
+          headers: { 'X-API-Key': 'wrong' },
+        })
+      ).status,
+    ).toBe(401);
 
     // A study that always fails becomes a dead letter and is replayed through the ops API.
-    const doomed = makeStudy({ patient: { id: 'DOOMED-7781', alphabetic: 'Huang^Zhi Qiang', ideographic: '黃^志強', birthDate: '19500505' }, studyDate: daysAgo(0) });
+    const doomed = makeStudy({
+      patient: { id: 'DOOMED-7781', alphabetic: 'Huang^Zhi Qiang', ideographic: '黃^志強', birthDate: '19500505' },
+      studyDate: daysAgo(0),
+    });
     later.push(doomed.patient);
     await loadStudies(orthanc, [doomed]);
     proxy.failWhen((r) => levelOf(r.url) !== 'studies' && decodeURIComponent(r.url).includes(doomed.studyUid));
@@ -285,8 +348,13 @@ describe('logs without patient data', () => {
     expect(parsed.some((l) => JSON.stringify(l).includes(doomed.studyUid))).toBe(true);
 
     const leaks: string[] = [];
-    for (const [kind, lines] of [['app', appLines], ['audit', auditLines]] as const) {
-      for (const line of lines) for (const f of forbiddenValues()) if (f.pattern.test(line)) leaks.push(`${kind} log holds "${f.value}": ${line.slice(0, 300)}`);
+    for (const [kind, lines] of [
+      ['app', appLines],
+      ['audit', auditLines],
+    ] as const) {
+      for (const line of lines)
+        for (const f of forbiddenValues())
+          if (f.pattern.test(line)) leaks.push(`${kind} log holds "${f.value}": ${line.slice(0, 300)}`);
     }
     expect(leaks).toEqual([]);
   });

@@ -9,8 +9,22 @@ test('errors holding markup are shown as text, and every table row is there', ()
   const evil = '<script>alert(1)</script><img src=x onerror=alert(2)>';
   const id = store.startRun('pacs', 'poll');
   store.finishRun(id, { status: 'failed', counts: { found: 2 }, error: evil });
-  store.recordFailure('pacs', '1.2.3', { studyDate: null, fingerprint: null, error: evil, countAttempt: true, maxAttempts: 1, retryDelaySeconds: () => 0 });
-  store.recordFailure('pacs', '1.2.4', { studyDate: '20240101', fingerprint: null, error: 'x "quoted" & more', countAttempt: true, maxAttempts: 5, retryDelaySeconds: () => 0 });
+  store.recordFailure('pacs', '1.2.3', {
+    studyDate: null,
+    fingerprint: null,
+    error: evil,
+    countAttempt: true,
+    maxAttempts: 1,
+    retryDelaySeconds: () => 0,
+  });
+  store.recordFailure('pacs', '1.2.4', {
+    studyDate: '20240101',
+    fingerprint: null,
+    error: 'x "quoted" & more',
+    countAttempt: true,
+    maxAttempts: 5,
+    retryDelaySeconds: () => 0,
+  });
   const html = renderStatusPage(buildStatusModel(store, ['pacs'], new Date(), 20), 'tok"en');
   expect(html).not.toMatch(/<script|<img/);
   expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
@@ -27,10 +41,29 @@ test('chart axes and durations read well', () => {
   expect(formatDuration(3 * 3600 + 125)).toBe('3 h 2 min');
   expect(formatDuration(42)).toBe('42 s');
   expect(formatDuration(undefined)).toBe('–');
-  const svg = runChartSvg([
-    { runId: 'a', startedAt: '2024-01-01T00:00:00Z', endedAt: '2024-01-01T00:01:00Z', status: 'ok', kind: 'poll', written: 7, lagSeconds: 60 },
-    { runId: 'b', startedAt: '2024-01-01T00:05:00Z', endedAt: '2024-01-01T00:06:00Z', status: 'failed', kind: 'poll', written: 0, lagSeconds: 360 },
-  ], 'caption');
+  const svg = runChartSvg(
+    [
+      {
+        runId: 'a',
+        startedAt: '2024-01-01T00:00:00Z',
+        endedAt: '2024-01-01T00:01:00Z',
+        status: 'ok',
+        kind: 'poll',
+        written: 7,
+        lagSeconds: 60,
+      },
+      {
+        runId: 'b',
+        startedAt: '2024-01-01T00:05:00Z',
+        endedAt: '2024-01-01T00:06:00Z',
+        status: 'failed',
+        kind: 'poll',
+        written: 0,
+        lagSeconds: 360,
+      },
+    ],
+    'caption',
+  );
   expect(svg.match(/<rect class="bar/g)).toHaveLength(2);
   expect(svg).toContain('<polyline class="lag"');
   expect(svg).toContain('7 written');

@@ -32,7 +32,11 @@ afterAll(async () => {
 
 it('writes every study to the embedded store and the FHIR server; an unchanged re-poll sends the server nothing', async () => {
   const sinks = [createEmbeddedSink(store), createFhirSink({ baseUrl: fhir.baseUrl })];
-  const sync = createSyncService({ config: { sources: [sourceConfig(orthanc.dicomWebBase)], sync: { lookbackDays: 5 } }, store, sinks });
+  const sync = createSyncService({
+    config: { sources: [sourceConfig(orthanc.dicomWebBase)], sync: { lookbackDays: 5 } },
+    store,
+    sinks,
+  });
 
   const first = await sync.runOnce(SOURCE_ID);
   expect(first).toMatchObject({ status: 'ok', counts: { written: 8, failed: 0 } });

@@ -24,18 +24,27 @@ let dir: string;
 let dbFile: string;
 let corpus: SyntheticStudy[];
 
-function bridge(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
+function bridge(args: string[]): {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+} {
   const child = spawn(TS_NODE, ['--transpile-only', 'src/cli/main.ts', ...args], {
     cwd: ROOT,
-    env: { ...process.env, NODE_CONFIG_DIR: dir, NODE_ENV: 'production', SUPPRESS_NO_CONFIG_WARNING: '1', LOG_LEVEL: 'info' },
+    env: {
+      ...process.env,
+      NODE_CONFIG_DIR: dir,
+      NODE_ENV: 'production',
+      SUPPRESS_NO_CONFIG_WARNING: '1',
+      LOG_LEVEL: 'info',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+    (resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
   return { child, done };
 }
@@ -51,13 +60,21 @@ function countInStore(table: 'resources' | 'studies', sql: string): number {
     db.close();
   }
 }
-const storedResourceCount = () => countInStore('resources', `SELECT COUNT(*) AS n FROM resources WHERE resource_type = 'ImagingStudy'`);
+const storedResourceCount = () =>
+  countInStore('resources', `SELECT COUNT(*) AS n FROM resources WHERE resource_type = 'ImagingStudy'`);
 const syncedStudyCount = () => countInStore('studies', `SELECT COUNT(*) AS n FROM studies WHERE status = 'synced'`);
 
 beforeAll(async () => {
   orthanc = await startOrthanc();
   proxy = await startRecordingProxy(orthanc.dicomWebBase);
-  corpus = generateCorpus({ seed: 7, studies: 40, days: { from: '20230101', count: 10 }, undated: 0, maxSeries: 2, maxInstances: 2 });
+  corpus = generateCorpus({
+    seed: 7,
+    studies: 40,
+    days: { from: '20230101', count: 10 },
+    undated: 0,
+    maxSeries: 2,
+    maxInstances: 2,
+  });
   await loadStudies(orthanc, corpus);
   dir = mkdtempSync(path.join(os.tmpdir(), 'sync-crash-'));
   dbFile = path.join(dir, 'data', 'bridge.sqlite');
@@ -113,14 +130,25 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
   expect(second.stderr).toBe('');
   expect(second.code).toBe(0);
   // --json: the run summary is one JSON line (beside the JSON log lines), with the QIDO requests it made.
-  const summary = second.stdout.split('\n').filter((l) => l.startsWith('{"runId"')).map((l) => JSON.parse(l));
+  const summary = second.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{"runId"'))
+    .map((l) => JSON.parse(l));
   const made = proxy.counts();
   expect(summary).toEqual([
-    expect.objectContaining({ sourceId: SOURCE_ID, kind: 'backfill', status: 'ok', counts: expect.objectContaining({ qidoRequests: made.studies + made.series + made.instances }) }),
+    expect.objectContaining({
+      sourceId: SOURCE_ID,
+      kind: 'backfill',
+      status: 'ok',
+      counts: expect.objectContaining({ qidoRequests: made.studies + made.series + made.instances }),
+    }),
   ]);
   expect(Date.parse(summary[0].endedAt)).toBeGreaterThanOrEqual(Date.parse(summary[0].startedAt));
   // Plain progress lines (no terminal): JSON log lines with the source and run id.
-  const progress = second.stdout.split('\n').filter((l) => l.includes('backfill progress')).map((l) => JSON.parse(l));
+  const progress = second.stdout
+    .split('\n')
+    .filter((l) => l.includes('backfill progress'))
+    .map((l) => JSON.parse(l));
   expect(progress.length).toBeGreaterThan(0);
   expect(progress[0]).toMatchObject({ source: SOURCE_ID, runId: expect.any(String), windowsTotal: 10 });
 
@@ -150,5 +178,9 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
   const status = await bridge(['status', '--json']).done;
   expect(status.code).toBe(0);
   const [st] = JSON.parse(status.stdout);
-  expect(st).toMatchObject({ sourceId: SOURCE_ID, counts: { synced: corpus.length, failing: 0, dead: 0 }, lastRun: { kind: 'backfill', status: 'ok' } });
+  expect(st).toMatchObject({
+    sourceId: SOURCE_ID,
+    counts: { synced: corpus.length, failing: 0, dead: 0 },
+    lastRun: { kind: 'backfill', status: 'ok' },
+  });
 });

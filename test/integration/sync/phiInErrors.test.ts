@@ -18,12 +18,21 @@ it('stores and logs a rejection without the patient data the server echoed', asy
   const echoed = 'Patient "Chen^Da Wen" / 陳大文 (identifier P-MAKE-1, birthDate 1970-01-01) is not known here';
   const rejecting: Sink = {
     name: 'echoing-server',
-    writeBatch: async (writes) => writes.map((w) => ({ studyUid: w.studyUid, ok: false as const, error: echoed, retryable: true })),
+    writeBatch: async (writes) =>
+      writes.map((w) => ({ studyUid: w.studyUid, ok: false as const, error: echoed, retryable: true })),
     removeStudy: async () => {},
   };
   const lines: string[] = [];
-  const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }) });
-  const sync = createSyncService({ config: { sources: [sourceConfig(pacs.orthanc.dicomWebBase)], sync: { lookbackDays: 3 } }, store: pacs.store, sinks: [createEmbeddedSink(pacs.store), rejecting], logger });
+  const logger = createLogger({
+    level: 'info',
+    destination: new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }),
+  });
+  const sync = createSyncService({
+    config: { sources: [sourceConfig(pacs.orthanc.dicomWebBase)], sync: { lookbackDays: 3 } },
+    store: pacs.store,
+    sinks: [createEmbeddedSink(pacs.store), rejecting],
+    logger,
+  });
 
   const run = await sync.runOnce(SOURCE_ID);
   expect(run.counts).toMatchObject({ failed: 1, written: 0 });
@@ -33,6 +42,7 @@ it('stores and logs a rejection without the patient data the server echoed', asy
   expect(failing.lastError).toContain('[redacted]');
 
   const recorded = [failing.lastError ?? '', ...lines].join('\n');
-  for (const phi of ['Chen', 'Da Wen', '陳', '大文', 'P-MAKE-1', '1970-01-01', '19700101']) expect(recorded).not.toContain(phi);
+  for (const phi of ['Chen', 'Da Wen', '陳', '大文', 'P-MAKE-1', '1970-01-01', '19700101'])
+    expect(recorded).not.toContain(phi);
   expect(lines.some((l) => l.includes(study.studyUid) && l.includes('is not known here'))).toBe(true);
 });

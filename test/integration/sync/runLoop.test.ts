@@ -71,13 +71,19 @@ function service(store: Store, sync: SyncConfigInput, opts: { now?: () => Date; 
 function listedDates(): string[] {
   return proxy.requests
     .filter((r) => r.level === 'studies')
-    .map((r) => new URLSearchParams(r.url.split('?')[1] ?? '').get('StudyDate') ?? new URLSearchParams(r.url.split('?')[1] ?? '').get('00080020'))
+    .map(
+      (r) =>
+        new URLSearchParams(r.url.split('?')[1] ?? '').get('StudyDate') ??
+        new URLSearchParams(r.url.split('?')[1] ?? '').get('00080020'),
+    )
     .filter((d): d is string => !!d && d !== '""');
 }
 
 /** StudyInstanceUIDs named in the series/instance queries recorded since the last reset. */
 function uidsInDetailQueries(uids: string[]): string[] {
-  const detail = proxy.requests.filter((r) => r.level === 'series' || r.level === 'instances').map((r) => decodeURIComponent(r.url));
+  const detail = proxy.requests
+    .filter((r) => r.level === 'series' || r.level === 'instances')
+    .map((r) => decodeURIComponent(r.url));
   return uids.filter((uid) => detail.some((url) => url.includes(uid)));
 }
 
@@ -116,7 +122,9 @@ describe('sync run loop against Orthanc', () => {
 
   it('never runs one source twice at once, and a stop finishes the batch in hand, then stops', async () => {
     const store = freshStore();
-    const studies = Array.from({ length: 8 }, () => makeStudy({ studyDate: '20190302', series: [makeSeries({ instances: 1 })] }));
+    const studies = Array.from({ length: 8 }, () =>
+      makeStudy({ studyDate: '20190302', series: [makeSeries({ instances: 1 })] }),
+    );
     await loadStudies(orthanc, studies);
     proxy.delayMs = 40;
     const sync = service(store, { backfillFrom: '20190301', windowDays: 3, batchSize: 2 }, { now: noonOf('20190310') });
@@ -175,7 +183,15 @@ describe('sync run loop against Orthanc', () => {
     await loadStudies(orthanc, [old]);
     const now = noonOf('20210310');
     const sync = service(store, { lookbackDays: 3, undatedSweep: false }, { now });
-    store.recordFailure(SOURCE_ID, old.studyUid, { studyDate: '20210101', fingerprint: null, error: 'earlier', countAttempt: true, maxAttempts: 5, retryDelaySeconds: () => 0, at: now() });
+    store.recordFailure(SOURCE_ID, old.studyUid, {
+      studyDate: '20210101',
+      fingerprint: null,
+      error: 'earlier',
+      countAttempt: true,
+      maxAttempts: 5,
+      retryDelaySeconds: () => 0,
+      at: now(),
+    });
     proxy.reset();
 
     const run = await sync.runOnce(SOURCE_ID);
@@ -184,14 +200,18 @@ describe('sync run loop against Orthanc', () => {
     expect(storedStudy(store, old.studyUid)?.numberOfInstances).toBe(3);
     // Only the lookback was listed by date; the old study was found by its UID.
     expect(listedDates()).toEqual(['20210307-20210310']);
-    const byUid = proxy.requests.filter((r) => r.level === 'studies' && decodeURIComponent(r.url).includes(old.studyUid));
+    const byUid = proxy.requests.filter(
+      (r) => r.level === 'studies' && decodeURIComponent(r.url).includes(old.studyUid),
+    );
     expect(byUid).toHaveLength(1);
     expect(store.getCheckpoint(SOURCE_ID)).toBe('20210310');
   });
 
   it('backfills a range, resumes an identical backfill after its checkpoint, and reports progress', async () => {
     const store = freshStore();
-    const studies = Array.from({ length: 9 }, (_, i) => makeStudy({ studyDate: `2023010${i + 1}`, series: [makeSeries({ instances: 1 })] }));
+    const studies = Array.from({ length: 9 }, (_, i) =>
+      makeStudy({ studyDate: `2023010${i + 1}`, series: [makeSeries({ instances: 1 })] }),
+    );
     await loadStudies(orthanc, studies);
     const sync = service(store, { windowDays: 2 }, { now: noonOf('20230301') });
     // An earlier run of this same backfill completed the windows through 20230104.
@@ -200,7 +220,11 @@ describe('sync run loop against Orthanc', () => {
     const progress: number[] = [];
     const run = await sync.backfill(SOURCE_ID, '2023-01-01', '2023-01-09', (p) => progress.push(p.windowsDone));
 
-    expect(run).toMatchObject({ kind: 'backfill', status: 'ok', counts: { windows: 3, found: 5, fetched: 5, written: 5 } });
+    expect(run).toMatchObject({
+      kind: 'backfill',
+      status: 'ok',
+      counts: { windows: 3, found: 5, fetched: 5, written: 5 },
+    });
     expect(listedDates()).toEqual(['20230105-20230106', '20230107-20230108', '20230109']);
     expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(5);
     for (const s of studies.slice(4)) expect(storedStudy(store, s.studyUid)).toBeDefined();
@@ -217,24 +241,34 @@ describe('sync run loop against Orthanc', () => {
     const store = freshStore();
     // Two studies a day for six days, one-day windows, batches of five: 12 studies in 3 batches, not 6.
     const days = ['20160401', '20160402', '20160403', '20160404', '20160405', '20160406'];
-    const studies = days.flatMap((d) => [0, 1].map(() => makeStudy({ studyDate: d, series: [makeSeries({ instances: 1 })] })));
+    const studies = days.flatMap((d) =>
+      [0, 1].map(() => makeStudy({ studyDate: d, series: [makeSeries({ instances: 1 })] })),
+    );
     await loadStudies(orthanc, studies);
     const written: string[][] = [];
     const embedded = createEmbeddedSink(store);
-    const recording: Sink = { name: 'recording', writeBatch: (w: StudyWrite[]) => (written.push(w.map((x) => x.studyUid)), embedded.writeBatch(w)), removeStudy: embedded.removeStudy };
+    const recording: Sink = {
+      name: 'recording',
+      writeBatch: (w: StudyWrite[]) => (written.push(w.map((x) => x.studyUid)), embedded.writeBatch(w)),
+      removeStudy: embedded.removeStudy,
+    };
     const checkpoints: { at?: string; written: number }[] = [];
     const sync = service(store, { windowDays: 1, batchSize: 5 }, { now: noonOf('20160601'), sinks: [recording] });
     await sync.source(SOURCE_ID).supportsUidListMatching();
     proxy.reset();
     const run = await sync.backfill(SOURCE_ID, '20160401', '20160406', () =>
-      checkpoints.push({ at: store.getCheckpoint(SOURCE_ID, 'backfill:20160401-20160406'), written: store.listImagingStudies().length }),
+      checkpoints.push({
+        at: store.getCheckpoint(SOURCE_ID, 'backfill:20160401-20160406'),
+        written: store.listImagingStudies().length,
+      }),
     );
 
     expect(run).toMatchObject({ status: 'ok', counts: { windows: 6, found: 12, fetched: 12, written: 12 } });
     expect(written.map((b) => b.length)).toEqual([5, 5, 2]);
     expect(proxy.counts()).toMatchObject({ series: 3, instances: 3 });
     // Checkpoints only move forward, and never past a day with a study not yet written.
-    const settledDay = (n: number) => days.filter((d) => studies.filter((s) => s.studyDate! <= d).length <= n).at(-1) ?? '';
+    const settledDay = (n: number) =>
+      days.filter((d) => studies.filter((s) => s.studyDate! <= d).length <= n).at(-1) ?? '';
     for (const [i, cp] of checkpoints.entries()) {
       if (i > 0) expect((cp.at ?? '') >= (checkpoints[i - 1]!.at ?? '')).toBe(true);
       if (cp.at) expect(cp.at <= settledDay(cp.written)).toBe(true);
@@ -248,7 +282,10 @@ describe('sync run loop against Orthanc', () => {
     const store = freshStore();
     const good = makeStudy({ studyDate: '20220302', series: [makeSeries({ instances: 2 })] });
     // No Modality (0008,0060) on its series: the mapper's default fails the study (series-missing-modality).
-    const unmappable = makeStudy({ studyDate: '20220302', series: [makeSeries({ modality: undefined, instances: 1 })] });
+    const unmappable = makeStudy({
+      studyDate: '20220302',
+      series: [makeSeries({ modality: undefined, instances: 1 })],
+    });
     const rejected = makeStudy({ studyDate: '20220303', series: [makeSeries({ instances: 1 })] });
     await loadStudies(orthanc, [good, unmappable, rejected]);
     const embedded = createEmbeddedSink(store);
@@ -257,16 +294,35 @@ describe('sync run loop against Orthanc', () => {
       name: 'picky',
       async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
         const accepted = await embedded.writeBatch(writes.filter((w) => w.studyUid !== rejected.studyUid));
-        return writes.map((w) => (w.studyUid === rejected.studyUid ? { studyUid: w.studyUid, ok: false, error: 'HTTP 422', retryable: false } : accepted.find((o) => o.studyUid === w.studyUid)!));
+        return writes.map((w) =>
+          w.studyUid === rejected.studyUid
+            ? { studyUid: w.studyUid, ok: false, error: 'HTTP 422', retryable: false }
+            : accepted.find((o) => o.studyUid === w.studyUid)!,
+        );
       },
       removeStudy: embedded.removeStudy,
     };
-    const sync = service(store, { backfillFrom: '20220301', windowDays: 3, maxAttempts: 2 }, { now: noonOf('20220310'), sinks: [picky] });
+    const sync = service(
+      store,
+      { backfillFrom: '20220301', windowDays: 3, maxAttempts: 2 },
+      { now: noonOf('20220310'), sinks: [picky] },
+    );
 
     const first = await sync.runOnce(SOURCE_ID);
-    expect(first).toMatchObject({ status: 'partial', counts: { found: 3, fetched: 3, written: 1, failed: 2, dead: 0 } });
-    expect(store.getStudy(SOURCE_ID, unmappable.studyUid)).toMatchObject({ status: 'failing', attempts: 1, lastError: expect.stringContaining('mapping: series-missing-modality') });
-    expect(store.getStudy(SOURCE_ID, rejected.studyUid)).toMatchObject({ status: 'failing', attempts: 1, lastError: expect.stringContaining('sink rejected: picky: HTTP 422') });
+    expect(first).toMatchObject({
+      status: 'partial',
+      counts: { found: 3, fetched: 3, written: 1, failed: 2, dead: 0 },
+    });
+    expect(store.getStudy(SOURCE_ID, unmappable.studyUid)).toMatchObject({
+      status: 'failing',
+      attempts: 1,
+      lastError: expect.stringContaining('mapping: series-missing-modality'),
+    });
+    expect(store.getStudy(SOURCE_ID, rejected.studyUid)).toMatchObject({
+      status: 'failing',
+      attempts: 1,
+      lastError: expect.stringContaining('sink rejected: picky: HTTP 422'),
+    });
     expect(store.getStudy(SOURCE_ID, good.studyUid)).toMatchObject({ status: 'synced' });
     expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
     expect(storedStudy(store, good.studyUid)?.numberOfInstances).toBe(instancesOf(good));
@@ -275,7 +331,12 @@ describe('sync run loop against Orthanc', () => {
 
     const second = await sync.runOnce(SOURCE_ID);
     expect(second).toMatchObject({ status: 'partial', counts: { fetched: 2, failed: 2, dead: 2 } });
-    expect(store.deadLetters(SOURCE_ID).map((s) => s.studyUid).sort()).toEqual(uidsOf([unmappable, rejected]));
+    expect(
+      store
+        .deadLetters(SOURCE_ID)
+        .map((s) => s.studyUid)
+        .sort(),
+    ).toEqual(uidsOf([unmappable, rejected]));
     expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
   });
 
@@ -283,12 +344,20 @@ describe('sync run loop against Orthanc', () => {
     const store = freshStore();
     const studies = [makeStudy({ studyDate: '20170302' }), makeStudy({ studyDate: '20170303' })];
     await loadStudies(orthanc, studies);
-    const sync = service(store, { backfillFrom: '20170301', undatedSweep: false, reconcile: { deletion: 'delete' } }, { now: noonOf('20170310') });
+    const sync = service(
+      store,
+      { backfillFrom: '20170301', undatedSweep: false, reconcile: { deletion: 'delete' } },
+      { now: noonOf('20170310') },
+    );
     expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok', counts: { written: 2 } });
 
     for (const s of studies) await deleteFromOrthanc(orthanc, s.studyUid);
     const run = await sync.reconcile(SOURCE_ID);
-    expect(run).toMatchObject({ kind: 'reconcile', status: 'failed', error: expect.stringMatching(/listed no studies/) });
+    expect(run).toMatchObject({
+      kind: 'reconcile',
+      status: 'failed',
+      error: expect.stringMatching(/listed no studies/),
+    });
     expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(2);
     for (const s of studies) {
       expect(storedStudy(store, s.studyUid)).toBeDefined();

@@ -9,7 +9,16 @@ import { imagingStudyId } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { createSyncService, type SyncConfigInput } from '../../../src/sync';
-import { generateCorpus, loadStudies, makeInstance, makeSeries, makeStudy, modalitiesInStudy, SOP_CLASS, type SyntheticStudy } from '../../fixtures/synthetic';
+import {
+  generateCorpus,
+  loadStudies,
+  makeInstance,
+  makeSeries,
+  makeStudy,
+  modalitiesInStudy,
+  SOP_CLASS,
+  type SyntheticStudy,
+} from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { levelOf, startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
 import { daysAgo, deleteFromOrthanc, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './common';
@@ -21,7 +30,13 @@ let corpus: SyntheticStudy[];
 const logLines: string[] = [];
 const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void logLines.push(line) } });
 
-const baseSync: SyncConfigInput = { lookbackDays: 10, windowDays: 5, batchSize: 10, backoffBaseSeconds: 0, maxAttempts: 3 };
+const baseSync: SyncConfigInput = {
+  lookbackDays: 10,
+  windowDays: 5,
+  batchSize: 10,
+  backoffBaseSeconds: 0,
+  maxAttempts: 3,
+};
 
 function service(sync: SyncConfigInput = {}, s: Store = store) {
   return createSyncService({
@@ -34,7 +49,9 @@ function service(sync: SyncConfigInput = {}, s: Store = store) {
 
 /** StudyInstanceUIDs named in the series/instance queries recorded since the last reset. */
 function uidsInDetailQueries(uids: string[]): string[] {
-  const detail = proxy.requests.filter((r) => r.level === 'series' || r.level === 'instances').map((r) => decodeURIComponent(r.url));
+  const detail = proxy.requests
+    .filter((r) => r.level === 'series' || r.level === 'instances')
+    .map((r) => decodeURIComponent(r.url));
   return uids.filter((uid) => detail.some((url) => url.includes(uid)));
 }
 
@@ -56,9 +73,20 @@ describe('sync against Orthanc', () => {
   it('an initial sync puts every study in the store with the right counts', async () => {
     // A resource for one study that the bridge did not create (loaded by someone else before it ran).
     const foreign = corpus[1];
-    store.putResource({ resourceType: 'ImagingStudy', id: imagingStudyId(foreign.studyUid), status: 'available', subject: { reference: 'Patient/elsewhere' } } as ImagingStudy & { id: string }, {
-      sourceId: SOURCE_ID, studyUid: foreign.studyUid, contentHash: 'loaded-elsewhere', createdByBridge: false,
-    });
+    store.putResource(
+      {
+        resourceType: 'ImagingStudy',
+        id: imagingStudyId(foreign.studyUid),
+        status: 'available',
+        subject: { reference: 'Patient/elsewhere' },
+      } as ImagingStudy & { id: string },
+      {
+        sourceId: SOURCE_ID,
+        studyUid: foreign.studyUid,
+        contentHash: 'loaded-elsewhere',
+        createdByBridge: false,
+      },
+    );
 
     const run = await service().runOnce(SOURCE_ID);
     expect(run).toMatchObject({ status: 'ok', counts: { found: 20, fetched: 20, written: 20, failed: 0 } });
@@ -68,10 +96,15 @@ describe('sync against Orthanc', () => {
       expect(stored).toBeDefined();
       expect(stored!.numberOfSeries).toBe(study.series.length);
       expect(stored!.numberOfInstances).toBe(instancesOf(study));
-      expect(store.getStudy(SOURCE_ID, study.studyUid)).toMatchObject({ status: 'synced', resourceId: imagingStudyId(study.studyUid) });
+      expect(store.getStudy(SOURCE_ID, study.studyUid)).toMatchObject({
+        status: 'synced',
+        resourceId: imagingStudyId(study.studyUid),
+      });
     }
     expect(store.counts(SOURCE_ID)).toMatchObject({ studies: 20, synced: 20, resources: 20 });
-    expect(store.getResource('Endpoint', storedStudy(store, corpus[0].studyUid)!.endpoint![0].reference!.split('/')[1])).toBeDefined();
+    expect(
+      store.getResource('Endpoint', storedStudy(store, corpus[0].studyUid)!.endpoint![0].reference!.split('/')[1]),
+    ).toBeDefined();
     // Batched details: far fewer detail queries than two per study.
     expect(proxy.counts().series + proxy.counts().instances).toBeLessThan(20);
   });
@@ -79,12 +112,23 @@ describe('sync against Orthanc', () => {
   it('a per-source filter limits discovery (ModalitiesInStudy)', async () => {
     const filtered = openStore(':memory:');
     try {
-      const run = await service({ sources: { [SOURCE_ID]: { filter: { ModalitiesInStudy: 'MR' } } } }, filtered).runOnce(SOURCE_ID);
-      const expected = corpus.filter((s) => modalitiesInStudy(s).includes('MR')).map((s) => imagingStudyId(s.studyUid)).sort();
+      const run = await service(
+        { sources: { [SOURCE_ID]: { filter: { ModalitiesInStudy: 'MR' } } } },
+        filtered,
+      ).runOnce(SOURCE_ID);
+      const expected = corpus
+        .filter((s) => modalitiesInStudy(s).includes('MR'))
+        .map((s) => imagingStudyId(s.studyUid))
+        .sort();
       expect(expected.length).toBeGreaterThan(0);
       expect(expected.length).toBeLessThan(corpus.length);
       expect(run).toMatchObject({ status: 'ok', counts: { written: expected.length } });
-      expect(filtered.listImagingStudies().map((s) => s.id).sort()).toEqual(expected);
+      expect(
+        filtered
+          .listImagingStudies()
+          .map((s) => s.id)
+          .sort(),
+      ).toEqual(expected);
     } finally {
       filtered.close();
     }
@@ -106,7 +150,10 @@ describe('sync against Orthanc', () => {
   it('new studies and a new instance in an existing study: exactly those are updated, with new counts', async () => {
     const grown = corpus[4];
     grown.series[0].instances.push(makeInstance({ sopClassUid: SOP_CLASS[grown.series[0].modality], number: 99 }));
-    const added = [makeStudy({ studyDate: daysAgo(1) }), makeStudy({ studyDate: daysAgo(0), series: [makeSeries({ modality: 'MR', instances: 3 })] })];
+    const added = [
+      makeStudy({ studyDate: daysAgo(1) }),
+      makeStudy({ studyDate: daysAgo(0), series: [makeSeries({ modality: 'MR', instances: 3 })] }),
+    ];
     await loadStudies(orthanc, [grown, ...added]);
     proxy.reset();
 
@@ -114,8 +161,15 @@ describe('sync against Orthanc', () => {
     expect(run).toMatchObject({ status: 'ok', counts: { found: 22, fetched: 3, written: 3, unchanged: 19 } });
     const allUids = [...corpus, ...added].map((s) => s.studyUid);
     expect(uidsInDetailQueries(allUids).sort()).toEqual([grown.studyUid, ...added.map((s) => s.studyUid)].sort());
-    expect(storedStudy(store, grown.studyUid)).toMatchObject({ numberOfInstances: instancesOf(grown), meta: { versionId: '2' } });
-    expect(storedStudy(store, added[1].studyUid)).toMatchObject({ numberOfSeries: 1, numberOfInstances: 3, meta: { versionId: '1' } });
+    expect(storedStudy(store, grown.studyUid)).toMatchObject({
+      numberOfInstances: instancesOf(grown),
+      meta: { versionId: '2' },
+    });
+    expect(storedStudy(store, added[1].studyUid)).toMatchObject({
+      numberOfSeries: 1,
+      numberOfInstances: 3,
+      meta: { versionId: '1' },
+    });
     expect(storedStudy(store, corpus[5].studyUid)?.meta?.versionId).toBe('1');
     corpus.push(...added);
   });
@@ -129,7 +183,11 @@ describe('sync against Orthanc', () => {
 
     const first = await sync.runOnce(SOURCE_ID);
     expect(first).toMatchObject({ status: 'partial', counts: { written: 0, failed: 1 } });
-    expect(store.getStudy(SOURCE_ID, bad.studyUid)).toMatchObject({ status: 'failing', attempts: 1, lastError: expect.stringMatching(/500/) });
+    expect(store.getStudy(SOURCE_ID, bad.studyUid)).toMatchObject({
+      status: 'failing',
+      attempts: 1,
+      lastError: expect.stringMatching(/500/),
+    });
     const second = await sync.runOnce(SOURCE_ID);
     expect(second.counts).toMatchObject({ failed: 1, dead: 1 });
     expect(store.deadLetters(SOURCE_ID).map((s) => s.studyUid)).toEqual([bad.studyUid]);
@@ -151,7 +209,9 @@ describe('sync against Orthanc', () => {
 
   it('with deletion=delete, a vanished study is removed from the store; a resource the bridge did not create is left alone', async () => {
     const [vanished, foreign] = [corpus[0], corpus[1]];
-    expect(store.getResourceMeta('ImagingStudy', imagingStudyId(foreign.studyUid))).toMatchObject({ createdByBridge: false });
+    expect(store.getResourceMeta('ImagingStudy', imagingStudyId(foreign.studyUid))).toMatchObject({
+      createdByBridge: false,
+    });
     await deleteFromOrthanc(orthanc, vanished.studyUid);
     await deleteFromOrthanc(orthanc, foreign.studyUid);
 
@@ -180,7 +240,10 @@ describe('sync against Orthanc', () => {
       proxy.delayMs = 0;
       expect(broken.status).toBe('failed');
       expect(broken.error).toMatch(/PACS unavailable/);
-      expect(fresh.listRuns(SOURCE_ID, 1)[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/unavailable/) });
+      expect(fresh.listRuns(SOURCE_ID, 1)[0]).toMatchObject({
+        status: 'failed',
+        error: expect.stringMatching(/unavailable/),
+      });
       const failing = fresh.failingStudies(SOURCE_ID);
       expect(failing.length).toBeGreaterThan(0);
       expect(failing.every((s) => s.attempts === 0 && /unavailable/.test(s.lastError ?? ''))).toBe(true);
@@ -190,7 +253,12 @@ describe('sync against Orthanc', () => {
       await orthanc.restart();
       const next = await sync.runOnce(SOURCE_ID);
       expect(next).toMatchObject({ status: 'ok', counts: { failed: 0 } });
-      expect(fresh.counts(SOURCE_ID)).toMatchObject({ synced: corpus.length - 2, failing: 0, dead: 0, resources: corpus.length - 2 });
+      expect(fresh.counts(SOURCE_ID)).toMatchObject({
+        synced: corpus.length - 2,
+        failing: 0,
+        dead: 0,
+        resources: corpus.length - 2,
+      });
     } finally {
       proxy.delayMs = 0;
       fresh.close();

@@ -31,5 +31,7 @@ it('refuses to write what it cannot validate, and writes it once validation pass
   setProfilesDir(path.resolve(__dirname, '../../../../shared/fhir/twcore-0.3.2'));
   const retried = await sync.runOnce(SOURCE_ID);
   expect(retried.counts).toMatchObject({ failed: 0, written: 1 });
-  expect(storedStudy(pacs.store, study.studyUid)?.meta?.profile).toEqual(['https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore']);
+  expect(storedStudy(pacs.store, study.studyUid)?.meta?.profile).toEqual([
+    'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore',
+  ]);
 });

@@ -1,8 +1,22 @@
 import { FhirError } from '../../../src/api/fhir/outcome';
-import { isRestricted, parseEndpointSearch, parseImagingStudySearch, parseStudyId, wantsStrict, type ParseOptions } from '../../../src/api/fhir/params';
+import {
+  isRestricted,
+  parseEndpointSearch,
+  parseImagingStudySearch,
+  parseStudyId,
+  wantsStrict,
+  type ParseOptions,
+} from '../../../src/api/fhir/params';
 
-const opts: ParseOptions = { defaultCount: 20, maxCount: 50, maxValueLength: 128, strict: false, patientIdRule: { prefix: 'pid-', suffix: '' } };
-const parse = (q: string, o: Partial<ParseOptions> = {}) => parseImagingStudySearch([...new URLSearchParams(q).entries()], { ...opts, ...o });
+const opts: ParseOptions = {
+  defaultCount: 20,
+  maxCount: 50,
+  maxValueLength: 128,
+  strict: false,
+  patientIdRule: { prefix: 'pid-', suffix: '' },
+};
+const parse = (q: string, o: Partial<ParseOptions> = {}) =>
+  parseImagingStudySearch([...new URLSearchParams(q).entries()], { ...opts, ...o });
 
 function rejects(q: string, o: Partial<ParseOptions> = {}): FhirError {
   try {
@@ -17,21 +31,49 @@ function rejects(q: string, o: Partial<ParseOptions> = {}): FhirError {
 
 describe('ImagingStudy search parameters', () => {
   it('reads Study Instance UID identifiers with and without the urn:dicom:uid system', () => {
-    expect(parse('identifier=urn:dicom:uid|urn:oid:1.2.3').criteria).toEqual([{ param: 'identifier', kind: 'studyUid', uids: ['1.2.3'] }]);
-    expect(parse('identifier=urn:oid:1.2.3').criteria).toEqual([{ param: 'identifier', kind: 'studyUid', uids: ['1.2.3'] }]);
+    expect(parse('identifier=urn:dicom:uid|urn:oid:1.2.3').criteria).toEqual([
+      { param: 'identifier', kind: 'studyUid', uids: ['1.2.3'] },
+    ]);
+    expect(parse('identifier=urn:oid:1.2.3').criteria).toEqual([
+      { param: 'identifier', kind: 'studyUid', uids: ['1.2.3'] },
+    ]);
   });
 
   it('reads accession numbers with, without and with an empty system', () => {
-    expect(parse('identifier=http://ris|ACC1').criteria[0]).toEqual({ param: 'identifier', kind: 'identifier', token: { system: 'http://ris', value: 'ACC1' } });
-    expect(parse('identifier=ACC1').criteria[0]).toEqual({ param: 'identifier', kind: 'identifier', token: { value: 'ACC1' } });
-    expect(parse('identifier=|ACC1').criteria[0]).toEqual({ param: 'identifier', kind: 'identifier', token: { system: '', value: 'ACC1' } });
+    expect(parse('identifier=http://ris|ACC1').criteria[0]).toEqual({
+      param: 'identifier',
+      kind: 'identifier',
+      token: { system: 'http://ris', value: 'ACC1' },
+    });
+    expect(parse('identifier=ACC1').criteria[0]).toEqual({
+      param: 'identifier',
+      kind: 'identifier',
+      token: { value: 'ACC1' },
+    });
+    expect(parse('identifier=|ACC1').criteria[0]).toEqual({
+      param: 'identifier',
+      kind: 'identifier',
+      token: { system: '', value: 'ACC1' },
+    });
   });
 
   it('reads patient by id (through the rule), by :identifier and by .identifier', () => {
-    expect(parse('patient=Patient/pid-P1').criteria[0]).toMatchObject({ kind: 'patientId', patientId: 'P1', reference: 'Patient/pid-P1' });
+    expect(parse('patient=Patient/pid-P1').criteria[0]).toMatchObject({
+      kind: 'patientId',
+      patientId: 'P1',
+      reference: 'Patient/pid-P1',
+    });
     expect(parse('subject=pid-P1').criteria[0]).toMatchObject({ kind: 'patientId', patientId: 'P1' });
-    expect(parse('patient:identifier=urn:sys|P1').criteria[0]).toEqual({ param: 'patient:identifier', kind: 'patientIdentifier', token: { system: 'urn:sys', value: 'P1' } });
-    expect(parse('patient.identifier=P1').criteria[0]).toEqual({ param: 'patient.identifier', kind: 'patientIdentifier', token: { value: 'P1' } });
+    expect(parse('patient:identifier=urn:sys|P1').criteria[0]).toEqual({
+      param: 'patient:identifier',
+      kind: 'patientIdentifier',
+      token: { system: 'urn:sys', value: 'P1' },
+    });
+    expect(parse('patient.identifier=P1').criteria[0]).toEqual({
+      param: 'patient.identifier',
+      kind: 'patientIdentifier',
+      token: { value: 'P1' },
+    });
   });
 
   it('refuses Patient ids without a configured rule, ids outside the rule and other resource types', () => {
@@ -89,14 +131,20 @@ describe('ImagingStudy search parameters', () => {
   it('reads dates with every supported prefix', () => {
     for (const p of ['eq', 'ge', 'gt', 'le', 'lt', '']) {
       const c = parse(`started=${p}2023-01-05`).criteria[0];
-      expect(c).toMatchObject({ kind: 'started', value: { prefix: p || 'eq', days: { first: '2023-01-05', last: '2023-01-05' } } });
+      expect(c).toMatchObject({
+        kind: 'started',
+        value: { prefix: p || 'eq', days: { first: '2023-01-05', last: '2023-01-05' } },
+      });
     }
-    expect(parse('started=ge2023-01-05T10:00:00%2B08:00').criteria[0]).toMatchObject({ value: { time: { offsetMinutes: 480, stepMs: 1000 } } });
+    expect(parse('started=ge2023-01-05T10:00:00%2B08:00').criteria[0]).toMatchObject({
+      value: { time: { offsetMinutes: 480, stepMs: 1000 } },
+    });
   });
 
   it('tells restricting parameters from filters', () => {
     expect(isRestricted(parse('modality=CT&status=available').criteria)).toBe(false);
-    for (const q of ['_id=1.2', 'identifier=A', 'patient.identifier=P', 'started=2023', 'series=1.2']) expect(isRestricted(parse(q).criteria)).toBe(true);
+    for (const q of ['_id=1.2', 'identifier=A', 'patient.identifier=P', 'started=2023', 'series=1.2'])
+      expect(isRestricted(parse(q).criteria)).toBe(true);
   });
 
   it('reads Prefer: handling=strict among other preferences', () => {

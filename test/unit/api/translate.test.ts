@@ -1,14 +1,26 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { scopeAllows } from '../../../src/api/auth';
 import { decodeCursor, encodeCursor, previousCursor } from '../../../src/api/fhir/cursor';
-import { parseDateValue, qidoDateRange, startedMatches, zoneOffsetMinutes, type DateValue } from '../../../src/api/fhir/dates';
+import {
+  parseDateValue,
+  qidoDateRange,
+  startedMatches,
+  zoneOffsetMinutes,
+  type DateValue,
+} from '../../../src/api/fhir/dates';
 import { matchesAll } from '../../../src/api/fhir/match';
 import { parseImagingStudySearch } from '../../../src/api/fhir/params';
 import { qidoPlanFor } from '../../../src/api/fhir/qido';
 
 const dv = (s: string) => parseDateValue(s) as DateValue;
 const criteria = (q: string) =>
-  parseImagingStudySearch([...new URLSearchParams(q).entries()], { defaultCount: 20, maxCount: 50, maxValueLength: 128, strict: false, patientIdRule: { prefix: '', suffix: '' } }).criteria;
+  parseImagingStudySearch([...new URLSearchParams(q).entries()], {
+    defaultCount: 20,
+    maxCount: 50,
+    maxValueLength: 128,
+    strict: false,
+    patientIdRule: { prefix: '', suffix: '' },
+  }).criteria;
 const source = { defaultTimezone: 'Asia/Taipei', mapping: { studyIdSystem: 'urn:study-id' } } as never;
 
 describe('started → StudyDate', () => {
@@ -19,7 +31,9 @@ describe('started → StudyDate', () => {
     expect(qidoDateRange([dv('le2023-01-05')], 'Asia/Taipei')).toEqual({ StudyDate: '-20230105' });
     expect(qidoDateRange([dv('lt2023-01-05')], 'Asia/Taipei')).toEqual({ StudyDate: '-20230104' });
     expect(qidoDateRange([dv('2023-02')], 'Asia/Taipei')).toEqual({ StudyDate: '20230201-20230228' });
-    expect(qidoDateRange([dv('ge2023-01-01'), dv('lt2023-02-01')], 'Asia/Taipei')).toEqual({ StudyDate: '20230101-20230131' });
+    expect(qidoDateRange([dv('ge2023-01-01'), dv('lt2023-02-01')], 'Asia/Taipei')).toEqual({
+      StudyDate: '20230101-20230131',
+    });
   });
 
   it('refuses contradictory ranges without a query', () => {
@@ -28,7 +42,9 @@ describe('started → StudyDate', () => {
 
   it('turns date-times into every local day the instant falls on from -14:00 to +14:00, leaving StudyTime open', () => {
     // 10:00–12:00 in Taipei is 02:00–04:00Z: local days 2023-01-04 (at -14:00) through 2023-01-05 (at +14:00).
-    expect(qidoDateRange([dv('ge2023-01-05T10:00:00+08:00'), dv('lt2023-01-05T12:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230104-20230105' });
+    expect(
+      qidoDateRange([dv('ge2023-01-05T10:00:00+08:00'), dv('lt2023-01-05T12:00:00+08:00')], 'Asia/Taipei'),
+    ).toEqual({ StudyDate: '20230104-20230105' });
     expect(qidoDateRange([dv('eq2023-01-05T02:00Z')], 'Asia/Taipei')).toEqual({ StudyDate: '20230104-20230105' });
     expect(qidoDateRange([dv('ge2023-01-05T23:00:00+08:00')], 'Asia/Taipei')).toEqual({ StudyDate: '20230105-' });
     // Without an offset the value is read in the source zone: 10:00 at +01:00 is 09:00Z.
@@ -64,13 +80,22 @@ describe('started → StudyDate', () => {
 
 describe('criteria → QIDO match', () => {
   it('translates each parameter', () => {
-    expect(qidoPlanFor(criteria('_id=1.2.3'), source)).toEqual({ match: { StudyInstanceUID: '1.2.3' }, uidList: false });
-    expect(qidoPlanFor(criteria('_id=1.2.3,1.2.4'), source)).toEqual({ match: { StudyInstanceUID: '1.2.3,1.2.4' }, uidList: true });
+    expect(qidoPlanFor(criteria('_id=1.2.3'), source)).toEqual({
+      match: { StudyInstanceUID: '1.2.3' },
+      uidList: false,
+    });
+    expect(qidoPlanFor(criteria('_id=1.2.3,1.2.4'), source)).toEqual({
+      match: { StudyInstanceUID: '1.2.3,1.2.4' },
+      uidList: true,
+    });
     expect(qidoPlanFor(criteria('identifier=A1'), source)!.match).toEqual({ AccessionNumber: 'A1' });
     expect(qidoPlanFor(criteria('identifier=urn:study-id|77'), source)!.match).toEqual({ StudyID: '77' });
     expect(qidoPlanFor(criteria('patient=P1'), source)!.match).toEqual({ PatientID: 'P1' });
     expect(qidoPlanFor(criteria('patient:identifier=urn:x|P1'), source)!.match).toEqual({ PatientID: 'P1' });
-    expect(qidoPlanFor(criteria('identifier=A1&modality=CT&status=available'), source)!.match).toEqual({ AccessionNumber: 'A1', ModalitiesInStudy: 'CT' });
+    expect(qidoPlanFor(criteria('identifier=A1&modality=CT&status=available'), source)!.match).toEqual({
+      AccessionNumber: 'A1',
+      ModalitiesInStudy: 'CT',
+    });
   });
 
   it('sends nothing when no study can match', () => {
@@ -134,7 +159,11 @@ describe('paging cursor', () => {
     expect(previousCursor({ source: 0, offset: 0, lengths: [] }, 10)).toBeUndefined();
     expect(previousCursor({ source: 0, offset: 25, lengths: [] }, 10)).toEqual({ source: 0, offset: 15, lengths: [] });
     expect(previousCursor({ source: 1, offset: 4, lengths: [8] }, 10)).toEqual({ source: 0, offset: 2, lengths: [] });
-    expect(previousCursor({ source: 2, offset: 0, lengths: [3, 12] }, 10)).toEqual({ source: 1, offset: 2, lengths: [3] });
+    expect(previousCursor({ source: 2, offset: 0, lengths: [3, 12] }, 10)).toEqual({
+      source: 1,
+      offset: 2,
+      lengths: [3],
+    });
   });
 });
 

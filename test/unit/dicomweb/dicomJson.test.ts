@@ -42,7 +42,10 @@ describe('missing versus empty', () => {
     expect(readStrings(value([null, 'A', '', 'B']), T)).toEqual({ kind: 'value', value: ['A', 'B'] });
   });
   it('a lower-case tag key is found too', () => {
-    expect(readString({ '0020000d': { vr: 'UI', Value: ['1.2'] } } as never, '0020000D')).toEqual({ kind: 'value', value: '1.2' });
+    expect(readString({ '0020000d': { vr: 'UI', Value: ['1.2'] } } as never, '0020000D')).toEqual({
+      kind: 'value',
+      value: '1.2',
+    });
   });
 });
 
@@ -91,9 +94,12 @@ describe('IS/DS: JSON number or string', () => {
   it('multiple values', () => {
     expect(readNumbers(value(['1', 2, '3.5'], 'DS'), T)).toEqual({ kind: 'value', value: [1, 2, 3.5] });
   });
-  it.each([['abc'], ['12a'], ['1,5'], [Infinity], [NaN], [{}], [true]])('non-numeric %p is a not-a-number problem', (bad) => {
-    expect(problemKind(readNumber(value([bad], 'IS'), T))).toBe('not-a-number');
-  });
+  it.each([['abc'], ['12a'], ['1,5'], [Infinity], [NaN], [{}], [true]])(
+    'non-numeric %p is a not-a-number problem',
+    (bad) => {
+      expect(problemKind(readNumber(value([bad], 'IS'), T))).toBe('not-a-number');
+    },
+  );
   it('a whitespace-only string is empty', () => {
     expect(readNumber(value(['  '], 'IS'), T)).toEqual({ kind: 'empty' });
   });
@@ -110,14 +116,20 @@ describe('DA', () => {
     expect(da('2023.01.02')).toEqual({ kind: 'value', value: { year: 2023, month: 1, day: 2 } });
     expect(da('20240229')).toEqual({ kind: 'value', value: { year: 2024, month: 2, day: 29 } });
   });
-  it.each([['20231301'], ['20230230'], ['20230229'], ['20230000'], ['2023010'], ['2023-01-02'], ['abcdefgh'], ['202301011']])(
-    '%s is a bad-date problem',
-    (bad) => {
-      const r = da(bad);
-      expect(problemKind(r)).toBe('bad-date');
-      expect(r.kind === 'problem' && r.problem.raw).toBe(bad);
-    },
-  );
+  it.each([
+    ['20231301'],
+    ['20230230'],
+    ['20230229'],
+    ['20230000'],
+    ['2023010'],
+    ['2023-01-02'],
+    ['abcdefgh'],
+    ['202301011'],
+  ])('%s is a bad-date problem', (bad) => {
+    const r = da(bad);
+    expect(problemKind(r)).toBe('bad-date');
+    expect(r.kind === 'problem' && r.problem.raw).toBe(bad);
+  });
   it('formatDa pads', () => {
     expect(formatDa({ year: 987, month: 3, day: 4 })).toBe('09870304');
   });
@@ -128,13 +140,19 @@ describe('TM', () => {
   it('keeps how much was given, fractional seconds as text', () => {
     expect(tm('07')).toEqual({ kind: 'value', value: { hour: 7 } });
     expect(tm('0715')).toEqual({ kind: 'value', value: { hour: 7, minute: 15 } });
-    expect(tm('071530.123456')).toEqual({ kind: 'value', value: { hour: 7, minute: 15, second: 30, fraction: '123456' } });
+    expect(tm('071530.123456')).toEqual({
+      kind: 'value',
+      value: { hour: 7, minute: 15, second: 30, fraction: '123456' },
+    });
     expect(tm('07:15:30')).toEqual({ kind: 'value', value: { hour: 7, minute: 15, second: 30 } });
     expect(tm('235960')).toEqual({ kind: 'value', value: { hour: 23, minute: 59, second: 60 } });
   });
-  it.each([['25'], ['2360'], ['236161'], ['1'], ['101010.1234567'], ['10:1'], ['noon']])('%s is a bad-time problem', (bad) => {
-    expect(problemKind(tm(bad))).toBe('bad-time');
-  });
+  it.each([['25'], ['2360'], ['236161'], ['1'], ['101010.1234567'], ['10:1'], ['noon']])(
+    '%s is a bad-time problem',
+    (bad) => {
+      expect(problemKind(tm(bad))).toBe('bad-time');
+    },
+  );
 });
 
 describe('DT and UTC offsets', () => {
@@ -142,7 +160,12 @@ describe('DT and UTC offsets', () => {
   it('date-time with fractional seconds and offset', () => {
     expect(dt('20230102030405.5+0800')).toEqual({
       kind: 'value',
-      value: { date: { year: 2023, month: 1, day: 2 }, precision: 'time', time: { hour: 3, minute: 4, second: 5, fraction: '5' }, offsetMinutes: 480 },
+      value: {
+        date: { year: 2023, month: 1, day: 2 },
+        precision: 'time',
+        time: { hour: 3, minute: 4, second: 5, fraction: '5' },
+        offsetMinutes: 480,
+      },
     });
   });
   it('year and month precision', () => {
@@ -150,9 +173,12 @@ describe('DT and UTC offsets', () => {
     expect(parseDateTime('202305')).toEqual({ date: { year: 2023, month: 5, day: 1 }, precision: 'month' });
     expect(parseDateTime('20230501-0530')).toMatchObject({ precision: 'day', offsetMinutes: -330 });
   });
-  it.each([['20231301'], ['2023010125'], ['20230101+1500'], ['20230101+0860'], ['x']])('%s is a bad-datetime problem', (bad) => {
-    expect(problemKind(dt(bad))).toBe('bad-datetime');
-  });
+  it.each([['20231301'], ['2023010125'], ['20230101+1500'], ['20230101+0860'], ['x']])(
+    '%s is a bad-datetime problem',
+    (bad) => {
+      expect(problemKind(dt(bad))).toBe('bad-datetime');
+    },
+  );
   it('TimezoneOffsetFromUTC', () => {
     const off = (v: string) => readOffset({ '00080201': { vr: 'SH', Value: [v] } } as never, '00080201');
     expect(off('+0800')).toEqual({ kind: 'value', value: 480 });
@@ -166,13 +192,18 @@ describe('DT and UTC offsets', () => {
 describe('PN', () => {
   const pn = (v: unknown[]) => ds({ vr: 'PN', Value: v });
   it('all three component groups, Chinese ideographic intact', () => {
-    expect(readPersonName(pn([{ Alphabetic: 'Wang^XiaoMing', Ideographic: '王^小明', Phonetic: 'ワン^シャオミン' }]), T)).toEqual({
+    expect(
+      readPersonName(pn([{ Alphabetic: 'Wang^XiaoMing', Ideographic: '王^小明', Phonetic: 'ワン^シャオミン' }]), T),
+    ).toEqual({
       kind: 'value',
       value: { Alphabetic: 'Wang^XiaoMing', Ideographic: '王^小明', Phonetic: 'ワン^シャオミン' },
     });
   });
   it('only an ideographic group', () => {
-    expect(readPersonName(pn([{ Ideographic: '陳^大文' }]), T)).toEqual({ kind: 'value', value: { Ideographic: '陳^大文' } });
+    expect(readPersonName(pn([{ Ideographic: '陳^大文' }]), T)).toEqual({
+      kind: 'value',
+      value: { Ideographic: '陳^大文' },
+    });
   });
   it('multiple names', () => {
     const r = readPersonNames(pn([{ Alphabetic: 'A^B' }, { Alphabetic: 'C^D' }]), T);
@@ -242,14 +273,33 @@ describe('DicomReader', () => {
   });
 
   it('no reader throws on any JSON at all', () => {
-    const readers = [readString, readStrings, readNumber, readInteger, readDate, readTime, readDateTime, readOffset, readPersonName, readSequence, readCodes];
+    const readers = [
+      readString,
+      readStrings,
+      readNumber,
+      readInteger,
+      readDate,
+      readTime,
+      readDateTime,
+      readOffset,
+      readPersonName,
+      readSequence,
+      readCodes,
+    ];
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue(), fc.record({ [T]: fc.jsonValue() }), fc.record({ [T]: fc.record({ vr: fc.string(), Value: fc.jsonValue() }) })), (input) => {
-        for (const read of readers) {
-          const r = read(input, T);
-          expect(['missing', 'empty', 'value', 'problem']).toContain(r.kind);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue(),
+          fc.record({ [T]: fc.jsonValue() }),
+          fc.record({ [T]: fc.record({ vr: fc.string(), Value: fc.jsonValue() }) }),
+        ),
+        (input) => {
+          for (const read of readers) {
+            const r = read(input, T);
+            expect(['missing', 'empty', 'value', 'problem']).toContain(r.kind);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -1,14 +1,25 @@
 import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
 import { dedupe, pageThrough, type CapMemory, type PageAnswer } from '../../../src/dicomweb/paging';
 import { PacsError } from '../../../src/dicomweb/types';
-import { dayNumber, fromDayNumber, MAX_UID_LIST_CHARS, scopeParams, splitScope, uidBatches, type Scope } from '../../../src/dicomweb/windows';
+import {
+  dayNumber,
+  fromDayNumber,
+  MAX_UID_LIST_CHARS,
+  scopeParams,
+  splitScope,
+  uidBatches,
+  type Scope,
+} from '../../../src/dicomweb/windows';
 
 const study = (uid: string): DicomDataset => ({ '0020000D': { vr: 'UI', Value: [uid] } });
-const uidOf = (ds: DicomDataset) => (ds['0020000D']?.Value?.[0] as string | undefined);
+const uidOf = (ds: DicomDataset) => ds['0020000D']?.Value?.[0] as string | undefined;
 const corpus = (n: number) => Array.from({ length: n }, (_, i) => study(`1.2.${i}`));
 
 /** A server model: `all` results; optional cap on the whole search (Orthanc: cap+1 come back). */
-function server(all: DicomDataset[], opts: { totalCap?: number; perResponseCap?: number; signal?: 'warning' | '413'; ignoresOffset?: boolean } = {}) {
+function server(
+  all: DicomDataset[],
+  opts: { totalCap?: number; perResponseCap?: number; signal?: 'warning' | '413'; ignoresOffset?: boolean } = {},
+) {
   const calls: Array<[number, number]> = [];
   const fetch = async (limit: number, offset: number): Promise<PageAnswer> => {
     calls.push([limit, offset]);
@@ -28,7 +39,11 @@ describe('pageThrough', () => {
     const r = await pageThrough(s.fetch, 10, {}, uidOf);
     expect(r.truncated).toBe(false);
     expect(r.datasets.map(uidOf)).toEqual(corpus(25).map(uidOf));
-    expect(s.calls).toEqual([[10, 0], [10, 10], [10, 20]]);
+    expect(s.calls).toEqual([
+      [10, 0],
+      [10, 10],
+      [10, 20],
+    ]);
   });
   it('an exact multiple of the page size ends on an empty page', async () => {
     const s = server(corpus(20));
@@ -114,7 +129,8 @@ describe('window splitting', () => {
   });
   it('repeated splitting of any window covers every second of every day exactly once', () => {
     const leaves: Scope[] = [];
-    const walk = (s: Scope, depth: number) => (depth === 0 ? leaves.push(s) : splitScope(s).forEach((p) => walk(p, depth - 1)));
+    const walk = (s: Scope, depth: number) =>
+      depth === 0 ? leaves.push(s) : splitScope(s).forEach((p) => walk(p, depth - 1));
     walk({ from: '20240101', to: '20240103' }, 4);
     const seconds = new Map<string, number>();
     for (const leaf of leaves) {
@@ -155,7 +171,11 @@ describe('uidBatches', () => {
     expect(batches[0].length).toBe(Math.floor((MAX_UID_LIST_CHARS + 1) / 65));
     expect(batches.flat()).toEqual(long);
     // A UID longer than the budget still goes, alone.
-    expect(uidBatches(['1'.repeat(20), 'x'.repeat(MAX_UID_LIST_CHARS + 1), '2'], 10, MAX_UID_LIST_CHARS)).toEqual([['1'.repeat(20)], ['x'.repeat(MAX_UID_LIST_CHARS + 1)], ['2']]);
+    expect(uidBatches(['1'.repeat(20), 'x'.repeat(MAX_UID_LIST_CHARS + 1), '2'], 10, MAX_UID_LIST_CHARS)).toEqual([
+      ['1'.repeat(20)],
+      ['x'.repeat(MAX_UID_LIST_CHARS + 1)],
+      ['2'],
+    ]);
   });
 });
 

@@ -3,7 +3,13 @@ import { restoreWireQuery } from '../../../src/dicomweb/transport';
 
 describe('wire form of matching values', () => {
   it('UIDs, dates, ranges and UID lists travel unchanged', () => {
-    expect(planMatch({ StudyInstanceUID: '1.2.840.10008.5.1,1.2.3', StudyDate: '20240101-20240131', StudyTime: '-120000.999999' }).params).toEqual([
+    expect(
+      planMatch({
+        StudyInstanceUID: '1.2.840.10008.5.1,1.2.3',
+        StudyDate: '20240101-20240131',
+        StudyTime: '-120000.999999',
+      }).params,
+    ).toEqual([
       ['0020000D', '1.2.840.10008.5.1,1.2.3'],
       ['00080020', '20240101-20240131'],
       ['00080030', '-120000.999999'],
@@ -56,7 +62,9 @@ describe('wire form of matching values', () => {
         return `${k}=${encodeURIComponent(v)}`;
       })
       .join('&');
-    expect(restoreWireQuery(`http://pacs/dicom-web/studies?${asSentByClient}`)).toBe(`http://pacs/dicom-web/studies?${wire}`);
+    expect(restoreWireQuery(`http://pacs/dicom-web/studies?${asSentByClient}`)).toBe(
+      `http://pacs/dicom-web/studies?${wire}`,
+    );
   });
 });
 
@@ -68,8 +76,12 @@ describe('local narrowing of widened answers', () => {
   it('PN: matches any component group, case-insensitively, and the full A=I=P form', () => {
     expect(matchesLocally(pn({ Alphabetic: 'DOE^PETER' }), f({ PatientName: 'Doe^Peter' }))).toBe(true);
     expect(matchesLocally(pn({ Alphabetic: 'Doe^Petra' }), f({ PatientName: 'Doe^Peter' }))).toBe(false);
-    expect(matchesLocally(pn({ Alphabetic: 'Wang^XiaoMing', Ideographic: '王^小明' }), f({ PatientName: '王^小明' }))).toBe(true);
-    expect(matchesLocally(pn({ Alphabetic: '王^小明', Ideographic: '王^小明' }), f({ PatientName: '王^小明=王^小明' }))).toBe(true);
+    expect(
+      matchesLocally(pn({ Alphabetic: 'Wang^XiaoMing', Ideographic: '王^小明' }), f({ PatientName: '王^小明' })),
+    ).toBe(true);
+    expect(
+      matchesLocally(pn({ Alphabetic: '王^小明', Ideographic: '王^小明' }), f({ PatientName: '王^小明=王^小明' })),
+    ).toBe(true);
     expect(matchesLocally(pn({ Ideographic: '王^小華' }), f({ PatientName: '王^小明' }))).toBe(false);
   });
   it('PN: trailing empty components do not matter', () => {

@@ -45,20 +45,30 @@ describe('withRetry', () => {
   it('gives up after `retries` retries with the last error', async () => {
     let n = 0;
     await expect(
-      withRetry(async () => {
-        n++;
-        throw new PacsError('down', 0, 'network', true);
-      }, policy, undefined, noSleep),
+      withRetry(
+        async () => {
+          n++;
+          throw new PacsError('down', 0, 'network', true);
+        },
+        policy,
+        undefined,
+        noSleep,
+      ),
     ).rejects.toThrow('down');
     expect(n).toBe(4);
   });
   it('never retries a non-retryable error (other 4xx, auth)', async () => {
     let n = 0;
     await expect(
-      withRetry(async () => {
-        n++;
-        throw new PacsError('bad', 400, 'http', false);
-      }, policy, undefined, noSleep),
+      withRetry(
+        async () => {
+          n++;
+          throw new PacsError('bad', 400, 'http', false);
+        },
+        policy,
+        undefined,
+        noSleep,
+      ),
     ).rejects.toThrow('bad');
     expect(n).toBe(1);
   });

@@ -17,14 +17,44 @@ const file = (name: string) => path.join(dir, name);
 const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
 
 function makeCertificates(): void {
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Test PACS CA');
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Test PACS CA',
+  );
   for (const [name, cn, ext] of [
     ['server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1'],
     ['client', 'bridge', 'extendedKeyUsage=clientAuth'],
   ]) {
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
     fs.writeFileSync(file(`${name}.ext`), `${ext}\n`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
   }
 }
 
@@ -35,7 +65,13 @@ const clientNames: string[] = [];
 beforeAll(async () => {
   makeCertificates();
   server = https.createServer(
-    { key: fs.readFileSync(file('server.key')), cert: fs.readFileSync(file('server.pem')), ca: fs.readFileSync(file('ca.pem')), requestCert: true, rejectUnauthorized: false },
+    {
+      key: fs.readFileSync(file('server.key')),
+      cert: fs.readFileSync(file('server.pem')),
+      ca: fs.readFileSync(file('ca.pem')),
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
     (req, res) => {
       const socket = req.socket as import('node:tls').TLSSocket;
       if (!socket.authorized) {
@@ -43,7 +79,9 @@ beforeAll(async () => {
         return;
       }
       clientNames.push(socket.getPeerCertificate().subject.CN as string);
-      res.writeHead(200, { 'Content-Type': 'application/dicom+json' }).end(JSON.stringify([{ '0020000D': { vr: 'UI', Value: ['1.2.3'] } }]));
+      res
+        .writeHead(200, { 'Content-Type': 'application/dicom+json' })
+        .end(JSON.stringify([{ '0020000D': { vr: 'UI', Value: ['1.2.3'] } }]));
     },
   );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -67,12 +105,19 @@ describe('TLS', () => {
 
   it('refuses a server signed by an unknown CA (network error, no data)', async () => {
     const s = createPacsSource(parseConfig({ sources: [{ id: 'tls-pacs', qidoBase: base, retries: 3 }] }).sources[0]);
-    await expect(s.searchStudies({})).rejects.toMatchObject({ kind: 'network', retryable: false, message: expect.stringContaining('sources[].tls') });
+    await expect(s.searchStudies({})).rejects.toMatchObject({
+      kind: 'network',
+      retryable: false,
+      message: expect.stringContaining('sources[].tls'),
+    });
     expect(s.stats.retries).toBe(0);
   });
 
   it('without the client certificate the PACS refuses access (403 → auth)', async () => {
-    await expect(source({ caFile: file('ca.pem') }).searchStudies({})).rejects.toMatchObject({ kind: 'auth', status: 403 });
+    await expect(source({ caFile: file('ca.pem') }).searchStudies({})).rejects.toMatchObject({
+      kind: 'auth',
+      status: 403,
+    });
   });
 
   it('an unreadable CA file is a clear configuration error', () => {
@@ -102,9 +147,9 @@ describe('bounded concurrency', () => {
 
 describe('wadoBaseFor', () => {
   it('is the public WADO-RS base when configured, else the QIDO base, without a trailing slash', () => {
-    expect(wadoBaseFor({ qidoBase: 'http://pacs:8042/dicom-web/', publicWadoBase: 'https://images.example.org/wado/' })).toBe(
-      'https://images.example.org/wado',
-    );
+    expect(
+      wadoBaseFor({ qidoBase: 'http://pacs:8042/dicom-web/', publicWadoBase: 'https://images.example.org/wado/' }),
+    ).toBe('https://images.example.org/wado');
     expect(wadoBaseFor({ qidoBase: 'http://pacs:8042/dicom-web/' })).toBe('http://pacs:8042/dicom-web');
   });
 });

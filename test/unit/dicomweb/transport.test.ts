@@ -43,7 +43,11 @@ beforeAll(async () => {
           const day = /00080020=(\d{8})(-?)/.exec(req.url!)!;
           if (day[2]) {
             const partial = [study('1.1'), study('1.2')];
-            return scenario === 'partial' ? json(206, partial) : json(200, partial, { Warning: '299 pacs: "The number of results exceeded the maximum supported by the server"' });
+            return scenario === 'partial'
+              ? json(206, partial)
+              : json(200, partial, {
+                  Warning: '299 pacs: "The number of results exceeded the maximum supported by the server"',
+                });
           }
           return json(200, day[1] === '20240101' ? [study('1.1')] : day[1] === '20240102' ? [study('1.2')] : []);
         }
@@ -87,14 +91,22 @@ beforeAll(async () => {
 afterAll(() => new Promise((r) => server.close(r)));
 
 const source = (scenario: string, extra: Record<string, unknown> = {}) =>
-  createPacsSource(parseConfig({ sources: [{ id: 'test-pacs', qidoBase: `${base}/${scenario}`, retries: 2, ...extra }] }).sources[0], {
-    retry: { baseMs: 5, maxMs: 50 },
-  });
+  createPacsSource(
+    parseConfig({ sources: [{ id: 'test-pacs', qidoBase: `${base}/${scenario}`, retries: 2, ...extra }] }).sources[0],
+    {
+      retry: { baseMs: 5, maxMs: 50 },
+    },
+  );
 
 describe('query wire form', () => {
   it('sends names/IDs widened with wildcards and UIDs/dates as they are', async () => {
     const s = source('wire');
-    await s.searchStudies({ PatientName: 'Doe^Peter', PatientID: '病人 1', StudyDate: '20240101-20240102', StudyInstanceUID: '1.2,1.3' });
+    await s.searchStudies({
+      PatientName: 'Doe^Peter',
+      PatientID: '病人 1',
+      StudyDate: '20240101-20240102',
+      StudyInstanceUID: '1.2,1.3',
+    });
     const url = seen.wire.at(-1)!.url;
     expect(url).toContain('00100010=Doe?Peter');
     expect(url).toContain('00100020=*1');
@@ -157,8 +169,13 @@ describe('truncation signals and errors', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((r) => closed.close(r));
-    const s = createPacsSource(parseConfig({ sources: [{ id: 'gone', qidoBase: `http://127.0.0.1:${port}`, retries: 0 }] }).sources[0]);
-    await expect(s.searchStudies({})).rejects.toMatchObject({ kind: 'network', message: expect.stringContaining('ECONNREFUSED') });
+    const s = createPacsSource(
+      parseConfig({ sources: [{ id: 'gone', qidoBase: `http://127.0.0.1:${port}`, retries: 0 }] }).sources[0],
+    );
+    await expect(s.searchStudies({})).rejects.toMatchObject({
+      kind: 'network',
+      message: expect.stringContaining('ECONNREFUSED'),
+    });
   });
 });
 
@@ -181,7 +198,14 @@ describe('undated sweep', () => {
 
 describe('OAuth2 client credentials', () => {
   const oauth = (clientAuth: string) => ({
-    auth: { type: 'oauth2', tokenUrl: `${base}/oauth/token`, clientId: 'bridge', clientSecret: 'top secret', scope: 'dicom.read', clientAuth },
+    auth: {
+      type: 'oauth2',
+      tokenUrl: `${base}/oauth/token`,
+      clientId: 'bridge',
+      clientSecret: 'top secret',
+      scope: 'dicom.read',
+      clientAuth,
+    },
   });
 
   it('fetches one token for many requests and sends it as Bearer', async () => {
@@ -210,7 +234,13 @@ describe('OAuth2 client credentials', () => {
   it('renews the token before it expires', async () => {
     let clock = 1_000_000;
     const a = createAuthorizer(
-      { type: 'oauth2', tokenUrl: `${base}/oauth/token`, clientId: 'c', clientSecret: 's', clientAuth: 'client_secret_basic' },
+      {
+        type: 'oauth2',
+        tokenUrl: `${base}/oauth/token`,
+        clientId: 'c',
+        clientSecret: 's',
+        clientAuth: 'client_secret_basic',
+      },
       { sourceId: 'x', timeoutMs: 2000, now: () => clock },
     );
     const first = await a.header();
@@ -223,7 +253,13 @@ describe('OAuth2 client credentials', () => {
 
   it('a token endpoint refusing the client is an auth error without the secret', async () => {
     const a = createAuthorizer(
-      { type: 'oauth2', tokenUrl: `${base}/badrequest`, clientId: 'c', clientSecret: 'very-secret', clientAuth: 'client_secret_basic' },
+      {
+        type: 'oauth2',
+        tokenUrl: `${base}/badrequest`,
+        clientId: 'c',
+        clientSecret: 'very-secret',
+        clientAuth: 'client_secret_basic',
+      },
       { sourceId: 'x', timeoutMs: 2000 },
     );
     const err = await a.header().catch((e) => e);

@@ -2,7 +2,13 @@
 import fc from 'fast-check';
 import { sourceSchema } from '../../../src/config';
 import type { CapabilityStatement } from 'fhir/r4';
-import { buildTransaction, entryCount, prepareStudy, versionFromEtag, writtenIdentity } from '../../../src/sinks/fhir/bundle';
+import {
+  buildTransaction,
+  entryCount,
+  prepareStudy,
+  versionFromEtag,
+  writtenIdentity,
+} from '../../../src/sinks/fhir/bundle';
 import { capabilityProblems } from '../../../src/sinks/fhir/capability';
 import { fhirSinkSchema, patientLinkingSchema } from '../../../src/sinks/fhir/config';
 import { operationOutcomeText } from '../../../src/sinks/fhir/outcome';
@@ -34,11 +40,15 @@ describe('retry timing', () => {
 
   it('backoff stays within [ceiling/2, ceiling] and the ceiling doubles up to the maximum', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 30 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (attempt, r) => {
-        const ceiling = Math.min(8000, 100 * 2 ** attempt);
-        const d = backoffDelay(attempt, 100, 8000, () => r);
-        return d >= Math.floor(ceiling / 2) && d <= ceiling;
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 30 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (attempt, r) => {
+          const ceiling = Math.min(8000, 100 * 2 ** attempt);
+          const d = backoffDelay(attempt, 100, 8000, () => r);
+          return d >= Math.floor(ceiling / 2) && d <= ceiling;
+        },
+      ),
     );
   });
 
@@ -66,10 +76,22 @@ describe('capability check', () => {
   });
 
   it('names each problem', () => {
-    expect(capabilityProblems(cs({ fhirVersion: '4.3.0' as CapabilityStatement['fhirVersion'] }), 'conditional').problems).toEqual(['server speaks FHIR 4.3.0, this bridge needs FHIR R4 (4.0.x)']);
+    expect(
+      capabilityProblems(cs({ fhirVersion: '4.3.0' as CapabilityStatement['fhirVersion'] }), 'conditional').problems,
+    ).toEqual(['server speaks FHIR 4.3.0, this bridge needs FHIR R4 (4.0.x)']);
     expect(capabilityProblems(cs({ rest: [{ mode: 'server' }] }), 'conditional').problems[0]).toMatch(/transaction/);
-    expect(capabilityProblems({ resourceType: 'Bundle' }, 'conditional').problems[0]).toMatch(/did not return a CapabilityStatement/);
-    const noConditional = cs({ rest: [{ mode: 'server', interaction: [{ code: 'transaction' }], resource: [{ type: 'ImagingStudy', conditionalUpdate: false }] }] });
+    expect(capabilityProblems({ resourceType: 'Bundle' }, 'conditional').problems[0]).toMatch(
+      /did not return a CapabilityStatement/,
+    );
+    const noConditional = cs({
+      rest: [
+        {
+          mode: 'server',
+          interaction: [{ code: 'transaction' }],
+          resource: [{ type: 'ImagingStudy', conditionalUpdate: false }],
+        },
+      ],
+    });
     expect(capabilityProblems(noConditional, 'conditional').problems[0]).toMatch(/client-id/);
     expect(capabilityProblems(noConditional, 'client-id').problems).toEqual([]);
   });
@@ -79,7 +101,13 @@ describe('transaction Bundle', () => {
   const plan = { kind: 'reference' as const, subject: { reference: 'Patient/1' }, note: { mode: 'lookup' as const } };
 
   it('conditional mode: PUT by DICOM identifier, no id, owner tag, server Endpoint, If-Match when known', () => {
-    const s = prepareStudy(studyWrite('1.2.3'), { writeMode: 'conditional', endpointRef: 'Endpoint/abc', ownerTag: TAG, plan, knownVersion: '7' });
+    const s = prepareStudy(studyWrite('1.2.3'), {
+      writeMode: 'conditional',
+      endpointRef: 'Endpoint/abc',
+      ownerTag: TAG,
+      plan,
+      knownVersion: '7',
+    });
     expect(s.url).toBe('ImagingStudy?identifier=urn:dicom:uid|urn:oid:1.2.3');
     expect(s.ifMatch).toBe('W/"7"');
     expect(s.resource.id).toBeUndefined();
@@ -90,7 +118,12 @@ describe('transaction Bundle', () => {
   });
 
   it('client-id mode: PUT ImagingStudy/<id>', () => {
-    const s = prepareStudy(studyWrite('1.2.3'), { writeMode: 'client-id', endpointRef: 'Endpoint/x', ownerTag: TAG, plan });
+    const s = prepareStudy(studyWrite('1.2.3'), {
+      writeMode: 'client-id',
+      endpointRef: 'Endpoint/x',
+      ownerTag: TAG,
+      plan,
+    });
     expect(s.url).toBe('ImagingStudy/1.2.3');
     expect(s.resource.id).toBe('1.2.3');
     expect(s.ifMatch).toBeUndefined();
@@ -122,16 +155,29 @@ describe('transaction Bundle', () => {
     ]);
     expect(bundle.entry![0].request!.ifNoneExist).toBe('identifier=urn:pacs-fhir-bridge:patient-id|A');
     expect(studyEntry).toEqual([2, 3, 4]);
-    const ref = (i: number) => (bundle.entry![i].resource as unknown as { subject: { reference: string } }).subject.reference;
+    const ref = (i: number) =>
+      (bundle.entry![i].resource as unknown as { subject: { reference: string } }).subject.reference;
     expect(ref(2)).toBe(bundle.entry![0].fullUrl);
     expect(ref(3)).toBe(bundle.entry![0].fullUrl);
     expect(ref(4)).toBe(bundle.entry![1].fullUrl);
   });
 
   it('reads id and version from the resource, the ETag or the Location', () => {
-    expect(writtenIdentity({ resource: { resourceType: 'ImagingStudy', id: 'a', meta: { versionId: '2' } } as any }, 'ImagingStudy')).toEqual({ id: 'a', versionId: '2' });
-    expect(writtenIdentity({ response: { status: '200', location: 'ImagingStudy/b/_history/3' } }, 'ImagingStudy')).toEqual({ id: 'b', versionId: '3' });
-    expect(writtenIdentity({ response: { status: '201', location: 'http://x/fhir/ImagingStudy/c', etag: 'W/"9"' } }, 'ImagingStudy')).toEqual({ id: 'c', versionId: '9' });
+    expect(
+      writtenIdentity(
+        { resource: { resourceType: 'ImagingStudy', id: 'a', meta: { versionId: '2' } } as any },
+        'ImagingStudy',
+      ),
+    ).toEqual({ id: 'a', versionId: '2' });
+    expect(
+      writtenIdentity({ response: { status: '200', location: 'ImagingStudy/b/_history/3' } }, 'ImagingStudy'),
+    ).toEqual({ id: 'b', versionId: '3' });
+    expect(
+      writtenIdentity(
+        { response: { status: '201', location: 'http://x/fhir/ImagingStudy/c', etag: 'W/"9"' } },
+        'ImagingStudy',
+      ),
+    ).toEqual({ id: 'c', versionId: '9' });
     expect(writtenIdentity({ response: { status: '200' } }, 'ImagingStudy')).toBeUndefined();
     expect(versionFromEtag('"4"')).toBe('4');
   });
@@ -141,26 +187,46 @@ describe('patient linking plan', () => {
   it('lookup with one, none or several matches', () => {
     const w = studyWrite('1.9', { patientId: 'X' });
     const key = 'urn:pacs-fhir-bridge:patient-id|X';
-    expect(planPatientLink(w, linking({ mode: 'lookup' }), TAG, new Map([[key, ['p1']]]))).toMatchObject({ subject: { reference: 'Patient/p1' } });
-    expect(planPatientLink(w, linking({ mode: 'lookup' }), TAG, new Map([[key, []]]))).toMatchObject({ subject: { identifier: { value: 'X' } }, note: { mode: 'identifier' } });
-    expect(planPatientLink(w, linking({ mode: 'lookup' }), TAG, new Map([[key, ['p1', 'p2']]]))).toMatchObject({ kind: 'fail', retryable: true });
+    expect(planPatientLink(w, linking({ mode: 'lookup' }), TAG, new Map([[key, ['p1']]]))).toMatchObject({
+      subject: { reference: 'Patient/p1' },
+    });
+    expect(planPatientLink(w, linking({ mode: 'lookup' }), TAG, new Map([[key, []]]))).toMatchObject({
+      subject: { identifier: { value: 'X' } },
+      note: { mode: 'identifier' },
+    });
+    expect(planPatientLink(w, linking({ mode: 'lookup' }), TAG, new Map([[key, ['p1', 'p2']]]))).toMatchObject({
+      kind: 'fail',
+      retryable: true,
+    });
   });
 
   it('uses the mapped subject identifier when no facts are given, and keeps the mapped subject when there is no identifier', () => {
     const w = studyWrite('1.10', { patientId: 'Y', patient: false });
-    expect(planPatientLink(w, linking({ mode: 'conditional' }), TAG)).toMatchObject({ subject: { reference: 'Patient?identifier=urn:pacs-fhir-bridge:patient-id|Y' } });
+    expect(planPatientLink(w, linking({ mode: 'conditional' }), TAG)).toMatchObject({
+      subject: { reference: 'Patient?identifier=urn:pacs-fhir-bridge:patient-id|Y' },
+    });
     w.imagingStudy.subject = { display: 'anonymous' };
-    expect(planPatientLink(w, linking({ mode: 'conditional' }), TAG)).toMatchObject({ subject: { display: 'anonymous' }, note: { mode: 'as-mapped' } });
+    expect(planPatientLink(w, linking({ mode: 'conditional' }), TAG)).toMatchObject({
+      subject: { display: 'anonymous' },
+      note: { mode: 'as-mapped' },
+    });
   });
 
   it('escapes identifier values in conditional references', () => {
     const w = studyWrite('1.11', { patientId: 'A&B C' });
-    expect(planPatientLink(w, linking({ mode: 'conditional' }), TAG)).toMatchObject({ subject: { reference: 'Patient?identifier=urn:pacs-fhir-bridge:patient-id|A%26B%20C' } });
+    expect(planPatientLink(w, linking({ mode: 'conditional' }), TAG)).toMatchObject({
+      subject: { reference: 'Patient?identifier=urn:pacs-fhir-bridge:patient-id|A%26B%20C' },
+    });
   });
 });
 
 describe('patient facts from DICOM', () => {
-  const source = (patient: Record<string, unknown> = {}) => sourceSchema.parse({ id: 's', qidoBase: 'http://pacs/dicom-web', mapping: { patient: { defaultSystem: 'urn:x', ...patient } } });
+  const source = (patient: Record<string, unknown> = {}) =>
+    sourceSchema.parse({
+      id: 's',
+      qidoBase: 'http://pacs/dicom-web',
+      mapping: { patient: { defaultSystem: 'urn:x', ...patient } },
+    });
 
   it('reads Patient ID with the issuer system, sex, birth date and name', () => {
     const ds = {
@@ -181,7 +247,14 @@ describe('patient facts from DICOM', () => {
   });
 
   it('leaves out what DICOM does not say', () => {
-    const facts = patientFactsFromDicom({ '00100020': { vr: 'LO', Value: ['9'] }, '00100040': { vr: 'CS', Value: ['U'] }, '00100030': { vr: 'DA', Value: ['bad'] } }, source());
+    const facts = patientFactsFromDicom(
+      {
+        '00100020': { vr: 'LO', Value: ['9'] },
+        '00100040': { vr: 'CS', Value: ['U'] },
+        '00100030': { vr: 'DA', Value: ['bad'] },
+      },
+      source(),
+    );
     expect(facts).toEqual({ identifier: { system: 'urn:x', value: '9' } });
     expect(humanName('^^')).toBeUndefined();
   });
@@ -190,13 +263,25 @@ describe('patient facts from DICOM', () => {
 describe('config and outcome text', () => {
   it('defaults', () => {
     const c = fhirSinkSchema.parse({ baseUrl: 'http://fhir.example/R4' });
-    expect(c).toMatchObject({ auth: { type: 'none' }, batchSize: 8, writeMode: 'conditional', patientLinking: { mode: 'identifier', onNone: 'identifier', onMultiple: 'fail' }, retries: 4 });
+    expect(c).toMatchObject({
+      auth: { type: 'none' },
+      batchSize: 8,
+      writeMode: 'conditional',
+      patientLinking: { mode: 'identifier', onNone: 'identifier', onMultiple: 'fail' },
+      retries: 4,
+    });
     expect(() => fhirSinkSchema.parse({ baseUrl: 'nope', auth: { type: 'oauth2' } })).toThrow();
   });
 
   it('renders OperationOutcome issues', () => {
     expect(
-      operationOutcomeText({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', details: { text: 'Bad date' }, expression: ['ImagingStudy.started'] }, { severity: 'warning', code: 'processing', diagnostics: 'hmm' }] }),
+      operationOutcomeText({
+        resourceType: 'OperationOutcome',
+        issue: [
+          { severity: 'error', code: 'invalid', details: { text: 'Bad date' }, expression: ['ImagingStudy.started'] },
+          { severity: 'warning', code: 'processing', diagnostics: 'hmm' },
+        ],
+      }),
     ).toBe('error: Bad date (ImagingStudy.started); warning: hmm');
   });
 });

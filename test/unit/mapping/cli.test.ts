@@ -21,7 +21,12 @@ function write(name: string, value: unknown): string {
 test('maps saved files: resources on stdout, summary on stderr, exit 0', async () => {
   const r = basicResults();
   r.series[0][Tag.BodyPartExamined] = s('CS', 'SOMEWHERE');
-  const run = await runMap({ study: write('s.json', [r.study]), series: write('se.json', r.series), instances: write('i.json', r.instances), validate: true });
+  const run = await runMap({
+    study: write('s.json', [r.study]),
+    series: write('se.json', r.series),
+    instances: write('i.json', r.instances),
+    validate: true,
+  });
   expect(run.exitCode).toBe(0);
   const out = JSON.parse(run.stdout);
   expect(out.ok).toBe(true);
@@ -37,15 +42,31 @@ test('a mapping error exits 1 and names the study and attribute', async () => {
   delete r.series[0][Tag.Modality];
   const run = await runMap({ study: write('s2.json', r.study), series: write('se2.json', r.series), validate: true });
   expect(run.exitCode).toBe(1);
-  expect(JSON.parse(run.stdout).error).toMatchObject({ code: 'series-missing-modality', studyUid: STUDY_UID, tag: Tag.Modality });
+  expect(JSON.parse(run.stdout).error).toMatchObject({
+    code: 'series-missing-modality',
+    studyUid: STUDY_UID,
+    tag: Tag.Modality,
+  });
   expect(run.stderr).toContain('error [series-missing-modality]');
 });
 
 test('unusable input exits 2 with a clear message', async () => {
-  expect(await runMap({ study: write('bad.json', '{nope'), validate: true })).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('is not JSON') });
-  expect(await runMap({ study: path.join(dir, 'missing.json'), validate: true })).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('cannot read') });
-  const two = write('two.json', [basicResults().study, { ...basicResults().study, [Tag.StudyInstanceUID]: s('UI', '1.2.3') }]);
-  expect(await runMap({ study: two, validate: true })).toMatchObject({ exitCode: 2, stderr: expect.stringContaining('--study-uid') });
+  expect(await runMap({ study: write('bad.json', '{nope'), validate: true })).toMatchObject({
+    exitCode: 2,
+    stderr: expect.stringContaining('is not JSON'),
+  });
+  expect(await runMap({ study: path.join(dir, 'missing.json'), validate: true })).toMatchObject({
+    exitCode: 2,
+    stderr: expect.stringContaining('cannot read'),
+  });
+  const two = write('two.json', [
+    basicResults().study,
+    { ...basicResults().study, [Tag.StudyInstanceUID]: s('UI', '1.2.3') },
+  ]);
+  expect(await runMap({ study: two, validate: true })).toMatchObject({
+    exitCode: 2,
+    stderr: expect.stringContaining('--study-uid'),
+  });
   const picked = await runMap({ study: two, studyUid: '1.2.3', validate: false });
   expect(picked.exitCode).toBe(0);
   expect(JSON.parse(picked.stdout).imagingStudy.id).toBe('1.2.3');
@@ -55,5 +76,7 @@ test('unusable input exits 2 with a clear message', async () => {
 test('the commander command declares its options', () => {
   const cmd = mapCommand();
   expect(cmd.name()).toBe('map');
-  expect(cmd.options.map((o) => o.long)).toEqual(expect.arrayContaining(['--study', '--series', '--instances', '--source', '--study-uid', '--no-validate']));
+  expect(cmd.options.map((o) => o.long)).toEqual(
+    expect.arrayContaining(['--study', '--series', '--instances', '--source', '--study-uid', '--no-validate']),
+  );
 });

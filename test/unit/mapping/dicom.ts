@@ -5,7 +5,9 @@ import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/
 
 export const s = (vr: string, ...values: (string | null)[]): DicomAttribute => ({ vr, Value: values });
 export const n = (vr: string, ...values: number[]): DicomAttribute => ({ vr, Value: values });
-export const pn = (...names: ({ Alphabetic?: string; Ideographic?: string; Phonetic?: string } | string)[]): DicomAttribute => ({
+export const pn = (
+  ...names: ({ Alphabetic?: string; Ideographic?: string; Phonetic?: string } | string)[]
+): DicomAttribute => ({
   vr: 'PN',
   Value: names.map((x) => (typeof x === 'string' ? { Alphabetic: x } : x)),
 });

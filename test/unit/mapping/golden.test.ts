@@ -34,7 +34,9 @@ export function exampleXrResults() {
     [Tag.NameOfPhysiciansReadingStudy]: pn('Careful^Adam'),
     [Tag.StudyDescription]: s('LO', 'XR Wrist 3+ Views'),
     [Tag.ProcedureCodeSequence]: sq(code('RPID2589', 'RADLEX', 'XR Wrist 3+ Views')),
-    [Tag.ReasonForRequestedProcedureCodeSequence]: sq(code('357009', 'SCT', 'Closed fracture of trapezoidal bone of wrist')),
+    [Tag.ReasonForRequestedProcedureCodeSequence]: sq(
+      code('357009', 'SCT', 'Closed fracture of trapezoidal bone of wrist'),
+    ),
     [Tag.NumberOfStudyRelatedSeries]: n('IS', 1),
     [Tag.NumberOfStudyRelatedInstances]: n('IS', 2),
   };
@@ -73,7 +75,9 @@ const SOURCE = source({
 /** The published example with every explained difference applied. */
 function expectedFromExample(): ImagingStudy {
   const x = example();
-  const acsnType = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN', display: 'Accession ID' }] };
+  const acsnType = {
+    coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN', display: 'Accession ID' }],
+  };
   // 1. id: the Study Instance UID, so every path in the bridge gives this study the same id.
   x.id = STUDY_UID;
   // 2. meta.profile: the resource claims TW Core ImagingStudy.
@@ -86,7 +90,12 @@ function expectedFromExample(): ImagingStudy {
   // 5. modality display from CID 29.
   x.modality![0].display = 'Digital Radiography';
   // 6. subject: the resolved Patient reference, plus type, identifier and the name from DICOM.
-  x.subject = { reference: 'Patient/dicom', type: 'Patient', identifier: { system: 'urn:pacs-fhir-bridge:patient-id', value: '09236' }, display: 'John Smith' };
+  x.subject = {
+    reference: 'Patient/dicom',
+    type: 'Patient',
+    identifier: { system: 'urn:pacs-fhir-bridge:patient-id', value: '09236' },
+    display: 'John Smith',
+  };
   // 7. encounter and procedureReference: DICOM QIDO results carry neither.
   delete x.encounter;
   delete x.procedureReference;
@@ -109,7 +118,16 @@ function expectedFromExample(): ImagingStudy {
   // 14. bodySite: the example's "T-15460" is a SNOMED RT id under the SNOMED CT system; Annex L gives SCT 74670003.
   series.bodySite = { system: 'http://snomed.info/sct', code: '74670003', display: 'Wrist joint' };
   // 15. performer: display reference from Performing Physician's Name; function display added.
-  series.performer = [{ function: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'PRF', display: 'performer' }] }, actor: { display: 'Adam Careful' } }];
+  series.performer = [
+    {
+      function: {
+        coding: [
+          { system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'PRF', display: 'performer' },
+        ],
+      },
+      actor: { display: 'Adam Careful' },
+    },
+  ];
   // 16. sopClass display from PS3.6.
   for (const i of series.instance) i.sopClass.display = 'CT Image Storage';
   return x;
@@ -121,14 +139,20 @@ test('example-xr is reproduced, differences as documented', () => {
   expect(JSON.parse(JSON.stringify(res.imagingStudy))).toEqual(expectedFromExample());
 });
 
-test('the example\'s own values survive unchanged where DICOM carries them', () => {
+test("the example's own values survive unchanged where DICOM carries them", () => {
   const { imagingStudy } = expectValid(mapStudy(exampleXrResults(), SOURCE, { patientReference: 'Patient/dicom' }));
   const x = example();
   expect(imagingStudy.started).toBe(x.started);
   expect(imagingStudy.identifier![0]).toEqual(x.identifier![0]);
   expect(imagingStudy.procedureCode).toEqual(x.procedureCode);
-  expect(imagingStudy.series![0].instance!.map((i) => [i.uid, i.number, i.title])).toEqual(x.series![0].instance!.map((i: any) => [i.uid, i.number, i.title]));
+  expect(imagingStudy.series![0].instance!.map((i) => [i.uid, i.number, i.title])).toEqual(
+    x.series![0].instance!.map((i: any) => [i.uid, i.number, i.title]),
+  );
   expect(imagingStudy.series![0].laterality).toEqual(x.series![0].laterality);
   expect(imagingStudy.series![0].started).toBe(x.series![0].started);
-  expect([imagingStudy.numberOfSeries, imagingStudy.numberOfInstances, imagingStudy.status]).toEqual([x.numberOfSeries, x.numberOfInstances, x.status]);
+  expect([imagingStudy.numberOfSeries, imagingStudy.numberOfInstances, imagingStudy.status]).toEqual([
+    x.numberOfSeries,
+    x.numberOfInstances,
+    x.status,
+  ]);
 });

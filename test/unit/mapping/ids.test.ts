@@ -1,6 +1,15 @@
 /** Ids, Endpoint, content hash and study fingerprint. */
 import fc from 'fast-check';
-import { canonicalJson, contentHash, endpointFor, endpointId, imagingStudyId, patientIdentifier, studyFingerprint, validateEndpoint } from '../../../src/mapping';
+import {
+  canonicalJson,
+  contentHash,
+  endpointFor,
+  endpointId,
+  imagingStudyId,
+  patientIdentifier,
+  studyFingerprint,
+  validateEndpoint,
+} from '../../../src/mapping';
 import { Tag } from '../../../src/dicomweb/tags';
 import { n, s, source, study } from './dicom';
 
@@ -16,12 +25,22 @@ describe('imagingStudyId', () => {
 
 describe('Endpoint', () => {
   test('one per source, stable id, WADO-RS connection, public base address', () => {
-    const ep = endpointFor(source({ id: 'main-pacs', qidoBase: 'http://10.0.0.5:8042/dicom-web', publicWadoBase: 'https://pacs.hosp.tw/dicom-web/' }));
+    const ep = endpointFor(
+      source({
+        id: 'main-pacs',
+        qidoBase: 'http://10.0.0.5:8042/dicom-web',
+        publicWadoBase: 'https://pacs.hosp.tw/dicom-web/',
+      }),
+    );
     expect(ep).toEqual({
       resourceType: 'Endpoint',
       id: 'pacs-main-pacs',
       status: 'active',
-      connectionType: { system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type', code: 'dicom-wado-rs', display: 'DICOM WADO-RS' },
+      connectionType: {
+        system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type',
+        code: 'dicom-wado-rs',
+        display: 'DICOM WADO-RS',
+      },
       name: 'PACS main-pacs DICOM WADO-RS endpoint',
       payloadType: [{ text: 'DICOM WADO-RS' }],
       payloadMimeType: ['application/dicom'],
@@ -50,7 +69,15 @@ describe('contentHash', () => {
 
   test('canonical JSON is JSON.stringify of the value with keys sorted at every level (hashes stay as before)', () => {
     const sorted = (v: unknown): unknown =>
-      Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+      Array.isArray(v)
+        ? v.map(sorted)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.keys(v)
+                .sort()
+                .map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+            )
+          : v;
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
         expect(canonicalJson(value)).toBe(JSON.stringify(sorted(value)));
@@ -59,7 +86,9 @@ describe('contentHash', () => {
       { numRuns: 300 },
     );
     // As JSON.stringify: undefined members are left out of objects and become null in arrays.
-    expect(canonicalJson({ b: undefined, a: [undefined, 1], c: { y: 'é', x: -0.5 } })).toBe('{"a":[null,1],"c":{"x":-0.5,"y":"é"}}');
+    expect(canonicalJson({ b: undefined, a: [undefined, 1], c: { y: 'é', x: -0.5 } })).toBe(
+      '{"a":[null,1],"c":{"x":-0.5,"y":"é"}}',
+    );
   });
 });
 
@@ -78,7 +107,10 @@ describe('studyFingerprint', () => {
 describe('patientIdentifier', () => {
   test('system from the issuer table, else the default; undefined without Patient ID', () => {
     const src = source({ mapping: { patient: { issuerSystems: { TPE: 'urn:tpe' } } } });
-    expect(patientIdentifier(study({ [Tag.IssuerOfPatientID]: s('LO', 'TPE') }), src)).toEqual({ system: 'urn:tpe', value: 'A123456789' });
+    expect(patientIdentifier(study({ [Tag.IssuerOfPatientID]: s('LO', 'TPE') }), src)).toEqual({
+      system: 'urn:tpe',
+      value: 'A123456789',
+    });
     expect(patientIdentifier(study(), src)).toEqual({ system: 'urn:pacs-fhir-bridge:patient-id', value: 'A123456789' });
     expect(patientIdentifier(study({ [Tag.PatientID]: { vr: 'LO' } }), src)).toBeUndefined();
   });

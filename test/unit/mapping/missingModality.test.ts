@@ -19,7 +19,10 @@ test('the default is the typed error naming the study and the attribute', () => 
   expect(source().mapping.missingModality).toBe('error');
   for (const src of [source(), source({ mapping: { missingModality: 'error' } })]) {
     const res = mapStudy(secondaryCaptureWithoutModality(), src);
-    expect(res).toMatchObject({ ok: false, error: { code: 'series-missing-modality', studyUid: STUDY_UID, tag: Tag.Modality } });
+    expect(res).toMatchObject({
+      ok: false,
+      error: { code: 'series-missing-modality', studyUid: STUDY_UID, tag: Tag.Modality },
+    });
     expect(!res.ok && res.error.message).toContain(STUDY_UID);
     expect(!res.ok && res.error.message).toContain(SERIES_UID);
   }
@@ -41,7 +44,10 @@ test('OT: only the series lacking Modality is defaulted; OT joins Modalities in 
   const sc = `${STUDY_UID}.2`;
   const results = {
     study: study({ [Tag.NumberOfStudyRelatedSeries]: n('IS', 2), [Tag.NumberOfStudyRelatedInstances]: n('IS', 3) }),
-    series: [series(), series(sc, { [Tag.SeriesNumber]: n('IS', 2), [Tag.NumberOfSeriesRelatedInstances]: n('IS', 1) })],
+    series: [
+      series(),
+      series(sc, { [Tag.SeriesNumber]: n('IS', 2), [Tag.NumberOfSeriesRelatedInstances]: n('IS', 1) }),
+    ],
     instances: [instance(undefined, 1), instance(undefined, 2), instance(sc, 1)],
   };
   delete results.series[1][Tag.Modality];
@@ -63,7 +69,12 @@ test('OT leaves series that have Modality untouched, and the output stays determ
 
   const a = mapStudy(secondaryCaptureWithoutModality(), source({ mapping: { missingModality: 'OT' } }));
   const b = mapStudy(secondaryCaptureWithoutModality(), source({ mapping: { missingModality: 'OT' } }));
-  expect(a.ok && b.ok && JSON.stringify(a.imagingStudy) === JSON.stringify(b.imagingStudy) && a.contentHash === b.contentHash).toBe(true);
+  expect(
+    a.ok &&
+      b.ok &&
+      JSON.stringify(a.imagingStudy) === JSON.stringify(b.imagingStudy) &&
+      a.contentHash === b.contentHash,
+  ).toBe(true);
 });
 
 test('an unknown setting is a configuration error, not a silent default', () => {

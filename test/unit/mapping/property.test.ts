@@ -9,29 +9,125 @@ import { Tag } from '../../../src/dicomweb/tags';
 import type { MapResult } from '../../../src/mapping/types';
 import { source } from './dicom';
 
-const ERROR_CODES = ['missing-study-uid', 'invalid-study-uid', 'series-missing-uid', 'series-invalid-uid', 'series-missing-modality', 'instance-missing-uid', 'instance-invalid-uid', 'instance-missing-sop-class'];
+const ERROR_CODES = [
+  'missing-study-uid',
+  'invalid-study-uid',
+  'series-missing-uid',
+  'series-invalid-uid',
+  'series-missing-modality',
+  'instance-missing-uid',
+  'instance-invalid-uid',
+  'instance-missing-sop-class',
+];
 
-const uid = fc.array(fc.integer({ min: 0, max: 99999 }), { minLength: 2, maxLength: 8 }).map((parts) => `1.2.${parts.join('.')}`);
-const text = fc.oneof(fc.string(), fc.fullUnicodeString({ maxLength: 20 }), fc.constantFrom('', '  ', 'CT', 'MR', '陳^大文', '\u001b$B', 'A\\B', 'WRIST', 'L', '+0800', '20240229', '093015.1234567'));
+const uid = fc
+  .array(fc.integer({ min: 0, max: 99999 }), { minLength: 2, maxLength: 8 })
+  .map((parts) => `1.2.${parts.join('.')}`);
+const text = fc.oneof(
+  fc.string(),
+  fc.fullUnicodeString({ maxLength: 20 }),
+  fc.constantFrom(
+    '',
+    '  ',
+    'CT',
+    'MR',
+    '陳^大文',
+    '\u001b$B',
+    'A\\B',
+    'WRIST',
+    'L',
+    '+0800',
+    '20240229',
+    '093015.1234567',
+  ),
+);
 const jsonJunk = fc.oneof(fc.anything(), text, fc.integer(), fc.double(), fc.constant(null));
 
 /** Any attribute shape DICOM JSON could (or should not) hold. */
 const attribute: fc.Arbitrary<unknown> = fc.oneof(
-  fc.record({ vr: fc.constantFrom('CS', 'LO', 'PN', 'DA', 'TM', 'IS', 'SQ', 'UI', 'SH'), Value: fc.array(jsonJunk, { maxLength: 3 }) }),
-  fc.record({ vr: fc.constant('PN'), Value: fc.array(fc.record({ Alphabetic: jsonJunk, Ideographic: jsonJunk }, { requiredKeys: [] }), { maxLength: 2 }) }),
-  fc.record({ vr: fc.constant('SQ'), Value: fc.array(fc.dictionary(fc.constantFrom(Tag.CodeValue, Tag.CodingSchemeDesignator, Tag.CodeMeaning, Tag.UniversalEntityID, Tag.UniversalEntityIDType, Tag.LocalNamespaceEntityID), fc.record({ vr: fc.constant('LO'), Value: fc.array(jsonJunk, { maxLength: 2 }) })), { maxLength: 3 }) }),
+  fc.record({
+    vr: fc.constantFrom('CS', 'LO', 'PN', 'DA', 'TM', 'IS', 'SQ', 'UI', 'SH'),
+    Value: fc.array(jsonJunk, { maxLength: 3 }),
+  }),
+  fc.record({
+    vr: fc.constant('PN'),
+    Value: fc.array(fc.record({ Alphabetic: jsonJunk, Ideographic: jsonJunk }, { requiredKeys: [] }), { maxLength: 2 }),
+  }),
+  fc.record({
+    vr: fc.constant('SQ'),
+    Value: fc.array(
+      fc.dictionary(
+        fc.constantFrom(
+          Tag.CodeValue,
+          Tag.CodingSchemeDesignator,
+          Tag.CodeMeaning,
+          Tag.UniversalEntityID,
+          Tag.UniversalEntityIDType,
+          Tag.LocalNamespaceEntityID,
+        ),
+        fc.record({ vr: fc.constant('LO'), Value: fc.array(jsonJunk, { maxLength: 2 }) }),
+      ),
+      { maxLength: 3 },
+    ),
+  }),
   fc.record({ vr: fc.constant('LO') }),
   fc.record({ Value: jsonJunk }),
   jsonJunk,
 );
 
-const STUDY_TAGS = [Tag.StudyDate, Tag.StudyTime, Tag.TimezoneOffsetFromUTC, Tag.AccessionNumber, Tag.IssuerOfAccessionNumberSequence, Tag.StudyID, Tag.PatientID, Tag.IssuerOfPatientID, Tag.PatientName, Tag.ReferringPhysicianName, Tag.NameOfPhysiciansReadingStudy, Tag.StudyDescription, Tag.ProcedureCodeSequence, Tag.ReasonForRequestedProcedure, Tag.ReasonForRequestedProcedureCodeSequence, Tag.InstitutionalDepartmentName, Tag.NumberOfStudyRelatedSeries, Tag.NumberOfStudyRelatedInstances, Tag.ModalitiesInStudy];
-const SERIES_TAGS = [Tag.SeriesNumber, Tag.Modality, Tag.SeriesDescription, Tag.NumberOfSeriesRelatedInstances, Tag.SeriesDate, Tag.SeriesTime, Tag.BodyPartExamined, Tag.Laterality, Tag.ImageLaterality, Tag.PerformingPhysicianName, Tag.OperatorsName, Tag.TimezoneOffsetFromUTC];
-const INSTANCE_TAGS = [Tag.InstanceNumber, Tag.ContentLabel, Tag.ConceptNameCodeSequence, Tag.DocumentTitle, Tag.ImageType, Tag.ImageLaterality, Tag.Modality];
+const STUDY_TAGS = [
+  Tag.StudyDate,
+  Tag.StudyTime,
+  Tag.TimezoneOffsetFromUTC,
+  Tag.AccessionNumber,
+  Tag.IssuerOfAccessionNumberSequence,
+  Tag.StudyID,
+  Tag.PatientID,
+  Tag.IssuerOfPatientID,
+  Tag.PatientName,
+  Tag.ReferringPhysicianName,
+  Tag.NameOfPhysiciansReadingStudy,
+  Tag.StudyDescription,
+  Tag.ProcedureCodeSequence,
+  Tag.ReasonForRequestedProcedure,
+  Tag.ReasonForRequestedProcedureCodeSequence,
+  Tag.InstitutionalDepartmentName,
+  Tag.NumberOfStudyRelatedSeries,
+  Tag.NumberOfStudyRelatedInstances,
+  Tag.ModalitiesInStudy,
+];
+const SERIES_TAGS = [
+  Tag.SeriesNumber,
+  Tag.Modality,
+  Tag.SeriesDescription,
+  Tag.NumberOfSeriesRelatedInstances,
+  Tag.SeriesDate,
+  Tag.SeriesTime,
+  Tag.BodyPartExamined,
+  Tag.Laterality,
+  Tag.ImageLaterality,
+  Tag.PerformingPhysicianName,
+  Tag.OperatorsName,
+  Tag.TimezoneOffsetFromUTC,
+];
+const INSTANCE_TAGS = [
+  Tag.InstanceNumber,
+  Tag.ContentLabel,
+  Tag.ConceptNameCodeSequence,
+  Tag.DocumentTitle,
+  Tag.ImageType,
+  Tag.ImageLaterality,
+  Tag.Modality,
+];
 
-const dataset = (tags: string[]) => fc.dictionary(fc.constantFrom(...tags), attribute, { maxKeys: tags.length }) as fc.Arbitrary<DicomDataset>;
+const dataset = (tags: string[]) =>
+  fc.dictionary(fc.constantFrom(...tags), attribute, { maxKeys: tags.length }) as fc.Arbitrary<DicomDataset>;
 /** Mostly a proper value for a required attribute, sometimes anything. */
-const mostly = (v: fc.Arbitrary<string>) => fc.oneof({ weight: 15, arbitrary: v.map((x): unknown => ({ vr: 'CS', Value: [x] })) }, { weight: 1, arbitrary: attribute });
+const mostly = (v: fc.Arbitrary<string>) =>
+  fc.oneof(
+    { weight: 15, arbitrary: v.map((x): unknown => ({ vr: 'CS', Value: [x] })) },
+    { weight: 1, arbitrary: attribute },
+  );
 const uidAttr = mostly;
 
 /** Studies whose structure is mostly right and whose attribute values are anything at all. */
@@ -45,16 +141,35 @@ const messyStudy = fc
         uid: uidAttr(uid),
         modality: mostly(fc.constantFrom('CT', 'MR', 'SR', 'ct', 'X Y', 'US')),
         ds: dataset(SERIES_TAGS),
-        instances: fc.array(fc.record({ uid: uidAttr(uid), sopClass: mostly(fc.constantFrom('1.2.840.10008.5.1.4.1.1.2', '1.2.3', '1.2.840.10008.5.1.4.1.1.88.22')), ds: dataset(INSTANCE_TAGS) }), { maxLength: 4 }),
+        instances: fc.array(
+          fc.record({
+            uid: uidAttr(uid),
+            sopClass: mostly(fc.constantFrom('1.2.840.10008.5.1.4.1.1.2', '1.2.3', '1.2.840.10008.5.1.4.1.1.88.22')),
+            ds: dataset(INSTANCE_TAGS),
+          }),
+          { maxLength: 4 },
+        ),
       }),
       { maxLength: 4 },
     ),
   })
   .map(({ studyUid, study, studyUidAttr, series }) => {
-    const studyDs = { ...study, [Tag.StudyInstanceUID]: (studyUidAttr ?? { vr: 'UI', Value: [studyUid] }) as DicomAttribute };
-    const seriesList = series.map((x) => ({ ...x.ds, [Tag.SeriesInstanceUID]: x.uid as DicomAttribute, [Tag.Modality]: x.modality as DicomAttribute }));
+    const studyDs = {
+      ...study,
+      [Tag.StudyInstanceUID]: (studyUidAttr ?? { vr: 'UI', Value: [studyUid] }) as DicomAttribute,
+    };
+    const seriesList = series.map((x) => ({
+      ...x.ds,
+      [Tag.SeriesInstanceUID]: x.uid as DicomAttribute,
+      [Tag.Modality]: x.modality as DicomAttribute,
+    }));
     const instances = series.flatMap((x) =>
-      x.instances.map((i) => ({ ...i.ds, [Tag.SeriesInstanceUID]: x.uid as DicomAttribute, [Tag.SOPInstanceUID]: i.uid as DicomAttribute, [Tag.SOPClassUID]: i.sopClass as DicomAttribute })),
+      x.instances.map((i) => ({
+        ...i.ds,
+        [Tag.SeriesInstanceUID]: x.uid as DicomAttribute,
+        [Tag.SOPInstanceUID]: i.uid as DicomAttribute,
+        [Tag.SOPClassUID]: i.sopClass as DicomAttribute,
+      })),
     );
     return { study: studyDs, series: seriesList, instances };
   });
@@ -73,7 +188,8 @@ function emptyValuePaths(value: unknown, path: string): string[] {
 function checkOutcome(res: MapResult): void {
   if (res.ok) {
     const issues = [...validateImagingStudy(res.imagingStudy), ...validateEndpoint(res.endpoint)].filter(isBlocking);
-    if (issues.length) throw new Error(`invalid resource: ${JSON.stringify(issues)}\n${JSON.stringify(res.imagingStudy)}`);
+    if (issues.length)
+      throw new Error(`invalid resource: ${JSON.stringify(issues)}\n${JSON.stringify(res.imagingStudy)}`);
     expect(emptyValuePaths(res.imagingStudy, 'ImagingStudy')).toEqual([]);
   } else {
     expect(ERROR_CODES).toContain(res.error.code);
@@ -81,7 +197,18 @@ function checkOutcome(res: MapResult): void {
   }
 }
 
-const sources = [source(), source({ defaultTimezone: 'America/New_York', mapping: { patient: { mode: 'conditional', nameGroup: 'ideographic' }, basedOnServiceRequest: true, accessionSystem: 'urn:acsn', studyIdSystem: 'urn:sid' } })];
+const sources = [
+  source(),
+  source({
+    defaultTimezone: 'America/New_York',
+    mapping: {
+      patient: { mode: 'conditional', nameGroup: 'ideographic' },
+      basedOnServiceRequest: true,
+      accessionSystem: 'urn:acsn',
+      studyIdSystem: 'urn:sid',
+    },
+  }),
+];
 
 test('malformed attribute values: never throws; a valid resource or a typed error', () => {
   const outcomes: Record<string, number> = {};
@@ -114,7 +241,12 @@ const wellFormed = fc
   .record({
     studyUid: uid,
     series: fc.uniqueArray(
-      fc.record({ suffix: fc.integer({ min: 1, max: 500 }), modality: fc.constantFrom('CT', 'MR', 'US', 'DX', 'SR', 'OT', 'PR'), number: fc.option(fc.integer({ min: 0, max: 9999 })), instances: fc.uniqueArray(fc.integer({ min: 1, max: 300 }), { maxLength: 5 }) }),
+      fc.record({
+        suffix: fc.integer({ min: 1, max: 500 }),
+        modality: fc.constantFrom('CT', 'MR', 'US', 'DX', 'SR', 'OT', 'PR'),
+        number: fc.option(fc.integer({ min: 0, max: 9999 })),
+        instances: fc.uniqueArray(fc.integer({ min: 1, max: 300 }), { maxLength: 5 }),
+      }),
       { selector: (x) => x.suffix, maxLength: 5 },
     ),
     shuffleSeed: fc.integer(),
@@ -134,9 +266,19 @@ const wellFormed = fc
         [Tag.InstanceNumber]: { vr: 'IS', Value: [i] },
       })),
     );
-    const study = { [Tag.StudyInstanceUID]: { vr: 'UI', Value: [studyUid] }, [Tag.PatientID]: { vr: 'LO', Value: ['P1'] } };
-    const rotate = <T>(a: T[]) => (a.length ? [...a.slice(Math.abs(shuffleSeed) % a.length), ...a.slice(0, Math.abs(shuffleSeed) % a.length)].reverse() : a);
-    return { results: { study, series: seriesDs, instances }, shuffled: { study, series: rotate(seriesDs), instances: rotate(instances) }, series };
+    const study = {
+      [Tag.StudyInstanceUID]: { vr: 'UI', Value: [studyUid] },
+      [Tag.PatientID]: { vr: 'LO', Value: ['P1'] },
+    };
+    const rotate = <T>(a: T[]) =>
+      a.length
+        ? [...a.slice(Math.abs(shuffleSeed) % a.length), ...a.slice(0, Math.abs(shuffleSeed) % a.length)].reverse()
+        : a;
+    return {
+      results: { study, series: seriesDs, instances },
+      shuffled: { study, series: rotate(seriesDs), instances: rotate(instances) },
+      series,
+    };
   });
 
 test('well-formed studies map, keep every series and instance, and are order-independent', () => {
@@ -149,7 +291,9 @@ test('well-formed studies map, keep every series and instance, and are order-ind
       expect(res.imagingStudy.numberOfSeries ?? 0).toBe(series.length);
       expect(res.imagingStudy.numberOfInstances ?? 0).toBe(total);
       expect(res.imagingStudy.status).toBe(total > 0 ? 'available' : 'registered');
-      expect(new Set(res.imagingStudy.series?.flatMap((x) => x.instance ?? []).map((i) => i.uid))).toEqual(new Set(results.instances.map((i) => i[Tag.SOPInstanceUID].Value[0])));
+      expect(new Set(res.imagingStudy.series?.flatMap((x) => x.instance ?? []).map((i) => i.uid))).toEqual(
+        new Set(results.instances.map((i) => i[Tag.SOPInstanceUID].Value[0])),
+      );
       const again = mapStudy(shuffled as never, source());
       expect(again.ok && JSON.stringify(again.imagingStudy)).toBe(JSON.stringify(res.imagingStudy));
     }),

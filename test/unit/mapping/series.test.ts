@@ -93,10 +93,30 @@ test('performers: Performing Physician → PRF, Operators → SPRF (series-perfo
   r.series[0][Tag.PerformingPhysicianName] = pn('LEE^DOC');
   r.series[0][Tag.OperatorsName] = pn({ Alphabetic: 'WU^TECH', Ideographic: '吳^技師' });
   expect(firstSeries(r).performer).toEqual([
-    { function: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'PRF', display: 'performer' }] }, actor: { display: 'DOC LEE' } },
-    { function: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'SPRF', display: 'secondary performer' }] }, actor: { display: 'TECH WU' } },
+    {
+      function: {
+        coding: [
+          { system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'PRF', display: 'performer' },
+        ],
+      },
+      actor: { display: 'DOC LEE' },
+    },
+    {
+      function: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType',
+            code: 'SPRF',
+            display: 'secondary performer',
+          },
+        ],
+      },
+      actor: { display: 'TECH WU' },
+    },
   ]);
-  expect(firstSeries(r, source({ mapping: { patient: { nameGroup: 'ideographic' } } })).performer?.[1].actor.display).toBe('吳技師');
+  expect(
+    firstSeries(r, source({ mapping: { patient: { nameGroup: 'ideographic' } } })).performer?.[1].actor.display,
+  ).toBe('吳技師');
 });
 
 describe('instances', () => {
@@ -148,7 +168,11 @@ describe('ordering and odd results', () => {
       series(`${STUDY_UID}.2`, { [Tag.SeriesNumber]: n('IS', 2), [Tag.NumberOfSeriesRelatedInstances]: n('IS', 0) }),
       series(SERIES_UID, { [Tag.SeriesNumber]: n('IS', 10) }),
     ];
-    r.instances = [instance(SERIES_UID, 3), instance(SERIES_UID, 1), { ...instance(SERIES_UID, 7), [Tag.InstanceNumber]: { vr: 'IS' } }];
+    r.instances = [
+      instance(SERIES_UID, 3),
+      instance(SERIES_UID, 1),
+      { ...instance(SERIES_UID, 7), [Tag.InstanceNumber]: { vr: 'IS' } },
+    ];
     r.series[3][Tag.NumberOfSeriesRelatedInstances] = n('IS', 3);
     r.study[Tag.NumberOfStudyRelatedSeries] = n('IS', 4);
     r.study[Tag.NumberOfStudyRelatedInstances] = n('IS', 3);
@@ -176,7 +200,9 @@ describe('ordering and odd results', () => {
     const res = mapOk(r);
     expect(res.imagingStudy.series).toHaveLength(1);
     expect(res.imagingStudy.series![0].instance).toHaveLength(2);
-    expect(res.warnings.map((w) => w.code)).toEqual(expect.arrayContaining(['foreign-result', 'duplicate-series', 'duplicate-instance', 'bad-results']));
+    expect(res.warnings.map((w) => w.code)).toEqual(
+      expect.arrayContaining(['foreign-result', 'duplicate-series', 'duplicate-instance', 'bad-results']),
+    );
   });
 
   test('a negative Series Number is dropped with a warning', () => {
@@ -190,6 +216,9 @@ describe('ordering and odd results', () => {
   test('a series UID that cannot be a FHIR id is a typed error', () => {
     const r = basicResults();
     r.series[0][Tag.SeriesInstanceUID] = s('UI', '1.2.3 4');
-    expect(mapStudy(r, source())).toMatchObject({ ok: false, error: { code: 'series-invalid-uid', studyUid: STUDY_UID } });
+    expect(mapStudy(r, source())).toMatchObject({
+      ok: false,
+      error: { code: 'series-invalid-uid', studyUid: STUDY_UID },
+    });
   });
 });

@@ -31,8 +31,12 @@ test.each([
 });
 
 test('Timezone Offset From UTC wins over the default zone', () => {
-  expect(started('20170101', '110120', { [Tag.TimezoneOffsetFromUTC]: s('SH', '+0300') }).value).toBe('2017-01-01T11:01:20+03:00');
-  expect(started('20170101', '110120', { [Tag.TimezoneOffsetFromUTC]: s('SH', '-0530') }).value).toBe('2017-01-01T11:01:20-05:30');
+  expect(started('20170101', '110120', { [Tag.TimezoneOffsetFromUTC]: s('SH', '+0300') }).value).toBe(
+    '2017-01-01T11:01:20+03:00',
+  );
+  expect(started('20170101', '110120', { [Tag.TimezoneOffsetFromUTC]: s('SH', '-0530') }).value).toBe(
+    '2017-01-01T11:01:20-05:30',
+  );
 });
 
 test('a malformed offset is reported and the default zone used', () => {
@@ -74,5 +78,7 @@ test('offsetForLocalTime resolves skipped and repeated local times deterministic
   expect([-300, -240]).toContain(gap);
   const overlap = offsetForLocalTime('America/New_York', { year: 2024, month: 11, day: 3 }, { hour: 1, minute: 30 });
   expect([-300, -240]).toContain(overlap);
-  expect(offsetForLocalTime('America/New_York', { year: 2024, month: 11, day: 3 }, { hour: 1, minute: 30 })).toBe(overlap);
+  expect(offsetForLocalTime('America/New_York', { year: 2024, month: 11, day: 3 }, { hour: 1, minute: 30 })).toBe(
+    overlap,
+  );
 });

@@ -10,20 +10,31 @@ describe('id and meta', () => {
   test('id is the Study Instance UID and meta.profile is TW Core ImagingStudy', () => {
     const { imagingStudy } = mapOk();
     expect(imagingStudy.id).toBe(STUDY_UID);
-    expect(imagingStudy.meta?.profile).toEqual(['https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore']);
+    expect(imagingStudy.meta?.profile).toEqual([
+      'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore',
+    ]);
   });
 });
 
 describe('identifier', () => {
   test('Study Instance UID as urn:oid, official', () => {
-    expect(mapOk().imagingStudy.identifier?.[0]).toEqual({ use: 'official', system: 'urn:dicom:uid', value: `urn:oid:${STUDY_UID}` });
+    expect(mapOk().imagingStudy.identifier?.[0]).toEqual({
+      use: 'official',
+      system: 'urn:dicom:uid',
+      value: `urn:oid:${STUDY_UID}`,
+    });
   });
 
   test('accession number typed ACSN with the configured system when DICOM gives no issuer', () => {
-    const { imagingStudy } = mapOk(basicResults(), source({ mapping: { accessionSystem: 'https://hosp.example.tw/acsn' } }));
+    const { imagingStudy } = mapOk(
+      basicResults(),
+      source({ mapping: { accessionSystem: 'https://hosp.example.tw/acsn' } }),
+    );
     expect(imagingStudy.identifier?.[1]).toEqual({
       use: 'usual',
-      type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN', display: 'Accession ID' }] },
+      type: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN', display: 'Accession ID' }],
+      },
       system: 'https://hosp.example.tw/acsn',
       value: 'ACC001',
     });
@@ -31,7 +42,10 @@ describe('identifier', () => {
 
   test('Issuer of Accession Number Sequence (ISO universal id) wins over configuration', () => {
     const r = basicResults();
-    r.study[Tag.IssuerOfAccessionNumberSequence] = sq({ [Tag.UniversalEntityID]: s('UT', '2.16.886.101.20003'), [Tag.UniversalEntityIDType]: s('CS', 'ISO') });
+    r.study[Tag.IssuerOfAccessionNumberSequence] = sq({
+      [Tag.UniversalEntityID]: s('UT', '2.16.886.101.20003'),
+      [Tag.UniversalEntityIDType]: s('CS', 'ISO'),
+    });
     const { imagingStudy } = mapOk(r, source({ mapping: { accessionSystem: 'https://hosp.example.tw/acsn' } }));
     expect(imagingStudy.identifier?.[1].system).toBe('urn:oid:2.16.886.101.20003');
   });
@@ -63,7 +77,11 @@ describe('status', () => {
   test('available with instances', () => expect(mapOk().imagingStudy.status).toBe('available'));
 
   test('registered when the PACS reports no instances', () => {
-    const r = { study: study({ [Tag.NumberOfStudyRelatedInstances]: n('IS', 0), [Tag.NumberOfStudyRelatedSeries]: n('IS', 0) }), series: [], instances: [] };
+    const r = {
+      study: study({ [Tag.NumberOfStudyRelatedInstances]: n('IS', 0), [Tag.NumberOfStudyRelatedSeries]: n('IS', 0) }),
+      series: [],
+      instances: [],
+    };
     const { imagingStudy } = mapOk(r);
     expect(imagingStudy.status).toBe('registered');
     expect(imagingStudy.numberOfInstances).toBe(0);
@@ -85,7 +103,13 @@ describe('modality', () => {
   test('union of series modalities when Modalities in Study is absent; unknown codes keep no display', () => {
     const r = basicResults();
     delete r.study[Tag.ModalitiesInStudy];
-    r.series.push(series(`${STUDY_UID}.2`, { [Tag.Modality]: s('CS', 'XYZ'), [Tag.SeriesNumber]: n('IS', 2), [Tag.NumberOfSeriesRelatedInstances]: n('IS', 0) }));
+    r.series.push(
+      series(`${STUDY_UID}.2`, {
+        [Tag.Modality]: s('CS', 'XYZ'),
+        [Tag.SeriesNumber]: n('IS', 2),
+        [Tag.NumberOfSeriesRelatedInstances]: n('IS', 0),
+      }),
+    );
     expect(mapOk(r).imagingStudy.modality).toEqual([
       { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT', display: 'Computed Tomography' },
       { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'XYZ' },
@@ -104,14 +128,22 @@ describe('modality', () => {
 describe('subject', () => {
   test('identifier mode (default): logical reference by identifier with the default system', () => {
     const { imagingStudy } = mapOk();
-    expect(imagingStudy.subject).toEqual({ type: 'Patient', identifier: { system: 'urn:pacs-fhir-bridge:patient-id', value: 'A123456789' }, display: 'TA WEN CHEN' });
+    expect(imagingStudy.subject).toEqual({
+      type: 'Patient',
+      identifier: { system: 'urn:pacs-fhir-bridge:patient-id', value: 'A123456789' },
+      display: 'TA WEN CHEN',
+    });
   });
 
   test('issuer table maps Issuer of Patient ID to a system; an unmapped issuer falls back with a warning', () => {
-    const mapping = { patient: { defaultSystem: 'urn:default', issuerSystems: { HOSP_A: 'https://hosp-a.example.tw/mrn' } } };
+    const mapping = {
+      patient: { defaultSystem: 'urn:default', issuerSystems: { HOSP_A: 'https://hosp-a.example.tw/mrn' } },
+    };
     const r = basicResults();
     r.study[Tag.IssuerOfPatientID] = s('LO', 'HOSP_A');
-    expect(mapOk(r, source({ mapping })).imagingStudy.subject?.identifier?.system).toBe('https://hosp-a.example.tw/mrn');
+    expect(mapOk(r, source({ mapping })).imagingStudy.subject?.identifier?.system).toBe(
+      'https://hosp-a.example.tw/mrn',
+    );
     r.study[Tag.IssuerOfPatientID] = s('LO', 'HOSP_B');
     const other = mapOk(r, source({ mapping }));
     expect(other.imagingStudy.subject?.identifier?.system).toBe('urn:default');
@@ -121,14 +153,19 @@ describe('subject', () => {
   test('conditional mode: Patient?identifier=system|value with search escaping', () => {
     const r = basicResults();
     r.study[Tag.PatientID] = s('LO', 'A|1,2 3');
-    const { imagingStudy } = mapOk(r, source({ mapping: { patient: { mode: 'conditional', defaultSystem: 'urn:oid:2.16.886.101.20003.20001' } } }));
+    const { imagingStudy } = mapOk(
+      r,
+      source({ mapping: { patient: { mode: 'conditional', defaultSystem: 'urn:oid:2.16.886.101.20003.20001' } } }),
+    );
     expect(imagingStudy.subject?.reference).toBe('Patient?identifier=urn:oid:2.16.886.101.20003.20001|A\\|1\\,2%203');
     expect(decodeURIComponent(imagingStudy.subject!.reference!.split('|').slice(1).join('|'))).toBe('A\\|1\\,2 3');
   });
 
-  test('resolved mode uses the caller\'s Patient/<id>; without one it falls back to the identifier with a warning', () => {
+  test("resolved mode uses the caller's Patient/<id>; without one it falls back to the identifier with a warning", () => {
     const src = source({ mapping: { patient: { mode: 'resolved' } } });
-    expect(mapOk(basicResults(), src, { patientReference: 'Patient/p-42' }).imagingStudy.subject?.reference).toBe('Patient/p-42');
+    expect(mapOk(basicResults(), src, { patientReference: 'Patient/p-42' }).imagingStudy.subject?.reference).toBe(
+      'Patient/p-42',
+    );
     const fallback = mapOk(basicResults(), src);
     expect(fallback.imagingStudy.subject?.reference).toBeUndefined();
     expect(fallback.imagingStudy.subject?.identifier?.value).toBe('A123456789');
@@ -136,7 +173,10 @@ describe('subject', () => {
   });
 
   test('display: alphabetic or ideographic group by configuration, falling back to the other group', () => {
-    expect(mapOk(basicResults(), source({ mapping: { patient: { nameGroup: 'ideographic' } } })).imagingStudy.subject?.display).toBe('陳大文');
+    expect(
+      mapOk(basicResults(), source({ mapping: { patient: { nameGroup: 'ideographic' } } })).imagingStudy.subject
+        ?.display,
+    ).toBe('陳大文');
     const r = basicResults();
     r.study[Tag.PatientName] = pn({ Ideographic: '林^美玲' });
     expect(mapOk(r).imagingStudy.subject?.display).toBe('林美玲');
@@ -182,7 +222,9 @@ describe('referrer, interpreter, description, location, reason', () => {
   test('Reason for Requested Procedure Code Sequence gives codings', () => {
     const r = basicResults();
     r.study[Tag.ReasonForRequestedProcedureCodeSequence] = sq(code('233604007', 'SCT', 'Pneumonia'));
-    expect(mapOk(r).imagingStudy.reasonCode).toEqual([{ coding: [{ system: 'http://snomed.info/sct', code: '233604007', display: 'Pneumonia' }], text: 'Pneumonia' }]);
+    expect(mapOk(r).imagingStudy.reasonCode).toEqual([
+      { coding: [{ system: 'http://snomed.info/sct', code: '233604007', display: 'Pneumonia' }], text: 'Pneumonia' },
+    ]);
   });
 });
 
@@ -197,9 +239,21 @@ describe('procedureCode', () => {
     );
     expect(mapOk(r).imagingStudy.procedureCode).toEqual([
       { coding: [{ system: 'http://www.radlex.org', code: 'RPID16', display: 'CT Chest wo' }], text: 'CT Chest wo' },
-      { coding: [{ system: 'https://twcore.mohw.gov.tw/ig/twcore/CodeSystem/icd-10-pcs-2023-tw', code: 'BW24ZZZ', display: '胸部電腦斷層掃描' }], text: '胸部電腦斷層掃描' },
+      {
+        coding: [
+          {
+            system: 'https://twcore.mohw.gov.tw/ig/twcore/CodeSystem/icd-10-pcs-2023-tw',
+            code: 'BW24ZZZ',
+            display: '胸部電腦斷層掃描',
+          },
+        ],
+        text: '胸部電腦斷層掃描',
+      },
       { coding: [{ system: 'http://loinc.org', code: '33010-3', display: 'CT Chest' }], text: 'CT Chest' },
-      { coding: [{ system: 'urn:dicom:coding-scheme:99HOSP', code: 'CT001', display: 'Local CT chest' }], text: 'Local CT chest' },
+      {
+        coding: [{ system: 'urn:dicom:coding-scheme:99HOSP', code: 'CT001', display: 'Local CT chest' }],
+        text: 'Local CT chest',
+      },
     ]);
   });
 
@@ -213,9 +267,23 @@ describe('procedureCode', () => {
 describe('basedOn and endpoint', () => {
   test('basedOn: ServiceRequest by accession identifier when configured', () => {
     expect(mapOk().imagingStudy.basedOn).toBeUndefined();
-    const { imagingStudy } = mapOk(basicResults(), source({ mapping: { basedOnServiceRequest: true, accessionSystem: 'urn:acsn' } }));
+    const { imagingStudy } = mapOk(
+      basicResults(),
+      source({ mapping: { basedOnServiceRequest: true, accessionSystem: 'urn:acsn' } }),
+    );
     expect(imagingStudy.basedOn).toEqual([
-      { type: 'ServiceRequest', identifier: { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN', display: 'Accession ID' }] }, system: 'urn:acsn', value: 'ACC001' } },
+      {
+        type: 'ServiceRequest',
+        identifier: {
+          type: {
+            coding: [
+              { system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN', display: 'Accession ID' },
+            ],
+          },
+          system: 'urn:acsn',
+          value: 'ACC001',
+        },
+      },
     ]);
   });
 
@@ -233,7 +301,9 @@ describe('counts', () => {
     const res = mapOk(r);
     expect(res.imagingStudy.numberOfSeries).toBe(3);
     expect(res.imagingStudy.numberOfInstances).toBe(40);
-    expect(res.warnings.map((w) => w.code)).toEqual(expect.arrayContaining(['series-count-mismatch', 'instance-count-mismatch']));
+    expect(res.warnings.map((w) => w.code)).toEqual(
+      expect.arrayContaining(['series-count-mismatch', 'instance-count-mismatch']),
+    );
   });
 
   test('computed from the results when the PACS omits them', () => {
@@ -246,7 +316,11 @@ describe('counts', () => {
   });
 
   test('without instance results the series counts are summed', () => {
-    const r = { study: study({ [Tag.NumberOfStudyRelatedInstances]: undefined as never }), series: [series(), series(`${STUDY_UID}.2`, { [Tag.NumberOfSeriesRelatedInstances]: n('IS', 5) })], instances: [] };
+    const r = {
+      study: study({ [Tag.NumberOfStudyRelatedInstances]: undefined as never }),
+      series: [series(), series(`${STUDY_UID}.2`, { [Tag.NumberOfSeriesRelatedInstances]: n('IS', 5) })],
+      instances: [],
+    };
     delete r.study[Tag.NumberOfStudyRelatedInstances];
     delete r.study[Tag.NumberOfStudyRelatedSeries];
     const res = mapOk(r);
@@ -272,26 +346,41 @@ describe('errors', () => {
   test('a series without UID or modality, an instance without UID or SOP class: typed errors naming study and attribute', () => {
     const noSeriesUid = basicResults();
     delete noSeriesUid.series[0][Tag.SeriesInstanceUID];
-    expect(mapStudy(noSeriesUid, source())).toMatchObject({ ok: false, error: { code: 'series-missing-uid', studyUid: STUDY_UID, tag: Tag.SeriesInstanceUID } });
+    expect(mapStudy(noSeriesUid, source())).toMatchObject({
+      ok: false,
+      error: { code: 'series-missing-uid', studyUid: STUDY_UID, tag: Tag.SeriesInstanceUID },
+    });
 
     const noModality = basicResults();
     delete noModality.series[0][Tag.Modality];
     const m = mapStudy(noModality, source());
-    expect(m).toMatchObject({ ok: false, error: { code: 'series-missing-modality', studyUid: STUDY_UID, tag: Tag.Modality } });
+    expect(m).toMatchObject({
+      ok: false,
+      error: { code: 'series-missing-modality', studyUid: STUDY_UID, tag: Tag.Modality },
+    });
     expect(!m.ok && m.error.message).toContain(STUDY_UID);
 
     const noInstanceUid = basicResults();
     delete noInstanceUid.instances[1][Tag.SOPInstanceUID];
-    expect(mapStudy(noInstanceUid, source())).toMatchObject({ ok: false, error: { code: 'instance-missing-uid', tag: Tag.SOPInstanceUID } });
+    expect(mapStudy(noInstanceUid, source())).toMatchObject({
+      ok: false,
+      error: { code: 'instance-missing-uid', tag: Tag.SOPInstanceUID },
+    });
 
     const noSopClass = basicResults();
     noSopClass.instances[0][Tag.SOPClassUID] = { vr: 'UI' };
-    expect(mapStudy(noSopClass, source())).toMatchObject({ ok: false, error: { code: 'instance-missing-sop-class', tag: Tag.SOPClassUID } });
+    expect(mapStudy(noSopClass, source())).toMatchObject({
+      ok: false,
+      error: { code: 'instance-missing-sop-class', tag: Tag.SOPClassUID },
+    });
   });
 
   test('not an object at all', () => {
     expect(mapStudy(null as never, source())).toMatchObject({ ok: false, error: { code: 'missing-study-uid' } });
-    expect(mapStudy({ study: 'x' } as never, source())).toMatchObject({ ok: false, error: { code: 'missing-study-uid' } });
+    expect(mapStudy({ study: 'x' } as never, source())).toMatchObject({
+      ok: false,
+      error: { code: 'missing-study-uid' },
+    });
   });
 });
 
@@ -313,7 +402,9 @@ describe('output hygiene and determinism', () => {
 
   test('the same input in another order gives byte-identical JSON and the same hash', () => {
     const a = basicResults();
-    a.series.push(series(`${STUDY_UID}.2`, { [Tag.SeriesNumber]: n('IS', 2), [Tag.NumberOfSeriesRelatedInstances]: n('IS', 1) }));
+    a.series.push(
+      series(`${STUDY_UID}.2`, { [Tag.SeriesNumber]: n('IS', 2), [Tag.NumberOfSeriesRelatedInstances]: n('IS', 1) }),
+    );
     a.instances.push(instance(`${STUDY_UID}.2`, 1));
     a.study[Tag.NumberOfStudyRelatedSeries] = n('IS', 2);
     a.study[Tag.NumberOfStudyRelatedInstances] = n('IS', 3);

@@ -5,7 +5,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ImagingStudy } from 'fhir/r4';
-import { createResourceGuard, mapStudy, profilesDir, validateEndpoint, validateImagingStudy, isBlocking, endpointFor } from '../../../src/mapping';
+import {
+  createResourceGuard,
+  mapStudy,
+  profilesDir,
+  validateEndpoint,
+  validateImagingStudy,
+  isBlocking,
+  endpointFor,
+} from '../../../src/mapping';
 import { basicResults, source } from './dicom';
 
 const shared = path.resolve(profilesDir(), '..');
@@ -26,9 +34,16 @@ test('published TW Core and R4 ImagingStudy examples validate against ImagingStu
   ];
   for (const f of files) {
     const r = JSON.parse(fs.readFileSync(f, 'utf8'));
-    expect({ file: path.basename(f), issues: blocking(r).filter((i) => i.source === 'medplum') }).toEqual({ file: path.basename(f), issues: [] });
+    expect({ file: path.basename(f), issues: blocking(r).filter((i) => i.source === 'medplum') }).toEqual({
+      file: path.basename(f),
+      issues: [],
+    });
   }
-  expect(validateEndpoint(JSON.parse(fs.readFileSync(path.join(shared, 'r4-examples', 'Endpoint-example-wadors.json'), 'utf8')))).toEqual([]);
+  expect(
+    validateEndpoint(
+      JSON.parse(fs.readFileSync(path.join(shared, 'r4-examples', 'Endpoint-example-wadors.json'), 'utf8')),
+    ),
+  ).toEqual([]);
 });
 
 describe('what is caught', () => {
@@ -37,7 +52,20 @@ describe('what is caught', () => {
     ['an unknown element', (r) => (r.foo = 1), 'medplum', /foo/],
     ['a malformed dateTime', (r) => (r.started = '2024-13-01'), 'medplum', /started/],
     ['a negative count', (r) => (r.numberOfSeries = -1), 'medplum', /numberOfSeries/],
-    ['two RadLex codings in one procedureCode (TW Core slice 0..1)', (r) => (r.procedureCode = [{ coding: [{ system: 'http://www.radlex.org', code: 'RPID1' }, { system: 'http://www.radlex.org', code: 'RPID2' }] }]), 'medplum', /slice/],
+    [
+      'two RadLex codings in one procedureCode (TW Core slice 0..1)',
+      (r) =>
+        (r.procedureCode = [
+          {
+            coding: [
+              { system: 'http://www.radlex.org', code: 'RPID1' },
+              { system: 'http://www.radlex.org', code: 'RPID2' },
+            ],
+          },
+        ]),
+      'medplum',
+      /slice/,
+    ],
     ['a control character in a string', (r) => (r.description = 'a\u0001b'), 'medplum', /description/],
     ['an empty string', (r) => (r.description = ''), 'bridge', /description/],
     ['an empty array', (r) => (r.interpreter = []), 'bridge', /interpreter/],

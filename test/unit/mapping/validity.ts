@@ -4,7 +4,9 @@ import { isBlocking, validateEndpoint, validateImagingStudy } from '../../../src
 
 export function expectValid(result: MapResult): Extract<MapResult, { ok: true }> {
   if (!result.ok) throw new Error(`expected a mapped study, got ${result.error.code}: ${result.error.message}`);
-  const issues = [...validateImagingStudy(result.imagingStudy), ...validateEndpoint(result.endpoint)].filter(isBlocking);
+  const issues = [...validateImagingStudy(result.imagingStudy), ...validateEndpoint(result.endpoint)].filter(
+    isBlocking,
+  );
   expect(issues).toEqual([]);
   return result;
 }

@@ -16,16 +16,35 @@ import { silentLogger } from '../../../src/log';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { MIGRATIONS } from '../../../src/sinks/store/migrations';
-import { STORED_ACCESSION_SYSTEM, STORED_PATIENT_SYSTEM, storedStudy, storedStudyUid } from '../../fixtures/storedStudies';
+import {
+  STORED_ACCESSION_SYSTEM,
+  STORED_PATIENT_SYSTEM,
+  storedStudy,
+  storedStudyUid,
+} from '../../fixtures/storedStudies';
 
 let dir: string;
 let store: Store;
 
-const endpoint: Endpoint = { resourceType: 'Endpoint', id: 'pacs-a', status: 'active', connectionType: { code: 'dicom-wado-rs' }, payloadType: [{ text: 'DICOM' }], address: 'http://pacs/dicom-web' };
+const endpoint: Endpoint = {
+  resourceType: 'Endpoint',
+  id: 'pacs-a',
+  status: 'active',
+  connectionType: { code: 'dicom-wado-rs' },
+  payloadType: [{ text: 'DICOM' }],
+  address: 'http://pacs/dicom-web',
+};
 
 function indexOf(s: Store, id: string) {
-  const row = s.db.prepare('SELECT source_id, started_day, started_ms, status FROM imaging_study_index WHERE resource_id = ?').get(id);
-  const tokens = (s.db.prepare('SELECT kind, value FROM imaging_study_token WHERE resource_id = ? ORDER BY kind, value').all(id) as { kind: string; value: string }[]).map((t) => `${t.kind}=${t.value}`);
+  const row = s.db
+    .prepare('SELECT source_id, started_day, started_ms, status FROM imaging_study_index WHERE resource_id = ?')
+    .get(id);
+  const tokens = (
+    s.db.prepare('SELECT kind, value FROM imaging_study_token WHERE resource_id = ? ORDER BY kind, value').all(id) as {
+      kind: string;
+      value: string;
+    }[]
+  ).map((t) => `${t.kind}=${t.value}`);
   return { row, tokens };
 }
 
@@ -47,18 +66,54 @@ describe('store search index', () => {
     const uid = storedStudyUid('a', 2);
     await sink.writeBatch([{ sourceId: 'a', studyUid: uid, imagingStudy: study, endpoint, contentHash: 'h1' }]);
     let idx = indexOf(store, study.id);
-    expect(idx.row).toEqual({ source_id: 'a', started_day: '20240303', started_ms: Date.parse('2024-03-03T02:15:00+08:00'), status: 'available' });
+    expect(idx.row).toEqual({
+      source_id: 'a',
+      started_day: '20240303',
+      started_ms: Date.parse('2024-03-03T02:15:00+08:00'),
+      status: 'available',
+    });
     // Study modality US; series US, CR, DX; subject identifier P2.
-    expect(idx.tokens).toEqual([`identifier=ACC2`, `identifier=urn:oid:${uid}`, 'modality=CR', 'modality=DX', 'modality=US', 'patient=P2', `series=${uid}.1`, `series=${uid}.2`, `series=${uid}.3`, `uid=${uid}`]);
+    expect(idx.tokens).toEqual([
+      `identifier=ACC2`,
+      `identifier=urn:oid:${uid}`,
+      'modality=CR',
+      'modality=DX',
+      'modality=US',
+      'patient=P2',
+      `series=${uid}.1`,
+      `series=${uid}.2`,
+      `series=${uid}.3`,
+      `uid=${uid}`,
+    ]);
 
     // Update: new accession, date and modality replace the old entries.
-    const updated: ImagingStudy & { id: string } = { ...study, started: '2023-12-31', identifier: [study.identifier![0], { value: 'NEW1' }], modality: [{ code: 'XA' }], series: [] };
+    const updated: ImagingStudy & { id: string } = {
+      ...study,
+      started: '2023-12-31',
+      identifier: [study.identifier![0], { value: 'NEW1' }],
+      modality: [{ code: 'XA' }],
+      series: [],
+    };
     await sink.writeBatch([{ sourceId: 'a', studyUid: uid, imagingStudy: updated, endpoint, contentHash: 'h2' }]);
     idx = indexOf(store, study.id);
     expect(idx.row).toEqual({ source_id: 'a', started_day: '20231231', started_ms: null, status: 'available' });
-    expect(idx.tokens).toEqual(['identifier=NEW1', `identifier=urn:oid:${uid}`, 'modality=XA', 'patient=P2', `uid=${uid}`]);
-    expect(ids(store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'ACC2' }]] }, { limit: 10 }))).toEqual([]);
-    expect(ids(store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'NEW1' }]] }, { limit: 10 }))).toEqual([study.id]);
+    expect(idx.tokens).toEqual([
+      'identifier=NEW1',
+      `identifier=urn:oid:${uid}`,
+      'modality=XA',
+      'patient=P2',
+      `uid=${uid}`,
+    ]);
+    expect(
+      ids(
+        store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'ACC2' }]] }, { limit: 10 }),
+      ),
+    ).toEqual([]);
+    expect(
+      ids(
+        store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'NEW1' }]] }, { limit: 10 }),
+      ),
+    ).toEqual([study.id]);
 
     await sink.removeStudy('a', uid, 'entered-in-error');
     expect(indexOf(store, study.id).row).toMatchObject({ status: 'entered-in-error' });
@@ -85,7 +140,9 @@ describe('store search index', () => {
     const raw = new Database(file);
     for (const m of MIGRATIONS.filter((step) => step.version <= 2)) raw.exec(m.sql);
     raw.pragma('user_version = 2');
-    const put = raw.prepare(`INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json) VALUES (?, ?, ?, ?, 1, 'h', 1, '2024-01-01T00:00:00Z', ?)`);
+    const put = raw.prepare(
+      `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json) VALUES (?, ?, ?, ?, 1, 'h', 1, '2024-01-01T00:00:00Z', ?)`,
+    );
     for (let i = 0; i < 30; i++) {
       const s = storedStudy(i < 20 ? 'a' : 'b', i);
       put.run('ImagingStudy', s.id, i < 20 ? 'a' : 'b', storedStudyUid(i < 20 ? 'a' : 'b', i), JSON.stringify(s));
@@ -96,14 +153,29 @@ describe('store search index', () => {
     store = openStore(file);
     expect(store.schemaVersion).toBe(3);
     expect((store.db.prepare('SELECT COUNT(*) AS n FROM imaging_study_index').get() as { n: number }).n).toBe(30);
-    expect(indexOf(store, storedStudy('a', 5).id)).toEqual({ row: { source_id: 'a', started_day: '20240306', started_ms: Date.parse('2024-03-06T05:00:00Z'), status: 'available' }, tokens: expect.arrayContaining(['patient=P5', 'identifier=ACC5']) });
-    expect(ids(store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'patient', value: 'P5' }]] }, { limit: 10 }))).toEqual([storedStudy('a', 5).id]);
+    expect(indexOf(store, storedStudy('a', 5).id)).toEqual({
+      row: {
+        source_id: 'a',
+        started_day: '20240306',
+        started_ms: Date.parse('2024-03-06T05:00:00Z'),
+        status: 'available',
+      },
+      tokens: expect.arrayContaining(['patient=P5', 'identifier=ACC5']),
+    });
+    expect(
+      ids(store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'patient', value: 'P5' }]] }, { limit: 10 })),
+    ).toEqual([storedStudy('a', 5).id]);
     expect(store.searchImagingStudies({ sourceId: 'b' }, { limit: 100 })).toHaveLength(10);
   });
 
   it('pages candidates by keyset in id order', () => {
     store.transaction(() => {
-      for (let i = 0; i < 25; i++) store.putResource(storedStudy('a', i), { sourceId: 'a', studyUid: storedStudyUid('a', i), contentHash: `h${i}` });
+      for (let i = 0; i < 25; i++)
+        store.putResource(storedStudy('a', i), {
+          sourceId: 'a',
+          studyUid: storedStudyUid('a', i),
+          contentHash: `h${i}`,
+        });
     });
     const all = ids(store.listImagingStudies({ sourceId: 'a' }));
     const first = store.searchImagingStudies({ sourceId: 'a' }, { limit: 10 });
@@ -113,11 +185,24 @@ describe('store search index', () => {
 });
 
 describe('store-mode search over many stored studies', () => {
-  const opts: ParseOptions = { defaultCount: 20, maxCount: 1000, maxValueLength: 128, strict: false, patientIdRule: { prefix: 'pid-', suffix: '' } };
+  const opts: ParseOptions = {
+    defaultCount: 20,
+    maxCount: 1000,
+    maxValueLength: 128,
+    strict: false,
+    patientIdRule: { prefix: 'pid-', suffix: '' },
+  };
   const sources: ApiSource[] = ['a', 'b'].map((id) => ({
     config: sourceSchema.parse({ id, qidoBase: `http://pacs-${id}.invalid/dicom-web`, defaultTimezone: 'Asia/Taipei' }),
     // Store mode without fallback never asks the PACS: any call fails the test.
-    pacs: new Proxy({}, { get: () => () => { throw new Error('PACS queried in store mode'); } }) as unknown as PacsSource,
+    pacs: new Proxy(
+      {},
+      {
+        get: () => () => {
+          throw new Error('PACS queried in store mode');
+        },
+      },
+    ) as unknown as PacsSource,
   }));
   let service: StudyService;
   const PER_SOURCE = { a: 3000, b: 400 };
@@ -126,10 +211,20 @@ describe('store-mode search over many stored studies', () => {
     store = openStore(':memory:');
     store.transaction(() => {
       for (const [sourceId, n] of Object.entries(PER_SOURCE)) {
-        for (let i = 0; i < n; i++) store.putResource(storedStudy(sourceId, i), { sourceId, studyUid: storedStudyUid(sourceId, i), contentHash: `h${i}` });
+        for (let i = 0; i < n; i++)
+          store.putResource(storedStudy(sourceId, i), {
+            sourceId,
+            studyUid: storedStudyUid(sourceId, i),
+            contentHash: `h${i}`,
+          });
       }
     });
-    service = new StudyService(parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }), sources, store, silentLogger);
+    service = new StudyService(
+      parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
+      sources,
+      store,
+      silentLogger,
+    );
   });
   afterAll(() => {
     service.close();
@@ -139,13 +234,18 @@ describe('store-mode search over many stored studies', () => {
   /** What a full scan with the matcher finds: the old store path. */
   function fullScan(query: string): string[] {
     const { criteria } = parseImagingStudySearch([...new URLSearchParams(query).entries()], opts);
-    return sources.flatMap((src) => store.listImagingStudies({ sourceId: src.config.id }).filter((r) => matchesAll(r, criteria, { zone: src.config.defaultTimezone })).map((r) => r.id!));
+    return sources.flatMap((src) =>
+      store
+        .listImagingStudies({ sourceId: src.config.id })
+        .filter((r) => matchesAll(r, criteria, { zone: src.config.defaultTimezone }))
+        .map((r) => r.id!),
+    );
   }
 
   async function everyPage(query: string, count: number): Promise<string[]> {
     const { criteria } = parseImagingStudySearch([...new URLSearchParams(query).entries()], opts);
     const out: string[] = [];
-    for (let cursor: Cursor | undefined = START; cursor; ) {
+    for (let cursor: Cursor | undefined = START; cursor;) {
       const page = await service.search({ criteria, count, cursor });
       expect(page.studies.length).toBeLessThanOrEqual(count);
       out.push(...page.studies.map((s) => s.resource.id!));
@@ -186,14 +286,18 @@ describe('store-mode search over many stored studies', () => {
   it.each(queries)('%s finds exactly what a full scan finds, across pages', async (query) => {
     const expected = fullScan(query);
     // Only the two impossible date ranges have no match: the others would pass vacuously.
-    if (!query.startsWith('started=2025') && !query.includes('lt2024-01-01')) expect(expected.length).toBeGreaterThan(0);
+    if (!query.startsWith('started=2025') && !query.includes('lt2024-01-01'))
+      expect(expected.length).toBeGreaterThan(0);
     expect(await everyPage(query, 50)).toEqual(expected);
     const { criteria } = parseImagingStudySearch([...new URLSearchParams(query).entries()], opts);
     expect(await service.count(criteria)).toBe(expected.length);
   });
 
   it('narrows: a selective search reads only its candidates from the index', () => {
-    const { criteria } = parseImagingStudySearch([...new URLSearchParams('patient.identifier=P12&started=2024-01').entries()], opts);
+    const { criteria } = parseImagingStudySearch(
+      [...new URLSearchParams('patient.identifier=P12&started=2024-01').entries()],
+      opts,
+    );
     const candidates = store.searchImagingStudies(storeFilterFor(criteria, 'a', 'Asia/Taipei')!, { limit: 10_000 });
     expect(candidates.length).toBeGreaterThan(0);
     expect(candidates.length).toBeLessThan(60);

@@ -11,7 +11,11 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'sync-cli-'));
 const dbFile = path.join(dir, 'bridge.sqlite');
 writeFileSync(
   path.join(dir, 'default.json'),
-  JSON.stringify({ sources: [{ id: 'pacs-a', qidoBase: 'http://127.0.0.1:9/dicom-web' }], sync: { maxAttempts: 2 }, store: { path: dbFile } }),
+  JSON.stringify({
+    sources: [{ id: 'pacs-a', qidoBase: 'http://127.0.0.1:9/dicom-web' }],
+    sync: { maxAttempts: 2 },
+    store: { path: dbFile },
+  }),
 );
 // The `config` package warns when no file matches NODE_ENV (jest sets "test").
 writeFileSync(path.join(dir, `${process.env.NODE_ENV ?? 'development'}.json`), '{}');
@@ -37,7 +41,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it('status shows last run, checkpoint, counts, failing and dead letters; replay re-queues them', async () => {
   const store = openStore(dbFile);
-  const fail = { studyDate: '20240101', fingerprint: 'f', error: 'HTTP 500 from PACS', countAttempt: true, maxAttempts: 2, retryDelaySeconds: () => 60 };
+  const fail = {
+    studyDate: '20240101',
+    fingerprint: 'f',
+    error: 'HTTP 500 from PACS',
+    countAttempt: true,
+    maxAttempts: 2,
+    retryDelaySeconds: () => 60,
+  };
   store.recordFailure('pacs-a', '1.2.1', fail);
   store.recordFailure('pacs-a', '1.2.1', fail);
   store.recordFailure('pacs-a', '1.2.2', fail);

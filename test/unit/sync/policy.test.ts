@@ -21,9 +21,18 @@ describe('StudyDate windows', () => {
 
   it('polls from the checkpoint or the lookback, whichever is earlier', () => {
     expect(pollRange({ today: '20240310', lookbackDays: 3 })).toEqual({ from: '20240307', to: '20240310' });
-    expect(pollRange({ today: '20240310', lookbackDays: 3, checkpoint: '20240310' })).toEqual({ from: '20240307', to: '20240310' });
-    expect(pollRange({ today: '20240310', lookbackDays: 3, checkpoint: '20240201' })).toEqual({ from: '20240202', to: '20240310' });
-    expect(pollRange({ today: '20240310', lookbackDays: 3, backfillFrom: '20230101' })).toEqual({ from: '20230101', to: '20240310' });
+    expect(pollRange({ today: '20240310', lookbackDays: 3, checkpoint: '20240310' })).toEqual({
+      from: '20240307',
+      to: '20240310',
+    });
+    expect(pollRange({ today: '20240310', lookbackDays: 3, checkpoint: '20240201' })).toEqual({
+      from: '20240202',
+      to: '20240310',
+    });
+    expect(pollRange({ today: '20240310', lookbackDays: 3, backfillFrom: '20230101' })).toEqual({
+      from: '20230101',
+      to: '20240310',
+    });
   });
 
   it("takes today in the PACS's time zone", () => {
@@ -37,8 +46,22 @@ describe('StudyDate windows', () => {
 describe('what a run does with a study', () => {
   const now = new Date('2024-03-10T00:00:00Z');
   const state = (over: Partial<StudyState>): StudyState => ({
-    sourceId: 's', studyUid: '1.2', studyDate: null, status: 'synced', fingerprint: 'fp', contentHash: 'h', resourceId: null, versionId: null,
-    lastSeen: null, attempts: 0, nextRetryAt: null, lastError: null, dead: false, createdByBridge: true, updatedAt: '', ...over,
+    sourceId: 's',
+    studyUid: '1.2',
+    studyDate: null,
+    status: 'synced',
+    fingerprint: 'fp',
+    contentHash: 'h',
+    resourceId: null,
+    versionId: null,
+    lastSeen: null,
+    attempts: 0,
+    nextRetryAt: null,
+    lastError: null,
+    dead: false,
+    createdByBridge: true,
+    updatedAt: '',
+    ...over,
   });
 
   it('fetches new and changed studies, skips unchanged ones', () => {
@@ -63,16 +86,28 @@ describe('what a run does with a study', () => {
 
 describe('sync configuration', () => {
   it('has defaults and merges per-source overrides', () => {
-    const cfg = syncSchema.parse({ maxAttempts: 3, sources: { ct: { filter: { ModalitiesInStudy: 'CT' }, reconcile: { deletion: 'delete' } } } });
+    const cfg = syncSchema.parse({
+      maxAttempts: 3,
+      sources: { ct: { filter: { ModalitiesInStudy: 'CT' }, reconcile: { deletion: 'delete' } } },
+    });
     expect(cfg.lookbackDays).toBe(3);
     const ct = syncSettingsFor(cfg, 'ct');
-    expect(ct).toMatchObject({ maxAttempts: 3, filter: { ModalitiesInStudy: 'CT' }, reconcile: { deletion: 'delete' } });
+    expect(ct).toMatchObject({
+      maxAttempts: 3,
+      filter: { ModalitiesInStudy: 'CT' },
+      reconcile: { deletion: 'delete' },
+    });
     expect(syncSettingsFor(cfg, 'other')).toMatchObject({ filter: {}, reconcile: { deletion: 'ignore' } });
     expect(storeSchema.parse(undefined)).toEqual({ path: './data/bridge.sqlite' });
   });
 
   it('lists every problem', () => {
-    const r = syncSchema.safeParse({ cron: 'every minute', backfillFrom: '2024/01/01', reconcile: { deletion: 'purge' }, bogus: 1 });
+    const r = syncSchema.safeParse({
+      cron: 'every minute',
+      backfillFrom: '2024/01/01',
+      reconcile: { deletion: 'purge' },
+      bogus: 1,
+    });
     expect(r.success).toBe(false);
     const paths = r.success ? [] : r.error.issues.map((i) => i.path.join('.') || i.code);
     expect(paths).toEqual(expect.arrayContaining(['cron', 'backfillFrom', 'reconcile.deletion', 'unrecognized_keys']));

@@ -19,12 +19,32 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const endpoint: Endpoint = { resourceType: 'Endpoint', id: 'ep-a', status: 'active', connectionType: { code: 'dicom-wado-rs' }, payloadType: [{ text: 'DICOM' }], address: 'http://pacs/dicom-web' };
+const endpoint: Endpoint = {
+  resourceType: 'Endpoint',
+  id: 'ep-a',
+  status: 'active',
+  connectionType: { code: 'dicom-wado-rs' },
+  payloadType: [{ text: 'DICOM' }],
+  address: 'http://pacs/dicom-web',
+};
 function write(uid: string, instances: number, id = `is-${uid}`): StudyWrite {
-  const imagingStudy: ImagingStudy = { resourceType: 'ImagingStudy', id, status: 'available', subject: { reference: 'Patient/p' }, numberOfInstances: instances };
+  const imagingStudy: ImagingStudy = {
+    resourceType: 'ImagingStudy',
+    id,
+    status: 'available',
+    subject: { reference: 'Patient/p' },
+    numberOfInstances: instances,
+  };
   return { sourceId: 'a', studyUid: uid, imagingStudy, endpoint, contentHash: `h${instances}` };
 }
-const failure = (error: string, countAttempt = true) => ({ studyDate: '20240101', fingerprint: 'fp', error, countAttempt, maxAttempts: 3, retryDelaySeconds: (n: number) => 60 * n });
+const failure = (error: string, countAttempt = true) => ({
+  studyDate: '20240101',
+  fingerprint: 'fp',
+  error,
+  countAttempt,
+  maxAttempts: 3,
+  retryDelaySeconds: (n: number) => 60 * n,
+});
 
 describe('embedded store', () => {
   it('creates its folder, runs in WAL mode and records the schema version', () => {
@@ -56,7 +76,12 @@ describe('embedded store', () => {
   it('counts failures with backoff, dead-letters after the limit, and replays', () => {
     const at = new Date('2024-03-01T00:00:00Z');
     let s = store.recordFailure('a', '1.1', { ...failure('boom'), at });
-    expect(s).toMatchObject({ status: 'failing', attempts: 1, lastError: 'boom', nextRetryAt: '2024-03-01T00:01:00.000Z' });
+    expect(s).toMatchObject({
+      status: 'failing',
+      attempts: 1,
+      lastError: 'boom',
+      nextRetryAt: '2024-03-01T00:01:00.000Z',
+    });
     s = store.recordFailure('a', '1.1', { ...failure('unreachable', false), at });
     expect(s).toMatchObject({ status: 'failing', attempts: 1, nextRetryAt: at.toISOString() });
     store.recordFailure('a', '1.1', { ...failure('boom'), at });
@@ -70,8 +95,21 @@ describe('embedded store', () => {
     expect(store.getStudy('a', '1.1')).toMatchObject({ status: 'failing', attempts: 0 });
     expect(store.dueRetries('a').map((d) => d.studyUid)).toEqual(['1.1']);
 
-    store.recordSynced('a', '1.1', { studyDate: '20240101', fingerprint: 'fp2', contentHash: 'h', resourceId: 'r', versionId: '1' });
-    expect(store.getStudy('a', '1.1')).toMatchObject({ status: 'synced', attempts: 0, lastError: null, fingerprint: 'fp2', contentHash: 'h', resourceId: 'r' });
+    store.recordSynced('a', '1.1', {
+      studyDate: '20240101',
+      fingerprint: 'fp2',
+      contentHash: 'h',
+      resourceId: 'r',
+      versionId: '1',
+    });
+    expect(store.getStudy('a', '1.1')).toMatchObject({
+      status: 'synced',
+      attempts: 0,
+      lastError: null,
+      fingerprint: 'fp2',
+      contentHash: 'h',
+      resourceId: 'r',
+    });
     expect(store.counts('a')).toMatchObject({ studies: 1, synced: 1, failing: 0, dead: 0 });
   });
 
@@ -81,7 +119,10 @@ describe('embedded store', () => {
     store.startRun('a', 'backfill');
     expect(store.closeAbandonedRuns()).toBe(1);
     const runs = store.listRuns('a', 10);
-    expect(runs.map((r) => [r.kind, r.status])).toEqual([['backfill', 'interrupted'], ['poll', 'ok']]);
+    expect(runs.map((r) => [r.kind, r.status])).toEqual([
+      ['backfill', 'interrupted'],
+      ['poll', 'ok'],
+    ]);
     expect(runs[1].counts).toEqual({ written: 2 });
   });
 });
@@ -105,9 +146,20 @@ describe('embedded sink', () => {
 
   it('removes or marks only resources the bridge created', async () => {
     const sink = createEmbeddedSink(store);
-    store.putResource({ resourceType: 'ImagingStudy', id: 'foreign', status: 'available', subject: { reference: 'Patient/p' } } as ImagingStudy & { id: string }, {
-      sourceId: 'a', studyUid: '2.2', contentHash: 'x', createdByBridge: false,
-    });
+    store.putResource(
+      {
+        resourceType: 'ImagingStudy',
+        id: 'foreign',
+        status: 'available',
+        subject: { reference: 'Patient/p' },
+      } as ImagingStudy & { id: string },
+      {
+        sourceId: 'a',
+        studyUid: '2.2',
+        contentHash: 'x',
+        createdByBridge: false,
+      },
+    );
     // The bridge updating a resource it found keeps it "not created by the bridge".
     await sink.writeBatch([write('2.2', 1, 'foreign'), write('1.1', 1), write('3.3', 1)]);
     expect(store.getResourceMeta('ImagingStudy', 'foreign')).toMatchObject({ createdByBridge: false, versionId: 2 });
