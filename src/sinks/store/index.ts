@@ -32,9 +32,43 @@ export interface StudyState {
   dead: boolean;
   createdByBridge: boolean;
   updatedAt: string;
+  /** First time a listing (or a feed) saw the study. */
+  firstSeen?: string | null;
+  /** When its current unsynced state was first seen; null once synced. */
+  pendingSince?: string | null;
+  syncedAt?: string | null;
 }
 
-export type RunKind = 'poll' | 'backfill' | 'reconcile';
+export type RunKind = 'poll' | 'backfill' | 'reconcile' | 'sweep';
+
+/** One full-range sweep of a source: its progress (resumable) and, once complete, its coverage. */
+export interface SweepRecord {
+  id: number;
+  sourceId: string;
+  startedAt: string;
+  /** Last StudyDate whose window is listed and settled; undefined before the first. */
+  throughDate: string | null;
+  undatedDone: boolean;
+  /** Studies the PACS reported so far. */
+  listed: number;
+  completedAt: string | null;
+  /** Of the listed studies, how many were synced, failing and dead when the sweep completed. */
+  synced: number | null;
+  failing: number | null;
+  dead: number | null;
+  vanished: number | null;
+  /** Searches the PACS still truncated after narrowing: the listing may be incomplete. */
+  unresolved: number | null;
+}
+
+/** Studies waiting to be written (failing or dead) and the oldest of them. */
+export interface PendingSummary {
+  failing: number;
+  dead: number;
+  /** The earliest `pending_since` among them (ISO), or null. */
+  oldestSince: string | null;
+  oldestStudyUid: string | null;
+}
 export type RunStatus = 'running' | 'ok' | 'partial' | 'failed' | 'interrupted';
 
 export interface RunCounts {
@@ -103,6 +137,41 @@ interface StudyRow {
   last_error: string | null;
   created_by_bridge: number;
   updated_at: string;
+  first_seen: string | null;
+  pending_since: string | null;
+  synced_at: string | null;
+}
+
+interface SweepRow {
+  id: number;
+  source_id: string;
+  started_at: string;
+  through_date: string | null;
+  undated_done: number;
+  listed: number;
+  completed_at: string | null;
+  synced: number | null;
+  failing: number | null;
+  dead: number | null;
+  vanished: number | null;
+  unresolved: number | null;
+}
+
+function toSweep(r: SweepRow): SweepRecord {
+  return {
+    id: r.id,
+    sourceId: r.source_id,
+    startedAt: r.started_at,
+    throughDate: r.through_date,
+    undatedDone: r.undated_done === 1,
+    listed: r.listed,
+    completedAt: r.completed_at,
+    synced: r.synced,
+    failing: r.failing,
+    dead: r.dead,
+    vanished: r.vanished,
+    unresolved: r.unresolved,
+  };
 }
 
 function toState(r: StudyRow): StudyState {
@@ -122,6 +191,9 @@ function toState(r: StudyRow): StudyState {
     dead: r.status === 'dead',
     createdByBridge: r.created_by_bridge === 1,
     updatedAt: r.updated_at,
+    firstSeen: r.first_seen,
+    pendingSince: r.pending_since,
+    syncedAt: r.synced_at,
   };
 }
 
@@ -215,9 +287,12 @@ export class Store {
 
   /** Marks studies as seen on the PACS now (existing rows only). */
   touchSeen(sourceId: string, studyUids: string[], at: Date = new Date()): void {
-    const stmt = statement(this.db, 'UPDATE studies SET last_seen = ? WHERE source_id = ? AND study_uid = ?');
+    const stmt = statement(
+      this.db,
+      'UPDATE studies SET last_seen = @at, first_seen = COALESCE(first_seen, @at) WHERE source_id = @sourceId AND study_uid = @uid',
+    );
     const when = iso(at);
-    this.transaction(() => studyUids.forEach((uid) => stmt.run(when, sourceId, uid)));
+    this.transaction(() => studyUids.forEach((uid) => stmt.run({ at: when, sourceId, uid })));
   }
 
   /** A study written (or found unchanged) by every sink: resets failures. */
@@ -231,20 +306,26 @@ export class Store {
       resourceId?: string | null;
       versionId?: string | null;
       at?: Date;
+      /** When the listing that led to this write saw the study (defaults to `at`). */
+      seenAt?: Date;
     },
   ): void {
     const at = iso(s.at);
+    // Freshness: from when this state was first seen pending (or this sighting) to now.
     statement(
       this.db,
       `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, content_hash, resource_id, version_id, last_seen,
-                              attempts, next_retry_at, last_error, created_by_bridge, updated_at)
+                              attempts, next_retry_at, last_error, created_by_bridge, updated_at, first_seen, pending_since, synced_at, freshness_ms)
          VALUES (@sourceId, @studyUid, @studyDate, 'synced', @fingerprint, @contentHash, @resourceId, @versionId, @at, 0, NULL, NULL,
-                 COALESCE((SELECT created_by_bridge FROM resources WHERE resource_type = 'ImagingStudy' AND id = @resourceId), 1), @at)
+                 COALESCE((SELECT created_by_bridge FROM resources WHERE resource_type = 'ImagingStudy' AND id = @resourceId), 1), @at,
+                 @seenAt, NULL, @at, CAST(ROUND((julianday(@at) - julianday(@seenAt)) * 86400000) AS INTEGER))
          ON CONFLICT (source_id, study_uid) DO UPDATE SET
            study_date = excluded.study_date, status = 'synced', fingerprint = excluded.fingerprint, content_hash = excluded.content_hash,
            resource_id = COALESCE(excluded.resource_id, studies.resource_id), version_id = COALESCE(excluded.version_id, studies.version_id),
            last_seen = excluded.last_seen, attempts = 0, next_retry_at = NULL, last_error = NULL,
-           created_by_bridge = excluded.created_by_bridge, updated_at = excluded.updated_at`,
+           created_by_bridge = excluded.created_by_bridge, updated_at = excluded.updated_at,
+           first_seen = COALESCE(studies.first_seen, excluded.first_seen), pending_since = NULL, synced_at = excluded.synced_at,
+           freshness_ms = CAST(ROUND((julianday(excluded.synced_at) - julianday(COALESCE(studies.pending_since, excluded.first_seen))) * 86400000) AS INTEGER)`,
     ).run({
       sourceId,
       studyUid,
@@ -254,6 +335,7 @@ export class Store {
       resourceId: s.resourceId ?? null,
       versionId: s.versionId ?? null,
       at,
+      seenAt: iso(s.seenAt ?? s.at),
     });
   }
 
@@ -272,6 +354,10 @@ export class Store {
       maxAttempts: number;
       retryDelaySeconds: (attempts: number) => number;
       at?: Date;
+      /** When the listing that led to this attempt saw the study (defaults to `at`). */
+      seenAt?: Date;
+      /** False when the study was not seen on the PACS (looked up and not found): last_seen stays. */
+      seen?: boolean;
     },
   ): StudyState {
     const at = f.at ?? new Date();
@@ -285,14 +371,18 @@ export class Store {
         : iso(new Date(at.getTime() + (f.countAttempt ? f.retryDelaySeconds(attempts) : 0) * 1000));
       statement(
         this.db,
-        `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at)
-           VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @at, @attempts, @nextRetry, @error, @at)
+        `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at,
+                              first_seen, pending_since)
+           VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @lastSeen, @attempts, @nextRetry, @error, @at, @seenAt, @seenAt)
            ON CONFLICT (source_id, study_uid) DO UPDATE SET
              study_date = COALESCE(excluded.study_date, studies.study_date), status = excluded.status,
-             fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), last_seen = excluded.last_seen,
+             fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), last_seen = COALESCE(excluded.last_seen, studies.last_seen),
              attempts = excluded.attempts, next_retry_at = excluded.next_retry_at, last_error = excluded.last_error,
-             updated_at = excluded.updated_at`,
+             updated_at = excluded.updated_at, first_seen = COALESCE(studies.first_seen, excluded.first_seen),
+             pending_since = COALESCE(studies.pending_since, excluded.pending_since)`,
       ).run({
+        lastSeen: f.seen === false ? null : iso(at),
+        seenAt: iso(f.seenAt ?? at),
         sourceId,
         studyUid,
         studyDate: f.studyDate,
@@ -399,6 +489,116 @@ export class Store {
     ).map((r) => r.source_id);
   }
 
+  // ── sweeps and coverage ──────────────────────────────────────────────────
+
+  /** The source's unfinished sweep, to resume; otherwise a new one starting `at`. */
+  openSweep(sourceId: string, at: Date = new Date()): SweepRecord {
+    return this.transaction(() => {
+      const open = statement(
+        this.db,
+        'SELECT * FROM sweeps WHERE source_id = ? AND completed_at IS NULL ORDER BY id DESC LIMIT 1',
+      ).get(sourceId) as SweepRow | undefined;
+      if (open) return toSweep(open);
+      const id = statement(this.db, 'INSERT INTO sweeps (source_id, started_at) VALUES (?, ?)').run(sourceId, iso(at))
+        .lastInsertRowid as number;
+      return toSweep(statement(this.db, 'SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow);
+    });
+  }
+
+  /** Records a sweep's progress: windows through `throughDate` settled, `listed` more studies reported. */
+  advanceSweep(id: number, p: { throughDate?: string; listed: number; undatedDone?: boolean }): void {
+    statement(
+      this.db,
+      `UPDATE sweeps SET through_date = COALESCE(?, through_date), listed = listed + ?, undated_done = MAX(undated_done, ?) WHERE id = ?`,
+    ).run(p.throughDate ?? null, p.listed, p.undatedDone ? 1 : 0, id);
+  }
+
+  /**
+   * Studies the store believes are on the PACS (not removed) that no listing has seen since `since`:
+   * after a complete sweep starting then, the ones that vanished.
+   */
+  unseenSince(sourceId: string, since: string): { studyUid: string; studyDate: string | null }[] {
+    return (
+      statement(
+        this.db,
+        `SELECT study_uid, study_date FROM studies WHERE source_id = ? AND status != 'removed' AND (last_seen IS NULL OR last_seen < ?)`,
+      ).all(sourceId, since) as { study_uid: string; study_date: string | null }[]
+    ).map((r) => ({ studyUid: r.study_uid, studyDate: r.study_date }));
+  }
+
+  /** Closes a sweep with its coverage: of the studies seen since it started, how many are synced, failing, dead. */
+  completeSweep(id: number, r: { vanished: number; unresolved: number; at?: Date }): SweepRecord {
+    return this.transaction(() => {
+      const sweep = toSweep(statement(this.db, 'SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow);
+      const byStatus = statement(
+        this.db,
+        `SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? AND last_seen >= ? GROUP BY status`,
+      ).all(sweep.sourceId, sweep.startedAt) as { status: StudyStatus; n: number }[];
+      const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
+      statement(
+        this.db,
+        'UPDATE sweeps SET completed_at = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ? WHERE id = ?',
+      ).run(iso(r.at), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id);
+      return toSweep(statement(this.db, 'SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow);
+    });
+  }
+
+  /** The newest completed sweep of a source. */
+  lastCompleteSweep(sourceId: string): SweepRecord | undefined {
+    const row = statement(
+      this.db,
+      'SELECT * FROM sweeps WHERE source_id = ? AND completed_at IS NOT NULL ORDER BY id DESC LIMIT 1',
+    ).get(sourceId) as SweepRow | undefined;
+    return row && toSweep(row);
+  }
+
+  /** The sweep in progress (or interrupted, to be resumed), if any. */
+  openSweepOf(sourceId: string): SweepRecord | undefined {
+    const row = statement(
+      this.db,
+      'SELECT * FROM sweeps WHERE source_id = ? AND completed_at IS NULL ORDER BY id DESC LIMIT 1',
+    ).get(sourceId) as SweepRow | undefined;
+    return row && toSweep(row);
+  }
+
+  /** Studies not yet written (failing, dead) and the one waiting longest. */
+  pendingSummary(sourceId: string): PendingSummary {
+    const counts = statement(
+      this.db,
+      `SELECT SUM(status = 'failing') AS failing, SUM(status = 'dead') AS dead FROM studies WHERE source_id = ? AND status IN ('failing', 'dead')`,
+    ).get(sourceId) as { failing: number | null; dead: number | null };
+    const oldest = statement(
+      this.db,
+      `SELECT study_uid, COALESCE(pending_since, first_seen, updated_at) AS since FROM studies
+         WHERE source_id = ? AND status IN ('failing', 'dead') ORDER BY since LIMIT 1`,
+    ).get(sourceId) as { study_uid: string; since: string } | undefined;
+    return {
+      failing: counts.failing ?? 0,
+      dead: counts.dead ?? 0,
+      oldestSince: oldest?.since ?? null,
+      oldestStudyUid: oldest?.study_uid ?? null,
+    };
+  }
+
+  /** Freshness (ms from sighting to write) of the studies settled at or after `since`, ascending. */
+  freshnessSince(sourceId: string, since: Date): number[] {
+    return (
+      statement(
+        this.db,
+        'SELECT freshness_ms AS ms FROM studies WHERE source_id = ? AND synced_at >= ? AND freshness_ms IS NOT NULL ORDER BY ms',
+      ).all(sourceId, iso(since)) as { ms: number }[]
+    ).map((r) => Math.max(0, r.ms));
+  }
+
+  /** Studies per StudyDate in [from, to] the store knows (any state but removed): density for window planning. */
+  studiesPerDay(sourceId: string, from: string, to: string): Map<string, number> {
+    const rows = statement(
+      this.db,
+      `SELECT study_date AS d, COUNT(*) AS n FROM studies WHERE source_id = ? AND study_date BETWEEN ? AND ? AND status != 'removed' GROUP BY study_date`,
+    ).all(sourceId, from, to) as { d: string; n: number }[];
+    return new Map(rows.map((r) => [r.d, r.n]));
+  }
+
   // ── run leases ───────────────────────────────────────────────────────────
 
   /**
@@ -470,11 +670,13 @@ export class Store {
   }
 
   /** Runs left 'running' by a process that died (kill -9): marked interrupted at start-up. */
-  closeAbandonedRuns(sourceId?: string): number {
+  closeAbandonedRuns(sourceId?: string, lane?: 'sweep' | 'other'): number {
     const sql = `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?) WHERE status = 'running'`;
+    // Sweeps run beside polls, each under a lease of its own: one lane's start closes only that lane's runs.
+    const laneSql = lane === 'sweep' ? ` AND kind = 'sweep'` : lane === 'other' ? ` AND kind != 'sweep'` : '';
     return (
       sourceId
-        ? statement(this.db, `${sql} AND source_id = ?`).run(iso(), sourceId)
+        ? statement(this.db, `${sql} AND source_id = ?${laneSql}`).run(iso(), sourceId)
         : statement(this.db, sql).run(iso())
     ).changes;
   }

@@ -86,6 +86,32 @@ export const MIGRATIONS: {
     sql: STUDY_INDEX_SQL,
     fill: backfillStudyIndex,
   },
+  {
+    version: 4,
+    description: 'full-range sweeps (progress and coverage per sweep) and per-study sighting times for freshness',
+    sql: `
+      ALTER TABLE studies ADD COLUMN first_seen TEXT;     -- first time a listing (or feed) saw the study
+      ALTER TABLE studies ADD COLUMN pending_since TEXT;  -- when its current unsynced state was first seen; NULL once synced
+      ALTER TABLE studies ADD COLUMN synced_at TEXT;      -- last time it was settled by every sink
+      ALTER TABLE studies ADD COLUMN freshness_ms INTEGER; -- synced_at minus pending_since at that settle
+      CREATE INDEX studies_last_seen ON studies (source_id, last_seen);
+      CREATE TABLE sweeps (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        source_id     TEXT NOT NULL,
+        started_at    TEXT NOT NULL,         -- listings at or after this instant prove a study is on the PACS
+        through_date  TEXT,                  -- last StudyDate (YYYYMMDD) whose window is listed and settled
+        undated_done  INTEGER NOT NULL DEFAULT 0,
+        listed        INTEGER NOT NULL DEFAULT 0, -- studies the PACS reported so far in this sweep
+        completed_at  TEXT,
+        synced        INTEGER,               -- of the listed studies, synced when the sweep completed
+        failing       INTEGER,
+        dead          INTEGER,
+        vanished      INTEGER,
+        unresolved    INTEGER
+      );
+      CREATE INDEX sweeps_source ON sweeps (source_id, id);
+    `,
+  },
 ];
 
 export function migrate(db: Database.Database): number {
