@@ -68,9 +68,13 @@ export function syncCommand(): Command {
     .description("Sync studies from the PACS sources: on each source's cron schedule, or once with --once")
     .option('--once', 'run one poll of each source and exit')
     .option('--source <id>', 'only this source')
-    .option('--reconcile', 'with --once: also run the deletion reconcile')
+    .option(
+      '--sweep',
+      'with --once: also run (or resume) the full-range sweep: every StudyDate, the undated studies, deletions',
+    )
+    .option('--reconcile', 'with --once: the same as --sweep (the reconcile is part of the sweep)')
     .option('--json', 'with --once: print each run summary as one line of JSON')
-    .action(async (opts: { once?: boolean; source?: string; reconcile?: boolean; json?: boolean }) => {
+    .action(async (opts: { once?: boolean; source?: string; sweep?: boolean; reconcile?: boolean; json?: boolean }) => {
       const ctx = openContext();
       const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
@@ -89,7 +93,7 @@ export function syncCommand(): Command {
         let failed = false;
         for (const id of sources) {
           const summaries = [await service.runOnce(id)];
-          if (opts.reconcile) summaries.push(await service.reconcile(id));
+          if (opts.sweep || opts.reconcile) summaries.push(await service.sweep(id));
           for (const s of summaries) {
             process.stdout.write(summaryLine(s, opts.json));
             failed ||= s.status === 'failed';

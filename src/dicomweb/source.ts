@@ -27,6 +27,7 @@ import {
   type SourceStats,
   type StudyDetails,
   type StudyWindow,
+  WindowOverflowError,
 } from './types';
 import { describeScope, halves, scopeParams, splitScope, uidBatches, type Scope } from './windows';
 
@@ -65,6 +66,24 @@ const WINDOW_KEYS = new Set([Tag.StudyDate, Tag.StudyTime]);
 function isUndated(ds: DicomDataset): boolean {
   const date = readString(ds, Tag.StudyDate);
   return date.kind !== 'value' || !/^\d{8}$/.test(date.value) || parseDate(date.value) === undefined;
+}
+
+/** The studies a capped window listing may still return, shared by its pages and narrower scopes. */
+interface ListingBudget {
+  window: StudyWindow;
+  max: number;
+  dates: string[];
+}
+
+/** Counts the rows of each page against the budget; past it, the listing stops with a WindowOverflowError. */
+function capped(fetch: PageFetcher, budget: ListingBudget): PageFetcher {
+  return async (limit, offset) => {
+    const page = await fetch(limit, offset);
+    for (const ds of page.datasets) budget.dates.push(valueOf(readString(ds, Tag.StudyDate)) ?? '');
+    if (budget.dates.length > budget.max)
+      throw new WindowOverflowError(budget.window, budget.dates.length, budget.dates);
+    return page;
+  };
 }
 
 export class DicomwebSource implements PacsSource {
@@ -110,7 +129,12 @@ export class DicomwebSource implements PacsSource {
     });
   }
 
-  async findStudies(window: StudyWindow, match: QidoMatch = {}): Promise<DicomDataset[]> {
+  /** With `maxStudies`, a listing passing it stops with a WindowOverflowError instead of paging on. */
+  async findStudies(
+    window: StudyWindow,
+    match: QidoMatch = {},
+    options: { maxStudies?: number } = {},
+  ): Promise<DicomDataset[]> {
     for (const [name, value] of Object.entries(window)) {
       if (!parseDate(value))
         throw new RangeError(`source "${this.id}": window.${name} "${value}" is not a DICOM date (YYYYMMDD)`);
@@ -118,7 +142,8 @@ export class DicomwebSource implements PacsSource {
     if (window.from > window.to)
       throw new RangeError(`source "${this.id}": window.from ${window.from} is after window.to ${window.to}`);
     const planned = this.plan(match);
-    const found = await this.collect({ from: window.from, to: window.to }, planned);
+    const budget = options.maxStudies === undefined ? undefined : { window, max: options.maxStudies, dates: [] };
+    const found = await this.collect({ from: window.from, to: window.to }, planned, false, budget);
     return dedupe(found, studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
   }
 
@@ -177,7 +202,8 @@ export class DicomwebSource implements PacsSource {
     const levels: QidoLevel[] = options.instances === false ? ['series'] : ['series', 'instances'];
     const batched = uids.length > 1 && (await this.supportsUidListMatching());
     const chunks = batched ? uidBatches(uids, this.cfg.detailBatchSize) : uids.map((uid) => [uid]);
-    await Promise.all(
+    // Settled, not raced: a failure answers only once no query of this call is still going.
+    const settled = await Promise.allSettled(
       chunks.flatMap((chunk) =>
         levels.map(async (level) => {
           const byStudy =
@@ -187,6 +213,8 @@ export class DicomwebSource implements PacsSource {
         }),
       ),
     );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return details;
   }
 
@@ -233,8 +261,12 @@ export class DicomwebSource implements PacsSource {
     return ['includefield', [...fields].join(',')];
   }
 
-  private pagedStudies(extra: Array<[string, string]>, planned: PlannedQuery): Promise<PagedResult> {
-    return this.paged('studies', [...extra, ...planned.params], undefined, planned);
+  private pagedStudies(
+    extra: Array<[string, string]>,
+    planned: PlannedQuery,
+    budget?: ListingBudget,
+  ): Promise<PagedResult> {
+    return this.paged('studies', [...extra, ...planned.params], undefined, planned, budget);
   }
 
   /**
@@ -246,9 +278,11 @@ export class DicomwebSource implements PacsSource {
     match: Array<[string, string]>,
     studyUid?: string,
     planned?: PlannedQuery,
+    budget?: ListingBudget,
   ): Promise<PagedResult> {
     const pageSize = level === 'studies' ? this.cfg.pageSize : this.cfg.detailPageSize;
-    return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, keyOfLevel[level]);
+    const fetcher = this.rowIsolating(level, match, studyUid, planned);
+    return pageThrough(budget ? capped(fetcher, budget) : fetcher, pageSize, this.caps, keyOfLevel[level]);
   }
 
   /** One page of a QIDO search; a page the server refuses is fetched in halves, a bad row with default attributes. */
@@ -277,9 +311,14 @@ export class DicomwebSource implements PacsSource {
    * Every study in the scope: page through it, and if the server truncates, narrow and repeat.
    * `timelessSeen`: the truncated day answer above held studies without a StudyTime.
    */
-  private async collect(scope: Scope, planned: PlannedQuery, timelessSeen = false): Promise<DicomDataset[]> {
+  private async collect(
+    scope: Scope,
+    planned: PlannedQuery,
+    timelessSeen = false,
+    budget?: ListingBudget,
+  ): Promise<DicomDataset[]> {
     const wire = planMatch(Object.fromEntries(scopeParams(scope))).params;
-    const r = await this.pagedStudies(wire, planned);
+    const r = await this.pagedStudies(wire, planned, budget);
     if (scope.emptyTime && r.datasets.length === 0 && timelessSeen) {
       // StudyTime="" matched nothing although such studies exist: no Empty Value Matching here
       // (Orthanc 1.10), and time ranges never match them. Those past the cap cannot be listed.
@@ -293,7 +332,7 @@ export class DicomwebSource implements PacsSource {
     }
     this.stats.splits++;
     const timeless = r.datasets.some((ds) => readString(ds, Tag.StudyTime).kind !== 'value');
-    const narrower = await Promise.all(parts.map((p) => this.collect(p, planned, timeless)));
+    const narrower = await Promise.all(parts.map((p) => this.collect(p, planned, timeless, budget)));
     return [...r.datasets, ...narrower.flat()];
   }
 

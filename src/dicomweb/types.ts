@@ -44,10 +44,25 @@ export class PacsError extends Error {
   }
 }
 
+/**
+ * A window listing stopped at its `maxStudies` cap: the caller plans smaller windows. `dates` are the
+ * StudyDates of the studies seen before it stopped (a lower bound of how they spread over the window).
+ */
+export class WindowOverflowError extends Error {
+  constructor(
+    readonly window: StudyWindow,
+    readonly seen: number,
+    readonly dates: string[],
+  ) {
+    super(`more than ${seen} studies in StudyDate ${window.from}-${window.to}`);
+    this.name = 'WindowOverflowError';
+  }
+}
+
 export interface PacsSource {
   readonly id: string;
   /** Every study whose StudyDate is in the window, each once, however the server pages or truncates. */
-  findStudies(window: StudyWindow, match?: QidoMatch): Promise<DicomDataset[]>;
+  findStudies(window: StudyWindow, match?: QidoMatch, options?: { maxStudies?: number }): Promise<DicomDataset[]>;
   /** Studies with no valid StudyDate, missing, empty or malformed (found by a separate sweep). */
   findUndatedStudies(match?: QidoMatch): Promise<DicomDataset[]>;
   /** One page of a study search, for on-demand lookups (limit/offset as given). */

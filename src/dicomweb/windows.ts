@@ -3,6 +3,7 @@
  * Pure functions on DICOM DA strings and seconds of the day.
  */
 import { parseDate } from './dicomJson';
+import type { StudyWindow } from './types';
 
 /** A search scope: an inclusive StudyDate range, optionally narrowed to StudyTime seconds [start, end]. */
 export interface Scope {
@@ -115,3 +116,128 @@ export function uidBatches(uids: string[], size: number, maxChars = MAX_UID_LIST
   if (batch.length) batches.push(batch);
   return batches;
 }
+
+/** Days in an inclusive StudyDate window. */
+export function windowDays(w: { from: string; to: string }): number {
+  return dayNumber(w.to) - dayNumber(w.from) + 1;
+}
+
+export interface AdaptivePlanOptions {
+  from: string;
+  to: string;
+  /**
+   * Studies a window should hold. A window costs ceil(n / page) listing requests (one more when n is a
+   * whole number of pages), so a target a little under several pages keeps the waste under a page a window.
+   */
+  targetStudies: number;
+  /** Days of the first window when neither the store nor a listing says anything yet. */
+  initialDays: number;
+  /** Studies the store knows per StudyDate (YYYYMMDD → count): a lower bound of what the PACS holds. */
+  known?: Map<string, number>;
+  /** A window listing more than this is abandoned and planned again, smaller (never for one day). */
+  maxStudies?: number;
+}
+
+/**
+ * StudyDate windows sized by what the PACS returns: sparse days merge into long windows and dense ones
+ * get short windows, so listing a range costs about one request per page of studies. Each window is
+ * planned once the previous one is listed: the density it showed, and the store's per-day counts
+ * where they say more, decide how many days the next window can hold.
+ */
+export class AdaptiveWindows {
+  private start: number;
+  private readonly end: number;
+  /** Studies per day last seen on the PACS; undefined before the first listing. */
+  private density: number | undefined;
+  private knownDays: { day: number; n: number }[];
+  private k = 0;
+
+  constructor(private readonly opts: AdaptivePlanOptions) {
+    if (opts.targetStudies < 1) throw new RangeError('targetStudies must be at least 1');
+    this.start = dayNumber(opts.from);
+    this.end = dayNumber(opts.to);
+    this.knownDays = [...(opts.known ?? new Map<string, number>())]
+      .map(([d, n]) => ({ day: dayNumber(d), n }))
+      .sort((a, b) => a.day - b.day);
+  }
+
+  /** The next window to list, or undefined when the range is covered. */
+  next(): StudyWindow | undefined {
+    if (this.start > this.end) return undefined;
+    const days = Math.max(1, Math.min(this.daysByDensity(), this.daysByKnown(), this.end - this.start + 1));
+    const w = { from: fromDayNumber(this.start), to: fromDayNumber(this.start + days - 1) };
+    this.start += days;
+    return w;
+  }
+
+  /** The listing cap for a window (none for a single day, which cannot be narrowed by date). */
+  capFor(w: StudyWindow): number | undefined {
+    return windowDays(w) > 1 ? this.opts.maxStudies : undefined;
+  }
+
+  /** What listing `w` returned. */
+  listed(w: StudyWindow, studies: number): void {
+    this.density = studies / windowDays(w);
+  }
+
+  /**
+   * Listing `w` went past the cap: the StudyDates of the studies seen before it stopped are a lower
+   * bound of the window's days, so they join the known counts and the range from `w.from` is planned
+   * again (at most half of `w`), converging on dense days however long `w` was.
+   */
+  overflowed(w: StudyWindow, seenDates: string[]): StudyWindow {
+    const sample = new Map<number, number>();
+    for (const d of seenDates) {
+      if (!/^\d{8}$/.test(d)) continue;
+      const day = dayNumber(d);
+      sample.set(day, (sample.get(day) ?? 0) + 1);
+    }
+    const merged = new Map(this.knownDays.map((k) => [k.day, k.n]));
+    for (const [day, n] of sample) merged.set(day, Math.max(n, merged.get(day) ?? 0));
+    this.knownDays = [...merged].map(([day, n]) => ({ day, n })).sort((a, b) => a.day - b.day);
+    this.k = 0;
+    this.density = undefined;
+    this.start = dayNumber(w.from);
+    const half = Math.max(1, Math.floor(windowDays(w) / 2));
+    const days = Math.max(1, Math.min(this.daysByKnown(), half));
+    const next = { from: w.from, to: fromDayNumber(this.start + days - 1) };
+    this.start += days;
+    return next;
+  }
+
+  private daysByDensity(): number {
+    if (this.density === undefined) return this.knownDays.length ? Infinity : this.opts.initialDays;
+    return this.density > 0 ? Math.floor(this.opts.targetStudies / this.density) : Infinity;
+  }
+
+  /** Days from `start` until the store's known studies would pass the target. */
+  private daysByKnown(): number {
+    while (this.k < this.knownDays.length && this.knownDays[this.k]!.day < this.start) this.k++;
+    let total = 0;
+    for (let i = this.k; i < this.knownDays.length; i++) {
+      const { day, n } = this.knownDays[i]!;
+      total += n;
+      if (total > this.opts.targetStudies) return day - this.start; // stop before that day (at least one day)
+    }
+    return Infinity;
+  }
+}
+
+/** A fixed list of windows behind the same interface (fixed `windowDays`, backfills). */
+export class FixedWindows {
+  private i = 0;
+  constructor(private readonly windows: StudyWindow[]) {}
+  next(): StudyWindow | undefined {
+    return this.windows[this.i++];
+  }
+  capFor(): number | undefined {
+    return undefined;
+  }
+  listed(): void {}
+  overflowed(w: StudyWindow): StudyWindow {
+    return w; // never capped, so never called
+  }
+}
+
+/** How a run walks a StudyDate range: the next window given what the previous listings returned. */
+export type WindowPlanner = Pick<AdaptiveWindows, 'next' | 'capFor' | 'listed' | 'overflowed'>;

@@ -23,6 +23,51 @@ export const dateInput = z
   .regex(/^(\d{4}-\d{2}-\d{2}|\d{8})$/, 'use YYYY-MM-DD or YYYYMMDD')
   .transform((d) => d.replace(/-/g, ''));
 
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24 h)');
+
+/** The full-range sweep's own fields; every one has a default (`sweepDefaults`). */
+const sweepFields = {
+  /** When the full-range sweep runs (croner syntax), or "off". */
+  cron: z.union([cronExpression, z.literal('off')]),
+  /** QIDO requests per minute a sweep may make (its pace; polls and lookups are not held back). */
+  maxRequestsPerMinute: z.number().min(1).max(100000),
+  /** A lower pace during clinical hours, in the source's time zone (from ≤ t < to). */
+  clinicalHours: z
+    .object({ from: clockTime, to: clockTime, maxRequestsPerMinute: z.number().min(1).max(100000) })
+    .strict()
+    .optional(),
+  /** First StudyDate swept: the sweep covers this through 9999-12-31 and the undated studies. */
+  from: z
+    .string()
+    .regex(/^(\d{4}-\d{2}-\d{2}|\d{8})$/, 'use YYYY-MM-DD or YYYYMMDD')
+    .transform((d) => d.replace(/-/g, '')),
+  /** The source is flagged when its last complete sweep is older than this (or it has none). */
+  maxAgeHours: z.number().min(1),
+  /** The source is flagged when fewer than this share of the studies its last sweep listed are synced. */
+  minCoverage: z.number().min(0).max(1),
+};
+
+const sweepDefaults = {
+  cron: '17 1 * * *',
+  maxRequestsPerMinute: 120,
+  from: '00010101',
+  maxAgeHours: 48,
+  minCoverage: 0.999,
+};
+
+export const sweepSchema = z
+  .object({
+    cron: sweepFields.cron.default(sweepDefaults.cron),
+    maxRequestsPerMinute: sweepFields.maxRequestsPerMinute.default(sweepDefaults.maxRequestsPerMinute),
+    clinicalHours: sweepFields.clinicalHours,
+    from: sweepFields.from.default(sweepDefaults.from),
+    maxAgeHours: sweepFields.maxAgeHours.default(sweepDefaults.maxAgeHours),
+    minCoverage: sweepFields.minCoverage.default(sweepDefaults.minCoverage),
+  })
+  .strict()
+  .default({});
+export type SweepSettings = z.infer<typeof sweepSchema>;
+
 export const deletionActionSchema = z.enum(['ignore', 'entered-in-error', 'delete']);
 
 const syncFields = {
@@ -43,11 +88,17 @@ const syncFields = {
   /** Retry delay after the first failure, doubled for each further one. */
   backoffBaseSeconds: z.number().min(0),
   backoffMaxSeconds: z.number().min(0),
-  /** Re-list studies without StudyDate on every poll. */
+  /** The full-range sweep also lists the studies without a StudyDate (polls never do). */
   undatedSweep: z.boolean(),
+  /**
+   * Listing windows are sized by what the PACS returns, to hold about this many pages of studies
+   * (`pageSize`) each; 0 keeps fixed windows of `windowDays`, which otherwise sizes only the first window.
+   */
+  windowPages: z.number().int().min(0).max(1000),
+  sweep: sweepSchema,
   reconcile: z
     .object({
-      /** When the full reconcile runs; off when absent. */
+      /** Deprecated: the reconcile is part of the sweep; when set, it is the sweep's schedule. */
       cron: cronExpression.optional(),
       /** What happens to resources of studies that vanished from the PACS (only those the bridge created). */
       deletion: deletionActionSchema.default('ignore'),
@@ -65,13 +116,17 @@ const defaults = {
   backoffBaseSeconds: 60,
   backoffMaxSeconds: 86400,
   undatedSweep: true,
+  windowPages: 10,
 };
 
 const settingsSchema = z.object(syncFields);
 export type SyncSettings = z.infer<typeof settingsSchema>;
 
-/** Per-source overrides: any field of the global settings. */
-const overrideSchema = settingsSchema.partial().strict();
+/** Per-source overrides: any field of the global settings; sweep fields one by one. */
+const overrideSchema = settingsSchema
+  .extend({ sweep: z.object(sweepFields).partial().strict().optional() })
+  .partial()
+  .strict();
 
 export const syncSchema = z
   .object({
@@ -85,6 +140,8 @@ export const syncSchema = z
     backoffBaseSeconds: syncFields.backoffBaseSeconds.default(defaults.backoffBaseSeconds),
     backoffMaxSeconds: syncFields.backoffMaxSeconds.default(defaults.backoffMaxSeconds),
     undatedSweep: syncFields.undatedSweep.default(defaults.undatedSweep),
+    windowPages: syncFields.windowPages.default(defaults.windowPages),
+    sweep: sweepSchema,
     reconcile: syncFields.reconcile,
     /** Overrides by source id. */
     sources: z.record(overrideSchema).default({}),
@@ -113,6 +170,13 @@ export function syncSettingsFor(sync: SyncConfig, sourceId: string): SyncSetting
     ...global,
     ...own,
     reconcile: { ...global.reconcile, ...(own.reconcile ?? {}) },
+    sweep: { ...global.sweep, ...(own.sweep ?? {}) },
     filter: own.filter ?? global.filter,
   } as SyncSettings;
+}
+
+/** The sweep's schedule: the deprecated `reconcile.cron` when set, else `sweep.cron`; undefined when off. */
+export function sweepCron(settings: SyncSettings): string | undefined {
+  const cron = settings.reconcile.cron ?? settings.sweep.cron;
+  return cron === 'off' ? undefined : cron;
 }

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
 import { formatDa, readDate, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
-import type { PacsSource, StudyDetails, StudyWindow } from '../dicomweb/types';
+import { WindowOverflowError, type PacsSource, type StudyDetails, type StudyWindow } from '../dicomweb/types';
+import { FixedWindows, type WindowPlanner } from '../dicomweb/windows';
 import type { MapResult, StudyResults } from '../mapping/types';
 import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
@@ -45,6 +46,8 @@ interface Candidate {
   fingerprint: string;
   studyDate: string | null;
   state?: StudyState;
+  /** When this run's listing saw it (freshness is measured from the first such sighting). */
+  seenAt?: Date;
 }
 
 export function emptyCounts(): Required<
@@ -75,20 +78,30 @@ export class StudySyncRun {
    * it listed is settled. False when stopped.
    */
   async syncWindows(
-    windows: StudyWindow[],
-    hooks: { onWindowStart?: (w: StudyWindow) => void; onWindowDone?: (w: StudyWindow) => void } = {},
+    windows: StudyWindow[] | WindowPlanner,
+    hooks: {
+      onWindowStart?: (w: StudyWindow) => void;
+      onWindowDone?: (w: StudyWindow) => void;
+      /** A window's listing arrived, with how many studies the PACS reported in it. */
+      onListed?: (w: StudyWindow, studies: number) => void;
+    } = {},
   ): Promise<boolean> {
+    // Adaptive planners size each window from the listings before it, so windows are planned one at a time.
+    const planner = Array.isArray(windows) ? new FixedWindows(windows) : windows;
     // Windows listed but not yet done, with the queue position their last study has.
     const open: { window: StudyWindow; end: number }[] = [];
     const settle = () => {
       while (open.length && open[0]!.end <= this.dequeued) hooks.onWindowDone?.(open.shift()!.window);
     };
-    let listing = windows.length ? this.listWindow(windows[0]!) : undefined;
-    for (const [k, window] of windows.entries()) {
-      const datasets = await listing!;
+    const first = planner.next();
+    let listing = first ? this.listPlanned(planner, first) : undefined;
+    while (listing) {
+      const { window, datasets } = await listing;
+      hooks.onListed?.(window, datasets.length);
       if (this.ctx.stopRequested()) return false;
-      const last = k + 1 === windows.length;
-      listing = last ? undefined : prefetched(this.listWindow(windows[k + 1]!));
+      const following = planner.next();
+      const last = !following;
+      listing = following ? prefetched(this.listPlanned(planner, following)) : undefined;
       hooks.onWindowStart?.(window);
       this.enqueue(this.decide(datasets));
       open.push({ window, end: this.enqueued });
@@ -101,10 +114,31 @@ export class StudySyncRun {
     return true;
   }
 
-  private async listWindow(window: StudyWindow): Promise<DicomDataset[]> {
+  /** Lists a planned window; one that passes its cap is planned again, smaller, and listed instead. */
+  private async listPlanned(
+    planner: WindowPlanner,
+    window: StudyWindow,
+  ): Promise<{ window: StudyWindow; datasets: DicomDataset[] }> {
+    for (;;) {
+      try {
+        const datasets = await this.listWindow(window, planner.capFor(window));
+        planner.listed(window, datasets.length);
+        return { window, datasets };
+      } catch (err) {
+        if (!(err instanceof SourceUnavailableError && err.cause instanceof WindowOverflowError)) throw err;
+        this.ctx.log.debug({ window, seen: err.cause.seen }, 'window too dense; planned smaller');
+        window = planner.overflowed(window, err.cause.dates);
+      }
+    }
+  }
+
+  private async listWindow(window: StudyWindow, maxStudies?: number): Promise<DicomDataset[]> {
     let datasets: DicomDataset[];
     try {
-      datasets = await this.ctx.source.findStudies(window, this.ctx.settings.filter);
+      const { filter } = this.ctx.settings;
+      datasets = await (maxStudies === undefined
+        ? this.ctx.source.findStudies(window, filter)
+        : this.ctx.source.findStudies(window, filter, { maxStudies }));
     } catch (err) {
       throw new SourceUnavailableError(err);
     }
@@ -167,6 +201,7 @@ export class StudySyncRun {
           ],
           'study not found on the PACS',
           true,
+          false,
         );
         continue;
       }
@@ -205,7 +240,7 @@ export class StudySyncRun {
         );
         continue;
       }
-      candidates.push({ uid, dataset, fingerprint, studyDate: studyDateOf(dataset) });
+      candidates.push({ uid, dataset, fingerprint, studyDate: studyDateOf(dataset), seenAt: now });
     }
     this.counts.found += candidates.length;
 
@@ -280,6 +315,7 @@ export class StudySyncRun {
           fingerprint: c.fingerprint,
           contentHash: mapped.contentHash,
           at: this.ctx.now(),
+          seenAt: c.seenAt,
         });
         this.counts.unchanged++;
         continue;
@@ -414,6 +450,7 @@ export class StudySyncRun {
           resourceId: first?.resourceId ?? write.imagingStudy.id ?? null,
           versionId: first?.versionId ?? null,
           at,
+          seenAt: c.seenAt,
         });
         if (results.every((r) => r.ok && r.unchanged)) this.counts.unchanged++;
         else this.counts.written++;
@@ -421,7 +458,8 @@ export class StudySyncRun {
     });
   }
 
-  private recordFailures(candidates: Candidate[], error: string, countAttempt: boolean): void {
+  /** `seen` false: the study was looked up and not found, so this is no sighting of it on the PACS. */
+  private recordFailures(candidates: Candidate[], error: string, countAttempt: boolean, seen = true): void {
     const { maxAttempts, backoffBaseSeconds, backoffMaxSeconds } = this.ctx.settings;
     const at = this.ctx.now();
     this.ctx.store.transaction(() => {
@@ -435,6 +473,8 @@ export class StudySyncRun {
           maxAttempts,
           retryDelaySeconds: (n) => retryDelaySeconds(n, backoffBaseSeconds, backoffMaxSeconds),
           at,
+          seenAt: c.seenAt,
+          seen,
         });
         this.counts.failed++;
         if (state.dead && c.state?.status !== 'dead') this.counts.dead++;

@@ -13,11 +13,19 @@ import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';
 import type { Sink } from '../sinks/sink';
 import type { RunCounts, RunKind, RunStatus, Store } from '../sinks/store';
-import { syncSchema, syncSettingsFor, type SyncConfig, type SyncConfigInput, type SyncSettings } from './config';
-import { addDays, planWindows, pollRange, todayIn } from './dates';
+import {
+  sweepCron,
+  syncSchema,
+  syncSettingsFor,
+  type SyncConfig,
+  type SyncConfigInput,
+  type SyncSettings,
+} from './config';
+import { planWindows, pollRange, todayIn } from './dates';
 import { describeError, SourceBusyError, SourceUnavailableError } from './errors';
-import { reconcileSource } from './reconcile';
 import { StudySyncRun, studyUidOf, type StudyMapper } from './run';
+import { sweepSource, windowPlanner } from './sweep';
+import { pacedRequest, RequestPacer, runPaced, sweepRate, warnOnce } from './sweepPace';
 
 export interface RunSummary {
   runId: string;
@@ -58,25 +66,43 @@ export interface SyncServiceOptions {
 
 export interface SyncService {
   readonly sourceIds: string[];
-  /** One poll: the checkpoint-to-today windows (including the lookback), the undated sweep, due retries. */
+  /** One poll: the checkpoint-to-today windows (including the lookback) and due retries; `undated` adds the undated scan. */
   runOnce(sourceId: string, opts?: { undated?: boolean; retries?: boolean }): Promise<RunSummary>;
+  /**
+   * A full-range sweep (or the rest of an interrupted one): every StudyDate and the undated studies,
+   * late arrivals and changes of any age synced, vanished studies handled by the deletion policy.
+   * Paced by `sync.sweep` budgets; runs beside polls of the same source.
+   */
+  sweep(sourceId: string): Promise<RunSummary>;
   /** Syncs StudyDate from..to (YYYYMMDD or YYYY-MM-DD); resumes where an interrupted identical backfill stopped. */
   backfill(sourceId: string, from: string, to: string, onProgress?: (p: BackfillProgress) => void): Promise<RunSummary>;
-  /** Finds studies that vanished from the PACS and applies the configured deletion action. */
+  /** The sweep, under its former name: it finds vanished studies and applies the deletion action. */
   reconcile(sourceId: string): Promise<RunSummary>;
-  /** Schedules polls (and reconciles, when configured) per source. */
+  /** Schedules polls and sweeps per source. */
   start(): void;
   /** Stops schedules and waits for runs in progress to finish their batch in hand. */
   stop(): Promise<void>;
   isRunning(sourceId: string): boolean;
+  isSweeping(sourceId: string): boolean;
   source(sourceId: string): PacsSource;
   settings(sourceId: string): SyncSettings;
 }
 
-function defaultSourceFactory(logger: Logger): (cfg: SourceConfig) => PacsSource {
-  // The logger carries the source layer's "results may be missing" warnings (UIDs and windows only).
-  return (cfg) => createPacsSource(cfg, { logger });
+/** Source loggers by source id: each says a given warning once per sweep (reset when a sweep starts). */
+type SourceLoggers = Map<string, ReturnType<typeof warnOnce>>;
+
+function defaultSourceFactory(logger: Logger, loggers: SourceLoggers): (cfg: SourceConfig) => PacsSource {
+  // The logger carries the source layer's "results may be missing" warnings (UIDs and windows only);
+  // requests started inside a sweep wait for its budget (pacedRequest), others go at once.
+  return (cfg) => {
+    const once = warnOnce(logger);
+    loggers.set(cfg.id, once);
+    return createPacsSource(cfg, { logger: once, beforeRequest: pacedRequest });
+  };
 }
+
+/** The run lane of a kind: a sweep runs beside the polls of its source, under a lease of its own. */
+const laneOf = (sourceId: string, kind: RunKind) => (kind === 'sweep' ? `${sourceId}#sweep` : sourceId);
 
 /**
  * The mapper, optionally behind the profile guard: a resource that fails base R4 or TW Core validation
@@ -141,6 +167,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const sourceConfigs = new Map(options.config.sources.map((s) => [s.id, s]));
   // One PacsSource per source for the service's life, so capability probes and tokens are reused.
   const sources = new Map<string, PacsSource>();
+  const sourceLoggers: SourceLoggers = new Map();
   const running = new Map<string, Promise<RunSummary>>();
   const crons: Cron[] = [];
   let stopping = false;
@@ -153,7 +180,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const sourceOf = (sourceId: string): PacsSource => {
     let s = sources.get(sourceId);
     if (!s) {
-      s = (options.sourceFactory ?? defaultSourceFactory(baseLog))(configOf(sourceId));
+      s = (options.sourceFactory ?? defaultSourceFactory(baseLog, sourceLoggers))(configOf(sourceId));
       sources.set(sourceId, s);
     }
     return s;
@@ -172,13 +199,14 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     onSettled?: (n: number) => void,
   ): Promise<RunSummary> {
     configOf(sourceId);
-    if (running.has(sourceId)) return Promise.reject(new SourceBusyError(sourceId));
+    const lane = laneOf(sourceId, kind);
+    if (running.has(lane)) return Promise.reject(new SourceBusyError(sourceId));
     // Across processes too (a `sync --once` beside the scheduled service): a lease in the store.
-    const lease = store.acquireLease(sourceId, LEASE_OWNER, LEASE_TTL_MS, holderIsDead);
+    const lease = store.acquireLease(lane, LEASE_OWNER, LEASE_TTL_MS, holderIsDead);
     if (!lease.ok) return Promise.reject(new SourceBusyError(sourceId, lease.holder));
-    // Runs of this source still marked running were left by a process that no longer holds the lease.
-    store.closeAbandonedRuns(sourceId);
-    const renew = setInterval(() => store.renewLease(sourceId, LEASE_OWNER, LEASE_TTL_MS), LEASE_TTL_MS / 3);
+    // Runs of this lane still marked running were left by a process that no longer holds the lease.
+    store.closeAbandonedRuns(sourceId, kind === 'sweep' ? 'sweep' : 'other');
+    const renew = setInterval(() => store.renewLease(lane, LEASE_OWNER, LEASE_TTL_MS), LEASE_TTL_MS / 3);
     renew.unref();
     const startedAt = now();
     const runId = store.startRun(sourceId, kind, startedAt);
@@ -233,15 +261,50 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         endedAt: endedAt.toISOString(),
       };
     })();
-    running.set(sourceId, promise);
+    running.set(lane, promise);
     return promise.finally(() => {
       clearInterval(renew);
-      store.releaseLease(sourceId, LEASE_OWNER);
-      running.delete(sourceId);
+      store.releaseLease(lane, LEASE_OWNER);
+      running.delete(lane);
     });
   }
 
   const todayFor = (sourceId: string) => todayIn(configOf(sourceId).defaultTimezone, now());
+
+  /** The body of a sweep run: under the source's sweep budget, its warnings said afresh. */
+  function runSweep(sourceId: string, run: StudySyncRun, log: Logger) {
+    const settings = syncSettingsFor(sync, sourceId);
+    const cfg = configOf(sourceId);
+    sourceLoggers.get(sourceId)?.reset();
+    const pacer = new RequestPacer(sweepRate(settings.sweep, cfg.defaultTimezone));
+    return runPaced(pacer, () =>
+      sweepSource({
+        run,
+        store,
+        sinks: options.sinks,
+        source: sourceOf(sourceId),
+        sourceConfig: cfg,
+        settings,
+        log,
+        now,
+        stopRequested: () => stopping,
+      }),
+    );
+  }
+
+  /** The sweep's own cron job; a sweep still going when it fires is left to finish. */
+  function scheduleSweep(sourceId: string): void {
+    const cron = sweepCron(syncSettingsFor(sync, sourceId));
+    if (!cron) return;
+    crons.push(
+      new Cron(cron, { name: `sweep:${sourceId}`, catch: true }, async () => {
+        if (stopping || running.has(laneOf(sourceId, 'sweep'))) return;
+        await service
+          .sweep(sourceId)
+          .catch((err) => baseLog.error({ source: sourceId, err: describeError(err) }, 'sweep could not start'));
+      }),
+    );
+  }
 
   const service: SyncService = {
     sourceIds: [...sourceConfigs.keys()],
@@ -257,13 +320,14 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
           backfillFrom: settings.backfillFrom,
         });
         // Once a window is done, every study in it is written, unchanged, or recorded for retry.
-        const windows = planWindows(range.from, range.to, settings.windowDays);
+        const windows = windowPlanner(store, sourceId, settings, configOf(sourceId), range.from, range.to);
         if (
           stopping ||
           !(await run!.syncWindows(windows, { onWindowDone: (w) => store.advanceCheckpoint(sourceId, w.to, 'poll') }))
         )
           return { complete: false };
-        if ((opts.undated ?? settings.undatedSweep) && !(await run!.syncUndated())) return { complete: false };
+        // The undated studies are the sweep's: listing them costs a scan of every study.
+        if (opts.undated && !(await run!.syncUndated())) return { complete: false };
         if ((opts.retries ?? true) && !(await run!.syncDueRetries())) return { complete: false };
         return { complete: true };
       });
@@ -318,26 +382,12 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       );
     },
 
+    sweep(sourceId) {
+      return exclusive(sourceId, 'sweep', (run, _runId, log) => runSweep(sourceId, run!, log));
+    },
+
     reconcile(sourceId) {
-      return exclusive(
-        sourceId,
-        'reconcile',
-        async (_run, _runId, log) => {
-          const result = await reconcileSource({
-            store,
-            sinks: options.sinks,
-            source: sourceOf(sourceId),
-            sourceId,
-            settings: syncSettingsFor(sync, sourceId),
-            today: addDays(todayFor(sourceId), 0),
-            log,
-            stopRequested: () => stopping,
-          });
-          const { stopped, ...counts } = result;
-          return { complete: !stopped, counts };
-        },
-        false,
-      );
+      return service.sweep(sourceId);
     },
 
     start() {
@@ -359,11 +409,8 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
           );
         };
         schedule(settings.cron, 'poll', () => service.runOnce(sourceId));
-        if (settings.reconcile.cron) schedule(settings.reconcile.cron, 'reconcile', () => service.reconcile(sourceId));
-        baseLog.info(
-          { source: sourceId, cron: settings.cron, reconcile: settings.reconcile.cron ?? null },
-          'sync scheduled',
-        );
+        scheduleSweep(sourceId);
+        baseLog.info({ source: sourceId, cron: settings.cron, sweep: sweepCron(settings) ?? null }, 'sync scheduled');
       }
     },
 
@@ -374,6 +421,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     },
 
     isRunning: (sourceId) => running.has(sourceId),
+    isSweeping: (sourceId) => running.has(laneOf(sourceId, 'sweep')),
     source: sourceOf,
     settings: (sourceId) => syncSettingsFor(sync, sourceId),
   };

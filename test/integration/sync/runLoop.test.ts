@@ -96,8 +96,8 @@ describe('sync run loop against Orthanc', () => {
     // Real time here: the run records' start and end times show whether runs overlapped.
     const study = makeStudy({ studyDate: daysAgo(0), series: [makeSeries({ instances: 1 })] });
     await loadStudies(orthanc, [study]);
-    // The first run makes at least four requests (a window, the undated sweep, details): it outlasts the one-second schedule.
-    proxy.delayMs = 400;
+    // The first run makes at least three requests (a window, series, instances): it outlasts the one-second schedule.
+    proxy.delayMs = 600;
     const sync = service(store, { cron: '* * * * * *', lookbackDays: 0 });
     const linesBefore = logLines.length;
     sync.start();
@@ -340,21 +340,23 @@ describe('sync run loop against Orthanc', () => {
     expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
   });
 
-  it('a reconcile that lists no studies at all refuses to treat the stored ones as deleted', async () => {
+  it('a sweep that lists no studies at all refuses to treat the stored ones as deleted', async () => {
     const store = freshStore();
     const studies = [makeStudy({ studyDate: '20170302' }), makeStudy({ studyDate: '20170303' })];
     await loadStudies(orthanc, studies);
-    const sync = service(
-      store,
-      { backfillFrom: '20170301', undatedSweep: false, reconcile: { deletion: 'delete' } },
-      { now: noonOf('20170310') },
-    );
+    const settings: SyncConfigInput = {
+      backfillFrom: '20170301',
+      undatedSweep: false,
+      reconcile: { deletion: 'delete' },
+    };
+    const sync = service(store, settings, { now: noonOf('20170310') });
     expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok', counts: { written: 2 } });
 
-    for (const s of studies) await deleteFromOrthanc(orthanc, s.studyUid);
-    const run = await sync.reconcile(SOURCE_ID);
+    // A filter that matches nothing (misconfigured): the whole-range listing comes back empty.
+    const misconfigured = service(store, { ...settings, filter: { AccessionNumber: 'NO-SUCH-ACCESSION' } });
+    const run = await misconfigured.reconcile(SOURCE_ID);
     expect(run).toMatchObject({
-      kind: 'reconcile',
+      kind: 'sweep',
       status: 'failed',
       error: expect.stringMatching(/listed no studies/),
     });

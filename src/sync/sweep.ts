@@ -1,0 +1,173 @@
+/**
+ * The full-range sweep: every StudyDate the PACS may hold (settings.sweep.from through 9999-12-31, in
+ * adaptive windows) and the undated studies, compared by fingerprint with the store like a poll. It
+ * finds late arrivals (an old StudyDate stored after its days were polled), changes to studies of any
+ * age, and, once the listing is complete, the studies that vanished (the deletion policy applies).
+ * Progress is checkpointed per window in the store, so a sweep resumes after a crash or a stop.
+ */
+import type { Logger } from 'pino';
+import type { SourceConfig } from '../config';
+import type { PacsSource, StudyWindow } from '../dicomweb/types';
+import { AdaptiveWindows, FixedWindows, type WindowPlanner } from '../dicomweb/windows';
+import type { DicomDataset } from '../dicomweb/dicomJson';
+import type { Sink } from '../sinks/sink';
+import type { RunCounts, Store, SweepRecord } from '../sinks/store';
+import type { SyncSettings } from './config';
+import { addDays, planWindows } from './dates';
+import { SourceUnavailableError } from './errors';
+import { removeVanished } from './reconcile';
+import type { StudySyncRun } from './run';
+
+/** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */
+export const SWEEP_END = '99991231';
+
+/**
+ * Windows for a run over from..to: adaptive (sized by the store's per-day counts and by what each listing
+ * returns, about `windowPages` pages each) or, with `windowPages` 0, fixed windows of `windowDays`.
+ */
+export function windowPlanner(
+  store: Store,
+  sourceId: string,
+  settings: SyncSettings,
+  source: Pick<SourceConfig, 'pageSize' | 'serverLimit'>,
+  from: string,
+  to: string,
+): WindowPlanner {
+  if (!settings.windowPages) return new FixedWindows(fixedWindows(store, sourceId, settings, from, to));
+  const page = Math.min(source.pageSize, source.serverLimit ?? Infinity);
+  // Half a page under a whole number of pages: a window then wastes at most part of its last page.
+  let target = Math.max(1, Math.floor((settings.windowPages - 0.5) * page));
+  // Stay clear of a server's cap on a whole search, which would make every window truncated and split.
+  if (source.serverLimit) target = Math.min(target, Math.max(1, Math.floor(source.serverLimit * 0.8)));
+  return new AdaptiveWindows({
+    from,
+    to,
+    targetStudies: target,
+    initialDays: settings.windowDays,
+    known: store.studiesPerDay(sourceId, from, to),
+    maxStudies: 4 * target,
+  });
+}
+
+/**
+ * Fixed windows over the days the store knows studies on; the days before and after them (up to the
+ * sweep's far-future end) are one window each, so an empty millennium is not thousands of queries.
+ */
+function fixedWindows(store: Store, sourceId: string, settings: SyncSettings, from: string, to: string): StudyWindow[] {
+  const known = [...store.studiesPerDay(sourceId, from, to).keys()].sort();
+  const today = addDays(new Date().toISOString().slice(0, 10).replace(/-/g, ''), 1);
+  const first = known[0] && known[0] > from ? known[0] : from;
+  const last = to < today ? to : today;
+  const out: StudyWindow[] = [];
+  if (first > from) out.push({ from, to: addDays(first, -1) });
+  if (first <= last) out.push(...planWindows(first, last, settings.windowDays));
+  if (last < to) out.push({ from: addDays(last, 1), to });
+  return out;
+}
+
+export interface SweepContext {
+  run: StudySyncRun;
+  store: Store;
+  sinks: Sink[];
+  source: PacsSource;
+  sourceConfig: SourceConfig;
+  settings: SyncSettings;
+  log: Logger;
+  now: () => Date;
+  stopRequested: () => boolean;
+}
+
+export interface SweepOutcome {
+  complete: boolean;
+  counts: RunCounts;
+  sweep: SweepRecord;
+}
+
+/** One sweep, or the rest of an interrupted one. */
+export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
+  const sourceId = ctx.sourceConfig.id;
+  const sweep = ctx.store.openSweep(sourceId, ctx.now());
+  const counts: RunCounts = { listed: 0 };
+  const unresolvedBefore = ctx.source.stats.unresolved ?? 0;
+  const stopped = (): SweepOutcome => ({ complete: false, counts, sweep });
+  ctx.log.info(
+    { sweepId: sweep.id, startedAt: sweep.startedAt, resumeAfter: sweep.throughDate, undatedDone: sweep.undatedDone },
+    sweep.throughDate || sweep.undatedDone ? 'sweep resumed' : 'sweep started',
+  );
+
+  // 1. Every StudyDate, window after window; each settled window moves the sweep's checkpoint.
+  const from = sweep.throughDate ? addDays(sweep.throughDate, 1) : ctx.settings.sweep.from;
+  if (sweep.throughDate !== SWEEP_END && from <= SWEEP_END) {
+    const listedIn = new Map<string, number>();
+    const planner = windowPlanner(ctx.store, sourceId, ctx.settings, ctx.sourceConfig, from, SWEEP_END);
+    const done = await ctx.run.syncWindows(planner, {
+      onListed: (w, n) => listedIn.set(w.from, n),
+      onWindowDone: (w) => {
+        const n = listedIn.get(w.from) ?? 0;
+        counts.listed! += n;
+        ctx.store.advanceSweep(sweep.id, { throughDate: w.to, listed: n });
+      },
+    });
+    if (!done) return stopped();
+  }
+
+  // 2. The undated studies, which no StudyDate window finds.
+  if (ctx.settings.undatedSweep && !sweep.undatedDone) {
+    let undated: DicomDataset[];
+    try {
+      undated = await ctx.source.findUndatedStudies(ctx.settings.filter);
+    } catch (err) {
+      throw new SourceUnavailableError(err);
+    }
+    if (!(await ctx.run.syncDatasets(undated))) return stopped();
+    counts.listed! += undated.length;
+    ctx.store.advanceSweep(sweep.id, { listed: undated.length, undatedDone: true });
+  }
+
+  // 3. Vanished: known studies no listing has seen since the sweep began.
+  const unresolved = (ctx.source.stats.unresolved ?? 0) - unresolvedBefore;
+  const vanished = ctx.store
+    .unseenSince(sourceId, sweep.startedAt)
+    .filter((s) => (s.studyDate ? s.studyDate >= ctx.settings.sweep.from : ctx.settings.undatedSweep));
+  const listedInSweep = sweep.listed + counts.listed!;
+  counts.vanished = vanished.length;
+  counts.unresolved = unresolved;
+  if (vanished.length && unresolved > 0) {
+    // Searches the PACS kept truncating: a study missing from the listing may still be there.
+    ctx.log.warn(
+      { vanished: vanished.length, unresolved },
+      'sweep listing incomplete (PACS truncation); vanished studies left alone',
+    );
+  } else if (vanished.length && listedInSweep === 0) {
+    throw new Error(
+      `the PACS listed no studies at all while the store has ${vanished.length}; refusing to treat them all as deleted`,
+    );
+  } else if (vanished.length) {
+    const r = await removeVanished({
+      store: ctx.store,
+      sinks: ctx.sinks,
+      sourceId,
+      action: ctx.settings.reconcile.deletion,
+      vanished,
+      log: ctx.log,
+      stopRequested: ctx.stopRequested,
+    });
+    counts.removed = r.removed;
+    counts.failed = (ctx.run.counts.failed ?? 0) + r.failed;
+    if (r.stopped) return stopped();
+  }
+
+  const done = ctx.store.completeSweep(sweep.id, { vanished: vanished.length, unresolved, at: ctx.now() });
+  ctx.log.info(
+    {
+      sweepId: done.id,
+      listed: done.listed,
+      synced: done.synced,
+      failing: done.failing,
+      dead: done.dead,
+      vanished: done.vanished,
+    },
+    'sweep complete',
+  );
+  return { complete: true, counts, sweep: done };
+}
