@@ -168,9 +168,40 @@ export class DicomwebSource implements PacsSource {
     }
     // Orthanc 1.10 matches "" literally (nothing comes back), so scan every study and keep the
     // undated ones. Without a date to narrow by, a capped scan cannot be split.
-    const r = await this.pagedStudies([], planned);
-    if (r.truncated) this.unresolved('undated studies (scan of all studies)');
-    return keep(r);
+    const scan = await this.scanStudyDates(planned);
+    if (scan.truncated) this.unresolved('undated studies (scan of all studies)');
+    const undated = dedupe(scan.datasets.filter(isUndated), studyUidOf)
+      .map(studyUidOf)
+      .filter((u): u is string => !!u);
+    if (undated.length) this.emptyValueMatching = false; // undated studies exist and "" found none
+    return keep(await this.studiesByUid(undated, planned));
+  }
+
+  /**
+   * Every study's UID and StudyDate: the server's default attributes only (no includefield, so nothing
+   * is read from files) in pages of 5 × detailPageSize, a tenth or less of what listing the full rows costs.
+   */
+  private scanStudyDates(planned: PlannedQuery): Promise<PagedResult> {
+    const fetch: PageFetcher = (limit, offset) =>
+      this.transport.qido({
+        level: 'studies',
+        params: [...planned.params, ['limit', String(limit)], ['offset', String(offset)]],
+      });
+    return pageThrough(fetch, 5 * this.cfg.detailPageSize, this.caps, studyUidOf);
+  }
+
+  /** The full study-level rows of these studies, by UID list where the PACS supports it. */
+  private async studiesByUid(uids: string[], planned: PlannedQuery): Promise<PagedResult> {
+    if (!uids.length) return { datasets: [], truncated: false };
+    const batched = uids.length > 1 && (await this.supportsUidListMatching());
+    const chunks = batched ? uidBatches(uids, this.cfg.pageSize) : uids.map((uid) => [uid]);
+    const out: PagedResult = { datasets: [], truncated: false };
+    for (const chunk of chunks) {
+      const r = await this.pagedStudies([[Tag.StudyInstanceUID, chunk.join(',')]], planned);
+      out.datasets.push(...r.datasets);
+      if (r.truncated) this.unresolved(`undated studies by UID (${chunk.length})`);
+    }
+    return out;
   }
 
   searchStudies(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]> {

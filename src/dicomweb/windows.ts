@@ -149,16 +149,23 @@ export class AdaptiveWindows {
   private readonly end: number;
   /** Studies per day last seen on the PACS; undefined before the first listing. */
   private density: number | undefined;
-  private knownDays: { day: number; n: number }[];
+  private knownDays: { day: number; n: number }[] = [];
+  /** Known studies from each index of `knownDays` to the end. */
+  private knownRest: number[] = [];
   private k = 0;
 
   constructor(private readonly opts: AdaptivePlanOptions) {
     if (opts.targetStudies < 1) throw new RangeError('targetStudies must be at least 1');
     this.start = dayNumber(opts.from);
     this.end = dayNumber(opts.to);
-    this.knownDays = [...(opts.known ?? new Map<string, number>())]
-      .map(([d, n]) => ({ day: dayNumber(d), n }))
-      .sort((a, b) => a.day - b.day);
+    this.setKnown([...(opts.known ?? new Map<string, number>())].map(([d, n]) => ({ day: dayNumber(d), n })));
+  }
+
+  private setKnown(days: { day: number; n: number }[]): void {
+    this.knownDays = days.sort((a, b) => a.day - b.day);
+    this.knownRest = new Array<number>(days.length + 1).fill(0);
+    for (let i = days.length - 1; i >= 0; i--) this.knownRest[i] = this.knownRest[i + 1]! + days[i]!.n;
+    this.k = 0;
   }
 
   /** The next window to list, or undefined when the range is covered. */
@@ -194,8 +201,7 @@ export class AdaptiveWindows {
     }
     const merged = new Map(this.knownDays.map((k) => [k.day, k.n]));
     for (const [day, n] of sample) merged.set(day, Math.max(n, merged.get(day) ?? 0));
-    this.knownDays = [...merged].map(([day, n]) => ({ day, n })).sort((a, b) => a.day - b.day);
-    this.k = 0;
+    this.setKnown([...merged].map(([day, n]) => ({ day, n })));
     this.density = undefined;
     this.start = dayNumber(w.from);
     const half = Math.max(1, Math.floor(windowDays(w) / 2));
@@ -210,9 +216,13 @@ export class AdaptiveWindows {
     return this.density > 0 ? Math.floor(this.opts.targetStudies / this.density) : Infinity;
   }
 
-  /** Days from `start` until the store's known studies would pass the target. */
+  /**
+   * Days from `start` until the store's known studies would pass the target. When all that is left
+   * fits in one and a half targets, it is one window: a short tail would cost a request of its own.
+   */
   private daysByKnown(): number {
     while (this.k < this.knownDays.length && this.knownDays[this.k]!.day < this.start) this.k++;
+    if ((this.knownRest[this.k] ?? 0) <= 1.5 * this.opts.targetStudies) return Infinity;
     let total = 0;
     for (let i = this.k; i < this.knownDays.length; i++) {
       const { day, n } = this.knownDays[i]!;
