@@ -10,7 +10,9 @@ const DA = /^(\d{4})(\d{2})(\d{2})$/;
 function toUtcDate(da: string): Date {
   const m = DA.exec(da);
   if (!m) throw new Error(`"${da}" is not a YYYYMMDD date`);
-  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999 (a sweep starts at 0001-01-01).
+  const d = new Date(0);
+  d.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
   if (d.getUTCFullYear() !== Number(m[1]) || d.getUTCMonth() !== Number(m[2]) - 1 || d.getUTCDate() !== Number(m[3])) {
     throw new Error(`"${da}" is not a calendar date`);
   }

@@ -55,9 +55,11 @@ export function windowPlanner(
  */
 function fixedWindows(store: Store, sourceId: string, settings: SyncSettings, from: string, to: string): StudyWindow[] {
   const known = [...store.studiesPerDay(sourceId, from, to).keys()].sort();
-  const today = addDays(new Date().toISOString().slice(0, 10).replace(/-/g, ''), 1);
-  const first = known[0] && known[0] > from ? known[0] : from;
-  const last = to < today ? to : today;
+  const tomorrow = addDays(new Date().toISOString().slice(0, 10).replace(/-/g, ''), 1);
+  const last = to < tomorrow ? to : tomorrow;
+  // Nothing known yet: only the last day is windowed, the rest is one window each side.
+  const start = known[0] ?? last;
+  const first = start > from ? start : from;
   const out: StudyWindow[] = [];
   if (first > from) out.push({ from, to: addDays(first, -1) });
   if (first <= last) out.push(...planWindows(first, last, settings.windowDays));

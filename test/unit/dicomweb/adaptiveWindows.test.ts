@@ -103,3 +103,13 @@ describe('adaptive windows', () => {
     expect(p.capFor({ from: '20230101', to: '20230102' })).toBe(10);
   });
 });
+
+describe('calendar arithmetic near year 1 (where the sweep starts)', () => {
+  it('adds days to dates before the year 100 without reading them as 19xx', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { addDays, daysBetween } = require('../../../src/sync/dates') as typeof import('../../../src/sync/dates');
+    expect(addDays('00010106', 1)).toBe('00010107');
+    expect(addDays('00991231', 1)).toBe('01000101');
+    expect(daysBetween('00010101', '00020101')).toBe(365);
+  });
+});
