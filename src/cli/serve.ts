@@ -43,6 +43,7 @@ export function serveCommand(): Command {
           fhirSinks,
           caches: app.fhir.service.caches(),
           auth: adminAuth(createAuthenticator(config.api.auth)),
+          sweepSettings: (id) => (service.sourceIds.includes(id) ? service.settings(id).sweep : undefined),
           logger,
         }),
       );

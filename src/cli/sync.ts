@@ -8,8 +8,16 @@ import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig, type BridgeConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import type { Store } from '../sinks/store';
-import { createSyncService, type RunSummary, type SyncService } from '../sync';
+import {
+  createSyncService,
+  sourceCoverage,
+  syncSettingsFor,
+  type Coverage,
+  type RunSummary,
+  type SyncService,
+} from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
+import { formatDuration, formatInstant } from '../api/ops/format';
 import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
 
 interface Context {
@@ -183,6 +191,8 @@ export interface SourceStatus {
   counts: ReturnType<Store['counts']>;
   failing: { studyUid: string; attempts: number; nextRetryAt: string | null; lastError: string | null }[];
   dead: { studyUid: string; attempts: number; lastError: string | null }[];
+  /** The last complete sweep against the store, pending studies, freshness, and the verdict. */
+  coverage: Coverage;
 }
 
 type RunSummaryLike = {
@@ -223,7 +233,27 @@ export function sourceStatus(store: Store, config: BridgeConfig, sourceId: strin
     dead: store
       .deadLetters(sourceId)
       .map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
+    coverage: sourceCoverage(store, sourceId, now, syncSettingsFor(config.sync, sourceId).sweep),
   };
+}
+
+/** The coverage lines of `status`: the proof that the PACS and the store agree, or why not. */
+export function coverageLines(c: Coverage): string {
+  const s = c.lastSweep;
+  const sweep = s
+    ? `last complete sweep ${formatInstant(s.completedAt)} (${formatDuration(s.ageSeconds)} ago): PACS reported ${s.listed}, synced ${s.synced} (${(s.coverage * 100).toFixed(1)} %), failing ${s.failing}, dead ${s.dead}, vanished ${s.vanished}`
+    : 'never swept: no full-range sweep has completed';
+  const open = c.sweepInProgress
+    ? `\n  sweep in progress since ${formatInstant(c.sweepInProgress.startedAt)}: through StudyDate ${c.sweepInProgress.throughDate ?? '–'}, ${c.sweepInProgress.listed} listed`
+    : '';
+  const p = c.pending;
+  const pending = `pending ${p.failing} failing, ${p.dead} dead${p.oldestStudyUid ? `; oldest ${p.oldestStudyUid} waiting ${formatDuration(p.oldestAgeSeconds ?? undefined)}` : ''}`;
+  const f = c.freshness;
+  const freshness = f.samples
+    ? `freshness (24 h, ${f.samples} written): p50 ${formatDuration(f.p50 ?? undefined)}, p95 ${formatDuration(f.p95 ?? undefined)}, max ${formatDuration(f.max ?? undefined)}`
+    : 'freshness (24 h): nothing written';
+  const verdict = c.health === 'ok' ? 'coverage: ok' : `coverage: ${c.health.toUpperCase()}: ${c.problems.join('; ')}`;
+  return `  ${verdict}\n  ${sweep}${open}\n  ${pending}\n  ${freshness}\n`;
 }
 
 export function statusCommand(): Command {
@@ -246,7 +276,8 @@ export function statusCommand(): Command {
             : 'never';
           process.stdout.write(
             `${s.sourceId}\n  last run: ${run}\n  checkpoint: ${s.checkpoint ?? 'none'}${s.lagDays !== null ? ` (lag ${s.lagDays} d)` : ''}; last successful poll: ${s.lastSuccessfulPoll ?? 'never'}\n` +
-              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}); ImagingStudy resources: ${c.resources}\n`,
+              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}); ImagingStudy resources: ${c.resources}\n` +
+              coverageLines(s.coverage),
           );
           for (const f of s.failing)
             process.stdout.write(

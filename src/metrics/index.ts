@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { PacsSource } from '../dicomweb/types';
 import type { RunRecord, Store } from '../sinks/store';
 import { syncLagSeconds } from './lag';
+import type { Coverage } from '../sync/sweepCoverage';
 
 export { syncLagSeconds, lagPerRun, windowEndOf, type RunLagPoint } from './lag';
 
@@ -30,6 +31,8 @@ export interface Observed {
   sources?: Pick<PacsSource, 'id' | 'stats'>[];
   caches?: Record<string, CacheStatsSource>;
   fhirSinks?: FhirSinkStatsSource[];
+  /** A source's proof of coverage (src/sync/sweepCoverage.ts), read at scrape time. */
+  coverage?: (sourceId: string, now: Date) => Coverage;
 }
 
 /** An HTTP status, or 0 / a word for failures without one (network, timeout). */
@@ -58,6 +61,7 @@ export class BridgeMetrics {
     sources: [],
     caches: {},
     fhirSinks: [],
+    coverage: undefined as unknown as NonNullable<Observed['coverage']>,
   };
   private hasStore = false;
   /** Runs already counted (or finished before the store was observed), per source. */
@@ -188,6 +192,8 @@ export class BridgeMetrics {
       },
     });
 
+    this.coverageGauges(registers);
+
     // The sources' own running totals (PacsSource.stats), read as they are.
     new Counter({
       name: `${p}pacs_requests_total`,
@@ -303,11 +309,96 @@ export class BridgeMetrics {
       });
     }
     if (what.caches) Object.assign(this.observed.caches, what.caches);
+    if (what.coverage) this.observed.coverage = what.coverage;
     if (what.fhirSinks) {
       const known = new Set(this.observed.fhirSinks.map((f) => f.name));
       this.observed.fhirSinks.push(...what.fhirSinks.filter((f) => !known.has(f.name)));
     }
     return this;
+  }
+
+  /** Proof of coverage per source: one computation per scrape, shared by the gauges below. */
+  private coverageGauges(registers: Registry[]): void {
+    const p = METRIC_PREFIX;
+    let cached: { at: number; rows: Coverage[] } | undefined;
+    const rows = (): Coverage[] => {
+      if (!this.hasStore || !this.observed.coverage) return [];
+      // The gauges of one scrape are collected within milliseconds: compute once for all of them.
+      if (cached && Date.now() - cached.at < 1000) return cached.rows;
+      const now = new Date();
+      let out: Coverage[] = [];
+      storeRead(() => (out = this.sourceIds().map((id) => this.observed.coverage(id, now))));
+      cached = { at: Date.now(), rows: out };
+      return out;
+    };
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, c: Coverage) => void) =>
+      new Gauge({
+        name: `${p}${name}`,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const c of rows()) fill(this, c);
+        },
+      });
+    gauge(
+      'sweep_last_complete_timestamp_seconds',
+      'When the last complete full-range sweep ended, per source (absent before the first)',
+      ['source'],
+      (g, c) => {
+        if (c.lastSweep) g.set({ source: c.sourceId }, Date.parse(c.lastSweep.completedAt) / 1000);
+      },
+    );
+    gauge(
+      'sweep_studies',
+      'Studies in the last complete sweep: reported by the PACS (listed), and of them synced, failing, dead; vanished since',
+      ['source', 'state'],
+      (g, c) => {
+        const s = c.lastSweep;
+        if (!s) return;
+        for (const state of ['listed', 'synced', 'failing', 'dead', 'vanished'] as const)
+          g.set({ source: c.sourceId, state }, s[state]);
+      },
+    );
+    gauge(
+      'sweep_coverage_ratio',
+      'Synced ÷ reported by the PACS in the last complete sweep, per source',
+      ['source'],
+      (g, c) => {
+        if (c.lastSweep) g.set({ source: c.sourceId }, c.lastSweep.coverage);
+      },
+    );
+    gauge(
+      'pending_oldest_age_seconds',
+      'How long the oldest failing or dead-lettered study has waited to be written, per source (0 when none)',
+      ['source'],
+      (g, c) => {
+        g.set({ source: c.sourceId }, c.pending.oldestAgeSeconds ?? 0);
+      },
+    );
+    gauge(
+      'freshness_seconds',
+      "Seconds from a study's first sighting to its write, over the studies written in the last 24 h (quantile 0.5, 0.95, 1)",
+      ['source', 'quantile'],
+      (g, c) => {
+        const f = c.freshness;
+        for (const [q, v] of [
+          ['0.5', f.p50],
+          ['0.95', f.p95],
+          ['1', f.max],
+        ] as const)
+          if (v !== null) g.set({ source: c.sourceId, quantile: q }, v);
+      },
+    );
+    gauge(
+      'source_coverage_healthy',
+      "1 when the source's last sweep is recent and its coverage full enough; 0 when overdue, short or never swept",
+      ['source', 'health'],
+      (g, c) => {
+        g.set({ source: c.sourceId, health: c.health }, c.health === 'ok' ? 1 : 0);
+      },
+    );
   }
 
   /** One request to a PACS: level is studies / series / instances / metadata. */

@@ -17,3 +17,4 @@ export {
 } from './config';
 export type { StudyMapper } from './run';
 export { SourceBusyError, SourceUnavailableError } from './errors';
+export { sourceCoverage, type Coverage, type CoverageHealth, type CoverageStore } from './sweepCoverage';

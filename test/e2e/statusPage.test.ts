@@ -78,7 +78,13 @@ beforeAll(async () => {
   sync = createSyncService({
     config: {
       sources: [sourceConfig(proxy.via(orthanc.dicomWebBase))],
-      sync: { lookbackDays: 5, windowDays: 7, maxAttempts: 2, backoffBaseSeconds: 0 },
+      sync: {
+        lookbackDays: 5,
+        windowDays: 7,
+        maxAttempts: 2,
+        backoffBaseSeconds: 0,
+        sweep: { maxRequestsPerMinute: 100000, maxAgeHours: 24 },
+      },
     },
     store,
     sinks: [createEmbeddedSink(store)],
@@ -100,6 +106,8 @@ beforeAll(async () => {
       sources: [sync.source(SOURCE_ID)],
       auth: adminAuth(createAuthenticator(apiConfig.auth)),
       metrics: createMetrics(),
+      sweepSettings: (id) => sync.settings(id).sweep,
+      now: () => new Date(Date.now() + opsClockAheadMs),
     }),
   );
   server = await new Promise<Server>((resolve) => {
@@ -119,6 +127,9 @@ afterAll(async () => {
   await orthanc?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/** How far the ops router's clock runs ahead of the real one (to see a sweep become overdue). */
+let opsClockAheadMs = 0;
 
 const section = () => page.locator(`section[data-source="${SOURCE_ID}"]`);
 const field = (name: string) => section().locator(`.counts [data-field="${name}"]`).innerText();
@@ -170,7 +181,7 @@ async function expectPageMatchesStore() {
 test('the page shows what the store holds after real syncs, and replay is protected', async () => {
   // Run 1: every study but `bad` syncs; `bad` fails once.
   failDetailsOf([bad]);
-  const first = await sync.runOnce(SOURCE_ID);
+  const first = await sync.runOnce(SOURCE_ID, { undated: true });
   expect(first.status).toBe('partial');
   // Run 2: `bad` fails again and becomes a dead letter; `flaky` arrives and fails for the first time.
   await loadStudies(orthanc, [flaky]);
@@ -222,6 +233,49 @@ test('the page shows what the store holds after real syncs, and replay is protec
   expect(await field('synced')).toBe(String(corpus.length + 2));
   expect(await field('failing')).toBe('0');
   expect(await section().locator('table.runs tbody tr').count()).toBe(3);
+});
+
+test('coverage: a never-swept source says so; a sweep proves it; an old sweep is flagged overdue', async () => {
+  const coverage = () => section().locator('[data-field="coverage-health"]');
+  await page.goto(`${base}/status`);
+  expect(await coverage().getAttribute('data-health')).toBe('never-swept');
+  expect(await coverage().locator('.verdict').innerText()).toBe('Never swept');
+  expect(await field('last-sweep')).toBe('never');
+
+  const sweep = await sync.sweep(SOURCE_ID);
+  expect(sweep).toMatchObject({ status: 'ok', counts: { listed: corpus.length + 2 } });
+  await page.goto(`${base}/status`);
+  expect(await coverage().getAttribute('data-health')).toBe('ok');
+  expect(await field('sweep-listed')).toBe(String(corpus.length + 2));
+  expect(await field('sweep-synced')).toBe(String(corpus.length + 2));
+  expect(await field('coverage')).toBe('100.0 %');
+  expect(await field('pending')).toBe('0');
+  expect(await field('freshness-p95')).not.toBe('–');
+
+  // The same figures as JSON.
+  const json = await page.request.get(`${base}/status?format=json`);
+  const model = (await json.json()) as { sources: { sourceId: string; coverage: Record<string, unknown> }[] };
+  expect(model.sources[0]!.coverage).toMatchObject({
+    health: 'ok',
+    lastSweep: { listed: corpus.length + 2, synced: corpus.length + 2, coverage: 1 },
+    pending: { failing: 0, dead: 0 },
+  });
+
+  // Two days later without another sweep (maxAgeHours 24): overdue, on the page, in JSON and beside /readyz.
+  opsClockAheadMs = 2 * 86_400_000;
+  try {
+    await page.goto(`${base}/status`);
+    expect(await coverage().getAttribute('data-health')).toBe('overdue');
+    expect(await coverage().locator('.problems').innerText()).toMatch(
+      /last complete sweep is 4[89] h old \(limit 24 h\)/,
+    );
+    const ready = await page.request.get(`${base}/readyz`);
+    expect(((await ready.json()) as { coverage: unknown[] }).coverage).toEqual([
+      expect.objectContaining({ source: SOURCE_ID, healthy: false, health: 'overdue' }),
+    ]);
+  } finally {
+    opsClockAheadMs = 0;
+  }
 });
 
 test('a replay form posted from another origin, or without the page token, is refused', async () => {

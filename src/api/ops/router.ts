@@ -23,12 +23,24 @@ import {
   type Readiness,
   type ReadinessCheck,
 } from './health';
-import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP } from './statusPage';
+import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP, type CoverageSettingsOf } from './statusPage';
+import { sourceCoverage } from '../../sync/sweepCoverage';
 
 /** What the ops endpoints use of the embedded store. */
 export type OpsStore = Pick<
   Store,
-  'db' | 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources' | 'failingStudies' | 'deadLetters' | 'replay'
+  | 'db'
+  | 'listRuns'
+  | 'counts'
+  | 'getCheckpoint'
+  | 'knownSources'
+  | 'failingStudies'
+  | 'deadLetters'
+  | 'replay'
+  | 'lastCompleteSweep'
+  | 'openSweepOf'
+  | 'pendingSummary'
+  | 'freshnessSince'
 >;
 
 export interface OpsDeps {
@@ -49,6 +61,8 @@ export interface OpsDeps {
   readinessTimeoutMs?: number;
   /** Runs shown per source on /status. */
   runsShown?: number;
+  /** Each source's sweep limits (sync.sweep maxAgeHours, minCoverage), for the coverage verdict. */
+  sweepSettings?: CoverageSettingsOf;
   logger?: Logger;
   now?: () => Date;
 }
@@ -86,8 +100,10 @@ export function createOpsRouter(deps: OpsDeps): Router {
   const now = deps.now ?? (() => new Date());
   const timeoutMs = deps.readinessTimeoutMs ?? 5000;
   const csrf = csrfTokens();
+  const settingsOf: CoverageSettingsOf = deps.sweepSettings ?? (() => undefined);
   m.observe({
     store: deps.store,
+    coverage: (sourceId, at) => sourceCoverage(deps.store, sourceId, at, settingsOf(sourceId)),
     sources: deps.sources,
     caches: deps.caches,
     fhirSinks: (deps.fhirSinks ?? []).filter(
@@ -123,7 +139,18 @@ export function createOpsRouter(deps: OpsDeps): Router {
       const r = await readiness();
       if (!r.ready)
         log.warn({ failing: r.dependencies.filter((d) => !d.ok).map((d) => `${d.kind}:${d.name}`) }, 'not ready');
-      res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r });
+      // Coverage is reported beside readiness, not part of it: an overdue sweep is for operators to act on,
+      // and taking the lookup API out of service would not bring the sweep back.
+      let coverage: { source: string; healthy: boolean; health: string; problems: string[] }[] = [];
+      try {
+        coverage = sourceIds().map((id) => {
+          const c = sourceCoverage(deps.store, id, now(), settingsOf(id));
+          return { source: id, healthy: c.health === 'ok', health: c.health, problems: c.problems };
+        });
+      } catch {
+        /* an unreadable store is already reported by its readiness check */
+      }
+      res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r, coverage });
     } catch (err) {
       next(err);
     }
@@ -154,7 +181,11 @@ export function createOpsRouter(deps: OpsDeps): Router {
             text: `Re-queued ${replayed} dead letter${replayed === 1 ? '' : 's'} of ${source}; ${replayed === 1 ? 'it syncs' : 'they sync'} on the next run.`,
           }
         : undefined;
-    const model = buildStatusModel(deps.store, known, now(), deps.runsShown ?? 20);
+    const model = buildStatusModel(deps.store, known, now(), deps.runsShown ?? 20, settingsOf);
+    if (req.query.format === 'json' || req.accepts(['html', 'json']) === 'json') {
+      res.json(model);
+      return;
+    }
     res
       .set('Content-Security-Policy', STATUS_PAGE_CSP)
       .set('X-Content-Type-Options', 'nosniff')

@@ -4,12 +4,17 @@
  * script at all, so it needs no front-end build and a strict Content-Security-Policy holds.
  */
 import type { RunRecord, SourceCounts, StudyState } from '../../sinks/store';
+import { sourceCoverage, type Coverage, type CoverageStore } from '../../sync/sweepCoverage';
+import type { SweepSettings } from '../../sync/config';
 import { lagPerRun, syncLagSeconds, type RunLagPoint } from '../../metrics/lag';
 import { runChartSvg } from './chart';
 import { escapeHtml as h, formatDuration, formatInstant } from './format';
 
+/** The sweep limits a source's coverage is judged by (defaults when a source has none configured). */
+export type CoverageSettingsOf = (sourceId: string) => Pick<SweepSettings, 'maxAgeHours' | 'minCoverage'> | undefined;
+
 /** What the page reads from the embedded store. */
-export interface StatusStoreView {
+export interface StatusStoreView extends CoverageStore {
   listRuns(sourceId: string, limit?: number): RunRecord[];
   counts(sourceId: string): SourceCounts;
   getCheckpoint(sourceId: string, name?: string): string | undefined;
@@ -27,6 +32,7 @@ export interface SourceStatus {
   chart: RunLagPoint[];
   failing: StudyState[];
   dead: StudyState[];
+  coverage: Coverage;
 }
 
 export interface StatusModel {
@@ -42,6 +48,7 @@ export function buildStatusModel(
   sourceIds: string[],
   now: Date,
   runsShown: number,
+  settingsOf: CoverageSettingsOf = () => undefined,
 ): StatusModel {
   return {
     generatedAt: now.toISOString(),
@@ -59,6 +66,7 @@ export function buildStatusModel(
         chart,
         failing: store.failingStudies(sourceId),
         dead: store.deadLetters(sourceId),
+        coverage: sourceCoverage(store, sourceId, now, settingsOf(sourceId)),
       };
     }),
   };
@@ -80,6 +88,44 @@ function countsBlock(s: SourceStatus): string {
     item('lag', 'sync lag', formatDuration(s.lagSeconds)),
     item('checkpoint', 'polled through StudyDate', s.checkpoint ?? '–'),
   ].join('')}</div>`;
+}
+
+const HEALTH_LABEL: Record<Coverage['health'], string> = {
+  ok: 'Coverage proven',
+  'never-swept': 'Never swept',
+  overdue: 'Sweep overdue',
+  short: 'Coverage short',
+};
+
+/** The proof of coverage: the last complete sweep against the store, pending studies, freshness, verdict. */
+function coverageBlock(c: Coverage): string {
+  const item = (field: string, label: string, value: string) =>
+    `<div class="count"><span class="value" data-field="${field}">${h(value)}</span><span class="label">${h(label)}</span></div>`;
+  const s = c.lastSweep;
+  const pct = s ? `${(s.coverage * 100).toFixed(1)} %` : '–';
+  const problems = c.problems.length
+    ? `<ul class="problems">${c.problems.map((p) => `<li>${h(p)}</li>`).join('')}</ul>`
+    : '';
+  const open = c.sweepInProgress
+    ? `<p class="meta" data-field="sweep-in-progress">Sweep in progress since ${h(formatInstant(c.sweepInProgress.startedAt))}, through StudyDate ${h(c.sweepInProgress.throughDate ?? '–')}, ${c.sweepInProgress.listed} listed.</p>`
+    : '';
+  return (
+    `<div class="coverage health-${h(c.health)}" data-field="coverage-health" data-health="${h(c.health)}">` +
+    `<p class="verdict">${h(HEALTH_LABEL[c.health])}</p>${problems}<div class="counts">${[
+      item('last-sweep', 'last complete sweep (UTC)', s ? formatInstant(s.completedAt) : 'never'),
+      item('sweep-age', 'since then', s ? formatDuration(s.ageSeconds) : '–'),
+      item('sweep-listed', 'studies the PACS reported', s ? String(s.listed) : '–'),
+      item('sweep-synced', 'of them synced', s ? String(s.synced) : '–'),
+      item('coverage', 'coverage', pct),
+      item('pending', 'pending (failing + dead)', String(c.pending.failing + c.pending.dead)),
+      item('oldest-pending', 'oldest pending waits', formatDuration(c.pending.oldestAgeSeconds ?? undefined)),
+      item(
+        'freshness-p95',
+        `freshness p95 (24 h, ${c.freshness.samples} written)`,
+        formatDuration(c.freshness.p95 ?? undefined),
+      ),
+    ].join('')}</div>${open}</div>`
+  );
 }
 
 function runsTable(s: SourceStatus): string {
@@ -146,6 +192,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}td.uid{font-family:monos
 caption{text-align:left;color:#666;padding:.2rem 0}tr.status-failed td,tr.status-interrupted td{background:#fff4f4}
 .chart{background:#fff;border:1px solid #ddd;border-radius:4px}.chart .bar{fill:#4a7bd0}.chart .bar.bad{fill:#d0734a}.chart .bar.running{fill:#aab}
 .chart .lag{fill:none;stroke:#2a9d4a;stroke-width:2}.chart .lag-dot{fill:#2a9d4a}.chart .axis{stroke:#999}.chart .tick,.chart .legend{font-size:11px;fill:#555}.chart .lag-legend,.chart .lag-tick{fill:#2a9d4a}
+.coverage{border-left:6px solid #2a9d4a;padding:.2rem .8rem;margin:.4rem 0 .8rem;background:#f3faf5}.coverage.health-overdue,.coverage.health-short,.coverage.health-never-swept{border-color:#d0734a;background:#fff6f0}
+.coverage .verdict{font-weight:600;margin:.2rem 0}.coverage .problems{margin:.2rem 0;color:#a33}
 form.replay{display:flex;gap:.3rem;margin:0}form.replay input[type=password]{width:12rem}.replay-all{margin:.5rem 0}.none{color:#666}
 `;
 
@@ -154,7 +202,7 @@ export function renderStatusPage(model: StatusModel, csrfToken: string, flash?: 
   const sections = model.sources
     .map(
       (s) =>
-        `<section class="source" id="source-${h(s.sourceId)}" data-source="${h(s.sourceId)}"><h2>Source ${h(s.sourceId)}</h2>${countsBlock(s)}` +
+        `<section class="source" id="source-${h(s.sourceId)}" data-source="${h(s.sourceId)}"><h2>Source ${h(s.sourceId)}</h2>${coverageBlock(s.coverage)}${countsBlock(s)}` +
         `<h3>Last runs</h3>${runChartSvg([...s.chart].slice(-40), `Studies written and sync lag per run for ${s.sourceId}`)}${runsTable(s)}` +
         `<h3>Failing studies (<span data-field="failing-count">${s.failing.length}</span>)</h3>${failingTable(s)}` +
         `<h3>Dead letters (<span data-field="dead-count">${s.dead.length}</span>)</h3>${deadTable(s, csrfToken)}</section>`,

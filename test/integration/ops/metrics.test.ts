@@ -203,3 +203,42 @@ test('lag per run follows the newest completed poll; failed runs let it grow', (
   expect(syncLagSeconds(newestFirst, new Date(at(40)), '20240429')).toBe(86400 + 12 * 3600 + 40 * 60);
   expect(syncLagSeconds([run('x', 0, 1, 'failed')], new Date(at(40)))).toBeUndefined();
 });
+
+test('coverage gauges: last complete sweep, its figures, pending age, freshness and a health flag per source', async () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { sourceCoverage } =
+    require('../../../src/sync/sweepCoverage') as typeof import('../../../src/sync/sweepCoverage');
+  const m = createMetrics().observe({
+    store,
+    coverage: (id, now) => sourceCoverage(store, id, now, { maxAgeHours: 48, minCoverage: 0.999 }),
+  });
+  const started = new Date(Date.now() - 120_000);
+  const sweep = store.openSweep('pacs-a', started);
+  const seen = new Date(Date.now() - 90_000);
+  store.recordSynced('pacs-a', '1.1', { studyDate: '20240101', fingerprint: 'f', contentHash: 'h', seenAt: seen });
+  store.recordFailure('pacs-a', '1.2', {
+    studyDate: '20240101',
+    fingerprint: 'f',
+    error: 'x',
+    countAttempt: true,
+    ...retry,
+  });
+  store.advanceSweep(sweep.id, { throughDate: '99991231', listed: 2, undatedDone: true });
+  const done = store.completeSweep(sweep.id, { vanished: 0, unresolved: 0 });
+  store.finishRun(store.startRun('pacs-b', 'poll'), { status: 'ok', counts: {} }); // known, never swept
+
+  const s = parsePrometheus((await m.scrape()).body);
+  expect(sampleValue(s, `${P}sweep_last_complete_timestamp_seconds`, { source: 'pacs-a' })).toBe(
+    Date.parse(done.completedAt!) / 1000,
+  );
+  expect(sampleValue(s, `${P}sweep_last_complete_timestamp_seconds`, { source: 'pacs-b' })).toBeUndefined();
+  expect(sampleValue(s, `${P}sweep_studies`, { source: 'pacs-a', state: 'listed' })).toBe(2);
+  expect(sampleValue(s, `${P}sweep_studies`, { source: 'pacs-a', state: 'synced' })).toBe(1);
+  expect(sampleValue(s, `${P}sweep_studies`, { source: 'pacs-a', state: 'failing' })).toBe(1);
+  expect(sampleValue(s, `${P}sweep_coverage_ratio`, { source: 'pacs-a' })).toBe(0.5);
+  expect(sampleValue(s, `${P}pending_oldest_age_seconds`, { source: 'pacs-a' })).toBeGreaterThanOrEqual(0);
+  // Written about 90 s after it was first seen.
+  expect(sampleValue(s, `${P}freshness_seconds`, { source: 'pacs-a', quantile: '0.95' })).toBeGreaterThanOrEqual(89);
+  expect(sampleValue(s, `${P}source_coverage_healthy`, { source: 'pacs-a', health: 'short' })).toBe(0);
+  expect(sampleValue(s, `${P}source_coverage_healthy`, { source: 'pacs-b', health: 'never-swept' })).toBe(0);
+});

@@ -7,7 +7,7 @@ import type { ImagingStudy } from 'fhir/r4';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import { openStore, type Store } from '../../../src/sinks/store';
-import { createSyncService, type SyncConfigInput } from '../../../src/sync';
+import { createSyncService, sourceCoverage, type SyncConfigInput } from '../../../src/sync';
 import {
   generateCorpus,
   loadStudies,
@@ -80,11 +80,19 @@ describe('the full-range sweep', () => {
     const poll = await service().runOnce(SOURCE_ID);
     expect(poll).toMatchObject({ status: 'ok', counts: { written: 5 } });
     expect(store.lastCompleteSweep(SOURCE_ID)).toBeUndefined();
+    expect(sourceCoverage(store, SOURCE_ID, new Date()).health).toBe('never-swept');
 
     const sweep = await service().sweep(SOURCE_ID);
     expect(sweep).toMatchObject({ kind: 'sweep', status: 'ok', counts: { listed: 9, written: 4, unchanged: 5 } });
     for (const s of [oldA, oldB, oldC, recent[5]!]) expect(storedStudy(store, s.studyUid)).toBeDefined();
     expect(store.lastCompleteSweep(SOURCE_ID)).toMatchObject({ listed: 9, synced: 9, failing: 0, dead: 0 });
+    expect(sourceCoverage(store, SOURCE_ID, new Date())).toMatchObject({
+      health: 'ok',
+      lastSweep: { listed: 9, synced: 9, coverage: 1 },
+      freshness: { samples: 9 },
+    });
+    // Three days on without another sweep: flagged.
+    expect(sourceCoverage(store, SOURCE_ID, new Date(Date.now() + 3 * 86_400_000)).health).toBe('overdue');
   });
 
   it('an old-dated study stored after a full sync: polls never list it, the sweep syncs it to the store and the FHIR server', async () => {

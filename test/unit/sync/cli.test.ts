@@ -94,3 +94,38 @@ it('reports a bad sync section as a configuration error naming the key', async (
   const fresh = require('../../../src/cli/sync') as typeof import('../../../src/cli/sync');
   await expect(fresh.statusCommand().parseAsync([], { from: 'user' })).rejects.toThrow(/sync\.lookbackDays/);
 });
+
+it("status shows coverage: a never-swept source says so; the last sweep's figures; an old sweep is overdue", async () => {
+  jest.resetModules();
+  rmSync(path.join(dir, 'local.json'), { force: true });
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const cli = require('../../../src/cli/sync') as typeof import('../../../src/cli/sync');
+  await cli.statusCommand().parseAsync([], { from: 'user' });
+  expect(out).toMatch(/coverage: NEVER-SWEPT: no full-range sweep has completed yet/);
+  expect(out).toMatch(/never swept: no full-range sweep has completed/);
+
+  const store = openStore(dbFile);
+  const threeDaysAgo = new Date(Date.now() - 3 * 86_400_000);
+  const sweep = store.openSweep('pacs-a', threeDaysAgo);
+  store.recordSynced('pacs-a', '1.2.4', { studyDate: '20240102', fingerprint: 'f', contentHash: 'h' });
+  store.advanceSweep(sweep.id, { throughDate: '99991231', listed: 4, undatedDone: true });
+  store.completeSweep(sweep.id, { vanished: 0, unresolved: 0, at: threeDaysAgo });
+  store.close();
+
+  out = '';
+  await cli.statusCommand().parseAsync(['--json'], { from: 'user' });
+  const [status] = JSON.parse(out);
+  // 1.2.1 (replayed above) and 1.2.2 are failing: 2 of the 4 listed are synced.
+  expect(status.coverage).toMatchObject({
+    health: 'overdue',
+    lastSweep: { listed: 4, synced: 2, failing: 2, dead: 0 },
+    pending: { failing: 2, dead: 0, oldestStudyUid: expect.any(String) },
+  });
+  out = '';
+  await cli.statusCommand().parseAsync([], { from: 'user' });
+  expect(out).toMatch(
+    /coverage: OVERDUE: last complete sweep is 72 h old \(limit 48 h\); 2 of 4 studies the PACS reported are synced/,
+  );
+  expect(out).toMatch(/PACS reported 4, synced 2 \(50\.0 %\), failing 2, dead 0, vanished 0/);
+  expect(out).toMatch(/pending 2 failing, 0 dead; oldest 1\.2\.\d waiting/);
+});

@@ -1,0 +1,120 @@
+/**
+ * Proof of coverage, per source: the last complete sweep (what the PACS reported in it against what is
+ * synced), the sweep in progress, studies still pending and the oldest of them, freshness (sighting to
+ * write), and a verdict. Read by `status`, /status and /metrics alike; pure over the store.
+ */
+import type { PendingSummary, Store, SweepRecord } from '../sinks/store';
+import { sweepSchema, type SweepSettings } from './config';
+
+export type CoverageHealth = 'ok' | 'never-swept' | 'overdue' | 'short';
+
+export interface Coverage {
+  sourceId: string;
+  health: CoverageHealth;
+  /** Why the source is not healthy, in words (empty when ok). */
+  problems: string[];
+  lastSweep: {
+    startedAt: string;
+    completedAt: string;
+    /** Studies the PACS reported in it. */
+    listed: number;
+    /** Of those, synced, failing and dead when it completed. */
+    synced: number;
+    failing: number;
+    dead: number;
+    vanished: number;
+    unresolved: number;
+    /** synced ÷ listed (1 for an empty PACS). */
+    coverage: number;
+    ageSeconds: number;
+  } | null;
+  sweepInProgress: { startedAt: string; throughDate: string | null; listed: number } | null;
+  pending: PendingSummary & { oldestAgeSeconds: number | null };
+  /** Seconds from first sighting to write, of the studies written in the last 24 hours. */
+  freshness: { window: '24h'; samples: number; p50: number | null; p95: number | null; max: number | null };
+  settings: { maxAgeHours: number; minCoverage: number };
+}
+
+export type CoverageStore = Pick<Store, 'lastCompleteSweep' | 'openSweepOf' | 'pendingSummary' | 'freshnessSince'>;
+
+const DAY_MS = 86_400_000;
+const DEFAULT_SWEEP = sweepSchema.parse({});
+
+/** The q-quantile (nearest rank) of ascending values. */
+export function quantile(sorted: number[], q: number): number | null {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+function summarize(s: SweepRecord, now: Date): NonNullable<Coverage['lastSweep']> {
+  const synced = s.synced ?? 0;
+  return {
+    startedAt: s.startedAt,
+    completedAt: s.completedAt!,
+    listed: s.listed,
+    synced,
+    failing: s.failing ?? 0,
+    dead: s.dead ?? 0,
+    vanished: s.vanished ?? 0,
+    unresolved: s.unresolved ?? 0,
+    coverage: s.listed > 0 ? Math.min(1, synced / s.listed) : 1,
+    ageSeconds: Math.max(0, (now.getTime() - Date.parse(s.completedAt!)) / 1000),
+  };
+}
+
+export function sourceCoverage(
+  store: CoverageStore,
+  sourceId: string,
+  now: Date,
+  settings: Pick<SweepSettings, 'maxAgeHours' | 'minCoverage'> = DEFAULT_SWEEP,
+): Coverage {
+  const last = store.lastCompleteSweep(sourceId);
+  const open = store.openSweepOf(sourceId);
+  const pending = store.pendingSummary(sourceId);
+  const fresh = store.freshnessSince(sourceId, new Date(now.getTime() - DAY_MS)).map((ms) => ms / 1000);
+  const lastSweep = last ? summarize(last, now) : null;
+  const problems: string[] = [];
+  let health: CoverageHealth = 'ok';
+  if (!lastSweep) {
+    health = 'never-swept';
+    problems.push('no full-range sweep has completed yet: studies outside the polled days are not proven synced');
+  } else {
+    if (lastSweep.ageSeconds > settings.maxAgeHours * 3600) {
+      health = 'overdue';
+      problems.push(
+        `last complete sweep is ${Math.round(lastSweep.ageSeconds / 3600)} h old (limit ${settings.maxAgeHours} h)`,
+      );
+    }
+    if (lastSweep.coverage < settings.minCoverage) {
+      if (health === 'ok') health = 'short';
+      problems.push(
+        `${lastSweep.synced} of ${lastSweep.listed} studies the PACS reported are synced (minimum ${(settings.minCoverage * 100).toFixed(1)} %)`,
+      );
+    }
+    if (lastSweep.unresolved > 0) {
+      if (health === 'ok') health = 'short';
+      problems.push(`${lastSweep.unresolved} PACS searches stayed truncated: the listing may be incomplete`);
+    }
+  }
+  return {
+    sourceId,
+    health,
+    problems,
+    lastSweep,
+    sweepInProgress: open ? { startedAt: open.startedAt, throughDate: open.throughDate, listed: open.listed } : null,
+    pending: {
+      ...pending,
+      oldestAgeSeconds: pending.oldestSince
+        ? Math.max(0, (now.getTime() - Date.parse(pending.oldestSince)) / 1000)
+        : null,
+    },
+    freshness: {
+      window: '24h',
+      samples: fresh.length,
+      p50: quantile(fresh, 0.5),
+      p95: quantile(fresh, 0.95),
+      max: fresh.length ? fresh[fresh.length - 1]! : null,
+    },
+    settings: { maxAgeHours: settings.maxAgeHours, minCoverage: settings.minCoverage },
+  };
+}
