@@ -28,8 +28,16 @@ export interface BenchCorpus {
   close(): Promise<void>;
 }
 
-export async function openCorpus(studyCount: number, log: (line: string) => void = () => {}): Promise<BenchCorpus> {
-  const days = daysOf(FIRST_DAY, Math.ceil(studyCount / STUDIES_PER_DAY));
+/**
+ * `spanDays` spreads the studies over that many days instead (the sparse corpus: 2,000 studies over 365
+ * days), kept in its own folder.
+ */
+export async function openCorpus(
+  studyCount: number,
+  log: (line: string) => void = () => {},
+  spanDays?: number,
+): Promise<BenchCorpus> {
+  const days = daysOf(FIRST_DAY, spanDays ?? Math.ceil(studyCount / STUDIES_PER_DAY));
   const studies = generateCorpus({
     seed: SEED,
     studies: studyCount,
@@ -37,7 +45,7 @@ export async function openCorpus(studyCount: number, log: (line: string) => void
     undated: 0,
   });
   const counts = corpusCounts(studies);
-  const dir = path.join(BENCH_DIR, `corpus-${studyCount}`);
+  const dir = path.join(BENCH_DIR, spanDays ? `corpus-${studyCount}-over-${spanDays}d` : `corpus-${studyCount}`);
   const marker = path.join(dir, 'loaded.json');
   const expected = JSON.stringify({ seed: SEED, ...counts });
   const reuse = existsSync(marker) && readFileSync(marker, 'utf8') === expected;

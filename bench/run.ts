@@ -2,7 +2,7 @@
  * `npm run bench`: builds or reuses the benchmark corpora (each in its own Orthanc), measures what issue 8
  * asks for, and writes docs/benchmarks.md (the block between its markers) and docs/benchmarks.json.
  * `npm run bench -- <suite>` runs one suite on the full corpus and prints its JSON instead:
- * fullSync, mapper, lookupApi, fhirRequests, storeSearch. Speed is measured here, never asserted in tests.
+ * fullSync, mapper, lookupApi, fhirRequests, storeSearch, sweep. Speed is measured here, never asserted in tests.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { runLookupApi } from './lookupApi';
 import { runMapper } from './mapper';
 import { machineDescription, renderResults, spliceResults, type BenchResults } from './report';
 import { run as runStoreSearch } from './storeSearch';
+import { runSweepCost } from './sweep';
 
 const FULL = 2000;
 const HALF = FULL / 2;
@@ -26,7 +27,23 @@ const suites: Record<string, (c: BenchCorpus) => Promise<unknown>> = {
   lookupApi: (c) => runLookupApi(c),
   fhirRequests: (c) => runFhirRequests(c),
   storeSearch: () => runStoreSearch(),
+  // The dense corpus given, then the sparse one (2,000 studies over 365 days) in its own Orthanc.
+  sweep: async (c) => ({
+    dense: await runSweepCost(c, log),
+    sparse: await withSparse((s) => runSweepCost(s, log)),
+  }),
 };
+
+const SPARSE_DAYS = 365;
+
+async function withSparse<T>(fn: (c: BenchCorpus) => Promise<T>): Promise<T> {
+  const corpus = await openCorpus(FULL, log, SPARSE_DAYS);
+  try {
+    return await fn(corpus);
+  } finally {
+    await corpus.close();
+  }
+}
 
 async function withCorpus<T>(studies: number, fn: (c: BenchCorpus) => Promise<T>): Promise<T> {
   const corpus = await openCorpus(studies, log);
