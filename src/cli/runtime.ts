@@ -3,6 +3,7 @@
  * logger, embedded store, sinks (embedded and/or FHIR server), one PACS source per configured source.
  */
 import type { BridgeConfig } from '../config';
+import { UsageError } from './exitCodes';
 import { createLogger, type Logger } from '../log';
 import { setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks/embeddedSink';
@@ -41,4 +42,12 @@ export function prepareValidation(config: BridgeConfig): boolean {
   const { enabled, profilesDir } = config.sinks.validation;
   if (enabled && profilesDir) setProfilesDir(profilesDir);
   return enabled;
+}
+
+/** The configured source ids, or the one asked for; an unknown id is a usage error that lists the valid ones. */
+export function selectSources(config: BridgeConfig, only?: string): string[] {
+  const ids = config.sources.map((s) => s.id);
+  if (only === undefined) return ids;
+  if (!ids.includes(only)) throw new UsageError(`no source with id "${only}" (configured: ${ids.join(', ')})`);
+  return [only];
 }

@@ -10,7 +10,8 @@ import { createLogger, type Logger } from '../log';
 import type { Store } from '../sinks/store';
 import { createSyncService, type RunSummary, type SyncService } from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
-import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
+import { EXIT, exitCodeForRun, worstExit, type ExitCode } from './exitCodes';
+import { buildSinks, loggerFor, openConfiguredStore, prepareValidation, selectSources } from './runtime';
 
 interface Context {
   config: BridgeConfig;
@@ -21,13 +22,6 @@ interface Context {
 function openContext(logger?: Logger): Context {
   const config = loadConfig();
   return { config, store: openConfiguredStore(config), logger: logger ?? loggerFor(config) };
-}
-
-function selectSources(config: BridgeConfig, only?: string): string[] {
-  const ids = config.sources.map((s) => s.id).filter((id) => !only || id === only);
-  if (!ids.length)
-    throw new Error(`no source with id "${only}" (configured: ${config.sources.map((s) => s.id).join(', ')})`);
-  return ids;
 }
 
 function buildService(ctx: Context): SyncService {
@@ -41,18 +35,40 @@ function buildService(ctx: Context): SyncService {
   });
 }
 
-/** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. */
-function onShutdown(service: SyncService, logger: Logger): () => void {
+interface Shutdown {
+  /** The signal that asked the command to stop, if one came. */
+  received(): NodeJS.Signals | undefined;
+  release(): void;
+}
+
+/** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. A second signal ends the process. */
+function onShutdown(service: SyncService, logger: Logger): Shutdown {
+  let received: NodeJS.Signals | undefined;
   const handler = (signal: NodeJS.Signals) => {
+    received = signal;
     logger.info({ signal }, 'stopping: finishing the batch in hand');
     void service.stop();
   };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
-  return () => {
-    process.off('SIGTERM', handler);
-    process.off('SIGINT', handler);
+  return {
+    received: () => received,
+    release: () => {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+    },
   };
+}
+
+/** Sets the exit status of a command that ran these runs; an interrupted one says how to resume. */
+function finish(codes: ExitCode[], signal: NodeJS.Signals | undefined): void {
+  const code = worstExit(codes);
+  if (code === EXIT.interrupted)
+    process.stderr.write(
+      `pacs-fhir-bridge: interrupted${signal ? ` by ${signal}` : ''}; the studies in hand were saved. ` +
+        'Run the same command again to resume where it stopped.\n',
+    );
+  process.exitCode = code;
 }
 
 function summaryLine(s: RunSummary, json = false): string {
@@ -74,9 +90,10 @@ export function syncCommand(): Command {
       const ctx = openContext();
       const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
-      const release = onShutdown(service, ctx.logger);
+      const shutdown = onShutdown(service, ctx.logger);
       try {
         if (!opts.once) {
+          // Scheduled: runs until stopped, so a signal is the normal end (exit 0, like serve).
           service.start();
           await new Promise<void>((resolve) => {
             const done = () => resolve();
@@ -86,18 +103,22 @@ export function syncCommand(): Command {
           await service.stop();
           return;
         }
-        let failed = false;
+        const codes: ExitCode[] = [];
         for (const id of sources) {
+          if (shutdown.received()) {
+            codes.push(EXIT.interrupted);
+            break;
+          }
           const summaries = [await service.runOnce(id)];
-          if (opts.reconcile) summaries.push(await service.reconcile(id));
+          if (opts.reconcile && !shutdown.received()) summaries.push(await service.reconcile(id));
           for (const s of summaries) {
             process.stdout.write(summaryLine(s, opts.json));
-            failed ||= s.status === 'failed';
+            codes.push(exitCodeForRun(s.status));
           }
         }
-        if (failed) process.exitCode = 1;
+        finish(codes, shutdown.received());
       } finally {
-        release();
+        shutdown.release();
         ctx.store.close();
       }
     });
@@ -120,10 +141,15 @@ export function backfillCommand(): Command {
         tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined,
       );
       const service = buildService(ctx);
-      const release = onShutdown(service, ctx.logger);
-      let failed = false;
+      const sources = selectSources(ctx.config, opts.source);
+      const shutdown = onShutdown(service, ctx.logger);
+      const codes: ExitCode[] = [];
       try {
-        for (const id of selectSources(ctx.config, opts.source)) {
+        for (const id of sources) {
+          if (shutdown.received()) {
+            codes.push(EXIT.interrupted);
+            break;
+          }
           const started = Date.now();
           const rate = (done: number) => (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
           const bar = tty
@@ -158,12 +184,11 @@ export function backfillCommand(): Command {
           });
           bar?.stop();
           process.stdout.write(summaryLine(summary, opts.json));
-          failed ||= summary.status === 'failed';
-          if (summary.status === 'interrupted') break;
+          codes.push(exitCodeForRun(summary.status));
         }
-        if (failed) process.exitCode = 1;
+        finish(codes, shutdown.received());
       } finally {
-        release();
+        shutdown.release();
         ctx.store.close();
       }
     });
@@ -226,13 +251,13 @@ export function statusCommand(): Command {
   return new Command('status')
     .description('Per source: last run, lag, counts, failing and dead-lettered studies')
     .option('--source <id>', 'only this source')
-    .option('--json', 'print JSON')
+    .option('--json', 'print the statuses as one line of JSON (an array, one entry per source)')
     .action((opts: { source?: string; json?: boolean }) => {
       const ctx = openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
         const statuses = selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id));
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify(statuses)}\n`);
           return;
         }
         for (const s of statuses) {
