@@ -18,17 +18,7 @@ export const httpUrl = z
   .string()
   .refine(isHttpUrl, (v) => ({ message: `"${redactUrl(v)}" is not an http(s) URL with a host` }));
 
-/** The URL as it may appear in a message or log: no credentials, no query, no fragment. */
+/** The URL as it may appear in a message or log: no user:password@, no query, no fragment (even when malformed). */
 export function redactUrl(value: string): string {
-  try {
-    const u = new URL(value);
-    u.username = '';
-    u.password = '';
-    u.search = '';
-    u.hash = '';
-    return u.toString();
-  } catch {
-    // Not a URL: drop anything up to an "@" that may be user:password.
-    return value.replace(/^([^:/?#]*:\/\/)?[^/?#@]*@/, '$1').replace(/[?#].*$/, '');
-  }
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, '$1').replace(/[?#].*$/s, '');
 }
