@@ -83,9 +83,7 @@ beforeAll(async () => {
   ];
   await loadStudies(orthanc, [...dated, ...odd]);
   orthancConfig = configDir('orthanc', {
-    sources: [
-      { id: 'orthanc', qidoBase: proxy.via(orthanc.dicomWebBase), defaultTimezone: 'Asia/Taipei', retries: 0 },
-    ],
+    sources: [{ id: 'orthanc', qidoBase: proxy.via(orthanc.dicomWebBase), defaultTimezone: 'Asia/Taipei', retries: 0 }],
     sync: { windowDays: 1 },
     store: { path: path.join(tmp, 'orthanc.sqlite') },
   });
@@ -127,9 +125,7 @@ test('discover --json: one JSON line per study, each study once; the summary goe
   expect(rows.map((row) => row.studyUid).sort()).toEqual(all.map((s) => s.studyUid).sort());
   const undated = rows.filter((row) => !row.dated);
   expect(undated.map((row) => row.studyUid)).toEqual(expect.arrayContaining([odd[2].studyUid]));
-  expect(r.stderr).toContain(
-    `orthanc: ${all.length} studies — ${all.length - undated.length} dated (19000101–`,
-  );
+  expect(r.stderr).toContain(`orthanc: ${all.length} studies — ${all.length - undated.length} dated (19000101–`);
   expect(r.stderr).toContain(`, ${undated.length} undated;`);
 
   const human = await run(orthancConfig, ['discover']);
