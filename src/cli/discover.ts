@@ -8,7 +8,7 @@ import { loadConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
 import { valueOf, readString, readInteger, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
-import { selectSources } from './runtime';
+import { checkRange, dateArgument, selectSources } from './runtime';
 
 export interface DiscoveredStudy {
   source: string;
@@ -52,10 +52,16 @@ export function discoverCommand(): Command {
   return new Command('discover')
     .description('List the studies each PACS source reports for a StudyDate range, and the undated ones')
     .option('--source <id>', 'only this source')
-    .option('--from <YYYYMMDD>', 'first StudyDate', '19000101')
-    .option('--to <YYYYMMDD>', 'last StudyDate', new Date().toISOString().slice(0, 10).replace(/-/g, ''))
+    .option('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)', dateArgument, '19000101')
+    .option(
+      '--to <date>',
+      'last StudyDate (YYYY-MM-DD or YYYYMMDD)',
+      dateArgument,
+      new Date().toISOString().slice(0, 10).replace(/-/g, ''),
+    )
     .option('--json', 'print one JSON line per study (UIDs and counts only); the summary goes to stderr')
     .action(async (opts: { source?: string; from: string; to: string; json?: boolean }) => {
+      checkRange(opts.from, opts.to);
       const config = loadConfig();
       const ids = selectSources(config, opts.source);
       for (const cfg of config.sources.filter((s) => ids.includes(s.id))) {

@@ -11,7 +11,15 @@ import type { Store } from '../sinks/store';
 import { createSyncService, type RunSummary, type SyncService } from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
 import { EXIT, exitCodeForRun, worstExit, type ExitCode } from './exitCodes';
-import { buildSinks, loggerFor, openConfiguredStore, prepareValidation, selectSources } from './runtime';
+import {
+  buildSinks,
+  checkRange,
+  dateArgument,
+  loggerFor,
+  openConfiguredStore,
+  prepareValidation,
+  selectSources,
+} from './runtime';
 
 interface Context {
   config: BridgeConfig;
@@ -129,12 +137,13 @@ export function backfillCommand(): Command {
     .description(
       'Sync every study with a StudyDate in a range; resumes where an interrupted identical backfill stopped',
     )
-    .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)')
-    .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)')
+    .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)', dateArgument)
+    .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)', dateArgument)
     .option('--source <id>', 'only this source')
     .option('--no-progress', 'plain log lines even on a terminal')
     .option('--json', 'print each run summary as one line of JSON')
     .action(async (opts: { from: string; to: string; source?: string; progress: boolean; json?: boolean }) => {
+      checkRange(opts.from, opts.to);
       const tty = opts.progress && !!process.stderr.isTTY;
       // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
       const ctx = openContext(

@@ -1,8 +1,10 @@
 /**
- * Pure parts of the executable: run statuses to exit codes, and discover's one-line-per-study list.
+ * Pure parts of the executable: run statuses to exit codes, discover's one-line-per-study list, date arguments.
  */
+import { InvalidArgumentError } from 'commander';
 import { discoveredStudies } from '../../../src/cli/discover';
-import { EXIT, EXIT_CODE_HELP, exitCodeForRun, worstExit } from '../../../src/cli/exitCodes';
+import { EXIT, EXIT_CODE_HELP, exitCodeForRun, UsageError, worstExit } from '../../../src/cli/exitCodes';
+import { checkRange, dateArgument } from '../../../src/cli/runtime';
 import { Tag } from '../../../src/dicomweb/tags';
 import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
 
@@ -39,4 +41,13 @@ test('discover lists each study once: an ACR-NEMA date found by both searches co
     { source: 'pacs', studyUid: '1.2', studyDate: '1997.04.24', dated: true, series: 2, instances: 5 },
     { source: 'pacs', studyUid: '1.3', studyDate: null, dated: false, series: 2, instances: 5 },
   ]);
+});
+
+test('dates on the command line: YYYY-MM-DD or YYYYMMDD, real days, in order; else a usage error', () => {
+  expect(dateArgument('2023-03-01')).toBe('20230301');
+  expect(dateArgument('20240229')).toBe('20240229');
+  for (const bad of ['2023-13-01', '20230230', '2023.03.01', '1.3.2023', 'yesterday'])
+    expect(() => dateArgument(bad)).toThrow(InvalidArgumentError);
+  expect(() => checkRange('20230301', '20230301')).not.toThrow();
+  expect(() => checkRange('20230302', '20230301')).toThrow(UsageError);
 });
