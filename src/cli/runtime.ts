@@ -1,6 +1,7 @@
 /**
  * Builds the running parts from validated configuration, the same way for every subcommand:
- * logger, embedded store, sinks (embedded and/or FHIR server), one PACS source per configured source.
+ * logger, embedded store, sinks (embedded and/or FHIR server), one PACS source per configured source;
+ * and the command-line checks they share (--source, dates), which fail as usage errors.
  */
 import { InvalidArgumentError } from 'commander';
 import type { BridgeConfig } from '../config';
