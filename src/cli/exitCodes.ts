@@ -44,14 +44,17 @@ export class UsageError extends Error {
   }
 }
 
+// Kept within 80 columns, the width commander wraps the rest of --help to.
 export const EXIT_CODE_HELP = `
 Exit status:
   0    everything asked for was done
-  1    failed: the run could not do its work (PACS or FHIR server unreachable, other error), or map's
-       study cannot be mapped or is invalid; nothing is lost, rerun when the cause is fixed
+  1    failed run: PACS or FHIR server unreachable, or another error (map: the
+       study cannot be mapped or is invalid); nothing is lost, rerun later
   2    usage: unknown command, option or --source; unusable input file (map)
-  3    partial: the run finished but some studies failed; they are retried on later runs (see status)
+  3    partial run: some studies failed; they are recorded and retried on
+       later runs (see status)
   78   configuration error: every problem is listed on stderr
-  130  interrupted by SIGINT/SIGTERM: the batch in hand was saved; rerun the same command to resume
-       (serve and the scheduled sync stop gracefully on a signal and exit 0)
+  130  interrupted by SIGINT or SIGTERM: the studies in hand were saved; run
+       the same command again to resume (serve and the scheduled sync stop
+       gracefully on a signal and exit 0)
   141  stdout closed by its reader (e.g. piped into head), as for any Unix tool`;
