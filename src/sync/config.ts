@@ -97,7 +97,7 @@ const syncFields = {
   windowPages: z.number().int().min(0).max(1000),
   sweep: sweepSchema,
   reconcile: z
-    .object({
+    .strictObject({
       /** Deprecated: the reconcile is part of the sweep; when set, it is the sweep's schedule. */
       cron: cronExpression.optional(),
       /** What happens to resources of studies that vanished from the PACS (only those the bridge created). */
@@ -119,7 +119,7 @@ const defaults = {
   windowPages: 10,
 };
 
-const settingsSchema = z.object(syncFields);
+const settingsSchema = z.strictObject(syncFields);
 export type SyncSettings = z.infer<typeof settingsSchema>;
 
 /** Per-source overrides: any field of the global settings; sweep fields one by one. */
