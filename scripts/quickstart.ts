@@ -35,7 +35,8 @@ const env = {
       },
     ],
     // The samples span decades (pydicom's files are from the 1990s on): the first sync reaches back that far.
-    sync: { backfillFrom: '19000101', windowDays: 3660 },
+    // The first `sync --once --sweep` lists every StudyDate and the undated samples; the local PACS is ours, so unpaced.
+    sync: { backfillFrom: '19000101', windowDays: 3660, sweep: { maxRequestsPerMinute: 100000 } },
     api: {
       port: apiPort,
       auth: {
@@ -93,7 +94,7 @@ async function main() {
   }
   console.log(`\nLocal PACS (Orthanc): ${orthanc.restUrl}/app/explorer.html  DICOMweb: ${orthanc.dicomWebBase}\n`);
 
-  for (const args of [['discover'], ['sync', '--once'], ['status']]) {
+  for (const args of [['discover'], ['sync', '--once', '--sweep'], ['status']]) {
     const code = await runCli(args);
     // A partial sync (a sample study the bridge cannot sync) is worth serving still: status lists what failed.
     if (code !== EXIT.ok && !(code === EXIT.partial && args[0] === 'sync'))
