@@ -95,6 +95,8 @@ export const MIGRATIONS: {
       ALTER TABLE studies ADD COLUMN synced_at TEXT;      -- last time it was settled by every sink
       ALTER TABLE studies ADD COLUMN freshness_ms INTEGER; -- synced_at minus pending_since at that settle
       CREATE INDEX studies_last_seen ON studies (source_id, last_seen);
+      CREATE INDEX studies_date ON studies (source_id, study_date);     -- per-day counts for window planning
+      CREATE INDEX studies_synced_at ON studies (source_id, synced_at); -- freshness of recent writes, per scrape
       CREATE TABLE sweeps (
         id            INTEGER PRIMARY KEY AUTOINCREMENT,
         source_id     TEXT NOT NULL,
