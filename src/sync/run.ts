@@ -67,6 +67,14 @@ export class StudySyncRun {
 
   constructor(private readonly ctx: RunContext) {}
 
+  /**
+   * Forgets which studies this run has handled once there are more than `max`: a sweep of millions of
+   * studies must not hold every UID. Its windows do not overlap, so at worst a study listed twice is synced twice.
+   */
+  trimHandled(max: number): void {
+    if (this.handled.size > max) this.handled.clear();
+  }
+
   private get sourceId(): string {
     return this.ctx.sourceConfig.id;
   }

@@ -21,6 +21,9 @@ import type { StudySyncRun } from './run';
 /** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */
 export const SWEEP_END = '99991231';
 
+/** Study UIDs a sweep run remembers as handled before it lets them go (memory on a PACS of millions). */
+const HANDLED_KEPT = 100_000;
+
 /**
  * Windows for a run over from..to: adaptive (sized by the store's per-day counts and by what each listing
  * returns, about `windowPages` pages each) or, with `windowPages` 0, fixed windows of `windowDays`.
@@ -108,6 +111,7 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
         const n = listedIn.get(w.from) ?? 0;
         counts.listed! += n;
         ctx.store.advanceSweep(sweep.id, { throughDate: w.to, listed: n });
+        ctx.run.trimHandled(HANDLED_KEPT);
       },
     });
     if (!done) return stopped();
