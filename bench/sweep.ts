@@ -52,7 +52,7 @@ export async function runSweepCost(
   const store = openStore(path.join(dir, 'bridge.sqlite'));
   const today = todayIn(SOURCE.defaultTimezone, new Date());
   const base: SyncConfigInput = {
-    sweep: { maxRequestsPerMinute: 1_000_000 },
+    sweep: { maxRequestsPerMinute: 100_000 },
     // The poll re-lists the whole corpus: its lookback reaches back to the corpus's first day.
     lookbackDays: daysBetween(corpus.from, today),
   };
