@@ -153,6 +153,8 @@ export class AdaptiveWindows {
   /** Known studies from each index of `knownDays` to the end. */
   private knownRest: number[] = [];
   private k = 0;
+  /** Known counts include StudyDates sampled from an abandoned listing (a lower bound, not the store's). */
+  private sampled = false;
 
   constructor(private readonly opts: AdaptivePlanOptions) {
     if (opts.targetStudies < 1) throw new RangeError('targetStudies must be at least 1');
@@ -171,7 +173,16 @@ export class AdaptiveWindows {
   /** The next window to list, or undefined when the range is covered. */
   next(): StudyWindow | undefined {
     if (this.start > this.end) return undefined;
-    const days = Math.max(1, Math.min(this.daysByDensity(), this.daysByKnown(), this.end - this.start + 1));
+    // Where the store knows studies ahead, its counts decide (a listing's density would cut a sparse tail
+    // into windows of its own); past the last known day, the density the last listing showed. After an
+    // overflow the known counts include a partial sample, a lower bound only: then both bound the window.
+    const byKnown = this.daysByKnown();
+    const bound = !this.knownAhead()
+      ? this.daysByDensity()
+      : this.sampled
+        ? Math.min(byKnown, this.daysByDensity())
+        : byKnown;
+    const days = Math.max(1, Math.min(bound, this.end - this.start + 1));
     const w = { from: fromDayNumber(this.start), to: fromDayNumber(this.start + days - 1) };
     this.start += days;
     return w;
@@ -202,6 +213,7 @@ export class AdaptiveWindows {
     const merged = new Map(this.knownDays.map((k) => [k.day, k.n]));
     for (const [day, n] of sample) merged.set(day, Math.max(n, merged.get(day) ?? 0));
     this.setKnown([...merged].map(([day, n]) => ({ day, n })));
+    this.sampled = true;
     this.density = undefined;
     this.start = dayNumber(w.from);
     const half = Math.max(1, Math.floor(windowDays(w) / 2));
@@ -209,6 +221,11 @@ export class AdaptiveWindows {
     const next = { from: w.from, to: fromDayNumber(this.start + days - 1) };
     this.start += days;
     return next;
+  }
+
+  private knownAhead(): boolean {
+    while (this.k < this.knownDays.length && this.knownDays[this.k]!.day < this.start) this.k++;
+    return this.k < this.knownDays.length;
   }
 
   private daysByDensity(): number {

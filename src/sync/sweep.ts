@@ -14,9 +14,9 @@ import type { Sink } from '../sinks/sink';
 import type { RunCounts, Store, SweepRecord } from '../sinks/store';
 import type { SyncSettings } from './config';
 import { addDays, planWindows } from './dates';
-import { SourceUnavailableError } from './errors';
+import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
 import { removeVanished } from './reconcile';
-import type { StudySyncRun } from './run';
+import { studyUidOf, type StudySyncRun } from './run';
 
 /** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */
 export const SWEEP_END = '99991231';
@@ -149,12 +149,16 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
       `the PACS listed no studies at all while the store has ${vanished.length}; refusing to treat them all as deleted`,
     );
   } else if (vanished.length) {
+    // Each is looked up once by UID before anything is removed: a listing glitch must never delete a study.
+    const gone = ctx.settings.reconcile.deletion === 'ignore' ? vanished : await confirmVanished(ctx, vanished);
+    if (gone === undefined) return stopped();
+    counts.vanished = gone.length;
     const r = await removeVanished({
       store: ctx.store,
       sinks: ctx.sinks,
       sourceId,
       action: ctx.settings.reconcile.deletion,
-      vanished,
+      vanished: gone,
       log: ctx.log,
       stopRequested: ctx.stopRequested,
     });
@@ -163,7 +167,7 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
     if (r.stopped) return stopped();
   }
 
-  const done = ctx.store.completeSweep(sweep.id, { vanished: vanished.length, unresolved, at: ctx.now() });
+  const done = ctx.store.completeSweep(sweep.id, { vanished: counts.vanished, unresolved, at: ctx.now() });
   ctx.log.info(
     {
       sweepId: done.id,
@@ -176,4 +180,39 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
     'sweep complete',
   );
   return { complete: true, counts, sweep: done };
+}
+
+/**
+ * The vanished studies a lookup by StudyInstanceUID also does not find; one that is found after all is synced
+ * (and so seen) instead. Undefined when stopped.
+ */
+async function confirmVanished(
+  ctx: SweepContext,
+  vanished: { studyUid: string; studyDate: string | null }[],
+): Promise<{ studyUid: string; studyDate: string | null }[] | undefined> {
+  const gone: { studyUid: string; studyDate: string | null }[] = [];
+  for (const study of vanished) {
+    if (ctx.stopRequested()) return undefined;
+    let found: DicomDataset[];
+    try {
+      found = await ctx.source.searchStudies({ StudyInstanceUID: study.studyUid }, { limit: 2, offset: 0 });
+    } catch (err) {
+      if (isSourceOutage(err)) throw new SourceUnavailableError(err);
+      ctx.log.warn(
+        { studyUid: study.studyUid, err: describeError(err) },
+        'vanished study could not be looked up; kept',
+      );
+      continue;
+    }
+    const match = found.find((ds) => studyUidOf(ds) === study.studyUid);
+    if (!match) gone.push(study);
+    else {
+      ctx.log.warn(
+        { studyUid: study.studyUid },
+        'study missing from the sweep listing but found by UID; synced, not removed',
+      );
+      if (!(await ctx.run.syncDatasets([match]))) return undefined;
+    }
+  }
+  return gone;
 }
