@@ -13,6 +13,7 @@ import {
   pageThrough,
   type CapMemory,
   type FieldsFetcher,
+  type PageAnswer,
   type PageFetcher,
   type PagedResult,
 } from './paging';
@@ -170,7 +171,7 @@ export class DicomwebSource implements PacsSource {
     // undated ones. Without a date to narrow by, a capped scan cannot be split.
     const scan = await this.scanStudyDates(planned);
     if (scan.truncated) this.unresolved('undated studies (scan of all studies)');
-    const undated = dedupe(scan.datasets.filter(isUndated), studyUidOf)
+    const undated = dedupe(scan.datasets, studyUidOf)
       .map(studyUidOf)
       .filter((u): u is string => !!u);
     if (undated.length) this.emptyValueMatching = false; // undated studies exist and "" found none
@@ -178,16 +179,36 @@ export class DicomwebSource implements PacsSource {
   }
 
   /**
-   * Every study's UID and StudyDate: the server's default attributes only (no includefield, so nothing
-   * is read from files) in pages of 5 × detailPageSize, a tenth or less of what listing the full rows costs.
+   * The undated rows of a scan of every study: the server's default attributes only (no includefield, so
+   * nothing is read from files), in pages of 5 × detailPageSize. Only undated rows are kept as pages go by,
+   * so scanning millions of studies holds no more than a page.
    */
-  private scanStudyDates(planned: PlannedQuery): Promise<PagedResult> {
-    const fetch: PageFetcher = (limit, offset) =>
-      this.transport.qido({
-        level: 'studies',
-        params: [...planned.params, ['limit', String(limit)], ['offset', String(offset)]],
-      });
-    return pageThrough(fetch, 5 * this.cfg.detailPageSize, this.caps, studyUidOf);
+  private async scanStudyDates(planned: PlannedQuery): Promise<PagedResult> {
+    const limit = Math.max(1, Math.min(5 * this.cfg.detailPageSize, this.caps.serverLimit ?? Infinity));
+    const kept: DicomDataset[] = [];
+    let previousFirst: string | undefined;
+    for (let offset = 0; ;) {
+      let page: PageAnswer;
+      try {
+        page = await this.transport.qido({
+          level: 'studies',
+          params: [...planned.params, ['limit', String(limit)], ['offset', String(offset)]],
+        });
+      } catch (e) {
+        if (e instanceof PacsError && e.status === 413) return { datasets: kept, truncated: true };
+        throw e;
+      }
+      kept.push(...page.datasets.filter(isUndated));
+      const n = page.datasets.length;
+      const first = n ? studyUidOf(page.datasets[0]!) : undefined;
+      if (page.truncated) return { datasets: kept, truncated: true };
+      if (this.caps.serverLimit !== undefined && offset + n >= this.caps.serverLimit)
+        return { datasets: kept, truncated: true };
+      // A short page is the last; the same first study again means the server ignores offset.
+      if (n < limit || (first !== undefined && first === previousFirst)) return { datasets: kept, truncated: false };
+      previousFirst = first;
+      offset += n;
+    }
   }
 
   /** The full study-level rows of these studies, by UID list where the PACS supports it. */
