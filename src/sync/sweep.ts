@@ -100,31 +100,42 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
     sweep.throughDate || sweep.undatedDone ? 'sweep resumed' : 'sweep started',
   );
 
+  // The undated scan runs beside the dated listing: the listing has one query in flight at a time, and on a
+  // PACS without Empty Value Matching the scan is a pass over every study.
+  const undatedListing =
+    ctx.settings.undatedSweep && !sweep.undatedDone ? listUndated(ctx) : Promise.resolve(undefined);
+  undatedListing.catch(() => undefined); // awaited below; a stop before then must not leave it unhandled
+  const stoppedEarly = async (): Promise<SweepOutcome> => {
+    await undatedListing.catch(() => undefined);
+    return stopped();
+  };
+
   // 1. Every StudyDate, window after window; each settled window moves the sweep's checkpoint.
   const from = sweep.throughDate ? addDays(sweep.throughDate, 1) : ctx.settings.sweep.from;
   if (sweep.throughDate !== SWEEP_END && from <= SWEEP_END) {
     const listedIn = new Map<string, number>();
     const planner = windowPlanner(ctx.store, sourceId, ctx.settings, ctx.sourceConfig, from, SWEEP_END);
-    const done = await ctx.run.syncWindows(planner, {
-      onListed: (w, n) => listedIn.set(w.from, n),
-      onWindowDone: (w) => {
-        const n = listedIn.get(w.from) ?? 0;
-        counts.listed! += n;
-        ctx.store.advanceSweep(sweep.id, { throughDate: w.to, listed: n });
-        ctx.run.trimHandled(HANDLED_KEPT);
-      },
-    });
-    if (!done) return stopped();
+    let done: boolean;
+    try {
+      done = await ctx.run.syncWindows(planner, {
+        onListed: (w, n) => listedIn.set(w.from, n),
+        onWindowDone: (w) => {
+          const n = listedIn.get(w.from) ?? 0;
+          counts.listed! += n;
+          ctx.store.advanceSweep(sweep.id, { throughDate: w.to, listed: n });
+          ctx.run.trimHandled(HANDLED_KEPT);
+        },
+      });
+    } catch (err) {
+      await undatedListing.catch(() => undefined); // nothing of the run goes on after it ends
+      throw err;
+    }
+    if (!done) return stoppedEarly();
   }
 
   // 2. The undated studies, which no StudyDate window finds.
-  if (ctx.settings.undatedSweep && !sweep.undatedDone) {
-    let undated: DicomDataset[];
-    try {
-      undated = await ctx.source.findUndatedStudies(ctx.settings.filter);
-    } catch (err) {
-      throw new SourceUnavailableError(err);
-    }
+  const undated = await undatedListing;
+  if (undated) {
     if (!(await ctx.run.syncDatasets(undated))) return stopped();
     counts.listed! += undated.length;
     ctx.store.advanceSweep(sweep.id, { listed: undated.length, undatedDone: true });
@@ -215,4 +226,12 @@ async function confirmVanished(
     }
   }
   return gone;
+}
+
+async function listUndated(ctx: SweepContext): Promise<DicomDataset[]> {
+  try {
+    return await ctx.source.findUndatedStudies(ctx.settings.filter);
+  } catch (err) {
+    throw new SourceUnavailableError(err);
+  }
 }
