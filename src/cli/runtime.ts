@@ -2,9 +2,9 @@
  * Builds the running parts from validated configuration, the same way for every subcommand:
  * logger, embedded store, sinks (embedded and/or FHIR server), one PACS source per configured source.
  */
-import type { BridgeConfig } from '../config';
+import { ConfigError, type BridgeConfig } from '../config';
 import { createLogger, type Logger } from '../log';
-import { setProfilesDir } from '../mapping';
+import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks/embeddedSink';
 import { createFhirSink, type FhirSink } from '../sinks/fhir';
 import type { Sink } from '../sinks/sink';
@@ -36,9 +36,22 @@ export function openConfiguredStore(config: BridgeConfig): Store {
   return openStore(config.store.path);
 }
 
-/** Points the validator at the configured profiles; returns whether the sync must validate. */
+/**
+ * Points the validator at the configured profiles and, when the guard is on, loads them now: profiles that
+ * cannot be loaded are a configuration error (exit 78) naming what is missing, never a failure per study.
+ * Returns whether the sync must validate.
+ */
 export function prepareValidation(config: BridgeConfig): boolean {
   const { enabled, profilesDir } = config.sinks.validation;
-  if (enabled && profilesDir) setProfilesDir(profilesDir);
-  return enabled;
+  if (!enabled) return false;
+  if (profilesDir) setProfilesDir(profilesDir);
+  try {
+    preloadValidator();
+  } catch (err) {
+    if (!(err instanceof ProfilesUnavailableError)) throw err;
+    throw new ConfigError([
+      `sinks.validation: ${err.message}; point sinks.validation.profilesDir at the TW Core 0.3.2 StructureDefinitions, or set sinks.validation.enabled to false`,
+    ]);
+  }
+  return true;
 }

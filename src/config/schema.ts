@@ -101,13 +101,14 @@ export const sinksSchema = z
     /** A FHIR R4 server to write to; absent means none. */
     fhir: fhirSinkSchema.optional(),
     /**
-     * Refuse to write any resource that fails base R4 or TW Core ImagingStudy-twcore validation; the
-     * study is recorded as failed instead. Needs the TW Core StructureDefinitions in profilesDir.
+     * The profile guard, on by default: refuse to write any resource that fails base R4 or TW Core
+     * ImagingStudy-twcore validation; the study is recorded as failed instead. Profiles that cannot be
+     * loaded stop start-up (exit 78).
      */
     validation: z
       .object({
-        enabled: z.boolean().default(false),
-        /** Folder of the TW Core 0.3.2 StructureDefinitions; default ../shared/fhir/twcore-0.3.2 or $TWCORE_PROFILES_DIR. */
+        enabled: z.boolean().default(true),
+        /** Folder of the TW Core 0.3.2 StructureDefinitions; default $TWCORE_PROFILES_DIR, else the shipped profiles/twcore-0.3.2. */
         profilesDir: z.string().min(1).optional(),
       })
       .strict()
