@@ -21,6 +21,7 @@ export function serveCommand(): Command {
     .option('--port <port>', 'override api.port', (v) => Number(v))
     .action(async (opts: { sync: boolean; port?: number }) => {
       const config = loadConfig();
+      const validateResources = prepareValidation(config); // missing profiles: exit 78 before anything connects
       const logger = loggerFor(config);
       const store = openConfiguredStore(config);
       const { sinks, fhirSinks } = buildSinks(config, store, logger);
@@ -32,7 +33,7 @@ export function serveCommand(): Command {
         store,
         sinks,
         logger,
-        validateResources: prepareValidation(config),
+        validateResources,
       });
       const sources: ApiSource[] = config.sources.map((cfg) => ({ config: cfg, pacs: service.source(cfg.id) }));
       const app = createApiApp({ config: config.api, sources, store, logger });
