@@ -31,8 +31,8 @@ export interface LoadedProfiles {
 
 const IMAGING_STUDY_FILE = 'StructureDefinition-ImagingStudy-twcore.json';
 
-/** The bridge's package root: the nearest folder above this file whose package.json is the bridge's (src/ or dist/). */
 let root: string | undefined;
+/** The bridge's package root: the nearest folder above this file whose package.json is the bridge's (src/ or dist/). */
 function packageRoot(): string {
   root ??= findPackageRoot();
   return root;
@@ -55,7 +55,7 @@ function findPackageRoot(): string {
   }
 }
 
-/** The profiles folder shipped with the bridge (repository, npm package and Docker image alike). */
+/** The profiles folder shipped with the bridge (the repository and the Docker image alike). */
 export const bundledProfilesRoot = (): string => path.join(packageRoot(), 'profiles');
 
 let profilesDirOverride: string | undefined;
