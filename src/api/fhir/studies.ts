@@ -18,7 +18,7 @@ import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
 import type { Cursor } from './cursor';
-import { matchesAll } from './match';
+import { matchContextFor, matchesAll } from './match';
 import { FhirError } from './outcome';
 import type { Criterion } from './params';
 import { qidoPlanFor } from './qido';
@@ -258,7 +258,7 @@ export class StudyService {
    * narrows, the matcher decides (as in live mode). Stops once `stopAfter` matches are found.
    */
   private storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): ImagingStudy[] {
-    const ctx = { zone: src.config.defaultTimezone };
+    const ctx = matchContextFor(src.config);
     const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
     const out: ImagingStudy[] = [];
     if (!filter) return out;
@@ -356,7 +356,7 @@ export class StudyService {
       taken += pageRows.length;
       const mapped = await this.mapPage(src, pageRows, this.cfg.searchInstances);
       page.problems.push(...mapped.problems);
-      const ctx = { zone: src.config.defaultTimezone };
+      const ctx = matchContextFor(src.config);
       for (const resource of mapped.resources) {
         if (seen.has(resource.id!) || !matchesAll(resource, criteria, ctx)) continue;
         seen.add(resource.id!);
@@ -389,7 +389,7 @@ export class StudyService {
           `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
         );
       }
-      const ctx = { zone: src.config.defaultTimezone, studyLevelOnly: true };
+      const ctx = { ...matchContextFor(src.config), studyLevelOnly: true };
       const size = src.config.pageSize;
       for (let offset = 0; ; offset += size) {
         let rows: DicomDataset[];
