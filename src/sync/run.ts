@@ -201,6 +201,7 @@ export class StudySyncRun {
     for (const c of conflicts) {
       if (this.handled.has(c.uid)) continue;
       this.handled.add(c.uid);
+      this.counts.found++;
       const state = this.ctx.store.getStudy(this.sourceId, c.uid);
       await this.quarantine(
         { uid: c.uid, dataset: c.dataset, fingerprint: '', studyDate: studyDateOf(c.dataset), state },
