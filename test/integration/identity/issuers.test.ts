@@ -4,7 +4,11 @@
  * FHIR engine (Medplum). Each must stay its own patient in the store, in the API's patient searches and in the
  * FHIR server under every patient-linking mode; Patient.name.text equals ImagingStudy.subject.display.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { indexStructureDefinitionBundle, validateResource } from '@medplum/core';
 import type { Bundle, ImagingStudy, Patient } from 'fhir/r4';
+import { profilesDir } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink, type PatientLinking } from '../../../src/sinks/fhir';
 import { openStore, type Store } from '../../../src/sinks/store';
@@ -190,6 +194,13 @@ describe('FHIR server, every linking mode', () => {
       expect(p?.identifier?.[0]).toMatchObject({ system: expectedSystem[s.studyUid], value: 'Q12345' });
       expect(p?.name?.[0].text).toBe(study.subject?.display);
     }
+    // Each created Patient conforms to TW Core Patient-twcore.
+    const definitions = readdirSync(profilesDir())
+      .filter((f) => f.startsWith('StructureDefinition-'))
+      .map((f) => ({ resource: JSON.parse(readFileSync(path.join(profilesDir(), f), 'utf8')) }));
+    indexStructureDefinitionBundle({ resourceType: 'Bundle', type: 'collection', entry: definitions } as any);
+    const profile = definitions.find((d) => d.resource.url?.endsWith('/Patient-twcore'))!.resource;
+    for (const p of patients) expect(() => validateResource(p as any, { profile })).not.toThrow();
     expect(byUid.get(studies.tw.studyUid)!.subject?.display).toBe('陳大文');
     expect(byUid.get(studies.third.studyUid)!.subject?.display).toBe('林美玲');
     expect(byUid.get(studies.other.studyUid)!.subject?.display).toBe('Jane Smith');
