@@ -15,6 +15,7 @@ import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { createSyncService } from '../../../src/sync';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
+import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';
 import {
   EMPTY_PATIENT_FILES,
   NIBABEL_STUDY_DATE,
@@ -23,7 +24,7 @@ import {
   uploadNibabel,
 } from '../../fixtures/nibabelSamples';
 import { parsePrometheus, sampleValue } from '../ops/promText';
-import { SOURCE_ID, sourceConfig, storedStudy } from './common';
+import { daysAgo, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 const P = 'pacs_fhir_bridge_';
 /** What must never appear in a record or a log line: the Patient ID and the name of 0.dcm. */
@@ -152,5 +153,41 @@ describe('nibabel study written before the conflict appeared (deletion policy en
     expect(fixed.series?.[0].instance).toHaveLength(2);
     expect(fixed.subject?.identifier?.value).toBe('1234');
     expect(store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)).toMatchObject({ status: 'synced', reason: null });
+  });
+});
+
+describe('one Study UID, one Patient ID, two issuers (Orthanc merges them into one study row)', () => {
+  let orthanc: OrthancServer;
+  let store: Store;
+  const uid = '2.25.140777';
+  const part = (issuer: string, seriesUid: string, modality: 'CT' | 'MR') =>
+    makeStudy({
+      studyUid: uid,
+      studyDate: daysAgo(1),
+      patient: { id: 'Q12345', issuer, alphabetic: 'Chen^Mei', sex: 'F', birthDate: '19700101' },
+      series: [makeSeries({ seriesUid, modality, instances: 2 })],
+    });
+  beforeAll(async () => {
+    orthanc = await startOrthanc();
+    await loadStudies(orthanc, [part('TWHOSP', `${uid}.1`, 'CT'), part('OTHERHOSP', `${uid}.2`, 'MR')]);
+    store = openStore(':memory:');
+  }, 60000);
+  afterAll(async () => {
+    store?.close();
+    await orthanc?.stop();
+  });
+
+  it('is quarantined from its series, whose issuers disagree, and names the patients by series', async () => {
+    const { sync, lines } = syncFor(orthanc, store);
+    const run = await sync.runOnce(SOURCE_ID, { undated: false });
+    expect(run.counts).toMatchObject({ found: 1, fetched: 1, quarantined: 1, written: 0 });
+    expect(store.listImagingStudies()).toEqual([]);
+    const state = store.getStudy(SOURCE_ID, uid)!;
+    expect(state).toMatchObject({ status: 'quarantined', reason: 'study-uid-conflict' });
+    expect(state.lastError).toMatch(/series and instances of Study Instance UID 2\.25\.140777 belong to 2 patients/);
+    expect(state.lastError).toContain(`series ${uid}.1`);
+    expect(state.lastError).toContain(`series ${uid}.2`);
+    expect(state.lastError).not.toMatch(/Q12345|Chen|Mei/);
+    expect(lines.filter((l) => /Q12345|Chen\^Mei/.test(l))).toEqual([]);
   });
 });
