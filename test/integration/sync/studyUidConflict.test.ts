@@ -74,7 +74,7 @@ describe('nibabel pair uploaded together', () => {
     const metrics = createMetrics().observe({ store });
     const { backfill, lines, source } = syncFor(orthanc, store);
     const run = await backfill();
-    expect(run.counts).toMatchObject({ found: 1, quarantined: 1, written: 0 });
+    expect(run).toMatchObject({ status: 'partial', counts: { found: 1, quarantined: 1, written: 0 } });
 
     expect(storedStudy(store, NIBABEL_STUDY_UID)).toBeUndefined();
     expect(store.listImagingStudies()).toEqual([]);
@@ -108,7 +108,7 @@ describe('nibabel pair uploaded together', () => {
 
     // Listed again: still held, nothing written, not counted as a new quarantine.
     const again = await backfill();
-    expect(again.counts).toMatchObject({ found: 1, quarantined: 0, written: 0 });
+    expect(again).toMatchObject({ status: 'ok', counts: { found: 1, quarantined: 0, written: 0 } });
     expect(store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)?.status).toBe('quarantined');
     expect(store.listImagingStudies()).toEqual([]);
   });
