@@ -14,6 +14,7 @@ import { readString, valueOf } from '../../dicomweb/dicomJson';
 import { Tag } from '../../dicomweb/tags';
 import { PacsError, type PacsSource } from '../../dicomweb/types';
 import { endpointFor, endpointId, mapStudy } from '../../mapping';
+import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
@@ -465,6 +466,13 @@ export class StudyService {
           const out = new Map<string, ImagingStudy | string>();
           for (const m of missing) {
             const d = details.get(m.uid) ?? { series: [], instances: [] };
+            // A Study UID under two patients is never shown as one patient's study (the sync quarantines it).
+            const conflict = detailConflict(m.uid, m.row, d);
+            if (conflict) {
+              this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: STUDY_UID_CONFLICT }, 'study left out');
+              out.set(m.uid, conflict);
+              continue;
+            }
             const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);
             if (result.ok) out.set(m.uid, result.imagingStudy);
             else {

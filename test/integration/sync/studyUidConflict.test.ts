@@ -5,7 +5,7 @@
  * writes it. A study written before the conflict appeared is marked per the deletion policy.
  */
 import { Writable } from 'node:stream';
-import type { ImagingStudy } from 'fhir/r4';
+import type { Bundle, ImagingStudy } from 'fhir/r4';
 import { buildStatusModel, renderStatusPage } from '../../../src/api/ops/statusPage';
 import { sourceStatus } from '../../../src/cli/sync';
 import { configSchema } from '../../../src/config/schema';
@@ -24,6 +24,8 @@ import {
   uploadNibabel,
 } from '../../fixtures/nibabelSamples';
 import { parsePrometheus, sampleValue } from '../ops/promText';
+import { matchIds, serveApi } from '../api/helpers';
+import { createPacsSource } from '../../../src/dicomweb';
 import { daysAgo, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 const P = 'pacs_fhir_bridge_';
@@ -105,6 +107,25 @@ describe('nibabel pair uploaded together', () => {
       1,
     );
     expect(sampleValue(samples, `${P}studies_quarantined_total`, { source: SOURCE_ID })).toBe(1);
+
+    // The live API leaves it out too, saying why, and names neither patient.
+    const api = await serveApi({
+      config: { mode: 'live', cache: { enabled: false }, auth: { type: 'none' } },
+      sources: [{ config: source, pacs: createPacsSource(source) }],
+    });
+    try {
+      const found = await api.http.get<Bundle>(`/ImagingStudy?_id=${NIBABEL_STUDY_UID}`);
+      expect(found.status).toBe(200);
+      expect(matchIds(found.data)).toEqual([]);
+      const outcome = JSON.stringify(found.data.entry?.filter((e) => e.search?.mode === 'outcome'));
+      expect(outcome).toContain('study-uid-conflict');
+      expect(outcome).not.toMatch(PHI);
+      const read = await api.http.get(`/ImagingStudy/${NIBABEL_STUDY_UID}`);
+      expect(read.status).not.toBe(200);
+      expect(JSON.stringify(read.data)).toContain('study-uid-conflict');
+    } finally {
+      await api.close();
+    }
 
     // Listed again: still held, nothing written, not counted as a new quarantine.
     const again = await backfill();
