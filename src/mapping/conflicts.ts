@@ -23,7 +23,8 @@ function attribute(ds: DicomDataset, tag: string): string | undefined {
 }
 
 function patientKey(ds: DicomDataset): PatientKey {
-  return { id: attribute(ds, Tag.PatientID), issuer: attribute(ds, Tag.IssuerOfPatientID) };
+  // An empty issuer agrees with any: modalities often leave 0010,0021 out where others fill it in.
+  return { id: attribute(ds, Tag.PatientID), issuer: attribute(ds, Tag.IssuerOfPatientID) || undefined };
 }
 
 /** Rows disagree when two of them give different values for Patient ID, or for its issuer. */
@@ -49,7 +50,6 @@ function patientLabel(n: number, key: PatientKey): string {
   const notes = [
     key.id === '' ? 'empty Patient ID' : undefined,
     key.id === undefined ? 'no Patient ID returned' : undefined,
-    key.issuer === '' ? 'empty issuer' : undefined,
   ].filter(Boolean);
   return `patient ${n}${notes.length ? ` (${notes.join(', ')})` : ''}`;
 }

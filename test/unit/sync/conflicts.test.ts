@@ -42,6 +42,8 @@ describe('study rows', () => {
     const twoIssuers = splitStudyConflicts([row('Q12345', issuer('TWHOSP')), row('Q12345', issuer('OTHERHOSP'))]);
     expect(twoIssuers.conflicts).toHaveLength(1);
     expect(twoIssuers.conflicts[0].detail).not.toMatch(/Q12345|TWHOSP|OTHERHOSP/);
+    // An issuer left empty (or out) on one row agrees with any: modalities fill 0010,0021 unevenly.
+    expect(splitStudyConflicts([row('Q12345', issuer('TWHOSP')), row('Q12345', issuer(''))]).conflicts).toEqual([]);
   });
 });
 
