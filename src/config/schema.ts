@@ -83,6 +83,12 @@ export const sourceSchema = z.strictObject({
   retries: z.number().int().min(0).max(20).default(4),
   /** Applied to studies without Timezone Offset From UTC (0008,0201). */
   defaultTimezone: timezone.default('Asia/Taipei'),
+  /**
+   * The PACS percent-decodes QIDO query values (RFC 3986, as PS3.18 says). Then values with spaces, "^",
+   * "%" or non-ASCII characters are sent exactly; otherwise (Orthanc 1.10) such names are widened with
+   * wildcards and narrowed locally, and such Patient IDs or accession numbers are refused.
+   */
+  percentDecodesQueryValues: z.boolean().default(false),
   /** UID-list matching in batched detail queries: probe the PACS, or force on/off. */
   uidListMatching: z.enum(['auto', 'on', 'off']).default('auto'),
   /** Studies per batched series/instance query (fewer when their UIDs would make the URL too long). */

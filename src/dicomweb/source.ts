@@ -16,7 +16,7 @@ import {
   type PageFetcher,
   type PagedResult,
 } from './paging';
-import { matchesLocally, planMatch, resolveKey, type PlannedQuery } from './queryEncoding';
+import { matchesLocally, planMatch, resolveKey, type PlannedQuery, type WireOptions } from './queryEncoding';
 import type { RetryPolicy } from './retry';
 import { Tag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
@@ -76,6 +76,7 @@ export class DicomwebSource implements PacsSource {
     unresolved: 0,
   };
   private readonly transport: Transport;
+  private readonly wire: WireOptions;
   private readonly caps: CapMemory;
   private uidListMatching: boolean | undefined;
   /** Whether `StudyDate=""` (Empty Value Matching) has been seen to work on this server. */
@@ -88,6 +89,7 @@ export class DicomwebSource implements PacsSource {
   ) {
     this.id = cfg.id;
     this.caps = { serverLimit: cfg.serverLimit };
+    this.wire = { percentDecodes: cfg.percentDecodesQueryValues };
     if (cfg.uidListMatching !== 'auto') this.uidListMatching = cfg.uidListMatching === 'on';
     const httpsAgent = httpsAgentFor(cfg);
     const auth = createAuthorizer(cfg.auth, {
@@ -163,7 +165,7 @@ export class DicomwebSource implements PacsSource {
     match: QidoMatch,
     page?: { limit: number; offset: number },
   ): Promise<DicomDataset[]> {
-    const planned = planMatch(match);
+    const planned = planMatch(match, this.wire);
     const answer = page
       ? await this.rowIsolating(level, planned.params, undefined, planned)(page.limit, page.offset)
       : await this.transport.qido({ level, params: [...planned.params, this.includeField(level, planned)] });
@@ -224,6 +226,7 @@ export class DicomwebSource implements PacsSource {
   private plan(match: QidoMatch): PlannedQuery {
     return planMatch(
       Object.fromEntries(Object.entries(match).filter(([k]) => !WINDOW_KEYS.has(resolveKey(k) as never))),
+      this.wire,
     );
   }
 

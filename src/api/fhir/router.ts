@@ -261,6 +261,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
         next: page.next,
         previous: previousCursor(cursor, parsed.count),
         matches: page.studies.map((s) => s.resource),
+        total: page.total,
         includes,
         problems: page.problems,
       }),

@@ -12,7 +12,7 @@ import type { SourceConfig } from '../../config/schema';
 import type { DicomDataset } from '../../dicomweb/dicomJson';
 import { readString, valueOf } from '../../dicomweb/dicomJson';
 import { Tag } from '../../dicomweb/tags';
-import { PacsError, type PacsSource } from '../../dicomweb/types';
+import { PacsError, type PacsSource, type QidoMatch } from '../../dicomweb/types';
 import { endpointFor, endpointId, mapStudy } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
@@ -21,7 +21,7 @@ import type { Cursor } from './cursor';
 import { matchesAll } from './match';
 import { FhirError } from './outcome';
 import type { Criterion } from './params';
-import { qidoPlanFor } from './qido';
+import { qidoPlanFor, type QidoPlan } from './qido';
 import { storeFilterFor } from './storeFilter';
 import type { StudyIndexFilter } from '../../sinks/store/studyIndex';
 
@@ -48,8 +48,21 @@ export interface FoundStudy {
 export interface StudyPage {
   studies: FoundStudy[];
   next?: Cursor;
+  /** Matches of the whole search, when known (store mode; live mode when every source was listed whole). */
+  total?: number;
   /** Studies the mapper could not represent, reported in the Bundle as outcome issues. */
   problems: OperationOutcomeIssue[];
+}
+
+/** One source's study-level candidates for a search (see searchLive). */
+interface SourceScan {
+  /** The criteria for this source, `series` resolved to Study Instance UIDs. */
+  criteria: Criterion[];
+  /** Absent when no study of this source can match. */
+  plan?: QidoPlan;
+  /** Listed whole (within `maxCountScan` rows): `candidates` holds every one, in id order. */
+  complete: boolean;
+  candidates: DicomDataset[];
 }
 
 export interface SearchRequest {
@@ -100,6 +113,8 @@ export class StudyService {
   readonly pages: AnswerCache<StudyPage>;
   readonly reads: AnswerCache<FoundStudy | null>;
   readonly counts: AnswerCache<number>;
+  /** Study-level candidate lists of live searches per source (pages and counts of one search share them). */
+  private readonly scans: AnswerCache<SourceScan>;
   /** Mapped studies by source, UID and instance flag, shared by searches and reads. */
   readonly studies: AnswerCache<ImagingStudy>;
   /**
@@ -139,6 +154,12 @@ export class StudyService {
       dedupe: c.dedupe,
     });
     this.counts = new AnswerCache({
+      enabled: c.enabled,
+      ttlSeconds: c.ttlSeconds,
+      maxKeys: c.maxKeys,
+      dedupe: c.dedupe,
+    });
+    this.scans = new AnswerCache({
       enabled: c.enabled,
       ttlSeconds: c.ttlSeconds,
       maxKeys: c.maxKeys,
@@ -185,7 +206,7 @@ export class StudyService {
   }
 
   close(): void {
-    for (const c of [this.pages, this.reads, this.counts, this.studies]) c.close();
+    for (const c of [this.pages, this.reads, this.counts, this.studies, this.scans]) c.close();
     this.rendered?.close();
   }
 
@@ -235,17 +256,22 @@ export class StudyService {
     if (this.cfg.mode === 'store') {
       const page = this.searchStore(req);
       // Fallback for studies not synced yet: a lookup of particular studies the store has none of goes live.
-      if (page.studies.length || !this.fallsBack(req.criteria)) return page;
+      if (page.studies.length || !this.fallsBack(req.criteria))
+        return { ...page, total: this.storeCount(req.criteria) };
     }
     return this.pages.getOrLoad(key, () => this.searchLive(req));
   }
 
   async count(criteria: Criterion[]): Promise<number> {
     if (this.cfg.mode === 'store') {
-      const n = this.searchSources.reduce((sum, src) => sum + this.storeMatches(src, criteria).length, 0);
+      const n = this.storeCount(criteria);
       if (n || !this.fallsBack(criteria)) return n;
     }
     return this.counts.getOrLoad(`count|${JSON.stringify(criteria)}`, () => this.countLive(criteria));
+  }
+
+  private storeCount(criteria: Criterion[]): number {
+    return this.searchSources.reduce((sum, src) => sum + this.storeMatches(src, criteria).length, 0);
   }
 
   /** Store mode asks the PACS only for named studies (by UID) that the store does not hold. */
@@ -322,98 +348,153 @@ export class StudyService {
     return [...criteria, ...extra];
   }
 
+  /**
+   * A live page. Each source's matches are listed first from study-level rows alone (cheap: no series),
+   * so filtering on what the PACS is not asked (modality, exact case, systems) happens before the page
+   * is counted; then only the page's studies are fetched in detail. A source whose candidates fit in
+   * `maxCountScan` rows is listed whole, in id order (as store mode orders), which makes `total` and
+   * the `next` link exact; a larger one is read in PACS order from a row position, and `next` then
+   * means more may exist.
+   */
   private async searchLive(req: SearchRequest): Promise<StudyPage> {
+    const scans = await this.scanAll(req.criteria);
     const page: StudyPage = { studies: [], problems: [] };
-    const seen = new Set<string>();
+    if (scans.every((s) => s.complete)) page.total = scans.reduce((n, s) => n + s.candidates.length, 0);
     const lengths = req.cursor.lengths.slice();
-    let taken = 0; // QIDO rows consumed for this page (results may be fewer after filtering)
-    for (let i = req.cursor.source; i < this.searchSources.length; i++) {
-      const src = this.searchSources[i];
-      const offset = i === req.cursor.source ? req.cursor.offset : 0;
-      const criteria = await this.criteriaFor(src, req.criteria);
-      const plan = qidoPlanFor(criteria, src.config);
-      if (!plan) {
+    for (let i = req.cursor.source; i < scans.length; i++) {
+      const scan = scans[i];
+      if (!scan.plan) {
         lengths.push(0);
         continue;
       }
-      if (plan.uidList && !(await this.uidListSupported(src))) {
-        throw new FhirError(
-          400,
-          'not-supported',
-          `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
-        );
-      }
-      const need = req.count - taken;
-      // One more than needed tells whether another page follows, without a count query.
-      const limit = need + 1;
-      let rows: DicomDataset[];
-      try {
-        rows = await src.pacs.searchStudies(plan.match, { limit, offset });
-      } catch (err) {
-        throw this.failed(err, src);
-      }
-      const pageRows = rows.slice(0, need);
-      taken += pageRows.length;
-      const mapped = await this.mapPage(src, pageRows, this.cfg.searchInstances);
-      page.problems.push(...mapped.problems);
-      const ctx = { zone: src.config.defaultTimezone };
-      for (const resource of mapped.resources) {
-        if (seen.has(resource.id!) || !matchesAll(resource, criteria, ctx)) continue;
-        seen.add(resource.id!);
-        page.studies.push({ sourceId: src.config.id, resource });
-      }
-      if (rows.length > need) {
-        page.next = { source: i, offset: offset + need, lengths };
+      const src = this.searchSources[i];
+      const offset = i === req.cursor.source ? req.cursor.offset : 0;
+      const need = req.count - page.studies.length;
+      const taken = scan.complete
+        ? this.fromList(scan.candidates, offset, need)
+        : await this.fromPacs(src, scan.plan.match, scan.criteria, offset, need);
+      await this.addMatches(page, src, scan.criteria, taken.rows);
+      if (taken.next !== undefined) {
+        page.next = { source: i, offset: taken.next, lengths };
         return page;
       }
-      lengths.push(offset + rows.length);
-      if (taken >= req.count) {
-        if (i + 1 < this.searchSources.length) page.next = { source: i + 1, offset: 0, lengths };
-        return page;
-      }
+      lengths.push(taken.end);
     }
     return page;
   }
 
-  private async countLive(criteria: Criterion[]): Promise<number> {
-    const seen = new Set<string>();
-    let scanned = 0;
-    for (const src of this.searchSources) {
-      const c = await this.criteriaFor(src, criteria);
-      const plan = qidoPlanFor(c, src.config);
-      if (!plan) continue;
-      if (plan.uidList && !(await this.uidListSupported(src))) {
-        throw new FhirError(
-          400,
-          'not-supported',
-          `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
-        );
+  /** Up to `need` candidates of a complete list from `offset`; `next` when more remain. */
+  private fromList(list: DicomDataset[], offset: number, need: number) {
+    const rows = list.slice(offset, offset + need);
+    const after = offset + rows.length;
+    return { rows, next: after < list.length ? after : undefined, end: list.length };
+  }
+
+  /**
+   * Up to `need` candidates read from the PACS from row `offset`, one more to know whether another
+   * follows; at most `maxCountScan` rows per page, after which `next` resumes where reading stopped.
+   */
+  private async fromPacs(src: ApiSource, match: QidoMatch, criteria: Criterion[], offset: number, need: number) {
+    const found: { row: DicomDataset; at: number }[] = [];
+    const size = src.config.pageSize;
+    let at = offset;
+    for (;;) {
+      if (at - offset >= this.cfg.maxCountScan) break;
+      const rows = await this.pacsPage(src, match, size, at);
+      for (const [k, row] of rows.entries()) {
+        if (!this.studyLevelMatch(src, row, criteria)) continue;
+        found.push({ row, at: at + k });
+        if (found.length > need) return { rows: found.slice(0, need).map((f) => f.row), next: found[need].at, end: 0 };
       }
-      const ctx = { zone: src.config.defaultTimezone, studyLevelOnly: true };
-      const size = src.config.pageSize;
-      for (let offset = 0; ; offset += size) {
-        let rows: DicomDataset[];
-        try {
-          rows = await src.pacs.searchStudies(plan.match, { limit: size, offset });
-        } catch (err) {
-          throw this.failed(err, src);
-        }
-        scanned += rows.length;
-        if (scanned > this.cfg.maxCountScan) {
-          throw new FhirError(
-            400,
-            'too-costly',
-            `More than ${this.cfg.maxCountScan} studies would have to be counted; narrow the search.`,
-          );
-        }
-        for (const row of rows) {
-          const r = mapStudy({ study: row, series: [], instances: [] }, src.config);
-          if (r.ok && !seen.has(r.imagingStudy.id!) && matchesAll(r.imagingStudy, c, ctx)) seen.add(r.imagingStudy.id!);
-        }
-        if (rows.length < size) break;
-      }
+      at += rows.length;
+      if (rows.length < size) return { rows: found.map((f) => f.row), next: undefined, end: at };
     }
-    return seen.size;
+    return { rows: found.map((f) => f.row), next: at, end: 0 };
+  }
+
+  /** Maps a page's candidates with their series and keeps the exact matches (series criteria included). */
+  private async addMatches(page: StudyPage, src: ApiSource, criteria: Criterion[], rows: DicomDataset[]) {
+    if (!rows.length) return;
+    const mapped = await this.mapPage(src, rows, this.cfg.searchInstances);
+    page.problems.push(...mapped.problems);
+    const ctx = { zone: src.config.defaultTimezone };
+    for (const resource of mapped.resources)
+      if (matchesAll(resource, criteria, ctx)) page.studies.push({ sourceId: src.config.id, resource });
+  }
+
+  private async pacsPage(src: ApiSource, match: QidoMatch, limit: number, offset: number): Promise<DicomDataset[]> {
+    try {
+      return await src.pacs.searchStudies(match, { limit, offset });
+    } catch (err) {
+      throw this.failed(err, src);
+    }
+  }
+
+  /**
+   * Whether a study-level row can match: mapped without its series, so series-level criteria pass
+   * (match.ts). A row the mapper refuses stays a candidate, to be reported as a problem with its page.
+   */
+  private studyLevelMatch(src: ApiSource, row: DicomDataset, criteria: Criterion[]): boolean {
+    const r = mapStudy({ study: row, series: [], instances: [] }, src.config);
+    return !r.ok || matchesAll(r.imagingStudy, criteria, { zone: src.config.defaultTimezone, studyLevelOnly: true });
+  }
+
+  /** Every search source's scan, in order; a study already listed by an earlier source is left out. */
+  private async scanAll(criteria: Criterion[]): Promise<SourceScan[]> {
+    const scans: SourceScan[] = [];
+    const seen = new Set<string>();
+    for (const src of this.searchSources) {
+      const scan = await this.scans.getOrLoad(`scan|${src.config.id}|${JSON.stringify(criteria)}`, () =>
+        this.scanSource(src, criteria),
+      );
+      if (!scan.complete) {
+        scans.push(scan);
+        continue;
+      }
+      const own = scan.candidates.filter((row) => !seen.has(uidOf(row) ?? ''));
+      for (const row of own) seen.add(uidOf(row) ?? '');
+      scans.push({ ...scan, candidates: own });
+    }
+    return scans;
+  }
+
+  /** One source's candidates in id order, when they fit in `maxCountScan` rows. */
+  private async scanSource(src: ApiSource, all: Criterion[]): Promise<SourceScan> {
+    const criteria = await this.criteriaFor(src, all);
+    const plan = qidoPlanFor(criteria, src.config);
+    if (!plan) return { criteria, complete: true, candidates: [] };
+    if (plan.uidList && !(await this.uidListSupported(src))) {
+      throw new FhirError(
+        400,
+        'not-supported',
+        `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
+      );
+    }
+    const size = src.config.pageSize;
+    const byUid = new Map<string, DicomDataset>();
+    for (let offset = 0; ; offset += size) {
+      if (offset >= this.cfg.maxCountScan) return { criteria, plan, complete: false, candidates: [] };
+      const rows = await this.pacsPage(src, plan.match, size, offset);
+      for (const row of rows) {
+        const uid = uidOf(row);
+        // Rows without a UID cannot be ordered or read; mapPage reports them when read in PACS order.
+        if (uid && !byUid.has(uid) && this.studyLevelMatch(src, row, criteria)) byUid.set(uid, row);
+      }
+      if (rows.length < size) break;
+    }
+    const candidates = [...byUid.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row);
+    return { criteria, plan, complete: true, candidates };
+  }
+
+  private async countLive(criteria: Criterion[]): Promise<number> {
+    const scans = await this.scanAll(criteria);
+    if (scans.some((s) => !s.complete))
+      throw new FhirError(
+        400,
+        'too-costly',
+        `More than ${this.cfg.maxCountScan} studies would have to be counted; narrow the search.`,
+      );
+    return scans.reduce((n, s) => n + s.candidates.length, 0);
   }
 
   private async uidListSupported(src: ApiSource): Promise<boolean> {
