@@ -15,7 +15,7 @@ import type { ApiConfig } from '../config';
 import { searchBundle } from './bundle';
 import { capabilityStatement } from './capability';
 import { decodeCursor, previousCursor } from './cursor';
-import { FhirError, outcome, outcomeOf } from './outcome';
+import { badRequest, FhirError, outcome, outcomeOf } from './outcome';
 import {
   ENDPOINT_PARAMS,
   IMAGING_STUDY_PARAMS,
@@ -48,10 +48,40 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
 interface Locals {
   principal?: Principal;
-  audit: Omit<AuditRecord, 'status' | 'ms' | 'client' | 'method'>;
+  audit: Omit<AuditRecord, 'status' | 'ms' | 'client' | 'address' | 'method'>;
 }
 
 const locals = (res: Response) => res.locals as Locals;
+
+/** Media types this server answers in; `_format` may also say `json`. Anything else (XML, Turtle) is a 406. */
+const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
+
+/** 406 unless the client accepts JSON, by `_format` (which overrides Accept, as FHIR says) or by Accept. */
+function checkFormat(req: Request): void {
+  const format = queryPairs(req).find(([n]) => n === '_format')?.[1];
+  const ok =
+    format !== undefined
+      ? format === 'json' || JSON_TYPES.includes(format.split(';')[0].trim().toLowerCase())
+      : !req.get('accept') || req.accepts(JSON_TYPES) !== false;
+  if (!ok)
+    throw new FhirError(
+      406,
+      'not-supported',
+      `This server answers in FHIR JSON only (${JSON_TYPES[0]}); ${format !== undefined ? `_format=${format.slice(0, 40)}` : 'the Accept header'} asks for something else.`,
+      format !== undefined ? '_format' : undefined,
+    );
+}
+
+/** Headers a browser client may read (CORS hides all others). */
+const EXPOSED_HEADERS = [
+  'ETag',
+  'Location',
+  'Content-Location',
+  'Retry-After',
+  'WWW-Authenticate',
+  'RateLimit',
+  'RateLimit-Policy',
+];
 
 function sendFhir(res: Response, status: number, body: Resource | string | Buffer): void {
   res
@@ -74,11 +104,43 @@ function auditNames(pairs: [string, string][]): string[] {
   return [...new Set(pairs.map(([n]) => (KNOWN_NAMES.has(n) ? n : '(unknown)')))];
 }
 
+/**
+ * One form-encoded query component, strictly: invalid UTF-8 or a broken percent-escape is a 400
+ * (URLSearchParams would turn it into U+FFFD, which then reaches the PACS as something else).
+ */
+function decodeComponent(raw: string, name: string | undefined): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    throw badRequest(
+      `${name === undefined ? 'A parameter name' : `Parameter "${name}"`} is not valid percent-encoded UTF-8.`,
+      name,
+    );
+  }
+}
+
 /** Query pairs exactly as sent (order kept, repeats kept), from the raw URL. */
-function queryPairs(req: Request): [string, string][] {
+export function queryPairs(req: Request): [string, string][] {
   const q = req.originalUrl.indexOf('?');
   if (q < 0) return [];
-  return [...new URLSearchParams(req.originalUrl.slice(q + 1)).entries()];
+  return req.originalUrl
+    .slice(q + 1)
+    .split('&')
+    .filter((part) => part !== '')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      const name = decodeComponent(eq < 0 ? part : part.slice(0, eq), undefined);
+      return [name, eq < 0 ? '' : decodeComponent(part.slice(eq + 1), name)];
+    });
+}
+
+/** Whether an If-None-Match header names this version (weak comparison, as for GET). */
+function ifNoneMatch(header: string | undefined, versionId: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((t) => {
+    const tag = t.trim();
+    return tag === '*' || tag.replace(/^W\//, '') === `"${versionId}"`;
+  });
 }
 
 export function createFhirRouter(deps: FhirDeps): FhirRouter {
@@ -114,6 +176,7 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
       const a = locals(res).audit;
       writeAudit(trail, {
         client: locals(res).principal?.client ?? 'anonymous',
+        address: req.ip ?? req.socket.remoteAddress ?? 'unknown',
         method: req.method,
         ...a,
         status: res.statusCode,
@@ -129,10 +192,16 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
       cors({
         origin: any ? '*' : cfg.cors.origins,
         methods: ['GET', 'HEAD', 'OPTIONS'],
-        allowedHeaders: ['Authorization', 'X-API-Key', 'Prefer', 'Content-Type', 'Accept'],
+        allowedHeaders: ['Authorization', 'X-API-Key', 'Prefer', 'Content-Type', 'Accept', 'If-None-Match'],
+        exposedHeaders: EXPOSED_HEADERS,
       }),
     );
   }
+
+  router.use((req, _res, next) => {
+    checkFormat(req);
+    next();
+  });
 
   router.get('/metadata', (req, res) => {
     locals(res).audit.interaction = 'capabilities';
@@ -144,6 +213,30 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     client: 'anonymous',
     scopes: Object.freeze(['system/*.read']) as string[],
   });
+  if (authenticate && cfg.rateLimit.enabled) {
+    // Guessing credentials costs a turn per address: counted before any check, forgiven when it succeeds.
+    router.use(
+      rateLimit({
+        windowMs: cfg.rateLimit.windowSeconds * 1000,
+        limit: cfg.rateLimit.maxAuthFailures,
+        standardHeaders: false,
+        legacyHeaders: false,
+        keyGenerator: (req) => `auth-failures:${req.ip}`,
+        skipSuccessfulRequests: true,
+        requestWasSuccessful: (_req, res) => res.statusCode !== 401,
+        handler: (req, res) => {
+          const reset = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
+          const seconds = reset
+            ? Math.max(1, Math.ceil((reset.getTime() - Date.now()) / 1000))
+            : cfg.rateLimit.windowSeconds;
+          res.setHeader('Retry-After', String(seconds));
+          sendFhir(res, 429, outcome('error', 'throttled', 'Too many failed authentication attempts; retry later.'));
+        },
+        validate: false,
+      }),
+    );
+  }
+
   router.use((req, res, next) => {
     if (!authenticate) {
       locals(res).principal = anonymous;
@@ -173,7 +266,13 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
 
   const requireScope = (res: Response, resourceType: string, interaction: 'read' | 'search') => {
     const p = locals(res).principal!;
-    if (!scopeAllows(p.scopes, resourceType, interaction)) {
+    if (!scopeAllows(p.scopes, resourceType, interaction, p.patient !== undefined)) {
+      if (p.patient !== undefined && scopeAllows(p.scopes, resourceType, interaction))
+        throw new FhirError(
+          403,
+          'forbidden',
+          'This token carries a patient context (a "patient" claim); this server does not confine answers to one patient, so user/ and patient/ scopes with a patient context are refused. Use a token without a patient context or with system/ scopes.',
+        );
       throw new FhirError(
         403,
         'forbidden',
@@ -202,7 +301,15 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     const found = await service.read(uid);
     if (!found) throw new FhirError(404, 'not-found', `ImagingStudy/${uid} is not known.`);
     a.count = 1;
-    sendFhir(res, 200, found.resource);
+    if (found.versionId === undefined) return sendFhir(res, 200, found.resource);
+    // Store mode: the stored version identifies the content, so a client can revalidate cheaply.
+    const etag = `W/"${found.versionId}"`;
+    res.setHeader('ETag', etag);
+    if (ifNoneMatch(req.get('if-none-match'), found.versionId)) {
+      res.status(304).end();
+      return;
+    }
+    sendFhir(res, 200, { ...found.resource, meta: { ...found.resource.meta, versionId: found.versionId } });
   });
 
   router.get('/ImagingStudy', async (req, res) => {

@@ -43,6 +43,8 @@ const STORE_BATCH = 500;
 export interface FoundStudy {
   sourceId: string;
   resource: ImagingStudy;
+  /** The stored version (store-mode reads), for ETag and meta.versionId. */
+  versionId?: string;
 }
 
 export interface StudyPage {
@@ -215,7 +217,14 @@ export class StudyService {
   async read(studyUid: string): Promise<FoundStudy | null> {
     if (this.cfg.mode === 'store') {
       const stored = this.store!.getResource('ImagingStudy', studyUid) as ImagingStudy | undefined;
-      if (stored) return { sourceId: this.sourceOfStored(stored) ?? '', resource: stripStoreMeta(stored) };
+      if (stored) {
+        const versionId = stored.meta?.versionId;
+        return {
+          sourceId: this.sourceOfStored(stored) ?? '',
+          resource: stripStoreMeta(stored),
+          ...(versionId ? { versionId } : {}),
+        };
+      }
       if (!this.cfg.storeFallback) return null;
     }
     return this.reads.getOrLoad(`read|${studyUid}`, () => this.readLive(studyUid));
