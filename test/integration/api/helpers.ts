@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { Writable } from 'node:stream';
 import type { Bundle, ImagingStudy, Resource } from 'fhir/r4';
-import { createApiApp, type ApiApp, type ApiSource, type StudyStore } from '../../../src/api/app';
+import { answerClientErrors, createApiApp, type ApiApp, type ApiSource, type StudyStore } from '../../../src/api/app';
 import { parseApiConfig, type ApiConfigInput } from '../../../src/api/config';
 import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/config';
 import { createPacsSource, type PacsSource } from '../../../src/dicomweb';
@@ -65,6 +65,7 @@ export async function serveApi(o: {
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    answerClientErrors(s);
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`;
   const http = axios.create({ baseURL: base, validateStatus: () => true, headers: o.headers });
