@@ -5,9 +5,9 @@
  *   PatientName=Doe^Peter → match; Doe%5EPeter, Doe%3FPeter → nothing; ID%201 / ID+1 → nothing;
  *   raw UTF-8 → 400; Doe?Peter (single-character wildcard) → match; *1 → matches 病人1.
  * On such a server a name or description that cannot be sent as itself is widened with DICOM wildcards
- * (PS3.4 C.2.2.2.4) and the answers are narrowed here; a value identifying a patient or a study (Patient
- * ID, Accession Number, Study ID, UIDs) is never widened: it goes out exactly or not at all
- * (InexactValueError). A source marked `percentDecodesQueryValues` gets every value percent-encoded, exactly.
+ * (PS3.4 C.2.2.2.4) and the answers are narrowed here. In on-demand lookups (`exactIdentifiers`) a value
+ * identifying a patient or a study (Patient ID, Accession Number, Study ID, UIDs) is never widened: it
+ * goes out exactly or not at all (InexactValueError). A source marked `percentDecodesQueryValues` gets every value percent-encoded, exactly.
  */
 import { rawValues, type DicomDataset } from './dicomJson';
 import { Tag } from './tags';
@@ -59,10 +59,15 @@ const IDENTIFYING_TAGS = new Set<string>([
   Tag.SOPInstanceUID,
 ]);
 
-/** How one source reads query values. */
+/** How one source reads query values, and how strictly a query must be sent. */
 export interface WireOptions {
   /** The server percent-decodes query values (RFC 3986, as PS3.18 says); Orthanc 1.10 does not. */
   percentDecodes?: boolean;
+  /**
+   * Identifying values go out exactly or not at all (InexactValueError): on-demand lookups, where a
+   * widened Patient ID would fetch other patients' rows. Sweeps of the whole PACS (sync) may widen a filter.
+   */
+  exactIdentifiers?: boolean;
 }
 
 /** A value that cannot be sent exactly to this source, for an attribute that must never be widened. */
@@ -168,8 +173,8 @@ export function planMatch(match: Record<string, string> = {}, o: WireOptions = {
   const filters: LocalFilter[] = [];
   for (const [key, value] of Object.entries(match)) {
     const tag = resolveKey(key);
-    if (IDENTIFYING_TAGS.has(tag)) {
-      // Exactly or never widened: the caller's own "*" (a sync filter) and UID lists ("a,b") stay theirs.
+    if (o.exactIdentifiers && IDENTIFYING_TAGS.has(tag)) {
+      // Never widened: the caller's own "*" and UID lists ("a,b") stay theirs.
       const why = unsendableReason(value, o);
       if (why) throw new InexactValueError(key, why);
     }

@@ -165,7 +165,8 @@ export class DicomwebSource implements PacsSource {
     match: QidoMatch,
     page?: { limit: number; offset: number },
   ): Promise<DicomDataset[]> {
-    const planned = planMatch(match, this.wire);
+    // A lookup: identifying values exactly or not at all (see queryEncoding).
+    const planned = planMatch(match, { ...this.wire, exactIdentifiers: true });
     const answer = page
       ? await this.rowIsolating(level, planned.params, undefined, planned)(page.limit, page.offset)
       : await this.transport.qido({ level, params: [...planned.params, this.includeField(level, planned)] });

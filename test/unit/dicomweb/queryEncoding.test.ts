@@ -46,16 +46,18 @@ describe('wire form of matching values', () => {
       { tag: '00081030', value: 'HEAD CT', personName: false },
     ]);
   });
-  it('identifying values are never widened: refused where they cannot travel exactly', () => {
+  it('in lookups, identifying values are never widened: refused where they cannot travel exactly', () => {
+    const lookup = { exactIdentifiers: true };
     for (const [key, value] of [
       ['PatientID', '陳'],
       ['PatientID', 'VICTI%99'],
       ['AccessionNumber', 'ACC 9'],
       ['StudyID', 'S^1'],
     ])
-      expect(() => planMatch({ [key]: value })).toThrow(InexactValueError);
-    // A caller's own wildcard (a sync filter) stays theirs.
-    expect(planMatch({ AccessionNumber: 'ACC*' }).params).toEqual([['00080050', 'ACC*']]);
+      expect(() => planMatch({ [key]: value }, lookup)).toThrow(InexactValueError);
+    // A caller's own wildcard stays theirs; a sweep's filter (sync) may still be widened and narrowed.
+    expect(planMatch({ AccessionNumber: 'ACC*' }, lookup).params).toEqual([['00080050', 'ACC*']]);
+    expect(planMatch({ AccessionNumber: 'ACC 9' }).params).toEqual([['00080050', 'ACC?9']]);
   });
   it('on a percent-decoding PACS every value is percent-encoded, exactly', () => {
     const o = { percentDecodes: true };
