@@ -14,11 +14,12 @@ import { readString, valueOf } from '../../dicomweb/dicomJson';
 import { Tag } from '../../dicomweb/tags';
 import { PacsError, type PacsSource, type QidoMatch } from '../../dicomweb/types';
 import { endpointFor, endpointId, mapStudy } from '../../mapping';
+import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
 import type { Cursor } from './cursor';
-import { matchesAll } from './match';
+import { matchContextFor, matchesAll } from './match';
 import { FhirError } from './outcome';
 import type { Criterion } from './params';
 import { qidoPlanFor, type QidoPlan } from './qido';
@@ -293,7 +294,7 @@ export class StudyService {
    * narrows, the matcher decides (as in live mode). Stops once `stopAfter` matches are found.
    */
   private storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): ImagingStudy[] {
-    const ctx = { zone: src.config.defaultTimezone };
+    const ctx = matchContextFor(src.config);
     const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
     const out: ImagingStudy[] = [];
     if (!filter) return out;
@@ -426,7 +427,7 @@ export class StudyService {
     if (!rows.length) return;
     const mapped = await this.mapPage(src, rows, this.cfg.searchInstances);
     page.problems.push(...mapped.problems);
-    const ctx = { zone: src.config.defaultTimezone };
+    const ctx = matchContextFor(src.config);
     for (const resource of mapped.resources)
       if (matchesAll(resource, criteria, ctx)) page.studies.push({ sourceId: src.config.id, resource });
   }
@@ -445,7 +446,7 @@ export class StudyService {
    */
   private studyLevelMatch(src: ApiSource, row: DicomDataset, criteria: Criterion[]): boolean {
     const r = mapStudy({ study: row, series: [], instances: [] }, src.config);
-    return !r.ok || matchesAll(r.imagingStudy, criteria, { zone: src.config.defaultTimezone, studyLevelOnly: true });
+    return !r.ok || matchesAll(r.imagingStudy, criteria, { ...matchContextFor(src.config), studyLevelOnly: true });
   }
 
   /** Every search source's scan, in order; a study already listed by an earlier source is left out. */
@@ -555,6 +556,13 @@ export class StudyService {
           const out = new Map<string, ImagingStudy | string>();
           for (const m of missing) {
             const d = details.get(m.uid) ?? { series: [], instances: [] };
+            // A Study UID under two patients is never shown as one patient's study (the sync quarantines it).
+            const conflict = detailConflict(m.uid, m.row, d);
+            if (conflict) {
+              this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: STUDY_UID_CONFLICT }, 'study left out');
+              out.set(m.uid, conflict);
+              continue;
+            }
             const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);
             if (result.ok) out.set(m.uid, result.imagingStudy);
             else {
