@@ -6,17 +6,20 @@ import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import express, { type Express } from 'express';
 import { createAuditLogger } from './audit';
-import { createFhirRouter, type FhirDeps, type FhirRouter } from './fhir/router';
+import { createFhirRouter, type FhirDeps } from './fhir/router';
 import { outcome } from './fhir/outcome';
 
-export { createFhirRouter, type FhirDeps, type FhirRouter } from './fhir/router';
-export type { ApiSource, StudyStore } from './fhir/studies';
+export { createFhirRouter, type FhirDeps } from './fhir/router';
+export { createStudyLookup, type ApiSource, type StudyLookup, type StudyStore } from './fhir/studies';
 
-export type ApiApp = Express & { fhir: FhirRouter };
+export type ApiApp = Express;
 
-/** Builds the app; the audit trail goes to `deps.audit`, else to the configured destination. */
+/**
+ * Builds the app around the given study lookup (which the caller also hands to the ops router and
+ * metrics, and closes); the audit trail goes to `deps.audit`, else to the configured destination.
+ */
 export function createApiApp(deps: FhirDeps): ApiApp {
-  const app = express() as ApiApp;
+  const app = express();
   app.disable('x-powered-by');
   // No body-hash ETag on every answer (a SHA-1 per cached search hit); FHIR searches carry none.
   app.set('etag', false);
@@ -24,9 +27,7 @@ export function createApiApp(deps: FhirDeps): ApiApp {
   app.set('query parser', 'simple');
   const audit =
     deps.audit ?? (deps.config.audit.enabled ? createAuditLogger(deps.config.audit.destination) : undefined);
-  const fhir = createFhirRouter({ ...deps, audit });
-  app.fhir = fhir;
-  app.use('/fhir', fhir);
+  app.use('/fhir', createFhirRouter({ ...deps, audit }));
   return app;
 }
 

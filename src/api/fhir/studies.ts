@@ -15,7 +15,7 @@ import { Tag } from '../../dicomweb/tags';
 import { PacsError, type PacsSource, type QidoMatch } from '../../dicomweb/types';
 import { endpointFor, endpointId, mapStudy } from '../../mapping';
 import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
-import type { Logger } from '../../log';
+import { silentLogger, type Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
 import type { Cursor } from './cursor';
@@ -112,7 +112,39 @@ export interface RenderedSearch {
   includeEndpoint: boolean;
 }
 
-export class StudyService {
+/**
+ * What the routers and metrics need of the study lookup: reads, searches and counts in the configured
+ * mode (live, or store with its live fallback), the Endpoints, and the caches. Built once (`serve`).
+ */
+export interface StudyLookup {
+  readonly sourceCount: number;
+  /** Live search answers as sent, when kept (live mode with the cache on). */
+  readonly rendered?: AnswerCache<RenderedSearch>;
+  read(studyUid: string): Promise<FoundStudy | null>;
+  search(req: SearchRequest): Promise<StudyPage>;
+  count(criteria: Criterion[]): Promise<number>;
+  endpoints(): Endpoint[];
+  endpoint(id: string): Endpoint | undefined;
+  endpointOf(sourceId: string): Endpoint | undefined;
+  /** The lookup caches by metrics label. */
+  caches(): Record<string, AnswerCache<unknown>>;
+  close(): void;
+}
+
+export interface LookupDeps {
+  config: ApiConfig;
+  /** Every configured PACS source with its source-layer client. */
+  sources: ApiSource[];
+  /** The embedded store, needed in store mode. */
+  store?: StudyStore;
+  logger?: Logger;
+}
+
+export function createStudyLookup(deps: LookupDeps): StudyService {
+  return new StudyService(deps.config, deps.sources, deps.store, deps.logger ?? silentLogger);
+}
+
+export class StudyService implements StudyLookup {
   readonly pages: AnswerCache<StudyPage>;
   readonly reads: AnswerCache<FoundStudy | null>;
   readonly counts: AnswerCache<number>;
