@@ -10,7 +10,8 @@ import { createFhirRouter, type FhirDeps } from './fhir/router';
 import { outcome } from './fhir/outcome';
 
 export { createFhirRouter, type FhirDeps } from './fhir/router';
-export { createStudyLookup, type ApiSource, type StudyLookup, type StudyStore } from './fhir/studies';
+export { createStudyLookup } from './fhir/lookup';
+export type { ApiSource, StudyLookup, StudyStore } from './fhir/studies';
 
 export type ApiApp = Express;
 

@@ -241,7 +241,7 @@ describe('after a real sync against Orthanc', () => {
     expect(sampleValue(s, `${P}cache_hit_ratio`, { cache: 'api-responses' })).toBeCloseTo(
       responses.hits / (responses.hits + responses.misses),
     );
-    expect(sampleValue(s, `${P}cache_misses_total`, { cache: 'api-pages' })).toBe(lookup.pages.misses);
+    expect(sampleValue(s, `${P}cache_misses_total`, { cache: 'api-pages' })).toBe(lookup.caches()['api-pages'].misses);
   });
 
   it('a second run is counted once more, and the counters only grow', async () => {
