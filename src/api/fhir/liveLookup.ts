@@ -40,6 +40,8 @@ interface SourceScan {
   /** Listed whole (within `maxCountScan` rows): `candidates` holds every one, in id order. */
   complete: boolean;
   candidates: DicomDataset[];
+  /** Rows left out of a complete listing (no Study Instance UID), reported with each page of the source. */
+  keyless?: number;
 }
 
 export class LiveLookup extends SourceDirectory implements StudyLookup {
@@ -165,6 +167,12 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       const src = this.searchSources[i];
       const offset = i === req.cursor.source ? req.cursor.offset : 0;
       const need = req.count - page.studies.length;
+      if (scan.keyless)
+        page.problems.push({
+          severity: 'warning',
+          code: 'processing',
+          diagnostics: `The PACS "${src.config.id}" returned ${scan.keyless} studies without a Study Instance UID; they are left out.`,
+        });
       const taken = scan.complete
         ? this.fromList(scan.candidates, offset, need)
         : await this.fromPacs(src, scan.plan.match, scan.criteria, offset, need);
@@ -267,18 +275,20 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     }
     const size = src.config.pageSize;
     const byUid = new Map<string, DicomDataset>();
+    let keyless = 0;
     for (let offset = 0; ; offset += size) {
       if (offset >= this.cfg.maxCountScan) return { criteria, plan, complete: false, candidates: [] };
       const rows = await this.pacsPage(src, plan.match, size, offset);
       for (const row of rows) {
         const uid = uidOf(row);
-        // Rows without a UID cannot be ordered or read; mapPage reports them when read in PACS order.
-        if (uid && !byUid.has(uid) && this.studyLevelMatch(src, row, criteria)) byUid.set(uid, row);
+        // Rows without a UID cannot be ordered or read: counted and reported, never dropped silently.
+        if (!uid) keyless++;
+        else if (!byUid.has(uid) && this.studyLevelMatch(src, row, criteria)) byUid.set(uid, row);
       }
       if (rows.length < size) break;
     }
     const candidates = [...byUid.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row);
-    return { criteria, plan, complete: true, candidates };
+    return { criteria, plan, complete: true, candidates, ...(keyless ? { keyless } : {}) };
   }
 
   private async countLive(criteria: Criterion[]): Promise<number> {
