@@ -18,7 +18,7 @@ import {
 } from './paging';
 import { matchesLocally, planMatch, resolveKey, type PlannedQuery } from './queryEncoding';
 import type { RetryPolicy } from './retry';
-import { Tag } from './tags';
+import { Tag, describeTag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
 import {
   PacsError,
@@ -81,6 +81,14 @@ export class DicomwebSource implements PacsSource {
   /** Whether `StudyDate=""` (Empty Value Matching) has been seen to work on this server. */
   private emptyValueMatching: boolean | undefined;
   private probing: Promise<boolean> | undefined;
+  /** Attributes the PACS refused to render for some row, per level: left out first when a row is refused. */
+  private readonly refusedFields: Record<QidoLevel, Set<string>> = {
+    studies: new Set(),
+    series: new Set(),
+    instances: new Set(),
+  };
+  /** Refused attributes already logged as a warning (once per source). */
+  private readonly warnedRefusals = new Set<string>();
 
   constructor(
     private readonly cfg: SourceConfig,
@@ -228,9 +236,12 @@ export class DicomwebSource implements PacsSource {
   }
 
   private includeField(level: QidoLevel, planned?: PlannedQuery): [string, string] {
+    return ['includefield', this.fieldsFor(level, planned).join(',')];
+  }
+
+  private fieldsFor(level: QidoLevel, planned?: PlannedQuery): string[] {
     // Matching keys are returned anyway by a conformant server; asking makes sure (local filtering needs them).
-    const fields = new Set([...fieldsOfLevel[level], ...(planned?.params.map(([k]) => k) ?? [])]);
-    return ['includefield', [...fields].join(',')];
+    return [...new Set([...fieldsOfLevel[level], ...(planned?.params.map(([k]) => k) ?? [])])];
   }
 
   private pagedStudies(extra: Array<[string, string]>, planned: PlannedQuery): Promise<PagedResult> {
@@ -251,26 +262,48 @@ export class DicomwebSource implements PacsSource {
     return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, keyOfLevel[level]);
   }
 
-  /** One page of a QIDO search; a page the server refuses is fetched in halves, a bad row with default attributes. */
+  /** One page of a QIDO search; a page the server refuses is fetched in halves, a row without what it refuses. */
   private rowIsolating(
     level: QidoLevel,
     match: Array<[string, string]>,
     studyUid?: string,
     planned?: PlannedQuery,
   ): PageFetcher {
-    const full = this.includeField(level, planned);
-    const fetch: FieldsFetcher = (limit, offset, reduced) =>
+    const fetch: FieldsFetcher = (limit, offset, include) =>
       this.transport.qido({
         level,
         studyUid,
-        params: [...match, ...(reduced ? [] : [full]), ['limit', String(limit)], ['offset', String(offset)]],
+        params: [
+          ...match,
+          ...(include.length ? [['includefield', include.join(',')] as [string, string]] : []),
+          ['limit', String(limit)],
+          ['offset', String(offset)],
+        ],
       });
-    const onReduced = (datasets: DicomDataset[]) =>
-      this.options.logger?.warn(
-        { source: this.id, qidoLevel: level, uids: datasets.map(keyOfLevel[level]) },
-        'PACS cannot render the requested attributes of these results; kept with its default attributes only',
+    const refused = this.refusedFields[level];
+    const fields = this.fieldsFor(level, planned);
+    const onDropped = (datasets: DicomDataset[], dropped: readonly string[]) => {
+      const uids = datasets.map(keyOfLevel[level]);
+      if (dropped.length === fields.length) {
+        this.options.logger?.warn(
+          { source: this.id, qidoLevel: level, uids },
+          'PACS cannot render the requested attributes of these results; kept with its default attributes only',
+        );
+        return;
+      }
+      for (const tag of dropped.filter((f) => !this.warnedRefusals.has(f))) {
+        this.warnedRefusals.add(tag);
+        this.options.logger?.warn(
+          { source: this.id, qidoLevel: level, attribute: describeTag(tag), uids },
+          'PACS refuses this attribute for some results; it is left out for those results only',
+        );
+      }
+      this.options.logger?.debug?.(
+        { source: this.id, qidoLevel: level, uids, left: dropped.map(describeTag) },
+        'results fetched without the attributes the PACS refused for them',
       );
-    return isolatingBadRows(fetch, onReduced);
+    };
+    return isolatingBadRows(fetch, fields, refused, onDropped);
   }
 
   /**
