@@ -22,6 +22,7 @@ import { Tag, describeTag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
 import {
   PacsError,
+  type DetailOptions,
   type PacsSource,
   type QidoMatch,
   type SourceStats,
@@ -178,7 +179,7 @@ export class DicomwebSource implements PacsSource {
     return answer.datasets.filter((ds) => matchesLocally(ds, planned.filters));
   }
 
-  async studyDetails(studyUids: string[], options: { instances?: boolean } = {}): Promise<Map<string, StudyDetails>> {
+  async studyDetails(studyUids: string[], options: DetailOptions = {}): Promise<Map<string, StudyDetails>> {
     const uids = [...new Set(studyUids)];
     const details = new Map<string, StudyDetails>(uids.map((uid) => [uid, { series: [], instances: [] }]));
     if (!uids.length) return details;
@@ -195,7 +196,36 @@ export class DicomwebSource implements PacsSource {
         }),
       ),
     );
+    if (options.metadata) await Promise.all(uids.map((uid) => this.addMetadata(uid, details.get(uid)!)));
     return details;
+  }
+
+  /**
+   * One instance's WADO-RS metadata for enrichment: an instance already listed, else the first one a QIDO
+   * search with limit 1 finds. A PACS that refuses it (HTTP error, bad body) costs the study its enrichment only.
+   */
+  private async addMetadata(studyUid: string, details: StudyDetails): Promise<void> {
+    const uidsOf = (ds: DicomDataset | undefined) => {
+      const series = ds && valueOf(readString(ds, Tag.SeriesInstanceUID));
+      const instance = ds && valueOf(readString(ds, Tag.SOPInstanceUID));
+      return series && instance ? { study: studyUid, series, instance } : undefined;
+    };
+    try {
+      let uids = details.instances.map(uidsOf).find((u) => u !== undefined);
+      if (!uids) {
+        const include: [string, string] = ['includefield', `${Tag.SeriesInstanceUID},${Tag.SOPInstanceUID}`];
+        const some = await this.transport.qido({ level: 'instances', studyUid, params: [include, ['limit', '1']] });
+        uids = uidsOf(some.datasets[0]);
+      }
+      if (!uids) return;
+      details.metadata = (await this.transport.instanceMetadata(uids))[0];
+    } catch (e) {
+      if (!(e instanceof PacsError) || (e.kind !== 'http' && e.kind !== 'bad-response')) throw e;
+      this.options.logger?.warn(
+        { source: this.id, studyUid, status: e.status },
+        'WADO-RS metadata for enrichment failed; the study is mapped from QIDO-RS alone',
+      );
+    }
   }
 
   studyMetadata(studyUid: string): Promise<DicomDataset[]> {
