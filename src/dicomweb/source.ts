@@ -310,30 +310,33 @@ export class DicomwebSource implements PacsSource {
           ['offset', String(offset)],
         ],
       });
-    const refused = this.refusedFields[level];
     const fields = this.fieldsFor(level, planned);
-    const onDropped = (datasets: DicomDataset[], dropped: readonly string[]) => {
-      const uids = datasets.map(keyOfLevel[level]);
-      if (dropped.length === fields.length) {
-        this.options.logger?.warn(
-          { source: this.id, qidoLevel: level, uids },
-          'PACS cannot render the requested attributes of these results; kept with its default attributes only',
-        );
-        return;
-      }
-      for (const tag of dropped.filter((f) => !this.warnedRefusals.has(f))) {
-        this.warnedRefusals.add(tag);
-        this.options.logger?.warn(
-          { source: this.id, qidoLevel: level, attribute: describeTag(tag), uids },
-          'PACS refuses this attribute for some results; it is left out for those results only',
-        );
-      }
-      this.options.logger?.debug?.(
-        { source: this.id, qidoLevel: level, uids, left: dropped.map(describeTag) },
-        'results fetched without the attributes the PACS refused for them',
+    return isolatingBadRows(fetch, fields, this.refusedFields[level], (datasets, dropped) =>
+      this.reportDropped(level, datasets, dropped, dropped.length === fields.length),
+    );
+  }
+
+  /** Rows fetched without some (`all`: every one) of the attributes asked for; a refused attribute is warned once. */
+  private reportDropped(level: QidoLevel, datasets: DicomDataset[], dropped: readonly string[], all: boolean): void {
+    const uids = datasets.map(keyOfLevel[level]);
+    if (all) {
+      this.options.logger?.warn(
+        { source: this.id, qidoLevel: level, uids },
+        'PACS cannot render the requested attributes of these results; kept with its default attributes only',
       );
-    };
-    return isolatingBadRows(fetch, fields, refused, onDropped);
+      return;
+    }
+    for (const tag of dropped.filter((f) => !this.warnedRefusals.has(f))) {
+      this.warnedRefusals.add(tag);
+      this.options.logger?.warn(
+        { source: this.id, qidoLevel: level, attribute: describeTag(tag), uids },
+        'PACS refuses this attribute for some results; it is left out for those results only',
+      );
+    }
+    this.options.logger?.debug?.(
+      { source: this.id, qidoLevel: level, uids, left: dropped.map(describeTag) },
+      'results fetched without the attributes the PACS refused for them',
+    );
   }
 
   /**
