@@ -10,7 +10,16 @@ import { createLogger, type Logger } from '../log';
 import type { Store } from '../sinks/store';
 import { createSyncService, type RunSummary, type SyncService } from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
-import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
+import { EXIT, exitCodeForRun, worstExit, type ExitCode } from './exitCodes';
+import {
+  buildSinks,
+  checkRange,
+  dateArgument,
+  loggerFor,
+  openConfiguredStore,
+  prepareValidation,
+  selectSources,
+} from './runtime';
 
 interface Context {
   config: BridgeConfig;
@@ -21,13 +30,6 @@ interface Context {
 function openContext(logger?: Logger): Context {
   const config = loadConfig();
   return { config, store: openConfiguredStore(config), logger: logger ?? loggerFor(config) };
-}
-
-function selectSources(config: BridgeConfig, only?: string): string[] {
-  const ids = config.sources.map((s) => s.id).filter((id) => !only || id === only);
-  if (!ids.length)
-    throw new Error(`no source with id "${only}" (configured: ${config.sources.map((s) => s.id).join(', ')})`);
-  return ids;
 }
 
 function buildService(ctx: Context): SyncService {
@@ -41,18 +43,40 @@ function buildService(ctx: Context): SyncService {
   });
 }
 
-/** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. */
-function onShutdown(service: SyncService, logger: Logger): () => void {
+interface Shutdown {
+  /** The signal that asked the command to stop, if one came. */
+  received(): NodeJS.Signals | undefined;
+  release(): void;
+}
+
+/** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. A second signal ends the process. */
+function onShutdown(service: SyncService, logger: Logger): Shutdown {
+  let received: NodeJS.Signals | undefined;
   const handler = (signal: NodeJS.Signals) => {
+    received = signal;
     logger.info({ signal }, 'stopping: finishing the batch in hand');
     void service.stop();
   };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
-  return () => {
-    process.off('SIGTERM', handler);
-    process.off('SIGINT', handler);
+  return {
+    received: () => received,
+    release: () => {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+    },
   };
+}
+
+/** Sets the exit status of a command that ran these runs; an interrupted one says how to resume. */
+function finish(codes: ExitCode[], signal: NodeJS.Signals | undefined): void {
+  const code = worstExit(codes);
+  if (code === EXIT.interrupted)
+    process.stderr.write(
+      `pacs-fhir-bridge: interrupted${signal ? ` by ${signal}` : ''}; the studies in hand were saved. ` +
+        'Run the same command again to resume where it stopped.\n',
+    );
+  process.exitCode = code;
 }
 
 function summaryLine(s: RunSummary, json = false): string {
@@ -74,9 +98,10 @@ export function syncCommand(): Command {
       const ctx = openContext();
       const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
-      const release = onShutdown(service, ctx.logger);
+      const shutdown = onShutdown(service, ctx.logger);
       try {
         if (!opts.once) {
+          // Scheduled: runs until stopped, so a signal is the normal end (exit 0, like serve).
           service.start();
           await new Promise<void>((resolve) => {
             const done = () => resolve();
@@ -86,18 +111,22 @@ export function syncCommand(): Command {
           await service.stop();
           return;
         }
-        let failed = false;
+        const codes: ExitCode[] = [];
         for (const id of sources) {
+          if (shutdown.received()) {
+            codes.push(EXIT.interrupted);
+            break;
+          }
           const summaries = [await service.runOnce(id)];
-          if (opts.reconcile) summaries.push(await service.reconcile(id));
+          if (opts.reconcile && !shutdown.received()) summaries.push(await service.reconcile(id));
           for (const s of summaries) {
             process.stdout.write(summaryLine(s, opts.json));
-            failed ||= s.status === 'failed';
+            codes.push(exitCodeForRun(s.status));
           }
         }
-        if (failed) process.exitCode = 1;
+        finish(codes, shutdown.received());
       } finally {
-        release();
+        shutdown.release();
         ctx.store.close();
       }
     });
@@ -108,22 +137,28 @@ export function backfillCommand(): Command {
     .description(
       'Sync every study with a StudyDate in a range; resumes where an interrupted identical backfill stopped',
     )
-    .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)')
-    .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)')
+    .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)', dateArgument)
+    .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)', dateArgument)
     .option('--source <id>', 'only this source')
     .option('--no-progress', 'plain log lines even on a terminal')
     .option('--json', 'print each run summary as one line of JSON')
     .action(async (opts: { from: string; to: string; source?: string; progress: boolean; json?: boolean }) => {
+      checkRange(opts.from, opts.to);
       const tty = opts.progress && !!process.stderr.isTTY;
       // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
       const ctx = openContext(
         tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined,
       );
       const service = buildService(ctx);
-      const release = onShutdown(service, ctx.logger);
-      let failed = false;
+      const sources = selectSources(ctx.config, opts.source);
+      const shutdown = onShutdown(service, ctx.logger);
+      const codes: ExitCode[] = [];
       try {
-        for (const id of selectSources(ctx.config, opts.source)) {
+        for (const id of sources) {
+          if (shutdown.received()) {
+            codes.push(EXIT.interrupted);
+            break;
+          }
           const started = Date.now();
           const rate = (done: number) => (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
           const bar = tty
@@ -158,12 +193,11 @@ export function backfillCommand(): Command {
           });
           bar?.stop();
           process.stdout.write(summaryLine(summary, opts.json));
-          failed ||= summary.status === 'failed';
-          if (summary.status === 'interrupted') break;
+          codes.push(exitCodeForRun(summary.status));
         }
-        if (failed) process.exitCode = 1;
+        finish(codes, shutdown.received());
       } finally {
-        release();
+        shutdown.release();
         ctx.store.close();
       }
     });
@@ -179,6 +213,8 @@ export interface SourceStatus {
   counts: ReturnType<Store['counts']>;
   failing: { studyUid: string; attempts: number; nextRetryAt: string | null; lastError: string | null }[];
   dead: { studyUid: string; attempts: number; lastError: string | null }[];
+  /** Not written until the PACS is fixed and the study replayed; `detail` never names the patients. */
+  quarantined: { studyUid: string; reason: string | null; detail: string | null }[];
 }
 
 type RunSummaryLike = {
@@ -219,20 +255,23 @@ export function sourceStatus(store: Store, config: BridgeConfig, sourceId: strin
     dead: store
       .deadLetters(sourceId)
       .map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
+    quarantined: store
+      .quarantinedStudies(sourceId)
+      .map((s) => ({ studyUid: s.studyUid, reason: s.reason, detail: s.lastError })),
   };
 }
 
 export function statusCommand(): Command {
   return new Command('status')
-    .description('Per source: last run, lag, counts, failing and dead-lettered studies')
+    .description('Per source: last run, lag, counts, failing, dead-lettered and quarantined studies')
     .option('--source <id>', 'only this source')
-    .option('--json', 'print JSON')
+    .option('--json', 'print the statuses as one line of JSON (an array, one entry per source)')
     .action((opts: { source?: string; json?: boolean }) => {
       const ctx = openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
         const statuses = selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id));
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify(statuses)}\n`);
           return;
         }
         for (const s of statuses) {
@@ -242,7 +281,7 @@ export function statusCommand(): Command {
             : 'never';
           process.stdout.write(
             `${s.sourceId}\n  last run: ${run}\n  checkpoint: ${s.checkpoint ?? 'none'}${s.lagDays !== null ? ` (lag ${s.lagDays} d)` : ''}; last successful poll: ${s.lastSuccessfulPoll ?? 'never'}\n` +
-              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}); ImagingStudy resources: ${c.resources}\n`,
+              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}, quarantined ${c.quarantined}); ImagingStudy resources: ${c.resources}\n`,
           );
           for (const f of s.failing)
             process.stdout.write(
@@ -250,6 +289,8 @@ export function statusCommand(): Command {
             );
           for (const d of s.dead)
             process.stdout.write(`  dead    ${d.studyUid} attempts=${d.attempts}: ${d.lastError ?? ''}\n`);
+          for (const q of s.quarantined)
+            process.stdout.write(`  quarantined ${q.studyUid} (${q.reason ?? ''}): ${q.detail ?? ''}\n`);
         }
       } finally {
         ctx.store.close();
@@ -259,7 +300,7 @@ export function statusCommand(): Command {
 
 export function replayCommand(): Command {
   return new Command('replay')
-    .description('Re-queue dead-lettered studies: they are retried on the next run')
+    .description('Re-queue dead-lettered and quarantined studies: they are retried (and checked again) on the next run')
     .option('--source <id>', 'only this source')
     .option('--study <uid>', 'only this study')
     .action((opts: { source?: string; study?: string }) => {
@@ -272,7 +313,7 @@ export function replayCommand(): Command {
           process.stdout.write(`${id}: ${n} dead letter${n === 1 ? '' : 's'} re-queued\n`);
         }
         if (opts.study && total === 0) {
-          process.stderr.write(`no dead letter with StudyInstanceUID ${opts.study}\n`);
+          process.stderr.write(`no dead letter with StudyInstanceUID ${opts.study} (nor a quarantined study)\n`);
           process.exitCode = 1;
         }
       } finally {

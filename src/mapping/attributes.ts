@@ -1,8 +1,8 @@
 /**
- * The one table of DICOM attributes the bridge reads from QIDO-RS results, per level: what the mapper
- * (and the patient facts built beside it) read. src/dicomweb derives `includefield` from it, the
+ * The one table of DICOM attributes the bridge reads from QIDO-RS results, per level: what the mapper,
+ * the patient facts and the Study UID conflict check read. src/dicomweb derives `includefield` from it, the
  * fingerprint covers its study level, and WADO-RS enrichment fills its `enrich` entries. A unit test
- * (test/unit/mapping/attributes.test.ts) records every tag the mapper reads and compares it with this
+ * (test/unit/mapping/attributes.test.ts) records every tag they read and compares it with this
  * table, so an attribute read but not listed (hence never asked for) fails the build.
  *
  * Data only, importing nothing but the tag list, so src/dicomweb can import it without a cycle.
@@ -67,6 +67,9 @@ export const MAPPED_ATTRIBUTES: Readonly<Record<AttributeLevel, readonly MappedA
     a(Tag.PerformingPhysicianName, true),
     a(Tag.OperatorsName),
     a(Tag.NumberOfSeriesRelatedInstances),
+    // Read by the Study UID conflict check (conflicts.ts): series of one study under two patients.
+    a(Tag.PatientID),
+    a(Tag.IssuerOfPatientID),
   ],
   instance: [
     a(Tag.StudyInstanceUID),
@@ -79,6 +82,9 @@ export const MAPPED_ATTRIBUTES: Readonly<Record<AttributeLevel, readonly MappedA
     a(Tag.DocumentTitle),
     a(Tag.ImageType),
     a(Tag.ImageLaterality),
+    // Read by the Study UID conflict check (conflicts.ts).
+    a(Tag.PatientID),
+    a(Tag.IssuerOfPatientID),
   ],
 };
 

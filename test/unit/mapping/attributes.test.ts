@@ -1,5 +1,6 @@
 /**
- * The mapper's attribute table is exactly what it reads: every tag the mapper (and the patient facts) look up in
+ * The mapper's attribute table is exactly what is read: every tag the mapper, the patient facts and the Study UID
+ * conflict check look up in
  * a study, series or instance result is recorded through a Proxy, over inputs that take every fallback path
  * (everything present; almost nothing present), and compared with the table in both directions. The include
  * lists are the table, so an attribute read but never requested cannot slip in.
@@ -13,17 +14,25 @@ import {
 } from '../../../src/dicomweb/includeFields';
 import { attributesOf, enrichableAttributesOf, type AttributeLevel } from '../../../src/mapping/attributes';
 import { mapStudy } from '../../../src/mapping';
-import { patientFactsFromDicom } from '../../../src/sinks/fhir/patientFacts';
+import { detailConflict, splitStudyConflicts } from '../../../src/mapping/conflicts';
+import { patientFacts } from '../../../src/mapping/patient';
 import { code, instance, n, pn, s, series, source, sq, study, STUDY_UID } from './dicom';
 
 type Reads = Record<AttributeLevel, Set<string>>;
 
-/** The dataset behind a Proxy that notes each attribute tag looked up. */
+/** The dataset behind a Proxy that notes each attribute tag looked up (read, or tested with `in`). */
 function recording(ds: DicomDataset, into: Set<string>): DicomDataset {
+  const note = (key: string | symbol) => {
+    if (typeof key === 'string' && /^[0-9A-Fa-f]{8}$/.test(key)) into.add(key.toUpperCase());
+  };
   return new Proxy(ds, {
     get(target, key, receiver) {
-      if (typeof key === 'string' && /^[0-9A-Fa-f]{8}$/.test(key)) into.add(key.toUpperCase());
+      note(key);
       return Reflect.get(target, key, receiver);
+    },
+    has(target, key) {
+      note(key);
+      return Reflect.has(target, key);
     },
   });
 }
@@ -40,8 +49,10 @@ function readsOf(cases: Array<{ study: DicomDataset; series: DicomDataset[]; ins
     for (const src of [source(), source({ mapping: { patient: { issuerSystems: { HOSP: 'urn:x' } } } as never })]) {
       const r = mapStudy(results, src);
       expect(r.ok).toBe(true);
-      patientFactsFromDicom(studyDs, src);
+      patientFacts(studyDs, src);
     }
+    splitStudyConflicts([studyDs, studyDs]);
+    detailConflict(STUDY_UID, studyDs, { series: results.series, instances: results.instances });
   }
   return reads;
 }
@@ -101,7 +112,7 @@ const sparse = {
 
 const sorted = (xs: Iterable<string>) => [...xs].sort();
 
-test('the attribute table per level is exactly what the mapper and the patient facts read', () => {
+test('the attribute table per level is exactly what the mapper, the patient facts and the conflict check read', () => {
   const reads = readsOf([full, sparse, { ...full, study: study({ [Tag.NumberOfStudyRelatedInstances]: n('IS', 2) }) }]);
   expect(sorted(reads.study)).toEqual(sorted(attributesOf('study')));
   expect(sorted(reads.series)).toEqual(sorted(attributesOf('series')));
