@@ -96,6 +96,21 @@ export const sourceSchema = z.strictObject({
   /** QIDO limit per page of series and instance queries, which return several rows per study. */
   detailPageSize: z.number().int().min(1).max(10000).default(1000),
   mapping: mappingSchema,
+  /**
+   * WADO-RS metadata enrichment: for each new or changed study, one instance's metadata fills the mapped
+   * attributes QIDO-RS left out (sequences, physicians). Off by default: it costs requests per study.
+   */
+  enrichment: z
+    .object({ wadoMetadata: z.boolean().default(false) })
+    .strict()
+    .default({}),
+  /**
+   * Media types the PACS renders instances to (WADO-RS rendered resources, e.g. "image/jpeg"); the Endpoint
+   * lists them in payloadMimeType beside application/dicom. Empty (default): DICOM only.
+   */
+  renderedMimeTypes: z
+    .array(z.string().regex(/^[a-z]+\/[A-Za-z0-9.+-]+$/, 'a media type such as "image/jpeg"'))
+    .default([]),
 });
 
 export const sinksSchema = z
