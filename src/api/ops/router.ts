@@ -36,6 +36,7 @@ export type OpsStore = Pick<
   | 'knownSources'
   | 'failingStudies'
   | 'deadLetters'
+  | 'quarantinedStudies'
   | 'replay'
   | 'lastCompleteSweep'
   | 'openSweepOf'

@@ -3,6 +3,7 @@
  * PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
  */
 import type Database from 'better-sqlite3';
+import { allowQuarantine } from './quarantine';
 import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
 
 /** `fill` runs after `sql` in the same transaction, for steps that must read existing rows in code. */
@@ -88,6 +89,13 @@ export const MIGRATIONS: {
   },
   {
     version: 4,
+    description:
+      "study status 'quarantined' with a reason (study-uid-conflict), for studies never to be written as they are",
+    sql: '',
+    fill: allowQuarantine,
+  },
+  {
+    version: 5,
     description: 'full-range sweeps (progress and coverage per sweep) and per-study sighting times for freshness',
     sql: `
       ALTER TABLE studies ADD COLUMN first_seen TEXT;     -- first time a listing (or feed) saw the study
