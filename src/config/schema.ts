@@ -107,7 +107,10 @@ export const sinksSchema = z
     validation: z
       .object({
         enabled: z.boolean().default(false),
-        /** Folder of the TW Core 0.3.2 StructureDefinitions; default ../shared/fhir/twcore-0.3.2 or $TWCORE_PROFILES_DIR. */
+        /**
+         * Folder of the TW Core 0.3.2 StructureDefinitions;
+         * default ../shared/fhir/twcore-0.3.2 or $TWCORE_PROFILES_DIR.
+         */
         profilesDir: z.string().min(1).optional(),
       })
       .strict()

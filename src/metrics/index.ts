@@ -77,7 +77,7 @@ export class BridgeMetrics {
     this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     const p = METRIC_PREFIX;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with its own `this`
     const self = this;
 
     this.qidoDuration = new Histogram({

@@ -206,7 +206,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       log.info('run started');
       let status: RunSummary['status'];
       let error: string | undefined;
-      let counts: RunCounts = {};
+      let counts: RunCounts;
       try {
         const result = await body(run, runId, log);
         counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}) };

@@ -9,7 +9,7 @@
  * compiling SQLite again, which alone takes minutes.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
@@ -28,7 +28,8 @@ const children: ChildProcess[] = [];
 
 function localPrebuild(dir: string): Record<string, string> {
   if (process.env.FULL_DOCKER_RECIPE === '1') return {};
-  const pkg = require(path.join(REPO, 'node_modules/better-sqlite3/package.json')) as { version: string };
+  const pkgFile = path.join(REPO, 'node_modules/better-sqlite3/package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version: string };
   const name = `better-sqlite3-v${pkg.version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
   mkdirSync(dir, { recursive: true });
   execFileSync('tar', ['czf', path.join(dir, name), 'build/Release/better_sqlite3.node'], {

@@ -24,7 +24,10 @@ export interface Fault {
 }
 
 export interface ProxyOptions {
-  /** When the server cannot be reached: answer 502 (default) or drop the client's connection, as a direct client would see. */
+  /**
+   * When the server cannot be reached: answer 502 (default) or drop the client's connection,
+   * as a direct client would see.
+   */
   onUpstreamError?: '502' | 'drop';
 }
 

@@ -335,7 +335,6 @@ export function createFhirRouter(deps: FhirDeps): FhirRouter {
     next(new FhirError(404, 'not-supported', `This server serves ImagingStudy and Endpoint only.`));
   });
 
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof FhirError) {
       for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);

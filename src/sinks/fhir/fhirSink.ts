@@ -351,7 +351,8 @@ export class FhirSink implements Sink {
       .filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
     this.versions.delete(studyUid);
     for (const study of found) {
-      if (!study.meta?.tag?.some((t) => t.system === tag.system && t.code === tag.code)) continue; // server ignored _tag
+      // The server ignored _tag.
+      if (!study.meta?.tag?.some((t) => t.system === tag.system && t.code === tag.code)) continue;
       if (action === 'delete') {
         await this.http.send({ kind: 'delete', method: 'DELETE', url: `ImagingStudy/${study.id}` });
       } else if (study.status !== 'entered-in-error') {

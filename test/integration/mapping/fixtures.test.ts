@@ -232,7 +232,8 @@ test('every pydicom sample study maps to a valid resource with its series and in
     for (const m of modalities) expect(r.modality?.map((x) => x.code)).toContain(m);
   }
   expect(mapped).toBe(studies.length);
-  // The Secondary Capture samples without Modality (SC_jpeg_no_color_transform*, SC_rgb_jpeg_app14_dcmd, GDCMJ2K_TextGBR).
+  // The Secondary Capture samples without Modality
+  // (SC_jpeg_no_color_transform*, SC_rgb_jpeg_app14_dcmd, GDCMJ2K_TextGBR).
   expect(defaultedStudies).toBe(3);
   if (process.env.SHOW_SAMPLES) console.log([...report, ...plainQido.map((u) => `${u}: plain QIDO`)]);
 });

@@ -96,7 +96,8 @@ describe('sync run loop against Orthanc', () => {
     // Real time here: the run records' start and end times show whether runs overlapped.
     const study = makeStudy({ studyDate: daysAgo(0), series: [makeSeries({ instances: 1 })] });
     await loadStudies(orthanc, [study]);
-    // The first run makes at least four requests (a window, the undated sweep, details): it outlasts the one-second schedule.
+    // The first run makes at least four requests (a window, the undated sweep, details):
+    // it outlasts the one-second schedule.
     proxy.delayMs = 400;
     const sync = service(store, { cron: '* * * * * *', lookbackDays: 0 });
     const linesBefore = logLines.length;
