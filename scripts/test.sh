@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 WITH_CHROMIUM=1 bash scripts/system-deps.sh
 [ -d node_modules/.bin ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 echo "npm test on Node $(node -v)"
-npm run -s lint
-npx tsc -p tsconfig.json --noEmit
-npx jest "$@"
+step() {
+  local start=$SECONDS
+  "$@"
+  echo "($* took $((SECONDS - start)) s)"
+}
+step npm run -s lint
+step npx tsc -p tsconfig.json --noEmit
+step npx jest "$@"
