@@ -15,6 +15,8 @@ import type { ApiSource } from '../../../src/api/app';
 
 const enc = encodeURIComponent;
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+/** The PACS asks for credentials, so one Orthanc also serves the refused-credentials test. */
+const RIGHT = { type: 'basic', username: 'bridge', password: 'right-password' } as const;
 
 let orthanc: OrthancServer;
 let studies: SyntheticStudy[];
@@ -22,7 +24,7 @@ let src: ApiSource;
 let open: ServedApi;
 
 beforeAll(async () => {
-  orthanc = await startOrthanc();
+  orthanc = await startOrthanc({ users: { bridge: RIGHT.password } });
   studies = [
     makeStudy({ accession: 'G-ACC-1', patient: { id: 'G-PAT-1', alphabetic: 'Huang^Secret', birthDate: '19800101' } }),
     makeStudy({
@@ -33,7 +35,7 @@ beforeAll(async () => {
     makeStudy({ accession: 'G-ACC-3', patient: { id: 'G-PAT-1', alphabetic: 'Huang^Secret' }, studyDate: '20240316' }),
   ];
   await loadStudies(orthanc, studies);
-  src = apiSource(sourceConfig('a', orthanc.dicomWebBase));
+  src = apiSource(sourceConfig('a', orthanc.dicomWebBase, { auth: RIGHT }));
   open = await serveApi({
     config: { auth: { type: 'none' }, patientIdRule: {}, rateLimit: { enabled: false } },
     sources: [src],
@@ -84,7 +86,7 @@ describe('search parameters', () => {
 
 describe('caching and in-flight sharing', () => {
   it('a cached repeat of a search or a read makes no PACS request', async () => {
-    const s = apiSource(sourceConfig('a', orthanc.dicomWebBase));
+    const s = apiSource(sourceConfig('a', orthanc.dicomWebBase, { auth: RIGHT }));
     const api = await serveApi({ config: { auth: { type: 'none' }, cache: { ttlSeconds: 300 } }, sources: [s] });
     try {
       const q = `/ImagingStudy?patient:identifier=G-PAT-1`;
@@ -107,7 +109,7 @@ describe('caching and in-flight sharing', () => {
   });
 
   it('concurrent identical searches share one PACS query', async () => {
-    const s = apiSource(sourceConfig('a', orthanc.dicomWebBase));
+    const s = apiSource(sourceConfig('a', orthanc.dicomWebBase, { auth: RIGHT }));
     await s.pacs.supportsUidListMatching();
     const api = await serveApi({ config: { auth: { type: 'none' }, rateLimit: { enabled: false } }, sources: [s] });
     try {
@@ -124,7 +126,7 @@ describe('caching and in-flight sharing', () => {
   });
 
   it('with the cache off, a repeat asks the PACS again', async () => {
-    const s = apiSource(sourceConfig('a', orthanc.dicomWebBase));
+    const s = apiSource(sourceConfig('a', orthanc.dicomWebBase, { auth: RIGHT }));
     const api = await serveApi({ config: { auth: { type: 'none' }, cache: { enabled: false } }, sources: [s] });
     try {
       await api.http.get('/ImagingStudy?identifier=G-ACC-2');
@@ -139,12 +141,11 @@ describe('caching and in-flight sharing', () => {
 
 describe('PACS failures', () => {
   it('a PACS refusing our credentials gives 502 without the credentials', async () => {
-    const guarded = await startOrthanc({ users: { bridge: 'right-password' } });
     const api = await serveApi({
       config: { auth: { type: 'none' } },
       sources: [
         apiSource(
-          sourceConfig('guarded', guarded.dicomWebBase, {
+          sourceConfig('guarded', orthanc.dicomWebBase, {
             auth: { type: 'basic', username: 'bridge', password: 'wrong-password' },
           }),
         ),
@@ -156,7 +157,6 @@ describe('PACS failures', () => {
       expect(JSON.stringify(res.data)).not.toMatch(/wrong-password|bridge:|127\.0\.0\.1/);
     } finally {
       await api.close();
-      await guarded.stop();
     }
   });
 });
