@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseApiConfig } from '../src/api/config';
 import { START } from '../src/api/fhir/cursor';
-import { matchesAll } from '../src/api/fhir/match';
+import { matchContextFor, matchesAll } from '../src/api/fhir/match';
 import { parseImagingStudySearch } from '../src/api/fhir/params';
 import { StudyService, type ApiSource } from '../src/api/fhir/studies';
 import { sourceSchema } from '../src/config';
@@ -70,7 +70,7 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
     const results: StoreSearchResult['queries'] = [];
     for (const query of QUERIES) {
       const { criteria } = parseImagingStudySearch([...new URLSearchParams(query).entries()], opts);
-      const ctx = { zone: source.config.defaultTimezone };
+      const ctx = matchContextFor(source.config);
       // A first page plus its total (_summary=count), as a client listing results does.
       let matches = 0;
       const indexed = async () => {

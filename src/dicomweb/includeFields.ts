@@ -49,6 +49,9 @@ export const SERIES_INCLUDE_FIELDS: readonly string[] = [
   Tag.OperatorsName,
   Tag.InstitutionName,
   Tag.NumberOfSeriesRelatedInstances,
+  // Read by the Study UID conflict check (src/sync/conflicts.ts): series of one study under two patients.
+  Tag.PatientID,
+  Tag.IssuerOfPatientID,
 ];
 
 export const INSTANCE_INCLUDE_FIELDS: readonly string[] = [
@@ -63,4 +66,7 @@ export const INSTANCE_INCLUDE_FIELDS: readonly string[] = [
   Tag.DocumentTitle,
   Tag.ImageType,
   Tag.ImageLaterality,
+  // Read by the Study UID conflict check (src/sync/conflicts.ts).
+  Tag.PatientID,
+  Tag.IssuerOfPatientID,
 ];

@@ -50,6 +50,22 @@ const keyOfLevel: Record<QidoLevel, (ds: DicomDataset) => string | undefined> = 
   series: (ds) => valueOf(readString(ds, Tag.SeriesInstanceUID)),
   instances: (ds) => valueOf(readString(ds, Tag.SOPInstanceUID)),
 };
+/**
+ * Row identity for de-duplication: the level's UID plus the patient it is under, so one UID listed under
+ * two patients stays two rows and the sync can quarantine it (src/sync/conflicts.ts). Never logged.
+ */
+const rowKey =
+  (uidOf: (ds: DicomDataset) => string | undefined) =>
+  (ds: DicomDataset): string | undefined => {
+    const uid = uidOf(ds);
+    const patient = [Tag.PatientID, Tag.IssuerOfPatientID].map((t) => valueOf(readString(ds, t))?.trim() ?? '');
+    return uid === undefined ? undefined : [uid, ...patient].join('\u0000');
+  };
+const rowKeyOfLevel: Record<QidoLevel, (ds: DicomDataset) => string | undefined> = {
+  studies: rowKey(keyOfLevel.studies),
+  series: rowKey(keyOfLevel.series),
+  instances: rowKey(keyOfLevel.instances),
+};
 const fieldsOfLevel: Record<QidoLevel, readonly string[]> = {
   studies: STUDY_INCLUDE_FIELDS,
   series: SERIES_INCLUDE_FIELDS,
@@ -119,13 +135,13 @@ export class DicomwebSource implements PacsSource {
       throw new RangeError(`source "${this.id}": window.from ${window.from} is after window.to ${window.to}`);
     const planned = this.plan(match);
     const found = await this.collect({ from: window.from, to: window.to }, planned);
-    return dedupe(found, studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
+    return dedupe(found, rowKeyOfLevel.studies).filter((ds) => matchesLocally(ds, planned.filters));
   }
 
   async findUndatedStudies(match: QidoMatch = {}): Promise<DicomDataset[]> {
     const planned = this.plan(match);
     const keep = (r: PagedResult) =>
-      dedupe(r.datasets.filter(isUndated), studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
+      dedupe(r.datasets.filter(isUndated), rowKeyOfLevel.studies).filter((ds) => matchesLocally(ds, planned.filters));
     // Standard first: Empty Value Matching, StudyDate="" (PS3.4 C.2.2.2.1).
     if (this.emptyValueMatching !== false) {
       const emptyDate: Array<[string, string]> = [[Tag.StudyDate, '%22%22']];
@@ -248,7 +264,7 @@ export class DicomwebSource implements PacsSource {
     planned?: PlannedQuery,
   ): Promise<PagedResult> {
     const pageSize = level === 'studies' ? this.cfg.pageSize : this.cfg.detailPageSize;
-    return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, keyOfLevel[level]);
+    return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, rowKeyOfLevel[level]);
   }
 
   /** One page of a QIDO search; a page the server refuses is fetched in halves, a bad row with default attributes. */

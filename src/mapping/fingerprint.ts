@@ -44,6 +44,7 @@ export function studyFingerprint(study: DicomDataset): string {
       ...new Set(modalities.value.filter((v) => typeof v === 'string').map((v) => (v as string).trim().toUpperCase())),
     ].sort();
   }
-  // Versioned so a change in what is covered invalidates old fingerprints.
-  return `v1:${sha256Hex(canonicalJson(picked))}`;
+  // Versioned so a change in what is covered, or in how it maps, invalidates old fingerprints and the
+  // next listing or sweep re-maps the study. v2: patient systems per issuer, CJK names (issue 14).
+  return `v2:${sha256Hex(canonicalJson(picked))}`;
 }

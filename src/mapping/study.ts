@@ -195,7 +195,7 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   if (patient.unmappedIssuer)
     w.add(
       'unmapped-patient-issuer',
-      `Issuer of Patient ID "${patient.unmappedIssuer.slice(0, 64)}" is not in the source's issuer table; the default system is used`,
+      `Issuer of Patient ID "${patient.unmappedIssuer.slice(0, 64)}" is not in the source's issuer table; a system of its own is used (${patient.identifier!.system.slice(0, 160)})`,
       Tag.IssuerOfPatientID,
     );
   const patientName = personNameText(reader.personName(Tag.PatientName), nameGroup);

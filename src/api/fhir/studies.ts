@@ -14,11 +14,12 @@ import { readString, valueOf } from '../../dicomweb/dicomJson';
 import { Tag } from '../../dicomweb/tags';
 import { PacsError, type PacsSource } from '../../dicomweb/types';
 import { endpointFor, endpointId, mapStudy } from '../../mapping';
+import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
 import type { Cursor } from './cursor';
-import { matchesAll } from './match';
+import { matchContextFor, matchesAll } from './match';
 import { FhirError } from './outcome';
 import type { Criterion } from './params';
 import { qidoPlanFor } from './qido';
@@ -258,7 +259,7 @@ export class StudyService {
    * narrows, the matcher decides (as in live mode). Stops once `stopAfter` matches are found.
    */
   private storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): ImagingStudy[] {
-    const ctx = { zone: src.config.defaultTimezone };
+    const ctx = matchContextFor(src.config);
     const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
     const out: ImagingStudy[] = [];
     if (!filter) return out;
@@ -356,7 +357,7 @@ export class StudyService {
       taken += pageRows.length;
       const mapped = await this.mapPage(src, pageRows, this.cfg.searchInstances);
       page.problems.push(...mapped.problems);
-      const ctx = { zone: src.config.defaultTimezone };
+      const ctx = matchContextFor(src.config);
       for (const resource of mapped.resources) {
         if (seen.has(resource.id!) || !matchesAll(resource, criteria, ctx)) continue;
         seen.add(resource.id!);
@@ -389,7 +390,7 @@ export class StudyService {
           `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
         );
       }
-      const ctx = { zone: src.config.defaultTimezone, studyLevelOnly: true };
+      const ctx = { ...matchContextFor(src.config), studyLevelOnly: true };
       const size = src.config.pageSize;
       for (let offset = 0; ; offset += size) {
         let rows: DicomDataset[];
@@ -465,6 +466,13 @@ export class StudyService {
           const out = new Map<string, ImagingStudy | string>();
           for (const m of missing) {
             const d = details.get(m.uid) ?? { series: [], instances: [] };
+            // A Study UID under two patients is never shown as one patient's study (the sync quarantines it).
+            const conflict = detailConflict(m.uid, m.row, d);
+            if (conflict) {
+              this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: STUDY_UID_CONFLICT }, 'study left out');
+              out.set(m.uid, conflict);
+              continue;
+            }
             const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);
             if (result.ok) out.set(m.uid, result.imagingStudy);
             else {

@@ -3,6 +3,7 @@
  * PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
  */
 import type Database from 'better-sqlite3';
+import { allowQuarantine } from './quarantine';
 import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
 
 /** `fill` runs after `sql` in the same transaction, for steps that must read existing rows in code. */
@@ -85,6 +86,13 @@ export const MIGRATIONS: {
     description: 'search index over stored ImagingStudy resources, back-filled from those already stored',
     sql: STUDY_INDEX_SQL,
     fill: backfillStudyIndex,
+  },
+  {
+    version: 4,
+    description:
+      "study status 'quarantined' with a reason (study-uid-conflict), for studies never to be written as they are",
+    sql: '',
+    fill: allowQuarantine,
   },
 ];
 

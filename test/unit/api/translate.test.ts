@@ -121,7 +121,7 @@ describe('result filter', () => {
     modality: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' }],
     series: [{ uid: '1.2.3.4', modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'SR' } }],
   };
-  const m = (q: string) => matchesAll(study, criteria(q), { zone: 'Asia/Taipei' });
+  const m = (q: string) => matchesAll(study, criteria(q), { zone: 'Asia/Taipei', patientSystem: 'urn:pid' });
 
   it('matches by FHIR token semantics, case-sensitively', () => {
     expect(m('identifier=ACC1')).toBe(true);
@@ -132,6 +132,8 @@ describe('result filter', () => {
     expect(m('patient:identifier=urn:pid|P1')).toBe(true);
     expect(m('patient:identifier=urn:other|P1')).toBe(false);
     expect(m('patient=P1')).toBe(true);
+    // A Patient id means the Patient ID in one system (the rule's, else the source's issuer-less one).
+    expect(matchesAll(study, criteria('patient=P1'), { zone: 'UTC', patientSystem: 'urn:other' })).toBe(false);
     expect(m('modality=SR')).toBe(true); // series modality counts
     expect(m('modality=MR')).toBe(false);
     expect(m('series=1.2.3.4')).toBe(true);
@@ -143,7 +145,9 @@ describe('result filter', () => {
 
   it('reads patient identifiers from conditional references', () => {
     const conditional = { ...study, subject: { reference: 'Patient?identifier=urn:pid|P1' } };
-    expect(matchesAll(conditional, criteria('patient.identifier=urn:pid|P1'), { zone: 'UTC' })).toBe(true);
+    expect(
+      matchesAll(conditional, criteria('patient.identifier=urn:pid|P1'), { zone: 'UTC', patientSystem: 'urn:x' }),
+    ).toBe(true);
   });
 });
 

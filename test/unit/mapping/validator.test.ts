@@ -46,6 +46,20 @@ test('published TW Core and R4 ImagingStudy examples validate against ImagingStu
   ).toEqual([]);
 });
 
+test('per-issuer patient systems and CJK names in the alphabetic group validate', () => {
+  const r = basicResults();
+  r.study['00100021'] = { vr: 'LO', Value: ['OTHER HOSP/2'] };
+  r.study['00100010'] = { vr: 'PN', Value: [{ Alphabetic: '陳^大文' }] };
+  r.study['00080090'] = { vr: 'PN', Value: [{ Alphabetic: '林^美玲' }] };
+  const res = mapStudy(r, source());
+  if (!res.ok) throw new Error(res.error.message);
+  expect(res.imagingStudy.subject).toMatchObject({
+    identifier: { system: 'urn:pacs-fhir-bridge:pacs1:issuer:OTHER%20HOSP%2F2:patient-id' },
+    display: '陳大文',
+  });
+  expect(blocking(res.imagingStudy)).toEqual([]);
+});
+
 describe('what is caught', () => {
   const cases: [string, (r: any) => void, 'medplum' | 'bridge', RegExp][] = [
     ['a series without uid (R4 cardinality)', (r) => delete r.series[0].uid, 'medplum', /uid/],

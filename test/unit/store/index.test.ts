@@ -6,7 +6,7 @@ import type { Endpoint, ImagingStudy } from 'fhir/r4';
 import { parseApiConfig } from '../../../src/api/config';
 import type { Cursor } from '../../../src/api/fhir/cursor';
 import { START } from '../../../src/api/fhir/cursor';
-import { matchesAll } from '../../../src/api/fhir/match';
+import { matchContextFor, matchesAll } from '../../../src/api/fhir/match';
 import { parseImagingStudySearch, type ParseOptions } from '../../../src/api/fhir/params';
 import { StudyService, type ApiSource } from '../../../src/api/fhir/studies';
 import { storeFilterFor } from '../../../src/api/fhir/storeFilter';
@@ -151,7 +151,7 @@ describe('store search index', () => {
     raw.close();
 
     store = openStore(file);
-    expect(store.schemaVersion).toBe(3);
+    expect(store.schemaVersion).toBe(MIGRATIONS[MIGRATIONS.length - 1].version);
     expect((store.db.prepare('SELECT COUNT(*) AS n FROM imaging_study_index').get() as { n: number }).n).toBe(30);
     expect(indexOf(store, storedStudy('a', 5).id)).toEqual({
       row: {
@@ -193,7 +193,13 @@ describe('store-mode search over many stored studies', () => {
     patientIdRule: { prefix: 'pid-', suffix: '' },
   };
   const sources: ApiSource[] = ['a', 'b'].map((id) => ({
-    config: sourceSchema.parse({ id, qidoBase: `http://pacs-${id}.invalid/dicom-web`, defaultTimezone: 'Asia/Taipei' }),
+    // Patient ids (pid-P12) stand for Patient IDs in the sources' issuer-less system.
+    config: sourceSchema.parse({
+      id,
+      qidoBase: `http://pacs-${id}.invalid/dicom-web`,
+      defaultTimezone: 'Asia/Taipei',
+      mapping: { patient: { defaultSystem: STORED_PATIENT_SYSTEM } },
+    }),
     // Store mode without fallback never asks the PACS: any call fails the test.
     pacs: new Proxy(
       {},
@@ -237,7 +243,7 @@ describe('store-mode search over many stored studies', () => {
     return sources.flatMap((src) =>
       store
         .listImagingStudies({ sourceId: src.config.id })
-        .filter((r) => matchesAll(r, criteria, { zone: src.config.defaultTimezone }))
+        .filter((r) => matchesAll(r, criteria, matchContextFor(src.config)))
         .map((r) => r.id!),
     );
   }
