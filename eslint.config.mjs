@@ -3,6 +3,7 @@
 // off every rule that would disagree with it, and `prettier --check` runs beside ESLint in `npm run lint`.
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -35,12 +36,13 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
-    // Plain CommonJS run by Node itself (bench/reportUsage.js is preloaded with `node -r`).
+    // Plain JavaScript run by Node itself: CommonJS (bench/reportUsage.js is preloaded with `node -r`) and ES modules.
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: { globals: globals.node },
+  },
+  {
     files: ['**/*.js'],
-    languageOptions: {
-      sourceType: 'commonjs',
-      globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly' },
-    },
+    languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -11,7 +11,8 @@ import { parseApiConfig } from '../src/api/config';
 import { START } from '../src/api/fhir/cursor';
 import { matchContextFor, matchesAll } from '../src/api/fhir/match';
 import { parseImagingStudySearch } from '../src/api/fhir/params';
-import { StudyService, type ApiSource } from '../src/api/fhir/studies';
+import { createStudyLookup } from '../src/api/fhir/lookup';
+import type { ApiSource } from '../src/api/fhir/studies';
 import { sourceSchema } from '../src/config';
 import type { PacsSource } from '../src/dicomweb/types';
 import { silentLogger } from '../src/log';
@@ -51,12 +52,12 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
     config: sourceSchema.parse({ id: 'a', qidoBase: 'http://pacs.invalid/dicom-web', defaultTimezone: 'Asia/Taipei' }),
     pacs: {} as PacsSource, // store mode without fallback never asks the PACS
   };
-  const service = new StudyService(
-    parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
-    [source],
+  const service = createStudyLookup({
+    config: parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
+    sources: [source],
     store,
-    silentLogger,
-  );
+    logger: silentLogger,
+  });
   try {
     store.transaction(() => {
       for (let i = 0; i < studies; i++)

@@ -10,6 +10,7 @@ import { contentHash } from './canonical';
 import { codeableConcept, modalityCoding } from './codes';
 import { zoneRuleFor } from './datetime';
 import { endpointFor, endpointReference } from './endpoint';
+import { withMetadata } from './enrich';
 import { imagingStudyId, isDicomUid, isFhirId } from './ids';
 import { personNameText } from './names';
 import { resolvePatientIdentifier, subjectReference, universalEntitySystem } from './patient';
@@ -36,7 +37,7 @@ function failure(error: MappingError, warnings: WarningList): MapResult {
 export function mapStudy(results: StudyResults, source: SourceConfig, options: MapOptions = {}): MapResult {
   const warnings = new WarningList();
   try {
-    return mapStudyOrFail(results, source, options, warnings);
+    return mapStudyOrFail(withMetadata(results), source, options, warnings);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     return failure(

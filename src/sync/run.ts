@@ -344,7 +344,11 @@ export class StudySyncRun {
   /** Details for a batch in one go; when the batch fails for a reason other than an outage, study by study. */
   private async fetchDetails(batch: Candidate[]): Promise<Map<string, StudyDetails | { error: string }>> {
     const out = new Map<string, StudyDetails | { error: string }>();
-    const options = { instances: this.ctx.sourceConfig.mapping.includeInstances };
+    const options = {
+      instances: this.ctx.sourceConfig.mapping.includeInstances,
+      // Enrichment only here: after the fingerprint decided the study is new or changed, before mapping.
+      metadata: this.ctx.sourceConfig.enrichment?.wadoMetadata === true,
+    };
     try {
       const found = await this.ctx.source.studyDetails(
         batch.map((c) => c.uid),
@@ -382,7 +386,7 @@ export class StudySyncRun {
     let result: MapResult;
     try {
       result = this.ctx.mapper.mapStudy(
-        { study: c.dataset, series: d.series, instances: d.instances },
+        { study: c.dataset, series: d.series, instances: d.instances, metadata: d.metadata },
         this.ctx.sourceConfig,
       );
     } catch (err) {

@@ -72,6 +72,8 @@ export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchCo
     case 'started':
       return startedMatches(study.started, c.value, ctx.zone);
     case 'modality':
+      // Mapped without series and no ModalitiesInStudy: undecided until the series are known.
+      if (ctx.studyLevelOnly && !study.modality?.length) return true;
       return modalityCodings(study).some((m) => tokenMatches(c.token, m.system, m.code));
     case 'status':
       return c.statuses.includes(study.status);

@@ -277,7 +277,13 @@ describe('the CapabilityStatement matches what the server does', () => {
 
   it('every listed ImagingStudy parameter is accepted under Prefer: handling=strict, and finds the study', async () => {
     const s = studies[0];
-    const sample: Record<string, string> = { ...matchingValues(s), _count: '5', _summary: 'false', _cursor: '0.0' };
+    const sample: Record<string, string> = {
+      ...matchingValues(s),
+      _count: '5',
+      _summary: 'false',
+      _cursor: '0.0',
+      _format: 'json',
+    };
     const listed = cs.rest![0].resource![0].searchParam!.map((p) => p.name);
     expect(listed.sort()).toEqual(Object.keys(sample).sort());
     for (const name of listed) {

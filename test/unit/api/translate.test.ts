@@ -92,9 +92,30 @@ describe('criteria → QIDO match', () => {
     expect(qidoPlanFor(criteria('identifier=urn:study-id|77'), source)!.match).toEqual({ StudyID: '77' });
     expect(qidoPlanFor(criteria('patient=P1'), source)!.match).toEqual({ PatientID: 'P1' });
     expect(qidoPlanFor(criteria('patient:identifier=urn:x|P1'), source)!.match).toEqual({ PatientID: 'P1' });
+    // Modality is filtered on the study-level rows, never sent (Orthanc 1.10 loses pages past offset 0).
     expect(qidoPlanFor(criteria('identifier=A1&modality=CT&status=available'), source)!.match).toEqual({
       AccessionNumber: 'A1',
-      ModalitiesInStudy: 'CT',
+    });
+  });
+
+  it('identifying values go out exactly or the search is refused, naming the parameter', () => {
+    const refused = (q: string, src: object = source) => {
+      try {
+        qidoPlanFor(criteria(q), src as never);
+      } catch (e) {
+        return e as { status: number; message: string; expression?: string };
+      }
+      throw new Error(`${q} was not refused`);
+    };
+    const e = refused('patient:identifier=陳');
+    expect(e.status).toBe(400);
+    expect(e.message).toMatch(/"patient:identifier".*non-ASCII/);
+    expect(refused('patient:identifier=VICTI%2599').message).toMatch(/"patient:identifier".*"%"/);
+    expect(refused('identifier=VACC00%25').message).toMatch(/"identifier".*"%"/);
+    const decoding = { ...(source as object), percentDecodesQueryValues: true };
+    expect(qidoPlanFor(criteria('patient:identifier=陳'), decoding as never)!.match).toEqual({ PatientID: '陳' });
+    expect(qidoPlanFor(criteria('identifier=VACC00%25'), decoding as never)!.match).toEqual({
+      AccessionNumber: 'VACC00%',
     });
   });
 

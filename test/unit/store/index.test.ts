@@ -8,7 +8,8 @@ import type { Cursor } from '../../../src/api/fhir/cursor';
 import { START } from '../../../src/api/fhir/cursor';
 import { matchContextFor, matchesAll } from '../../../src/api/fhir/match';
 import { parseImagingStudySearch, type ParseOptions } from '../../../src/api/fhir/params';
-import { StudyService, type ApiSource } from '../../../src/api/fhir/studies';
+import { createStudyLookup } from '../../../src/api/fhir/lookup';
+import type { ApiSource, StudyLookup } from '../../../src/api/fhir/studies';
 import { storeFilterFor } from '../../../src/api/fhir/storeFilter';
 import { sourceSchema } from '../../../src/config';
 import type { PacsSource } from '../../../src/dicomweb/types';
@@ -210,7 +211,7 @@ describe('store-mode search over many stored studies', () => {
       },
     ) as unknown as PacsSource,
   }));
-  let service: StudyService;
+  let service: StudyLookup;
   const PER_SOURCE = { a: 3000, b: 400 };
 
   beforeAll(() => {
@@ -225,12 +226,17 @@ describe('store-mode search over many stored studies', () => {
           });
       }
     });
-    service = new StudyService(
-      parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
-      sources,
+    service = createStudyLookup({
+      config: parseApiConfig({
+        mode: 'store',
+        storeFallback: false,
+        cache: { enabled: false },
+        auth: { type: 'none' },
+      }),
+      sources: sources,
       store,
-      silentLogger,
-    );
+      logger: silentLogger,
+    });
   });
   afterAll(() => {
     service.close();
