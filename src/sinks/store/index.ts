@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ImagingStudy, Resource } from 'fhir/r4';
-import { migrate } from './migrations';
+import { migrate, prepareConnection } from './migrations';
 import { statement } from './statements';
 import { filterSql, indexStudy, studyIndexRow, unindexStudy, type StudyIndexFilter } from './studyIndex';
 
@@ -134,10 +134,7 @@ export class Store {
   constructor(readonly file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a commit survives power loss, not only a crash of this process.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    prepareConnection(this.db);
     this.schemaVersion = migrate(this.db);
   }
 
