@@ -1,7 +1,7 @@
 /**
  * One run over one source: discovery through StudyDate windows (and the undated sweep), change
  * detection by fingerprint, batched detail fetches, mapping, sink writes, and per-study state.
- * A failing study is recorded and the run goes on; only an unreachable PACS ends a run early.
+ * A failing study is recorded and the run goes on; only an unreachable PACS or sink ends a run early.
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
@@ -15,7 +15,7 @@ import type { RunCounts, StudyState, Store } from '../sinks/store';
 import type { SyncSettings } from './config';
 import { decideStudy, retryDelaySeconds } from './decide';
 import { scrubPatientData } from './scrub';
-import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
+import { describeError, isSinkOutage, isSourceOutage, SinkUnavailableError, SourceUnavailableError } from './errors';
 
 /** The two mapper functions the sync needs (src/mapping in production). */
 export interface StudyMapper {
@@ -377,17 +377,20 @@ export class StudySyncRun {
         for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
       } catch (err) {
         this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
+        const unavailable = isSinkOutage(err);
         for (const w of writes)
           outcomes.set(w.write.studyUid, {
             studyUid: w.write.studyUid,
             ok: false,
             error: describeError(err),
             retryable: true,
+            ...(unavailable && { unavailable }),
           });
       }
       perSink.push(outcomes);
     }
     const at = this.ctx.now();
+    let outage: SinkUnavailableError | undefined;
     this.ctx.store.transaction(() => {
       for (const { candidate: c, write } of writes) {
         const results = perSink.map(
@@ -399,6 +402,14 @@ export class StudySyncRun {
               retryable: true,
             },
         );
+        const down = results.findIndex((r) => !r.ok && r.unavailable);
+        if (down >= 0) {
+          // Not the study's fault: kept for the next run, no attempt charged, never dead-lettered.
+          const r = results[down] as Extract<WriteOutcome, { ok: false }>;
+          outage ??= new SinkUnavailableError(this.ctx.sinks[down].name, r.error);
+          this.recordFailures([c], outage.message, false);
+          continue;
+        }
         const failed = results
           .map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`))
           .filter((e): e is string => !!e);
@@ -419,6 +430,7 @@ export class StudySyncRun {
         else this.counts.written++;
       }
     });
+    if (outage) throw outage;
   }
 
   private recordFailures(candidates: Candidate[], error: string, countAttempt: boolean): void {
