@@ -65,6 +65,28 @@ export const mappingSchema = z
   })
   .default({});
 
+/**
+ * A source's change feed (src/dicomweb/changeFeed.ts): discovery within seconds of a study arriving,
+ * whatever its StudyDate. `auto` uses Orthanc's /changes when the source's REST root answers as Orthanc.
+ */
+export const changeFeedSchema = z
+  .object({
+    type: z.enum(['auto', 'orthanc', 'off']).default('auto'),
+    /** Orthanc's REST root (where /changes and /system are); default: qidoBase without its last path segment. */
+    restBase: url.optional(),
+    /** Seconds between feed polls (each costs one request when nothing changed). */
+    intervalSeconds: z.number().min(0.1).max(3600).default(2),
+    /** Events asked for per feed request. */
+    pageSize: z.number().int().min(1).max(10000).default(1000),
+    /**
+     * A study seen changing but never reported ready (Orthanc restarted before StableStudy fired) is
+     * synced once nothing has happened to it for this long.
+     */
+    settleSeconds: z.number().min(0).max(86400).default(300),
+  })
+  .strict()
+  .default({});
+
 export const sourceSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-.]{0,63}$/, 'use letters, digits, "-" and "." (a FHIR id)'),
   /** QIDO-RS / WADO-RS base URL the bridge calls, e.g. http://pacs:8042/dicom-web */
@@ -89,6 +111,7 @@ export const sourceSchema = z.object({
   /** QIDO limit per page of series and instance queries, which return several rows per study. */
   detailPageSize: z.number().int().min(1).max(10000).default(1000),
   mapping: mappingSchema,
+  changeFeed: changeFeedSchema,
 });
 
 export const sinksSchema = z
@@ -139,6 +162,7 @@ export const configSchema = z
 
 export type PacsAuth = z.infer<typeof pacsAuthSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;
+export type ChangeFeedConfig = z.infer<typeof changeFeedSchema>;
 export type SourceInput = z.input<typeof sourceSchema>;
 export type MappingConfig = z.infer<typeof mappingSchema>;
 export type BridgeConfig = z.infer<typeof configSchema>;

@@ -8,6 +8,7 @@ import type { SourceConfig } from '../config';
 import { formatDa, readDate, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
 import type { PacsSource, StudyDetails, StudyWindow } from '../dicomweb/types';
+import { uidBatches } from '../dicomweb/windows';
 import type { MapResult, StudyResults } from '../mapping/types';
 import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
@@ -179,6 +180,34 @@ export class StudySyncRun {
   async syncDatasets(datasets: DicomDataset[]): Promise<boolean> {
     this.enqueue(this.decide(datasets));
     return this.drain(true);
+  }
+
+  /**
+   * Discovery by Study Instance UID (a change feed's studies): their study-level results, by UID-list
+   * matching where the PACS supports it, then decided, fetched and written as any listed study.
+   * `missing`: UIDs the PACS (with the sync's filter) did not return. `complete` is false when stopped.
+   */
+  async syncStudyUids(uids: string[]): Promise<{ complete: boolean; missing: string[] }> {
+    const wanted = [...new Set(uids)];
+    const { detailBatchSize, serverLimit } = this.ctx.sourceConfig;
+    let chunks: string[][];
+    const datasets: DicomDataset[] = [];
+    try {
+      const batched = wanted.length > 1 && (await this.ctx.source.supportsUidListMatching());
+      chunks = batched
+        ? uidBatches(wanted, Math.min(detailBatchSize, serverLimit ?? Infinity))
+        : wanted.map((u) => [u]);
+      for (const chunk of chunks) {
+        const match = { ...this.ctx.settings.filter, StudyInstanceUID: chunk.join(',') };
+        const found = await this.ctx.source.searchStudies(match, { limit: chunk.length, offset: 0 });
+        datasets.push(...found.filter((ds) => chunk.includes(studyUidOf(ds) ?? '')));
+      }
+    } catch (err) {
+      throw new SourceUnavailableError(err);
+    }
+    const found = new Set(datasets.map(studyUidOf));
+    const missing = wanted.filter((u) => !found.has(u));
+    return { complete: await this.syncDatasets(datasets), missing };
   }
 
   /** Which studies need fetching; the others are recorded as seen (unchanged, or waiting for a retry). */

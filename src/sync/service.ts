@@ -16,6 +16,7 @@ import type { RunCounts, RunKind, RunStatus, Store } from '../sinks/store';
 import { syncSchema, syncSettingsFor, type SyncConfig, type SyncConfigInput, type SyncSettings } from './config';
 import { addDays, planWindows, pollRange, todayIn } from './dates';
 import { describeError, isRunOutage, SourceBusyError } from './errors';
+import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { reconcileSource } from './reconcile';
 import { StudySyncRun, studyUidOf, type StudyMapper } from './run';
 
@@ -64,7 +65,9 @@ export interface SyncService {
   backfill(sourceId: string, from: string, to: string, onProgress?: (p: BackfillProgress) => void): Promise<RunSummary>;
   /** Finds studies that vanished from the PACS and applies the configured deletion action. */
   reconcile(sourceId: string): Promise<RunSummary>;
-  /** Schedules polls (and reconciles, when configured) per source. */
+  /** Syncs these studies (a change feed's) as one run of kind `feed`; `missing`: UIDs the PACS did not return. */
+  syncStudyUids(sourceId: string, uids: string[]): Promise<{ summary: RunSummary; missing: string[] }>;
+  /** Schedules polls (and reconciles, when configured) per source, and polls their change feeds. */
   start(): void;
   /** Stops schedules and waits for runs in progress to finish their batch in hand. */
   stop(): Promise<void>;
@@ -143,6 +146,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const sources = new Map<string, PacsSource>();
   const running = new Map<string, Promise<RunSummary>>();
   const crons: Cron[] = [];
+  let feeds: FeedScheduler | undefined;
   let stopping = false;
 
   const configOf = (sourceId: string): SourceConfig => {
@@ -340,8 +344,20 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       );
     },
 
+    async syncStudyUids(sourceId, uids) {
+      let missing: string[] = [];
+      const summary = await exclusive(sourceId, 'feed', async (run) => {
+        const result = await run!.syncStudyUids(uids);
+        missing = result.missing;
+        return { complete: result.complete };
+      });
+      return { summary, missing };
+    },
+
     start() {
       stopping = false;
+      feeds ??= feedSchedulerFor(service, { sources: [...sourceConfigs.values()], store, log: baseLog, now });
+      feeds.start();
       for (const sourceId of sourceConfigs.keys()) {
         const settings = syncSettingsFor(sync, sourceId);
         const schedule = (expr: string, what: string, fn: () => Promise<RunSummary>) => {
@@ -370,6 +386,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     async stop() {
       stopping = true;
       for (const c of crons.splice(0)) c.stop();
+      await feeds?.stop();
       await Promise.allSettled([...running.values()]);
     },
 

@@ -34,7 +34,8 @@ export interface StudyState {
   updatedAt: string;
 }
 
-export type RunKind = 'poll' | 'backfill' | 'reconcile';
+/** `feed`: studies a change feed reported (src/sync/feed.ts). */
+export type RunKind = 'poll' | 'backfill' | 'reconcile' | 'feed';
 export type RunStatus = 'running' | 'ok' | 'partial' | 'failed' | 'interrupted';
 
 export interface RunCounts {

@@ -3,6 +3,7 @@
  * PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
  */
 import type Database from 'better-sqlite3';
+import { FEED_STATE_SQL } from './feedState';
 import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
 
 /** `fill` runs after `sql` in the same transaction, for steps that must read existing rows in code. */
@@ -85,6 +86,11 @@ export const MIGRATIONS: {
     description: 'search index over stored ImagingStudy resources, back-filled from those already stored',
     sql: STUDY_INDEX_SQL,
     fill: backfillStudyIndex,
+  },
+  {
+    version: 4,
+    description: 'change-feed checkpoints and pending studies; sweep requests (the feed went back)',
+    sql: FEED_STATE_SQL,
   },
 ];
 

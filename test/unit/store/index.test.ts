@@ -151,7 +151,7 @@ describe('store search index', () => {
     raw.close();
 
     store = openStore(file);
-    expect(store.schemaVersion).toBe(3);
+    expect(store.schemaVersion).toBe(MIGRATIONS[MIGRATIONS.length - 1]!.version);
     expect((store.db.prepare('SELECT COUNT(*) AS n FROM imaging_study_index').get() as { n: number }).n).toBe(30);
     expect(indexOf(store, storedStudy('a', 5).id)).toEqual({
       row: {
