@@ -189,25 +189,32 @@ export class StudySyncRun {
    */
   async syncStudyUids(uids: string[]): Promise<{ complete: boolean; missing: string[] }> {
     const wanted = [...new Set(uids)];
-    const { detailBatchSize, serverLimit } = this.ctx.sourceConfig;
-    let chunks: string[][];
-    const datasets: DicomDataset[] = [];
+    let datasets: DicomDataset[];
     try {
-      const batched = wanted.length > 1 && (await this.ctx.source.supportsUidListMatching());
-      chunks = batched
-        ? uidBatches(wanted, Math.min(detailBatchSize, serverLimit ?? Infinity))
-        : wanted.map((u) => [u]);
-      for (const chunk of chunks) {
-        const match = { ...this.ctx.settings.filter, StudyInstanceUID: chunk.join(',') };
-        const found = await this.ctx.source.searchStudies(match, { limit: chunk.length, offset: 0 });
-        datasets.push(...found.filter((ds) => chunk.includes(studyUidOf(ds) ?? '')));
-      }
+      datasets = await this.studiesByUid(wanted);
     } catch (err) {
       throw new SourceUnavailableError(err);
     }
     const found = new Set(datasets.map(studyUidOf));
     const missing = wanted.filter((u) => !found.has(u));
     return { complete: await this.syncDatasets(datasets), missing };
+  }
+
+  /** Study-level results for these UIDs, with the sync's filter: UID lists where supported, else one by one. */
+  private async studiesByUid(uids: string[]): Promise<DicomDataset[]> {
+    const { detailBatchSize, serverLimit } = this.ctx.sourceConfig;
+    const batched = uids.length > 1 && (await this.ctx.source.supportsUidListMatching());
+    const chunks = batched
+      ? uidBatches(uids, Math.min(detailBatchSize, serverLimit ?? Infinity))
+      : uids.map((u) => [u]);
+    const datasets: DicomDataset[] = [];
+    for (const chunk of chunks) {
+      const match = { ...this.ctx.settings.filter, StudyInstanceUID: chunk.join(',') };
+      const asked = new Set(chunk);
+      const found = await this.ctx.source.searchStudies(match, { limit: chunk.length, offset: 0 });
+      datasets.push(...found.filter((ds) => asked.has(studyUidOf(ds) ?? '')));
+    }
+    return datasets;
   }
 
   /** Which studies need fetching; the others are recorded as seen (unchanged, or waiting for a retry). */
