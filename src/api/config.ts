@@ -4,6 +4,7 @@
  * refused, CORS off. The integrator wires `apiSchema` into the top-level config schema.
  */
 import { z } from 'zod';
+import { httpUrl } from '../http/url';
 
 const sha256Hex = z
   .string()
@@ -15,13 +16,13 @@ const DEFAULT_KEY_SCOPES = ['system/ImagingStudy.read', 'system/Endpoint.read'];
 
 export const apiAuthSchema = z.discriminatedUnion('type', [
   /** Access control off: only when a site says so explicitly. */
-  z.object({ type: z.literal('none') }),
-  z.object({
+  z.strictObject({ type: z.literal('none') }),
+  z.strictObject({
     type: z.literal('apiKey'),
     /** Keys are stored hashed: `printf %s "$KEY" | sha256sum`. Sent by clients in the X-API-Key header. */
     keys: z
       .array(
-        z.object({
+        z.strictObject({
           client: z.string().min(1).max(64),
           sha256: sha256Hex,
           scopes: z.array(z.string().min(1)).default(DEFAULT_KEY_SCOPES),
@@ -29,10 +30,10 @@ export const apiAuthSchema = z.discriminatedUnion('type', [
       )
       .default([]),
   }),
-  z.object({
+  z.strictObject({
     type: z.literal('jwt'),
     /** Where the authorization server publishes its signing keys. */
-    jwksUrl: z.string().url(),
+    jwksUrl: httpUrl,
     issuer: z.string().min(1),
     audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     /** Accepted signature algorithms (none, HS* are never accepted with a JWKS). */
@@ -45,12 +46,12 @@ export const apiAuthSchema = z.discriminatedUnion('type', [
 ]);
 
 export const apiSchema = z
-  .object({
+  .strictObject({
     port: z.number().int().min(0).max(65535).default(8080),
     /** Loopback unless a site opens it deliberately. */
     host: z.string().min(1).default('127.0.0.1'),
     /** Public base URL of /fhir for Bundle links (behind a proxy); else taken from the request. */
-    baseUrl: z.string().url().optional(),
+    baseUrl: httpUrl.optional(),
     /** Where answers come from: the PACS (live) or the embedded store filled by sync. */
     mode: z.enum(['live', 'store']).default('live'),
     /** In store mode: ask the PACS for studies the store does not hold (yet). */
@@ -58,7 +59,7 @@ export const apiSchema = z
     /** Source ids searched, in this order; all configured sources when absent. */
     searchSources: z.array(z.string().min(1)).min(1).optional(),
     cache: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(true),
         /** Lifetime of a cached search or read response. */
         ttlSeconds: z.number().int().min(1).max(86400).default(60),
@@ -82,7 +83,7 @@ export const apiSchema = z
     maxValueLength: z.number().int().min(16).max(1024).default(128),
     /** How a Patient resource id relates to the DICOM Patient ID: id = prefix + PatientID + suffix. */
     patientIdRule: z
-      .object({
+      .strictObject({
         prefix: z
           .string()
           .regex(/^[A-Za-z0-9.-]*$/)
@@ -97,7 +98,7 @@ export const apiSchema = z
       .optional(),
     auth: apiAuthSchema.default({ type: 'apiKey', keys: [] }),
     rateLimit: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(true),
         windowSeconds: z.number().int().min(1).max(86400).default(60),
         /** Requests per client (or per address when access control is off) per window. */
@@ -105,14 +106,14 @@ export const apiSchema = z
       })
       .default({}),
     cors: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(false),
         /** Allowed origins; "*" allows any (no credentials are involved: keys and tokens are headers). */
         origins: z.array(z.string().min(1)).default([]),
       })
       .default({}),
     audit: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(true),
         /** File the audit lines go to (apart from the application log); "stdout"/"stderr" allowed. */
         destination: z.string().min(1).default('./data/audit.log'),

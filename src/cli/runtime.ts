@@ -1,8 +1,12 @@
 /**
  * Builds the running parts from validated configuration, the same way for every subcommand:
- * logger, embedded store, sinks (embedded and/or FHIR server), one PACS source per configured source.
+ * logger, embedded store, sinks (embedded and/or FHIR server), one PACS source per configured source;
+ * and the command-line checks they share (--source, dates), which fail as usage errors.
  */
+import { InvalidArgumentError } from 'commander';
 import type { BridgeConfig } from '../config';
+import { parseDate } from '../dicomweb/dicomJson';
+import { UsageError } from './exitCodes';
 import { createLogger, type Logger } from '../log';
 import { setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks/embeddedSink';
@@ -41,4 +45,24 @@ export function prepareValidation(config: BridgeConfig): boolean {
   const { enabled, profilesDir } = config.sinks.validation;
   if (enabled && profilesDir) setProfilesDir(profilesDir);
   return enabled;
+}
+
+/** The configured source ids, or the one asked for; an unknown id is a usage error that lists the valid ones. */
+export function selectSources(config: BridgeConfig, only?: string): string[] {
+  const ids = config.sources.map((s) => s.id);
+  if (only === undefined) return ids;
+  if (!ids.includes(only)) throw new UsageError(`no source with id "${only}" (configured: ${ids.join(', ')})`);
+  return [only];
+}
+
+/** Commander argument parser for a calendar date (YYYY-MM-DD or YYYYMMDD), returned as YYYYMMDD; else a usage error. */
+export function dateArgument(value: string): string {
+  const compact = /^\d{4}-\d{2}-\d{2}$|^\d{8}$/.test(value) ? value.replace(/-/g, '') : '';
+  if (!parseDate(compact)) throw new InvalidArgumentError('use a date as YYYY-MM-DD or YYYYMMDD.');
+  return compact;
+}
+
+/** A date range given on the command line, in order. */
+export function checkRange(from: string, to: string): void {
+  if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
 }

@@ -10,7 +10,16 @@ import { createLogger, type Logger } from '../log';
 import type { Store } from '../sinks/store';
 import { createSyncService, type RunSummary, type SyncService } from '../sync';
 import { daysBetween, todayIn } from '../sync/dates';
-import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
+import { EXIT, exitCodeForRun, worstExit, type ExitCode } from './exitCodes';
+import {
+  buildSinks,
+  checkRange,
+  dateArgument,
+  loggerFor,
+  openConfiguredStore,
+  prepareValidation,
+  selectSources,
+} from './runtime';
 
 interface Context {
   config: BridgeConfig;
@@ -21,13 +30,6 @@ interface Context {
 function openContext(logger?: Logger): Context {
   const config = loadConfig();
   return { config, store: openConfiguredStore(config), logger: logger ?? loggerFor(config) };
-}
-
-function selectSources(config: BridgeConfig, only?: string): string[] {
-  const ids = config.sources.map((s) => s.id).filter((id) => !only || id === only);
-  if (!ids.length)
-    throw new Error(`no source with id "${only}" (configured: ${config.sources.map((s) => s.id).join(', ')})`);
-  return ids;
 }
 
 function buildService(ctx: Context): SyncService {
@@ -41,18 +43,40 @@ function buildService(ctx: Context): SyncService {
   });
 }
 
-/** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. */
-function onShutdown(service: SyncService, logger: Logger): () => void {
+interface Shutdown {
+  /** The signal that asked the command to stop, if one came. */
+  received(): NodeJS.Signals | undefined;
+  release(): void;
+}
+
+/** SIGTERM/SIGINT: finish the batch in hand, record it, close the store. A second signal ends the process. */
+function onShutdown(service: SyncService, logger: Logger): Shutdown {
+  let received: NodeJS.Signals | undefined;
   const handler = (signal: NodeJS.Signals) => {
+    received = signal;
     logger.info({ signal }, 'stopping: finishing the batch in hand');
     void service.stop();
   };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
-  return () => {
-    process.off('SIGTERM', handler);
-    process.off('SIGINT', handler);
+  return {
+    received: () => received,
+    release: () => {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+    },
   };
+}
+
+/** Sets the exit status of a command that ran these runs; an interrupted one says how to resume. */
+function finish(codes: ExitCode[], signal: NodeJS.Signals | undefined): void {
+  const code = worstExit(codes);
+  if (code === EXIT.interrupted)
+    process.stderr.write(
+      `pacs-fhir-bridge: interrupted${signal ? ` by ${signal}` : ''}; the studies in hand were saved. ` +
+        'Run the same command again to resume where it stopped.\n',
+    );
+  process.exitCode = code;
 }
 
 function summaryLine(s: RunSummary, json = false): string {
@@ -74,9 +98,10 @@ export function syncCommand(): Command {
       const ctx = openContext();
       const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
-      const release = onShutdown(service, ctx.logger);
+      const shutdown = onShutdown(service, ctx.logger);
       try {
         if (!opts.once) {
+          // Scheduled: runs until stopped, so a signal is the normal end (exit 0, like serve).
           service.start();
           await new Promise<void>((resolve) => {
             const done = () => resolve();
@@ -86,18 +111,22 @@ export function syncCommand(): Command {
           await service.stop();
           return;
         }
-        let failed = false;
+        const codes: ExitCode[] = [];
         for (const id of sources) {
+          if (shutdown.received()) {
+            codes.push(EXIT.interrupted);
+            break;
+          }
           const summaries = [await service.runOnce(id)];
-          if (opts.reconcile) summaries.push(await service.reconcile(id));
+          if (opts.reconcile && !shutdown.received()) summaries.push(await service.reconcile(id));
           for (const s of summaries) {
             process.stdout.write(summaryLine(s, opts.json));
-            failed ||= s.status === 'failed';
+            codes.push(exitCodeForRun(s.status));
           }
         }
-        if (failed) process.exitCode = 1;
+        finish(codes, shutdown.received());
       } finally {
-        release();
+        shutdown.release();
         ctx.store.close();
       }
     });
@@ -108,22 +137,28 @@ export function backfillCommand(): Command {
     .description(
       'Sync every study with a StudyDate in a range; resumes where an interrupted identical backfill stopped',
     )
-    .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)')
-    .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)')
+    .requiredOption('--from <date>', 'first StudyDate (YYYY-MM-DD or YYYYMMDD)', dateArgument)
+    .requiredOption('--to <date>', 'last StudyDate (YYYY-MM-DD or YYYYMMDD)', dateArgument)
     .option('--source <id>', 'only this source')
     .option('--no-progress', 'plain log lines even on a terminal')
     .option('--json', 'print each run summary as one line of JSON')
     .action(async (opts: { from: string; to: string; source?: string; progress: boolean; json?: boolean }) => {
+      checkRange(opts.from, opts.to);
       const tty = opts.progress && !!process.stderr.isTTY;
       // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
       const ctx = openContext(
         tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined,
       );
       const service = buildService(ctx);
-      const release = onShutdown(service, ctx.logger);
-      let failed = false;
+      const sources = selectSources(ctx.config, opts.source);
+      const shutdown = onShutdown(service, ctx.logger);
+      const codes: ExitCode[] = [];
       try {
-        for (const id of selectSources(ctx.config, opts.source)) {
+        for (const id of sources) {
+          if (shutdown.received()) {
+            codes.push(EXIT.interrupted);
+            break;
+          }
           const started = Date.now();
           const rate = (done: number) => (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
           const bar = tty
@@ -158,12 +193,11 @@ export function backfillCommand(): Command {
           });
           bar?.stop();
           process.stdout.write(summaryLine(summary, opts.json));
-          failed ||= summary.status === 'failed';
-          if (summary.status === 'interrupted') break;
+          codes.push(exitCodeForRun(summary.status));
         }
-        if (failed) process.exitCode = 1;
+        finish(codes, shutdown.received());
       } finally {
-        release();
+        shutdown.release();
         ctx.store.close();
       }
     });
@@ -226,13 +260,13 @@ export function statusCommand(): Command {
   return new Command('status')
     .description('Per source: last run, lag, counts, failing and dead-lettered studies')
     .option('--source <id>', 'only this source')
-    .option('--json', 'print JSON')
+    .option('--json', 'print the statuses as one line of JSON (an array, one entry per source)')
     .action((opts: { source?: string; json?: boolean }) => {
       const ctx = openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
         const statuses = selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id));
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify(statuses)}\n`);
           return;
         }
         for (const s of statuses) {

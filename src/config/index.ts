@@ -17,7 +17,11 @@ export class ConfigError extends Error {
 }
 
 function describeZod(err: ZodError): string[] {
-  return err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  return err.issues.flatMap((i) => {
+    // One line per unknown key, named by its full path, so a typo is found where it sits.
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${[...i.path, k].join('.')}: unknown key`);
+    return [`${i.path.join('.') || '(root)'}: ${i.message}`];
+  });
 }
 
 /** Validates a raw configuration object (as read from files or built by a test). */

@@ -4,22 +4,23 @@
  */
 import { z } from 'zod';
 import { apiSchema } from '../api/config';
+import { httpUrl } from '../http/url';
 import { clientCredentialsSchema } from '../oauth2/clientCredentials';
 import { isKnownZone } from '../time/zone';
 import { fhirSinkSchema } from '../sinks/fhir/config';
 import { storeSchema, syncSchema } from '../sync/config';
 
-const url = z.string().url();
+const url = httpUrl;
 
 export const pacsAuthSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('none') }),
-  z.object({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
-  z.object({ type: z.literal('bearer'), token: z.string().min(1) }),
+  z.strictObject({ type: z.literal('none') }),
+  z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
+  z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
   clientCredentialsSchema.extend({ type: z.literal('oauth2') }),
 ]);
 
 export const tlsSchema = z
-  .object({
+  .strictObject({
     /** PEM file of CA certificates to trust in addition to Node's defaults. */
     caFile: z.string().optional(),
     certFile: z.string().optional(),
@@ -34,7 +35,7 @@ const timezone = z
   .refine(isKnownZone, (tz) => ({ message: `"${tz}" is neither an IANA time zone nor a +HHMM offset` }));
 
 export const patientLinkSchema = z
-  .object({
+  .strictObject({
     /** identifier: logical reference; conditional: Patient?identifier=…; resolved: Patient/<id> given by the caller. */
     mode: z.enum(['identifier', 'conditional', 'resolved']).default('identifier'),
     /** Identifier system for Patient ID when Issuer of Patient ID is absent or unmapped. */
@@ -47,7 +48,7 @@ export const patientLinkSchema = z
   .default({});
 
 export const mappingSchema = z
-  .object({
+  .strictObject({
     /** Identifier system for Accession Number when the PACS gives no issuer. */
     accessionSystem: z.string().min(1).optional(),
     /** Identifier system for Study ID (0020,0010); Study ID is emitted only when set. */
@@ -87,7 +88,7 @@ export const changeFeedSchema = z
   .strict()
   .default({});
 
-export const sourceSchema = z.object({
+export const sourceSchema = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-.]{0,63}$/, 'use letters, digits, "-" and "." (a FHIR id)'),
   /** QIDO-RS / WADO-RS base URL the bridge calls, e.g. http://pacs:8042/dicom-web */
   qidoBase: url,
@@ -148,7 +149,7 @@ export const loggingSchema = z
   .strict()
   .default({});
 
-/** Strict at the top: a misspelt section name is an error, not a silently ignored setting. */
+/** Strict at every depth (z.strictObject): a misspelt key is an error, not a silently ignored setting. */
 export const configSchema = z
   .object({
     sources: z.array(sourceSchema).min(1, 'configure at least one PACS source'),

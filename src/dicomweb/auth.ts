@@ -5,6 +5,7 @@
  */
 import type { Agent } from 'node:https';
 import type { PacsAuth } from '../config/schema';
+import { redactUrl } from '../http/url';
 import { clientCredentialsToken, TokenRequestError } from '../oauth2/clientCredentials';
 import { PacsError } from './types';
 
@@ -45,7 +46,7 @@ function oauth2(auth: Extract<PacsAuth, { type: 'oauth2' }>, opts: TokenOptions)
     httpsAgent: opts.httpsAgent,
     now: opts.now,
   });
-  const where = `OAuth2 token endpoint for source "${opts.sourceId}"`;
+  const where = `OAuth2 token endpoint for source "${opts.sourceId}" (${redactUrl(auth.tokenUrl)})`;
   return {
     refreshable: true,
     async header() {

@@ -14,6 +14,7 @@ import type { SourceConfig } from '../config/schema';
 import type { Authorizer } from './auth';
 import type { DicomDataset } from './dicomJson';
 import { parseRetryAfter } from '../http/backoff';
+import { redactUrl } from '../http/url';
 import { RetryableError, withRetry, type RetryPolicy } from './retry';
 import { PacsError, type SourceStats } from './types';
 import { metrics } from '../metrics';
@@ -39,6 +40,8 @@ interface RequestContext {
   httpsAgent?: https.Agent;
   timedOut: boolean;
   networkError?: string;
+  /** The URL of the request, for messages (shown without credentials or query). */
+  url?: string;
 }
 
 /**
@@ -50,6 +53,7 @@ class BridgeXhr extends Xhr2 {
     super();
   }
   override open(method: string, url: string, async?: boolean): void {
+    this.ctx.url = url;
     super.open(method, restoreWireQuery(url), async);
   }
   // xhr2 reports a failed socket as status 0 without its cause; keep the cause for the message.
@@ -266,15 +270,17 @@ function describeFailure(
   e: unknown,
 ): PacsError {
   if (e instanceof PacsError) return e;
-  if (ctx.timedOut) return new PacsError(`${label} ${what}: no answer within ${timeoutMs} ms`, 0, 'timeout', true);
+  // Connection failures name the URL tried, so an operator can check it (never its credentials or query).
+  const at = ctx.url ? ` (${redactUrl(ctx.url)})` : '';
+  if (ctx.timedOut) return new PacsError(`${label} ${what}: no answer within ${timeoutMs} ms${at}`, 0, 'timeout', true);
   const status = Number((e as { status?: number }).status ?? xhr.status) || 0;
   if (status === 0) {
     const cause = ctx.networkError ?? 'network error';
     // A certificate the bridge does not trust will not become trusted by asking again.
     if (/CERT|SIGNATURE|SELF_SIGNED|ERR_TLS|ERR_SSL/.test(cause)) {
-      return new PacsError(`${label} ${what}: TLS failed (${cause}); check sources[].tls`, 0, 'network', false);
+      return new PacsError(`${label} ${what}: TLS failed (${cause})${at}; check sources[].tls`, 0, 'network', false);
     }
-    return new PacsError(`${label} ${what}: ${cause}`, 0, 'network', true);
+    return new PacsError(`${label} ${what}: ${cause}${at}`, 0, 'network', true);
   }
   if (status === 401 || status === 403) {
     return new PacsError(

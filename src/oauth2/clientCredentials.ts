@@ -7,9 +7,10 @@
 import type { Agent } from 'node:https';
 import axios from 'axios';
 import { z } from 'zod';
+import { httpUrl } from '../http/url';
 
-export const clientCredentialsSchema = z.object({
-  tokenUrl: z.string().url(),
+export const clientCredentialsSchema = z.strictObject({
+  tokenUrl: httpUrl,
   clientId: z.string().min(1),
   clientSecret: z.string().min(1),
   scope: z.string().optional(),

@@ -46,7 +46,7 @@ const syncFields = {
   /** Re-list studies without StudyDate on every poll. */
   undatedSweep: z.boolean(),
   reconcile: z
-    .object({
+    .strictObject({
       /** When the full reconcile runs; off when absent. */
       cron: cronExpression.optional(),
       /** What happens to resources of studies that vanished from the PACS (only those the bridge created). */
@@ -67,7 +67,7 @@ const defaults = {
   undatedSweep: true,
 };
 
-const settingsSchema = z.object(syncFields);
+const settingsSchema = z.strictObject(syncFields);
 export type SyncSettings = z.infer<typeof settingsSchema>;
 
 /** Per-source overrides: any field of the global settings. */

@@ -3,20 +3,21 @@
  * start-up lists every problem at once.
  */
 import { z } from 'zod';
+import { httpUrl } from '../../http/url';
 import { clientCredentialsSchema } from '../../oauth2/clientCredentials';
 
-const url = z.string().url();
+const url = httpUrl;
 
 export const fhirAuthSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('none') }),
-  z.object({ type: z.literal('bearer'), token: z.string().min(1) }),
+  z.strictObject({ type: z.literal('none') }),
+  z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
   clientCredentialsSchema.extend({ type: z.literal('oauth2') }),
 ]);
 
 /** What to do when a patient cannot be linked as the mode promises. */
 const linkFallback = z.enum(['identifier', 'fail']);
 
-export const patientLinkingSchema = z.object({
+export const patientLinkingSchema = z.strictObject({
   /**
    * identifier: Reference.identifier only (no lookup);
    * conditional: `Patient?identifier=system|value`, resolved by the server inside the transaction;
@@ -36,7 +37,7 @@ export const patientLinkingSchema = z.object({
   patientProfile: z.string().min(1).default('https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/Patient-twcore'),
 });
 
-export const fhirSinkSchema = z.object({
+export const fhirSinkSchema = z.strictObject({
   /** FHIR R4 base, e.g. https://fhir.example.org/fhir/R4 */
   baseUrl: url,
   auth: fhirAuthSchema.default({ type: 'none' }),
@@ -55,7 +56,7 @@ export const fhirSinkSchema = z.object({
   endpointIdentifierSystem: z.string().min(1).default('urn:pacs-fhir-bridge:endpoint'),
   /** meta.tag put on written resources; removeStudy only touches resources carrying it. */
   ownerTag: z
-    .object({ system: z.string().min(1), code: z.string().min(1) })
+    .strictObject({ system: z.string().min(1), code: z.string().min(1) })
     .default({ system: 'urn:pacs-fhir-bridge', code: 'synced' }),
   timeoutMs: z.number().int().positive().default(30000),
   /** Retries after a 429, 5xx or network error (per request). */

@@ -97,7 +97,9 @@ describe('an unresponsive PACS', () => {
     await new Promise((r) => silent.close(r));
     expect(err).toBeInstanceOf(PacsError);
     expect(err).toMatchObject({ kind: 'timeout', status: 0, retryable: true });
-    expect(err.message).toBe('PACS "silent" studies query: no answer within 300 ms');
+    expect(err.message).toBe(
+      `PACS "silent" studies query: no answer within 300 ms (http://127.0.0.1:${port}/dicom-web/studies)`,
+    );
     expect(sockets.length).toBe(2); // the first try and one retry
   });
 });

@@ -109,8 +109,10 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
   await waitForResources(2);
   graceful.child.kill('SIGTERM');
   const stopped = await graceful.done;
-  expect(stopped.code).toBe(0);
+  // Interrupted (130), with the way to resume on stderr.
+  expect(stopped.code).toBe(130);
   expect(stopped.stdout).toMatch(/backfill interrupted/);
+  expect(stopped.stderr).toMatch(/interrupted by SIGTERM.*Run the same command again to resume/);
   const afterTerm = storedResourceCount();
   expect(afterTerm).toBeLessThan(corpus.length);
   // The batch in hand was finished and recorded: every stored resource has its study state.
@@ -127,12 +129,17 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
   proxy.delayMs = 0;
   proxy.reset();
   const second = await bridge(['backfill', '--from', '20230101', '--to', '20230110', '--json']).done;
-  expect(second.stderr).toBe('');
   expect(second.code).toBe(0);
-  // --json: the run summary is one JSON line (beside the JSON log lines), with the QIDO requests it made.
-  const summary = second.stdout
+  // Nothing went wrong: the log (JSON lines on stderr) holds no warning or error.
+  const logLines = second.stderr
     .split('\n')
-    .filter((l) => l.startsWith('{"runId"'))
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { level: number; msg: string });
+  expect(logLines.filter((l) => l.level >= 40)).toEqual([]);
+  // --json: stdout is the run summary, one JSON line, with the QIDO requests it made; logs go to stderr.
+  const summary = second.stdout
+    .trim()
+    .split('\n')
     .map((l) => JSON.parse(l));
   const made = proxy.counts();
   expect(summary).toEqual([
@@ -144,8 +151,8 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
     }),
   ]);
   expect(Date.parse(summary[0].endedAt)).toBeGreaterThanOrEqual(Date.parse(summary[0].startedAt));
-  // Plain progress lines (no terminal): JSON log lines with the source and run id.
-  const progress = second.stdout
+  // Plain progress lines (no terminal): JSON log lines on stderr with the source and run id.
+  const progress = second.stderr
     .split('\n')
     .filter((l) => l.includes('backfill progress'))
     .map((l) => JSON.parse(l));
