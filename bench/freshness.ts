@@ -42,7 +42,7 @@ export interface FreshnessResult {
   baseStudies: number;
   today: FreshnessFigures;
   oldDated: FreshnessFigures;
-  /** Requests `serve` made to the PACS in an idle minute: to the change feed, and in all. */
+  /** Requests `serve` made to the PACS in an idle minute: to the change feed, and in all (0: not measured). */
   idleFeedRequestsPerMinute: number;
   idleRequestsPerMinute: number;
   /** Feed runs recorded (each a run of the studies that became ready together). */
@@ -117,7 +117,7 @@ async function fhirUids(fhir: FhirTestServer): Promise<Set<string>> {
 
 export async function runFreshness(
   log: (line: string) => void,
-  opts: { stableAge?: number; studies?: number; baseStudies?: number } = {},
+  opts: { stableAge?: number; studies?: number; baseStudies?: number; idleSeconds?: number } = {},
 ): Promise<FreshnessResult> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" (npm run bench does)`);
   const stableAge = opts.stableAge ?? 2;
@@ -190,13 +190,16 @@ export async function runFreshness(
       feedRuns: reader.feedRuns(),
     };
 
-    log('freshness: idle minute');
+    const idleSeconds = opts.idleSeconds ?? 60;
+    if (!idleSeconds) return result;
+    log(`freshness: ${idleSeconds} s idle`);
     await sleep(3000); // let the last runs finish
     const before = proxy.requests.length;
-    await sleep(60_000);
+    await sleep(idleSeconds * 1000);
     const idle = proxy.requests.slice(before);
-    result.idleRequestsPerMinute = idle.length;
-    result.idleFeedRequestsPerMinute = idle.filter((r) => r.path.startsWith('/changes')).length;
+    const perMinute = (n: number) => Math.round((n * 600) / idleSeconds) / 10;
+    result.idleRequestsPerMinute = perMinute(idle.length);
+    result.idleFeedRequestsPerMinute = perMinute(idle.filter((r) => r.path.startsWith('/changes')).length);
     return result;
   } finally {
     serve?.kill('SIGTERM');
@@ -207,4 +210,9 @@ export async function runFreshness(
     await orthanc.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The suite: Orthanc's StableAge at 1 s (with the idle minute) and at 2 s, the feed at its default interval. */
+export async function runFreshnessSuite(log: (line: string) => void): Promise<FreshnessResult[]> {
+  return [await runFreshness(log, { stableAge: 1 }), await runFreshness(log, { stableAge: 2, idleSeconds: 0 })];
 }

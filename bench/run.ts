@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openCorpus, type BenchCorpus } from './corpus';
 import { runFhirRequests } from './fhirRequests';
-import { runFreshness } from './freshness';
+import { runFreshnessSuite } from './freshness';
 import { runFullSync } from './fullSync';
 import { runLookupApi } from './lookupApi';
 import { runMapper } from './mapper';
@@ -31,7 +31,7 @@ const suites: Record<string, (c: BenchCorpus) => Promise<unknown>> = {
 
 /** Suites that bring their own PACS (no corpus is opened for them). */
 const standalone: Record<string, () => Promise<unknown>> = {
-  freshness: () => runFreshness(log),
+  freshness: () => runFreshnessSuite(log),
 };
 
 async function withCorpus<T>(studies: number, fn: (c: BenchCorpus) => Promise<T>): Promise<T> {
