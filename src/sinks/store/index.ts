@@ -477,10 +477,19 @@ export class Store {
     ).changes;
   }
 
-  listRuns(sourceId: string, limit = 20): RunRecord[] {
-    const rows = statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(
-      sourceId,
-      limit,
+  /**
+   * The newest runs of a source. `kind`: only runs of that kind (feed runs, which come every few seconds
+   * while studies arrive, would otherwise crowd the last poll out of a short list).
+   */
+  listRuns(sourceId: string, limit = 20, kind?: RunKind): RunRecord[] {
+    const rows = (
+      kind
+        ? statement(this.db, 'SELECT * FROM runs WHERE source_id = ? AND kind = ? ORDER BY id DESC LIMIT ?').all(
+            sourceId,
+            kind,
+            limit,
+          )
+        : statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(sourceId, limit)
     ) as {
       run_id: string;
       source_id: string;

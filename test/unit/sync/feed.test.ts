@@ -1,6 +1,8 @@
 /** The change feed's pure parts and its state in the store (checkpoint, pending studies, sweep requests). */
-import { sourceSchema } from '../../../src/config';
+import { sourceStatus } from '../../../src/cli/sync';
+import { configSchema, sourceSchema } from '../../../src/config';
 import { orthancRestBase } from '../../../src/dicomweb/changeFeedOrthanc';
+import { BridgeMetrics } from '../../../src/metrics';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { FeedStateStore } from '../../../src/sinks/store/feedState';
 import { pendingUpdates } from '../../../src/sync/feed';
@@ -91,5 +93,32 @@ describe('FeedStateStore', () => {
     expect(state.sweepRequest('s')).toEqual({ requestedAt: t(10).toISOString(), reason: 'feed went back' });
     state.clearSweepRequest('s', t(10));
     expect(state.sweepRequest('s')).toBeUndefined();
+  });
+});
+
+describe('feed runs beside polls', () => {
+  it('do not crowd the last poll out of status and the lag metric', async () => {
+    const store = openStore(':memory:');
+    try {
+      const at = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m));
+      const poll = store.startRun('s', 'poll', at(0));
+      store.finishRun(poll, { status: 'ok', counts: {}, at: at(1) });
+      // A busy morning: a feed run every few seconds, many more than status or a scrape look at.
+      for (let i = 0; i < 150; i++) {
+        const feed = store.startRun('s', 'feed', at(2));
+        store.finishRun(feed, { status: 'ok', counts: { written: 1 }, at: at(2) });
+      }
+      const config = configSchema.parse({ sources: [{ id: 's', qidoBase: 'http://pacs/dicom-web' }] });
+      const status = sourceStatus(store, config, 's', at(10));
+      expect(status.lastSuccessfulPoll).toBe(at(1).toISOString());
+      expect(status.lastRun?.kind).toBe('feed');
+
+      const metrics = new BridgeMetrics({ defaultMetrics: false });
+      metrics.observe({ store });
+      const text = await metrics.registry.metrics();
+      expect(text).toMatch(/pacs_fhir_bridge_sync_lag_seconds\{source="s"\} \d+/);
+    } finally {
+      store.close();
+    }
   });
 });
