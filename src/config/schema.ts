@@ -75,8 +75,13 @@ export const changeFeedSchema = z
     type: z.enum(['auto', 'orthanc', 'off']).default('auto'),
     /** Orthanc's REST root (where /changes and /system are); default: qidoBase without its last path segment. */
     restBase: url.optional(),
-    /** Seconds between feed polls (each costs one request when nothing changed). */
+    /** Seconds between feed polls when nothing is happening (each costs one request). */
     intervalSeconds: z.number().min(0.1).max(3600).default(2),
+    /**
+     * Seconds between feed polls while studies are arriving (events in the last 10 s, or studies pending
+     * until Orthanc reports them stable): a stable study is then seen sooner, at no cost when idle.
+     */
+    busyIntervalSeconds: z.number().min(0.1).max(3600).default(0.5),
     /** Events asked for per feed request. */
     pageSize: z.number().int().min(1).max(10000).default(1000),
     /**

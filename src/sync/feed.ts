@@ -153,11 +153,15 @@ export interface FeedScheduler {
   feeds(): Map<string, ChangeFeed>;
 }
 
+/** After the last event read, how long the feed is polled at the busy interval. */
+const BUSY_WINDOW_MS = 10_000;
+
 /** Longest pause between tries after the feed could not be read or a feed run failed. */
 const MAX_BACKOFF_MS = 300_000;
 
 /**
- * Polls each source's feed every `intervalSeconds`, one tick at a time per source. A feed that cannot
+ * Polls each source's feed every `intervalSeconds`, or `busyIntervalSeconds` while studies are arriving
+ * (events in the last 10 s, or studies pending), one tick at a time per source. A feed that cannot
  * be read, or a feed run that failed (PACS or FHIR server down), backs off exponentially up to 5 min;
  * it is logged once when it starts failing and once when it recovers, not on every tick.
  */
@@ -174,6 +178,14 @@ export function createFeedScheduler(opts: FeedSchedulerOptions): FeedScheduler {
     let runFailures = 0;
     let syncAfter = 0;
     const interval = src.config.intervalSeconds * 1000;
+    const busyInterval = Math.min(interval, src.config.busyIntervalSeconds * 1000);
+    let lastEventAt = 0;
+    // Busy: a StableStudy is expected soon (studies pending, or events just now), so look more often.
+    const nextDelay = (events: number) => {
+      if (events) lastEventAt = Date.now();
+      const busy = Date.now() - lastEventAt < BUSY_WINDOW_MS || opts.state.pendingSummary(src.sourceId).count > 0;
+      return busy ? busyInterval : interval;
+    };
     const backoff = (n: number) => Math.min(MAX_BACKOFF_MS, interval * 2 ** Math.min(n, 20));
 
     const tick = async (): Promise<number | undefined> => {
@@ -206,7 +218,7 @@ export function createFeedScheduler(opts: FeedSchedulerOptions): FeedScheduler {
         const worst = Math.max(...result.freshness, 0);
         log.info({ studies: result.freshness.length, maxFreshnessSeconds: worst }, 'change feed: studies synced');
       }
-      return interval;
+      return nextDelay(result.events);
     };
 
     const schedule = (ms: number) => {
