@@ -38,7 +38,9 @@ export interface FreshnessFigures {
 export interface FreshnessResult {
   /** Orthanc's StableAge (s): a study is reported stable this long after its last instance. */
   stableAgeSeconds: number;
+  /** changeFeed.intervalSeconds (idle) and busyIntervalSeconds (while studies arrive), the defaults. */
   feedIntervalSeconds: number;
+  feedBusyIntervalSeconds: number;
   baseStudies: number;
   today: FreshnessFigures;
   oldDated: FreshnessFigures;
@@ -152,7 +154,6 @@ export async function runFreshness(
       if (Date.now() > deadline) throw new Error('serve did not start reading the change feed within 60 s');
       await sleep(100);
     }
-    const feedInterval = 2; // the default changeFeed.intervalSeconds
 
     log(`freshness: storing ${arrivals.length} studies, half dated today, half 2015–2020`);
     const storedAt = new Map<string, number>();
@@ -181,7 +182,8 @@ export async function runFreshness(
       group.map((s) => (seen.get(s.studyUid)! - storedAt.get(s.studyUid)!) / 1000);
     const result = {
       stableAgeSeconds: stableAge,
-      feedIntervalSeconds: feedInterval,
+      feedIntervalSeconds: 2, // changeFeed defaults
+      feedBusyIntervalSeconds: 0.5,
       baseStudies: baseCount,
       today: figures(secs(fresh, inStore), secs(fresh, inFhir)),
       oldDated: figures(secs(old, inStore), secs(old, inFhir)),
@@ -193,7 +195,7 @@ export async function runFreshness(
     const idleSeconds = opts.idleSeconds ?? 60;
     if (!idleSeconds) return result;
     log(`freshness: ${idleSeconds} s idle`);
-    await sleep(3000); // let the last runs finish
+    await sleep(15_000); // past the last runs and the feed's busy window (10 s after the last event)
     const before = proxy.requests.length;
     await sleep(idleSeconds * 1000);
     const idle = proxy.requests.slice(before);
