@@ -1,8 +1,9 @@
 /**
  * Full sync against the QIDO floors, on one corpus: the floors' phases, the bridge's full sync (a backfill of
- * the corpus's StudyDate range into its embedded store, run as the real executable with default settings),
- * then an unchanged re-poll. Floors and bridge alternate in rounds (floor, bridge, floor, bridge…) and the
- * medians are reported, so a drift in Orthanc's caches or a slow moment of the machine favours neither side.
+ * the corpus's StudyDate range into its embedded store, run as the real executable with default settings, so
+ * with the profile guard on), the same with the guard off, then an unchanged re-poll. Floors and bridges
+ * alternate in rounds (floor, guard on, guard off, floor…) and the medians are reported, so a drift in
+ * Orthanc's caches or a slow moment of the machine favours no side.
  */
 import { sourceSchema } from '../src/config';
 import { syncSchema } from '../src/sync/config';
@@ -33,6 +34,8 @@ export interface FullSyncResult {
     cpuMs: number;
     pacsCpuMs: number;
   };
+  /** The same full sync with sinks.validation.enabled false (the bridge above runs with the default, on). */
+  guardOff?: { runMs: number; runsMs: number[]; cpuMs: number; maxRssMb: number; toBatchedFloor: number };
   /** Bridge run time ÷ floor time. */
   ratios: { toBatchedFloor: number; toPerStudyFloor: number };
   repoll: { runMs: number; qidoRequests: number; written: number; fetched: number; ratioToListing: number };
@@ -59,9 +62,12 @@ export async function runFullSync(
   const bridges = Array.from({ length: rounds }, () =>
     bridgeProcess({ sources: [source], logging: { level: 'warn' } }),
   );
-  const backfill = async (n: number, to = corpus.to): Promise<BridgeRun & { pacsCpuMs: number }> => {
+  const unguarded = Array.from({ length: rounds }, () =>
+    bridgeProcess({ sources: [source], logging: { level: 'warn' }, sinks: { validation: { enabled: false } } }),
+  );
+  const backfill = async (n: number, to = corpus.to, which = bridges): Promise<BridgeRun & { pacsCpuMs: number }> => {
     const cpuBefore = corpus.orthancCpuMs();
-    const run = await bridges[n]!.run(['backfill', '--from', corpus.from, '--to', to, '--no-progress']);
+    const run = await which[n]!.run(['backfill', '--from', corpus.from, '--to', to, '--no-progress']);
     if (run.summary.status !== 'ok') throw new Error(`bridge backfill: ${JSON.stringify(run.summary)}`);
     return { ...run, pacsCpuMs: corpus.orthancCpuMs() - cpuBefore };
   };
@@ -74,15 +80,17 @@ export async function runFullSync(
     const listings: FloorPhase[] = [];
     const batched: FloorPhase[] = [];
     const runs: Array<BridgeRun & { pacsCpuMs: number }> = [];
+    const offRuns: Array<BridgeRun & { pacsCpuMs: number }> = [];
     let perStudy: FloorPhase | undefined;
     for (let round = 0; round < rounds; round++) {
       log(
-        `round ${round + 1} of ${rounds}: floor listing and batched details${round === 0 ? ', per-study details' : ''}, then the bridge`,
+        `round ${round + 1} of ${rounds}: floor listing and batched details${round === 0 ? ', per-study details' : ''}, then the bridge with the guard on and off`,
       );
       listings.push((await floor.listStudies()).phase);
       batched.push(await floor.batchedDetails(uids));
       perStudy ??= await floor.perStudyDetails(uids); // once: it is the slow one
       runs.push(await backfill(round));
+      offRuns.push(await backfill(round, corpus.to, unguarded));
     }
     // One day more than the completed backfill, so it is not skipped as already done: every study is listed again.
     log('bridge: an unchanged re-poll');
@@ -93,10 +101,13 @@ export async function runFullSync(
     const perStudyMs = listing.ms + perStudy!.ms;
     const batchedMs = listing.ms + batchedDetails.ms;
     const runMs = median(runs.map((r) => r.runMs));
+    const offMs = median(offRuns.map((r) => r.runMs));
     const first = runs[0]!;
     const written = first.summary.counts.written ?? 0;
     if (written !== corpus.counts.studies)
       throw new Error(`full sync wrote ${written} of ${corpus.counts.studies} studies`);
+    if (offRuns[0]!.summary.counts.written !== written)
+      throw new Error(`full sync without the guard wrote ${offRuns[0]!.summary.counts.written} studies`);
     return {
       corpus: corpus.counts,
       settings: {
@@ -117,6 +128,13 @@ export async function runFullSync(
         cpuMs: median(runs.map((r) => r.cpuMs)),
         pacsCpuMs: median(runs.map((r) => r.pacsCpuMs)),
       },
+      guardOff: {
+        runMs: offMs,
+        runsMs: offRuns.map((r) => r.runMs),
+        cpuMs: median(offRuns.map((r) => r.cpuMs)),
+        maxRssMb: Math.max(...offRuns.map((r) => r.maxRssMb)),
+        toBatchedFloor: offMs / batchedMs,
+      },
       ratios: { toBatchedFloor: runMs / batchedMs, toPerStudyFloor: runMs / perStudyMs },
       repoll: {
         runMs: repoll.runMs,
@@ -129,6 +147,6 @@ export async function runFullSync(
     };
   } finally {
     floor.close();
-    bridges.forEach((b) => b.dispose());
+    [...bridges, ...unguarded].forEach((b) => b.dispose());
   }
 }

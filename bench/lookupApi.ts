@@ -16,7 +16,7 @@ import http, { type ClientRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createApiApp, startApiServer } from '../src/api/app';
+import { createApiApp, createStudyLookup, startApiServer } from '../src/api/app';
 import { parseApiConfig } from '../src/api/config';
 import { sourceSchema } from '../src/config';
 import { createPacsSource } from '../src/dicomweb';
@@ -121,7 +121,8 @@ export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult
     audit: { enabled: false },
     rateLimit: { enabled: false },
   });
-  const app = createApiApp({ config, sources: [{ config: source, pacs }], logger: silentLogger });
+  const studyLookup = createStudyLookup({ config, sources: [{ config: source, pacs }], logger: silentLogger });
+  const app = createApiApp({ config, lookup: studyLookup, logger: silentLogger });
   const server = await startApiServer(app, { host: '127.0.0.1', port: 0 });
   const apiUrl = (s: SyntheticStudy) =>
     `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir/ImagingStudy?identifier=${encodeURIComponent(s.accession!)}`;
@@ -250,7 +251,7 @@ export async function runLookupApi(corpus: BenchCorpus): Promise<LookupApiResult
   } finally {
     dc.unsubscribe('http.client.request.start', onRequest);
     agent.destroy();
-    app.fhir.service.close();
+    studyLookup.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }

@@ -5,7 +5,8 @@
  */
 import { sourceSchema } from '../src/config';
 import type { DicomDataset } from '../src/dicomweb/dicomJson';
-import { mapStudy, studyFingerprint } from '../src/mapping';
+import { mapStudy, preloadValidator, studyFingerprint, validateImagingStudy } from '../src/mapping';
+import type { ImagingStudy } from 'fhir/r4';
 import type { BenchCorpus } from './corpus';
 import { corpusFloor } from './qidoFloor';
 import { median } from './stats';
@@ -21,6 +22,8 @@ export interface MapperResult {
   ratio: number;
   instancesPerSecond: number;
   studiesPerSecond: number;
+  /** The profile guard's work on the same studies: validating each ImagingStudy (median over repetitions). */
+  validate?: { loadMs: number; ms: number; perStudyMs: number };
 }
 
 const STUDY_UID = '0020000D';
@@ -48,6 +51,7 @@ export async function runMapper(corpus: BenchCorpus, repetitions = 7): Promise<M
   const parseAll = () => bodies.map((b) => ({ level: b.level, rows: JSON.parse(b.text) as DicomDataset[] }));
   const parsed = parseAll();
   let instances = 0;
+  const mappedStudies: ImagingStudy[] = [];
   const mapAll = () => {
     // Grouping by study is the sync's work too (source.ts does it for batched answers).
     const details = new Map<string, { series: DicomDataset[]; instances: DicomDataset[] }>();
@@ -61,11 +65,13 @@ export async function runMapper(corpus: BenchCorpus, repetitions = 7): Promise<M
         }
     }
     instances = 0;
+    mappedStudies.length = 0;
     for (const study of studies) {
       studyFingerprint(study);
       const d = details.get(uidOf(study))!;
       const result = mapStudy({ study, series: d.series, instances: d.instances }, source);
       if (!result.ok) throw new Error(`mapping failed for ${uidOf(study)}: ${result.error.code}`);
+      mappedStudies.push(result.imagingStudy);
       instances += d.instances.length;
     }
   };
@@ -76,6 +82,13 @@ export async function runMapper(corpus: BenchCorpus, repetitions = 7): Promise<M
     parseTimes.push(timeMs(parseAll));
     mapTimes.push(timeMs(mapAll));
   }
+  const loadMs = timeMs(preloadValidator);
+  const validateAll = () => {
+    for (const r of mappedStudies)
+      if (validateImagingStudy(r).some((i) => i.severity === 'error')) throw new Error(`invalid: ImagingStudy/${r.id}`);
+  };
+  validateAll(); // warm-up
+  const validateMs = median(Array.from({ length: 3 }, () => timeMs(validateAll)));
   const parseMs = median(parseTimes);
   const mapMs = median(mapTimes);
   const studies = parsed.filter((p) => p.level === 'studies').reduce((n, p) => n + p.rows.length, 0);
@@ -88,5 +101,6 @@ export async function runMapper(corpus: BenchCorpus, repetitions = 7): Promise<M
     ratio: mapMs / parseMs,
     instancesPerSecond: instances / (mapMs / 1000),
     studiesPerSecond: studies / (mapMs / 1000),
+    validate: { loadMs, ms: validateMs, perStudyMs: validateMs / mappedStudies.length },
   };
 }

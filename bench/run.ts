@@ -2,13 +2,15 @@
  * `npm run bench`: builds or reuses the benchmark corpora (each in its own Orthanc), measures what issue 8
  * asks for, and writes docs/benchmarks.md (the block between its markers) and docs/benchmarks.json.
  * `npm run bench -- <suite>` runs one suite on the full corpus and prints its JSON instead:
- * fullSync, mapper, lookupApi, fhirRequests, storeSearch; `freshness` (change feed, its own Orthanc) runs only so. Speed is measured here, never asserted in tests.
+ * fullSync, mapper, lookupApi, fhirRequests, storeSearch, enrichment (not part of the full run); `freshness` (change
+ * feed, its own Orthanc) runs only so. Speed is measured here, never asserted in tests.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openCorpus, type BenchCorpus } from './corpus';
 import { runFhirRequests } from './fhirRequests';
 import { runFreshnessSuite } from './freshness';
+import { runEnrichment } from './enrichment';
 import { runFullSync } from './fullSync';
 import { runLookupApi } from './lookupApi';
 import { runMapper } from './mapper';
@@ -27,6 +29,7 @@ const suites: Record<string, (c: BenchCorpus) => Promise<unknown>> = {
   lookupApi: (c) => runLookupApi(c),
   fhirRequests: (c) => runFhirRequests(c),
   storeSearch: () => runStoreSearch(),
+  enrichment: (c) => runEnrichment(c, log),
 };
 
 /** Suites that bring their own PACS (no corpus is opened for them). */

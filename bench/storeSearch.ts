@@ -9,9 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseApiConfig } from '../src/api/config';
 import { START } from '../src/api/fhir/cursor';
-import { matchesAll } from '../src/api/fhir/match';
+import { matchContextFor, matchesAll } from '../src/api/fhir/match';
 import { parseImagingStudySearch } from '../src/api/fhir/params';
-import { StudyService, type ApiSource } from '../src/api/fhir/studies';
+import { createStudyLookup } from '../src/api/fhir/lookup';
+import type { ApiSource } from '../src/api/fhir/studies';
 import { sourceSchema } from '../src/config';
 import type { PacsSource } from '../src/dicomweb/types';
 import { silentLogger } from '../src/log';
@@ -51,12 +52,12 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
     config: sourceSchema.parse({ id: 'a', qidoBase: 'http://pacs.invalid/dicom-web', defaultTimezone: 'Asia/Taipei' }),
     pacs: {} as PacsSource, // store mode without fallback never asks the PACS
   };
-  const service = new StudyService(
-    parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
-    [source],
+  const service = createStudyLookup({
+    config: parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
+    sources: [source],
     store,
-    silentLogger,
-  );
+    logger: silentLogger,
+  });
   try {
     store.transaction(() => {
       for (let i = 0; i < studies; i++)
@@ -70,7 +71,7 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
     const results: StoreSearchResult['queries'] = [];
     for (const query of QUERIES) {
       const { criteria } = parseImagingStudySearch([...new URLSearchParams(query).entries()], opts);
-      const ctx = { zone: source.config.defaultTimezone };
+      const ctx = matchContextFor(source.config);
       // A first page plus its total (_summary=count), as a client listing results does.
       let matches = 0;
       const indexed = async () => {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the bridge's tests and quick start need from Debian, when missing:
-# Orthanc with its DICOMweb plugin (the PACS) and python3-pydicom (for its real sample files).
+# Orthanc with its DICOMweb plugin (the PACS), python3-pydicom and python3-nibabel (for their real sample files).
 set -euo pipefail
 need=()
 [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 [ -d /usr/lib/python3/dist-packages/pydicom/data/test_files ] || need+=(python3-pydicom)
+[ -e /usr/lib/python3/dist-packages/nibabel/nicom/tests/data/0.dcm ] || need+=(python3-nibabel)
 if [ "${WITH_CHROMIUM:-0}" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${need[*]}"

@@ -1,5 +1,5 @@
 /**
- * The audit trail: one line per API request — who (client), what (interaction, resource type,
+ * The audit trail: one line per API request — who (client and address), what (interaction, resource type,
  * parameter NAMES), how it ended (status, result count). Kept in its own pino destination, apart from
  * the application log; it never holds parameter values, so no patient names, ids or birth dates.
  */
@@ -7,6 +7,8 @@ import pino, { type Logger } from 'pino';
 
 export interface AuditRecord {
   client: string;
+  /** The client's network address (Express req.ip: the proxy's view when trustProxy is set). */
+  address: string;
   method: string;
   interaction: 'read' | 'search-type' | 'capabilities' | 'other';
   resourceType?: string;

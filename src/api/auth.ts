@@ -12,6 +12,8 @@ export interface Principal {
   /** Who is asking: the key's client name or the token's client_id/azp/sub. */
   client: string;
   scopes: string[];
+  /** A SMART launch context (the token's `patient` claim): user/ scopes are then not honoured (see scopeAllows). */
+  patient?: string;
 }
 
 export type Authenticator = (headers: {
@@ -67,7 +69,8 @@ function jwtAuthenticator(cfg: Extract<ApiAuthConfig, { type: 'jwt' }>): Authent
       const client =
         [payload.client_id, payload.azp, payload.sub].find((v): v is string => typeof v === 'string' && v.length > 0) ??
         'unknown';
-      return { client: client.slice(0, 128), scopes: scopesOf(payload) };
+      const patient = typeof payload.patient === 'string' && payload.patient ? payload.patient : undefined;
+      return { client: client.slice(0, 128), scopes: scopesOf(payload), ...(patient ? { patient } : {}) };
     } catch (err) {
       if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError)) {
         // The authorization server's keys could not be fetched: not the client's fault.
@@ -101,13 +104,20 @@ export function createAuthenticator(cfg: ApiAuthConfig): Authenticator | undefin
 
 /**
  * SMART scopes: v1 `system/ImagingStudy.read`, `user/*.read`, `system/ImagingStudy.*`, and v2
- * `system/ImagingStudy.rs` (r = read, s = search). Patient-context scopes are not honoured: this API
- * has no launch context to confine them to one patient.
+ * `system/ImagingStudy.rs` (r = read, s = search). Patient context is refused, not confined: `patient/`
+ * scopes are never honoured, and `user/` scopes are not when the token names a patient (`patient`
+ * claim), since this API does not narrow answers to one patient's compartment.
  */
-export function scopeAllows(scopes: string[], resourceType: string, interaction: 'read' | 'search'): boolean {
+export function scopeAllows(
+  scopes: string[],
+  resourceType: string,
+  interaction: 'read' | 'search',
+  patientContext = false,
+): boolean {
   return scopes.some((scope) => {
     const m = /^(system|user)\/([A-Za-z]+|\*)\.([a-z*]+)(\?.*)?$/.exec(scope);
     if (!m || m[4]) return false; // v2 scopes with query restrictions are not honoured
+    if (patientContext && m[1] === 'user') return false;
     const [, , type, perm] = m;
     if (type !== '*' && type !== resourceType) return false;
     if (perm === 'read' || perm === '*') return true;

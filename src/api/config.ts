@@ -42,6 +42,10 @@ export const apiAuthSchema = z.discriminatedUnion('type', [
       .default(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA']),
     /** Clock skew tolerated on exp/nbf, in seconds. */
     clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+    /** The authorization server's token endpoint, advertised in the CapabilityStatement (SMART oauth-uris). */
+    tokenUrl: httpUrl.optional(),
+    /** Its authorization endpoint, when it has one (SMART oauth-uris). */
+    authorizeUrl: httpUrl.optional(),
   }),
 ]);
 
@@ -103,6 +107,8 @@ export const apiSchema = z
         windowSeconds: z.number().int().min(1).max(86400).default(60),
         /** Requests per client (or per address when access control is off) per window. */
         max: z.number().int().min(1).default(300),
+        /** Failed authentications per client address per window; beyond it 429, before any credential check. */
+        maxAuthFailures: z.number().int().min(1).default(20),
       })
       .default({}),
     cors: z

@@ -2,7 +2,8 @@
  * `map`: prints the FHIR resources the bridge would write for one study, with its warnings and
  * errors — from saved QIDO-RS results (DICOM JSON files) or fetched live from a configured source.
  * How an integration engineer checks a mapping in the field. Exit code 1 when the study cannot be
- * mapped or (with validation, the default) the result is invalid; 2 for unusable input.
+ * mapped or (with validation, the default, against the shipped TW Core profiles) the result is invalid; 2 for
+ * unusable input; 78 when the profiles cannot be loaded.
  */
 import fs from 'node:fs';
 import { Command } from 'commander';
@@ -11,7 +12,14 @@ import { sourceSchema, type SourceConfig } from '../config/schema';
 import { createPacsSource } from '../dicomweb';
 import { readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
-import { isBlocking, mapStudy, validateEndpoint, validateImagingStudy, type ValidationIssue } from '../mapping';
+import {
+  isBlocking,
+  mapStudy,
+  ProfilesUnavailableError,
+  validateEndpoint,
+  validateImagingStudy,
+  type ValidationIssue,
+} from '../mapping';
 import type { StudyResults } from '../mapping/types';
 
 export interface MapCommandOptions {
@@ -138,7 +146,13 @@ export async function runMap(opts: MapCommandOptions): Promise<MapRun> {
   }
   let validation: ValidationIssue[] | undefined;
   if (opts.validate) {
-    validation = [...validateImagingStudy(result.imagingStudy), ...validateEndpoint(result.endpoint)];
+    try {
+      validation = [...validateImagingStudy(result.imagingStudy), ...validateEndpoint(result.endpoint)];
+    } catch (e) {
+      // Validation is on by default with the shipped profiles; only a bad TWCORE_PROFILES_DIR gets here (78: configuration).
+      if (!(e instanceof ProfilesUnavailableError)) throw e;
+      return { exitCode: 78, stdout: '', stderr: `map: ${e.message} (or skip validation with --no-validate)\n` };
+    }
     for (const i of validation) err.push(describeIssue(isBlocking(i) ? 'invalid' : 'validation', i));
   }
   const invalid = (validation ?? []).some(isBlocking);

@@ -4,11 +4,11 @@
  * and the command-line checks they share (--source, dates), which fail as usage errors.
  */
 import { InvalidArgumentError } from 'commander';
-import type { BridgeConfig } from '../config';
+import { ConfigError, type BridgeConfig } from '../config';
 import { parseDate } from '../dicomweb/dicomJson';
 import { UsageError } from './exitCodes';
 import { createLogger, type Logger } from '../log';
-import { setProfilesDir } from '../mapping';
+import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks/embeddedSink';
 import { createFhirSink, type FhirSink } from '../sinks/fhir';
 import type { Sink } from '../sinks/sink';
@@ -40,11 +40,24 @@ export function openConfiguredStore(config: BridgeConfig): Store {
   return openStore(config.store.path);
 }
 
-/** Points the validator at the configured profiles; returns whether the sync must validate. */
+/**
+ * Points the validator at the configured profiles and, when the guard is on, loads them now: profiles that
+ * cannot be loaded are a configuration error (exit 78) naming what is missing, never a failure per study.
+ * Returns whether the sync must validate.
+ */
 export function prepareValidation(config: BridgeConfig): boolean {
   const { enabled, profilesDir } = config.sinks.validation;
-  if (enabled && profilesDir) setProfilesDir(profilesDir);
-  return enabled;
+  if (!enabled) return false;
+  if (profilesDir) setProfilesDir(profilesDir);
+  try {
+    preloadValidator();
+  } catch (err) {
+    if (!(err instanceof ProfilesUnavailableError)) throw err;
+    throw new ConfigError([
+      `sinks.validation: ${err.message}; point sinks.validation.profilesDir at the TW Core 0.3.2 StructureDefinitions, or set sinks.validation.enabled to false`,
+    ]);
+  }
+  return true;
 }
 
 /** The configured source ids, or the one asked for; an unknown id is a usage error that lists the valid ones. */

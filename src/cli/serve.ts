@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 import type { Server } from 'node:http';
-import { createApiApp, startApiServer, type ApiSource } from '../api/app';
+import { createApiApp, createStudyLookup, startApiServer, type ApiSource } from '../api/app';
 import { createAuthenticator } from '../api/auth';
 import { adminAuth, createOpsRouter } from '../api/ops';
 import { loadConfig } from '../config';
@@ -21,6 +21,7 @@ export function serveCommand(): Command {
     .option('--port <port>', 'override api.port', (v) => Number(v))
     .action(async (opts: { sync: boolean; port?: number }) => {
       const config = loadConfig();
+      const validateResources = prepareValidation(config); // missing profiles: exit 78 before anything connects
       const logger = loggerFor(config);
       const store = openConfiguredStore(config);
       const { sinks, fhirSinks } = buildSinks(config, store, logger);
@@ -32,16 +33,18 @@ export function serveCommand(): Command {
         store,
         sinks,
         logger,
-        validateResources: prepareValidation(config),
+        validateResources,
       });
       const sources: ApiSource[] = config.sources.map((cfg) => ({ config: cfg, pacs: service.source(cfg.id) }));
-      const app = createApiApp({ config: config.api, sources, store, logger });
+      // One lookup for the FHIR API and the cache metrics.
+      const lookup = createStudyLookup({ config: config.api, sources, store, logger });
+      const app = createApiApp({ config: config.api, lookup, logger });
       app.use(
         createOpsRouter({
           store,
           sources: sources.map((s) => s.pacs),
           fhirSinks,
-          caches: app.fhir.service.caches(),
+          caches: lookup.caches(),
           auth: adminAuth(createAuthenticator(config.api.auth)),
           logger,
         }),
@@ -63,6 +66,7 @@ export function serveCommand(): Command {
         logger.info({ signal }, 'shutting down: finishing the batch in hand');
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await service.stop();
+        lookup.close();
         store.close();
         logger.info('stopped');
         process.exit(0);

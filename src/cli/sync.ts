@@ -213,6 +213,8 @@ export interface SourceStatus {
   counts: ReturnType<Store['counts']>;
   failing: { studyUid: string; attempts: number; nextRetryAt: string | null; lastError: string | null }[];
   dead: { studyUid: string; attempts: number; lastError: string | null }[];
+  /** Not written until the PACS is fixed and the study replayed; `detail` never names the patients. */
+  quarantined: { studyUid: string; reason: string | null; detail: string | null }[];
 }
 
 type RunSummaryLike = {
@@ -254,12 +256,15 @@ export function sourceStatus(store: Store, config: BridgeConfig, sourceId: strin
     dead: store
       .deadLetters(sourceId)
       .map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
+    quarantined: store
+      .quarantinedStudies(sourceId)
+      .map((s) => ({ studyUid: s.studyUid, reason: s.reason, detail: s.lastError })),
   };
 }
 
 export function statusCommand(): Command {
   return new Command('status')
-    .description('Per source: last run, lag, counts, failing and dead-lettered studies')
+    .description('Per source: last run, lag, counts, failing, dead-lettered and quarantined studies')
     .option('--source <id>', 'only this source')
     .option('--json', 'print the statuses as one line of JSON (an array, one entry per source)')
     .action((opts: { source?: string; json?: boolean }) => {
@@ -277,7 +282,7 @@ export function statusCommand(): Command {
             : 'never';
           process.stdout.write(
             `${s.sourceId}\n  last run: ${run}\n  checkpoint: ${s.checkpoint ?? 'none'}${s.lagDays !== null ? ` (lag ${s.lagDays} d)` : ''}; last successful poll: ${s.lastSuccessfulPoll ?? 'never'}\n` +
-              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}); ImagingStudy resources: ${c.resources}\n`,
+              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}, quarantined ${c.quarantined}); ImagingStudy resources: ${c.resources}\n`,
           );
           for (const f of s.failing)
             process.stdout.write(
@@ -285,6 +290,8 @@ export function statusCommand(): Command {
             );
           for (const d of s.dead)
             process.stdout.write(`  dead    ${d.studyUid} attempts=${d.attempts}: ${d.lastError ?? ''}\n`);
+          for (const q of s.quarantined)
+            process.stdout.write(`  quarantined ${q.studyUid} (${q.reason ?? ''}): ${q.detail ?? ''}\n`);
         }
       } finally {
         ctx.store.close();
@@ -294,7 +301,7 @@ export function statusCommand(): Command {
 
 export function replayCommand(): Command {
   return new Command('replay')
-    .description('Re-queue dead-lettered studies: they are retried on the next run')
+    .description('Re-queue dead-lettered and quarantined studies: they are retried (and checked again) on the next run')
     .option('--source <id>', 'only this source')
     .option('--study <uid>', 'only this study')
     .action((opts: { source?: string; study?: string }) => {
@@ -307,7 +314,7 @@ export function replayCommand(): Command {
           process.stdout.write(`${id}: ${n} dead letter${n === 1 ? '' : 's'} re-queued\n`);
         }
         if (opts.study && total === 0) {
-          process.stderr.write(`no dead letter with StudyInstanceUID ${opts.study}\n`);
+          process.stderr.write(`no dead letter with StudyInstanceUID ${opts.study} (nor a quarantined study)\n`);
           process.exitCode = 1;
         }
       } finally {

@@ -110,6 +110,12 @@ export const sourceSchema = z.strictObject({
   retries: z.number().int().min(0).max(20).default(4),
   /** Applied to studies without Timezone Offset From UTC (0008,0201). */
   defaultTimezone: timezone.default('Asia/Taipei'),
+  /**
+   * The PACS percent-decodes QIDO query values (RFC 3986, as PS3.18 says). Then values with spaces, "^",
+   * "%" or non-ASCII characters are sent exactly; otherwise (Orthanc 1.10) such names are widened with
+   * wildcards and narrowed locally, and such Patient IDs or accession numbers are refused.
+   */
+  percentDecodesQueryValues: z.boolean().default(false),
   /** UID-list matching in batched detail queries: probe the PACS, or force on/off. */
   uidListMatching: z.enum(['auto', 'on', 'off']).default('auto'),
   /** Studies per batched series/instance query (fewer when their UIDs would make the URL too long). */
@@ -117,6 +123,21 @@ export const sourceSchema = z.strictObject({
   /** QIDO limit per page of series and instance queries, which return several rows per study. */
   detailPageSize: z.number().int().min(1).max(10000).default(1000),
   mapping: mappingSchema,
+  /**
+   * WADO-RS metadata enrichment: for each new or changed study, one instance's metadata fills the mapped
+   * attributes QIDO-RS left out (sequences, physicians). Off by default: it costs requests per study.
+   */
+  enrichment: z
+    .object({ wadoMetadata: z.boolean().default(false) })
+    .strict()
+    .default({}),
+  /**
+   * Media types the PACS renders instances to (WADO-RS rendered resources, e.g. "image/jpeg"); the Endpoint
+   * lists them in payloadMimeType beside application/dicom. Empty (default): DICOM only.
+   */
+  renderedMimeTypes: z
+    .array(z.string().regex(/^[a-z]+\/[A-Za-z0-9.+-]+$/, 'a media type such as "image/jpeg"'))
+    .default([]),
   changeFeed: changeFeedSchema,
 });
 
@@ -130,13 +151,14 @@ export const sinksSchema = z
     /** A FHIR R4 server to write to; absent means none. */
     fhir: fhirSinkSchema.optional(),
     /**
-     * Refuse to write any resource that fails base R4 or TW Core ImagingStudy-twcore validation; the
-     * study is recorded as failed instead. Needs the TW Core StructureDefinitions in profilesDir.
+     * The profile guard, on by default: refuse to write any resource that fails base R4 or TW Core
+     * ImagingStudy-twcore validation; the study is recorded as failed instead. Profiles that cannot be
+     * loaded stop start-up (exit 78).
      */
     validation: z
       .object({
-        enabled: z.boolean().default(false),
-        /** Folder of the TW Core 0.3.2 StructureDefinitions; default ../shared/fhir/twcore-0.3.2 or $TWCORE_PROFILES_DIR. */
+        enabled: z.boolean().default(true),
+        /** Folder of the TW Core 0.3.2 StructureDefinitions; default $TWCORE_PROFILES_DIR, else the shipped profiles/twcore-0.3.2. */
         profilesDir: z.string().min(1).optional(),
       })
       .strict()

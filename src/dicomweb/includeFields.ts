@@ -1,66 +1,11 @@
 /**
- * The attributes asked for at each QIDO level. Never `includefield=all`: Orthanc's DICOMweb plugin
- * ignores it, and StudyDescription is not a default return attribute (PS3.18 Table 6.7.1-2).
- * The mapper reads exactly these, so this is the one place to add an attribute.
+ * The attributes asked for at each QIDO level: exactly what the mapper reads, derived from its table
+ * (src/mapping/attributes.ts), so there is one place to add an attribute. Never `includefield=all`:
+ * Orthanc's DICOMweb plugin ignores it, and StudyDescription is not a default return attribute
+ * (PS3.18 Table 6.7.1-2).
  */
-import { Tag } from './tags';
+import { attributesOf } from '../mapping/attributes';
 
-export const STUDY_INCLUDE_FIELDS: readonly string[] = [
-  Tag.SpecificCharacterSet,
-  Tag.StudyInstanceUID,
-  Tag.StudyDate,
-  Tag.StudyTime,
-  Tag.TimezoneOffsetFromUTC,
-  Tag.StudyDescription,
-  Tag.StudyID,
-  Tag.AccessionNumber,
-  Tag.IssuerOfAccessionNumberSequence,
-  Tag.ModalitiesInStudy,
-  Tag.SOPClassesInStudy,
-  Tag.NumberOfStudyRelatedSeries,
-  Tag.NumberOfStudyRelatedInstances,
-  Tag.ReferringPhysicianName,
-  Tag.NameOfPhysiciansReadingStudy,
-  Tag.ProcedureCodeSequence,
-  Tag.ReasonForRequestedProcedure,
-  Tag.InstitutionName,
-  Tag.InstitutionalDepartmentName,
-  Tag.PatientName,
-  Tag.PatientID,
-  Tag.IssuerOfPatientID,
-  Tag.PatientBirthDate,
-  Tag.PatientSex,
-];
-
-export const SERIES_INCLUDE_FIELDS: readonly string[] = [
-  Tag.SpecificCharacterSet,
-  // Batched queries span several studies: each series must say which study it belongs to.
-  Tag.StudyInstanceUID,
-  Tag.SeriesInstanceUID,
-  Tag.SeriesNumber,
-  Tag.Modality,
-  Tag.SeriesDescription,
-  Tag.SeriesDate,
-  Tag.SeriesTime,
-  Tag.TimezoneOffsetFromUTC,
-  Tag.BodyPartExamined,
-  Tag.Laterality,
-  Tag.PerformingPhysicianName,
-  Tag.OperatorsName,
-  Tag.InstitutionName,
-  Tag.NumberOfSeriesRelatedInstances,
-];
-
-export const INSTANCE_INCLUDE_FIELDS: readonly string[] = [
-  Tag.SpecificCharacterSet,
-  Tag.StudyInstanceUID,
-  Tag.SeriesInstanceUID,
-  Tag.SOPClassUID,
-  Tag.SOPInstanceUID,
-  Tag.InstanceNumber,
-  Tag.ContentLabel,
-  Tag.ConceptNameCodeSequence,
-  Tag.DocumentTitle,
-  Tag.ImageType,
-  Tag.ImageLaterality,
-];
+export const STUDY_INCLUDE_FIELDS: readonly string[] = attributesOf('study');
+export const SERIES_INCLUDE_FIELDS: readonly string[] = attributesOf('series');
+export const INSTANCE_INCLUDE_FIELDS: readonly string[] = attributesOf('instance');

@@ -85,25 +85,79 @@ export function dedupe(datasets: DicomDataset[], keyOf: (ds: DicomDataset) => st
   return [...byKey.values(), ...keyless];
 }
 
-/** Fetches one page, with the full field list or (reduced) the server's default attributes only. */
-export type FieldsFetcher = (limit: number, offset: number, reduced: boolean) => Promise<PageAnswer>;
+/** Fetches one page asking for these attributes (`includefield`; none: the server's default attributes). */
+export type FieldsFetcher = (limit: number, offset: number, fields: readonly string[]) => Promise<PageAnswer>;
+
+/** What a row refused for some of its attributes was fetched without, told once per row. */
+export type OnDropped = (datasets: DicomDataset[], dropped: readonly string[]) => void;
+
+const isRefusal = (e: unknown) => e instanceof PacsError && e.kind === 'http' && (e.status === 400 || e.status === 500);
 
 /**
- * One unreadable study must not cost a page: Orthanc answers 400 to a whole page when one of its
- * studies cannot be read for an extra includefield (seen with pydicom samples). A refused page is
- * fetched in halves; a single refused row is fetched again with only the default attributes.
+ * One unreadable attribute must cost neither a page nor the row's other attributes: Orthanc answers 400 to a
+ * whole page when one of its rows cannot render one includefield (0008,0005 of an ISO 2022 study). A refused
+ * page is fetched in halves down to the row; for the row, those of the attributes this source refused before
+ * (`refused`, shared by the source's searches) that it refuses too are left out first; if it is still refused the field list
+ * is bisected to the attributes the server refuses alone. Those are added to `refused` and the row is fetched
+ * without them; only if that fails too is the row fetched with the default attributes.
  */
-export function isolatingBadRows(fetch: FieldsFetcher, onReduced: (datasets: DicomDataset[]) => void): PageFetcher {
+export function isolatingBadRows(
+  fetch: FieldsFetcher,
+  fields: readonly string[],
+  refused: Set<string>,
+  onDropped: OnDropped,
+): PageFetcher {
+  const attempt = async (offset: number, subset: readonly string[]): Promise<PageAnswer | undefined> => {
+    try {
+      return await fetch(1, offset, subset);
+    } catch (e) {
+      if (!isRefusal(e)) throw e;
+      return undefined;
+    }
+  };
+  /** The attributes of `subset` (which the server refuses for this row) that it refuses on their own. */
+  const refusedAmong = async (offset: number, subset: readonly string[]): Promise<string[]> => {
+    if (subset.length === 1) return [...subset];
+    const half = Math.ceil(subset.length / 2);
+    const out: string[] = [];
+    for (const part of [subset.slice(0, half), subset.slice(half)])
+      if (!(await attempt(offset, part))) out.push(...(await refusedAmong(offset, part)));
+    return out;
+  };
+  const row = async (offset: number): Promise<PageAnswer> => {
+    // Suspects first: the attributes this source refused before that this row refuses too.
+    const known = fields.filter((f) => refused.has(f));
+    let without = known.length > 1 ? await refusedAmong(offset, known) : known;
+    let answer = without.length
+      ? await attempt(
+          offset,
+          fields.filter((f) => !without.includes(f)),
+        )
+      : undefined;
+    if (!answer) {
+      const found = await refusedAmong(offset, fields);
+      without = found;
+      for (const f of found) refused.add(f);
+      answer = found.length
+        ? await attempt(
+            offset,
+            fields.filter((f) => !found.includes(f)),
+          )
+        : undefined;
+    }
+    if (!answer) {
+      without = [...fields];
+      answer = await fetch(1, offset, []);
+    }
+    if (answer.datasets.length) onDropped(answer.datasets, without);
+    return answer;
+  };
   const get = async (limit: number, offset: number): Promise<PageAnswer> => {
     try {
-      return await fetch(limit, offset, false);
+      return await fetch(limit, offset, fields);
     } catch (e) {
-      if (!(e instanceof PacsError) || e.kind !== 'http' || (e.status !== 400 && e.status !== 500)) throw e;
-      if (limit === 1) {
-        const reduced = await fetch(1, offset, true);
-        if (reduced.datasets.length) onReduced(reduced.datasets);
-        return reduced;
-      }
+      if (!isRefusal(e)) throw e;
+      if (limit === 1) return row(offset);
       const half = Math.ceil(limit / 2);
       const first = await get(half, offset);
       if (first.datasets.length < half || first.truncated) return first;

@@ -4,8 +4,10 @@
  * answers 400 to raw non-ASCII bytes. Measured on Orthanc 1.10 + DICOMweb 1.7:
  *   PatientName=Doe^Peter → match; Doe%5EPeter, Doe%3FPeter → nothing; ID%201 / ID+1 → nothing;
  *   raw UTF-8 → 400; Doe?Peter (single-character wildcard) → match; *1 → matches 病人1.
- * So a value that cannot be sent as itself is widened with DICOM wildcards (PS3.4 C.2.2.2.4), which
- * every server reads the same way, and the answers are narrowed here to exactly what was asked.
+ * On such a server a name or description that cannot be sent as itself is widened with DICOM wildcards
+ * (PS3.4 C.2.2.2.4) and the answers are narrowed here. In on-demand lookups (`exactIdentifiers`) a value
+ * identifying a patient or a study (Patient ID, Accession Number, Study ID, UIDs) is never widened: it
+ * goes out exactly or not at all (InexactValueError). A source marked `percentDecodesQueryValues` gets every value percent-encoded, exactly.
  */
 import { rawValues, type DicomDataset } from './dicomJson';
 import { Tag } from './tags';
@@ -46,6 +48,66 @@ const VR_BY_TAG: Record<string, string> = {
   [Tag.SeriesTime]: 'TM',
 };
 
+/** Attributes that identify a patient or a study: a wildcard in them would reach other patients' data. */
+const IDENTIFYING_TAGS = new Set<string>([
+  Tag.PatientID,
+  Tag.IssuerOfPatientID,
+  Tag.AccessionNumber,
+  Tag.StudyID,
+  Tag.StudyInstanceUID,
+  Tag.SeriesInstanceUID,
+  Tag.SOPInstanceUID,
+]);
+
+/** How one source reads query values, and how strictly a query must be sent. */
+export interface WireOptions {
+  /** The server percent-decodes query values (RFC 3986, as PS3.18 says); Orthanc 1.10 does not. */
+  percentDecodes?: boolean;
+  /**
+   * Identifying values go out exactly or not at all (InexactValueError): on-demand lookups, where a
+   * widened Patient ID would fetch other patients' rows. Sweeps of the whole PACS (sync) may widen a filter.
+   */
+  exactIdentifiers?: boolean;
+}
+
+/** A value that cannot be sent exactly to this source, for an attribute that must never be widened. */
+export class InexactValueError extends Error {
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(`${key}: ${reason}`);
+    this.name = 'InexactValueError';
+  }
+}
+
+/**
+ * Why `value` cannot travel as itself to this source (undefined: it can): characters outside the
+ * raw-safe set go only percent-encoded, which only a percent-decoding server reads back as themselves.
+ */
+export function unsendableReason(value: string, o: WireOptions = {}): string | undefined {
+  if (o.percentDecodes) return undefined;
+  const bad = [...value].find((c) => !SAFE.test(c) && c !== '?');
+  if (bad === undefined) return undefined;
+  return bad.codePointAt(0)! > 0x7f
+    ? 'this PACS cannot be sent non-ASCII characters exactly (it does not percent-decode query values)'
+    : `this PACS cannot be sent "${bad}" exactly (it does not percent-decode query values)`;
+}
+
+/**
+ * Why `value` cannot be asked for exactly as an identifying attribute (undefined: it can): also
+ * wildcard characters and an empty value, which would match other patients' studies.
+ */
+export function inexactReason(value: string, o: WireOptions = {}): string | undefined {
+  if (value === '') return 'an empty value matches every study';
+  if (/[*?]/.test(value)) return '"*" and "?" are DICOM wildcards';
+  return unsendableReason(value, o);
+}
+
+export function isIdentifyingKey(key: string): boolean {
+  return IDENTIFYING_TAGS.has(resolveKey(key));
+}
+
 /** "PatientName" or "00100010" (any case) → "00100010"; anything else is passed on as given. */
 export function resolveKey(key: string): string {
   if (/^[0-9A-Fa-f]{8}$/.test(key)) return key.toUpperCase();
@@ -62,7 +124,14 @@ export function vrOf(key: string): string | undefined {
  * `?` per character otherwise. Other attributes (UIDs, dates, times) are percent-encoded where
  * needed, which their character sets never require.
  */
-export function wireValue(value: string, wildcard: boolean): { wire: string; widened: boolean } {
+export function wireValue(value: string, wildcard: boolean, o: WireOptions = {}): { wire: string; widened: boolean } {
+  if (o.percentDecodes) {
+    // Exact for every VR: the server decodes what is encoded; "*"/"?" stay the caller's wildcards.
+    return {
+      wire: [...value].map((c) => (SAFE.test(c) || c === '?' ? c : encodeURIComponent(c))).join(''),
+      widened: false,
+    };
+  }
   let wire = '';
   let widened = false;
   let run: string[] = [];
@@ -99,11 +168,16 @@ export interface PlannedQuery {
   filters: LocalFilter[];
 }
 
-export function planMatch(match: Record<string, string> = {}): PlannedQuery {
+export function planMatch(match: Record<string, string> = {}, o: WireOptions = {}): PlannedQuery {
   const params: Array<[string, string]> = [];
   const filters: LocalFilter[] = [];
   for (const [key, value] of Object.entries(match)) {
     const tag = resolveKey(key);
+    if (o.exactIdentifiers && IDENTIFYING_TAGS.has(tag)) {
+      // Never widened: the caller's own "*" and UID lists ("a,b") stay theirs.
+      const why = unsendableReason(value, o);
+      if (why) throw new InexactValueError(key, why);
+    }
     if (tag === Tag.ModalitiesInStudy && value !== '') {
       // Orthanc 1.10 returns nothing past offset 0 when ModalitiesInStudy is a matching key, so paged
       // results would be lost. The studies are listed unfiltered and matched here (any listed modality).
@@ -111,12 +185,18 @@ export function planMatch(match: Record<string, string> = {}): PlannedQuery {
       continue;
     }
     const vr = VR_BY_TAG[tag];
-    const { wire, widened } = wireValue(value, vr !== undefined && WILDCARD_VRS.has(vr));
+    const { wire, widened } = wireValue(value, vr !== undefined && WILDCARD_VRS.has(vr), o);
     if (vr === 'PN' && !value.includes('=') && value !== '') {
       // A name without "=" means any component group, but Orthanc matches it against the whole
       // stored "Alphabetic=Ideographic" string: ask for a prefix match and check here.
-      params.push([tag, wire.endsWith('*') ? wire : `${wire}*`]);
+      const prefix = wire.endsWith('*') ? wire : `${wire}*`;
+      // Never a bare "*": leaving the key off asks the same, and the local filter decides.
+      if (prefix !== '*') params.push([tag, prefix]);
       filters.push({ tag, value, personName: true });
+      continue;
+    }
+    if (widened && /^\*+$/.test(wire)) {
+      filters.push({ tag, value, personName: vr === 'PN' });
       continue;
     }
     params.push([tag, wire]);

@@ -16,12 +16,13 @@ import {
   type PageFetcher,
   type PagedResult,
 } from './paging';
-import { matchesLocally, planMatch, resolveKey, type PlannedQuery } from './queryEncoding';
+import { matchesLocally, planMatch, resolveKey, type PlannedQuery, type WireOptions } from './queryEncoding';
 import type { RetryPolicy } from './retry';
-import { Tag } from './tags';
+import { Tag, describeTag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
 import {
   PacsError,
+  type DetailOptions,
   type PacsSource,
   type QidoMatch,
   type SourceStats,
@@ -50,6 +51,22 @@ const keyOfLevel: Record<QidoLevel, (ds: DicomDataset) => string | undefined> = 
   series: (ds) => valueOf(readString(ds, Tag.SeriesInstanceUID)),
   instances: (ds) => valueOf(readString(ds, Tag.SOPInstanceUID)),
 };
+/**
+ * Row identity for de-duplication: the level's UID plus the patient it is under, so one UID listed under
+ * two patients stays two rows and the sync can quarantine it (src/sync/conflicts.ts). Never logged.
+ */
+const rowKey =
+  (uidOf: (ds: DicomDataset) => string | undefined) =>
+  (ds: DicomDataset): string | undefined => {
+    const uid = uidOf(ds);
+    const patient = [Tag.PatientID, Tag.IssuerOfPatientID].map((t) => valueOf(readString(ds, t))?.trim() ?? '');
+    return uid === undefined ? undefined : [uid, ...patient].join('\u0000');
+  };
+const rowKeyOfLevel: Record<QidoLevel, (ds: DicomDataset) => string | undefined> = {
+  studies: rowKey(keyOfLevel.studies),
+  series: rowKey(keyOfLevel.series),
+  instances: rowKey(keyOfLevel.instances),
+};
 const fieldsOfLevel: Record<QidoLevel, readonly string[]> = {
   studies: STUDY_INCLUDE_FIELDS,
   series: SERIES_INCLUDE_FIELDS,
@@ -76,11 +93,20 @@ export class DicomwebSource implements PacsSource {
     unresolved: 0,
   };
   private readonly transport: Transport;
+  private readonly wire: WireOptions;
   private readonly caps: CapMemory;
   private uidListMatching: boolean | undefined;
   /** Whether `StudyDate=""` (Empty Value Matching) has been seen to work on this server. */
   private emptyValueMatching: boolean | undefined;
   private probing: Promise<boolean> | undefined;
+  /** Attributes the PACS refused to render for some row, per level: left out first when a row is refused. */
+  private readonly refusedFields: Record<QidoLevel, Set<string>> = {
+    studies: new Set(),
+    series: new Set(),
+    instances: new Set(),
+  };
+  /** Refused attributes already logged as a warning (once per source). */
+  private readonly warnedRefusals = new Set<string>();
 
   constructor(
     private readonly cfg: SourceConfig,
@@ -88,6 +114,7 @@ export class DicomwebSource implements PacsSource {
   ) {
     this.id = cfg.id;
     this.caps = { serverLimit: cfg.serverLimit };
+    this.wire = { percentDecodes: cfg.percentDecodesQueryValues };
     if (cfg.uidListMatching !== 'auto') this.uidListMatching = cfg.uidListMatching === 'on';
     const httpsAgent = httpsAgentFor(cfg);
     const auth = createAuthorizer(cfg.auth, {
@@ -119,13 +146,13 @@ export class DicomwebSource implements PacsSource {
       throw new RangeError(`source "${this.id}": window.from ${window.from} is after window.to ${window.to}`);
     const planned = this.plan(match);
     const found = await this.collect({ from: window.from, to: window.to }, planned);
-    return dedupe(found, studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
+    return dedupe(found, rowKeyOfLevel.studies).filter((ds) => matchesLocally(ds, planned.filters));
   }
 
   async findUndatedStudies(match: QidoMatch = {}): Promise<DicomDataset[]> {
     const planned = this.plan(match);
     const keep = (r: PagedResult) =>
-      dedupe(r.datasets.filter(isUndated), studyUidOf).filter((ds) => matchesLocally(ds, planned.filters));
+      dedupe(r.datasets.filter(isUndated), rowKeyOfLevel.studies).filter((ds) => matchesLocally(ds, planned.filters));
     // Standard first: Empty Value Matching, StudyDate="" (PS3.4 C.2.2.2.1).
     if (this.emptyValueMatching !== false) {
       const emptyDate: Array<[string, string]> = [[Tag.StudyDate, '%22%22']];
@@ -163,14 +190,15 @@ export class DicomwebSource implements PacsSource {
     match: QidoMatch,
     page?: { limit: number; offset: number },
   ): Promise<DicomDataset[]> {
-    const planned = planMatch(match);
+    // A lookup: identifying values exactly or not at all (see queryEncoding).
+    const planned = planMatch(match, { ...this.wire, exactIdentifiers: true });
     const answer = page
       ? await this.rowIsolating(level, planned.params, undefined, planned)(page.limit, page.offset)
       : await this.transport.qido({ level, params: [...planned.params, this.includeField(level, planned)] });
     return answer.datasets.filter((ds) => matchesLocally(ds, planned.filters));
   }
 
-  async studyDetails(studyUids: string[], options: { instances?: boolean } = {}): Promise<Map<string, StudyDetails>> {
+  async studyDetails(studyUids: string[], options: DetailOptions = {}): Promise<Map<string, StudyDetails>> {
     const uids = [...new Set(studyUids)];
     const details = new Map<string, StudyDetails>(uids.map((uid) => [uid, { series: [], instances: [] }]));
     if (!uids.length) return details;
@@ -187,7 +215,36 @@ export class DicomwebSource implements PacsSource {
         }),
       ),
     );
+    if (options.metadata) await Promise.all(uids.map((uid) => this.addMetadata(uid, details.get(uid)!)));
     return details;
+  }
+
+  /**
+   * One instance's WADO-RS metadata for enrichment: an instance already listed, else the first one a QIDO
+   * search with limit 1 finds. A PACS that refuses it (HTTP error, bad body) costs the study its enrichment only.
+   */
+  private async addMetadata(studyUid: string, details: StudyDetails): Promise<void> {
+    const uidsOf = (ds: DicomDataset | undefined) => {
+      const series = ds && valueOf(readString(ds, Tag.SeriesInstanceUID));
+      const instance = ds && valueOf(readString(ds, Tag.SOPInstanceUID));
+      return series && instance ? { study: studyUid, series, instance } : undefined;
+    };
+    try {
+      let uids = details.instances.map(uidsOf).find((u) => u !== undefined);
+      if (!uids) {
+        const include: [string, string] = ['includefield', `${Tag.SeriesInstanceUID},${Tag.SOPInstanceUID}`];
+        const some = await this.transport.qido({ level: 'instances', studyUid, params: [include, ['limit', '1']] });
+        uids = uidsOf(some.datasets[0]);
+      }
+      if (!uids) return;
+      details.metadata = (await this.transport.instanceMetadata(uids))[0];
+    } catch (e) {
+      if (!(e instanceof PacsError) || (e.kind !== 'http' && e.kind !== 'bad-response')) throw e;
+      this.options.logger?.warn(
+        { source: this.id, studyUid, status: e.status },
+        'WADO-RS metadata for enrichment failed; the study is mapped from QIDO-RS alone',
+      );
+    }
   }
 
   studyMetadata(studyUid: string): Promise<DicomDataset[]> {
@@ -224,13 +281,17 @@ export class DicomwebSource implements PacsSource {
   private plan(match: QidoMatch): PlannedQuery {
     return planMatch(
       Object.fromEntries(Object.entries(match).filter(([k]) => !WINDOW_KEYS.has(resolveKey(k) as never))),
+      this.wire,
     );
   }
 
   private includeField(level: QidoLevel, planned?: PlannedQuery): [string, string] {
+    return ['includefield', this.fieldsFor(level, planned).join(',')];
+  }
+
+  private fieldsFor(level: QidoLevel, planned?: PlannedQuery): string[] {
     // Matching keys are returned anyway by a conformant server; asking makes sure (local filtering needs them).
-    const fields = new Set([...fieldsOfLevel[level], ...(planned?.params.map(([k]) => k) ?? [])]);
-    return ['includefield', [...fields].join(',')];
+    return [...new Set([...fieldsOfLevel[level], ...(planned?.params.map(([k]) => k) ?? [])])];
   }
 
   private pagedStudies(extra: Array<[string, string]>, planned: PlannedQuery): Promise<PagedResult> {
@@ -248,29 +309,54 @@ export class DicomwebSource implements PacsSource {
     planned?: PlannedQuery,
   ): Promise<PagedResult> {
     const pageSize = level === 'studies' ? this.cfg.pageSize : this.cfg.detailPageSize;
-    return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, keyOfLevel[level]);
+    return pageThrough(this.rowIsolating(level, match, studyUid, planned), pageSize, this.caps, rowKeyOfLevel[level]);
   }
 
-  /** One page of a QIDO search; a page the server refuses is fetched in halves, a bad row with default attributes. */
+  /** One page of a QIDO search; a page the server refuses is fetched in halves, a row without what it refuses. */
   private rowIsolating(
     level: QidoLevel,
     match: Array<[string, string]>,
     studyUid?: string,
     planned?: PlannedQuery,
   ): PageFetcher {
-    const full = this.includeField(level, planned);
-    const fetch: FieldsFetcher = (limit, offset, reduced) =>
+    const fetch: FieldsFetcher = (limit, offset, include) =>
       this.transport.qido({
         level,
         studyUid,
-        params: [...match, ...(reduced ? [] : [full]), ['limit', String(limit)], ['offset', String(offset)]],
+        params: [
+          ...match,
+          ...(include.length ? [['includefield', include.join(',')] as [string, string]] : []),
+          ['limit', String(limit)],
+          ['offset', String(offset)],
+        ],
       });
-    const onReduced = (datasets: DicomDataset[]) =>
+    const fields = this.fieldsFor(level, planned);
+    return isolatingBadRows(fetch, fields, this.refusedFields[level], (datasets, dropped) =>
+      this.reportDropped(level, datasets, dropped, dropped.length === fields.length),
+    );
+  }
+
+  /** Rows fetched without some (`all`: every one) of the attributes asked for; a refused attribute is warned once. */
+  private reportDropped(level: QidoLevel, datasets: DicomDataset[], dropped: readonly string[], all: boolean): void {
+    const uids = datasets.map(keyOfLevel[level]);
+    if (all) {
       this.options.logger?.warn(
-        { source: this.id, qidoLevel: level, uids: datasets.map(keyOfLevel[level]) },
+        { source: this.id, qidoLevel: level, uids },
         'PACS cannot render the requested attributes of these results; kept with its default attributes only',
       );
-    return isolatingBadRows(fetch, onReduced);
+      return;
+    }
+    for (const tag of dropped.filter((f) => !this.warnedRefusals.has(f))) {
+      this.warnedRefusals.add(tag);
+      this.options.logger?.warn(
+        { source: this.id, qidoLevel: level, attribute: describeTag(tag), uids },
+        'PACS refuses this attribute for some results; it is left out for those results only',
+      );
+    }
+    this.options.logger?.debug?.(
+      { source: this.id, qidoLevel: level, uids, left: dropped.map(describeTag) },
+      'results fetched without the attributes the PACS refused for them',
+    );
   }
 
   /**

@@ -95,6 +95,7 @@ interface DicomwebClientLike {
   searchForSeries(o: object): Promise<unknown>;
   searchForInstances(o: object): Promise<unknown>;
   retrieveStudyMetadata(o: object): Promise<unknown>;
+  retrieveInstanceMetadata(o: object): Promise<unknown>;
 }
 
 export type QidoLevel = 'studies' | 'series' | 'instances';
@@ -118,6 +119,8 @@ export interface QidoAnswer {
 export interface Transport {
   qido(req: QidoRequest): Promise<QidoAnswer>;
   metadata(studyUid: string): Promise<DicomDataset[]>;
+  /** WADO-RS metadata of one instance (/studies/{s}/series/{se}/instances/{i}/metadata). */
+  instanceMetadata(uids: { study: string; series: string; instance: string }): Promise<DicomDataset[]>;
 }
 
 export interface TransportOptions {
@@ -244,6 +247,18 @@ export function createTransport(cfg: SourceConfig, opts: TransportOptions): Tran
       const what = 'study metadata';
       const { body } = await request('metadata', what, (instance) =>
         client.retrieveStudyMetadata({ studyInstanceUID: studyUid, request: { instance } }),
+      );
+      return asDatasets(label, what, body);
+    },
+    async instanceMetadata(uids) {
+      const what = 'instance metadata';
+      const { body } = await request('metadata', what, (instance) =>
+        client.retrieveInstanceMetadata({
+          studyInstanceUID: uids.study,
+          seriesInstanceUID: uids.series,
+          sopInstanceUID: uids.instance,
+          request: { instance },
+        }),
       );
       return asDatasets(label, what, body);
     },

@@ -16,6 +16,15 @@ export type QidoMatch = Record<string, string>;
 export interface StudyDetails {
   series: DicomDataset[];
   instances: DicomDataset[];
+  /** WADO-RS metadata of one of the study's instances, when enrichment asked for it and the PACS gave it. */
+  metadata?: DicomDataset;
+}
+
+export interface DetailOptions {
+  /** Fetch instance rows too (default true). */
+  instances?: boolean;
+  /** Add one instance's WADO-RS metadata per study (`StudyDetails.metadata`), for enrichment. */
+  metadata?: boolean;
 }
 
 export interface SourceStats {
@@ -58,7 +67,7 @@ export interface PacsSource {
    */
   searchSeries(match: QidoMatch, page?: { limit: number; offset: number }): Promise<DicomDataset[]>;
   /** Series and instances of many studies, batched by UID-list matching where the PACS supports it. */
-  studyDetails(studyUids: string[], options?: { instances?: boolean }): Promise<Map<string, StudyDetails>>;
+  studyDetails(studyUids: string[], options?: DetailOptions): Promise<Map<string, StudyDetails>>;
   /** WADO-RS metadata of one study (all instances, full headers). */
   studyMetadata(studyUid: string): Promise<DicomDataset[]>;
   /** Whether the PACS answers UID-list matching (probed once unless configured). */

@@ -4,7 +4,9 @@ import type { SourceConfig } from '../config/schema';
 import { endpointId } from './ids';
 import { SYSTEM } from './terminology/codeSystems';
 
-export function endpointFor(source: Pick<SourceConfig, 'id' | 'qidoBase' | 'publicWadoBase'>): Endpoint {
+export function endpointFor(
+  source: Pick<SourceConfig, 'id' | 'qidoBase' | 'publicWadoBase'> & Partial<Pick<SourceConfig, 'renderedMimeTypes'>>,
+): Endpoint {
   return {
     resourceType: 'Endpoint',
     id: endpointId(source.id),
@@ -12,7 +14,8 @@ export function endpointFor(source: Pick<SourceConfig, 'id' | 'qidoBase' | 'publ
     connectionType: { system: SYSTEM.endpointConnectionType, code: 'dicom-wado-rs', display: 'DICOM WADO-RS' },
     name: `PACS ${source.id} DICOM WADO-RS endpoint`,
     payloadType: [{ text: 'DICOM WADO-RS' }],
-    payloadMimeType: ['application/dicom'],
+    // Rendered media types (WADO-RS /rendered, PS3.18 §9.5) where the source says its PACS serves them.
+    payloadMimeType: [...new Set(['application/dicom', ...(source.renderedMimeTypes ?? [])])],
     address: (source.publicWadoBase ?? source.qidoBase).replace(/\/+$/, ''),
   };
 }

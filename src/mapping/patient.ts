@@ -1,13 +1,15 @@
 /**
- * Patient linking: Patient ID (0010,0020) with Issuer of Patient ID (0010,0021) becomes an identifier
- * whose system comes from the source's configuration; ImagingStudy.subject is built from it in the
- * configured mode.
+ * Patient identity and facts: Patient ID (0010,0020) with Issuer of Patient ID (0010,0021) becomes an
+ * identifier whose system never lets two issuers share one patient; ImagingStudy.subject is built from
+ * it in the configured mode, and the FHIR sink's Patient facts (name, sex, birth date) come from here too.
  */
-import type { Identifier, Reference } from 'fhir/r4';
+import type { HumanName, Identifier, Reference } from 'fhir/r4';
 import { DicomReader, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
 import type { SourceConfig } from '../config/schema';
+import { formatDate, isFhirYear } from './datetime';
 import { isDicomUid } from './ids';
+import { personHumanName } from './names';
 
 export interface PatientIdentifier {
   system: string;
@@ -35,11 +37,33 @@ export function universalEntitySystem(item: DicomDataset): string | undefined {
 
 export interface IssuerResolution {
   identifier?: PatientIdentifier;
-  /** The issuer given in DICOM but not found in the configured table (it fell back to the default system). */
+  /** The issuer given in DICOM but not found in the configured table (it got its own per-issuer system). */
   unmappedIssuer?: string;
 }
 
-export function resolvePatientIdentifier(study: DicomDataset, source: Pick<SourceConfig, 'mapping'>): IssuerResolution {
+/** RFC 3986 percent-encoding that leaves only unreserved characters, so any issuer fits one URN segment. */
+function uriSegment(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * The system for an Issuer of Patient ID the configuration does not map: one per source and issuer,
+ * `urn:pacs-fhir-bridge:<sourceId>:issuer:<percent-encoded issuer>:patient-id`, so two issuers (or one
+ * issuer name on two PACS) never share a patient. Map the issuer in issuerSystems to join it to a real system.
+ */
+export function unmappedIssuerSystem(sourceId: string, issuer: string): string {
+  return `urn:pacs-fhir-bridge:${uriSegment(sourceId)}:issuer:${uriSegment(issuer)}:patient-id`;
+}
+
+/**
+ * The identifier system: the configured system for the issuer, else the universal ID of the issuer
+ * qualifiers (0010,0024), else a per-source per-issuer URN when an issuer is given, else the source's
+ * defaultSystem (no issuer at all).
+ */
+export function resolvePatientIdentifier(
+  study: DicomDataset,
+  source: Pick<SourceConfig, 'id' | 'mapping'>,
+): IssuerResolution {
   const value = valueOf(readString(study, Tag.PatientID));
   if (!value) return {};
   const cfg = source.mapping.patient;
@@ -48,15 +72,51 @@ export function resolvePatientIdentifier(study: DicomDataset, source: Pick<Sourc
   if (configured) return { identifier: { system: configured, value } };
   const qualified = qualifiedIssuerSystem(study);
   if (qualified) return { identifier: { system: qualified, value } };
-  return { identifier: { system: cfg.defaultSystem, value }, unmappedIssuer: issuer };
+  if (issuer !== undefined)
+    return { identifier: { system: unmappedIssuerSystem(source.id, issuer), value }, unmappedIssuer: issuer };
+  return { identifier: { system: cfg.defaultSystem, value } };
 }
 
 /** The patient's identifier for linking and search, or undefined when the study has no Patient ID. */
 export function patientIdentifier(
   study: DicomDataset,
-  source: Pick<SourceConfig, 'mapping'>,
+  source: Pick<SourceConfig, 'id' | 'mapping'>,
 ): PatientIdentifier | undefined {
   return resolvePatientIdentifier(study, source).identifier;
+}
+
+/** What the DICOM data says about the patient, for sinks that link or create Patients. */
+export interface PatientFacts {
+  /** Patient ID (0010,0020) with the system chosen for its issuer. */
+  identifier: PatientIdentifier;
+  /** Built by names.ts, so name.text equals ImagingStudy.subject.display. */
+  name?: HumanName;
+  gender?: 'male' | 'female' | 'other' | 'unknown';
+  /** FHIR date (YYYY-MM-DD). */
+  birthDate?: string;
+}
+
+const SEX: Record<string, PatientFacts['gender']> = { M: 'male', F: 'female', O: 'other' };
+
+/**
+ * Patient ID with the same system the mapper gives ImagingStudy.subject, Patient's Sex, Birth Date and
+ * Name (the configured component group, as the subject's display). Undefined when there is no Patient ID.
+ */
+export function patientFacts(
+  study: DicomDataset,
+  source: Pick<SourceConfig, 'id' | 'mapping'>,
+): PatientFacts | undefined {
+  const identifier = patientIdentifier(study, source);
+  if (!identifier) return undefined;
+  const r = new DicomReader(study);
+  const facts: PatientFacts = { identifier: { system: identifier.system, value: identifier.value } };
+  const sex = r.string(Tag.PatientSex)?.toUpperCase();
+  if (sex && SEX[sex]) facts.gender = SEX[sex];
+  const birth = r.date(Tag.PatientBirthDate);
+  if (birth && isFhirYear(birth)) facts.birthDate = formatDate(birth);
+  const name = personHumanName(r.personName(Tag.PatientName), source.mapping.patient.nameGroup);
+  if (name) facts.name = name;
+  return facts;
 }
 
 /** FHIR search escaping (\ | , $) plus URL encoding of what a query string cannot carry. */

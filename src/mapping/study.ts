@@ -10,6 +10,7 @@ import { contentHash } from './canonical';
 import { codeableConcept, modalityCoding } from './codes';
 import { zoneRuleFor } from './datetime';
 import { endpointFor, endpointReference } from './endpoint';
+import { withMetadata } from './enrich';
 import { imagingStudyId, isDicomUid, isFhirId } from './ids';
 import { personNameText } from './names';
 import { resolvePatientIdentifier, subjectReference, universalEntitySystem } from './patient';
@@ -36,7 +37,7 @@ function failure(error: MappingError, warnings: WarningList): MapResult {
 export function mapStudy(results: StudyResults, source: SourceConfig, options: MapOptions = {}): MapResult {
   const warnings = new WarningList();
   try {
-    return mapStudyOrFail(results, source, options, warnings);
+    return mapStudyOrFail(withMetadata(results), source, options, warnings);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     return failure(
@@ -195,7 +196,7 @@ function mapStudyOrFail(results: StudyResults, source: SourceConfig, options: Ma
   if (patient.unmappedIssuer)
     w.add(
       'unmapped-patient-issuer',
-      `Issuer of Patient ID "${patient.unmappedIssuer.slice(0, 64)}" is not in the source's issuer table; the default system is used`,
+      `Issuer of Patient ID "${patient.unmappedIssuer.slice(0, 64)}" is not in the source's issuer table; a system of its own is used (${patient.identifier!.system.slice(0, 160)})`,
       Tag.IssuerOfPatientID,
     );
   const patientName = personNameText(reader.personName(Tag.PatientName), nameGroup);

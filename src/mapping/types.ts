@@ -10,6 +10,8 @@ export interface StudyResults {
   study: DicomDataset;
   series: DicomDataset[];
   instances: DicomDataset[];
+  /** One instance's WADO-RS metadata, when the source enriches (fills what the QIDO-RS rows lack). */
+  metadata?: DicomDataset;
 }
 
 export interface MappingWarning {

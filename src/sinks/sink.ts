@@ -2,20 +2,15 @@
  * Where synced resources go. The embedded store and the FHIR-server sink both implement this, and
  * either or both can be enabled; the sync hands each a batch and records what each returns.
  */
-import type { Endpoint, HumanName, ImagingStudy } from 'fhir/r4';
+import type { Endpoint, ImagingStudy } from 'fhir/r4';
+import type { PatientFacts } from '../mapping/patient';
 
 /**
  * What the DICOM data says about the patient, for sinks that link or create Patients (the FHIR-server
- * sink's lookup/create modes). Optional: without it, sinks use ImagingStudy.subject as mapped.
+ * sink's lookup/create modes). Optional: without it, sinks use ImagingStudy.subject as mapped. Built by
+ * src/mapping/patient.ts.
  */
-export interface PatientFacts {
-  /** Patient ID (0010,0020) with the system chosen for its issuer. */
-  identifier: { system: string; value: string };
-  name?: HumanName;
-  gender?: 'male' | 'female' | 'other' | 'unknown';
-  /** FHIR date (YYYY, YYYY-MM or YYYY-MM-DD). */
-  birthDate?: string;
-}
+export type { PatientFacts } from '../mapping/patient';
 
 export interface StudyWrite {
   sourceId: string;

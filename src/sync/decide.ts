@@ -12,13 +12,17 @@ export type StudyDecision =
   /** Failed before and its next retry is still ahead. */
   | 'backoff'
   /** A dead letter: untouched until replayed. */
-  | 'dead';
+  | 'dead'
+  /** Held for an operator (a Study UID under two patients): untouched until replayed. */
+  | 'quarantined';
 
 export function decideStudy(state: StudyState | undefined, fingerprint: string, now: Date): StudyDecision {
   if (!state) return 'fetch';
   switch (state.status) {
     case 'dead':
       return 'dead';
+    case 'quarantined':
+      return 'quarantined';
     case 'failing':
       // A study that changed since it failed may have been fixed at the PACS: try it now.
       if (state.fingerprint !== fingerprint) return 'fetch';

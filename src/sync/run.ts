@@ -14,6 +14,7 @@ import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
 import type { RunCounts, StudyState, Store } from '../sinks/store';
 import type { SyncSettings } from './config';
+import { detailConflict, quarantineStudy, splitStudyConflicts } from './conflicts';
 import { decideStudy, retryDelaySeconds } from './decide';
 import { scrubPatientData } from './scrub';
 import { describeError, isSinkOutage, isSourceOutage, SinkUnavailableError, SourceUnavailableError } from './errors';
@@ -49,9 +50,22 @@ interface Candidate {
 }
 
 export function emptyCounts(): Required<
-  Pick<RunCounts, 'windows' | 'found' | 'fetched' | 'written' | 'unchanged' | 'skipped' | 'failed' | 'dead'>
+  Pick<
+    RunCounts,
+    'windows' | 'found' | 'fetched' | 'written' | 'unchanged' | 'skipped' | 'failed' | 'dead' | 'quarantined'
+  >
 > {
-  return { windows: 0, found: 0, fetched: 0, written: 0, unchanged: 0, skipped: 0, failed: 0, dead: 0 };
+  return {
+    windows: 0,
+    found: 0,
+    fetched: 0,
+    written: 0,
+    unchanged: 0,
+    skipped: 0,
+    failed: 0,
+    dead: 0,
+    quarantined: 0,
+  };
 }
 
 export class StudySyncRun {
@@ -91,7 +105,7 @@ export class StudySyncRun {
       const last = k + 1 === windows.length;
       listing = last ? undefined : prefetched(this.listWindow(windows[k + 1]!));
       hooks.onWindowStart?.(window);
-      this.enqueue(this.decide(datasets));
+      this.enqueue(this.decide(await this.screen(datasets)));
       open.push({ window, end: this.enqueued });
       settle();
       if (!(await this.drain(last, settle))) {
@@ -153,8 +167,8 @@ export class StudySyncRun {
         );
         continue;
       }
-      const match = found.find((ds) => studyUidOf(ds) === state.studyUid);
-      if (!match) {
+      const matches = found.filter((ds) => studyUidOf(ds) === state.studyUid);
+      if (!matches.length) {
         this.handled.add(state.studyUid);
         this.recordFailures(
           [
@@ -171,14 +185,14 @@ export class StudySyncRun {
         );
         continue;
       }
-      if (!(await this.syncDatasets([match]))) return false;
+      if (!(await this.syncDatasets(matches))) return false;
     }
     return true;
   }
 
   /** Decides, fetches, maps and writes the given study-level results. False when stopped. */
   async syncDatasets(datasets: DicomDataset[]): Promise<boolean> {
-    this.enqueue(this.decide(datasets));
+    this.enqueue(this.decide(await this.screen(datasets)));
     return this.drain(true);
   }
 
@@ -215,6 +229,27 @@ export class StudySyncRun {
       datasets.push(...found.filter((ds) => asked.has(studyUidOf(ds) ?? '')));
     }
     return datasets;
+  }
+
+  /** Quarantines study UIDs listed under two patients (src/sync/conflicts.ts); returns the other rows. */
+  private async screen(datasets: DicomDataset[]): Promise<DicomDataset[]> {
+    const { rows, conflicts } = splitStudyConflicts(datasets);
+    for (const c of conflicts) {
+      if (this.handled.has(c.uid)) continue;
+      this.handled.add(c.uid);
+      this.counts.found++;
+      const state = this.ctx.store.getStudy(this.sourceId, c.uid);
+      await this.quarantine(
+        { uid: c.uid, dataset: c.dataset, fingerprint: '', studyDate: studyDateOf(c.dataset), state },
+        c.detail,
+      );
+    }
+    return rows;
+  }
+
+  private async quarantine(c: Candidate, detail: string): Promise<void> {
+    if (await quarantineStudy(this.ctx, { ...c, fingerprint: c.fingerprint || null }, detail))
+      this.counts.quarantined++;
   }
 
   /** Which studies need fetching; the others are recorded as seen (unchanged, or waiting for a retry). */
@@ -307,6 +342,11 @@ export class StudySyncRun {
     for (const c of batch) {
       const d = details.get(c.uid);
       if (!d || 'error' in d) continue; // recorded in fetchDetails
+      const conflict = detailConflict(c.uid, c.dataset, d);
+      if (conflict) {
+        await this.quarantine(c, conflict);
+        continue;
+      }
       const mapped = this.mapOne(c, d);
       if (!mapped) continue;
       if (c.state?.contentHash === mapped.contentHash) {
@@ -340,7 +380,11 @@ export class StudySyncRun {
   /** Details for a batch in one go; when the batch fails for a reason other than an outage, study by study. */
   private async fetchDetails(batch: Candidate[]): Promise<Map<string, StudyDetails | { error: string }>> {
     const out = new Map<string, StudyDetails | { error: string }>();
-    const options = { instances: this.ctx.sourceConfig.mapping.includeInstances };
+    const options = {
+      instances: this.ctx.sourceConfig.mapping.includeInstances,
+      // Enrichment only here: after the fingerprint decided the study is new or changed, before mapping.
+      metadata: this.ctx.sourceConfig.enrichment?.wadoMetadata === true,
+    };
     try {
       const found = await this.ctx.source.studyDetails(
         batch.map((c) => c.uid),
@@ -378,7 +422,7 @@ export class StudySyncRun {
     let result: MapResult;
     try {
       result = this.ctx.mapper.mapStudy(
-        { study: c.dataset, series: d.series, instances: d.instances },
+        { study: c.dataset, series: d.series, instances: d.instances, metadata: d.metadata },
         this.ctx.sourceConfig,
       );
     } catch (err) {

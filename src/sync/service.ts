@@ -214,7 +214,9 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       try {
         const result = await body(run, runId, log);
         counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}) };
-        status = !result.complete ? 'interrupted' : (counts.failed ?? 0) > 0 ? 'partial' : 'ok';
+        // A newly quarantined study was not synced either: the run is partial, so a scheduler notices.
+        const notSynced = (counts.failed ?? 0) + (counts.quarantined ?? 0);
+        status = !result.complete ? 'interrupted' : notSynced > 0 ? 'partial' : 'ok';
       } catch (err) {
         counts = { ...(run?.counts ?? {}) };
         status = 'failed';

@@ -116,6 +116,11 @@ test('the runtime stage holds the built output and production dependencies only,
 
   expect(existsSync(path.join(appDir, 'dist/cli/main.js'))).toBe(true);
   expect(existsSync(path.join(appDir, 'config/default.json'))).toBe(true);
+  // The profile guard is on by default: its definitions ship in the image.
+  expect(existsSync(path.join(appDir, 'profiles/twcore-0.3.2/StructureDefinition-ImagingStudy-twcore.json'))).toBe(
+    true,
+  );
+  expect(existsSync(path.join(appDir, 'profiles/r4-core.json'))).toBe(true);
   for (const absent of ['src', 'test', 'bench', 'tsconfig.json', '.git'])
     expect(existsSync(path.join(appDir, absent))).toBe(false);
 

@@ -2,7 +2,12 @@
  * The CapabilityStatement, built from the same parameter tables the parser uses, so it lists exactly
  * what the server accepts: read and search-type for ImagingStudy and Endpoint, nothing else.
  */
-import type { CapabilityStatement, CapabilityStatementRestResourceSearchParam } from 'fhir/r4';
+import type {
+  CapabilityStatement,
+  CapabilityStatementRestResourceSearchParam,
+  CapabilityStatementRestSecurity,
+  Extension,
+} from 'fhir/r4';
 import { TWCORE_IMAGING_STUDY_PROFILE } from '../../mapping';
 import type { ApiConfig } from '../config';
 import { ENDPOINT_PARAMS, IMAGING_STUDY_PARAMS, INCLUDE_VALUES, RESULT_PARAMS, type ParamDef } from './params';
@@ -21,9 +26,28 @@ function securityText(cfg: ApiConfig): string {
     case 'apiKey':
       return 'API key in the X-API-Key header; scopes per key (SMART style, e.g. system/ImagingStudy.read).';
     case 'jwt':
-      return "OAuth2 bearer JWT (issuer and audience checked, keys from the issuer's JWKS); SMART scopes system/ or user/ ImagingStudy.read and Endpoint.read (or .rs).";
+      return "OAuth2 bearer JWT (issuer and audience checked, keys from the issuer's JWKS); SMART scopes system/ or user/ ImagingStudy.read and Endpoint.read (or .rs). Patient context is refused: patient/ scopes, and user/ scopes in a token with a patient claim, get 403.";
   }
 }
+
+/** SMART on FHIR discovery: the service coding and, where configured, the oauth-uris extension. */
+function smartSecurity(auth: Extract<ApiConfig['auth'], { type: 'jwt' }>): CapabilityStatementRestSecurity {
+  const uris: Extension[] = [
+    ...(auth.tokenUrl ? [{ url: 'token', valueUri: auth.tokenUrl }] : []),
+    ...(auth.authorizeUrl ? [{ url: 'authorize', valueUri: auth.authorizeUrl }] : []),
+  ];
+  return {
+    ...(uris.length ? { extension: [{ url: SMART_OAUTH_URIS, extension: uris }] } : {}),
+    service: [
+      {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }],
+        text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)',
+      },
+    ],
+  };
+}
+
+const SMART_OAUTH_URIS = 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris';
 
 export function capabilityStatement(cfg: ApiConfig, base: string, version: string): CapabilityStatement {
   return {
@@ -44,20 +68,7 @@ export function capabilityStatement(cfg: ApiConfig, base: string, version: strin
         mode: 'server',
         security: {
           cors: cfg.cors.enabled,
-          ...(cfg.auth.type === 'jwt'
-            ? {
-                service: [
-                  {
-                    coding: [
-                      {
-                        system: 'http://terminology.hl7.org/CodeSystem/restful-security-service',
-                        code: 'SMART-on-FHIR',
-                      },
-                    ],
-                  },
-                ],
-              }
-            : {}),
+          ...(cfg.auth.type === 'jwt' ? smartSecurity(cfg.auth) : {}),
           description: securityText(cfg),
         },
         resource: [
@@ -66,11 +77,11 @@ export function capabilityStatement(cfg: ApiConfig, base: string, version: strin
             profile: 'http://hl7.org/fhir/StructureDefinition/ImagingStudy',
             supportedProfile: [TWCORE_IMAGING_STUDY_PROFILE],
             interaction: [{ code: 'read' }, { code: 'search-type' }],
-            versioning: 'no-version',
+            versioning: cfg.mode === 'store' ? 'versioned' : 'no-version',
             readHistory: false,
             updateCreate: false,
             conditionalCreate: false,
-            conditionalRead: 'not-supported',
+            conditionalRead: cfg.mode === 'store' ? 'not-match' : 'not-supported',
             conditionalUpdate: false,
             conditionalDelete: 'not-supported',
             searchInclude: INCLUDE_VALUES,

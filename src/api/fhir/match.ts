@@ -5,14 +5,25 @@
  * narrows and this decides. Store answers are decided by it alone, so both modes agree.
  */
 import type { Coding, Identifier, ImagingStudy, Reference } from 'fhir/r4';
+import type { SourceConfig } from '../../config/schema';
 import { startedMatches } from './dates';
 import { DICOM_UID_SYSTEM, type Criterion, type TokenValue } from './params';
 
 export interface MatchContext {
   /** The source's default time zone, for dateTimes without an offset. */
   zone: string;
+  /**
+   * The identifier system a `patient=Patient/<id>` search means when api.patientIdRule names none: the
+   * source's system for Patient IDs without an issuer. A Patient id stands for one patient, never for the
+   * same Patient ID under every issuer.
+   */
+  patientSystem: string;
   /** Criteria on series are skipped when the resource was mapped without its series (counting). */
   studyLevelOnly?: boolean;
+}
+
+export function matchContextFor(source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'>): MatchContext {
+  return { zone: source.defaultTimezone, patientSystem: source.mapping.patient.defaultSystem };
 }
 
 function tokenMatches(token: TokenValue, system: string | undefined, value: string | undefined): boolean {
@@ -51,7 +62,7 @@ export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchCo
       return (study.identifier ?? []).some((i) => tokenMatches(c.token, i.system, i.value));
     case 'patientId': {
       const ident = subjectIdentifier(study.subject);
-      if (ident) return ident.value === c.patientId && (c.system === undefined || ident.system === c.system);
+      if (ident) return ident.value === c.patientId && ident.system === (c.system ?? ctx.patientSystem);
       return study.subject?.reference === c.reference;
     }
     case 'patientIdentifier': {
@@ -61,6 +72,8 @@ export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchCo
     case 'started':
       return startedMatches(study.started, c.value, ctx.zone);
     case 'modality':
+      // Mapped without series and no ModalitiesInStudy: undecided until the series are known.
+      if (ctx.studyLevelOnly && !study.modality?.length) return true;
       return modalityCodings(study).some((m) => tokenMatches(c.token, m.system, m.code));
     case 'status':
       return c.statuses.includes(study.status);

@@ -98,6 +98,11 @@ export const RESULT_PARAMS: ParamDef[] = [
   { name: '_count', type: 'number', documentation: 'Page size, capped at the configured maximum.' },
   { name: '_summary', type: 'token', documentation: 'count: only Bundle.total.' },
   { name: '_cursor', type: 'string', documentation: 'Paging position, as given in next/previous links.' },
+  {
+    name: '_format',
+    type: 'token',
+    documentation: 'json or a JSON media type; anything else (XML) is answered 406. Not carried into links.',
+  },
 ];
 
 export const ENDPOINT_PARAMS: ParamDef[] = [
@@ -360,6 +365,8 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
         if (out.cursor !== undefined) throw badRequest('_cursor is given twice.', name);
         out.cursor = value;
         continue; // links set their own cursor
+      case '_format':
+        continue; // checked (406 unless JSON) before the search; answers are always JSON
     }
     out.used.push([name, value]);
   }
@@ -391,6 +398,8 @@ export function parseEndpointSearch(
       if (!/^\d{1,6}$/.test(value) || Number(value) < 1)
         throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
       out.count = Math.min(Number(value), o.maxCount);
+    } else if (name === '_format') {
+      // Checked before the search (406 unless JSON).
     } else if (name === '_summary') {
       checkCommon(name, value, o.maxValueLength);
       if (value !== 'count' && value !== 'false')

@@ -1,9 +1,13 @@
 /**
  * Search criteria → one QIDO-RS study-level match for one source. The PACS narrows; the result filter
  * (match.ts) is exact. `null` means no study of this source can match, so no request is made.
+ * Identifying values (Patient ID, accession, Study ID) go out exactly or the search is refused (400):
+ * a widened value would ask the PACS for other patients' studies.
  */
 import type { SourceConfig } from '../../config/schema';
+import { inexactReason } from '../../dicomweb/queryEncoding';
 import type { QidoMatch } from '../../dicomweb/types';
+import { badRequest } from './outcome';
 import { qidoDateRange } from './dates';
 import { DCM_SYSTEM, type Criterion } from './params';
 
@@ -28,9 +32,19 @@ export function studyUidSet(criteria: Criterion[]): string[] | undefined {
 
 export function qidoPlanFor(
   criteria: Criterion[],
-  source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'>,
+  source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'> &
+    Partial<Pick<SourceConfig, 'id' | 'percentDecodesQueryValues'>>,
 ): QidoPlan | null {
   const match: QidoMatch = {};
+  const exact = (param: string, value: string): string => {
+    const why = inexactReason(value, { percentDecodes: source.percentDecodesQueryValues });
+    if (why)
+      throw badRequest(
+        `Parameter "${param}" cannot be sent exactly to the PACS${source.id ? ` "${source.id}"` : ''}: ${why}.`,
+        param,
+      );
+    return value;
+  };
   // AND of two different exact values for one attribute can match no study.
   const put = (key: string, value: string): boolean => {
     if (match[key] !== undefined && match[key] !== value) return false;
@@ -42,26 +56,24 @@ export function qidoPlanFor(
   if (uids && uids.length === 0) return null;
   if (uids) match.StudyInstanceUID = uids.join(',');
 
-  let modalitySet = false;
   for (const c of criteria) {
     switch (c.kind) {
       case 'identifier': {
         const key = c.token.system && c.token.system === source.mapping.studyIdSystem ? 'StudyID' : 'AccessionNumber';
-        if (!put(key, c.token.value)) return null;
+        if (!put(key, exact(c.param, c.token.value))) return null;
         break;
       }
       case 'patientId':
-        if (!put('PatientID', c.patientId)) return null;
+        if (!put('PatientID', exact(c.param, c.patientId))) return null;
         break;
       case 'patientIdentifier':
-        if (!put('PatientID', c.token.value)) return null;
+        if (!put('PatientID', exact(c.param, c.token.value))) return null;
         break;
       case 'modality':
         // The mapper always codes modality in DICOM's system; another (or no) system matches nothing.
         if (c.token.system !== undefined && c.token.system !== DCM_SYSTEM) return null;
-        // QIDO has one ModalitiesInStudy value; further modality criteria are checked on the results.
-        if (!modalitySet) match.ModalitiesInStudy = c.token.value;
-        modalitySet = true;
+        // Not sent: Orthanc 1.10 returns nothing past offset 0 with ModalitiesInStudy as a matching key.
+        // The study-level filter (studies.ts) decides, before the page is counted.
         break;
       case 'status':
         if (!c.statuses.some((s) => LIVE_STATUSES.includes(s))) return null;

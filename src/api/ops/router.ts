@@ -28,7 +28,15 @@ import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP } from './statusPag
 /** What the ops endpoints use of the embedded store. */
 export type OpsStore = Pick<
   Store,
-  'db' | 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources' | 'failingStudies' | 'deadLetters' | 'replay'
+  | 'db'
+  | 'listRuns'
+  | 'counts'
+  | 'getCheckpoint'
+  | 'knownSources'
+  | 'failingStudies'
+  | 'deadLetters'
+  | 'quarantinedStudies'
+  | 'replay'
 >;
 
 export interface OpsDeps {

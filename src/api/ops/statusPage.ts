@@ -1,6 +1,6 @@
 /**
  * The /status page: per source the store's counts, the last runs (chart and table), failing studies with
- * their errors, and dead letters with a replay form. Server-rendered HTML with inline CSS and SVG and no
+ * their errors, dead letters and quarantined studies with a replay form. Server-rendered HTML with inline CSS and SVG and no
  * script at all, so it needs no front-end build and a strict Content-Security-Policy holds.
  */
 import type { RunRecord, SourceCounts, StudyState } from '../../sinks/store';
@@ -15,6 +15,7 @@ export interface StatusStoreView {
   getCheckpoint(sourceId: string, name?: string): string | undefined;
   failingStudies(sourceId: string): StudyState[];
   deadLetters(sourceId: string): StudyState[];
+  quarantinedStudies(sourceId: string): StudyState[];
 }
 
 export interface SourceStatus {
@@ -27,6 +28,8 @@ export interface SourceStatus {
   chart: RunLagPoint[];
   failing: StudyState[];
   dead: StudyState[];
+  /** Held for an operator (a Study UID under two patients), replayable once the PACS is fixed. */
+  quarantined: StudyState[];
 }
 
 export interface StatusModel {
@@ -60,6 +63,7 @@ export function buildStatusModel(
         chart,
         failing: store.failingStudies(sourceId),
         dead: store.deadLetters(sourceId),
+        quarantined: store.quarantinedStudies(sourceId),
       };
     }),
   };
@@ -78,6 +82,7 @@ function countsBlock(s: SourceStatus): string {
     item('resources', 'ImagingStudy resources', num(s.counts.resources)),
     item('failing', 'failing', num(s.counts.failing)),
     item('dead', 'dead letters', num(s.counts.dead)),
+    item('quarantined', 'quarantined', num(s.counts.quarantined)),
     item('lag', 'sync lag', formatDuration(s.lagSeconds)),
     item('checkpoint', 'polled through StudyDate', s.checkpoint ?? '–'),
   ].join('')}</div>`;
@@ -136,6 +141,20 @@ function deadTable(s: SourceStatus, csrfToken: string): string {
   return `<table class="dead"><thead><tr><th>Study Instance UID</th><th>StudyDate</th><th>attempts</th><th>last error</th><th>replay</th></tr></thead><tbody>${rows}</tbody></table>${more}${all}`;
 }
 
+function quarantineTable(s: SourceStatus, csrfToken: string): string {
+  if (!s.quarantined.length) return '<p class="none">No quarantined studies.</p>';
+  const rows = s.quarantined
+    .slice(0, MAX_ROWS)
+    .map(
+      (q) =>
+        `<tr data-study-uid="${h(q.studyUid)}"><td class="uid">${h(q.studyUid)}</td><td>${h(q.studyDate ?? '–')}</td><td data-field="reason">${h(q.reason ?? '')}</td>` +
+        `<td class="err">${h(q.lastError ?? '')}</td><td>${replayForm(s.sourceId, csrfToken, q.studyUid, 'Replay')}</td></tr>`,
+    )
+    .join('');
+  const more = s.quarantined.length > MAX_ROWS ? `<p class="more">and ${s.quarantined.length - MAX_ROWS} more</p>` : '';
+  return `<p class="meta">Not written: fix the study on the PACS, then replay it.</p><table class="quarantined"><thead><tr><th>Study Instance UID</th><th>StudyDate</th><th>reason</th><th>detail</th><th>replay</th></tr></thead><tbody>${rows}</tbody></table>${more}`;
+}
+
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#222;background:#fafafa}
 h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin:2rem 0 .5rem;border-bottom:1px solid #ccc}h3{font-size:1rem;margin:1.2rem 0 .4rem}
@@ -158,7 +177,8 @@ export function renderStatusPage(model: StatusModel, csrfToken: string, flash?: 
         `<section class="source" id="source-${h(s.sourceId)}" data-source="${h(s.sourceId)}"><h2>Source ${h(s.sourceId)}</h2>${countsBlock(s)}` +
         `<h3>Last runs</h3>${runChartSvg([...s.chart].slice(-40), `Studies written and sync lag per run for ${s.sourceId}`)}${runsTable(s)}` +
         `<h3>Failing studies (<span data-field="failing-count">${s.failing.length}</span>)</h3>${failingTable(s)}` +
-        `<h3>Dead letters (<span data-field="dead-count">${s.dead.length}</span>)</h3>${deadTable(s, csrfToken)}</section>`,
+        `<h3>Dead letters (<span data-field="dead-count">${s.dead.length}</span>)</h3>${deadTable(s, csrfToken)}` +
+        `<h3>Quarantined studies (<span data-field="quarantined-count">${s.quarantined.length}</span>)</h3>${quarantineTable(s, csrfToken)}</section>`,
     )
     .join('');
   const flashHtml = flash ? `<p class="flash${flash.ok ? '' : ' error'}" role="status">${h(flash.text)}</p>` : '';

@@ -1,5 +1,5 @@
 /**
- * Change-feed state in the embedded store (schema version 4), per source:
+ * Change-feed state in the embedded store (schema version 5), per source:
  * - `feed_state`: the feed's checkpoint, the last sequence number read;
  * - `feed_pending`: studies the feed named that are not synced yet (still being stored, or waiting for
  *   a run), so a restart or a failed run loses none of them;

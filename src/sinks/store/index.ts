@@ -14,7 +14,8 @@ import { filterSql, indexStudy, studyIndexRow, unindexStudy, type StudyIndexFilt
 
 export type { StudyIndexFilter } from './studyIndex';
 
-export type StudyStatus = 'synced' | 'failing' | 'dead' | 'removed';
+/** `quarantined`: never written as it stands (see `reason`), until an operator replays it. */
+export type StudyStatus = 'synced' | 'failing' | 'dead' | 'removed' | 'quarantined';
 
 export interface StudyState {
   sourceId: string;
@@ -29,6 +30,8 @@ export interface StudyState {
   attempts: number;
   nextRetryAt: string | null;
   lastError: string | null;
+  /** Why a quarantined study is held ('study-uid-conflict'); null otherwise. */
+  reason: string | null;
   dead: boolean;
   createdByBridge: boolean;
   updatedAt: string;
@@ -48,6 +51,8 @@ export interface RunCounts {
   failed?: number;
   dead?: number;
   removed?: number;
+  /** Studies newly quarantined (a Study UID under two patients). */
+  quarantined?: number;
   [key: string]: number | undefined;
 }
 
@@ -68,6 +73,7 @@ export interface SourceCounts {
   failing: number;
   dead: number;
   removed: number;
+  quarantined: number;
   resources: number;
 }
 
@@ -102,6 +108,7 @@ interface StudyRow {
   attempts: number;
   next_retry_at: string | null;
   last_error: string | null;
+  reason: string | null;
   created_by_bridge: number;
   updated_at: string;
 }
@@ -120,6 +127,7 @@ function toState(r: StudyRow): StudyState {
     attempts: r.attempts,
     nextRetryAt: r.next_retry_at,
     lastError: r.last_error,
+    reason: r.reason ?? null,
     dead: r.status === 'dead',
     createdByBridge: r.created_by_bridge === 1,
     updatedAt: r.updated_at,
@@ -241,7 +249,7 @@ export class Store {
          ON CONFLICT (source_id, study_uid) DO UPDATE SET
            study_date = excluded.study_date, status = 'synced', fingerprint = excluded.fingerprint, content_hash = excluded.content_hash,
            resource_id = COALESCE(excluded.resource_id, studies.resource_id), version_id = COALESCE(excluded.version_id, studies.version_id),
-           last_seen = excluded.last_seen, attempts = 0, next_retry_at = NULL, last_error = NULL,
+           last_seen = excluded.last_seen, attempts = 0, next_retry_at = NULL, last_error = NULL, reason = NULL,
            created_by_bridge = excluded.created_by_bridge, updated_at = excluded.updated_at`,
     ).run({
       sourceId,
@@ -289,7 +297,7 @@ export class Store {
              study_date = COALESCE(excluded.study_date, studies.study_date), status = excluded.status,
              fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), last_seen = excluded.last_seen,
              attempts = excluded.attempts, next_retry_at = excluded.next_retry_at, last_error = excluded.last_error,
-             updated_at = excluded.updated_at`,
+             reason = NULL, updated_at = excluded.updated_at`,
       ).run({
         sourceId,
         studyUid,
@@ -323,10 +331,47 @@ export class Store {
     return this.listStudies(sourceId, 'dead');
   }
 
-  /** Re-queues dead letters (one, or all of a source): attempts reset, due now. Returns how many. */
+  /**
+   * Quarantines a study: it is not written until replayed. Keeps what was written before (resource_id);
+   * the content hash is cleared so a replay writes the study again whatever it maps to.
+   */
+  recordQuarantine(
+    sourceId: string,
+    studyUid: string,
+    q: { studyDate: string | null; fingerprint: string | null; reason: string; detail: string; at?: Date },
+  ): StudyState {
+    const at = iso(q.at);
+    statement(
+      this.db,
+      `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, reason, updated_at)
+         VALUES (@sourceId, @studyUid, @studyDate, 'quarantined', @fingerprint, @at, 0, NULL, @detail, @reason, @at)
+         ON CONFLICT (source_id, study_uid) DO UPDATE SET
+           study_date = COALESCE(excluded.study_date, studies.study_date), status = 'quarantined',
+           fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), content_hash = NULL, last_seen = excluded.last_seen,
+           attempts = 0, next_retry_at = NULL, last_error = excluded.last_error, reason = excluded.reason, updated_at = excluded.updated_at`,
+    ).run({
+      sourceId,
+      studyUid,
+      studyDate: q.studyDate,
+      fingerprint: q.fingerprint,
+      at,
+      detail: q.detail.slice(0, 2000),
+      reason: q.reason,
+    });
+    return this.getStudy(sourceId, studyUid)!;
+  }
+
+  quarantinedStudies(sourceId: string): StudyState[] {
+    return this.listStudies(sourceId, 'quarantined');
+  }
+
+  /**
+   * Re-queues dead letters and quarantined studies (one, or all of a source): attempts reset, due now.
+   * A quarantined study is checked again on that run. Returns how many.
+   */
   replay(sourceId: string, studyUid?: string): number {
     // next_retry_at NULL: due on the very next run, whatever that run's clock says.
-    const sql = `UPDATE studies SET status = 'failing', attempts = 0, next_retry_at = NULL, updated_at = ? WHERE source_id = ? AND status = 'dead'`;
+    const sql = `UPDATE studies SET status = 'failing', attempts = 0, next_retry_at = NULL, reason = NULL, updated_at = ? WHERE source_id = ? AND status IN ('dead', 'quarantined')`;
     const res = studyUid
       ? statement(this.db, `${sql} AND study_uid = ?`).run(iso(), sourceId, studyUid)
       : statement(this.db, sql).run(iso(), sourceId);
@@ -383,6 +428,7 @@ export class Store {
       failing: n('failing'),
       dead: n('dead'),
       removed: n('removed'),
+      quarantined: n('quarantined'),
       resources,
     };
   }

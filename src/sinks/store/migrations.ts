@@ -4,6 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import { FEED_STATE_SQL } from './feedState';
+import { allowQuarantine } from './quarantine';
 import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
 
 /** `fill` runs after `sql` in the same transaction, for steps that must read existing rows in code. */
@@ -89,6 +90,13 @@ export const MIGRATIONS: {
   },
   {
     version: 4,
+    description:
+      "study status 'quarantined' with a reason (study-uid-conflict), for studies never to be written as they are",
+    sql: '',
+    fill: allowQuarantine,
+  },
+  {
+    version: 5,
     description: 'change-feed checkpoints and pending studies; sweep requests (the feed went back)',
     sql: FEED_STATE_SQL,
   },

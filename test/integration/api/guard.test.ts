@@ -524,7 +524,13 @@ describe('the CapabilityStatement matches what the server does', () => {
 
   it('every listed ImagingStudy parameter is accepted under Prefer: handling=strict, and finds the study', async () => {
     const s = studies[0];
-    const sample: Record<string, string> = { ...matchingValues(s), _count: '5', _summary: 'false', _cursor: '0.0' };
+    const sample: Record<string, string> = {
+      ...matchingValues(s),
+      _count: '5',
+      _summary: 'false',
+      _cursor: '0.0',
+      _format: 'json',
+    };
     const listed = cs.rest![0].resource![0].searchParam!.map((p) => p.name);
     expect(listed.sort()).toEqual(Object.keys(sample).sort());
     for (const name of listed) {
@@ -578,7 +584,7 @@ describe('the CapabilityStatement matches what the server does', () => {
     const ep = cs.rest![0].resource![1];
     expect(ep.interaction!.map((i) => i.code)).toEqual(['read', 'search-type']);
     for (const p of ep.searchParam!) {
-      const value = p.name === '_id' ? 'pacs-a' : p.name === '_count' ? '1' : 'count';
+      const value = { _id: 'pacs-a', _count: '1', _format: 'json' }[p.name] ?? 'count';
       expect(
         (await open.http.get(`/Endpoint?${p.name}=${value}`, { headers: { Prefer: 'handling=strict' } })).status,
       ).toBe(200);

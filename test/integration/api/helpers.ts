@@ -4,7 +4,14 @@ import type { Server } from 'node:http';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { Writable } from 'node:stream';
 import type { Bundle, ImagingStudy, Resource } from 'fhir/r4';
-import { createApiApp, type ApiApp, type ApiSource, type StudyStore } from '../../../src/api/app';
+import {
+  answerClientErrors,
+  createApiApp,
+  createStudyLookup,
+  type ApiApp,
+  type ApiSource,
+  type StudyStore,
+} from '../../../src/api/app';
 import { parseApiConfig, type ApiConfigInput } from '../../../src/api/config';
 import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/config';
 import { createPacsSource, type PacsSource } from '../../../src/dicomweb';
@@ -57,14 +64,12 @@ export async function serveApi(o: {
       cb();
     },
   });
-  const app = createApiApp({
-    config: parseApiConfig(o.config),
-    sources: o.sources,
-    store: o.store,
-    audit: createAuditLogger(sink),
-  });
+  const config = parseApiConfig(o.config);
+  const lookup = createStudyLookup({ config, sources: o.sources, store: o.store });
+  const app = createApiApp({ config, lookup, audit: createAuditLogger(sink) });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    answerClientErrors(s);
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`;
   const http = axios.create({ baseURL: base, validateStatus: () => true, headers: o.headers });
@@ -74,7 +79,7 @@ export async function serveApi(o: {
     http,
     auditLines,
     close: async () => {
-      app.fhir.service.close();
+      lookup.close();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

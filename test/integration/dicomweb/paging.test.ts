@@ -132,8 +132,19 @@ describe('unlimited Orthanc', () => {
     ['PatientID', 'ID 77^C', []],
   ])('matches %s=%s exactly (`^`, spaces, Chinese)', async (key, value, expected) => {
     const s = source(orthanc);
-    const found = await s.searchStudies({ [key]: value, StudyDate: '20240301' });
+    // A lookup never widens a Patient ID (refused below); a sweep's filter is widened and narrowed here.
+    const found =
+      key === 'PatientID'
+        ? await s.findStudies({ from: '20240301', to: '20240301' }, { [key]: value })
+        : await s.searchStudies({ [key]: value, StudyDate: '20240301' });
     expect(uids(found)).toEqual(factUids(expected as SyntheticStudy[]));
+  });
+
+  it('a lookup refuses a Patient ID this PACS cannot be sent exactly, without a request', async () => {
+    const s = source(orthanc);
+    const before = s.stats.requests.studies;
+    await expect(s.searchStudies({ PatientID: 'ID 77^B' })).rejects.toThrow(/cannot be sent " " exactly/);
+    expect(s.stats.requests.studies).toBe(before);
   });
 
   it('matches UIDs and date ranges', async () => {

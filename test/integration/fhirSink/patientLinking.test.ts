@@ -11,7 +11,7 @@ import type { WriteOutcome } from '../../../src/sinks/sink';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 import { PATIENT_SYSTEM, studyWrite } from './studies';
 
-const TWCORE_DIR = path.resolve(__dirname, '../../../../shared/fhir/twcore-0.3.2');
+const TWCORE_DIR = path.resolve(__dirname, '../../../profiles/twcore-0.3.2');
 const PATIENT_TWCORE = 'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/Patient-twcore';
 
 let server: FhirTestServer;

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import axios, { type AxiosInstance } from 'axios';
-import { createApiApp, type ApiApp } from '../../../src/api/app';
+import { createApiApp, createStudyLookup, type ApiApp } from '../../../src/api/app';
 import { createAuditLogger } from '../../../src/api/audit';
 import { createAuthenticator, sha256Hex } from '../../../src/api/auth';
 import { parseApiConfig } from '../../../src/api/config';
@@ -49,6 +49,7 @@ let store: Store;
 let sync: SyncService;
 let fhirSink: FhirSink;
 let app: ApiApp;
+let lookup: ReturnType<typeof createStudyLookup>;
 let server: Server;
 let http: AxiosInstance;
 let corpus: SyntheticStudy[];
@@ -127,13 +128,13 @@ beforeAll(async () => {
     patientIdRule: { prefix: 'pid-' },
     rateLimit: { enabled: false },
   });
-  app = createApiApp({
+  lookup = createStudyLookup({
     config: apiConfig,
     sources: [{ config: cfg, pacs: createPacsSource(cfg, { logger }) }],
     store,
     logger,
-    audit: createAuditLogger(capture(auditLines)),
   });
+  app = createApiApp({ config: apiConfig, lookup, logger, audit: createAuditLogger(capture(auditLines)) });
   app.use(
     createOpsRouter({
       store,
@@ -141,7 +142,7 @@ beforeAll(async () => {
       fhirSinks: [fhirSink],
       auth: adminAuth(createAuthenticator(apiConfig.auth)),
       metrics,
-      caches: app.fhir.service.caches(),
+      caches: lookup.caches(),
       logger,
     }),
   );
@@ -158,7 +159,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  app?.fhir.service.close();
+  lookup?.close();
   server?.closeAllConnections();
   await new Promise((r) => (server ? server.close(r) : r(undefined)));
   store?.close();
@@ -233,14 +234,14 @@ describe('after a real sync against Orthanc', () => {
     expect((await http.get(query)).status).toBe(200);
     const s = await scrape();
     // The repeat is answered as rendered the first time; the pages cache saw the first one only.
-    const responses = app.fhir.service.rendered!;
+    const responses = lookup.rendered!;
     expect(responses.hits).toBeGreaterThanOrEqual(1);
     expect(sampleValue(s, `${P}cache_hits_total`, { cache: 'api-responses' })).toBe(responses.hits);
     expect(sampleValue(s, `${P}cache_misses_total`, { cache: 'api-responses' })).toBe(responses.misses);
     expect(sampleValue(s, `${P}cache_hit_ratio`, { cache: 'api-responses' })).toBeCloseTo(
       responses.hits / (responses.hits + responses.misses),
     );
-    expect(sampleValue(s, `${P}cache_misses_total`, { cache: 'api-pages' })).toBe(app.fhir.service.pages.misses);
+    expect(sampleValue(s, `${P}cache_misses_total`, { cache: 'api-pages' })).toBe(lookup.caches()['api-pages'].misses);
   });
 
   it('a second run is counted once more, and the counters only grow', async () => {

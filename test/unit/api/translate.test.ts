@@ -92,9 +92,30 @@ describe('criteria → QIDO match', () => {
     expect(qidoPlanFor(criteria('identifier=urn:study-id|77'), source)!.match).toEqual({ StudyID: '77' });
     expect(qidoPlanFor(criteria('patient=P1'), source)!.match).toEqual({ PatientID: 'P1' });
     expect(qidoPlanFor(criteria('patient:identifier=urn:x|P1'), source)!.match).toEqual({ PatientID: 'P1' });
+    // Modality is filtered on the study-level rows, never sent (Orthanc 1.10 loses pages past offset 0).
     expect(qidoPlanFor(criteria('identifier=A1&modality=CT&status=available'), source)!.match).toEqual({
       AccessionNumber: 'A1',
-      ModalitiesInStudy: 'CT',
+    });
+  });
+
+  it('identifying values go out exactly or the search is refused, naming the parameter', () => {
+    const refused = (q: string, src: object = source) => {
+      try {
+        qidoPlanFor(criteria(q), src as never);
+      } catch (e) {
+        return e as { status: number; message: string; expression?: string };
+      }
+      throw new Error(`${q} was not refused`);
+    };
+    const e = refused('patient:identifier=陳');
+    expect(e.status).toBe(400);
+    expect(e.message).toMatch(/"patient:identifier".*non-ASCII/);
+    expect(refused('patient:identifier=VICTI%2599').message).toMatch(/"patient:identifier".*"%"/);
+    expect(refused('identifier=VACC00%25').message).toMatch(/"identifier".*"%"/);
+    const decoding = { ...(source as object), percentDecodesQueryValues: true };
+    expect(qidoPlanFor(criteria('patient:identifier=陳'), decoding as never)!.match).toEqual({ PatientID: '陳' });
+    expect(qidoPlanFor(criteria('identifier=VACC00%25'), decoding as never)!.match).toEqual({
+      AccessionNumber: 'VACC00%',
     });
   });
 
@@ -121,7 +142,7 @@ describe('result filter', () => {
     modality: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' }],
     series: [{ uid: '1.2.3.4', modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'SR' } }],
   };
-  const m = (q: string) => matchesAll(study, criteria(q), { zone: 'Asia/Taipei' });
+  const m = (q: string) => matchesAll(study, criteria(q), { zone: 'Asia/Taipei', patientSystem: 'urn:pid' });
 
   it('matches by FHIR token semantics, case-sensitively', () => {
     expect(m('identifier=ACC1')).toBe(true);
@@ -132,6 +153,8 @@ describe('result filter', () => {
     expect(m('patient:identifier=urn:pid|P1')).toBe(true);
     expect(m('patient:identifier=urn:other|P1')).toBe(false);
     expect(m('patient=P1')).toBe(true);
+    // A Patient id means the Patient ID in one system (the rule's, else the source's issuer-less one).
+    expect(matchesAll(study, criteria('patient=P1'), { zone: 'UTC', patientSystem: 'urn:other' })).toBe(false);
     expect(m('modality=SR')).toBe(true); // series modality counts
     expect(m('modality=MR')).toBe(false);
     expect(m('series=1.2.3.4')).toBe(true);
@@ -143,7 +166,9 @@ describe('result filter', () => {
 
   it('reads patient identifiers from conditional references', () => {
     const conditional = { ...study, subject: { reference: 'Patient?identifier=urn:pid|P1' } };
-    expect(matchesAll(conditional, criteria('patient.identifier=urn:pid|P1'), { zone: 'UTC' })).toBe(true);
+    expect(
+      matchesAll(conditional, criteria('patient.identifier=urn:pid|P1'), { zone: 'UTC', patientSystem: 'urn:x' }),
+    ).toBe(true);
   });
 });
 

@@ -189,28 +189,59 @@ describe('day numbers', () => {
 });
 
 describe('isolatingBadRows', () => {
-  it('fetches a refused page in halves and a refused row with default attributes only', async () => {
-    const { isolatingBadRows } = await import('../../../src/dicomweb/paging');
-    const rows = corpus(10);
-    const bad = new Set([3, 7]);
-    const calls: string[] = [];
-    const reducedSeen: string[] = [];
-    const fetch = async (limit: number, offset: number, reduced: boolean): Promise<PageAnswer> => {
-      calls.push(`${offset}+${limit}${reduced ? 'r' : ''}`);
+  const FIELDS = ['A', 'B', 'C', 'D', 'E', 'F', 'G'];
+  /** Rows 3 and 7 cannot render C; row 5 cannot render C nor F; the server answers 400 for the whole page. */
+  const refusedBy: Record<number, string[]> = { 3: ['C'], 5: ['C', 'F'], 7: ['C'] };
+  function server(rows: DicomDataset[], calls: string[]) {
+    return async (limit: number, offset: number, fields: readonly string[]): Promise<PageAnswer> => {
+      calls.push(`${offset}+${limit}:${fields.join('')}`);
       const slice = rows.slice(offset, offset + limit);
-      if (!reduced && slice.some((_, i) => bad.has(offset + i))) throw new PacsError('Bad request', 400, 'http', false);
+      if (slice.some((_, i) => (refusedBy[offset + i] ?? []).some((f) => fields.includes(f))))
+        throw new PacsError('Bad request', 400, 'http', false);
       return { datasets: slice, truncated: false };
     };
-    const page = await isolatingBadRows(fetch, (ds) => reducedSeen.push(...ds.map((d) => uidOf(d)!)))(10, 0);
+  }
+
+  it('fetches a refused page in halves and a refused row without only the attributes it refuses', async () => {
+    const { isolatingBadRows } = await import('../../../src/dicomweb/paging');
+    const rows = corpus(10);
+    const calls: string[] = [];
+    const dropped: Record<string, string> = {};
+    const refused = new Set<string>();
+    const page = await isolatingBadRows(server(rows, calls), FIELDS, refused, (ds, without) => {
+      for (const d of ds) dropped[uidOf(d)!] = [...without].sort().join('');
+    })(10, 0);
     expect(page.datasets.map(uidOf)).toEqual(rows.map(uidOf));
-    expect(reducedSeen).toEqual(['1.2.3', '1.2.7']);
-    expect(calls.filter((c) => c.endsWith('r'))).toEqual(['3+1r', '7+1r']);
+    // Row 3 is bisected; row 5 tries the remembered C first, then bisects; row 7 tries C and F alone, then without C.
+    expect(dropped).toEqual({ '1.2.3': 'C', '1.2.5': 'CF', '1.2.7': 'C' });
+    expect([...refused].sort()).toEqual(['C', 'F']);
+    expect(calls).toContain('7+1:ABDEFG');
+    expect(calls.filter((c) => c.startsWith('7+1:'))).toEqual(['7+1:ABCDEFG', '7+1:C', '7+1:F', '7+1:ABDEFG']);
+    expect(calls.some((c) => c.endsWith(':'))).toBe(false); // no row fell back to default attributes
   });
+
+  it('a row refused whatever is asked falls back to the default attributes', async () => {
+    const { isolatingBadRows } = await import('../../../src/dicomweb/paging');
+    const rows = corpus(2);
+    const calls: string[] = [];
+    // Refuses any includefield with two or more attributes: no single attribute is to blame.
+    const fetch = async (limit: number, offset: number, fields: readonly string[]): Promise<PageAnswer> => {
+      calls.push(`${offset}+${limit}:${fields.join('')}`);
+      if (fields.length > 1) throw new PacsError('Bad request', 400, 'http', false);
+      return { datasets: rows.slice(offset, offset + limit), truncated: false };
+    };
+    const dropped: string[][] = [];
+    const page = await isolatingBadRows(fetch, ['A', 'B'], new Set(), (_, w) => dropped.push([...w]))(1, 0);
+    expect(page.datasets).toHaveLength(1);
+    expect(dropped).toEqual([['A', 'B']]);
+    expect(calls[calls.length - 1]).toBe('0+1:');
+  });
+
   it('a query the server always refuses still fails', async () => {
     const { isolatingBadRows } = await import('../../../src/dicomweb/paging');
     const fetch = async (): Promise<PageAnswer> => {
       throw new PacsError('Bad request', 400, 'http', false);
     };
-    await expect(isolatingBadRows(fetch, () => {})(8, 0)).rejects.toMatchObject({ status: 400 });
+    await expect(isolatingBadRows(fetch, ['A'], new Set(), () => {})(8, 0)).rejects.toMatchObject({ status: 400 });
   });
 });

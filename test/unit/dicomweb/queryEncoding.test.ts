@@ -1,4 +1,11 @@
-import { matchesLocally, planMatch, resolveKey, wireValue } from '../../../src/dicomweb/queryEncoding';
+import {
+  inexactReason,
+  InexactValueError,
+  matchesLocally,
+  planMatch,
+  resolveKey,
+  wireValue,
+} from '../../../src/dicomweb/queryEncoding';
 import { restoreWireQuery } from '../../../src/dicomweb/transport';
 
 describe('wire form of matching values', () => {
@@ -33,11 +40,54 @@ describe('wire form of matching values', () => {
     expect(wireValue('""', false)).toEqual({ wire: '%22%22', widened: false });
   });
   it('only widened keys get a local filter; PN ones are marked', () => {
-    const p = planMatch({ PatientName: 'Doe^Peter', PatientID: 'A1', AccessionNumber: 'ACC 9' });
+    const p = planMatch({ PatientName: 'Doe^Peter', PatientID: 'A1', StudyDescription: 'HEAD CT' });
     expect(p.filters).toEqual([
       { tag: '00100010', value: 'Doe^Peter', personName: true },
-      { tag: '00080050', value: 'ACC 9', personName: false },
+      { tag: '00081030', value: 'HEAD CT', personName: false },
     ]);
+  });
+  it('in lookups, identifying values are never widened: refused where they cannot travel exactly', () => {
+    const lookup = { exactIdentifiers: true };
+    for (const [key, value] of [
+      ['PatientID', '陳'],
+      ['PatientID', 'VICTI%99'],
+      ['AccessionNumber', 'ACC 9'],
+      ['StudyID', 'S^1'],
+    ])
+      expect(() => planMatch({ [key]: value }, lookup)).toThrow(InexactValueError);
+    // A caller's own wildcard stays theirs; a sweep's filter (sync) may still be widened and narrowed.
+    expect(planMatch({ AccessionNumber: 'ACC*' }, lookup).params).toEqual([['00080050', 'ACC*']]);
+    expect(planMatch({ AccessionNumber: 'ACC 9' }).params).toEqual([['00080050', 'ACC?9']]);
+  });
+  it('on a percent-decoding PACS every value is percent-encoded, exactly', () => {
+    const o = { percentDecodes: true };
+    expect(planMatch({ PatientID: '陳 1', AccessionNumber: 'VACC00%' }, o)).toEqual({
+      params: [
+        ['00100020', '%E9%99%B3%201'],
+        ['00080050', 'VACC00%25'],
+      ],
+      filters: [],
+    });
+    expect(planMatch({ StudyDescription: 'HEAD^CT' }, o).params).toEqual([['00081030', 'HEAD%5ECT']]);
+  });
+  it('never a bare "*": a name that widens to nothing but wildcards is left off and checked locally', () => {
+    expect(planMatch({ PatientName: '王^小明' })).toEqual({
+      params: [],
+      filters: [{ tag: '00100010', value: '王^小明', personName: true }],
+    });
+    expect(planMatch({ StudyDescription: '頭部' })).toEqual({
+      params: [],
+      filters: [{ tag: '00081030', value: '頭部', personName: false }],
+    });
+  });
+  it('inexactReason: wildcards, empty values and unsendable characters', () => {
+    expect(inexactReason('P00001')).toBeUndefined();
+    expect(inexactReason('P*')).toMatch(/wildcard/);
+    expect(inexactReason('')).toMatch(/every study/);
+    expect(inexactReason('VICTI%99')).toMatch(/"%"/);
+    expect(inexactReason('陳')).toMatch(/non-ASCII/);
+    expect(inexactReason('陳', { percentDecodes: true })).toBeUndefined();
+    expect(inexactReason('P?', { percentDecodes: true })).toMatch(/wildcard/);
   });
   it('a PN value without "=" goes out as a prefix (Orthanc matches the whole A=I=P string) and is checked locally', () => {
     expect(planMatch({ PatientName: 'DOE' })).toEqual({
@@ -71,7 +121,10 @@ describe('wire form of matching values', () => {
 describe('local narrowing of widened answers', () => {
   const pn = (groups: object) => ({ '00100010': { vr: 'PN', Value: [groups] } });
   const lo = (tag: string, v: string) => ({ [tag]: { vr: 'LO', Value: [v] } });
-  const f = (match: Record<string, string>) => planMatch(match).filters;
+  // Filters as planMatch makes them for widened values (identifying keys are no longer widened, but a
+  // PACS may still match them loosely, e.g. case-insensitively).
+  const f = (match: Record<string, string>) =>
+    Object.entries(match).map(([k, value]) => ({ tag: resolveKey(k), value, personName: k === 'PatientName' }));
 
   it('PN: matches any component group, case-insensitively, and the full A=I=P form', () => {
     expect(matchesLocally(pn({ Alphabetic: 'DOE^PETER' }), f({ PatientName: 'Doe^Peter' }))).toBe(true);

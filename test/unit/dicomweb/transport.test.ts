@@ -99,21 +99,31 @@ const source = (scenario: string, extra: Record<string, unknown> = {}) =>
   );
 
 describe('query wire form', () => {
-  it('sends names/IDs widened with wildcards and UIDs/dates as they are', async () => {
+  it('sends names widened with wildcards, IDs exactly, and UIDs/dates as they are', async () => {
     const s = source('wire');
     await s.searchStudies({
       PatientName: 'Doe^Peter',
-      PatientID: '病人 1',
+      PatientID: 'P-1',
       StudyDate: '20240101-20240102',
       StudyInstanceUID: '1.2,1.3',
     });
     const url = seen.wire.at(-1)!.url;
     expect(url).toContain('00100010=Doe?Peter');
-    expect(url).toContain('00100020=*1');
+    expect(url).toContain('00100020=P-1');
     expect(url).toContain('00080020=20240101-20240102');
     expect(url).toContain('0020000D=1.2,1.3');
     expect(url).toMatch(/includefield=[0-9A-F,]+/);
     expect(url).not.toMatch(/%5E|%3F|%2C/i);
+  });
+});
+
+describe('identifying values are never widened', () => {
+  it('an ID that cannot travel exactly is refused without a request; a percent-decoding PACS gets it encoded', async () => {
+    const before = seen.wire.length;
+    await expect(source('wire').searchStudies({ PatientID: '病人 1' })).rejects.toThrow(/non-ASCII/);
+    expect(seen.wire.length).toBe(before);
+    await source('wire', { percentDecodesQueryValues: true }).searchStudies({ PatientID: '病人 1' });
+    expect(seen.wire.at(-1)!.url).toContain('00100020=%E7%97%85%E4%BA%BA%201');
   });
 });
 

@@ -240,9 +240,19 @@ describe('patient facts from DICOM', () => {
       identifier: { system: 'urn:oid:1.2.3', value: '12345' },
       gender: 'female',
       birthDate: '1975-02-03',
-      name: { use: 'official', text: 'Lin Mei Hua', family: 'Lin', given: ['Mei Hua'] },
+      name: { use: 'official', text: 'Mei Hua Lin', family: 'Lin', given: ['Mei Hua'] },
     });
-    expect(patientFactsFromDicom(ds, source({ nameGroup: 'ideographic' }))?.name?.family).toBe('林');
+    expect(patientFactsFromDicom(ds, source({ nameGroup: 'ideographic' }))?.name).toEqual({
+      use: 'official',
+      text: '林美華',
+      family: '林',
+      given: ['美華'],
+    });
+    // An issuer the table does not map gets its own system, per source and issuer.
+    expect(patientFactsFromDicom(ds, source())?.identifier).toEqual({
+      system: 'urn:pacs-fhir-bridge:s:issuer:HOSP:patient-id',
+      value: '12345',
+    });
     expect(patientFactsFromDicom({}, source())).toBeUndefined();
   });
 

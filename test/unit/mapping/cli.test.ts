@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runMap, mapCommand } from '../../../src/cli/map';
+import { validatorLoads } from '../../../src/mapping';
 import { Tag } from '../../../src/dicomweb/tags';
 import { basicResults, s, STUDY_UID } from './dicom';
 
@@ -79,4 +80,49 @@ test('the commander command declares its options', () => {
   expect(cmd.options.map((o) => o.long)).toEqual(
     expect.arrayContaining(['--study', '--series', '--instances', '--source', '--study-uid', '--no-validate']),
   );
+});
+
+describe('validation out of the box', () => {
+  const saved = process.env.TWCORE_PROFILES_DIR;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.TWCORE_PROFILES_DIR;
+    else process.env.TWCORE_PROFILES_DIR = saved;
+    process.exitCode = undefined;
+    jest.restoreAllMocks();
+  });
+
+  test('`map` validates by default with the shipped profiles, no set-up', async () => {
+    delete process.env.TWCORE_PROFILES_DIR;
+    const r = basicResults();
+    let stdout = '';
+    let stderr = '';
+    jest.spyOn(process.stdout, 'write').mockImplementation((d) => ((stdout += d), true));
+    jest.spyOn(process.stderr, 'write').mockImplementation((d) => ((stderr += d), true));
+    await mapCommand().parseAsync(
+      [
+        '--study',
+        write('d.json', r.study),
+        '--series',
+        write('ds.json', r.series),
+        '--instances',
+        write('di.json', r.instances),
+      ],
+      { from: 'user' },
+    );
+    expect(process.exitCode).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, validation: [] });
+    expect(stderr).toContain('validated against R4 + ImagingStudy-twcore');
+    expect(validatorLoads()).toBe(1);
+  });
+
+  test('profiles that cannot be loaded are a configuration error (78) naming the folder', async () => {
+    jest.resetModules();
+    const fresh = require('../../../src/cli/map') as typeof import('../../../src/cli/map');
+    process.env.TWCORE_PROFILES_DIR = path.join(dir, 'nowhere');
+    const r = basicResults();
+    const run = await fresh.runMap({ study: write('e.json', r.study), validate: true });
+    expect(run.exitCode).toBe(78);
+    expect(run.stderr).toContain(`${path.join(dir, 'nowhere')} does not exist`);
+    expect(run.stderr).toContain('--no-validate');
+  });
 });

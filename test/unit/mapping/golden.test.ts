@@ -7,13 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ImagingStudy } from 'fhir/r4';
 import { mapStudy } from '../../../src/mapping';
-import { profilesDir } from '../../../src/mapping/validate';
 import { Tag } from '../../../src/dicomweb/tags';
 import { code, n, pn, s, source, sq } from './dicom';
 import { expectValid } from './validity';
 
 const example = (): ImagingStudy & Record<string, any> =>
-  JSON.parse(fs.readFileSync(path.join(profilesDir(), '..', 'r4-examples', 'ImagingStudy-example-xr.json'), 'utf8'));
+  JSON.parse(
+    fs.readFileSync(path.resolve(__dirname, '../../fixtures/fhir-examples/r4/ImagingStudy-example-xr.json'), 'utf8'),
+  );
 
 const STUDY_UID = '2.16.124.113543.6003.1154777499.30246.19789.3503430046';
 const SERIES_UID = '2.16.124.113543.6003.1154777499.30246.19789.3503430045.1';

@@ -50,6 +50,13 @@ describe('Endpoint', () => {
     expect(endpointFor(source()).address).toBe('http://pacs.test/dicom-web');
   });
 
+  test('rendered media types the source configures are listed beside application/dicom, and validate', () => {
+    const ep = endpointFor(source({ renderedMimeTypes: ['image/jpeg', 'application/dicom', 'image/png'] }));
+    expect(ep.payloadMimeType).toEqual(['application/dicom', 'image/jpeg', 'image/png']);
+    expect(validateEndpoint(ep)).toEqual([]);
+    expect(() => source({ renderedMimeTypes: ['jpeg'] })).toThrow(/media type/);
+  });
+
   test('endpointId stays a FHIR id for the longest source ids', () => {
     const id = 'a'.repeat(64);
     expect(endpointId(id)).toMatch(/^[A-Za-z0-9\-.]{1,64}$/);

@@ -135,7 +135,7 @@ describe('subject', () => {
     });
   });
 
-  test('issuer table maps Issuer of Patient ID to a system; an unmapped issuer falls back with a warning', () => {
+  test('issuer table maps Issuer of Patient ID to a system; an unmapped issuer gets a system of its own, with a warning', () => {
     const mapping = {
       patient: { defaultSystem: 'urn:default', issuerSystems: { HOSP_A: 'https://hosp-a.example.tw/mrn' } },
     };
@@ -146,8 +146,29 @@ describe('subject', () => {
     );
     r.study[Tag.IssuerOfPatientID] = s('LO', 'HOSP_B');
     const other = mapOk(r, source({ mapping }));
-    expect(other.imagingStudy.subject?.identifier?.system).toBe('urn:default');
+    expect(other.imagingStudy.subject?.identifier?.system).toBe('urn:pacs-fhir-bridge:pacs1:issuer:HOSP_B:patient-id');
     expect(other.warnings.find((w) => w.code === 'unmapped-patient-issuer')?.tag).toBe(Tag.IssuerOfPatientID);
+    // Two unmapped issuers never share a system; no issuer at all keeps the source's default system.
+    r.study[Tag.IssuerOfPatientID] = s('LO', 'OTHER HOSP/2');
+    expect(mapOk(r, source({ mapping })).imagingStudy.subject?.identifier?.system).toBe(
+      'urn:pacs-fhir-bridge:pacs1:issuer:OTHER%20HOSP%2F2:patient-id',
+    );
+    delete r.study[Tag.IssuerOfPatientID];
+    const none = mapOk(r, source({ mapping }));
+    expect(none.imagingStudy.subject?.identifier?.system).toBe('urn:default');
+    expect(none.warnings.map((w) => w.code)).not.toContain('unmapped-patient-issuer');
+  });
+
+  test('Issuer of Patient ID Qualifiers Sequence gives the system when the issuer is not configured', () => {
+    const r = basicResults();
+    r.study[Tag.IssuerOfPatientID] = s('LO', 'HOSP_Q');
+    r.study[Tag.IssuerOfPatientIDQualifiersSequence] = {
+      vr: 'SQ',
+      Value: [{ [Tag.UniversalEntityID]: s('UT', '2.16.886.101.20003'), [Tag.UniversalEntityIDType]: s('CS', 'ISO') }],
+    };
+    const res = mapOk(r);
+    expect(res.imagingStudy.subject?.identifier?.system).toBe('urn:oid:2.16.886.101.20003');
+    expect(res.warnings.map((w) => w.code)).not.toContain('unmapped-patient-issuer');
   });
 
   test('conditional mode: Patient?identifier=system|value with search escaping', () => {
@@ -180,6 +201,20 @@ describe('subject', () => {
     const r = basicResults();
     r.study[Tag.PatientName] = pn({ Ideographic: '林^美玲' });
     expect(mapOk(r).imagingStudy.subject?.display).toBe('林美玲');
+  });
+
+  test('CJK names read family then given without a space, in whichever group they stand', () => {
+    const r = basicResults();
+    r.study[Tag.PatientName] = pn({ Alphabetic: '陳^大文' });
+    r.study[Tag.ReferringPhysicianName] = pn({ Alphabetic: '林^美玲' });
+    for (const nameGroup of ['alphabetic', 'ideographic'] as const) {
+      const { imagingStudy } = mapOk(r, source({ mapping: { patient: { nameGroup } } }));
+      expect(imagingStudy.subject?.display).toBe('陳大文');
+      expect(imagingStudy.referrer?.display).toBe('林美玲');
+    }
+    // Western names keep given-then-family order.
+    r.study[Tag.PatientName] = pn({ Alphabetic: 'Smith^John' });
+    expect(mapOk(r).imagingStudy.subject?.display).toBe('John Smith');
   });
 
   test('no Patient ID: display only, with a warning that does not contain the name', () => {

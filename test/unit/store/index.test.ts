@@ -6,9 +6,10 @@ import type { Endpoint, ImagingStudy } from 'fhir/r4';
 import { parseApiConfig } from '../../../src/api/config';
 import type { Cursor } from '../../../src/api/fhir/cursor';
 import { START } from '../../../src/api/fhir/cursor';
-import { matchesAll } from '../../../src/api/fhir/match';
+import { matchContextFor, matchesAll } from '../../../src/api/fhir/match';
 import { parseImagingStudySearch, type ParseOptions } from '../../../src/api/fhir/params';
-import { StudyService, type ApiSource } from '../../../src/api/fhir/studies';
+import { createStudyLookup } from '../../../src/api/fhir/lookup';
+import type { ApiSource, StudyLookup } from '../../../src/api/fhir/studies';
 import { storeFilterFor } from '../../../src/api/fhir/storeFilter';
 import { sourceSchema } from '../../../src/config';
 import type { PacsSource } from '../../../src/dicomweb/types';
@@ -151,7 +152,7 @@ describe('store search index', () => {
     raw.close();
 
     store = openStore(file);
-    expect(store.schemaVersion).toBe(MIGRATIONS[MIGRATIONS.length - 1]!.version);
+    expect(store.schemaVersion).toBe(MIGRATIONS[MIGRATIONS.length - 1].version);
     expect((store.db.prepare('SELECT COUNT(*) AS n FROM imaging_study_index').get() as { n: number }).n).toBe(30);
     expect(indexOf(store, storedStudy('a', 5).id)).toEqual({
       row: {
@@ -193,7 +194,13 @@ describe('store-mode search over many stored studies', () => {
     patientIdRule: { prefix: 'pid-', suffix: '' },
   };
   const sources: ApiSource[] = ['a', 'b'].map((id) => ({
-    config: sourceSchema.parse({ id, qidoBase: `http://pacs-${id}.invalid/dicom-web`, defaultTimezone: 'Asia/Taipei' }),
+    // Patient ids (pid-P12) stand for Patient IDs in the sources' issuer-less system.
+    config: sourceSchema.parse({
+      id,
+      qidoBase: `http://pacs-${id}.invalid/dicom-web`,
+      defaultTimezone: 'Asia/Taipei',
+      mapping: { patient: { defaultSystem: STORED_PATIENT_SYSTEM } },
+    }),
     // Store mode without fallback never asks the PACS: any call fails the test.
     pacs: new Proxy(
       {},
@@ -204,7 +211,7 @@ describe('store-mode search over many stored studies', () => {
       },
     ) as unknown as PacsSource,
   }));
-  let service: StudyService;
+  let service: StudyLookup;
   const PER_SOURCE = { a: 3000, b: 400 };
 
   beforeAll(() => {
@@ -219,12 +226,17 @@ describe('store-mode search over many stored studies', () => {
           });
       }
     });
-    service = new StudyService(
-      parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
-      sources,
+    service = createStudyLookup({
+      config: parseApiConfig({
+        mode: 'store',
+        storeFallback: false,
+        cache: { enabled: false },
+        auth: { type: 'none' },
+      }),
+      sources: sources,
       store,
-      silentLogger,
-    );
+      logger: silentLogger,
+    });
   });
   afterAll(() => {
     service.close();
@@ -237,7 +249,7 @@ describe('store-mode search over many stored studies', () => {
     return sources.flatMap((src) =>
       store
         .listImagingStudies({ sourceId: src.config.id })
-        .filter((r) => matchesAll(r, criteria, { zone: src.config.defaultTimezone }))
+        .filter((r) => matchesAll(r, criteria, matchContextFor(src.config)))
         .map((r) => r.id!),
     );
   }

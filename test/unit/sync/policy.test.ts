@@ -58,6 +58,7 @@ describe('what a run does with a study', () => {
     attempts: 0,
     nextRetryAt: null,
     lastError: null,
+    reason: null,
     dead: false,
     createdByBridge: true,
     updatedAt: '',
@@ -76,6 +77,11 @@ describe('what a run does with a study', () => {
     expect(decideStudy(state({ status: 'failing', nextRetryAt: '2024-03-09T23:00:00Z' }), 'fp', now)).toBe('fetch');
     expect(decideStudy(state({ status: 'failing', nextRetryAt: '2024-03-10T01:00:00Z' }), 'new', now)).toBe('fetch');
     expect(decideStudy(state({ status: 'dead' }), 'new', now)).toBe('dead');
+  });
+
+  it('leaves a quarantined study alone, changed or not, until it is replayed', () => {
+    expect(decideStudy(state({ status: 'quarantined', reason: 'study-uid-conflict' }), 'fp', now)).toBe('quarantined');
+    expect(decideStudy(state({ status: 'quarantined', reason: 'study-uid-conflict' }), 'new', now)).toBe('quarantined');
   });
 
   it('doubles the retry delay per attempt up to the cap', () => {

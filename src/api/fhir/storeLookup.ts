@@ -1,0 +1,135 @@
+/**
+ * Store lookups: what sync stored, read through the store's search index and decided by the same
+ * matcher as live answers; studies the store does not hold (yet) are asked of the live lookup when
+ * one is given (`api.storeFallback`), for reads and for searches naming studies by UID.
+ */
+import type { ImagingStudy } from 'fhir/r4';
+import { endpointId } from '../../mapping';
+import type { ApiConfig } from '../config';
+import type { AnswerCache } from './cache';
+import { matchContextFor, matchesAll } from './match';
+import type { Criterion } from './params';
+import { storeFilterFor } from './storeFilter';
+import {
+  SourceDirectory,
+  type ApiSource,
+  type FoundStudy,
+  type SearchRequest,
+  type StudyLookup,
+  type StudyPage,
+  type StudyStore,
+} from './studies';
+
+/** Candidate rows read from the store's index per round trip. */
+const STORE_BATCH = 500;
+
+const stripStoreMeta = (r: ImagingStudy): ImagingStudy => {
+  // The store's version bookkeeping is not part of the mapping: drop it so both modes agree.
+  if (!r.meta) return r;
+  const { versionId: _v, lastUpdated: _l, ...meta } = r.meta;
+  const { meta: _m, ...rest } = r;
+  return Object.keys(meta).length ? { ...rest, meta } : rest;
+};
+
+const stripInstances = (r: ImagingStudy): ImagingStudy =>
+  r.series?.some((s) => s.instance) ? { ...r, series: r.series.map(({ instance: _i, ...s }) => s) } : r;
+
+export class StoreLookup extends SourceDirectory implements StudyLookup {
+  constructor(
+    private readonly cfg: ApiConfig,
+    sources: ApiSource[],
+    private readonly store: StudyStore,
+    private readonly fallback?: StudyLookup,
+  ) {
+    super(sources, cfg.searchSources);
+  }
+
+  caches(): Record<string, AnswerCache<unknown>> {
+    return this.fallback?.caches() ?? {};
+  }
+
+  close(): void {
+    this.fallback?.close();
+  }
+
+  async read(studyUid: string): Promise<FoundStudy | null> {
+    const stored = this.store.getResource('ImagingStudy', studyUid) as ImagingStudy | undefined;
+    if (stored) {
+      const versionId = stored.meta?.versionId;
+      return {
+        sourceId: this.sourceOfStored(stored) ?? '',
+        resource: stripStoreMeta(stored),
+        ...(versionId ? { versionId } : {}),
+      };
+    }
+    return this.fallback ? this.fallback.read(studyUid) : null;
+  }
+
+  async search(req: SearchRequest): Promise<StudyPage> {
+    const page = this.searchStore(req);
+    // Fallback for studies not synced yet: a lookup of particular studies the store has none of goes live.
+    if (page.studies.length || !this.fallsBack(req.criteria)) return { ...page, total: this.storeCount(req.criteria) };
+    return this.fallback!.search(req);
+  }
+
+  async count(criteria: Criterion[]): Promise<number> {
+    const n = this.storeCount(criteria);
+    if (n || !this.fallsBack(criteria)) return n;
+    return this.fallback!.count(criteria);
+  }
+
+  private sourceOfStored(r: ImagingStudy): string | undefined {
+    const ref = r.endpoint?.[0]?.reference;
+    return this.allSources.find((s) => ref === `Endpoint/${endpointId(s.config.id)}`)?.config.id;
+  }
+
+  private storeCount(criteria: Criterion[]): number {
+    return this.searchSources.reduce((sum, src) => sum + this.storeMatches(src, criteria).length, 0);
+  }
+
+  /** The PACS is asked only for named studies (by UID) that the store does not hold. */
+  private fallsBack(criteria: Criterion[]): boolean {
+    return !!this.fallback && criteria.some((c) => c.kind === 'studyUid');
+  }
+
+  /**
+   * Matches of one source in id order, read from the store's search index in batches: the index
+   * narrows, the matcher decides (as in live mode). Stops once `stopAfter` matches are found.
+   */
+  private storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): ImagingStudy[] {
+    const ctx = matchContextFor(src.config);
+    const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
+    const out: ImagingStudy[] = [];
+    if (!filter) return out;
+    for (let after: string | undefined; out.length < stopAfter;) {
+      const batch = this.store.searchImagingStudies(filter, { after, limit: STORE_BATCH });
+      for (const stored of batch) {
+        const r = stripStoreMeta(stored);
+        if (matchesAll(r, criteria, ctx)) out.push(this.cfg.searchInstances ? r : stripInstances(r));
+        if (out.length >= stopAfter) break;
+      }
+      if (batch.length < STORE_BATCH) break;
+      after = batch[batch.length - 1].id;
+    }
+    return out;
+  }
+
+  private searchStore(req: SearchRequest): StudyPage {
+    const studies: FoundStudy[] = [];
+    const lengths = req.cursor.lengths.slice();
+    for (let i = req.cursor.source; i < this.searchSources.length; i++) {
+      const src = this.searchSources[i];
+      const offset = i === req.cursor.source ? req.cursor.offset : 0;
+      const need = req.count - studies.length;
+      // One match beyond the page tells whether another follows; fewer means the source's full length.
+      const all = this.storeMatches(src, req.criteria, offset + need + 1);
+      studies.push(...all.slice(offset, offset + need).map((resource) => ({ sourceId: src.config.id, resource })));
+      if (all.length > offset + need)
+        return { studies, next: { source: i, offset: offset + need, lengths }, problems: [] };
+      lengths.push(all.length);
+      if (studies.length >= req.count && i + 1 < this.searchSources.length)
+        return { studies, next: { source: i + 1, offset: 0, lengths }, problems: [] };
+    }
+    return { studies, problems: [] };
+  }
+}
