@@ -15,7 +15,7 @@ import type { Sink } from '../sinks/sink';
 import type { RunCounts, RunKind, RunStatus, Store } from '../sinks/store';
 import { syncSchema, syncSettingsFor, type SyncConfig, type SyncConfigInput, type SyncSettings } from './config';
 import { addDays, planWindows, pollRange, todayIn } from './dates';
-import { describeError, isRunOutage, SourceBusyError } from './errors';
+import { describeError, isRunOutage, SinkUnavailableError, SourceBusyError } from './errors';
 import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { reconcileSource } from './reconcile';
 import { StudySyncRun, studyUidOf, type StudyMapper } from './run';
@@ -221,7 +221,11 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         counts = { ...(run?.counts ?? {}) };
         status = 'failed';
         error = describeError(err);
-        if (isRunOutage(err)) log.warn({ err: error }, 'run ended early: PACS or sink unavailable');
+        if (isRunOutage(err))
+          log.warn(
+            { err: error },
+            `run ended early: ${err instanceof SinkUnavailableError ? 'sink' : 'PACS'} unavailable`,
+          );
         else log.error({ err: error }, 'run failed');
       }
       counts.qidoRequests = qidoRequests() - requestsBefore;
