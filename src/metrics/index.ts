@@ -158,7 +158,8 @@ export class BridgeMetrics {
         const now = new Date();
         storeRead(() => {
           for (const source of self.sourceIds()) {
-            const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE);
+            // Lag comes from polls alone; feed runs would crowd them out of the newest runs.
+            const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE, 'poll');
             const lag = syncLagSeconds(runs, now, self.observed.store.getCheckpoint(source));
             if (lag !== undefined) this.set({ source }, lag);
           }

@@ -16,4 +16,4 @@ export {
   type DeletionAction,
 } from './config';
 export type { StudyMapper } from './run';
-export { SourceBusyError, SourceUnavailableError } from './errors';
+export { SinkUnavailableError, SourceBusyError, SourceUnavailableError } from './errors';

@@ -15,7 +15,8 @@ import type { Sink } from '../sinks/sink';
 import type { RunCounts, RunKind, RunStatus, Store } from '../sinks/store';
 import { syncSchema, syncSettingsFor, type SyncConfig, type SyncConfigInput, type SyncSettings } from './config';
 import { addDays, planWindows, pollRange, todayIn } from './dates';
-import { describeError, SourceBusyError, SourceUnavailableError } from './errors';
+import { describeError, isRunOutage, SinkUnavailableError, SourceBusyError } from './errors';
+import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { reconcileSource } from './reconcile';
 import { StudySyncRun, studyUidOf, type StudyMapper } from './run';
 
@@ -64,7 +65,9 @@ export interface SyncService {
   backfill(sourceId: string, from: string, to: string, onProgress?: (p: BackfillProgress) => void): Promise<RunSummary>;
   /** Finds studies that vanished from the PACS and applies the configured deletion action. */
   reconcile(sourceId: string): Promise<RunSummary>;
-  /** Schedules polls (and reconciles, when configured) per source. */
+  /** Syncs these studies (a change feed's) as one run of kind `feed`; `missing`: UIDs the PACS did not return. */
+  syncStudyUids(sourceId: string, uids: string[]): Promise<{ summary: RunSummary; missing: string[] }>;
+  /** Schedules polls (and reconciles, when configured) per source, and polls their change feeds. */
   start(): void;
   /** Stops schedules and waits for runs in progress to finish their batch in hand. */
   stop(): Promise<void>;
@@ -143,6 +146,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const sources = new Map<string, PacsSource>();
   const running = new Map<string, Promise<RunSummary>>();
   const crons: Cron[] = [];
+  let feeds: FeedScheduler | undefined;
   let stopping = false;
 
   const configOf = (sourceId: string): SourceConfig => {
@@ -217,7 +221,11 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         counts = { ...(run?.counts ?? {}) };
         status = 'failed';
         error = describeError(err);
-        if (err instanceof SourceUnavailableError) log.warn({ err: error }, 'run ended early: PACS unavailable');
+        if (isRunOutage(err))
+          log.warn(
+            { err: error },
+            `run ended early: ${err instanceof SinkUnavailableError ? 'sink' : 'PACS'} unavailable`,
+          );
         else log.error({ err: error }, 'run failed');
       }
       counts.qidoRequests = qidoRequests() - requestsBefore;
@@ -342,8 +350,20 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       );
     },
 
+    async syncStudyUids(sourceId, uids) {
+      let missing: string[] = [];
+      const summary = await exclusive(sourceId, 'feed', async (run) => {
+        const result = await run!.syncStudyUids(uids);
+        missing = result.missing;
+        return { complete: result.complete };
+      });
+      return { summary, missing };
+    },
+
     start() {
       stopping = false;
+      feeds ??= feedSchedulerFor(service, { sources: [...sourceConfigs.values()], store, log: baseLog, now });
+      feeds.start();
       for (const sourceId of sourceConfigs.keys()) {
         const settings = syncSettingsFor(sync, sourceId);
         const schedule = (expr: string, what: string, fn: () => Promise<RunSummary>) => {
@@ -372,6 +392,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     async stop() {
       stopping = true;
       for (const c of crons.splice(0)) c.stop();
+      await feeds?.stop();
       await Promise.allSettled([...running.values()]);
     },
 

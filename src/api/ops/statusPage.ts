@@ -10,7 +10,7 @@ import { escapeHtml as h, formatDuration, formatInstant } from './format';
 
 /** What the page reads from the embedded store. */
 export interface StatusStoreView {
-  listRuns(sourceId: string, limit?: number): RunRecord[];
+  listRuns(sourceId: string, limit?: number, kind?: RunRecord['kind']): RunRecord[];
   counts(sourceId: string): SourceCounts;
   getCheckpoint(sourceId: string, name?: string): string | undefined;
   failingStudies(sourceId: string): StudyState[];
@@ -57,7 +57,8 @@ export function buildStatusModel(
         sourceId,
         counts: store.counts(sourceId),
         checkpoint,
-        lagSeconds: syncLagSeconds(runs, now, checkpoint),
+        // From polls alone: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
+        lagSeconds: syncLagSeconds(store.listRuns(sourceId, runsShown, 'poll'), now, checkpoint),
         runs: runs.map((r) => ({ ...r, lagSeconds: lagById.get(r.runId) })),
         chart,
         failing: store.failingStudies(sourceId),

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ImagingStudy, Resource } from 'fhir/r4';
-import { migrate } from './migrations';
+import { migrate, prepareConnection } from './migrations';
 import { statement } from './statements';
 import { filterSql, indexStudy, studyIndexRow, unindexStudy, type StudyIndexFilter } from './studyIndex';
 
@@ -37,7 +37,8 @@ export interface StudyState {
   updatedAt: string;
 }
 
-export type RunKind = 'poll' | 'backfill' | 'reconcile';
+/** `feed`: studies a change feed reported (src/sync/feed.ts). */
+export type RunKind = 'poll' | 'backfill' | 'reconcile' | 'feed';
 export type RunStatus = 'running' | 'ok' | 'partial' | 'failed' | 'interrupted';
 
 export interface RunCounts {
@@ -142,10 +143,7 @@ export class Store {
   constructor(readonly file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a commit survives power loss, not only a crash of this process.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    prepareConnection(this.db);
     this.schemaVersion = migrate(this.db);
   }
 
@@ -525,10 +523,19 @@ export class Store {
     ).changes;
   }
 
-  listRuns(sourceId: string, limit = 20): RunRecord[] {
-    const rows = statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(
-      sourceId,
-      limit,
+  /**
+   * The newest runs of a source. `kind`: only runs of that kind (feed runs, which come every few seconds
+   * while studies arrive, would otherwise crowd the last poll out of a short list).
+   */
+  listRuns(sourceId: string, limit = 20, kind?: RunKind): RunRecord[] {
+    const rows = (
+      kind
+        ? statement(this.db, 'SELECT * FROM runs WHERE source_id = ? AND kind = ? ORDER BY id DESC LIMIT ?').all(
+            sourceId,
+            kind,
+            limit,
+          )
+        : statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(sourceId, limit)
     ) as {
       run_id: string;
       source_id: string;
