@@ -1,5 +1,6 @@
+# Node 24 LTS, pinned to a minor version (the one .ci/run tests with: scripts/with-node24.sh).
 # Build stage: compile TypeScript with the full toolchain (better-sqlite3 builds natively here).
-FROM node:20-bookworm AS build
+FROM node:24.22-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -8,7 +9,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production dependencies and compiled output only, as a non-root user.
-FROM node:20-bookworm-slim AS runtime
+FROM node:24.22-bookworm-slim AS runtime
 ENV NODE_ENV=production NODE_CONFIG_DIR=/app/config
 # Reachable from outside the container (/fhir stays behind api.auth); the audit trail goes to the data
 # volume, the one folder the non-root user may write (config/custom-environment-variables.json maps both).

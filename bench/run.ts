@@ -2,13 +2,14 @@
  * `npm run bench`: builds or reuses the benchmark corpora (each in its own Orthanc), measures what issue 8
  * asks for, and writes docs/benchmarks.md (the block between its markers) and docs/benchmarks.json.
  * `npm run bench -- <suite>` runs one suite on the full corpus and prints its JSON instead:
- * fullSync, mapper, lookupApi, fhirRequests, storeSearch, enrichment and sweep (these two not part of the full run).
- * Speed is measured here, never asserted in tests.
+ * fullSync, mapper, lookupApi, fhirRequests, storeSearch, enrichment and sweep (these two not part of the full run);
+ * `freshness` (change feed, its own Orthanc) runs only so. Speed is measured here, never asserted in tests.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openCorpus, type BenchCorpus } from './corpus';
 import { runFhirRequests } from './fhirRequests';
+import { runFreshnessSuite } from './freshness';
 import { runEnrichment } from './enrichment';
 import { runFullSync } from './fullSync';
 import { runLookupApi } from './lookupApi';
@@ -47,6 +48,11 @@ async function withSparse<T>(fn: (c: BenchCorpus) => Promise<T>): Promise<T> {
     await corpus.close();
   }
 }
+
+/** Suites that bring their own PACS (no corpus is opened for them). */
+const standalone: Record<string, () => Promise<unknown>> = {
+  freshness: () => runFreshnessSuite(log),
+};
 
 async function withCorpus<T>(studies: number, fn: (c: BenchCorpus) => Promise<T>): Promise<T> {
   const corpus = await openCorpus(studies, log);
@@ -92,9 +98,16 @@ async function all(): Promise<BenchResults> {
 
 async function main(): Promise<void> {
   const only = process.argv[2];
+  if (only && standalone[only]) {
+    process.stdout.write(`${JSON.stringify(await standalone[only](), null, 2)}\n`);
+    return;
+  }
   if (only) {
     const suite = suites[only];
-    if (!suite) throw new Error(`unknown suite "${only}"; one of: ${Object.keys(suites).join(', ')}`);
+    if (!suite)
+      throw new Error(
+        `unknown suite "${only}"; one of: ${[...Object.keys(suites), ...Object.keys(standalone)].join(', ')}`,
+      );
     process.stdout.write(`${JSON.stringify(await withCorpus(FULL, suite), null, 2)}\n`);
     return;
   }

@@ -149,7 +149,8 @@ export async function runMap(opts: MapCommandOptions): Promise<MapRun> {
     try {
       validation = [...validateImagingStudy(result.imagingStudy), ...validateEndpoint(result.endpoint)];
     } catch (e) {
-      // Validation is on by default with the shipped profiles; only a bad TWCORE_PROFILES_DIR gets here (78: configuration).
+      // Validation is on by default with the shipped profiles; only a bad TWCORE_PROFILES_DIR gets here
+      // (78: configuration).
       if (!(e instanceof ProfilesUnavailableError)) throw e;
       return { exitCode: 78, stdout: '', stderr: `map: ${e.message} (or skip validation with --no-validate)\n` };
     }

@@ -246,7 +246,8 @@ export function sourceStatus(store: Store, config: BridgeConfig, sourceId: strin
   const checkpoint = store.getCheckpoint(sourceId, 'poll') ?? null;
   const runs = store.listRuns(sourceId, 50);
   const last = runs[0];
-  const ok = runs.find((r) => r.kind === 'poll' && (r.status === 'ok' || r.status === 'partial'));
+  // Polls of their own: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
+  const ok = store.listRuns(sourceId, 50, 'poll').find((r) => r.status === 'ok' || r.status === 'partial');
   return {
     sourceId,
     checkpoint,

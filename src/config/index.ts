@@ -41,7 +41,7 @@ export function parseConfig(raw: unknown): BridgeConfig {
 
 /** Reads the `config` package's merged view. Required lazily so tests can set NODE_CONFIG_DIR first. */
 export function loadConfig(): BridgeConfig {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: it reads NODE_CONFIG_DIR when loaded
   const config = require('config') as { util: { toObject(o?: unknown): unknown } };
   return parseConfig(config.util.toObject());
 }

@@ -66,6 +66,33 @@ export const mappingSchema = z
   })
   .default({});
 
+/**
+ * A source's change feed (src/dicomweb/changeFeed.ts): discovery within seconds of a study arriving,
+ * whatever its StudyDate. `auto` uses Orthanc's /changes when the source's REST root answers as Orthanc.
+ */
+export const changeFeedSchema = z
+  .object({
+    type: z.enum(['auto', 'orthanc', 'off']).default('auto'),
+    /** Orthanc's REST root (where /changes and /system are); default: qidoBase without its last path segment. */
+    restBase: url.optional(),
+    /** Seconds between feed polls when nothing is happening (each costs one request). */
+    intervalSeconds: z.number().min(0.1).max(3600).default(2),
+    /**
+     * Seconds between feed polls while studies are arriving (events in the last 10 s, or studies pending
+     * until Orthanc reports them stable): a stable study is then seen sooner, at no cost when idle.
+     */
+    busyIntervalSeconds: z.number().min(0.1).max(3600).default(0.5),
+    /** Events asked for per feed request. */
+    pageSize: z.number().int().min(1).max(10000).default(1000),
+    /**
+     * A study seen changing but never reported ready (Orthanc restarted before StableStudy fired) is
+     * synced once nothing has happened to it for this long.
+     */
+    settleSeconds: z.number().min(0).max(86400).default(300),
+  })
+  .strict()
+  .default({});
+
 export const sourceSchema = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-.]{0,63}$/, 'use letters, digits, "-" and "." (a FHIR id)'),
   /** QIDO-RS / WADO-RS base URL the bridge calls, e.g. http://pacs:8042/dicom-web */
@@ -111,6 +138,7 @@ export const sourceSchema = z.strictObject({
   renderedMimeTypes: z
     .array(z.string().regex(/^[a-z]+\/[A-Za-z0-9.+-]+$/, 'a media type such as "image/jpeg"'))
     .default([]),
+  changeFeed: changeFeedSchema,
 });
 
 export const sinksSchema = z
@@ -130,7 +158,10 @@ export const sinksSchema = z
     validation: z
       .object({
         enabled: z.boolean().default(true),
-        /** Folder of the TW Core 0.3.2 StructureDefinitions; default $TWCORE_PROFILES_DIR, else the shipped profiles/twcore-0.3.2. */
+        /**
+         * Folder of the TW Core 0.3.2 StructureDefinitions;
+         * default $TWCORE_PROFILES_DIR, else the shipped profiles/twcore-0.3.2.
+         */
         profilesDir: z.string().min(1).optional(),
       })
       .strict()
@@ -162,6 +193,7 @@ export const configSchema = z
 
 export type PacsAuth = z.infer<typeof pacsAuthSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;
+export type ChangeFeedConfig = z.infer<typeof changeFeedSchema>;
 export type SourceInput = z.input<typeof sourceSchema>;
 export type MappingConfig = z.infer<typeof mappingSchema>;
 export type BridgeConfig = z.infer<typeof configSchema>;

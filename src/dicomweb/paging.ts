@@ -97,9 +97,9 @@ const isRefusal = (e: unknown) => e instanceof PacsError && e.kind === 'http' &&
  * One unreadable attribute must cost neither a page nor the row's other attributes: Orthanc answers 400 to a
  * whole page when one of its rows cannot render one includefield (0008,0005 of an ISO 2022 study). A refused
  * page is fetched in halves down to the row; for the row, those of the attributes this source refused before
- * (`refused`, shared by the source's searches) that it refuses too are left out first; if it is still refused the field list
- * is bisected to the attributes the server refuses alone. Those are added to `refused` and the row is fetched
- * without them; only if that fails too is the row fetched with the default attributes.
+ * (`refused`, shared by the source's searches) that it refuses too are left out first; if it is still refused the
+ * field list is bisected to the attributes the server refuses alone. Those are added to `refused` and the row is
+ * fetched without them; only if that fails too is the row fetched with the default attributes.
  */
 export function isolatingBadRows(
   fetch: FieldsFetcher,

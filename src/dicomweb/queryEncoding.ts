@@ -7,7 +7,8 @@
  * On such a server a name or description that cannot be sent as itself is widened with DICOM wildcards
  * (PS3.4 C.2.2.2.4) and the answers are narrowed here. In on-demand lookups (`exactIdentifiers`) a value
  * identifying a patient or a study (Patient ID, Accession Number, Study ID, UIDs) is never widened: it
- * goes out exactly or not at all (InexactValueError). A source marked `percentDecodesQueryValues` gets every value percent-encoded, exactly.
+ * goes out exactly or not at all (InexactValueError). A source marked `percentDecodesQueryValues` gets every value
+ * percent-encoded, exactly.
  */
 import { rawValues, type DicomDataset } from './dicomJson';
 import { Tag } from './tags';

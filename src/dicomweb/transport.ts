@@ -20,7 +20,7 @@ import { PacsError, type SourceStats } from './types';
 import { metrics } from '../metrics';
 
 // xhr2 ships no types; this is the part of it used here.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- xhr2 has no types; typed by the line below
 const Xhr2: new () => Xhr2Instance = require('xhr2');
 
 interface Xhr2Instance {
@@ -141,7 +141,7 @@ export function httpsAgentFor(cfg: SourceConfig): https.Agent | undefined {
     try {
       return fs.readFileSync(file);
     } catch (e) {
-      throw new Error(`source "${cfg.id}": cannot read tls.${what} ${file}: ${(e as Error).message}`);
+      throw new Error(`source "${cfg.id}": cannot read tls.${what} ${file}: ${(e as Error).message}`, { cause: e });
     }
   };
   return new https.Agent({

@@ -1,4 +1,7 @@
-/** The mapping layer's public API: QIDO-RS results → TW Core ImagingStudy + Endpoint. Pure, no I/O (except the validator's one-time load of the profiles). */
+/**
+ * The mapping layer's public API: QIDO-RS results → TW Core ImagingStudy + Endpoint.
+ * Pure, no I/O (except the validator's one-time load of the profiles).
+ */
 export type { StudyResults, MapResult, MappingWarning, MappingError } from './types';
 export { mapStudy, type MapOptions } from './study';
 export { imagingStudyId, endpointId, isDicomUid, isFhirId } from './ids';

@@ -23,7 +23,10 @@ function qualifiedIssuerSystem(study: DicomDataset): string | undefined {
   return item ? universalEntitySystem(item) : undefined;
 }
 
-/** A system URI from Universal Entity ID (0040,0032) and its type (0040,0033): ISO → urn:oid, UUID → urn:uuid, URI as is. */
+/**
+ * A system URI from Universal Entity ID (0040,0032) and its type (0040,0033):
+ * ISO → urn:oid, UUID → urn:uuid, URI as is.
+ */
 export function universalEntitySystem(item: DicomDataset): string | undefined {
   const id = valueOf(readString(item, Tag.UniversalEntityID));
   const type = valueOf(readString(item, Tag.UniversalEntityIDType))?.toUpperCase();

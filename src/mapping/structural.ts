@@ -61,11 +61,14 @@ function checkId(s: unknown, path: string, issues: string[]): void {
   if (s !== undefined && !(typeof s === 'string' && ID.test(s))) issues.push(`${path}: not a FHIR id`);
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- walks JSON that may not match any FHIR type
+type Unchecked = Record<string, any>;
+
 /** Problems found in a resource, as "path: problem" lines; empty when none. */
 export function structuralIssues(resource: unknown): string[] {
   const issues: string[] = [];
   if (typeof resource !== 'object' || resource === null) return ['resource is not an object'];
-  const r = resource as Record<string, any>;
+  const r = resource as Unchecked;
   walk(r, r.resourceType ?? 'Resource', '', issues);
   checkId(r.id, 'id', issues);
   if (r.resourceType === 'ImagingStudy') {
@@ -75,7 +78,7 @@ export function structuralIssues(resource: unknown): string[] {
     checkDateTime(r.started, 'ImagingStudy.started', issues);
     checkCount(r.numberOfSeries, 'ImagingStudy.numberOfSeries', issues);
     checkCount(r.numberOfInstances, 'ImagingStudy.numberOfInstances', issues);
-    (Array.isArray(r.series) ? r.series : []).forEach((s: Record<string, any>, i: number) => {
+    (Array.isArray(r.series) ? r.series : []).forEach((s: Unchecked, i: number) => {
       const p = `ImagingStudy.series[${i}]`;
       if (s.uid === undefined) issues.push(`${p}.uid: missing`);
       checkId(s.uid, `${p}.uid`, issues);
@@ -83,7 +86,7 @@ export function structuralIssues(resource: unknown): string[] {
       checkCount(s.number, `${p}.number`, issues);
       checkCount(s.numberOfInstances, `${p}.numberOfInstances`, issues);
       checkDateTime(s.started, `${p}.started`, issues);
-      (Array.isArray(s.instance) ? s.instance : []).forEach((inst: Record<string, any>, j: number) => {
+      (Array.isArray(s.instance) ? s.instance : []).forEach((inst: Unchecked, j: number) => {
         if (inst.uid === undefined) issues.push(`${p}.instance[${j}].uid: missing`);
         checkId(inst.uid, `${p}.instance[${j}].uid`, issues);
         if (!inst.sopClass?.code) issues.push(`${p}.instance[${j}].sopClass: missing`);

@@ -82,7 +82,7 @@ export class BridgeMetrics {
     this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     const p = METRIC_PREFIX;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with its own `this`
     const self = this;
 
     this.qidoDuration = new Histogram({
@@ -162,7 +162,8 @@ export class BridgeMetrics {
         const now = new Date();
         storeRead(() => {
           for (const source of self.sourceIds()) {
-            const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE);
+            // Lag comes from polls alone; feed runs would crowd them out of the newest runs.
+            const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE, 'poll');
             const lag = syncLagSeconds(runs, now, self.observed.store.getCheckpoint(source));
             if (lag !== undefined) this.set({ source }, lag);
           }

@@ -40,7 +40,17 @@ export type WriteOutcome =
       unchanged?: boolean;
       patientLink?: PatientLinkNote;
     }
-  | { studyUid: string; ok: false; error: string; retryable: boolean };
+  | {
+      studyUid: string;
+      ok: false;
+      error: string;
+      retryable: boolean;
+      /**
+       * The sink as a whole could not take the write (server down, 5xx, 429, network, after its own
+       * retries): not this study's fault. The sync ends the run as "sink unavailable" and charges nothing.
+       */
+      unavailable?: boolean;
+    };
 
 export interface Sink {
   readonly name: string;

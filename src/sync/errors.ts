@@ -1,4 +1,5 @@
-/** How the sync classifies failures: the PACS being unreachable is not any one study's fault. */
+/** How the sync classifies failures: the PACS or a sink being unreachable is not any one study's fault. */
+import { isOutage as isFhirOutage } from '../sinks/fhir/errors';
 
 /** Raised inside a run when the PACS cannot be reached: the run stops, studies in hand are kept for retry. */
 export class SourceUnavailableError extends Error {
@@ -6,6 +7,25 @@ export class SourceUnavailableError extends Error {
     super(`PACS unavailable: ${describeError(cause)}`, { cause });
     this.name = 'SourceUnavailableError';
   }
+}
+
+/**
+ * Raised inside a run when a sink (the FHIR server) is down after its own retries: 5xx, 429 or no answer.
+ * The run ends as failed with "sink unavailable"; the studies in hand are kept, no attempt charged.
+ */
+export class SinkUnavailableError extends Error {
+  constructor(
+    readonly sink: string,
+    detail: string,
+  ) {
+    super(`sink unavailable: ${sink}: ${detail}`);
+    this.name = 'SinkUnavailableError';
+  }
+}
+
+/** The run ended because the PACS or a sink is down, not because of a bug or a bad study. */
+export function isRunOutage(err: unknown): boolean {
+  return err instanceof SourceUnavailableError || err instanceof SinkUnavailableError;
 }
 
 /** Raised when a run of a source is requested while another run of it is going. */
@@ -34,6 +54,11 @@ export function isSourceOutage(err: unknown): boolean {
     return e.kind === 'network' || e.kind === 'timeout' || e.status === 502 || e.status === 503 || e.status === 504;
   const code = (err as { code?: string }).code;
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT';
+}
+
+/** A sink that threw (instead of returning outcomes) because its server is down. */
+export function isSinkOutage(err: unknown): boolean {
+  return isFhirOutage(err);
 }
 
 export function describeError(err: unknown): string {

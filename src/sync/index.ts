@@ -16,5 +16,5 @@ export {
   type DeletionAction,
 } from './config';
 export type { StudyMapper } from './run';
-export { SourceBusyError, SourceUnavailableError } from './errors';
+export { SinkUnavailableError, SourceBusyError, SourceUnavailableError } from './errors';
 export { sourceCoverage, type Coverage, type CoverageHealth, type CoverageStore } from './sweepCoverage';

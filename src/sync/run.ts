@@ -1,14 +1,14 @@
 /**
  * One run over one source: discovery through StudyDate windows (and the undated sweep), change
  * detection by fingerprint, batched detail fetches, mapping, sink writes, and per-study state.
- * A failing study is recorded and the run goes on; only an unreachable PACS ends a run early.
+ * A failing study is recorded and the run goes on; only an unreachable PACS or sink ends a run early.
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
 import { formatDa, readDate, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
 import { WindowOverflowError, type PacsSource, type StudyDetails, type StudyWindow } from '../dicomweb/types';
-import { FixedWindows, type WindowPlanner } from '../dicomweb/windows';
+import { FixedWindows, uidBatches, type WindowPlanner } from '../dicomweb/windows';
 import type { MapResult, StudyResults } from '../mapping/types';
 import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
@@ -17,7 +17,7 @@ import type { SyncSettings } from './config';
 import { detailConflict, quarantineStudy, splitStudyConflicts } from './conflicts';
 import { decideStudy, retryDelaySeconds } from './decide';
 import { scrubPatientData } from './scrub';
-import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
+import { describeError, isSinkOutage, isSourceOutage, SinkUnavailableError, SourceUnavailableError } from './errors';
 
 /** The two mapper functions the sync needs (src/mapping in production). */
 export interface StudyMapper {
@@ -236,6 +236,41 @@ export class StudySyncRun {
   async syncDatasets(datasets: DicomDataset[]): Promise<boolean> {
     this.enqueue(this.decide(await this.screen(datasets)));
     return this.drain(true);
+  }
+
+  /**
+   * Discovery by Study Instance UID (a change feed's studies): their study-level results, by UID-list
+   * matching where the PACS supports it, then decided, fetched and written as any listed study.
+   * `missing`: UIDs the PACS (with the sync's filter) did not return. `complete` is false when stopped.
+   */
+  async syncStudyUids(uids: string[]): Promise<{ complete: boolean; missing: string[] }> {
+    const wanted = [...new Set(uids)];
+    let datasets: DicomDataset[];
+    try {
+      datasets = await this.studiesByUid(wanted);
+    } catch (err) {
+      throw new SourceUnavailableError(err);
+    }
+    const found = new Set(datasets.map(studyUidOf));
+    const missing = wanted.filter((u) => !found.has(u));
+    return { complete: await this.syncDatasets(datasets), missing };
+  }
+
+  /** Study-level results for these UIDs, with the sync's filter: UID lists where supported, else one by one. */
+  private async studiesByUid(uids: string[]): Promise<DicomDataset[]> {
+    const { detailBatchSize, serverLimit } = this.ctx.sourceConfig;
+    const batched = uids.length > 1 && (await this.ctx.source.supportsUidListMatching());
+    const chunks = batched
+      ? uidBatches(uids, Math.min(detailBatchSize, serverLimit ?? Infinity))
+      : uids.map((u) => [u]);
+    const datasets: DicomDataset[] = [];
+    for (const chunk of chunks) {
+      const match = { ...this.ctx.settings.filter, StudyInstanceUID: chunk.join(',') };
+      const asked = new Set(chunk);
+      const found = await this.ctx.source.searchStudies(match, { limit: chunk.length, offset: 0 });
+      datasets.push(...found.filter((ds) => asked.has(studyUidOf(ds) ?? '')));
+    }
+    return datasets;
   }
 
   /** Quarantines study UIDs listed under two patients (src/sync/conflicts.ts); returns the other rows. */
@@ -465,17 +500,20 @@ export class StudySyncRun {
         for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
       } catch (err) {
         this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
+        const unavailable = isSinkOutage(err);
         for (const w of writes)
           outcomes.set(w.write.studyUid, {
             studyUid: w.write.studyUid,
             ok: false,
             error: describeError(err),
             retryable: true,
+            ...(unavailable && { unavailable }),
           });
       }
       perSink.push(outcomes);
     }
     const at = this.ctx.now();
+    let outage: SinkUnavailableError | undefined;
     this.ctx.store.transaction(() => {
       for (const { candidate: c, write } of writes) {
         const results = perSink.map(
@@ -487,6 +525,14 @@ export class StudySyncRun {
               retryable: true,
             },
         );
+        const down = results.findIndex((r) => !r.ok && r.unavailable);
+        if (down >= 0) {
+          // Not the study's fault: kept for the next run, no attempt charged, never dead-lettered.
+          const r = results[down] as Extract<WriteOutcome, { ok: false }>;
+          outage ??= new SinkUnavailableError(this.ctx.sinks[down].name, r.error);
+          this.recordFailures([c], outage.message, false);
+          continue;
+        }
         const failed = results
           .map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`))
           .filter((e): e is string => !!e);
@@ -508,6 +554,7 @@ export class StudySyncRun {
         else this.counts.written++;
       }
     });
+    if (outage) throw outage;
   }
 
   /** `seen` false: the study was looked up and not found, so this is no sighting of it on the PACS. */

@@ -22,7 +22,8 @@ import {
   type SyncSettings,
 } from './config';
 import { planWindows, pollRange, todayIn } from './dates';
-import { describeError, SourceBusyError, SourceUnavailableError } from './errors';
+import { describeError, isRunOutage, SinkUnavailableError, SourceBusyError } from './errors';
+import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { StudySyncRun, studyUidOf, type StudyMapper } from './run';
 import { sweepSource, windowPlanner } from './sweep';
 import { pacedRequest, RequestPacer, runPaced, sweepRate, warnOnce } from './sweepPace';
@@ -66,7 +67,7 @@ export interface SyncServiceOptions {
 
 export interface SyncService {
   readonly sourceIds: string[];
-  /** One poll: the checkpoint-to-today windows (including the lookback) and due retries; `undated` adds the undated scan. */
+  /** One poll: the checkpoint-to-today windows (with the lookback) and due retries; `undated` adds the undated scan. */
   runOnce(sourceId: string, opts?: { undated?: boolean; retries?: boolean }): Promise<RunSummary>;
   /**
    * A full-range sweep (or the rest of an interrupted one): every StudyDate and the undated studies,
@@ -78,7 +79,9 @@ export interface SyncService {
   backfill(sourceId: string, from: string, to: string, onProgress?: (p: BackfillProgress) => void): Promise<RunSummary>;
   /** The sweep, under its former name: it finds vanished studies and applies the deletion action. */
   reconcile(sourceId: string): Promise<RunSummary>;
-  /** Schedules polls and sweeps per source. */
+  /** Syncs these studies (a change feed's) as one run of kind `feed`; `missing`: UIDs the PACS did not return. */
+  syncStudyUids(sourceId: string, uids: string[]): Promise<{ summary: RunSummary; missing: string[] }>;
+  /** Schedules polls, sweeps and change-feed reads per source. */
   start(): void;
   /** Stops schedules and waits for runs in progress to finish their batch in hand. */
   stop(): Promise<void>;
@@ -170,6 +173,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const sourceLoggers: SourceLoggers = new Map();
   const running = new Map<string, Promise<RunSummary>>();
   const crons: Cron[] = [];
+  let feeds: FeedScheduler | undefined;
   let stopping = false;
 
   const configOf = (sourceId: string): SourceConfig => {
@@ -234,7 +238,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       log.info('run started');
       let status: RunSummary['status'];
       let error: string | undefined;
-      let counts: RunCounts = {};
+      let counts: RunCounts;
       try {
         const result = await body(run, runId, log);
         counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}) };
@@ -245,7 +249,11 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         counts = { ...(run?.counts ?? {}) };
         status = 'failed';
         error = describeError(err);
-        if (err instanceof SourceUnavailableError) log.warn({ err: error }, 'run ended early: PACS unavailable');
+        if (isRunOutage(err))
+          log.warn(
+            { err: error },
+            `run ended early: ${err instanceof SinkUnavailableError ? 'sink' : 'PACS'} unavailable`,
+          );
         else log.error({ err: error }, 'run failed');
       }
       counts.qidoRequests = qidoRequests() - requestsBefore;
@@ -392,8 +400,20 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       return service.sweep(sourceId);
     },
 
+    async syncStudyUids(sourceId, uids) {
+      let missing: string[] = [];
+      const summary = await exclusive(sourceId, 'feed', async (run) => {
+        const result = await run!.syncStudyUids(uids);
+        missing = result.missing;
+        return { complete: result.complete };
+      });
+      return { summary, missing };
+    },
+
     start() {
       stopping = false;
+      feeds ??= feedSchedulerFor(service, { sources: [...sourceConfigs.values()], store, log: baseLog, now });
+      feeds.start();
       for (const sourceId of sourceConfigs.keys()) {
         const settings = syncSettingsFor(sync, sourceId);
         const schedule = (expr: string, what: string, fn: () => Promise<RunSummary>) => {
@@ -419,6 +439,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     async stop() {
       stopping = true;
       for (const c of crons.splice(0)) c.stop();
+      await feeds?.stop();
       await Promise.allSettled([...running.values()]);
     },
 

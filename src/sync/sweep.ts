@@ -12,6 +12,7 @@ import { AdaptiveWindows, FixedWindows, type WindowPlanner } from '../dicomweb/w
 import type { DicomDataset } from '../dicomweb/dicomJson';
 import type { Sink } from '../sinks/sink';
 import type { RunCounts, Store, SweepRecord } from '../sinks/store';
+import { FeedStateStore } from '../sinks/store/feedState';
 import type { SyncSettings } from './config';
 import { addDays, planWindows } from './dates';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
@@ -179,6 +180,8 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
   }
 
   const done = ctx.store.completeSweep(sweep.id, { vanished: counts.vanished, unresolved, at: ctx.now() });
+  // A sweep a change feed asked for (it went back) is done once one that started after the request completes.
+  new FeedStateStore(ctx.store.db).clearSweepRequest(sourceId, new Date(sweep.startedAt));
   ctx.log.info(
     {
       sweepId: done.id,

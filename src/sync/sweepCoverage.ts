@@ -4,6 +4,7 @@
  * write), and a verdict. Read by `status`, /status and /metrics alike; pure over the store.
  */
 import type { PendingSummary, Store, SweepRecord } from '../sinks/store';
+import { FeedStateStore } from '../sinks/store/feedState';
 import { sweepSchema, type SweepSettings } from './config';
 
 export type CoverageHealth = 'ok' | 'never-swept' | 'overdue' | 'short';
@@ -35,7 +36,10 @@ export interface Coverage {
   settings: { maxAgeHours: number; minCoverage: number };
 }
 
-export type CoverageStore = Pick<Store, 'lastCompleteSweep' | 'openSweepOf' | 'pendingSummary' | 'freshnessSince'>;
+export type CoverageStore = Pick<
+  Store,
+  'lastCompleteSweep' | 'openSweepOf' | 'pendingSummary' | 'freshnessSince' | 'db'
+>;
 
 const DAY_MS = 86_400_000;
 const DEFAULT_SWEEP = sweepSchema.parse({});
@@ -95,6 +99,12 @@ export function sourceCoverage(
       if (health === 'ok') health = 'short';
       problems.push(`${lastSweep.unresolved} PACS searches stayed truncated: the listing may be incomplete`);
     }
+  }
+  // A change feed that went back asked for a sweep: until one completes, what it missed is unproven.
+  const request = new FeedStateStore(store.db).sweepRequest(sourceId);
+  if (request && (!lastSweep || lastSweep.startedAt < request.requestedAt)) {
+    if (health === 'ok') health = 'overdue';
+    problems.push(`a sweep was requested at ${request.requestedAt} (${request.reason}) and has not completed yet`);
   }
   return {
     sourceId,

@@ -7,13 +7,16 @@
  * better-sqlite3 is the one native module: unless FULL_DOCKER_RECIPE=1, `npm ci` installs it from a
  * local prebuild of the very binary this checkout built (as a Docker layer cache would) instead of
  * compiling SQLite again, which alone takes minutes.
+ *
+ * The stages run on the Node that runs this suite; .ci/run runs it on Node 24 too, the image's own Node, whose
+ * version is pinned alike in the Dockerfile and in scripts/with-node24.sh (checked here).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
-import { performDockerfile, type Stage } from './dockerfile';
+import { parseDockerfile, performDockerfile, type Stage } from './dockerfile';
 import { freePort, startOrthanc, type OrthancServer } from '../harness/orthanc';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -28,7 +31,8 @@ const children: ChildProcess[] = [];
 
 function localPrebuild(dir: string): Record<string, string> {
   if (process.env.FULL_DOCKER_RECIPE === '1') return {};
-  const pkg = require(path.join(REPO, 'node_modules/better-sqlite3/package.json')) as { version: string };
+  const pkgFile = path.join(REPO, 'node_modules/better-sqlite3/package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version: string };
   const name = `better-sqlite3-v${pkg.version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
   mkdirSync(dir, { recursive: true });
   execFileSync('tar', ['czf', path.join(dir, name), 'build/Release/better_sqlite3.node'], {
@@ -105,6 +109,23 @@ afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await orthanc?.stop();
   if (workspace) rmSync(workspace, { recursive: true, force: true });
+});
+
+test("the image runs the Node 24 LTS, pinned to the minor version CI tests on, which package.json's engines admits", () => {
+  const images = parseDockerfile(readFileSync(path.join(REPO, 'Dockerfile'), 'utf8'))
+    .filter((i) => i.op === 'FROM')
+    .map((i) => i.args.split(/\s+/)[0]);
+  expect(images).toEqual([
+    expect.stringMatching(/^node:24\.\d+-bookworm$/),
+    expect.stringMatching(/^node:24\.\d+-bookworm-slim$/),
+  ]);
+  const minor = (image: string) => /^node:(\d+\.\d+)-/.exec(image)![1];
+  expect(minor(images[1])).toBe(minor(images[0]));
+  const ci = /^NODE24_VERSION=(\d+\.\d+)\.\d+$/m.exec(readFileSync(path.join(REPO, 'scripts/with-node24.sh'), 'utf8'));
+  expect(ci?.[1]).toBe(minor(images[0]));
+  const engines = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).engines.node as string;
+  const least = Number(/^>=\s*(\d+)$/.exec(engines)?.[1]);
+  expect(least).toBeLessThanOrEqual(20); // the machines here run Node 20
 });
 
 test('the runtime stage holds the built output and production dependencies only, for a non-root user', () => {

@@ -90,7 +90,8 @@ export function performDockerfile(file: string, o: RunOptions): Stage[] {
   const stages: Stage[] = [];
   let stage: Stage | undefined;
   const inStage = (p: string, s: Stage) => path.join(s.root, path.posix.resolve(s.workdir, p));
-  // Absolute container paths under the WORKDIR's top folder (e.g. /app/data) in a RUN command, mapped into the stage folder.
+  // Absolute container paths under the WORKDIR's top folder (e.g. /app/data) in a RUN command,
+  // mapped into the stage folder.
   const mapPaths = (command: string, s: Stage) => {
     const top = s.workdir.split('/')[1];
     if (!top) return command;

@@ -17,14 +17,20 @@ export interface Fault {
   reset?: boolean;
   /** How many matching requests this fault claims (default 1; Infinity until cleared). */
   times?: number;
-  /** Which requests it applies to (default: all). `path` is relative to the proxy root. */
-  match?: (req: { method: string; path: string }) => boolean;
+  /**
+   * Which requests it applies to (default: all). `path` is relative to the proxy root; `body` is the
+   * request body as text (e.g. to fail only the transactions that carry one study).
+   */
+  match?: (req: { method: string; path: string; body: string }) => boolean;
   /** Body of an injected answer (default: an OperationOutcome saying "injected <status>"). */
   body?: { contentType: string; text: string };
 }
 
 export interface ProxyOptions {
-  /** When the server cannot be reached: answer 502 (default) or drop the client's connection, as a direct client would see. */
+  /**
+   * When the server cannot be reached: answer 502 (default) or drop the client's connection,
+   * as a direct client would see.
+   */
   onUpstreamError?: '502' | 'drop';
 }
 
@@ -75,31 +81,34 @@ export async function startFaultProxy(target: string, options: ProxyOptions = {}
   const faults: Array<Fault & { left: number }> = [];
   const requests: ProxiedRequest[] = [];
 
-  const claim = (method: string, path: string) => {
-    const fault = faults.find((f) => f.left > 0 && (!f.match || f.match({ method, path })));
+  const claim = (method: string, path: string, body: string) => {
+    const fault = faults.find((f) => f.left > 0 && (!f.match || f.match({ method, path, body })));
     if (fault) fault.left--;
     return fault;
   };
 
+  // The whole request body is read first (test bodies are small), so a fault can match on it.
   const handle = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest) => {
-    const fault = claim(record.method, record.path);
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => answer(req, res, record, Buffer.concat(chunks)));
+  };
+
+  const answer = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest, requestBody: Buffer) => {
+    const fault = claim(record.method, record.path, requestBody.toString('utf8'));
     if (fault) {
-      // Drain the body first so the client sees an answer, not a write error.
-      req.resume();
-      req.on('end', () => {
-        if (fault.reset || fault.status === undefined) {
-          record.injected = 'reset';
-          req.socket.destroy();
-          return;
-        }
-        record.injected = fault.status;
-        record.status = fault.status;
-        const body = fault.body ?? operationOutcome(fault.status);
-        const headers: Record<string, string> = { 'Content-Type': body.contentType };
-        if (fault.retryAfter !== undefined) headers['Retry-After'] = fault.retryAfter;
-        res.writeHead(fault.status, headers);
-        res.end(body.text, () => (record.durationMs = Date.now() - record.at));
-      });
+      if (fault.reset || fault.status === undefined) {
+        record.injected = 'reset';
+        req.socket.destroy();
+        return;
+      }
+      record.injected = fault.status;
+      record.status = fault.status;
+      const body = fault.body ?? operationOutcome(fault.status);
+      const headers: Record<string, string> = { 'Content-Type': body.contentType };
+      if (fault.retryAfter !== undefined) headers['Retry-After'] = fault.retryAfter;
+      res.writeHead(fault.status, headers);
+      res.end(body.text, () => (record.durationMs = Date.now() - record.at));
       return;
     }
     const upstream = http.request(
@@ -123,7 +132,7 @@ export async function startFaultProxy(target: string, options: ProxyOptions = {}
       if (!res.headersSent) res.writeHead(502);
       res.end();
     });
-    req.pipe(upstream);
+    upstream.end(requestBody);
   };
 
   const proxy: FaultProxy = {

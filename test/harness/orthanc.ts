@@ -18,6 +18,11 @@ export interface OrthancOptions {
   users?: Record<string, string>;
   /** Orthanc's cap on C-FIND/QIDO answers (0 = unlimited). */
   limitFindResults?: number;
+  /**
+   * Seconds without a new instance before Orthanc calls a study stable (StableStudy in /changes).
+   * Orthanc's default is 60; change-feed tests use 1.
+   */
+  stableAge?: number;
   /** Any further top-level Orthanc settings. */
   extra?: Record<string, unknown>;
   /** Reuse this storage folder (to restart on the same data). */
@@ -79,6 +84,7 @@ function orthancConfig(port: number, dicomPort: number, storageDir: string, opti
     LimitFindResults: options.limitFindResults ?? 0,
     LimitFindInstances: 0,
     StorageCompression: false,
+    ...(options.stableAge !== undefined ? { StableAge: options.stableAge } : {}),
     // Keep start-up quiet and fast: no Lua, no jobs restored from a previous run.
     SaveJobs: false,
     HttpTimeout: 60,

@@ -75,7 +75,10 @@ export function parseDateValue(raw: string): DateValue | string {
 
 // ── time zones ─────────────────────────────────────────────────────────────
 
-/** Offset from UTC in minutes of a zone ("Asia/Taipei" or "+0800") at an instant (0 for an unknown zone, which config validation prevents). */
+/**
+ * Offset from UTC in minutes of a zone ("Asia/Taipei" or "+0800") at an instant
+ * (0 for an unknown zone, which config validation prevents).
+ */
 export function zoneOffsetMinutes(zone: string, instantMs: number): number {
   return offsetAtInstant(zone, instantMs) ?? 0;
 }

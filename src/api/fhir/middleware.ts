@@ -164,7 +164,6 @@ export const notServed: RequestHandler = (req, _res, next) => {
 
 /** Every failure as an OperationOutcome; nothing about the PACS or the credential in it. */
 export function errorHandler(log: Logger) {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof FhirError) {
       for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);

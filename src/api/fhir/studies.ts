@@ -29,9 +29,6 @@ export interface StudyStore {
   searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): ImagingStudy[];
 }
 
-/** Candidate rows read from the store's index per round trip. */
-const STORE_BATCH = 500;
-
 export interface FoundStudy {
   sourceId: string;
   resource: ImagingStudy;

@@ -1,7 +1,7 @@
 /**
  * The /status page: per source the store's counts, the last runs (chart and table), failing studies with
- * their errors, dead letters and quarantined studies with a replay form. Server-rendered HTML with inline CSS and SVG and no
- * script at all, so it needs no front-end build and a strict Content-Security-Policy holds.
+ * their errors, dead letters and quarantined studies with a replay form. Server-rendered HTML with inline CSS and SVG
+ * and no script at all, so it needs no front-end build and a strict Content-Security-Policy holds.
  */
 import type { RunRecord, SourceCounts, StudyState } from '../../sinks/store';
 import { sourceCoverage, type Coverage, type CoverageStore } from '../../sync/sweepCoverage';
@@ -15,7 +15,7 @@ export type CoverageSettingsOf = (sourceId: string) => Pick<SweepSettings, 'maxA
 
 /** What the page reads from the embedded store. */
 export interface StatusStoreView extends CoverageStore {
-  listRuns(sourceId: string, limit?: number): RunRecord[];
+  listRuns(sourceId: string, limit?: number, kind?: RunRecord['kind']): RunRecord[];
   counts(sourceId: string): SourceCounts;
   getCheckpoint(sourceId: string, name?: string): string | undefined;
   failingStudies(sourceId: string): StudyState[];
@@ -64,7 +64,8 @@ export function buildStatusModel(
         sourceId,
         counts: store.counts(sourceId),
         checkpoint,
-        lagSeconds: syncLagSeconds(runs, now, checkpoint),
+        // From polls alone: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
+        lagSeconds: syncLagSeconds(store.listRuns(sourceId, runsShown, 'poll'), now, checkpoint),
         runs: runs.map((r) => ({ ...r, lagSeconds: lagById.get(r.runId) })),
         chart,
         failing: store.failingStudies(sourceId),

@@ -23,3 +23,16 @@ export class FhirSinkError extends Error {
     this.name = 'FhirSinkError';
   }
 }
+
+/**
+ * The server as a whole is unavailable (after the in-request retries): no answer, a timeout, 408, 429
+ * or a 5xx. Not any one study's fault: the sync ends the run as "sink unavailable" without charging
+ * attempts. A 5xx to a transaction is confirmed with a health probe first (see FhirSink.writeChunk).
+ */
+export function isOutage(err: unknown): boolean {
+  if (!(err instanceof FhirSinkError)) return false;
+  if (err.kind === 'network') return true;
+  return (
+    err.kind === 'http' && err.status !== undefined && (err.status === 408 || err.status === 429 || err.status >= 500)
+  );
+}

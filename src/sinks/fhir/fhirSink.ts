@@ -17,7 +17,7 @@ import {
 } from './bundle';
 import { capabilityProblems, type CapabilitySummary } from './capability';
 import { fhirSinkSchema, type FhirSinkConfig, type FhirSinkInput, type PatientLinking } from './config';
-import { FhirSinkError } from './errors';
+import { FhirSinkError, isOutage } from './errors';
 import { FhirHttpClient, type RequestKind } from './http';
 import { operationOutcomeText, isOperationOutcome } from './outcome';
 import { patientIdentifier, planPatientLink, PatientLookup, type Identifier } from './patientLink';
@@ -60,6 +60,23 @@ function splittable(err: FhirSinkError): boolean {
     err.status < 500 &&
     ![401, 403, 408, 429].includes(err.status)
   );
+}
+
+/**
+ * How many studies must fail alone with a 5xx, with nothing written in the batch, before the server is
+ * taken for down (writes failing while GET metadata still answers). One alone may be a bad study.
+ */
+const SUSPECTS_FOR_OUTAGE = 2;
+
+/** What one writeBatch has learnt about the server's health so far. */
+interface BatchHealth {
+  /** Studies written by this batch's transactions. */
+  written: number;
+  /** Studies that failed alone with a 5xx, so far. */
+  suspects: { study: PreparedStudy; error: FhirSinkError }[];
+  /** Set once the server is taken for down; the rest of the batch is not sent. */
+  down?: FhirSinkError;
+  probe?: Promise<boolean>;
 }
 
 export class FhirSink implements Sink {
@@ -133,13 +150,19 @@ export class FhirSink implements Sink {
   async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
     if (writes.length === 0) return [];
     const outcomes = new Map<string, WriteOutcome>();
-    const fail = (w: StudyWrite, error: string, retryable: boolean) =>
-      outcomes.set(writeKey(w), { studyUid: w.studyUid, ok: false, error, retryable });
+    const fail = (w: StudyWrite, error: string, retryable: boolean, unavailable = false) =>
+      outcomes.set(writeKey(w), {
+        studyUid: w.studyUid,
+        ok: false,
+        error,
+        retryable,
+        ...(unavailable && { unavailable }),
+      });
     try {
       await this.check();
     } catch (err) {
       const e = err as FhirSinkError;
-      writes.forEach((w) => fail(w, e.message, true)); // nothing written: retry once the server is fixed
+      writes.forEach((w) => fail(w, e.message, true, isOutage(e))); // nothing written: retry once the server is fixed
       return this.collect(writes, outcomes);
     }
 
@@ -155,7 +178,7 @@ export class FhirSink implements Sink {
         const e = err as FhirSinkError;
         unique
           .filter((w) => w.sourceId === sourceId)
-          .forEach((w) => fail(w, `Endpoint for source ${sourceId}: ${e.message}`, e.retryable ?? true));
+          .forEach((w) => fail(w, `Endpoint for source ${sourceId}: ${e.message}`, e.retryable ?? true, isOutage(e)));
       }
     }
     const ready = unique.filter((w) => endpointRefs.has(w.sourceId));
@@ -166,7 +189,7 @@ export class FhirSink implements Sink {
       lookups = await this.lookup.resolve(toLookUp.flatMap((w) => patientIdentifier(w) ?? []) as Identifier[]);
     } catch (err) {
       const e = err as FhirSinkError;
-      toLookUp.forEach((w) => fail(w, `Patient lookup: ${e.message}`, e.retryable ?? true));
+      toLookUp.forEach((w) => fail(w, `Patient lookup: ${e.message}`, e.retryable ?? true, isOutage(e)));
     }
 
     const prepared: PreparedStudy[] = [];
@@ -188,7 +211,9 @@ export class FhirSink implements Sink {
       );
     }
 
-    for (const chunk of this.chunks(prepared)) await this.writeChunk(chunk, outcomes);
+    const health: BatchHealth = { written: 0, suspects: [] };
+    for (const chunk of this.chunks(prepared)) await this.writeChunk(chunk, outcomes, health);
+    this.settleSuspects(health, outcomes);
 
     const result = this.collect(writes, outcomes);
     const failed = result.filter((o) => !o.ok).length;
@@ -226,22 +251,42 @@ export class FhirSink implements Sink {
     return out;
   }
 
-  private async writeChunk(chunk: PreparedStudy[], outcomes: Map<string, WriteOutcome>): Promise<void> {
+  /**
+   * Writes one transaction. Once the server is found down (`health.down`) the rest of the batch is
+   * marked unavailable untried; a rejection one bad study can cause is halved until it stands alone.
+   */
+  private async writeChunk(
+    chunk: PreparedStudy[],
+    outcomes: Map<string, WriteOutcome>,
+    health: BatchHealth,
+    retries?: number,
+  ): Promise<void> {
+    if (health.down) return this.markUnavailable(chunk, health.down, outcomes);
     const { bundle, studyEntry } = buildTransaction(chunk);
     this.counts.transactions++;
     let response: Bundle;
     try {
-      response = (await this.http.send<Bundle>({ kind: 'transaction', method: 'POST', url: '', data: bundle })).data;
+      const spec = { kind: 'transaction' as const, method: 'POST' as const, url: '', data: bundle, retries };
+      response = (await this.http.send<Bundle>(spec)).data;
     } catch (err) {
       const e = err instanceof FhirSinkError ? err : new FhirSinkError((err as Error).message, 'network', true);
-      if (splittable(e) && chunk.length > 1) {
-        // One bad study rejects the whole transaction: halve until it stands alone.
+      // 502/503/504 say the server (or its gateway) is unavailable; another 5xx may come from what was sent.
+      const serverError = e.kind === 'http' && (e.status ?? 0) >= 500 && ![502, 503, 504].includes(e.status!);
+      if (isOutage(e) && (!serverError || !(await this.answersHealthProbe(health)))) {
+        health.down = e;
+        return this.markUnavailable(chunk, e, outcomes);
+      }
+      if ((splittable(e) || serverError) && chunk.length > 1) {
+        // One bad study rejects the whole transaction (a 4xx, or a 5xx from a server that answers
+        // otherwise): halve until it stands alone. The halves were retried in the whole already.
         this.counts.splits++;
         const mid = Math.ceil(chunk.length / 2);
-        await this.writeChunk(chunk.slice(0, mid), outcomes);
-        await this.writeChunk(chunk.slice(mid), outcomes);
+        await this.writeChunk(chunk.slice(0, mid), outcomes, health, serverError ? 0 : retries);
+        await this.writeChunk(chunk.slice(mid), outcomes, health, serverError ? 0 : retries);
         return;
       }
+      if (serverError) health.suspects.push({ study: chunk[0]!, error: e });
+      if (health.suspects.length >= SUSPECTS_FOR_OUTAGE && health.written === 0) health.down = e;
       for (const s of chunk) {
         // After a version conflict, forget the version: the next attempt writes over what is there now.
         if (e.status === 409 || e.status === 412) this.versions.delete(s.write.studyUid);
@@ -256,6 +301,7 @@ export class FhirSink implements Sink {
       if (e.kind === 'auth') this.logger.error({ status: e.status }, e.message);
       return;
     }
+    health.written += chunk.length;
     chunk.forEach((s, i) => {
       const entry = response.entry?.[studyEntry[i]];
       const status = parseInt(entry?.response?.status ?? '', 10);
@@ -285,6 +331,40 @@ export class FhirSink implements Sink {
       this.counts.links[s.note.mode] = (this.counts.links[s.note.mode] ?? 0) + 1;
       if (s.note.fallbackReason) this.counts.fallbacks++;
     });
+  }
+
+  /**
+   * After a 5xx to a transaction: does the server answer GET metadata (once per batch, no retries)?
+   * If not, it is down. If it does, the 5xx may have come from what was sent: the batch is split.
+   */
+  private async answersHealthProbe(health: BatchHealth): Promise<boolean> {
+    health.probe ??= this.http
+      .send({ kind: 'metadata', method: 'GET', url: 'metadata', retries: 0 })
+      .then(() => true)
+      .catch(() => false);
+    return health.probe;
+  }
+
+  /**
+   * Studies that failed alone with a 5xx are their own fault only if the server wrote others in the
+   * same batch; when it wrote none, its write path is down (metadata answering or not): an outage.
+   */
+  private settleSuspects(health: BatchHealth, outcomes: Map<string, WriteOutcome>): void {
+    if (health.written > 0 || health.suspects.length < SUSPECTS_FOR_OUTAGE) return;
+    for (const { study, error } of health.suspects) this.markUnavailable([study], error, outcomes);
+  }
+
+  private markUnavailable(chunk: PreparedStudy[], e: FhirSinkError, outcomes: Map<string, WriteOutcome>): void {
+    for (const s of chunk) {
+      const error = `FHIR server unavailable: ${e.message}`;
+      outcomes.set(writeKey(s.write), {
+        studyUid: s.write.studyUid,
+        ok: false,
+        error,
+        retryable: true,
+        unavailable: true,
+      });
+    }
   }
 
   /** Writes the source's Endpoint once (again only if its content changes); returns its reference. */
@@ -351,7 +431,8 @@ export class FhirSink implements Sink {
       .filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
     this.versions.delete(studyUid);
     for (const study of found) {
-      if (!study.meta?.tag?.some((t) => t.system === tag.system && t.code === tag.code)) continue; // server ignored _tag
+      // The server ignored _tag.
+      if (!study.meta?.tag?.some((t) => t.system === tag.system && t.code === tag.code)) continue;
       if (action === 'delete') {
         await this.http.send({ kind: 'delete', method: 'DELETE', url: `ImagingStudy/${study.id}` });
       } else if (study.status !== 'entered-in-error') {

@@ -24,6 +24,8 @@ export interface FhirRequestSpec {
   url: string;
   data?: unknown;
   headers?: Record<string, string>;
+  /** Retries for this request instead of the configured number (0 for a quick health probe). */
+  retries?: number;
 }
 
 export interface HttpCounters {
@@ -75,6 +77,7 @@ export class FhirHttpClient {
   /** Sends a request; resolves with any 2xx/3xx answer, throws FhirSinkError otherwise. */
   async send<T = unknown>(spec: FhirRequestSpec): Promise<AxiosResponse<T>> {
     let refreshed = false;
+    const retries = spec.retries ?? this.config.retries;
     for (let attempt = 0; ; attempt++) {
       const authorization = await this.tokens.authorization();
       let res: AxiosResponse<T>;
@@ -91,7 +94,7 @@ export class FhirHttpClient {
       } catch (err) {
         metrics.fhirRequest(FHIR_SERVER_LABEL, spec.kind, 0, seconds());
         const message = (err as Error).message;
-        if (attempt < this.config.retries) {
+        if (attempt < retries) {
           await this.pause(spec, attempt, undefined, `network error: ${message}`);
           continue;
         }
@@ -111,7 +114,7 @@ export class FhirHttpClient {
         attempt--;
         continue;
       }
-      if (isRetryableStatus(res.status) && attempt < this.config.retries) {
+      if (isRetryableStatus(res.status) && attempt < retries) {
         await this.pause(spec, attempt, res.headers['retry-after'] as string | undefined, `status ${res.status}`);
         continue;
       }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ImagingStudy, Resource } from 'fhir/r4';
-import { migrate } from './migrations';
+import { migrate, prepareConnection } from './migrations';
 import { statement } from './statements';
 import { filterSql, indexStudy, studyIndexRow, unindexStudy, type StudyIndexFilter } from './studyIndex';
 
@@ -42,7 +42,8 @@ export interface StudyState {
   syncedAt?: string | null;
 }
 
-export type RunKind = 'poll' | 'backfill' | 'reconcile' | 'sweep';
+/** `feed`: studies a change feed reported (src/sync/feed.ts); `sweep`: a full-range sweep (src/sync/sweep.ts). */
+export type RunKind = 'poll' | 'backfill' | 'reconcile' | 'feed' | 'sweep';
 
 /** One full-range sweep of a source: its progress (resumable) and, once complete, its coverage. */
 export interface SweepRecord {
@@ -214,10 +215,7 @@ export class Store {
   constructor(readonly file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a commit survives power loss, not only a crash of this process.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    prepareConnection(this.db);
     this.schemaVersion = migrate(this.db);
   }
 
@@ -727,10 +725,19 @@ export class Store {
     ).changes;
   }
 
-  listRuns(sourceId: string, limit = 20): RunRecord[] {
-    const rows = statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(
-      sourceId,
-      limit,
+  /**
+   * The newest runs of a source. `kind`: only runs of that kind (feed runs, which come every few seconds
+   * while studies arrive, would otherwise crowd the last poll out of a short list).
+   */
+  listRuns(sourceId: string, limit = 20, kind?: RunKind): RunRecord[] {
+    const rows = (
+      kind
+        ? statement(this.db, 'SELECT * FROM runs WHERE source_id = ? AND kind = ? ORDER BY id DESC LIMIT ?').all(
+            sourceId,
+            kind,
+            limit,
+          )
+        : statement(this.db, 'SELECT * FROM runs WHERE source_id = ? ORDER BY id DESC LIMIT ?').all(sourceId, limit)
     ) as {
       run_id: string;
       source_id: string;

@@ -1,8 +1,9 @@
 /**
- * Versioned schema of the embedded store. Each migration runs once, in order, inside a transaction;
+ * Versioned schema of the embedded store. Each migration runs once, in order, inside one immediate transaction;
  * PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
  */
 import type Database from 'better-sqlite3';
+import { FEED_STATE_SQL } from './feedState';
 import { allowQuarantine } from './quarantine';
 import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
 
@@ -96,6 +97,11 @@ export const MIGRATIONS: {
   },
   {
     version: 5,
+    description: 'change-feed checkpoints and pending studies; sweep requests (the feed went back)',
+    sql: FEED_STATE_SQL,
+  },
+  {
+    version: 6,
     description: 'full-range sweeps (progress and coverage per sweep) and per-study sighting times for freshness',
     sql: `
       ALTER TABLE studies ADD COLUMN first_seen TEXT;     -- first time a listing (or feed) saw the study
@@ -124,18 +130,51 @@ export const MIGRATIONS: {
   },
 ];
 
-export function migrate(db: Database.Database): number {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  const latest = MIGRATIONS[MIGRATIONS.length - 1].version;
-  if (current > latest) {
-    throw new Error(`store schema version ${current} is newer than this bridge knows (${latest}); upgrade the bridge`);
+/** How long a new connection keeps trying to switch a contended file to WAL. */
+const WAL_SWITCH_TIMEOUT_MS = 10_000;
+
+/**
+ * Connection settings, in an order safe when another process opens the same file at the same moment:
+ * the busy timeout first; then WAL, retried on SQLITE_BUSY because SQLite answers BUSY at once, without
+ * the busy handler, when two connections both want to switch a new file's journal mode (a deadlock).
+ */
+export function prepareConnection(db: Database.Database): void {
+  db.pragma('busy_timeout = 5000');
+  const deadline = Date.now() + WAL_SWITCH_TIMEOUT_MS;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 + Math.random() * 20);
+    }
   }
-  for (const m of MIGRATIONS.filter((step) => step.version > current)) {
-    db.transaction(() => {
+  // FULL: a commit survives power loss, not only a crash of this process.
+  db.pragma('synchronous = FULL');
+}
+
+/**
+ * Brings the schema up to date. Two processes may open a new file at once: the steps run in one
+ * IMMEDIATE transaction (the write lock is taken before anything is read), and user_version is read
+ * again inside it, so the second process waits for the first and then finds nothing left to do.
+ */
+export function migrate(db: Database.Database): number {
+  const latest = MIGRATIONS[MIGRATIONS.length - 1].version;
+  const version = () => {
+    const v = db.pragma('user_version', { simple: true }) as number;
+    if (v > latest)
+      throw new Error(`store schema version ${v} is newer than this bridge knows (${latest}); upgrade the bridge`);
+    return v;
+  };
+  if (version() === latest) return latest; // the usual start: no write lock needed
+  db.transaction(() => {
+    const current = version();
+    for (const m of MIGRATIONS.filter((step) => step.version > current)) {
       db.exec(m.sql);
       m.fill?.(db);
       db.pragma(`user_version = ${m.version}`);
-    })();
-  }
+    }
+  }).immediate();
   return latest;
 }

@@ -47,7 +47,10 @@ export interface StudyIndexRow {
 
 const STARTED_RE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?/;
 
-/** The start instant, only when `started` states its offset: an offset-less time depends on the source's zone, which config may change. */
+/**
+ * The start instant, only when `started` states its offset: an offset-less time depends on the source's zone,
+ * which config may change.
+ */
 function startedInstant(m: RegExpExecArray): number | null {
   if (!m[4] || !m[8]) return null;
   const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;

@@ -79,7 +79,6 @@ describe('Orthanc → sync → FHIR server', () => {
     expect(stats.requests.byKind.transaction).toBe(
       fhir.requests.filter((r) => r.method === 'POST' && r.path === '').length,
     );
-    // eslint-disable-next-line no-console
     console.log(
       `first sync: ${stats.requests.total} FHIR requests for 12 studies = ${stats.requestsPerStudy!.toFixed(3)} per study`,
     );
@@ -100,7 +99,6 @@ describe('Orthanc → sync → FHIR server', () => {
     expect(studies).toHaveLength(12);
     expect(new Map([...byUid(studies)].map(([uid, s]) => [uid, s.id]))).toEqual(idsAfterFirstSync);
     expect(await fhir.all('Endpoint')).toHaveLength(1);
-    // eslint-disable-next-line no-console
     console.log(
       `re-sync by a fresh bridge: ${second.sink.stats().requestsPerStudy!.toFixed(3)} FHIR requests per study`,
     );

@@ -160,7 +160,6 @@ describe('requests per synced study', () => {
     expect(stats.requests.byKind).toMatchObject({ metadata: 1, endpoint: 1, transaction: 5, lookup: 0 });
     expect(stats.requests.total).toBe(server.fhirRequestCount());
     expect(stats.requestsPerStudy).toBeCloseTo(7 / 40);
-    // eslint-disable-next-line no-console
     console.log(
       `FHIR requests per synced study (batchSize 8, ${n} studies, identifier linking): ${stats.requestsPerStudy}`,
     );

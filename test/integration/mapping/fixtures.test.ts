@@ -21,7 +21,7 @@ import {
 import { loadPydicomSamples, studiesFromSamples, type SampleFact } from '../../fixtures/pydicomSamples';
 import { sourceSchema, type SourceConfig } from '../../../src/config/schema';
 import { createPacsSource } from '../../../src/dicomweb';
-import type { DicomDataset, PacsSource } from '../../../src/dicomweb';
+import type { PacsSource } from '../../../src/dicomweb';
 import { readString, valueOf } from '../../../src/dicomweb/dicomJson';
 import { Tag } from '../../../src/dicomweb/tags';
 import { isBlocking, mapStudy, validateEndpoint, validateImagingStudy, type MapResult } from '../../../src/mapping';
@@ -249,7 +249,8 @@ describe.each(SERVERS)('against %s', (server, baseOf) => {
       for (const m of modalities) expect(r.modality?.map((x) => x.code)).toContain(m);
     }
     expect(mapped).toBe(studies.length);
-    // The Secondary Capture samples without Modality (SC_jpeg_no_color_transform*, SC_rgb_jpeg_app14_dcmd, GDCMJ2K_TextGBR).
+    // The Secondary Capture samples without Modality
+    // (SC_jpeg_no_color_transform*, SC_rgb_jpeg_app14_dcmd, GDCMJ2K_TextGBR).
     expect(defaultedStudies).toBe(3);
     if (process.env.SHOW_SAMPLES) console.log(report);
   });

@@ -33,6 +33,7 @@ function loadWith(env: Record<string, string>): BridgeConfig {
   try {
     let loaded: BridgeConfig | undefined;
     jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh copy needs require()
       loaded = (require('../../../src/config') as typeof import('../../../src/config')).loadConfig();
     });
     return loaded!;

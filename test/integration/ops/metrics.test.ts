@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import NodeCache from 'node-cache';
 import { createMetrics } from '../../../src/metrics';
+import { sourceCoverage } from '../../../src/sync/sweepCoverage';
 import { lagPerRun, syncLagSeconds } from '../../../src/metrics/lag';
 import { openStore, type RunRecord, type Store } from '../../../src/sinks/store';
 import { parsePrometheus, sampleSum, sampleValue } from './promText';
@@ -205,9 +206,6 @@ test('lag per run follows the newest completed poll; failed runs let it grow', (
 });
 
 test('coverage gauges: last complete sweep, its figures, pending age, freshness and a health flag per source', async () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { sourceCoverage } =
-    require('../../../src/sync/sweepCoverage') as typeof import('../../../src/sync/sweepCoverage');
   const m = createMetrics().observe({
     store,
     coverage: (id, now) => sourceCoverage(store, id, now, { maxAgeHours: 48, minCoverage: 0.999 }),

@@ -95,7 +95,7 @@ afterAll(async () => {
 
 async function waitForResources(n: number): Promise<number> {
   const deadline = Date.now() + 90000;
-  let count = 0;
+  let count: number;
   while ((count = storedResourceCount()) < n) {
     if (Date.now() > deadline) throw new Error(`backfill made no progress (${count} resources)`);
     await new Promise((r) => setTimeout(r, 20));

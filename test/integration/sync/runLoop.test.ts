@@ -16,7 +16,7 @@ import { createSyncService, SourceBusyError, type SyncConfigInput } from '../../
 import { loadStudies, makeSeries, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
-import { daysAgo, deleteFromOrthanc, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './common';
+import { daysAgo, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 let orthanc: OrthancServer;
 let proxy: RecordingProxy;

@@ -8,15 +8,7 @@ import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import { openStore, type Store } from '../../../src/sinks/store';
 import { createSyncService, sourceCoverage, type SyncConfigInput } from '../../../src/sync';
-import {
-  generateCorpus,
-  loadStudies,
-  makeInstance,
-  makeSeries,
-  makeStudy,
-  SOP_CLASS,
-  type SyntheticStudy,
-} from '../../fixtures/synthetic';
+import { generateCorpus, loadStudies, makeInstance, makeSeries, makeStudy, SOP_CLASS } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';

@@ -117,6 +117,7 @@ describe('validation out of the box', () => {
 
   test('profiles that cannot be loaded are a configuration error (78) naming the folder', async () => {
     jest.resetModules();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh module registry, loaded after the reset
     const fresh = require('../../../src/cli/map') as typeof import('../../../src/cli/map');
     process.env.TWCORE_PROFILES_DIR = path.join(dir, 'nowhere');
     const r = basicResults();

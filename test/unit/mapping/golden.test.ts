@@ -85,7 +85,8 @@ function expectedFromExample(): ImagingStudy {
   x.meta = { profile: ['https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore'] };
   // 3. text: no narrative is generated (optional; servers render their own).
   delete x.text;
-  // 4. identifiers: ACSN type gets its display; no assigner (DICOM has no issuer here); Study ID carries the configured system.
+  // 4. identifiers: ACSN type gets its display; no assigner (DICOM has no issuer here);
+  //    Study ID carries the configured system.
   x.identifier![1] = { use: 'usual', type: acsnType, value: 'W12342398' };
   x.identifier![2] = { use: 'secondary', system: 'urn:example:study-id', value: '55551234' };
   // 5. modality display from CID 29.

@@ -1,13 +1,16 @@
 /** mapping.missingModality: a series without Modality (0008,0060) is a typed error by default, or OT with a warning. */
 import { mapStudy } from '../../../src/mapping';
 import { Tag } from '../../../src/dicomweb/tags';
-import { basicResults, instance, n, s, series, source, study, STUDY_UID } from './dicom';
+import { basicResults, instance, n, series, source, study, STUDY_UID } from './dicom';
 import { expectValid } from './validity';
 
 const SERIES_UID = `${STUDY_UID}.1`;
 const OT = { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'OT', display: 'Other' };
 
-/** A Secondary Capture study whose only series lacks Modality, as Orthanc reports it (no Modalities in Study either). */
+/**
+ * A Secondary Capture study whose only series lacks Modality, as Orthanc reports it
+ * (no Modalities in Study either).
+ */
 function secondaryCaptureWithoutModality() {
   const r = basicResults();
   delete r.series[0][Tag.Modality];

@@ -89,6 +89,7 @@ test('the shipped folder loads once per jest worker, whatever the module registr
   expect(() => setProfilesDir(tmp)).toThrow(/already loaded/);
   // A fresh module registry, as the next test file in this worker gets: the definitions are reused.
   jest.isolateModules(() => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh copy needs require()
     const fresh = require('../../../src/mapping') as typeof import('../../../src/mapping');
     expect(
       fresh.validateEndpoint(fresh.endpointFor(sourceSchema.parse({ id: 'p', qidoBase: 'http://p/dicom-web' }))),

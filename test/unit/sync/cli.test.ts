@@ -21,7 +21,7 @@ writeFileSync(
 writeFileSync(path.join(dir, `${process.env.NODE_ENV ?? 'development'}.json`), '{}');
 process.env.NODE_CONFIG_DIR = dir;
 process.env.SUPPRESS_NO_CONFIG_WARNING = '1';
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- after NODE_CONFIG_DIR is set above
 const { replayCommand, statusCommand } = require('../../../src/cli/sync') as typeof import('../../../src/cli/sync');
 
 let out: string;
@@ -90,7 +90,7 @@ it('status shows last run, checkpoint, counts, failing and dead letters; replay 
 it('reports a bad sync section as a configuration error naming the key', async () => {
   writeFileSync(path.join(dir, 'local.json'), JSON.stringify({ sync: { lookbackDays: -1 } }));
   jest.resetModules();
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh module registry reads the new file
   const fresh = require('../../../src/cli/sync') as typeof import('../../../src/cli/sync');
   await expect(fresh.statusCommand().parseAsync([], { from: 'user' })).rejects.toThrow(/sync\.lookbackDays/);
 });
@@ -98,7 +98,7 @@ it('reports a bad sync section as a configuration error naming the key', async (
 it("status shows coverage: a never-swept source says so; the last sweep's figures; an old sweep is overdue", async () => {
   jest.resetModules();
   rmSync(path.join(dir, 'local.json'), { force: true });
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh module registry reads the new file
   const cli = require('../../../src/cli/sync') as typeof import('../../../src/cli/sync');
   await cli.statusCommand().parseAsync([], { from: 'user' });
   expect(out).toMatch(/coverage: NEVER-SWEPT: no full-range sweep has completed yet/);

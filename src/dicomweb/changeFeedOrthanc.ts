@@ -1,0 +1,178 @@
+/**
+ * Orthanc's change feed: `GET <REST root>/changes?since=&limit=` (answer: Changes, Last, Done), with the
+ * source's own authentication and TLS. Events name Orthanc ids; `/studies/{id}` gives the Study
+ * Instance UID, cached for good (an Orthanc study id is a hash of PatientID and StudyInstanceUID, so
+ * it never comes to mean another study). Orthanc 1.10 reports no deletions here: deleting a study
+ * removes its earlier entries and adds none, so sequence numbers have gaps, which are normal.
+ */
+import type { Agent } from 'node:https';
+import axios, { type AxiosInstance } from 'axios';
+import pLimit from 'p-limit';
+import type { Authorizer } from './auth';
+import type { ChangeFeed, FeedEvent, FeedEventKind, FeedPage, FeedSourceConfig } from './changeFeed';
+import { PacsError } from './types';
+
+/**
+ * Orthanc's REST root for a source: the configured `changeFeed.restBase`, else the QIDO base
+ * without its last path segment (Orthanc's DICOMweb plugin serves `<REST root>/dicom-web`).
+ */
+export function orthancRestBase(cfg: Pick<FeedSourceConfig, 'qidoBase' | 'changeFeed'>): string {
+  if (cfg.changeFeed.restBase) return cfg.changeFeed.restBase.replace(/\/+$/, '');
+  const url = new URL(cfg.qidoBase.replace(/\/+$/, ''));
+  url.pathname = url.pathname.replace(/\/[^/]*$/, '');
+  return url.toString().replace(/\/+$/, '');
+}
+
+interface OrthancChange {
+  ChangeType: string;
+  ID: string;
+  ResourceType: string;
+  Seq: number;
+}
+
+interface OrthancChanges {
+  Changes: OrthancChange[];
+  Last: number;
+  Done: boolean;
+}
+
+/** Study ids → UIDs kept; far more than a burst of new studies between two polls. */
+const UID_CACHE_SIZE = 50_000;
+
+function kindOf(change: OrthancChange): FeedEventKind {
+  if (change.ResourceType !== 'Study') return 'other';
+  switch (change.ChangeType) {
+    case 'StableStudy':
+      return 'study-ready';
+    case 'NewStudy':
+      return 'study-changing';
+    case 'Deleted': // later Orthanc versions; not 1.10
+      return 'study-deleted';
+    default:
+      return 'other';
+  }
+}
+
+export interface OrthancFeedOptions {
+  auth: Authorizer;
+  httpsAgent?: Agent;
+}
+
+export class OrthancChangeFeed implements ChangeFeed {
+  readonly type = 'orthanc';
+  readonly stats = { requests: 0 };
+  readonly restBase: string;
+  private readonly http: AxiosInstance;
+  private readonly uids = new Map<string, string>();
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly label: string;
+
+  constructor(
+    cfg: FeedSourceConfig,
+    private readonly options: OrthancFeedOptions,
+  ) {
+    this.restBase = orthancRestBase(cfg);
+    this.label = `PACS "${cfg.id}" change feed`;
+    this.limit = pLimit(cfg.concurrency);
+    this.http = axios.create({
+      baseURL: this.restBase,
+      timeout: cfg.timeoutMs,
+      httpsAgent: options.httpsAgent,
+      // Every status is an answer to classify here, not an exception.
+      validateStatus: () => true,
+      headers: { Accept: 'application/json' },
+    });
+  }
+
+  async poll(since: number, limit: number): Promise<FeedPage> {
+    const answer = await this.get<OrthancChanges>(`/changes?since=${since}&limit=${limit}`, 'changes');
+    if (answer.status !== 200) throw this.httpError('changes', answer.status);
+    const body = answer.data;
+    if (!body || !Array.isArray(body.Changes) || typeof body.Last !== 'number') {
+      throw new PacsError(`${this.label}: /changes answered without Changes and Last`, 200, 'bad-response', true);
+    }
+    const events: FeedEvent[] = body.Changes.map((c) => {
+      const kind = kindOf(c);
+      return kind === 'other' ? { seq: c.Seq, kind } : { seq: c.Seq, kind, studyRef: c.ID };
+    });
+    return { events, last: body.Last, done: body.Done === true };
+  }
+
+  /**
+   * Whether the REST root is Orthanc's: GET /system names a Version and a DatabaseVersion. Any other
+   * answer (404 from another PACS, a login page) means no; a network failure is thrown.
+   */
+  async probeSystem(): Promise<boolean> {
+    const answer = await this.get<{ Version?: unknown; DatabaseVersion?: unknown }>('/system', 'system');
+    return (
+      answer.status === 200 && typeof answer.data?.Version === 'string' && answer.data.DatabaseVersion !== undefined
+    );
+  }
+
+  async head(): Promise<number> {
+    const answer = await this.get<OrthancChanges>('/changes?last', 'changes');
+    if (answer.status !== 200) throw this.httpError('changes', answer.status);
+    return typeof answer.data?.Last === 'number' ? answer.data.Last : 0;
+  }
+
+  async studyUids(refs: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const unknown: string[] = [];
+    for (const ref of new Set(refs)) {
+      const uid = this.uids.get(ref);
+      if (uid) out.set(ref, uid);
+      else unknown.push(ref);
+    }
+    await Promise.all(
+      unknown.map((ref) =>
+        this.limit(async () => {
+          const uid = await this.lookUp(ref);
+          if (!uid) return;
+          out.set(ref, uid);
+          this.remember(ref, uid);
+        }),
+      ),
+    );
+    return out;
+  }
+
+  /** The UID of one Orthanc study, or undefined when the study is gone. */
+  private async lookUp(ref: string): Promise<string | undefined> {
+    const answer = await this.get<{ MainDicomTags?: { StudyInstanceUID?: string } }>(
+      `/studies/${encodeURIComponent(ref)}`,
+      'study',
+    );
+    if (answer.status === 404) return undefined;
+    if (answer.status !== 200) throw this.httpError('study', answer.status);
+    return answer.data?.MainDicomTags?.StudyInstanceUID?.trim() || undefined;
+  }
+
+  private remember(ref: string, uid: string): void {
+    this.uids.set(ref, uid);
+    if (this.uids.size > UID_CACHE_SIZE) this.uids.delete(this.uids.keys().next().value!);
+  }
+
+  private async get<T>(path: string, what: string): Promise<{ status: number; data: T }> {
+    const authorization = await this.options.auth.header();
+    this.stats.requests++;
+    try {
+      const res = await this.http.get<T>(path, { headers: authorization ? { Authorization: authorization } : {} });
+      return { status: res.status, data: res.data };
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      const timedOut = e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT';
+      throw new PacsError(
+        `${this.label} ${what}: ${timedOut ? 'no answer in time' : (e.code ?? e.message ?? 'network error')}`,
+        0,
+        timedOut ? 'timeout' : 'network',
+        true,
+      );
+    }
+  }
+
+  private httpError(what: string, status: number): PacsError {
+    if (status === 401 || status === 403)
+      return new PacsError(`${this.label} ${what}: HTTP ${status} (check sources[].auth)`, status, 'auth', false);
+    return new PacsError(`${this.label} ${what}: HTTP ${status}`, status, 'http', status === 429 || status >= 500);
+  }
+}
