@@ -35,7 +35,8 @@ const env = {
       },
     ],
     // The samples span decades (pydicom's files are from the 1990s on): the first sync reaches back that far.
-    // The first `sync --once --sweep` lists every StudyDate and the undated samples; the local PACS is ours, so unpaced.
+    // The first `sync --once --sweep` lists every StudyDate and the undated samples; the local PACS is ours,
+    // so the sweep is unpaced.
     sync: { backfillFrom: '19000101', windowDays: 3660, sweep: { maxRequestsPerMinute: 100000 } },
     api: {
       port: apiPort,
