@@ -105,6 +105,13 @@ export function inexactReason(value: string, o: WireOptions = {}): string | unde
   return unsendableReason(value, o);
 }
 
+/** One identifying matching key sent exactly as given, or InexactValueError (never widened, never a wildcard). */
+export function exactParam(key: string, value: string, o: WireOptions = {}): [string, string] {
+  const why = inexactReason(value, o);
+  if (why) throw new InexactValueError(key, why);
+  return [resolveKey(key), wireValue(value, false, o).wire];
+}
+
 export function isIdentifyingKey(key: string): boolean {
   return IDENTIFYING_TAGS.has(resolveKey(key));
 }

@@ -17,7 +17,14 @@ import {
   type PageFetcher,
   type PagedResult,
 } from './paging';
-import { matchesLocally, planMatch, resolveKey, type PlannedQuery, type WireOptions } from './queryEncoding';
+import {
+  exactParam,
+  matchesLocally,
+  planMatch,
+  resolveKey,
+  type PlannedQuery,
+  type WireOptions,
+} from './queryEncoding';
 import type { RetryPolicy } from './retry';
 import { Tag, describeTag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
@@ -280,6 +287,8 @@ export class DicomwebSource implements PacsSource {
     const details = new Map<string, StudyDetails>(uids.map((uid) => [uid, { series: [], instances: [] }]));
     if (!uids.length) return details;
     const levels: QidoLevel[] = options.instances === false ? ['series'] : ['series', 'instances'];
+    // Study-level matching keys are allowed on relational /series and /instances queries (PS3.18).
+    const keys = options.patientId === undefined ? [] : [exactParam('PatientID', options.patientId, this.wire)];
     const batched = uids.length > 1 && (await this.supportsUidListMatching());
     const chunks = batched ? uidBatches(uids, this.cfg.detailBatchSize) : uids.map((uid) => [uid]);
     // Settled, not raced: a failure answers only once no query of this call is still going.
@@ -287,7 +296,9 @@ export class DicomwebSource implements PacsSource {
       chunks.flatMap((chunk) =>
         levels.map(async (level) => {
           const byStudy =
-            chunk.length > 1 ? await this.batchLevel(level, chunk) : await this.perStudyLevel(level, chunk[0]);
+            chunk.length > 1
+              ? await this.batchLevel(level, chunk, keys)
+              : await this.perStudyLevel(level, chunk[0], keys);
           for (const [uid, datasets] of byStudy)
             details.get(uid)![level === 'series' ? 'series' : 'instances'].push(...datasets);
         }),
@@ -295,7 +306,7 @@ export class DicomwebSource implements PacsSource {
     );
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    if (options.metadata) await Promise.all(uids.map((uid) => this.addMetadata(uid, details.get(uid)!)));
+    if (options.metadata) await Promise.all(uids.map((uid) => this.addMetadata(uid, details.get(uid)!, keys)));
     return details;
   }
 
@@ -303,7 +314,7 @@ export class DicomwebSource implements PacsSource {
    * One instance's WADO-RS metadata for enrichment: an instance already listed, else the first one a QIDO
    * search with limit 1 finds. A PACS that refuses it (HTTP error, bad body) costs the study its enrichment only.
    */
-  private async addMetadata(studyUid: string, details: StudyDetails): Promise<void> {
+  private async addMetadata(studyUid: string, details: StudyDetails, keys: Array<[string, string]>): Promise<void> {
     const uidsOf = (ds: DicomDataset | undefined) => {
       const series = ds && valueOf(readString(ds, Tag.SeriesInstanceUID));
       const instance = ds && valueOf(readString(ds, Tag.SOPInstanceUID));
@@ -313,7 +324,11 @@ export class DicomwebSource implements PacsSource {
       let uids = details.instances.map(uidsOf).find((u) => u !== undefined);
       if (!uids) {
         const include: [string, string] = ['includefield', `${Tag.SeriesInstanceUID},${Tag.SOPInstanceUID}`];
-        const some = await this.transport.qido({ level: 'instances', studyUid, params: [include, ['limit', '1']] });
+        const some = await this.transport.qido({
+          level: 'instances',
+          studyUid,
+          params: [...keys, include, ['limit', '1']],
+        });
         uids = uidsOf(some.datasets[0]);
       }
       if (!uids) return;
@@ -475,8 +490,12 @@ export class DicomwebSource implements PacsSource {
   }
 
   /** Series or instances of several studies in one search (UID-list matching); halves on truncation. */
-  private async batchLevel(level: QidoLevel, uids: string[]): Promise<Map<string, DicomDataset[]>> {
-    const r = await this.paged(level, [[Tag.StudyInstanceUID, uids.join(',')]]);
+  private async batchLevel(
+    level: QidoLevel,
+    uids: string[],
+    keys: Array<[string, string]>,
+  ): Promise<Map<string, DicomDataset[]>> {
+    const r = await this.paged(level, [[Tag.StudyInstanceUID, uids.join(',')], ...keys]);
     // Without a Study Instance UID on every answer they cannot be told apart: ask per study.
     const attributable = r.datasets.every((ds) => studyUidOf(ds) !== undefined);
     if (!r.truncated && attributable) {
@@ -485,17 +504,21 @@ export class DicomwebSource implements PacsSource {
       return byStudy;
     }
     if (uids.length === 1 || !attributable) {
-      const each = await Promise.all(uids.map((u) => this.perStudyLevel(level, u)));
+      const each = await Promise.all(uids.map((u) => this.perStudyLevel(level, u, keys)));
       return new Map(each.flatMap((m) => [...m]));
     }
     this.stats.splits++;
     const [a, b] = halves(uids);
-    const [ma, mb] = await Promise.all([this.batchLevel(level, a), this.batchLevel(level, b)]);
+    const [ma, mb] = await Promise.all([this.batchLevel(level, a, keys), this.batchLevel(level, b, keys)]);
     return new Map([...ma, ...mb]);
   }
 
-  private async perStudyLevel(level: QidoLevel, uid: string): Promise<Map<string, DicomDataset[]>> {
-    const r = await this.paged(level, [], uid);
+  private async perStudyLevel(
+    level: QidoLevel,
+    uid: string,
+    keys: Array<[string, string]>,
+  ): Promise<Map<string, DicomDataset[]>> {
+    const r = await this.paged(level, keys, uid);
     if (r.truncated) this.unresolved(`${level} of study ${uid}`);
     return new Map([[uid, r.datasets]]);
   }

@@ -25,6 +25,11 @@ export interface DetailOptions {
   instances?: boolean;
   /** Add one instance's WADO-RS metadata per study (`StudyDetails.metadata`), for enrichment. */
   metadata?: boolean;
+  /**
+   * Exact Patient ID sent as a matching key on every series/instance query (a patient-restricted
+   * search stays inside that patient); a value that cannot be sent exactly throws InexactValueError.
+   */
+  patientId?: string;
 }
 
 export interface SourceStats {

@@ -176,7 +176,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       const taken = scan.complete
         ? this.fromList(scan.candidates, offset, need)
         : await this.fromPacs(src, scan.plan.match, scan.criteria, offset, need);
-      await this.addMatches(page, src, scan.criteria, taken.rows);
+      await this.addMatches(page, src, scan.criteria, taken.rows, scan.plan.match.PatientID);
       if (taken.next !== undefined) {
         page.next = { source: i, offset: taken.next, lengths };
         return page;
@@ -216,9 +216,15 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
   }
 
   /** Maps a page's candidates with their series and keeps the exact matches (series criteria included). */
-  private async addMatches(page: StudyPage, src: ApiSource, criteria: Criterion[], rows: DicomDataset[]) {
+  private async addMatches(
+    page: StudyPage,
+    src: ApiSource,
+    criteria: Criterion[],
+    rows: DicomDataset[],
+    patientId: string | undefined,
+  ) {
     if (!rows.length) return;
-    const mapped = await this.mapPage(src, rows, this.cfg.searchInstances);
+    const mapped = await this.mapPage(src, rows, this.cfg.searchInstances, patientId);
     page.problems.push(...mapped.problems);
     const ctx = matchContextFor(src.config);
     for (const resource of mapped.resources)
@@ -318,6 +324,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     src: ApiSource,
     rows: DicomDataset[],
     instances: boolean,
+    patientId?: string,
   ): Promise<{ resources: ImagingStudy[]; problems: OperationOutcomeIssue[] }> {
     const keyOf = (uid: string) => `study|${src.config.id}|${uid}|${instances ? 'i' : 's'}`;
     const problems: OperationOutcomeIssue[] = [];
@@ -340,11 +347,15 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       const uids = missing.map((m) => m.uid);
       // Identical concurrent pages share one detail fetch.
       const mapped = await this.detailBatches.getOrLoad(
-        `details|${src.config.id}|${instances}|${uids.join(',')}`,
+        `details|${src.config.id}|${instances}|${patientId ?? ''}|${uids.join(',')}`,
         async () => {
           let details;
           try {
-            details = await src.pacs.studyDetails(uids, { instances });
+            // A patient-restricted search asks for that patient's series only, by exact ID, at every level.
+            details = await src.pacs.studyDetails(uids, {
+              instances,
+              ...(patientId !== undefined ? { patientId } : {}),
+            });
           } catch (err) {
             throw this.failed(err, src);
           }

@@ -186,28 +186,51 @@ describe('live pages fill, with total and next links that agree with _summary=co
 describe('the PACS is asked exact values only', () => {
   const studyQueries = () => proxy.requests.filter((r) => r.level === 'studies').map((r) => r.url);
 
-  it("every study query of a patient-restricted search carries the patient's exact ID", async () => {
-    proxy.reset();
-    for (const q of [
-      `patient=${PID}&modality=CT&_count=2`,
-      `patient:identifier=${PID}&started=ge2024-01-03`,
-      `subject.identifier=${PID}&modality=MR&_summary=count`,
-    ]) {
-      const { ids } = await allPages(live.http, `/ImagingStudy?${q}`);
-      if (!q.includes('_summary')) expect(ids.length).toBeGreaterThan(0);
+  it("every PACS query of a patient-restricted search (study, series, instance) carries the patient's exact ID", async () => {
+    // Instance lists in searches too, so instance-level queries are recorded; UID lists on, so no probe.
+    const withInstances = await serveApi({
+      config: { ...apiBase, cache: { enabled: false }, searchInstances: true },
+      sources: [apiSource(sourceConfig('a', proxy.via(orthanc.dicomWebBase), { pageSize: 4, uidListMatching: 'on' }))],
+    });
+    try {
+      await live.http.get(`/ImagingStudy?patient=${PID}`); // the probe of UID-list matching, before recording
+      proxy.reset();
+      for (const api of [live, withInstances])
+        for (const q of [
+          `patient=${PID}&modality=CT&_count=2`,
+          `patient:identifier=${PID}&started=ge2024-01-03`,
+          `subject.identifier=${PID}&modality=MR&_summary=count`,
+          `patient=${PID}&_count=1`,
+        ]) {
+          const { ids } = await allPages(api.http, `/ImagingStudy?${q}`);
+          if (!q.includes('_summary')) expect(ids.length).toBeGreaterThan(0);
+        }
+    } finally {
+      await withInstances.close();
     }
-    const queries = studyQueries();
-    expect(queries.length).toBeGreaterThan(2);
-    for (const url of queries) expect(new URLSearchParams(url.split('?')[1]).get('00100020')).toBe(PID);
-    // Detail queries name only studies of that patient.
+    const requests = proxy.requests;
+    const byLevel = proxy.counts();
+    expect(byLevel.studies).toBeGreaterThan(2);
+    expect(byLevel.series).toBeGreaterThan(1);
+    expect(byLevel.instances).toBeGreaterThan(1);
     const own = new Set(corpus.filter((s) => s.patient.id === PID).map((s) => s.studyUid));
-    const details = proxy.requests.filter((x) => x.level === 'series');
-    expect(details.length).toBeGreaterThan(0);
-    for (const r of details) {
-      // Batched (StudyInstanceUID list) or per study (/studies/{uid}/series).
+    for (const r of requests) {
+      const query = new URLSearchParams(r.url.split('?')[1] ?? '');
+      expect([r.url, query.get('00100020')]).toEqual([r.url, PID]);
+      for (const [, v] of query) expect([r.url, v]).not.toEqual([r.url, '*']);
+      if (r.level === 'studies') continue;
+      // Detail queries name only studies of that patient: batched (UID list) or per study (/studies/{uid}/...).
       const inPath = /\/studies\/([0-9.]+)\//.exec(r.url)?.[1];
-      const uids = inPath ? [inPath] : new URLSearchParams(r.url.split('?')[1]).get('0020000D')!.split(',');
+      const uids = inPath ? [inPath] : query.get('0020000D')!.split(',');
       for (const u of uids) expect(own.has(u)).toBe(true);
+    }
+    // Orthanc 1.10 honours PatientID on /series and /instances: another patient's ID finds nothing there.
+    const [uid] = own;
+    for (const level of ['series', 'instances']) {
+      const res = await fetch(`${orthanc.dicomWebBase}/${level}?0020000D=${uid}&00100020=OTHER-0`);
+      expect(res.status === 204 ? [] : await res.json()).toEqual([]);
+      const right = await fetch(`${orthanc.dicomWebBase}/${level}?0020000D=${uid}&00100020=${PID}`);
+      expect(((await right.json()) as unknown[]).length).toBeGreaterThan(0);
     }
   });
 

@@ -1,4 +1,5 @@
 import {
+  exactParam,
   inexactReason,
   InexactValueError,
   matchesLocally,
@@ -115,6 +116,13 @@ describe('wire form of matching values', () => {
     expect(restoreWireQuery(`http://pacs/dicom-web/studies?${asSentByClient}`)).toBe(
       `http://pacs/dicom-web/studies?${wire}`,
     );
+  });
+
+  it('an exact matching key goes out as itself or throws, never as a wildcard', () => {
+    expect(exactParam('PatientID', 'P-001')).toEqual(['00100020', 'P-001']);
+    expect(exactParam('PatientID', '陳 1', { percentDecodes: true })).toEqual(['00100020', '%E9%99%B3%201']);
+    for (const bad of ['', '*', 'P?1', '陳', 'A B'])
+      expect(() => exactParam('PatientID', bad)).toThrow(InexactValueError);
   });
 });
 
