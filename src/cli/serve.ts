@@ -72,7 +72,13 @@ export function serveCommand(): Command {
         logger.info('stopped');
         process.exit(0);
       };
-      process.once('SIGTERM', shutdown);
-      process.once('SIGINT', shutdown);
+      // A failed shutdown must still end the process, with a non-zero status, not an unhandled rejection.
+      const onSignal = (signal: NodeJS.Signals) =>
+        void shutdown(signal).catch((err: unknown) => {
+          logger.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+          process.exit(1);
+        });
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
     });
 }
