@@ -289,7 +289,7 @@ export class DicomwebSource implements PacsSource {
     const levels: QidoLevel[] = options.instances === false ? ['series'] : ['series', 'instances'];
     // Study-level matching keys are allowed on relational /series and /instances queries (PS3.18).
     const keys = options.patientId === undefined ? [] : [exactParam('PatientID', options.patientId, this.wire)];
-    const batched = uids.length > 1 && (await this.supportsUidListMatching());
+    const batched = uids.length > 1 && (await this.supportsUidListMatching(options.patientId));
     const chunks = batched ? uidBatches(uids, this.cfg.detailBatchSize) : uids.map((uid) => [uid]);
     // Settled, not raced: a failure answers only once no query of this call is still going.
     const settled = await Promise.allSettled(
@@ -346,21 +346,28 @@ export class DicomwebSource implements PacsSource {
     return this.transport.metadata(studyUid);
   }
 
-  /** Probed once: ask for two studies known to exist by UID list; both must come back, alone. */
-  supportsUidListMatching(): Promise<boolean> {
+  /**
+   * Probed once: ask for two studies known to exist by UID list; both must come back, alone. A caller
+   * working for one patient passes that patient's ID, so the probe reads only that patient's studies.
+   */
+  supportsUidListMatching(patientId?: string): Promise<boolean> {
     if (this.uidListMatching !== undefined) return Promise.resolve(this.uidListMatching);
-    this.probing ??= this.probeUidListMatching().finally(() => (this.probing = undefined));
+    const keys = patientId === undefined ? [] : [exactParam('PatientID', patientId, this.wire)];
+    this.probing ??= this.probeUidListMatching(keys).finally(() => (this.probing = undefined));
     return this.probing;
   }
 
-  private async probeUidListMatching(): Promise<boolean> {
+  private async probeUidListMatching(keys: [string, string][]): Promise<boolean> {
     // Default return attributes only: an explicit includefield can make Orthanc read files.
-    const some = await this.transport.qido({ level: 'studies', params: [['limit', '2']] });
+    const some = await this.transport.qido({ level: 'studies', params: [['limit', '2'], ...keys] });
     const known = [...new Set(some.datasets.map(studyUidOf).filter((u): u is string => !!u))].slice(0, 2);
     if (known.length < 2) return false; // nothing to probe with yet; ask again later
     let supported: boolean;
     try {
-      const answer = await this.transport.qido({ level: 'studies', params: [[Tag.StudyInstanceUID, known.join(',')]] });
+      const answer = await this.transport.qido({
+        level: 'studies',
+        params: [[Tag.StudyInstanceUID, known.join(',')], ...keys],
+      });
       const back = new Set(answer.datasets.map(studyUidOf));
       supported = back.size === 2 && known.every((u) => back.has(u));
     } catch (e) {

@@ -91,6 +91,6 @@ export interface PacsSource {
   /** WADO-RS metadata of one study (all instances, full headers). */
   studyMetadata(studyUid: string): Promise<DicomDataset[]>;
   /** Whether the PACS answers UID-list matching (probed once unless configured). */
-  supportsUidListMatching(): Promise<boolean>;
+  supportsUidListMatching(patientId?: string): Promise<boolean>;
   readonly stats: SourceStats;
 }

@@ -187,15 +187,16 @@ describe('the PACS is asked exact values only', () => {
   const studyQueries = () => proxy.requests.filter((r) => r.level === 'studies').map((r) => r.url);
 
   it("every PACS query of a patient-restricted search (study, series, instance) carries the patient's exact ID", async () => {
-    // Instance lists in searches too, so instance-level queries are recorded; UID lists on, so no probe.
+    // Instance lists in searches too, so instance-level queries are recorded (UID lists on, so no probe there).
     const withInstances = await serveApi({
       config: { ...apiBase, cache: { enabled: false }, searchInstances: true },
       sources: [apiSource(sourceConfig('a', proxy.via(orthanc.dicomWebBase), { pageSize: 4, uidListMatching: 'on' }))],
     });
+    // A fresh API whose first search also probes UID-list matching: that probe is recorded and checked too.
+    const fresh = await serveApi({ config: { ...apiBase, cache: { enabled: false } }, sources: [apiSource(cfg())] });
     try {
-      await live.http.get(`/ImagingStudy?patient=${PID}`); // the probe of UID-list matching, before recording
       proxy.reset();
-      for (const api of [live, withInstances])
+      for (const api of [fresh, withInstances])
         for (const q of [
           `patient=${PID}&modality=CT&_count=2`,
           `patient:identifier=${PID}&started=ge2024-01-03`,
@@ -206,7 +207,7 @@ describe('the PACS is asked exact values only', () => {
           if (!q.includes('_summary')) expect(ids.length).toBeGreaterThan(0);
         }
     } finally {
-      await withInstances.close();
+      await Promise.all([withInstances.close(), fresh.close()]);
     }
     const requests = proxy.requests;
     const byLevel = proxy.counts();
