@@ -57,6 +57,21 @@ function startSearch(req: Request, res: Response, resourceType: 'ImagingStudy' |
   return pairs;
 }
 
+/** A read's prologue: named in the audit line, its scope checked, then its id parsed (400 when malformed). */
+function startRead(
+  req: Request,
+  res: Response,
+  resourceType: 'ImagingStudy' | 'Endpoint',
+  parseId: (raw: string) => string,
+): string {
+  const a = locals(res).audit;
+  Object.assign(a, { interaction: 'read', resourceType });
+  requireScope(res, resourceType, 'read');
+  const id = parseId(req.params.id as string);
+  a.id = id;
+  return id;
+}
+
 export function createFhirHandlers({ config: cfg, lookup: service, version }: HandlerContext): FhirHandlers {
   const parseOptions = (req: Request): ParseOptions => ({
     defaultCount: cfg.defaultCount,
@@ -74,11 +89,8 @@ export function createFhirHandlers({ config: cfg, lookup: service, version }: Ha
   };
 
   const readImagingStudy: RequestHandler = async (req, res) => {
+    const uid = startRead(req, res, 'ImagingStudy', parseStudyId);
     const a = locals(res).audit;
-    Object.assign(a, { interaction: 'read', resourceType: 'ImagingStudy' });
-    requireScope(res, 'ImagingStudy', 'read');
-    const uid = parseStudyId(req.params.id as string);
-    a.id = uid;
     const found = await service.read(uid);
     if (!found) throw new FhirError(404, 'not-found', `ImagingStudy/${uid} is not known.`);
     a.count = 1;
@@ -164,11 +176,8 @@ export function createFhirHandlers({ config: cfg, lookup: service, version }: Ha
   };
 
   const readEndpoint: RequestHandler = async (req, res) => {
+    const id = startRead(req, res, 'Endpoint', parseEndpointId);
     const a = locals(res).audit;
-    Object.assign(a, { interaction: 'read', resourceType: 'Endpoint' });
-    requireScope(res, 'Endpoint', 'read');
-    const id = parseEndpointId(req.params.id as string);
-    a.id = id;
     const endpoint = service.endpoint(id);
     if (!endpoint) throw new FhirError(404, 'not-found', `Endpoint/${id} is not known.`);
     a.count = 1;
@@ -180,32 +189,16 @@ export function createFhirHandlers({ config: cfg, lookup: service, version }: Ha
     const parsed = parseEndpointSearch(startSearch(req, res, 'Endpoint'), parseOptions(req));
     const all = service.endpoints().filter((e) => !parsed.ids || parsed.ids.includes(e.id!));
     a.count = all.length;
-    const base = baseOf(req);
-    if (parsed.summaryCount) {
-      sendFhir(
-        res,
-        200,
-        searchBundle({
-          base,
-          resourceType: 'Endpoint',
-          used: parsed.used,
-          count: parsed.count,
-          matches: [],
-          total: all.length,
-        }),
-      );
-      return;
-    }
-    // Endpoints are one per source: a page always holds them all unless _count is smaller.
+    // Endpoints are one per source: a page always holds them all unless _count is smaller; a count holds none.
     sendFhir(
       res,
       200,
       searchBundle({
-        base,
+        base: baseOf(req),
         resourceType: 'Endpoint',
         used: parsed.used,
         count: parsed.count,
-        matches: all.slice(0, parsed.count),
+        matches: parsed.summaryCount ? [] : all.slice(0, parsed.count),
         total: all.length,
       }),
     );
