@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import { valueOf, readString, readInteger, type DicomDataset } from '../dicomweb/dicomJson';
+import { valueOf, readString, readInteger, studyUidOf, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
 import { checkRange, dateArgument, selectSources } from './runtime';
 
@@ -27,7 +27,7 @@ export interface DiscoveredStudy {
 export function discoveredStudies(source: string, dated: DicomDataset[], undated: DicomDataset[]): DiscoveredStudy[] {
   const rows = new Map<string, DiscoveredStudy>();
   const add = (study: DicomDataset, isDated: boolean) => {
-    const studyUid = valueOf(readString(study, Tag.StudyInstanceUID));
+    const studyUid = studyUidOf(study);
     if (!studyUid || rows.has(studyUid)) return;
     rows.set(studyUid, {
       source,

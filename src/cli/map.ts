@@ -10,8 +10,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config';
 import { sourceSchema, type SourceConfig } from '../config/schema';
 import { createPacsSource } from '../dicomweb';
-import { readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag } from '../dicomweb/tags';
+import { studyUidOf, type DicomDataset } from '../dicomweb/dicomJson';
 import {
   isBlocking,
   mapStudy,
@@ -65,7 +64,7 @@ function asList(value: unknown, what: string): DicomDataset[] {
 /** The study result to map: the one with --study-uid, or the only one. */
 function pickStudy(studies: DicomDataset[], studyUid: string | undefined): DicomDataset {
   if (studyUid) {
-    const found = studies.find((s) => valueOf(readString(s, Tag.StudyInstanceUID)) === studyUid);
+    const found = studies.find((s) => studyUidOf(s) === studyUid);
     if (!found) throw new InputError(`no study ${studyUid} in the study file`);
     return found;
   }
@@ -109,7 +108,7 @@ async function loadResults(
   const source = configuredSource(opts.source);
   const pacs = createPacsSource(source);
   const studies = await pacs.searchStudies({ StudyInstanceUID: opts.studyUid }, { limit: 2, offset: 0 });
-  const study = studies.find((s) => valueOf(readString(s, Tag.StudyInstanceUID)) === opts.studyUid);
+  const study = studies.find((s) => studyUidOf(s) === opts.studyUid);
   if (!study) throw new InputError(`source ${source.id} has no study ${opts.studyUid}`);
   const details = (await pacs.studyDetails([opts.studyUid], { instances: true })).get(opts.studyUid) ?? {
     series: [],

@@ -3,7 +3,7 @@
  * ValueProblem for that attribute, so one bad attribute cannot take a whole study down.
  * "Missing" (no attribute) and "empty" (attribute with no Value) are kept apart, as the standard does.
  */
-import { describeTag } from './tags';
+import { describeTag, Tag } from './tags';
 
 export interface PersonNameGroups {
   Alphabetic?: string;
@@ -303,6 +303,11 @@ export function readCodes(ds: unknown, tag: string): AttrResult<CodedEntry[]> {
 /** The value, or undefined when missing, empty or malformed. */
 export function valueOf<T>(r: AttrResult<T>): T | undefined {
   return r.kind === 'value' ? r.value : undefined;
+}
+
+/** A row's Study Instance UID (trimmed), or undefined when it has none: the key every layer matches rows by. */
+export function studyUidOf(ds: DicomDataset): string | undefined {
+  return valueOf(readString(ds, Tag.StudyInstanceUID));
 }
 
 /**

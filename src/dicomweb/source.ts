@@ -5,7 +5,7 @@
  */
 import type { SourceConfig } from '../config/schema';
 import { createAuthorizer } from './auth';
-import { parseDate, readString, valueOf, type DicomDataset } from './dicomJson';
+import { parseDate, readString, studyUidOf, valueOf, type DicomDataset } from './dicomJson';
 import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';
 import {
   dedupe,
@@ -54,7 +54,6 @@ export interface SourceOptions {
   beforeRequest?: (kind: keyof SourceStats['requests']) => void | Promise<void>;
 }
 
-const studyUidOf = (ds: DicomDataset) => valueOf(readString(ds, Tag.StudyInstanceUID));
 const keyOfLevel: Record<QidoLevel, (ds: DicomDataset) => string | undefined> = {
   studies: studyUidOf,
   series: (ds) => valueOf(readString(ds, Tag.SeriesInstanceUID)),

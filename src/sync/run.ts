@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import { formatDa, readDate, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
+import { formatDa, readDate, studyUidOf, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag } from '../dicomweb/tags';
 import { WindowOverflowError, type PacsSource, type StudyDetails, type StudyWindow } from '../dicomweb/types';
 import { FixedWindows, uidBatches, type WindowPlanner } from '../dicomweb/windows';
@@ -596,11 +596,6 @@ export class StudySyncRun {
 function prefetched<T>(work: Promise<T>): Promise<T> {
   work.catch(() => undefined);
   return work;
-}
-
-export function studyUidOf(ds: DicomDataset): string | undefined {
-  const uid = valueOf(readString(ds, Tag.StudyInstanceUID))?.trim();
-  return uid || undefined;
 }
 
 export function studyDateOf(ds: DicomDataset): string | null {

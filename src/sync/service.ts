@@ -24,7 +24,8 @@ import {
 import { planWindows, pollRange, todayIn } from './dates';
 import { describeError, isRunOutage, SinkUnavailableError, SourceBusyError } from './errors';
 import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
-import { StudySyncRun, studyUidOf, type StudyMapper } from './run';
+import { studyUidOf } from '../dicomweb/dicomJson';
+import { StudySyncRun, type StudyMapper } from './run';
 import { sweepSource, windowPlanner } from './sweep';
 import { pacedRequest, RequestPacer, runPaced, sweepRate, warnOnce } from './sweepPace';
 

@@ -17,7 +17,8 @@ import type { SyncSettings } from './config';
 import { addDays, planWindows } from './dates';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
 import { removeVanished } from './reconcile';
-import { studyUidOf, type StudySyncRun } from './run';
+import { studyUidOf } from '../dicomweb/dicomJson';
+import type { StudySyncRun } from './run';
 
 /** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */
 export const SWEEP_END = '99991231';

@@ -7,8 +7,7 @@
  */
 import type { ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
 import type { DicomDataset } from '../../dicomweb/dicomJson';
-import { readString, valueOf } from '../../dicomweb/dicomJson';
-import { Tag } from '../../dicomweb/tags';
+import { studyUidOf } from '../../dicomweb/dicomJson';
 import { PacsError, type QidoMatch } from '../../dicomweb/types';
 import { mapStudy } from '../../mapping';
 import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
@@ -28,8 +27,6 @@ import {
   type StudyLookup,
   type StudyPage,
 } from './studies';
-
-const uidOf = (ds: DicomDataset): string | undefined => valueOf(readString(ds, Tag.StudyInstanceUID));
 
 /** One source's study-level candidates for a search (see searchLive). */
 interface SourceScan {
@@ -102,7 +99,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       } catch (err) {
         throw this.failed(err, src);
       }
-      const row = rows.find((r) => uidOf(r) === studyUid);
+      const row = rows.find((r) => studyUidOf(r) === studyUid);
       if (!row) continue;
       const mapped = await this.mapPage(src, [row], true);
       if (mapped.problems.length)
@@ -139,7 +136,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       } catch (err) {
         throw this.failed(err, src);
       }
-      const uids = [...new Set(rows.map((r) => uidOf(r)).filter((u): u is string => !!u))];
+      const uids = [...new Set(rows.map((r) => studyUidOf(r)).filter((u): u is string => !!u))];
       extra.push({ param: 'series', kind: 'studyUid', uids });
     }
     return [...criteria, ...extra];
@@ -260,8 +257,8 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
         scans.push(scan);
         continue;
       }
-      const own = scan.candidates.filter((row) => !seen.has(uidOf(row) ?? ''));
-      for (const row of own) seen.add(uidOf(row) ?? '');
+      const own = scan.candidates.filter((row) => !seen.has(studyUidOf(row) ?? ''));
+      for (const row of own) seen.add(studyUidOf(row) ?? '');
       scans.push({ ...scan, candidates: own });
     }
     return scans;
@@ -286,7 +283,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       if (offset >= this.cfg.maxCountScan) return { criteria, plan, complete: false, candidates: [] };
       const rows = await this.pacsPage(src, plan.match, size, offset);
       for (const row of rows) {
-        const uid = uidOf(row);
+        const uid = studyUidOf(row);
         // Rows without a UID cannot be ordered or read: counted and reported, never dropped silently.
         if (!uid) keyless++;
         else if (!byUid.has(uid) && this.studyLevelMatch(src, row, criteria)) byUid.set(uid, row);
@@ -328,7 +325,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
   ): Promise<{ resources: ImagingStudy[]; problems: OperationOutcomeIssue[] }> {
     const keyOf = (uid: string) => `study|${src.config.id}|${uid}|${instances ? 'i' : 's'}`;
     const problems: OperationOutcomeIssue[] = [];
-    const entries = rows.map((row) => ({ row, uid: uidOf(row) }));
+    const entries = rows.map((row) => ({ row, uid: studyUidOf(row) }));
     if (entries.some((e) => !e.uid))
       problems.push({
         severity: 'warning',
