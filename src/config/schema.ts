@@ -8,7 +8,8 @@ import { httpUrl } from '../http/url';
 import { clientCredentialsSchema } from '../oauth2/clientCredentials';
 import { isKnownZone } from '../time/zone';
 import { fhirSinkSchema } from '../sinks/fhir/config';
-import { storeSchema, syncSchema } from '../sync/config';
+import { storeSchema } from '../state/config';
+import { syncSchema } from '../sync/config';
 
 const url = httpUrl;
 

@@ -149,17 +149,8 @@ export const syncSchema = z
   .strict()
   .default({});
 
-export const storeSchema = z
-  .object({
-    /** SQLite file of the embedded store (created with its folder when missing). */
-    path: z.string().min(1).default('./data/bridge.sqlite'),
-  })
-  .strict()
-  .default({});
-
 export type SyncConfig = z.infer<typeof syncSchema>;
 export type SyncConfigInput = z.input<typeof syncSchema>;
-export type StoreConfig = z.infer<typeof storeSchema>;
 export type DeletionAction = z.infer<typeof deletionActionSchema>;
 
 /** The settings one source's runs use: global values with that source's overrides on top. */

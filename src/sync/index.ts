@@ -7,12 +7,10 @@ export {
 } from './service';
 export {
   syncSchema,
-  storeSchema,
   syncSettingsFor,
   type SyncConfig,
   type SyncConfigInput,
   type SyncSettings,
-  type StoreConfig,
   type DeletionAction,
 } from './config';
 export type { StudyMapper } from './run';

@@ -11,6 +11,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { ImagingStudy } from 'fhir/r4';
+import { studyIndexRow, type StudyIndexFilter, type StudyIndexRow } from '../studyIndex';
 import { statement } from './statements';
 
 export const STUDY_INDEX_SQL = `
@@ -31,90 +32,6 @@ export const STUDY_INDEX_SQL = `
   ) WITHOUT ROWID;
   CREATE INDEX imaging_study_token_value ON imaging_study_token (kind, value, resource_id);
 `;
-
-const DICOM_UID_SYSTEM = 'urn:dicom:uid';
-
-export type TokenKind = 'uid' | 'identifier' | 'patient' | 'subject' | 'modality' | 'series';
-
-export interface StudyIndexRow {
-  resourceId: string;
-  sourceId: string | null;
-  startedDay: string | null;
-  startedMs: number | null;
-  status: string | null;
-  tokens: { kind: TokenKind; value: string }[];
-}
-
-const STARTED_RE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?/;
-
-/**
- * The start instant, only when `started` states its offset: an offset-less time depends on the source's zone,
- * which config may change.
- */
-function startedInstant(m: RegExpExecArray): number | null {
-  if (!m[4] || !m[8]) return null;
-  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
-  const wall = Date.UTC(
-    Number(m[1]),
-    Number(m[2]) - 1,
-    Number(m[3]),
-    Number(m[4]),
-    Number(m[5]),
-    m[6] ? Number(m[6]) : 0,
-    ms,
-  );
-  if (m[8] === 'Z') return wall;
-  const sign = m[8][0] === '-' ? -1 : 1;
-  const [oh, om] = m[8].slice(1).split(':').map(Number);
-  return wall - sign * (oh * 60 + om) * 60_000;
-}
-
-function subjectIdentifierValue(study: ImagingStudy): string | undefined {
-  const subject = study.subject;
-  if (subject?.identifier) return subject.identifier.value;
-  const m = subject?.reference && /^Patient\?identifier=(.*)$/.exec(subject.reference);
-  if (!m) return undefined;
-  let raw: string;
-  try {
-    raw = decodeURIComponent(m[1]);
-  } catch {
-    return undefined; // the matcher cannot read it either
-  }
-  const bar = raw.indexOf('|');
-  return bar < 0 ? raw : raw.slice(bar + 1);
-}
-
-/** What the index holds for one stored ImagingStudy. Pure. */
-export function studyIndexRow(study: ImagingStudy, resourceId: string, sourceId: string | null): StudyIndexRow {
-  const tokens = new Map<string, { kind: TokenKind; value: string }>();
-  const add = (kind: TokenKind, value: string | undefined) => {
-    if (value !== undefined && value !== null) tokens.set(`${kind}\u0000${value}`, { kind, value: String(value) });
-  };
-  add('uid', resourceId);
-  if (study.id) add('uid', study.id);
-  for (const i of study.identifier ?? []) {
-    add('identifier', i.value);
-    if (i.system === DICOM_UID_SYSTEM && i.value?.startsWith('urn:oid:')) add('uid', i.value.slice('urn:oid:'.length));
-  }
-  const patient = subjectIdentifierValue(study);
-  const hasIdentifier = !!study.subject?.identifier || /^Patient\?identifier=/.test(study.subject?.reference ?? '');
-  if (hasIdentifier) add('patient', patient);
-  else add('subject', study.subject?.reference);
-  for (const m of study.modality ?? []) add('modality', m.code);
-  for (const s of study.series ?? []) {
-    add('modality', s.modality?.code);
-    add('series', s.uid);
-  }
-  const m = study.started ? STARTED_RE.exec(study.started) : null;
-  return {
-    resourceId,
-    sourceId,
-    startedDay: m ? `${m[1]}${m[2]}${m[3]}` : null,
-    startedMs: m ? startedInstant(m) : null,
-    status: study.status ?? null,
-    tokens: [...tokens.values()],
-  };
-}
 
 /** Replaces the index entries of one ImagingStudy (call inside the transaction that writes it). */
 export function indexStudy(db: Database.Database, row: StudyIndexRow): void {
@@ -141,24 +58,6 @@ export function backfillStudyIndex(db: Database.Database): void {
   const all: StudyIndexRow[] = [];
   for (const r of rows) all.push(studyIndexRow(JSON.parse(r.json) as ImagingStudy, r.id, r.source_id));
   for (const row of all) indexStudy(db, row);
-}
-
-// ── searching ─────────────────────────────────────────────────────────────
-
-/**
- * Conditions a search can push down, combined with AND. Each `tokens` entry matches a study holding
- * any of its (kind, value) pairs. Day bounds are inclusive YYYYMMDD; instant bounds apply only to
- * studies whose start instant is known (the others stay candidates).
- */
-export interface StudyIndexFilter {
-  sourceId: string;
-  tokens?: { kind: TokenKind; value: string }[][];
-  dayFrom?: string;
-  dayTo?: string;
-  /** Start instant bounds: [from, to) in ms. */
-  instant?: { from?: number; to?: number }[];
-  /** Each entry an OR-list of statuses. */
-  statuses?: string[][];
 }
 
 /** SQL (WHERE clause over `i`, the index row) and its parameters. */

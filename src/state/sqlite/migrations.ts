@@ -1,11 +1,12 @@
 /**
- * Versioned schema of the embedded store. Each migration runs once, in order, inside one immediate transaction;
+ * Versioned schema of the embedded (SQLite) store. Each migration runs once, in order, inside one immediate transaction;
  * PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
  */
 import type Database from 'better-sqlite3';
 import { FEED_STATE_SQL } from './feedState';
 import { allowQuarantine } from './quarantine';
 import { backfillStudyIndex, STUDY_INDEX_SQL } from './studyIndex';
+import { WORK_ITEMS_SQL } from './work';
 
 /** `fill` runs after `sql` in the same transaction, for steps that must read existing rows in code. */
 export const MIGRATIONS: {
@@ -127,6 +128,11 @@ export const MIGRATIONS: {
       );
       CREATE INDEX sweeps_source ON sweeps (source_id, id);
     `,
+  },
+  {
+    version: 7,
+    description: 'work items: shares of a backfill that processes (replicas on PostgreSQL) claim',
+    sql: WORK_ITEMS_SQL,
   },
 ];
 

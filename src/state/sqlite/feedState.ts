@@ -9,6 +9,8 @@
  *   that started after `requestedAt` is done.
  */
 import type Database from 'better-sqlite3';
+import type { FeedStateRepository } from '../repositories';
+import type { FeedCheckpoint, PendingStudy, PendingUpdate, SweepRequest } from '../types';
 import { statement } from './statements';
 
 export const FEED_STATE_SQL = `
@@ -33,37 +35,17 @@ export const FEED_STATE_SQL = `
   );
 `;
 
-export interface FeedCheckpoint {
-  feedType: string;
-  lastSeq: number;
-  updatedAt: string;
-}
-
-export interface PendingStudy {
-  studyRef: string;
-  ready: boolean;
-  firstSeen: string;
-  lastEvent: string;
-}
-
-export interface SweepRequest {
-  requestedAt: string;
-  reason: string;
-}
-
-/** One batch of events' worth of pending studies: `ready` ones are synced at once, the others when quiet. */
-export interface PendingUpdate {
-  studyRef: string;
-  ready: boolean;
-}
-
 const iso = (d: Date) => d.toISOString();
 
 /** Feed state of one store; every method is one short statement or transaction. */
-export class FeedStateStore {
+export class SqliteFeedState implements FeedStateRepository {
   constructor(private readonly db: Database.Database) {}
 
-  checkpoint(sourceId: string): FeedCheckpoint | undefined {
+  async checkpoint(sourceId: string): Promise<FeedCheckpoint | undefined> {
+    return this.checkpointNow(sourceId);
+  }
+
+  private checkpointNow(sourceId: string): FeedCheckpoint | undefined {
     const row = statement(this.db, 'SELECT feed_type, last_seq, updated_at FROM feed_state WHERE source_id = ?').get(
       sourceId,
     ) as { feed_type: string; last_seq: number; updated_at: string } | undefined;
@@ -75,31 +57,35 @@ export class FeedStateStore {
    * transaction, and only if the checkpoint is still `expectedSeq` (another process may read the same
    * feed): false when it was not, and nothing was written.
    */
-  recordPage(
+  async recordPage(
     sourceId: string,
     feedType: string,
     expectedSeq: number | undefined,
     lastSeq: number,
     pending: PendingUpdate[],
     at: Date,
-  ): boolean {
+  ): Promise<boolean> {
     return this.db
       .transaction(() => {
-        if (this.checkpoint(sourceId)?.lastSeq !== expectedSeq) return false;
+        if (this.checkpointNow(sourceId)?.lastSeq !== expectedSeq) return false;
         const upsert = statement(
           this.db,
           `INSERT INTO feed_pending (source_id, study_ref, ready, first_seen, last_event) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (source_id, study_ref) DO UPDATE SET ready = MAX(feed_pending.ready, excluded.ready), last_event = excluded.last_event`,
         );
         for (const p of pending) upsert.run(sourceId, p.studyRef, p.ready ? 1 : 0, iso(at), iso(at));
-        this.setCheckpoint(sourceId, feedType, lastSeq, at);
+        this.setCheckpointNow(sourceId, feedType, lastSeq, at);
         return true;
       })
       .immediate();
   }
 
   /** Sets the checkpoint whatever it was (a new reader starting at the head; a feed that went back). */
-  setCheckpoint(sourceId: string, feedType: string, lastSeq: number, at: Date): void {
+  async setCheckpoint(sourceId: string, feedType: string, lastSeq: number, at: Date): Promise<void> {
+    this.setCheckpointNow(sourceId, feedType, lastSeq, at);
+  }
+
+  private setCheckpointNow(sourceId: string, feedType: string, lastSeq: number, at: Date): void {
     statement(
       this.db,
       `INSERT INTO feed_state (source_id, feed_type, last_seq, updated_at) VALUES (?, ?, ?, ?)
@@ -108,7 +94,7 @@ export class FeedStateStore {
   }
 
   /** Pending studies due for a sync: reported ready, or quiet since `quietSince`. Oldest first. */
-  duePending(sourceId: string, quietSince: Date, limit: number): PendingStudy[] {
+  async duePending(sourceId: string, quietSince: Date, limit: number): Promise<PendingStudy[]> {
     const rows = statement(
       this.db,
       `SELECT study_ref, ready, first_seen, last_event FROM feed_pending
@@ -128,7 +114,7 @@ export class FeedStateStore {
   }
 
   /** How many studies the feed named that are not synced yet, and the oldest first sighting among them. */
-  pendingSummary(sourceId: string): { count: number; oldest: string | null } {
+  async pendingSummary(sourceId: string): Promise<{ count: number; oldest: string | null }> {
     const row = statement(
       this.db,
       'SELECT COUNT(*) AS n, MIN(first_seen) AS oldest FROM feed_pending WHERE source_id = ?',
@@ -140,7 +126,7 @@ export class FeedStateStore {
    * Done with these pending studies (synced, recorded as failing, or gone from the PACS). A study named
    * again by an event after `handledSince` stays pending: it changed while it was being synced.
    */
-  removePending(sourceId: string, studyRefs: string[], handledSince: Date): void {
+  async removePending(sourceId: string, studyRefs: string[], handledSince: Date): Promise<void> {
     const del = statement(
       this.db,
       'DELETE FROM feed_pending WHERE source_id = ? AND study_ref = ? AND last_event <= ?',
@@ -148,7 +134,7 @@ export class FeedStateStore {
     this.db.transaction(() => studyRefs.forEach((ref) => del.run(sourceId, ref, iso(handledSince))))();
   }
 
-  requestSweep(sourceId: string, reason: string, at: Date): void {
+  async requestSweep(sourceId: string, reason: string, at: Date): Promise<void> {
     statement(
       this.db,
       `INSERT INTO sweep_requests (source_id, requested_at, reason) VALUES (?, ?, ?)
@@ -156,7 +142,7 @@ export class FeedStateStore {
     ).run(sourceId, iso(at), reason);
   }
 
-  sweepRequest(sourceId: string): SweepRequest | undefined {
+  async sweepRequest(sourceId: string): Promise<SweepRequest | undefined> {
     const row = statement(this.db, 'SELECT requested_at, reason FROM sweep_requests WHERE source_id = ?').get(
       sourceId,
     ) as { requested_at: string; reason: string } | undefined;
@@ -164,7 +150,7 @@ export class FeedStateStore {
   }
 
   /** Clears the request if the sweep that just completed started at or after it (a newer one stays). */
-  clearSweepRequest(sourceId: string, sweepStartedAt: Date): void {
+  async clearSweepRequest(sourceId: string, sweepStartedAt: Date): Promise<void> {
     statement(this.db, 'DELETE FROM sweep_requests WHERE source_id = ? AND requested_at <= ?').run(
       sourceId,
       iso(sweepStartedAt),

@@ -1,0 +1,170 @@
+/** Rows of the state tables (the same columns on every backend) and their plain-data form. */
+import type {
+  RunCounts,
+  RunKind,
+  RunRecord,
+  RunStatus,
+  SourceCounts,
+  StudyFailure,
+  StudyState,
+  StudyStatus,
+  SweepRecord,
+  WorkItem,
+} from './types';
+
+export interface StudyRow {
+  source_id: string;
+  study_uid: string;
+  study_date: string | null;
+  status: StudyStatus;
+  fingerprint: string | null;
+  content_hash: string | null;
+  resource_id: string | null;
+  version_id: string | null;
+  last_seen: string | null;
+  attempts: number;
+  next_retry_at: string | null;
+  last_error: string | null;
+  reason: string | null;
+  created_by_bridge: number | boolean;
+  updated_at: string;
+  first_seen: string | null;
+  pending_since: string | null;
+  synced_at: string | null;
+}
+
+export interface SweepRow {
+  id: number;
+  source_id: string;
+  started_at: string;
+  through_date: string | null;
+  undated_done: number | boolean;
+  listed: number;
+  completed_at: string | null;
+  synced: number | null;
+  failing: number | null;
+  dead: number | null;
+  vanished: number | null;
+  unresolved: number | null;
+}
+
+export function toSweep(r: SweepRow): SweepRecord {
+  return {
+    id: Number(r.id),
+    sourceId: r.source_id,
+    startedAt: r.started_at,
+    throughDate: r.through_date,
+    undatedDone: r.undated_done === 1 || r.undated_done === true,
+    listed: Number(r.listed),
+    completedAt: r.completed_at,
+    synced: r.synced,
+    failing: r.failing,
+    dead: r.dead,
+    vanished: r.vanished,
+    unresolved: r.unresolved,
+  };
+}
+
+export function toState(r: StudyRow): StudyState {
+  return {
+    sourceId: r.source_id,
+    studyUid: r.study_uid,
+    studyDate: r.study_date,
+    status: r.status,
+    fingerprint: r.fingerprint,
+    contentHash: r.content_hash,
+    resourceId: r.resource_id,
+    versionId: r.version_id,
+    lastSeen: r.last_seen,
+    attempts: Number(r.attempts),
+    nextRetryAt: r.next_retry_at,
+    lastError: r.last_error,
+    reason: r.reason ?? null,
+    dead: r.status === 'dead',
+    createdByBridge: r.created_by_bridge === 1 || r.created_by_bridge === true,
+    updatedAt: r.updated_at,
+    firstSeen: r.first_seen,
+    pendingSince: r.pending_since,
+    syncedAt: r.synced_at,
+  };
+}
+
+export const iso = (d: Date = new Date()) => d.toISOString();
+
+/** The new attempt count and schedule of a failure, given the study's previous state. Shared by both backends. */
+export function failureOutcome(prev: StudyState | undefined, f: StudyFailure, at: Date) {
+  const attempts =
+    (prev?.status === 'failing' || prev?.status === 'dead' ? prev.attempts : 0) + (f.countAttempt ? 1 : 0);
+  const dead = attempts >= f.maxAttempts;
+  const nextRetry = dead
+    ? null
+    : iso(new Date(at.getTime() + (f.countAttempt ? f.retryDelaySeconds(attempts) : 0) * 1000));
+  return {
+    status: dead ? ('dead' as const) : ('failing' as const),
+    attempts,
+    nextRetry,
+    lastSeen: f.seen === false ? null : iso(at),
+    seenAt: iso(f.seenAt ?? at),
+    error: f.error.slice(0, 2000),
+  };
+}
+
+/** A source's counts from its studies grouped by status and its stored ImagingStudy count. */
+export function sourceCounts(byStatus: { status: StudyStatus; n: number | string }[], resources: number): SourceCounts {
+  const n = (s: StudyStatus) => Number(byStatus.find((r) => r.status === s)?.n ?? 0);
+  return {
+    studies: byStatus.reduce((a, r) => a + Number(r.n), 0),
+    synced: n('synced'),
+    failing: n('failing'),
+    dead: n('dead'),
+    removed: n('removed'),
+    quarantined: n('quarantined'),
+    resources: Number(resources),
+  };
+}
+
+export interface RunRow {
+  run_id: string;
+  source_id: string;
+  kind: RunKind;
+  started_at: string;
+  ended_at: string | null;
+  status: RunStatus;
+  counts: string | RunCounts;
+  error: string | null;
+}
+
+export function toRun(r: RunRow): RunRecord {
+  return {
+    runId: r.run_id,
+    sourceId: r.source_id,
+    kind: r.kind,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    status: r.status,
+    counts: typeof r.counts === 'string' ? (JSON.parse(r.counts) as RunCounts) : r.counts,
+    error: r.error,
+  };
+}
+
+export interface WorkItemRow {
+  id: number | string;
+  job: string;
+  source_id: string;
+  payload: string | Record<string, unknown>;
+  status: WorkItem['status'];
+  claimed_by: string | null;
+  attempts: number;
+}
+
+export function toWorkItem(r: WorkItemRow): WorkItem {
+  return {
+    id: Number(r.id),
+    job: r.job,
+    sourceId: r.source_id,
+    payload: typeof r.payload === 'string' ? (JSON.parse(r.payload) as Record<string, unknown>) : r.payload,
+    status: r.status,
+    claimedBy: r.claimed_by,
+    attempts: Number(r.attempts),
+  };
+}

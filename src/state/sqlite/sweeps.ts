@@ -1,0 +1,69 @@
+/** Full-range sweeps in the embedded store. */
+import type Database from 'better-sqlite3';
+import type { SweepRepository } from '../repositories';
+import { iso, toSweep, type SweepRow } from '../rows';
+import type { StudyStatus, SweepRecord } from '../types';
+import { statement } from './statements';
+
+export class SqliteSweeps implements SweepRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  private byId(id: number): SweepRecord {
+    return toSweep(statement(this.db, 'SELECT * FROM sweeps WHERE id = ?').get(id) as SweepRow);
+  }
+
+  private currentNow(sourceId: string): SweepRecord | undefined {
+    const row = statement(
+      this.db,
+      'SELECT * FROM sweeps WHERE source_id = ? AND completed_at IS NULL ORDER BY id DESC LIMIT 1',
+    ).get(sourceId) as SweepRow | undefined;
+    return row && toSweep(row);
+  }
+
+  async open(sourceId: string, at: Date = new Date()): Promise<SweepRecord> {
+    return this.db
+      .transaction(() => {
+        const open = this.currentNow(sourceId);
+        if (open) return open;
+        const id = statement(this.db, 'INSERT INTO sweeps (source_id, started_at) VALUES (?, ?)').run(sourceId, iso(at))
+          .lastInsertRowid as number;
+        return this.byId(id);
+      })
+      .immediate();
+  }
+
+  async advance(id: number, p: { throughDate?: string; listed: number; undatedDone?: boolean }): Promise<void> {
+    statement(
+      this.db,
+      `UPDATE sweeps SET through_date = COALESCE(?, through_date), listed = listed + ?, undated_done = MAX(undated_done, ?) WHERE id = ?`,
+    ).run(p.throughDate ?? null, p.listed, p.undatedDone ? 1 : 0, id);
+  }
+
+  async complete(id: number, r: { vanished: number; unresolved: number; at?: Date }): Promise<SweepRecord> {
+    return this.db.transaction(() => {
+      const sweep = this.byId(id);
+      const byStatus = statement(
+        this.db,
+        `SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? AND last_seen >= ? GROUP BY status`,
+      ).all(sweep.sourceId, sweep.startedAt) as { status: StudyStatus; n: number }[];
+      const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
+      statement(
+        this.db,
+        'UPDATE sweeps SET completed_at = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ? WHERE id = ?',
+      ).run(iso(r.at), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id);
+      return this.byId(id);
+    })();
+  }
+
+  async lastComplete(sourceId: string): Promise<SweepRecord | undefined> {
+    const row = statement(
+      this.db,
+      'SELECT * FROM sweeps WHERE source_id = ? AND completed_at IS NOT NULL ORDER BY id DESC LIMIT 1',
+    ).get(sourceId) as SweepRow | undefined;
+    return row && toSweep(row);
+  }
+
+  async current(sourceId: string): Promise<SweepRecord | undefined> {
+    return this.currentNow(sourceId);
+  }
+}
