@@ -6,7 +6,7 @@
 import { sourceSchema } from '../src/config';
 import { createFhirSink } from '../src/sinks/fhir';
 import { fhirSinkSchema } from '../src/sinks/fhir/config';
-import { openStore } from '../src/sinks/store';
+import { openStore } from '../src/state';
 import { createSyncService } from '../src/sync';
 import { daysOf } from '../test/fixtures/synthetic';
 import { startFhirServer } from '../test/harness/fhirServer';

@@ -16,7 +16,7 @@ import type { ApiSource } from '../src/api/fhir/studies';
 import { sourceSchema } from '../src/config';
 import type { PacsSource } from '../src/dicomweb/types';
 import { silentLogger } from '../src/log';
-import { openStore } from '../src/sinks/store';
+import { openStore } from '../src/state';
 import { STORED_PATIENT_SYSTEM, storedStudy, storedStudyUid } from '../test/fixtures/storedStudies';
 
 const QUERIES = [

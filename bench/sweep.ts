@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sourceSchema } from '../src/config';
 import { createEmbeddedSink } from '../src/sinks/embeddedSink';
-import { openStore } from '../src/sinks/store';
+import { openStore } from '../src/state';
 import { createSyncService, type RunSummary, type SyncConfigInput } from '../src/sync';
 import { daysBetween, todayIn } from '../src/sync/dates';
 import type { BenchCorpus } from './corpus';

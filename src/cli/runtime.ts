@@ -12,7 +12,7 @@ import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../m
 import { createEmbeddedSink } from '../sinks/embeddedSink';
 import { createFhirSink, type FhirSink } from '../sinks/fhir';
 import type { Sink } from '../sinks/sink';
-import { openStore, type Store } from '../sinks/store';
+import { openStateStore, type StateStore } from '../state';
 
 export function loggerFor(config: BridgeConfig): Logger {
   return createLogger({ level: config.logging.level, pretty: config.logging.pretty });
@@ -21,7 +21,7 @@ export function loggerFor(config: BridgeConfig): Logger {
 /** The sinks the configuration enables; at least one, or the sync would write nowhere. */
 export function buildSinks(
   config: BridgeConfig,
-  store: Store,
+  store: StateStore,
   logger: Logger,
 ): { sinks: Sink[]; fhirSinks: FhirSink[] } {
   const sinks: Sink[] = [];
@@ -36,8 +36,9 @@ export function buildSinks(
   return { sinks, fhirSinks };
 }
 
-export function openConfiguredStore(config: BridgeConfig): Store {
-  return openStore(config.store.path);
+/** The configured store, opened and migrated. */
+export function openConfiguredStore(config: BridgeConfig): Promise<StateStore> {
+  return openStateStore(config.store);
 }
 
 /**

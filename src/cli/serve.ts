@@ -23,7 +23,7 @@ export function serveCommand(): Command {
       const config = loadConfig();
       const validateResources = prepareValidation(config); // missing profiles: exit 78 before anything connects
       const logger = loggerFor(config);
-      const store = openConfiguredStore(config);
+      const store = await openConfiguredStore(config);
       const { sinks, fhirSinks } = buildSinks(config, store, logger);
       // A FHIR server that is not FHIR 4.0.x with transactions is a configuration error: stop now.
       for (const fhir of fhirSinks) await fhir.check();
@@ -37,7 +37,7 @@ export function serveCommand(): Command {
       });
       const sources: ApiSource[] = config.sources.map((cfg) => ({ config: cfg, pacs: service.source(cfg.id) }));
       // One lookup for the FHIR API and the cache metrics.
-      const lookup = createStudyLookup({ config: config.api, sources, store, logger });
+      const lookup = createStudyLookup({ config: config.api, sources, store: store.resources, logger });
       const app = createApiApp({ config: config.api, lookup, logger });
       app.use(
         createOpsRouter({
@@ -68,7 +68,7 @@ export function serveCommand(): Command {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await service.stop();
         lookup.close();
-        store.close();
+        await store.close();
         logger.info('stopped');
         process.exit(0);
       };

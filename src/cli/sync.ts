@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig, type BridgeConfig } from '../config';
 import { createLogger, type Logger } from '../log';
-import type { Store } from '../sinks/store';
+import type { SourceCounts, StateStore } from '../state';
 import {
   createSyncService,
   sourceCoverage,
@@ -31,13 +31,13 @@ import {
 
 interface Context {
   config: BridgeConfig;
-  store: Store;
+  store: StateStore;
   logger: Logger;
 }
 
-function openContext(logger?: Logger): Context {
+async function openContext(logger?: Logger): Promise<Context> {
   const config = loadConfig();
-  return { config, store: openConfiguredStore(config), logger: logger ?? loggerFor(config) };
+  return { config, store: await openConfiguredStore(config), logger: logger ?? loggerFor(config) };
 }
 
 function buildService(ctx: Context): SyncService {
@@ -107,7 +107,7 @@ export function syncCommand(): Command {
     .option('--reconcile', 'with --once: the same as --sweep (the reconcile is part of the sweep)')
     .option('--json', 'with --once: print each run summary as one line of JSON')
     .action(async (opts: { once?: boolean; source?: string; sweep?: boolean; reconcile?: boolean; json?: boolean }) => {
-      const ctx = openContext();
+      const ctx = await openContext();
       const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
       const shutdown = onShutdown(service, ctx.logger);
@@ -139,7 +139,7 @@ export function syncCommand(): Command {
         finish(codes, shutdown.received());
       } finally {
         shutdown.release();
-        ctx.store.close();
+        await ctx.store.close();
       }
     });
 }
@@ -158,7 +158,7 @@ export function backfillCommand(): Command {
       checkRange(opts.from, opts.to);
       const tty = opts.progress && !!process.stderr.isTTY;
       // With a progress bar on the terminal, only warnings are logged (to stderr) so they do not tear the bar.
-      const ctx = openContext(
+      const ctx = await openContext(
         tty ? createLogger({ level: 'warn', pretty: false, destination: process.stderr }) : undefined,
       );
       const service = buildService(ctx);
@@ -210,7 +210,7 @@ export function backfillCommand(): Command {
         finish(codes, shutdown.received());
       } finally {
         shutdown.release();
-        ctx.store.close();
+        await ctx.store.close();
       }
     });
 }
@@ -222,7 +222,7 @@ export interface SourceStatus {
   lagDays: number | null;
   lastRun: RunSummaryLike | null;
   lastSuccessfulPoll: string | null;
-  counts: ReturnType<Store['counts']>;
+  counts: SourceCounts;
   failing: { studyUid: string; attempts: number; nextRetryAt: string | null; lastError: string | null }[];
   dead: { studyUid: string; attempts: number; lastError: string | null }[];
   /** Not written until the PACS is fixed and the study replayed; `detail` never names the patients. */
@@ -241,13 +241,26 @@ type RunSummaryLike = {
 };
 
 /** What `status` shows; also usable by a status page. */
-export function sourceStatus(store: Store, config: BridgeConfig, sourceId: string, now = new Date()): SourceStatus {
+export async function sourceStatus(
+  store: StateStore,
+  config: BridgeConfig,
+  sourceId: string,
+  now = new Date(),
+): Promise<SourceStatus> {
   const cfg = config.sources.find((s) => s.id === sourceId);
-  const checkpoint = store.getCheckpoint(sourceId, 'poll') ?? null;
-  const runs = store.listRuns(sourceId, 50);
+  const checkpoint = (await store.checkpoints.get(sourceId, 'poll')) ?? null;
+  const [runs, polls, counts, failing, dead, quarantined, coverage] = await Promise.all([
+    store.runs.listRuns(sourceId, 50),
+    // Polls of their own: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
+    store.runs.listRuns(sourceId, 50, 'poll'),
+    store.studies.counts(sourceId),
+    store.studies.list(sourceId, 'failing'),
+    store.studies.list(sourceId, 'dead'),
+    store.studies.list(sourceId, 'quarantined'),
+    sourceCoverage(store, sourceId, now, syncSettingsFor(config.sync, sourceId).sweep),
+  ]);
   const last = runs[0];
-  // Polls of their own: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
-  const ok = store.listRuns(sourceId, 50, 'poll').find((r) => r.status === 'ok' || r.status === 'partial');
+  const ok = polls.find((r) => r.status === 'ok' || r.status === 'partial');
   return {
     sourceId,
     checkpoint,
@@ -263,17 +276,16 @@ export function sourceStatus(store: Store, config: BridgeConfig, sourceId: strin
         }
       : null,
     lastSuccessfulPoll: ok?.endedAt ?? null,
-    counts: store.counts(sourceId),
-    failing: store
-      .failingStudies(sourceId)
-      .map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, nextRetryAt: s.nextRetryAt, lastError: s.lastError })),
-    dead: store
-      .deadLetters(sourceId)
-      .map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
-    quarantined: store
-      .quarantinedStudies(sourceId)
-      .map((s) => ({ studyUid: s.studyUid, reason: s.reason, detail: s.lastError })),
-    coverage: sourceCoverage(store, sourceId, now, syncSettingsFor(config.sync, sourceId).sweep),
+    counts,
+    failing: failing.map((s) => ({
+      studyUid: s.studyUid,
+      attempts: s.attempts,
+      nextRetryAt: s.nextRetryAt,
+      lastError: s.lastError,
+    })),
+    dead: dead.map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
+    quarantined: quarantined.map((s) => ({ studyUid: s.studyUid, reason: s.reason, detail: s.lastError })),
+    coverage,
   };
 }
 
@@ -301,10 +313,12 @@ export function statusCommand(): Command {
     .description('Per source: last run, lag, counts, failing, dead-lettered and quarantined studies')
     .option('--source <id>', 'only this source')
     .option('--json', 'print the statuses as one line of JSON (an array, one entry per source)')
-    .action((opts: { source?: string; json?: boolean }) => {
-      const ctx = openContext(createLogger({ level: 'warn', destination: process.stderr }));
+    .action(async (opts: { source?: string; json?: boolean }) => {
+      const ctx = await openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
-        const statuses = selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id));
+        const statuses = await Promise.all(
+          selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id)),
+        );
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(statuses)}\n`);
           return;
@@ -329,7 +343,7 @@ export function statusCommand(): Command {
             process.stdout.write(`  quarantined ${q.studyUid} (${q.reason ?? ''}): ${q.detail ?? ''}\n`);
         }
       } finally {
-        ctx.store.close();
+        await ctx.store.close();
       }
     });
 }
@@ -339,12 +353,12 @@ export function replayCommand(): Command {
     .description('Re-queue dead-lettered and quarantined studies: they are retried (and checked again) on the next run')
     .option('--source <id>', 'only this source')
     .option('--study <uid>', 'only this study')
-    .action((opts: { source?: string; study?: string }) => {
-      const ctx = openContext(createLogger({ level: 'warn', destination: process.stderr }));
+    .action(async (opts: { source?: string; study?: string }) => {
+      const ctx = await openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
         let total = 0;
         for (const id of selectSources(ctx.config, opts.source)) {
-          const n = ctx.store.replay(id, opts.study);
+          const n = await ctx.store.studies.replay(id, opts.study);
           total += n;
           process.stdout.write(`${id}: ${n} dead letter${n === 1 ? '' : 's'} re-queued\n`);
         }
@@ -353,7 +367,7 @@ export function replayCommand(): Command {
           process.exitCode = 1;
         }
       } finally {
-        ctx.store.close();
+        await ctx.store.close();
       }
     });
 }

@@ -6,7 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PacsSource } from '../dicomweb/types';
-import type { RunRecord, Store } from '../sinks/store';
+import type { RunRecord, SourceCounts, StateStore, StudyState } from '../state';
 import { syncLagSeconds } from './lag';
 import type { Coverage } from '../sync/sweepCoverage';
 
@@ -14,8 +14,18 @@ export { syncLagSeconds, lagPerRun, windowEndOf, type RunLagPoint } from './lag'
 
 export const METRIC_PREFIX = 'pacs_fhir_bridge_';
 
-/** What the metrics read from the embedded store. */
-export type MetricsStore = Pick<Store, 'listRuns' | 'counts' | 'getCheckpoint' | 'knownSources' | 'quarantinedStudies'>;
+/** What the metrics read from the store. */
+export type MetricsStore = Pick<StateStore, 'runs' | 'studies' | 'checkpoints'>;
+
+/** One source's store-derived figures, read once per scrape before the collectors run. */
+interface SourceSnapshot {
+  runs: RunRecord[];
+  pollRuns: RunRecord[];
+  checkpoint?: string;
+  counts: SourceCounts;
+  quarantined: StudyState[];
+  coverage?: Coverage;
+}
 
 /** A node-cache (getStats()) or a cache counting its own hits and misses (the API's AnswerCache). */
 export type CacheStatsSource = { getStats(): { hits: number; misses: number } } | { hits: number; misses: number };
@@ -32,7 +42,7 @@ export interface Observed {
   caches?: Record<string, CacheStatsSource>;
   fhirSinks?: FhirSinkStatsSource[];
   /** A source's proof of coverage (src/sync/sweepCoverage.ts), read at scrape time. */
-  coverage?: (sourceId: string, now: Date) => Coverage;
+  coverage?: (sourceId: string, now: Date) => Promise<Coverage>;
 }
 
 /** An HTTP status, or 0 / a word for failures without one (network, timeout). */
@@ -44,11 +54,12 @@ const RUN_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
 const RUNS_PER_SCRAPE = 100;
 
 /** A store that cannot be read (closed, locked) leaves its series out of the scrape; /readyz reports why. */
-function storeRead(read: () => void): void {
+async function storeRead(read: () => Promise<void>): Promise<boolean> {
   try {
-    read();
+    await read();
+    return true;
   } catch {
-    /* the scrape goes on without the store's series */
+    return false; // the scrape goes on without the store's series
   }
 }
 
@@ -64,6 +75,10 @@ export class BridgeMetrics {
     coverage: undefined as unknown as NonNullable<Observed['coverage']>,
   };
   private hasStore = false;
+  /** The store's figures per source as of this scrape (the collectors are synchronous, the store is not). */
+  private snapshot = new Map<string, SourceSnapshot>();
+  /** Finished runs present when the store was first observed: history, not counted. */
+  private baseline: Promise<unknown> = Promise.resolve();
   /** Runs already counted (or finished before the store was observed), per source. */
   private readonly countedRuns = new Map<string, Set<string>>();
   private readonly cacheTallies = new Map<string, { hits: number; misses: number }>();
@@ -160,14 +175,11 @@ export class BridgeMetrics {
         this.reset();
         if (!self.hasStore) return;
         const now = new Date();
-        storeRead(() => {
-          for (const source of self.sourceIds()) {
-            // Lag comes from polls alone; feed runs would crowd them out of the newest runs.
-            const runs = self.observed.store.listRuns(source, RUNS_PER_SCRAPE, 'poll');
-            const lag = syncLagSeconds(runs, now, self.observed.store.getCheckpoint(source));
-            if (lag !== undefined) this.set({ source }, lag);
-          }
-        });
+        for (const [source, snap] of self.snapshot) {
+          // Lag comes from polls alone; feed runs would crowd them out of the newest runs.
+          const lag = syncLagSeconds(snap.pollRuns, now, snap.checkpoint);
+          if (lag !== undefined) this.set({ source }, lag);
+        }
       },
     });
     new Gauge({
@@ -178,13 +190,9 @@ export class BridgeMetrics {
       collect() {
         this.reset();
         if (!self.hasStore) return;
-        storeRead(() => {
-          for (const source of self.sourceIds()) {
-            const c = self.observed.store.counts(source);
-            for (const state of ['synced', 'failing', 'dead', 'removed', 'quarantined'] as const)
-              this.set({ source, state }, c[state]);
-          }
-        });
+        for (const [source, { counts }] of self.snapshot)
+          for (const state of ['synced', 'failing', 'dead', 'removed', 'quarantined'] as const)
+            this.set({ source, state }, counts[state]);
       },
     });
     new Gauge({
@@ -195,9 +203,7 @@ export class BridgeMetrics {
       collect() {
         this.reset();
         if (!self.hasStore) return;
-        storeRead(() => {
-          for (const source of self.sourceIds()) this.set({ source }, self.observed.store.counts(source).dead);
-        });
+        for (const [source, { counts }] of self.snapshot) this.set({ source }, counts.dead);
       },
     });
 
@@ -209,13 +215,10 @@ export class BridgeMetrics {
       collect() {
         this.reset();
         if (!self.hasStore) return;
-        storeRead(() => {
-          for (const source of self.sourceIds()) {
-            this.set({ source, reason: 'study-uid-conflict' }, 0);
-            for (const q of self.observed.store.quarantinedStudies(source))
-              this.inc({ source, reason: q.reason ?? 'unknown' });
-          }
-        });
+        for (const [source, { quarantined }] of self.snapshot) {
+          this.set({ source, reason: 'study-uid-conflict' }, 0);
+          for (const q of quarantined) this.inc({ source, reason: q.reason ?? 'unknown' });
+        }
       },
     });
     this.coverageGauges(registers);
@@ -325,11 +328,12 @@ export class BridgeMetrics {
       this.observed.store = what.store;
       this.hasStore = true;
       // Runs already finished are history, not this process's work: they are not counted.
-      storeRead(() => {
-        for (const source of this.sourceIds()) {
-          const finished = what
-            .store!.listRuns(source, RUNS_PER_SCRAPE)
-            .filter((r) => r.endedAt && r.status !== 'running');
+      const store = what.store;
+      this.baseline = storeRead(async () => {
+        for (const source of await this.sourceIdsIn(store)) {
+          const finished = (await store.runs.listRuns(source, RUNS_PER_SCRAPE)).filter(
+            (r) => r.endedAt && r.status !== 'running',
+          );
           this.countedRuns.set(source, new Set(finished.map((r) => r.runId)));
         }
       });
@@ -346,17 +350,8 @@ export class BridgeMetrics {
   /** Proof of coverage per source: one computation per scrape, shared by the gauges below. */
   private coverageGauges(registers: Registry[]): void {
     const p = METRIC_PREFIX;
-    let cached: { at: number; rows: Coverage[] } | undefined;
-    const rows = (): Coverage[] => {
-      if (!this.hasStore || !this.observed.coverage) return [];
-      // The gauges of one scrape are collected within milliseconds: compute once for all of them.
-      if (cached && Date.now() - cached.at < 1000) return cached.rows;
-      const now = new Date();
-      let out: Coverage[] = [];
-      storeRead(() => (out = this.sourceIds().map((id) => this.observed.coverage(id, now))));
-      cached = { at: Date.now(), rows: out };
-      return out;
-    };
+    const rows = (): Coverage[] =>
+      [...this.snapshot.values()].map((s) => s.coverage).filter((c): c is Coverage => c !== undefined);
     const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, c: Coverage) => void) =>
       new Gauge({
         name: `${p}${name}`,
@@ -447,22 +442,42 @@ export class BridgeMetrics {
 
   /** The exposition text and its content type, for a /metrics handler. */
   async scrape(): Promise<{ contentType: string; body: string }> {
+    await this.readStore();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private sourceIds(): string[] {
+  private async sourceIdsIn(store: MetricsStore): Promise<string[]> {
     const ids = new Set(this.observed.sources.map((s) => s.id));
-    if (this.hasStore) this.observed.store.knownSources().forEach((id) => ids.add(id));
+    (await store.studies.knownSources()).forEach((id) => ids.add(id));
     return [...ids].sort();
+  }
+
+  /** The store's figures for this scrape; a store that cannot be read leaves its series out. */
+  private async readStore(): Promise<void> {
+    if (!this.hasStore) return;
+    await this.baseline;
+    const store = this.observed.store;
+    const now = new Date();
+    const next = new Map<string, SourceSnapshot>();
+    const read = await storeRead(async () => {
+      for (const source of await this.sourceIdsIn(store)) {
+        const [runs, pollRuns, checkpoint, counts, quarantined, coverage] = await Promise.all([
+          store.runs.listRuns(source, RUNS_PER_SCRAPE),
+          store.runs.listRuns(source, RUNS_PER_SCRAPE, 'poll'),
+          store.checkpoints.get(source, 'poll'),
+          store.studies.counts(source),
+          store.studies.list(source, 'quarantined'),
+          this.observed.coverage?.(source, now),
+        ]);
+        next.set(source, { runs, pollRuns, checkpoint, counts, quarantined, coverage });
+      }
+    });
+    this.snapshot = read ? next : new Map();
   }
 
   /** Counts runs finished since the last call (idempotent, so every run-derived collector may call it). */
   private countRunsFromStore(): void {
-    if (!this.hasStore) return;
-    storeRead(() => {
-      for (const source of this.sourceIds())
-        this.countNewRuns(source, this.observed.store.listRuns(source, RUNS_PER_SCRAPE));
-    });
+    for (const [source, { runs }] of this.snapshot) this.countNewRuns(source, runs);
   }
 
   private countNewRuns(source: string, runsNewestFirst: RunRecord[]): void {

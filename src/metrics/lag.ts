@@ -3,7 +3,7 @@
  * moment it runs, so a completed poll (ok or partial: its failures are recorded for retry and its
  * checkpoint advanced) makes everything current as of its start. Pure functions over run history.
  */
-import type { RunRecord } from '../sinks/store';
+import type { RunRecord } from '../state';
 
 const COMPLETED = new Set(['ok', 'partial']);
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
 import type { Sink, StudyWrite, WriteOutcome } from './sink';
-import type { Store } from './store';
+import type { ResourcePut, StateStore } from '../state';
 
 export const EMBEDDED_SINK_NAME = 'embedded';
 
@@ -16,43 +16,59 @@ function resourceHash(resource: Endpoint): string {
   return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
 }
 
-export function createEmbeddedSink(store: Store): Sink {
+export function createEmbeddedSink(store: StateStore): Sink {
+  const resources = store.resources;
   return {
     name: EMBEDDED_SINK_NAME,
 
     async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
       // One transaction for the batch: either all of its resources are stored or none.
-      return store.transaction(() => writes.map((w) => writeOne(store, w)));
+      const puts: ResourcePut[] = [];
+      const outcomes: (WriteOutcome | number)[] = writes.map((w) => {
+        const id = w.imagingStudy.id;
+        if (!id) return { studyUid: w.studyUid, ok: false, error: 'ImagingStudy has no id', retryable: false };
+        if (w.endpoint.id)
+          puts.push({
+            resource: w.endpoint as Endpoint & { id: string },
+            sourceId: w.sourceId,
+            contentHash: resourceHash(w.endpoint),
+          });
+        puts.push({
+          resource: w.imagingStudy as ImagingStudy & { id: string },
+          sourceId: w.sourceId,
+          studyUid: w.studyUid,
+          contentHash: w.contentHash,
+        });
+        return puts.length - 1;
+      });
+      const results = await resources.put(puts);
+      return outcomes.map((o, i) => {
+        if (typeof o !== 'number') return o;
+        const put = results[o];
+        const w = writes[i];
+        return {
+          studyUid: w.studyUid,
+          ok: true,
+          resourceId: w.imagingStudy.id!,
+          versionId: put.versionId,
+          unchanged: put.unchanged,
+        };
+      });
     },
 
     async removeStudy(sourceId, studyUid, action) {
-      const meta = store.studyResource(sourceId, studyUid);
+      const meta = await resources.studyResource(sourceId, studyUid);
       if (!meta || !meta.createdByBridge) return;
       if (action === 'delete') {
-        store.deleteResource('ImagingStudy', meta.id);
+        await resources.delete('ImagingStudy', meta.id);
         return;
       }
-      const current = store.getResource<ImagingStudy>('ImagingStudy', meta.id)!;
+      const current = (await resources.get<ImagingStudy>('ImagingStudy', meta.id))!;
       if (current.status === 'entered-in-error') return;
       const marked: ImagingStudy & { id: string } = { ...current, id: meta.id, status: 'entered-in-error' };
-      store.putResource(marked, { sourceId, studyUid, contentHash: `entered-in-error:${meta.contentHash}` });
+      await resources.put([
+        { resource: marked, sourceId, studyUid, contentHash: `entered-in-error:${meta.contentHash}` },
+      ]);
     },
   };
-}
-
-function writeOne(store: Store, w: StudyWrite): WriteOutcome {
-  const id = w.imagingStudy.id;
-  if (!id) return { studyUid: w.studyUid, ok: false, error: 'ImagingStudy has no id', retryable: false };
-  if (w.endpoint.id) {
-    store.putResource(w.endpoint as Endpoint & { id: string }, {
-      sourceId: w.sourceId,
-      contentHash: resourceHash(w.endpoint),
-    });
-  }
-  const put = store.putResource(w.imagingStudy as ImagingStudy & { id: string }, {
-    sourceId: w.sourceId,
-    studyUid: w.studyUid,
-    contentHash: w.contentHash,
-  });
-  return { studyUid: w.studyUid, ok: true, resourceId: id, versionId: put.versionId, unchanged: put.unchanged };
 }

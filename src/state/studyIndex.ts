@@ -111,4 +111,3 @@ export interface StudyIndexFilter {
   /** Each entry an OR-list of statuses. */
   statuses?: string[][];
 }
-

@@ -117,7 +117,6 @@ export interface PutResult {
   createdByBridge: boolean;
 }
 
-
 /** A change feed's checkpoint: the last sequence number read. */
 export interface FeedCheckpoint {
   feedType: string;

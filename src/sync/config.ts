@@ -1,5 +1,5 @@
 /**
- * The `sync` and `store` configuration sections. Sync settings are global with optional per-source
+ * The `sync` configuration section. Sync settings are global with optional per-source
  * overrides (`sync.sources.<id>`); `syncSettingsFor` merges them into what one source's runs use.
  */
 import { z } from 'zod';
@@ -145,6 +145,15 @@ export const syncSchema = z
     reconcile: syncFields.reconcile,
     /** Overrides by source id. */
     sources: z.record(overrideSchema).default({}),
+    /** How processes sharing one store (replicas on PostgreSQL) divide the work. */
+    coordination: z
+      .strictObject({
+        /** A run's lease on its source, and a claim on a backfill window, last this long unless renewed. */
+        leaseSeconds: z.number().min(2).max(3600).default(60),
+        /** How often `serve` looks for backfill windows other processes left to claim. */
+        workCheckSeconds: z.number().min(1).max(3600).default(15),
+      })
+      .default({}),
   })
   .strict()
   .default({});
@@ -155,7 +164,7 @@ export type DeletionAction = z.infer<typeof deletionActionSchema>;
 
 /** The settings one source's runs use: global values with that source's overrides on top. */
 export function syncSettingsFor(sync: SyncConfig, sourceId: string): SyncSettings {
-  const { sources, ...global } = sync;
+  const { sources, coordination: _coordination, ...global } = sync;
   const own = sources[sourceId] ?? {};
   return {
     ...global,

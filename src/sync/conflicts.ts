@@ -3,7 +3,7 @@
  * src/mapping/conflicts.ts) is a patient-safety event, so it is never written. It is quarantined with
  * reason `study-uid-conflict` until an operator replays it.
  */
-import type { StudyState } from '../sinks/store';
+import type { StudyState } from '../state';
 import { STUDY_UID_CONFLICT } from '../mapping/conflicts';
 import { describeError } from './errors';
 import type { RunContext } from './run';
@@ -32,7 +32,7 @@ export async function quarantineStudy(
       note = `; marking the ImagingStudy written before (${action}) failed: ${describeError(err)}`;
     }
   } else if (written) note = '; the ImagingStudy written before is left as it was (deletion policy: ignore)';
-  ctx.store.recordQuarantine(sourceId, study.uid, {
+  await ctx.store.studies.recordQuarantine(sourceId, study.uid, {
     studyDate: study.studyDate,
     fingerprint: study.fingerprint,
     reason: STUDY_UID_CONFLICT,

@@ -2,7 +2,7 @@
  * What a run does with one discovered study, given what the store remembers of it; and when a failed
  * study is next tried. Pure functions, so the policy is testable without a PACS.
  */
-import type { StudyState } from '../sinks/store';
+import type { StudyState } from '../state';
 
 export type StudyDecision =
   /** New, changed, previously removed, or a failure whose retry is due: fetch details and map. */

@@ -7,12 +7,12 @@
  *
  * The feed's checkpoint is its last sequence number. When the feed goes back (the PACS database was
  * replaced, so sequence numbers went down), what it would have said is lost: the checkpoint moves to
- * the new head and a sweep is requested (FeedStateStore.requestSweep; the sweep clears it).
+ * the new head and a sweep is requested (FeedStateRepository.requestSweep; the sweep clears it).
  */
 import type { Logger } from 'pino';
 import type { ChangeFeedConfig } from '../config/schema';
 import type { ChangeFeed, FeedEvent } from '../dicomweb/changeFeed';
-import { FeedStateStore, type PendingUpdate } from '../sinks/store/feedState';
+import type { FeedStateRepository, PendingUpdate } from '../state';
 import { describeError, SourceBusyError } from './errors';
 import type { RunSummary } from './service';
 
@@ -24,7 +24,7 @@ const MAX_STUDIES_PER_RUN = 1000;
 export interface FeedTickDeps {
   sourceId: string;
   feed: ChangeFeed;
-  state: FeedStateStore;
+  state: FeedStateRepository;
   config: ChangeFeedConfig;
   /** Syncs these UIDs as one recorded run of the source (SyncService.syncStudyUids). */
   syncStudyUids(uids: string[]): Promise<{ summary: RunSummary; missing: string[] }>;
@@ -59,11 +59,11 @@ export function pendingUpdates(events: FeedEvent[]): PendingUpdate[] {
 
 /** Reads the feed on from the checkpoint into the pending studies. */
 async function readFeed(d: FeedTickDeps): Promise<{ events: number; wentBack: boolean }> {
-  const checkpoint = d.state.checkpoint(d.sourceId);
+  const checkpoint = await d.state.checkpoint(d.sourceId);
   if (!checkpoint || checkpoint.feedType !== d.feed.type) {
     // A new reader starts at the head: what came before is the polls' and the sweep's.
     const head = await d.feed.head();
-    d.state.setCheckpoint(d.sourceId, d.feed.type, head, d.now());
+    await d.state.setCheckpoint(d.sourceId, d.feed.type, head, d.now());
     d.log.info({ feed: d.feed.type, seq: head }, 'change feed: reading from its newest event on');
     return { events: 0, wentBack: false };
   }
@@ -73,15 +73,15 @@ async function readFeed(d: FeedTickDeps): Promise<{ events: number; wentBack: bo
     const answer = await d.feed.poll(since, d.config.pageSize);
     if (answer.done && answer.last < since) {
       const reason = `change feed went back from ${since} to ${answer.last}: the PACS database was replaced`;
-      d.state.requestSweep(d.sourceId, reason, d.now());
-      d.state.setCheckpoint(d.sourceId, d.feed.type, answer.last, d.now());
+      await d.state.requestSweep(d.sourceId, reason, d.now());
+      await d.state.setCheckpoint(d.sourceId, d.feed.type, answer.last, d.now());
       d.log.warn({ feed: d.feed.type, from: since, to: answer.last }, `${reason}; a sweep is requested`);
       d.onSweepNeeded?.(d.sourceId, reason);
       return { events, wentBack: true };
     }
     const pending = pendingUpdates(answer.events);
     // Another process reading the same feed into the same store moved the checkpoint: it does the work.
-    if (!d.state.recordPage(d.sourceId, d.feed.type, since, answer.last, pending, d.now())) break;
+    if (!(await d.state.recordPage(d.sourceId, d.feed.type, since, answer.last, pending, d.now()))) break;
     events += answer.events.length;
     since = answer.last;
     if (answer.done || !answer.events.length) break;
@@ -93,12 +93,12 @@ async function readFeed(d: FeedTickDeps): Promise<{ events: number; wentBack: bo
 async function syncPending(d: FeedTickDeps): Promise<Pick<FeedTickResult, 'run' | 'freshness'>> {
   const startedAt = d.now();
   const quietSince = new Date(startedAt.getTime() - d.config.settleSeconds * 1000);
-  const due = d.state.duePending(d.sourceId, quietSince, MAX_STUDIES_PER_RUN);
+  const due = await d.state.duePending(d.sourceId, quietSince, MAX_STUDIES_PER_RUN);
   if (!due.length) return { freshness: [] };
   const uidOf = await d.feed.studyUids(due.map((p) => p.studyRef));
   // Gone from the PACS since the event: deletions are the sweep's business.
   const gone = due.filter((p) => !uidOf.has(p.studyRef)).map((p) => p.studyRef);
-  if (gone.length) d.state.removePending(d.sourceId, gone, startedAt);
+  if (gone.length) await d.state.removePending(d.sourceId, gone, startedAt);
   const known = due.filter((p) => uidOf.has(p.studyRef));
   if (!known.length) return { freshness: [] };
 
@@ -106,7 +106,7 @@ async function syncPending(d: FeedTickDeps): Promise<Pick<FeedTickResult, 'run' 
   const settled = summary.status === 'ok' || summary.status === 'partial';
   // After a failed or interrupted run the studies stay pending (those it did settle are found unchanged).
   const done = settled ? known : known.filter((p) => missing.includes(uidOf.get(p.studyRef)!));
-  d.state.removePending(
+  await d.state.removePending(
     d.sourceId,
     done.map((p) => p.studyRef),
     startedAt,
@@ -138,7 +138,7 @@ export interface FeedSchedulerSource {
 
 export interface FeedSchedulerOptions {
   sources: FeedSchedulerSource[];
-  state: FeedStateStore;
+  state: FeedStateRepository;
   syncStudyUids(sourceId: string, uids: string[]): Promise<{ summary: RunSummary; missing: string[] }>;
   log: Logger;
   now: () => Date;
@@ -181,9 +181,10 @@ export function createFeedScheduler(opts: FeedSchedulerOptions): FeedScheduler {
     const busyInterval = Math.min(interval, src.config.busyIntervalSeconds * 1000);
     let lastEventAt = 0;
     // Busy: a StableStudy is expected soon (studies pending, or events just now), so look more often.
-    const nextDelay = (events: number) => {
+    const nextDelay = async (events: number) => {
       if (events) lastEventAt = Date.now();
-      const busy = Date.now() - lastEventAt < BUSY_WINDOW_MS || opts.state.pendingSummary(src.sourceId).count > 0;
+      const busy =
+        Date.now() - lastEventAt < BUSY_WINDOW_MS || (await opts.state.pendingSummary(src.sourceId)).count > 0;
       return busy ? busyInterval : interval;
     };
     const backoff = (n: number) => Math.min(MAX_BACKOFF_MS, interval * 2 ** Math.min(n, 20));

@@ -5,8 +5,7 @@
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config/schema';
 import { createChangeFeed } from '../dicomweb/changeFeed';
-import type { Store } from '../sinks/store';
-import { FeedStateStore } from '../sinks/store/feedState';
+import type { StateStore } from '../state';
 import { createFeedScheduler, type FeedScheduler } from './feed';
 import type { SyncService } from './service';
 
@@ -14,7 +13,7 @@ export type { FeedScheduler } from './feed';
 
 export function feedSchedulerFor(
   service: Pick<SyncService, 'syncStudyUids' | 'sweep'>,
-  opts: { sources: SourceConfig[]; store: Store; log: Logger; now: () => Date },
+  opts: { sources: SourceConfig[]; store: StateStore; log: Logger; now: () => Date },
 ): FeedScheduler {
   return createFeedScheduler({
     sources: opts.sources.map((cfg) => ({
@@ -22,7 +21,7 @@ export function feedSchedulerFor(
       config: cfg.changeFeed,
       resolveFeed: () => createChangeFeed(cfg),
     })),
-    state: new FeedStateStore(opts.store.db),
+    state: opts.store.feed,
     syncStudyUids: (sourceId, uids) => service.syncStudyUids(sourceId, uids),
     log: opts.log,
     now: opts.now,

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Sink } from '../sinks/sink';
-import type { Store } from '../sinks/store';
+import type { StateStore } from '../state';
 import type { DeletionAction } from './config';
 import { describeError } from './errors';
 
@@ -17,7 +17,7 @@ export interface ReconcileCounts {
 
 /** Applies the deletion action to each vanished study; a failure is logged and retried by the next sweep. */
 export async function removeVanished(ctx: {
-  store: Store;
+  store: StateStore;
   sinks: Sink[];
   sourceId: string;
   action: DeletionAction;
@@ -34,8 +34,13 @@ export async function removeVanished(ctx: {
     }
     try {
       for (const sink of ctx.sinks) await sink.removeStudy(ctx.sourceId, study.studyUid, ctx.action);
-      if (ctx.action === 'delete') ctx.store.forgetStudy(ctx.sourceId, study.studyUid);
-      else ctx.store.markRemoved(ctx.sourceId, study.studyUid, 'vanished from the PACS; marked entered-in-error');
+      if (ctx.action === 'delete') await ctx.store.studies.forget(ctx.sourceId, study.studyUid);
+      else
+        await ctx.store.studies.markRemoved(
+          ctx.sourceId,
+          study.studyUid,
+          'vanished from the PACS; marked entered-in-error',
+        );
       counts.removed++;
       ctx.log.info({ studyUid: study.studyUid, action: ctx.action }, 'vanished study removed');
     } catch (err) {

@@ -12,7 +12,7 @@ import { FixedWindows, uidBatches, type WindowPlanner } from '../dicomweb/window
 import type { MapResult, StudyResults } from '../mapping/types';
 import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
-import type { RunCounts, StudyState, Store } from '../sinks/store';
+import type { RunCounts, StateStore, StudyState, SyncedStudy } from '../state';
 import type { SyncSettings } from './config';
 import { detailConflict, quarantineStudy, splitStudyConflicts } from './conflicts';
 import { decideStudy, retryDelaySeconds } from './decide';
@@ -27,7 +27,7 @@ export interface StudyMapper {
 
 export interface RunContext {
   runId: string;
-  store: Store;
+  store: StateStore;
   sinks: Sink[];
   source: PacsSource;
   sourceConfig: SourceConfig;
@@ -103,7 +103,7 @@ export class StudySyncRun {
     windows: StudyWindow[] | WindowPlanner,
     hooks: {
       onWindowStart?: (w: StudyWindow) => void;
-      onWindowDone?: (w: StudyWindow) => void;
+      onWindowDone?: (w: StudyWindow) => void | Promise<void>;
       /** A window's listing arrived, with how many studies the PACS reported in it. */
       onListed?: (w: StudyWindow, studies: number) => void;
     } = {},
@@ -112,8 +112,8 @@ export class StudySyncRun {
     const planner = Array.isArray(windows) ? new FixedWindows(windows) : windows;
     // Windows listed but not yet done, with the queue position their last study has.
     const open: { window: StudyWindow; end: number }[] = [];
-    const settle = () => {
-      while (open.length && open[0]!.end <= this.dequeued) hooks.onWindowDone?.(open.shift()!.window);
+    const settle = async () => {
+      while (open.length && open[0]!.end <= this.dequeued) await hooks.onWindowDone?.(open.shift()!.window);
     };
     const first = planner.next();
     let listing = first ? this.listPlanned(planner, first) : undefined;
@@ -125,9 +125,9 @@ export class StudySyncRun {
       const last = !following;
       listing = following ? prefetched(this.listPlanned(planner, following)) : undefined;
       hooks.onWindowStart?.(window);
-      this.enqueue(this.decide(await this.screen(datasets)));
+      this.enqueue(await this.decide(await this.screen(datasets)));
       open.push({ window, end: this.enqueued });
-      settle();
+      await settle();
       if (!(await this.drain(last, settle))) {
         await listing?.catch(() => undefined); // nothing of this run goes on after it ends
         return false;
@@ -185,7 +185,9 @@ export class StudySyncRun {
    * lookback, or replayed dead letters): looked up one by one by StudyInstanceUID.
    */
   async syncDueRetries(): Promise<boolean> {
-    const due = this.ctx.store.dueRetries(this.sourceId, this.ctx.now()).filter((s) => !this.handled.has(s.studyUid));
+    const due = (await this.ctx.store.studies.dueRetries(this.sourceId, this.ctx.now())).filter(
+      (s) => !this.handled.has(s.studyUid),
+    );
     for (const state of due) {
       if (this.ctx.stopRequested()) return false;
       let found: DicomDataset[];
@@ -193,7 +195,7 @@ export class StudySyncRun {
         found = await this.ctx.source.searchStudies({ StudyInstanceUID: state.studyUid }, { limit: 2, offset: 0 });
       } catch (err) {
         if (isSourceOutage(err)) throw new SourceUnavailableError(err);
-        this.recordFailures(
+        await this.recordFailures(
           [
             {
               uid: state.studyUid,
@@ -211,7 +213,7 @@ export class StudySyncRun {
       const matches = found.filter((ds) => studyUidOf(ds) === state.studyUid);
       if (!matches.length) {
         this.handled.add(state.studyUid);
-        this.recordFailures(
+        await this.recordFailures(
           [
             {
               uid: state.studyUid,
@@ -234,7 +236,7 @@ export class StudySyncRun {
 
   /** Decides, fetches, maps and writes the given study-level results. False when stopped. */
   async syncDatasets(datasets: DicomDataset[]): Promise<boolean> {
-    this.enqueue(this.decide(await this.screen(datasets)));
+    this.enqueue(await this.decide(await this.screen(datasets)));
     return this.drain(true);
   }
 
@@ -280,7 +282,7 @@ export class StudySyncRun {
       if (this.handled.has(c.uid)) continue;
       this.handled.add(c.uid);
       this.counts.found++;
-      const state = this.ctx.store.getStudy(this.sourceId, c.uid);
+      const state = await this.ctx.store.studies.get(this.sourceId, c.uid);
       await this.quarantine(
         { uid: c.uid, dataset: c.dataset, fingerprint: '', studyDate: studyDateOf(c.dataset), state },
         c.detail,
@@ -295,7 +297,7 @@ export class StudySyncRun {
   }
 
   /** Which studies need fetching; the others are recorded as seen (unchanged, or waiting for a retry). */
-  private decide(datasets: DicomDataset[]): Candidate[] {
+  private async decide(datasets: DicomDataset[]): Promise<Candidate[]> {
     const now = this.ctx.now();
     const candidates: Candidate[] = [];
     for (const dataset of datasets) {
@@ -311,7 +313,7 @@ export class StudySyncRun {
       try {
         fingerprint = this.ctx.mapper.studyFingerprint(dataset);
       } catch (err) {
-        this.recordFailures(
+        await this.recordFailures(
           [{ uid, dataset, fingerprint: '', studyDate: studyDateOf(dataset) }],
           `fingerprint: ${describeError(err)}`,
           true,
@@ -322,7 +324,7 @@ export class StudySyncRun {
     }
     this.counts.found += candidates.length;
 
-    const states = this.ctx.store.getStudies(
+    const states = await this.ctx.store.studies.getMany(
       this.sourceId,
       candidates.map((c) => c.uid),
     );
@@ -338,7 +340,7 @@ export class StudySyncRun {
         seen.push(c.uid);
       }
     }
-    if (seen.length) this.ctx.store.touchSeen(this.sourceId, seen, now);
+    if (seen.length) await this.ctx.store.studies.touchSeen(this.sourceId, seen, now);
     this.ctx.onStudiesSettled?.(seen.length);
     return toFetch;
   }
@@ -353,7 +355,7 @@ export class StudySyncRun {
    * The next batch's details are fetched while this one is mapped and written, so the PACS stays busy.
    * `afterBatch` runs once each batch is settled. False when stopped.
    */
-  private async drain(all: boolean, afterBatch?: () => void): Promise<boolean> {
+  private async drain(all: boolean, afterBatch?: () => Promise<void>): Promise<boolean> {
     const size = this.ctx.settings.batchSize;
     const take = (): Candidate[] | undefined =>
       this.queue.length >= size || (all && this.queue.length) ? this.queue.splice(0, size) : undefined;
@@ -373,7 +375,7 @@ export class StudySyncRun {
         throw err;
       }
       this.dequeued += batch.length;
-      afterBatch?.();
+      await afterBatch?.();
       batch = next;
     }
     return true;
@@ -381,6 +383,7 @@ export class StudySyncRun {
 
   private async syncBatch(batch: Candidate[], details: Map<string, StudyDetails | { error: string }>): Promise<void> {
     const writes: { candidate: Candidate; write: StudyWrite }[] = [];
+    const unchanged: SyncedStudy[] = [];
     for (const c of batch) {
       const d = details.get(c.uid);
       if (!d || 'error' in d) continue; // recorded in fetchDetails
@@ -389,11 +392,12 @@ export class StudySyncRun {
         await this.quarantine(c, conflict);
         continue;
       }
-      const mapped = this.mapOne(c, d);
+      const mapped = await this.mapOne(c, d);
       if (!mapped) continue;
       if (c.state?.contentHash === mapped.contentHash) {
         // Same content as last written everywhere: only the fingerprint moves on.
-        this.ctx.store.recordSynced(this.sourceId, c.uid, {
+        unchanged.push({
+          studyUid: c.uid,
           studyDate: c.studyDate,
           fingerprint: c.fingerprint,
           contentHash: mapped.contentHash,
@@ -416,6 +420,7 @@ export class StudySyncRun {
         },
       });
     }
+    if (unchanged.length) await this.ctx.store.studies.recordSynced(this.sourceId, unchanged);
     if (writes.length) await this.writeToSinks(writes);
     this.ctx.onStudiesSettled?.(batch.length);
   }
@@ -437,7 +442,7 @@ export class StudySyncRun {
       return out;
     } catch (err) {
       if (isSourceOutage(err)) {
-        this.recordFailures(batch, `PACS unavailable: ${describeError(err)}`, false);
+        await this.recordFailures(batch, `PACS unavailable: ${describeError(err)}`, false);
         throw new SourceUnavailableError(err);
       }
       this.ctx.log.warn(
@@ -451,17 +456,17 @@ export class StudySyncRun {
         out.set(c.uid, found.get(c.uid) ?? { series: [], instances: [] });
       } catch (err) {
         if (isSourceOutage(err)) {
-          this.recordFailures(batch.slice(i), `PACS unavailable: ${describeError(err)}`, false);
+          await this.recordFailures(batch.slice(i), `PACS unavailable: ${describeError(err)}`, false);
           throw new SourceUnavailableError(err);
         }
-        this.recordFailures([c], `PACS: ${describeError(err)}`, true);
+        await this.recordFailures([c], `PACS: ${describeError(err)}`, true);
         out.set(c.uid, { error: describeError(err) });
       }
     }
     return out;
   }
 
-  private mapOne(c: Candidate, d: StudyDetails): Extract<MapResult, { ok: true }> | undefined {
+  private async mapOne(c: Candidate, d: StudyDetails): Promise<Extract<MapResult, { ok: true }> | undefined> {
     let result: MapResult;
     try {
       result = this.ctx.mapper.mapStudy(
@@ -469,11 +474,11 @@ export class StudySyncRun {
         this.ctx.sourceConfig,
       );
     } catch (err) {
-      this.recordFailures([c], `mapping: ${describeError(err)}`, true);
+      await this.recordFailures([c], `mapping: ${describeError(err)}`, true);
       return undefined;
     }
     if (!result.ok) {
-      this.recordFailures([c], `mapping: ${result.error.code}: ${result.error.message}`, true);
+      await this.recordFailures([c], `mapping: ${result.error.code}: ${result.error.message}`, true);
       return undefined;
     }
     if (result.warnings.length) {
@@ -514,81 +519,91 @@ export class StudySyncRun {
     }
     const at = this.ctx.now();
     let outage: SinkUnavailableError | undefined;
-    this.ctx.store.transaction(() => {
-      for (const { candidate: c, write } of writes) {
-        const results = perSink.map(
-          (m, i) =>
-            m.get(c.uid) ?? {
-              studyUid: c.uid,
-              ok: false as const,
-              error: `sink ${this.ctx.sinks[i].name} returned no outcome`,
-              retryable: true,
-            },
-        );
-        const down = results.findIndex((r) => !r.ok && r.unavailable);
-        if (down >= 0) {
-          // Not the study's fault: kept for the next run, no attempt charged, never dead-lettered.
-          const r = results[down] as Extract<WriteOutcome, { ok: false }>;
-          outage ??= new SinkUnavailableError(this.ctx.sinks[down].name, r.error);
-          this.recordFailures([c], outage.message, false);
-          continue;
-        }
-        const failed = results
-          .map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`))
-          .filter((e): e is string => !!e);
-        if (failed.length) {
-          this.recordFailures([c], `sink rejected: ${failed.join('; ')}`, true);
-          continue;
-        }
-        const first = results[0] as Extract<WriteOutcome, { ok: true }> | undefined;
-        this.ctx.store.recordSynced(this.sourceId, c.uid, {
-          studyDate: c.studyDate,
-          fingerprint: c.fingerprint,
-          contentHash: write.contentHash,
-          resourceId: first?.resourceId ?? write.imagingStudy.id ?? null,
-          versionId: first?.versionId ?? null,
-          at,
-          seenAt: c.seenAt,
-        });
-        if (results.every((r) => r.ok && r.unchanged)) this.counts.unchanged++;
-        else this.counts.written++;
+    const synced: SyncedStudy[] = [];
+    const notOurFault: Candidate[] = [];
+    const rejected: { candidate: Candidate; error: string }[] = [];
+    for (const { candidate: c, write } of writes) {
+      const results = perSink.map(
+        (m, i) =>
+          m.get(c.uid) ?? {
+            studyUid: c.uid,
+            ok: false as const,
+            error: `sink ${this.ctx.sinks[i].name} returned no outcome`,
+            retryable: true,
+          },
+      );
+      const down = results.findIndex((r) => !r.ok && r.unavailable);
+      if (down >= 0) {
+        // Not the study's fault: kept for the next run, no attempt charged, never dead-lettered.
+        const r = results[down] as Extract<WriteOutcome, { ok: false }>;
+        outage ??= new SinkUnavailableError(this.ctx.sinks[down].name, r.error);
+        notOurFault.push(c);
+        continue;
       }
-    });
+      const failed = results
+        .map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`))
+        .filter((e): e is string => !!e);
+      if (failed.length) {
+        rejected.push({ candidate: c, error: `sink rejected: ${failed.join('; ')}` });
+        continue;
+      }
+      const first = results[0] as Extract<WriteOutcome, { ok: true }> | undefined;
+      synced.push({
+        studyUid: c.uid,
+        studyDate: c.studyDate,
+        fingerprint: c.fingerprint,
+        contentHash: write.contentHash,
+        resourceId: first?.resourceId ?? write.imagingStudy.id ?? null,
+        versionId: first?.versionId ?? null,
+        at,
+        seenAt: c.seenAt,
+      });
+      if (results.every((r) => r.ok && r.unchanged)) this.counts.unchanged++;
+      else this.counts.written++;
+    }
+    if (synced.length) await this.ctx.store.studies.recordSynced(this.sourceId, synced);
+    if (outage && notOurFault.length) await this.recordFailures(notOurFault, outage.message, false);
+    for (const r of rejected) await this.recordFailures([r.candidate], r.error, true);
     if (outage) throw outage;
   }
 
   /** `seen` false: the study was looked up and not found, so this is no sighting of it on the PACS. */
-  private recordFailures(candidates: Candidate[], error: string, countAttempt: boolean, seen = true): void {
+  private async recordFailures(
+    candidates: Candidate[],
+    error: string,
+    countAttempt: boolean,
+    seen = true,
+  ): Promise<void> {
     const { maxAttempts, backoffBaseSeconds, backoffMaxSeconds } = this.ctx.settings;
     const at = this.ctx.now();
-    this.ctx.store.transaction(() => {
-      for (const c of candidates) {
-        const safeError = scrubPatientData(error, c.dataset);
-        const state = this.ctx.store.recordFailure(this.sourceId, c.uid, {
-          studyDate: c.studyDate,
-          fingerprint: c.fingerprint || null,
-          error: safeError,
-          countAttempt,
-          maxAttempts,
-          retryDelaySeconds: (n) => retryDelaySeconds(n, backoffBaseSeconds, backoffMaxSeconds),
-          at,
-          seenAt: c.seenAt,
-          seen,
-        });
-        this.counts.failed++;
-        if (state.dead && c.state?.status !== 'dead') this.counts.dead++;
-        this.ctx.log.warn(
-          {
-            studyUid: c.uid,
-            attempts: state.attempts,
-            dead: state.dead,
-            nextRetryAt: state.nextRetryAt,
-            error: safeError,
-          },
-          state.dead ? 'study dead-lettered' : 'study failed; will retry',
-        );
-      }
-    });
+    const failures = candidates.map((c) => ({
+      studyUid: c.uid,
+      studyDate: c.studyDate,
+      fingerprint: c.fingerprint || null,
+      error: scrubPatientData(error, c.dataset),
+      countAttempt,
+      maxAttempts,
+      retryDelaySeconds: (n: number) => retryDelaySeconds(n, backoffBaseSeconds, backoffMaxSeconds),
+      at,
+      seenAt: c.seenAt,
+      seen,
+    }));
+    const states = await this.ctx.store.studies.recordFailures(this.sourceId, failures);
+    for (const [i, c] of candidates.entries()) {
+      const state = states[i];
+      this.counts.failed++;
+      if (state.dead && c.state?.status !== 'dead') this.counts.dead++;
+      this.ctx.log.warn(
+        {
+          studyUid: c.uid,
+          attempts: state.attempts,
+          dead: state.dead,
+          nextRetryAt: state.nextRetryAt,
+          error: failures[i].error,
+        },
+        state.dead ? 'study dead-lettered' : 'study failed; will retry',
+      );
+    }
   }
 }
 

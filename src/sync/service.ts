@@ -12,7 +12,7 @@ import type { PacsSource, StudyWindow } from '../dicomweb/types';
 import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';
 import type { Sink } from '../sinks/sink';
-import type { RunCounts, RunKind, RunStatus, Store } from '../sinks/store';
+import type { RunCounts, RunKind, RunStatus, StateStore } from '../state';
 import {
   sweepCron,
   syncSchema,
@@ -27,6 +27,7 @@ import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { studyUidOf } from '../dicomweb/dicomJson';
 import { StudySyncRun, type StudyMapper } from './run';
 import { sweepSource, windowPlanner } from './sweep';
+import { backfillJob, parseBackfillJob, WorkClaims, type BackfillJob } from './work';
 import { pacedRequest, RequestPacer, runPaced, sweepRate, warnOnce } from './sweepPace';
 
 export interface RunSummary {
@@ -53,7 +54,7 @@ export interface BackfillProgress {
 
 export interface SyncServiceOptions {
   config: { sources: SourceConfig[]; sync?: SyncConfig | SyncConfigInput };
-  store: Store;
+  store: StateStore;
   sinks: Sink[];
   /** Builds a PACS source from its configuration (src/dicomweb's createPacsSource by default). */
   sourceFactory?: (cfg: SourceConfig) => PacsSource;
@@ -82,7 +83,9 @@ export interface SyncService {
   reconcile(sourceId: string): Promise<RunSummary>;
   /** Syncs these studies (a change feed's) as one run of kind `feed`; `missing`: UIDs the PACS did not return. */
   syncStudyUids(sourceId: string, uids: string[]): Promise<{ summary: RunSummary; missing: string[] }>;
-  /** Schedules polls, sweeps and change-feed reads per source. */
+  /** Works on backfills other processes started and left windows of (each returns when its job is done). */
+  joinOpenWork(): Promise<RunSummary[]>;
+  /** Schedules polls, sweeps, change-feed reads per source, and joining shared backfills. */
   start(): void;
   /** Stops schedules and waits for runs in progress to finish their batch in hand. */
   stop(): Promise<void>;
@@ -105,8 +108,12 @@ function defaultSourceFactory(logger: Logger, loggers: SourceLoggers): (cfg: Sou
   };
 }
 
-/** The run lane of a kind: a sweep runs beside the polls of its source, under a lease of its own. */
-const laneOf = (sourceId: string, kind: RunKind) => (kind === 'sweep' ? `${sourceId}#sweep` : sourceId);
+/**
+ * The run lane of a kind: a sweep runs beside the polls of its source, under a lease of its own; a backfill
+ * job's runs (one per process working on it) beside both, its windows claimed one by one.
+ */
+const laneOf = (sourceId: string, kind: RunKind, job?: string) =>
+  job ? `${sourceId}#${job}` : kind === 'sweep' ? `${sourceId}#sweep` : sourceId;
 
 /**
  * The mapper, optionally behind the profile guard: a resource that fails base R4 or TW Core validation
@@ -139,8 +146,6 @@ function defaultMapper(validate: boolean): StudyMapper {
 
 const normalizeDate = (d: string) => d.replace(/-/g, '');
 
-/** How long a run's lease on its source lasts without renewal; renewed at a third of it while the run goes on. */
-const LEASE_TTL_MS = 60_000;
 const LEASE_OWNER = `${os.hostname()}:${process.pid}`;
 
 /** QIDO requests a source has made so far, all levels. */
@@ -162,9 +167,42 @@ function holderIsDead(holder: string): boolean {
   }
 }
 
+/** What `exclusive` runs: a run of one kind on one source, and who hears of studies settled. */
+interface ExclusiveRun {
+  sourceId: string;
+  kind: RunKind;
+  /** A shared job (a backfill) whose work items are claimed one by one: no lease on the source. */
+  job?: string;
+  body: (run: StudySyncRun, runId: string, log: Logger) => Promise<{ complete: boolean; counts?: RunCounts }>;
+  onSettled?: (n: number) => void;
+}
+
+/** A run body's result as the run's status: interrupted when stopped, partial when a study was not synced. */
+async function outcomeOf(
+  body: () => Promise<{ complete: boolean; counts?: RunCounts }>,
+  run: StudySyncRun,
+  log: Logger,
+): Promise<{ status: RunSummary['status']; counts: RunCounts; error?: string }> {
+  try {
+    const result = await body();
+    const counts = { ...run.counts, ...(result.counts ?? {}) };
+    // A newly quarantined study was not synced either: the run is partial, so a scheduler notices.
+    const notSynced = (counts.failed ?? 0) + (counts.quarantined ?? 0);
+    return { status: !result.complete ? 'interrupted' : notSynced > 0 ? 'partial' : 'ok', counts };
+  } catch (err) {
+    const error = describeError(err);
+    if (isRunOutage(err))
+      log.warn({ err: error }, `run ended early: ${err instanceof SinkUnavailableError ? 'sink' : 'PACS'} unavailable`);
+    else log.error({ err: error }, 'run failed');
+    return { status: 'failed', counts: { ...run.counts }, error };
+  }
+}
+
 export function createSyncService(options: SyncServiceOptions): SyncService {
   const sync = syncSchema.parse(options.config.sync ?? {});
   const store = options.store;
+  // A run's lease on its lane and a claim on a work item: renewed at a third of it while the work goes on.
+  const leaseMs = sync.coordination.leaseSeconds * 1000;
   const baseLog = options.logger ?? silentLogger;
   const now = options.now ?? (() => new Date());
   const mapper = options.mapper ?? defaultMapper(options.validateResources ?? false);
@@ -175,6 +213,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const running = new Map<string, Promise<RunSummary>>();
   const crons: Cron[] = [];
   let feeds: FeedScheduler | undefined;
+  let joinTimer: NodeJS.Timeout | undefined;
   let stopping = false;
 
   const configOf = (sourceId: string): SourceConfig => {
@@ -191,93 +230,74 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     return s;
   };
 
-  /** Runs `body` as a recorded run of one source, refusing to overlap another run of it. */
-  function exclusive(
-    sourceId: string,
-    kind: RunKind,
-    body: (
-      run: StudySyncRun | undefined,
-      runId: string,
-      log: Logger,
-    ) => Promise<{ complete: boolean; counts?: RunCounts }>,
-    withRun = true,
-    onSettled?: (n: number) => void,
-  ): Promise<RunSummary> {
-    configOf(sourceId);
-    const lane = laneOf(sourceId, kind);
-    if (running.has(lane)) return Promise.reject(new SourceBusyError(sourceId));
-    // Across processes too (a `sync --once` beside the scheduled service): a lease in the store.
-    const lease = store.acquireLease(lane, LEASE_OWNER, LEASE_TTL_MS, holderIsDead);
-    if (!lease.ok) return Promise.reject(new SourceBusyError(sourceId, lease.holder));
-    // Runs of this lane still marked running were left by a process that no longer holds the lease.
-    store.closeAbandonedRuns(sourceId, kind === 'sweep' ? 'sweep' : 'other');
-    const renew = setInterval(() => store.renewLease(lane, LEASE_OWNER, LEASE_TTL_MS), LEASE_TTL_MS / 3);
+  /** Runs `body` as a recorded run of one source, refusing to overlap another run of its lane. */
+  function exclusive(o: ExclusiveRun): Promise<RunSummary> {
+    configOf(o.sourceId);
+    const lane = laneOf(o.sourceId, o.kind, o.job);
+    if (running.has(lane)) return Promise.reject(new SourceBusyError(o.sourceId));
+    const promise = o.job ? recordedRun(o) : leased(lane, o);
+    running.set(lane, promise);
+    return promise.finally(() => running.delete(lane));
+  }
+
+  /** Across processes and replicas too (a `sync --once` beside the service, a second replica): a lease in the store. */
+  async function leased(lane: string, o: ExclusiveRun): Promise<RunSummary> {
+    const lease = await store.runs.acquireLease(lane, LEASE_OWNER, leaseMs, holderIsDead);
+    if (!lease.ok) throw new SourceBusyError(o.sourceId, lease.holder);
+    const renew = setInterval(() => {
+      store.runs
+        .renewLease(lane, LEASE_OWNER, leaseMs)
+        .catch((err) => baseLog.warn({ lane, err: describeError(err) }, 'run lease not renewed'));
+    }, leaseMs / 3);
     renew.unref();
+    try {
+      // Runs of this lane still marked running were left by a process that no longer holds the lease.
+      await store.runs.closeAbandonedRuns(o.sourceId, o.kind === 'sweep' ? 'sweep' : 'other');
+      return await recordedRun(o);
+    } finally {
+      clearInterval(renew);
+      await store.runs.releaseLease(lane, LEASE_OWNER).catch(() => undefined);
+    }
+  }
+
+  /** One run, recorded from start to finish: its counts, status and error end up in the run history. */
+  async function recordedRun(o: ExclusiveRun): Promise<RunSummary> {
+    const { sourceId, kind } = o;
     const startedAt = now();
-    const runId = store.startRun(sourceId, kind, startedAt);
+    const runId = await store.runs.startRun(sourceId, kind, startedAt);
     // QIDO requests through this source while the run lasted (under `serve`, API lookups meanwhile count too).
     const qidoRequests = () => qidoRequestCount(sourceOf(sourceId).stats);
     const requestsBefore = qidoRequests();
     const log = baseLog.child({ source: sourceId, runId, kind });
-    const settings = syncSettingsFor(sync, sourceId);
-    const run = withRun
-      ? new StudySyncRun({
-          runId,
-          store,
-          sinks: options.sinks,
-          source: sourceOf(sourceId),
-          sourceConfig: configOf(sourceId),
-          settings,
-          mapper,
-          log,
-          now,
-          stopRequested: () => stopping,
-          onStudiesSettled: onSettled,
-        })
-      : undefined;
-    const promise = (async (): Promise<RunSummary> => {
-      log.info('run started');
-      let status: RunSummary['status'];
-      let error: string | undefined;
-      let counts: RunCounts;
-      try {
-        const result = await body(run, runId, log);
-        counts = { ...(run?.counts ?? {}), ...(result.counts ?? {}) };
-        // A newly quarantined study was not synced either: the run is partial, so a scheduler notices.
-        const notSynced = (counts.failed ?? 0) + (counts.quarantined ?? 0);
-        status = !result.complete ? 'interrupted' : notSynced > 0 ? 'partial' : 'ok';
-      } catch (err) {
-        counts = { ...(run?.counts ?? {}) };
-        status = 'failed';
-        error = describeError(err);
-        if (isRunOutage(err))
-          log.warn(
-            { err: error },
-            `run ended early: ${err instanceof SinkUnavailableError ? 'sink' : 'PACS'} unavailable`,
-          );
-        else log.error({ err: error }, 'run failed');
-      }
-      counts.qidoRequests = qidoRequests() - requestsBefore;
-      const endedAt = now();
-      store.finishRun(runId, { status, counts, error, at: endedAt });
-      log.info({ status, ...counts }, 'run finished');
-      return {
-        runId,
-        sourceId,
-        kind,
-        status,
-        counts,
-        ...(error ? { error } : {}),
-        startedAt: startedAt.toISOString(),
-        endedAt: endedAt.toISOString(),
-      };
-    })();
-    running.set(lane, promise);
-    return promise.finally(() => {
-      clearInterval(renew);
-      store.releaseLease(lane, LEASE_OWNER);
-      running.delete(lane);
+    const run = new StudySyncRun({
+      runId,
+      store,
+      sinks: options.sinks,
+      source: sourceOf(sourceId),
+      sourceConfig: configOf(sourceId),
+      settings: syncSettingsFor(sync, sourceId),
+      mapper,
+      log,
+      now,
+      stopRequested: () => stopping,
+      onStudiesSettled: o.onSettled,
     });
+    log.info('run started');
+    const { status, counts, error } = await outcomeOf(() => o.body(run, runId, log), run, log);
+    counts.qidoRequests = qidoRequests() - requestsBefore;
+    const endedAt = now();
+    await store.runs.finishRun(runId, { status, counts, error, at: endedAt });
+    log.info({ status, ...counts }, 'run finished');
+    return {
+      runId,
+      sourceId,
+      kind,
+      status,
+      counts,
+      ...(error ? { error } : {}),
+      startedAt: startedAt.toISOString(),
+      endedAt: endedAt.toISOString(),
+    };
   }
 
   const todayFor = (sourceId: string) => todayIn(configOf(sourceId).defaultTimezone, now());
@@ -303,6 +323,25 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     );
   }
 
+  /** The source's poll cron job; a poll still going, here or on another replica, is left to finish. */
+  function schedulePoll(sourceId: string, cron: string): void {
+    crons.push(
+      new Cron(cron, { name: `poll:${sourceId}`, catch: true }, async () => {
+        if (stopping) return;
+        if (running.has(sourceId)) {
+          baseLog.info({ source: sourceId }, 'poll skipped: another run of this source is still going');
+          return;
+        }
+        await service.runOnce(sourceId).catch((err) => {
+          // Another replica polling this source is the normal case with several replicas, not an error.
+          if (err instanceof SourceBusyError)
+            baseLog.info({ source: sourceId, holder: err.holder }, 'poll skipped: source busy');
+          else baseLog.error({ source: sourceId, err: describeError(err) }, 'poll could not start');
+        });
+      }),
+    );
+  }
+
   /** The sweep's own cron job; a sweep still going when it fires is left to finish. */
   function scheduleSweep(sourceId: string): void {
     const cron = sweepCron(syncSettingsFor(sync, sourceId));
@@ -317,30 +356,75 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     );
   }
 
+  /**
+   * Claims the job's windows one at a time and syncs each, as one run of this process, until none is left
+   * to claim; then waits for windows other processes hold, taking over any whose claim expires (a dead
+   * replica's). No store lease: the claims are the lock, so replicas share a backfill instead of queueing.
+   */
+  function workOn(sourceId: string, job: BackfillJob, onProgress?: (p: BackfillProgress) => void) {
+    let studiesDone = 0;
+    let progress: BackfillProgress = { sourceId, runId: '', windowsDone: 0, windowsTotal: 0, studiesDone: 0 };
+    const report = async (runId: string, window?: StudyWindow) => {
+      const p = await store.work.progress(job.name);
+      progress = { sourceId, runId, windowsDone: p.done, windowsTotal: p.pending + p.claimed + p.done, studiesDone };
+      if (window) progress.window = window;
+      onProgress?.(progress);
+    };
+    return exclusive({
+      sourceId,
+      kind: 'backfill',
+      job: job.name,
+      onSettled: (n) => {
+        studiesDone += n;
+        onProgress?.({ ...progress, studiesDone });
+      },
+      body: async (run, runId) => {
+        await report(runId);
+        const claims = new WorkClaims(store.work, job.name, LEASE_OWNER, leaseMs, baseLog);
+        for (;;) {
+          if (stopping) return { complete: false };
+          const item = await claims.next(() => stopping);
+          if (!item) {
+            if (stopping) return { complete: false };
+            break;
+          }
+          const window = item.payload as unknown as StudyWindow;
+          await report(runId, window);
+          const done = await claims.hold(item, () => run.syncWindows([window]));
+          if (!done) return { complete: false };
+          await store.checkpoints.advance(sourceId, window.to, job.checkpoint);
+          await report(runId);
+        }
+        if (!(await run.syncDueRetries())) return { complete: false };
+        return { complete: true };
+      },
+    });
+  }
+
   const service: SyncService = {
     sourceIds: [...sourceConfigs.keys()],
 
     runOnce(sourceId, opts = {}) {
-      return exclusive(sourceId, 'poll', async (run) => {
-        const settings = syncSettingsFor(sync, sourceId);
-        const today = todayFor(sourceId);
-        const range = pollRange({
-          today,
-          lookbackDays: settings.lookbackDays,
-          checkpoint: store.getCheckpoint(sourceId, 'poll'),
-          backfillFrom: settings.backfillFrom,
-        });
-        // Once a window is done, every study in it is written, unchanged, or recorded for retry.
-        const windows = windowPlanner(store, sourceId, settings, configOf(sourceId), range.from, range.to);
-        if (
-          stopping ||
-          !(await run!.syncWindows(windows, { onWindowDone: (w) => store.advanceCheckpoint(sourceId, w.to, 'poll') }))
-        )
-          return { complete: false };
-        // The undated studies are the sweep's: listing them costs a scan of every study.
-        if (opts.undated && !(await run!.syncUndated())) return { complete: false };
-        if ((opts.retries ?? true) && !(await run!.syncDueRetries())) return { complete: false };
-        return { complete: true };
+      return exclusive({
+        sourceId,
+        kind: 'poll',
+        body: async (run) => {
+          const settings = syncSettingsFor(sync, sourceId);
+          const range = pollRange({
+            today: todayFor(sourceId),
+            lookbackDays: settings.lookbackDays,
+            checkpoint: await store.checkpoints.get(sourceId, 'poll'),
+            backfillFrom: settings.backfillFrom,
+          });
+          // Once a window is done, every study in it is written, unchanged, or recorded for retry.
+          const windows = await windowPlanner(store, sourceId, settings, configOf(sourceId), range.from, range.to);
+          const advance = (w: StudyWindow) => store.checkpoints.advance(sourceId, w.to, 'poll');
+          if (stopping || !(await run.syncWindows(windows, { onWindowDone: advance }))) return { complete: false };
+          // The undated studies are the sweep's: listing them costs a scan of every study.
+          if (opts.undated && !(await run.syncUndated())) return { complete: false };
+          if ((opts.retries ?? true) && !(await run.syncDueRetries())) return { complete: false };
+          return { complete: true };
+        },
       });
     },
 
@@ -348,53 +432,24 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       const start = normalizeDate(from);
       const end = normalizeDate(to);
       if (start > end) return Promise.reject(new Error(`backfill range is empty: ${from} is after ${to}`));
-      const checkpointName = `backfill:${start}-${end}`;
-      let studiesDone = 0;
-      let progress: BackfillProgress = { sourceId, runId: '', windowsDone: 0, windowsTotal: 0, studiesDone: 0 };
-      const report = () => onProgress?.({ ...progress, studiesDone });
-      return exclusive(
-        sourceId,
-        'backfill',
-        async (run, runId) => {
-          const settings = syncSettingsFor(sync, sourceId);
-          const windows = planWindows(start, end, settings.windowDays);
-          // Resume: windows through the checkpoint of this same backfill are complete.
-          const through = store.getCheckpoint(sourceId, checkpointName);
-          const remaining = through ? windows.filter((w) => w.to > through) : windows;
-          progress = {
-            sourceId,
-            runId,
-            windowsDone: windows.length - remaining.length,
-            windowsTotal: windows.length,
-            studiesDone: 0,
-          };
-          report();
-          const windowsDone = (window: StudyWindow) => {
-            store.advanceCheckpoint(sourceId, window.to, checkpointName);
-            progress.windowsDone++;
-            report();
-          };
-          if (
-            stopping ||
-            !(await run!.syncWindows(remaining, {
-              onWindowStart: (w) => (progress.window = w),
-              onWindowDone: windowsDone,
-            }))
-          )
-            return { complete: false };
-          if (!(await run!.syncDueRetries())) return { complete: false };
-          return { complete: true };
-        },
-        true,
-        (n) => {
-          studiesDone += n;
-          report();
-        },
-      );
+      configOf(sourceId);
+      const job = backfillJob(sourceId, start, end);
+      // The windows become work items; a replica (or a second command) starting the same backfill joins it.
+      const prepared = (async () => {
+        const windows = planWindows(start, end, syncSettingsFor(sync, sourceId).windowDays);
+        // A backfill interrupted before work items existed resumes after its checkpoint.
+        const through = await store.checkpoints.get(sourceId, job.checkpoint);
+        await store.work.enqueue(
+          job.name,
+          sourceId,
+          windows.filter((w) => !through || w.to > through).map((w) => ({ from: w.from, to: w.to })),
+        );
+      })();
+      return prepared.then(() => workOn(sourceId, job, onProgress));
     },
 
     sweep(sourceId) {
-      return exclusive(sourceId, 'sweep', (run, _runId, log) => runSweep(sourceId, run!, log));
+      return exclusive({ sourceId, kind: 'sweep', body: (run, _runId, log) => runSweep(sourceId, run, log) });
     },
 
     reconcile(sourceId) {
@@ -403,12 +458,26 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
 
     async syncStudyUids(sourceId, uids) {
       let missing: string[] = [];
-      const summary = await exclusive(sourceId, 'feed', async (run) => {
-        const result = await run!.syncStudyUids(uids);
-        missing = result.missing;
-        return { complete: result.complete };
+      const summary = await exclusive({
+        sourceId,
+        kind: 'feed',
+        body: async (run) => {
+          const result = await run.syncStudyUids(uids);
+          missing = result.missing;
+          return { complete: result.complete };
+        },
       });
       return { summary, missing };
+    },
+
+    async joinOpenWork() {
+      const joined: Promise<RunSummary>[] = [];
+      for (const open of await store.work.openJobs([...sourceConfigs.keys()])) {
+        const job = parseBackfillJob(open.job);
+        if (!job || stopping || running.has(laneOf(job.sourceId, 'backfill', job.name))) continue;
+        joined.push(workOn(job.sourceId, job));
+      }
+      return Promise.all(joined);
     },
 
     start() {
@@ -417,29 +486,24 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       feeds.start();
       for (const sourceId of sourceConfigs.keys()) {
         const settings = syncSettingsFor(sync, sourceId);
-        const schedule = (expr: string, what: string, fn: () => Promise<RunSummary>) => {
-          crons.push(
-            new Cron(expr, { name: `${what}:${sourceId}`, catch: true }, async () => {
-              if (stopping) return;
-              if (running.has(sourceId)) {
-                baseLog.info({ source: sourceId }, `${what} skipped: another run of this source is still going`);
-                return;
-              }
-              await fn().catch((err) =>
-                baseLog.error({ source: sourceId, err: describeError(err) }, `${what} could not start`),
-              );
-            }),
-          );
-        };
-        schedule(settings.cron, 'poll', () => service.runOnce(sourceId));
+        schedulePoll(sourceId, settings.cron);
         scheduleSweep(sourceId);
         baseLog.info({ source: sourceId, cron: settings.cron, sweep: sweepCron(settings) ?? null }, 'sync scheduled');
       }
+      joinTimer ??= setInterval(() => {
+        if (!stopping)
+          service
+            .joinOpenWork()
+            .catch((err) => baseLog.warn({ err: describeError(err) }, 'shared backfill not joined'));
+      }, sync.coordination.workCheckSeconds * 1000);
+      joinTimer.unref();
     },
 
     async stop() {
       stopping = true;
       for (const c of crons.splice(0)) c.stop();
+      clearInterval(joinTimer);
+      joinTimer = undefined;
       await feeds?.stop();
       await Promise.allSettled([...running.values()]);
     },

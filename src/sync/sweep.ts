@@ -11,8 +11,7 @@ import type { PacsSource, StudyWindow } from '../dicomweb/types';
 import { AdaptiveWindows, FixedWindows, type WindowPlanner } from '../dicomweb/windows';
 import type { DicomDataset } from '../dicomweb/dicomJson';
 import type { Sink } from '../sinks/sink';
-import type { RunCounts, Store, SweepRecord } from '../sinks/store';
-import { FeedStateStore } from '../sinks/store/feedState';
+import type { RunCounts, StateStore, SweepRecord } from '../state';
 import type { SyncSettings } from './config';
 import { addDays, planWindows } from './dates';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
@@ -30,15 +29,16 @@ const HANDLED_KEPT = 100_000;
  * Windows for a run over from..to: adaptive (sized by the store's per-day counts and by what each listing
  * returns, about `windowPages` pages each) or, with `windowPages` 0, fixed windows of `windowDays`.
  */
-export function windowPlanner(
-  store: Store,
+export async function windowPlanner(
+  store: StateStore,
   sourceId: string,
   settings: SyncSettings,
   source: Pick<SourceConfig, 'pageSize' | 'serverLimit'>,
   from: string,
   to: string,
-): WindowPlanner {
-  if (!settings.windowPages) return new FixedWindows(fixedWindows(store, sourceId, settings, from, to));
+): Promise<WindowPlanner> {
+  const known = await store.studies.studiesPerDay(sourceId, from, to);
+  if (!settings.windowPages) return new FixedWindows(fixedWindows(known, settings, from, to));
   const page = Math.min(source.pageSize, source.serverLimit ?? Infinity);
   // Half a page under a whole number of pages: a window then wastes at most part of its last page.
   let target = Math.max(1, Math.floor((settings.windowPages - 0.5) * page));
@@ -49,7 +49,7 @@ export function windowPlanner(
     to,
     targetStudies: target,
     initialDays: settings.windowDays,
-    known: store.studiesPerDay(sourceId, from, to),
+    known,
     maxStudies: 4 * target,
   });
 }
@@ -58,8 +58,8 @@ export function windowPlanner(
  * Fixed windows over the days the store knows studies on; the days before and after them (up to the
  * sweep's far-future end) are one window each, so an empty millennium is not thousands of queries.
  */
-function fixedWindows(store: Store, sourceId: string, settings: SyncSettings, from: string, to: string): StudyWindow[] {
-  const known = [...store.studiesPerDay(sourceId, from, to).keys()].sort();
+function fixedWindows(perDay: Map<string, number>, settings: SyncSettings, from: string, to: string): StudyWindow[] {
+  const known = [...perDay.keys()].sort();
   const tomorrow = addDays(new Date().toISOString().slice(0, 10).replace(/-/g, ''), 1);
   const last = to < tomorrow ? to : tomorrow;
   // Nothing known yet: only the last day is windowed, the rest is one window each side.
@@ -74,7 +74,7 @@ function fixedWindows(store: Store, sourceId: string, settings: SyncSettings, fr
 
 export interface SweepContext {
   run: StudySyncRun;
-  store: Store;
+  store: StateStore;
   sinks: Sink[];
   source: PacsSource;
   sourceConfig: SourceConfig;
@@ -93,7 +93,7 @@ export interface SweepOutcome {
 /** One sweep, or the rest of an interrupted one. */
 export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
   const sourceId = ctx.sourceConfig.id;
-  const sweep = ctx.store.openSweep(sourceId, ctx.now());
+  const sweep = await ctx.store.sweeps.open(sourceId, ctx.now());
   const counts: RunCounts = { listed: 0 };
   const unresolvedBefore = ctx.source.stats.unresolved ?? 0;
   const stopped = (): SweepOutcome => ({ complete: false, counts, sweep });
@@ -116,15 +116,15 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
   const from = sweep.throughDate ? addDays(sweep.throughDate, 1) : ctx.settings.sweep.from;
   if (sweep.throughDate !== SWEEP_END && from <= SWEEP_END) {
     const listedIn = new Map<string, number>();
-    const planner = windowPlanner(ctx.store, sourceId, ctx.settings, ctx.sourceConfig, from, SWEEP_END);
+    const planner = await windowPlanner(ctx.store, sourceId, ctx.settings, ctx.sourceConfig, from, SWEEP_END);
     let done: boolean;
     try {
       done = await ctx.run.syncWindows(planner, {
         onListed: (w, n) => listedIn.set(w.from, n),
-        onWindowDone: (w) => {
+        onWindowDone: async (w) => {
           const n = listedIn.get(w.from) ?? 0;
           counts.listed! += n;
-          ctx.store.advanceSweep(sweep.id, { throughDate: w.to, listed: n });
+          await ctx.store.sweeps.advance(sweep.id, { throughDate: w.to, listed: n });
           ctx.run.trimHandled(HANDLED_KEPT);
         },
       });
@@ -140,14 +140,14 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
   if (undated) {
     if (!(await ctx.run.syncDatasets(undated))) return stopped();
     counts.listed! += undated.length;
-    ctx.store.advanceSweep(sweep.id, { listed: undated.length, undatedDone: true });
+    await ctx.store.sweeps.advance(sweep.id, { listed: undated.length, undatedDone: true });
   }
 
   // 3. Vanished: known studies no listing has seen since the sweep began.
   const unresolved = (ctx.source.stats.unresolved ?? 0) - unresolvedBefore;
-  const vanished = ctx.store
-    .unseenSince(sourceId, sweep.startedAt)
-    .filter((s) => (s.studyDate ? s.studyDate >= ctx.settings.sweep.from : ctx.settings.undatedSweep));
+  const vanished = (await ctx.store.studies.unseenSince(sourceId, sweep.startedAt)).filter((s) =>
+    s.studyDate ? s.studyDate >= ctx.settings.sweep.from : ctx.settings.undatedSweep,
+  );
   const listedInSweep = sweep.listed + counts.listed!;
   counts.vanished = vanished.length;
   counts.unresolved = unresolved;
@@ -180,9 +180,9 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
     if (r.stopped) return stopped();
   }
 
-  const done = ctx.store.completeSweep(sweep.id, { vanished: counts.vanished, unresolved, at: ctx.now() });
+  const done = await ctx.store.sweeps.complete(sweep.id, { vanished: counts.vanished, unresolved, at: ctx.now() });
   // A sweep a change feed asked for (it went back) is done once one that started after the request completes.
-  new FeedStateStore(ctx.store.db).clearSweepRequest(sourceId, new Date(sweep.startedAt));
+  await ctx.store.feed.clearSweepRequest(sourceId, new Date(sweep.startedAt));
   ctx.log.info(
     {
       sweepId: done.id,

@@ -1,10 +1,9 @@
 /**
  * Proof of coverage, per source: the last complete sweep (what the PACS reported in it against what is
  * synced), the sweep in progress, studies still pending and the oldest of them, freshness (sighting to
- * write), and a verdict. Read by `status`, /status and /metrics alike; pure over the store.
+ * write), and a verdict. Read by `status`, /status and /metrics alike; read from the store.
  */
-import type { PendingSummary, Store, SweepRecord } from '../sinks/store';
-import { FeedStateStore } from '../sinks/store/feedState';
+import type { PendingSummary, StateStore, SweepRecord } from '../state';
 import { sweepSchema, type SweepSettings } from './config';
 
 export type CoverageHealth = 'ok' | 'never-swept' | 'overdue' | 'short';
@@ -36,10 +35,7 @@ export interface Coverage {
   settings: { maxAgeHours: number; minCoverage: number };
 }
 
-export type CoverageStore = Pick<
-  Store,
-  'lastCompleteSweep' | 'openSweepOf' | 'pendingSummary' | 'freshnessSince' | 'db'
->;
+export type CoverageStore = Pick<StateStore, 'sweeps' | 'studies' | 'feed'>;
 
 const DAY_MS = 86_400_000;
 const DEFAULT_SWEEP = sweepSchema.parse({});
@@ -66,16 +62,20 @@ function summarize(s: SweepRecord, now: Date): NonNullable<Coverage['lastSweep']
   };
 }
 
-export function sourceCoverage(
+export async function sourceCoverage(
   store: CoverageStore,
   sourceId: string,
   now: Date,
   settings: Pick<SweepSettings, 'maxAgeHours' | 'minCoverage'> = DEFAULT_SWEEP,
-): Coverage {
-  const last = store.lastCompleteSweep(sourceId);
-  const open = store.openSweepOf(sourceId);
-  const pending = store.pendingSummary(sourceId);
-  const fresh = store.freshnessSince(sourceId, new Date(now.getTime() - DAY_MS)).map((ms) => ms / 1000);
+): Promise<Coverage> {
+  const [last, open, pending, freshMs, request] = await Promise.all([
+    store.sweeps.lastComplete(sourceId),
+    store.sweeps.current(sourceId),
+    store.studies.pendingSummary(sourceId),
+    store.studies.freshnessSince(sourceId, new Date(now.getTime() - DAY_MS)),
+    store.feed.sweepRequest(sourceId),
+  ]);
+  const fresh = freshMs.map((ms) => ms / 1000);
   const lastSweep = last ? summarize(last, now) : null;
   const problems: string[] = [];
   let health: CoverageHealth = 'ok';
@@ -101,7 +101,6 @@ export function sourceCoverage(
     }
   }
   // A change feed that went back asked for a sweep: until one completes, what it missed is unproven.
-  const request = new FeedStateStore(store.db).sweepRequest(sourceId);
   if (request && (!lastSweep || lastSweep.startedAt < request.requestedAt)) {
     if (health === 'ok') health = 'overdue';
     problems.push(`a sweep was requested at ${request.requestedAt} (${request.reason}) and has not completed yet`);

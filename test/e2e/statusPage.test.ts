@@ -15,7 +15,7 @@ import { parseApiConfig } from '../../src/api/config';
 import { adminAuth, ADMIN_SCOPE, createOpsRouter } from '../../src/api/ops';
 import { createMetrics } from '../../src/metrics';
 import { createEmbeddedSink } from '../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../src/sinks/store';
+import { openStore, type Store } from '../../src/state';
 import { createSyncService, type SyncService } from '../../src/sync';
 import { generateCorpus, loadStudies, makeStudy, type SyntheticStudy } from '../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../harness/orthanc';

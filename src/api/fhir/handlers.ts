@@ -95,7 +95,7 @@ export function createFhirHandlers({ config: cfg, lookup: service, version }: Ha
     if (!found) throw new FhirError(404, 'not-found', `ImagingStudy/${uid} is not known.`);
     a.count = 1;
     if (found.versionId === undefined) return sendFhir(res, 200, found.resource);
-    // Store mode: the stored version identifies the content, so a client can revalidate cheaply.
+    // StateStore mode: the stored version identifies the content, so a client can revalidate cheaply.
     const etag = `W/"${found.versionId}"`;
     res.setHeader('ETag', etag);
     if (ifNoneMatch(req.get('if-none-match'), found.versionId)) {

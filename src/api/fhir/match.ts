@@ -2,7 +2,7 @@
  * Whether a mapped ImagingStudy satisfies search criteria, by FHIR semantics (exact, case-sensitive
  * tokens). Live answers pass through it too: PACS matching is looser (Orthanc matches accession
  * numbers and patient ids case-insensitively) and cannot express identifier systems, so the PACS
- * narrows and this decides. Store answers are decided by it alone, so both modes agree.
+ * narrows and this decides. StateStore answers are decided by it alone, so both modes agree.
  */
 import type { Coding, Identifier, ImagingStudy, Reference } from 'fhir/r4';
 import type { SourceConfig } from '../../config/schema';

@@ -3,7 +3,7 @@
  * SQL, always a superset of what the matcher (match.ts) accepts. Token systems are left to the matcher,
  * and date-times become the same widened local-day range the live PACS query uses. Pure.
  */
-import type { StudyIndexFilter } from '../../sinks/store/studyIndex';
+import type { StudyIndexFilter } from '../../state';
 import { instantRange, qidoDateRange, type DateValue } from './dates';
 import type { Criterion } from './params';
 

@@ -1,5 +1,5 @@
 /**
- * Store lookups: what sync stored, read through the store's search index and decided by the same
+ * StateStore lookups: what sync stored, read through the store's search index and decided by the same
  * matcher as live answers; studies the store does not hold (yet) are asked of the live lookup when
  * one is given (`api.storeFallback`), for reads and for searches naming studies by UID.
  */
@@ -53,7 +53,7 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
   }
 
   async read(studyUid: string): Promise<FoundStudy | null> {
-    const stored = this.store.getResource('ImagingStudy', studyUid) as ImagingStudy | undefined;
+    const stored = await this.store.get<ImagingStudy>('ImagingStudy', studyUid);
     if (stored) {
       const versionId = stored.meta?.versionId;
       return {
@@ -66,14 +66,15 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
   }
 
   async search(req: SearchRequest): Promise<StudyPage> {
-    const page = this.searchStore(req);
+    const page = await this.searchStore(req);
     // Fallback for studies not synced yet: a lookup of particular studies the store has none of goes live.
-    if (page.studies.length || !this.fallsBack(req.criteria)) return { ...page, total: this.storeCount(req.criteria) };
+    if (page.studies.length || !this.fallsBack(req.criteria))
+      return { ...page, total: await this.storeCount(req.criteria) };
     return this.fallback!.search(req);
   }
 
   async count(criteria: Criterion[]): Promise<number> {
-    const n = this.storeCount(criteria);
+    const n = await this.storeCount(criteria);
     if (n || !this.fallsBack(criteria)) return n;
     return this.fallback!.count(criteria);
   }
@@ -83,8 +84,10 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
     return this.allSources.find((s) => ref === `Endpoint/${endpointId(s.config.id)}`)?.config.id;
   }
 
-  private storeCount(criteria: Criterion[]): number {
-    return this.searchSources.reduce((sum, src) => sum + this.storeMatches(src, criteria).length, 0);
+  private async storeCount(criteria: Criterion[]): Promise<number> {
+    let sum = 0;
+    for (const src of this.searchSources) sum += (await this.storeMatches(src, criteria)).length;
+    return sum;
   }
 
   /** The PACS is asked only for named studies (by UID) that the store does not hold. */
@@ -96,13 +99,13 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
    * Matches of one source in id order, read from the store's search index in batches: the index
    * narrows, the matcher decides (as in live mode). Stops once `stopAfter` matches are found.
    */
-  private storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): ImagingStudy[] {
+  private async storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): Promise<ImagingStudy[]> {
     const ctx = matchContextFor(src.config);
     const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
     const out: ImagingStudy[] = [];
     if (!filter) return out;
     for (let after: string | undefined; out.length < stopAfter;) {
-      const batch = this.store.searchImagingStudies(filter, { after, limit: STORE_BATCH });
+      const batch = await this.store.searchImagingStudies(filter, { after, limit: STORE_BATCH });
       for (const stored of batch) {
         const r = stripStoreMeta(stored);
         if (matchesAll(r, criteria, ctx)) out.push(this.cfg.searchInstances ? r : stripInstances(r));
@@ -114,7 +117,7 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
     return out;
   }
 
-  private searchStore(req: SearchRequest): StudyPage {
+  private async searchStore(req: SearchRequest): Promise<StudyPage> {
     const studies: FoundStudy[] = [];
     const lengths = req.cursor.lengths.slice();
     for (let i = req.cursor.source; i < this.searchSources.length; i++) {
@@ -122,7 +125,7 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
       const offset = i === req.cursor.source ? req.cursor.offset : 0;
       const need = req.count - studies.length;
       // One match beyond the page tells whether another follows; fewer means the source's full length.
-      const all = this.storeMatches(src, req.criteria, offset + need + 1);
+      const all = await this.storeMatches(src, req.criteria, offset + need + 1);
       studies.push(...all.slice(offset, offset + need).map((resource) => ({ sourceId: src.config.id, resource })));
       if (all.length > offset + need)
         return { studies, next: { source: i, offset: offset + need, lengths }, problems: [] };

@@ -11,7 +11,7 @@ import { PacsError, type PacsSource } from '../../dicomweb/types';
 import { endpointFor, endpointId } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
-import type { StudyIndexFilter } from '../../sinks/store/studyIndex';
+import type { ResourceRepository } from '../../state';
 import type { AnswerCache } from './cache';
 import type { Cursor } from './cursor';
 import { FhirError } from './outcome';
@@ -22,12 +22,8 @@ export interface ApiSource {
   pacs: PacsSource;
 }
 
-/** What the API needs of the embedded store (src/sinks/store's Store satisfies it). */
-export interface StudyStore {
-  getResource(resourceType: string, id: string): Resource | undefined;
-  /** Candidates from the store's search index, in id order (keyset paging); a superset of the matches. */
-  searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): ImagingStudy[];
-}
+/** What the API needs of the store: its resources and their search index. */
+export type StudyStore = Pick<ResourceRepository, 'get' | 'searchImagingStudies'>;
 
 export interface FoundStudy {
   sourceId: string;

@@ -5,7 +5,7 @@
  */
 import axios from 'axios';
 import type { PacsSource } from '../../dicomweb/types';
-import type { Store } from '../../sinks/store';
+import type { StateStore } from '../../state';
 import { createTokenSource } from '../../sinks/fhir/auth';
 import type { FhirAuth } from '../../sinks/fhir/config';
 
@@ -55,27 +55,9 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-/**
- * The store is writable when a write transaction can start and write. The write (the schema version
- * pragma, set to itself) is rolled back, so probes leave no trace in the database.
- */
-export function storeCheck(store: Pick<Store, 'db'>, name = 'store'): ReadinessCheck {
-  return {
-    name,
-    kind: 'store',
-    async run() {
-      const db = store.db;
-      if (!db.open) throw new Error('store is closed');
-      const version = db.pragma('user_version', { simple: true }) as number;
-      db.exec('BEGIN IMMEDIATE');
-      try {
-        db.pragma(`user_version = ${Number(version)}`);
-      } finally {
-        db.exec('ROLLBACK');
-      }
-      return `writable (schema ${version})`;
-    },
-  };
+/** The store can take a write now (its backend's rolled-back probe write). */
+export function storeCheck(store: Pick<StateStore, 'ping'>, name = 'store'): ReadinessCheck {
+  return { name, kind: 'store', run: () => store.ping() };
 }
 
 /** A QIDO-RS study search for a UID no PACS holds: proves reachability, credentials and QIDO, returns nothing. */

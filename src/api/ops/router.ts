@@ -13,7 +13,7 @@ import {
   type CacheStatsSource,
   type FhirSinkStatsSource,
 } from '../../metrics';
-import type { Store } from '../../sinks/store';
+import type { StateStore } from '../../state';
 import {
   checkReadiness,
   fhirCheck,
@@ -27,22 +27,7 @@ import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP, type CoverageSetti
 import { sourceCoverage } from '../../sync/sweepCoverage';
 
 /** What the ops endpoints use of the embedded store. */
-export type OpsStore = Pick<
-  Store,
-  | 'db'
-  | 'listRuns'
-  | 'counts'
-  | 'getCheckpoint'
-  | 'knownSources'
-  | 'failingStudies'
-  | 'deadLetters'
-  | 'quarantinedStudies'
-  | 'replay'
-  | 'lastCompleteSweep'
-  | 'openSweepOf'
-  | 'pendingSummary'
-  | 'freshnessSince'
->;
+export type OpsStore = Pick<StateStore, 'studies' | 'runs' | 'checkpoints' | 'sweeps' | 'feed' | 'ping'>;
 
 export interface OpsDeps {
   store: OpsStore;
@@ -121,9 +106,9 @@ export function createOpsRouter(deps: OpsDeps): Router {
   let inFlight: Promise<Readiness> | undefined;
   const readiness = () => (inFlight ??= checkReadiness(checks, timeoutMs).finally(() => (inFlight = undefined)));
 
-  const sourceIds = () => {
+  const sourceIds = async () => {
     const ids = new Set(deps.sources.map((s) => s.id));
-    deps.store.knownSources().forEach((id) => ids.add(id));
+    (await deps.store.studies.knownSources()).forEach((id) => ids.add(id));
     return [...ids].sort();
   };
   const noStore = (_req: Request, res: Response, next: NextFunction) => {
@@ -144,10 +129,12 @@ export function createOpsRouter(deps: OpsDeps): Router {
       // and taking the lookup API out of service would not bring the sweep back.
       let coverage: { source: string; healthy: boolean; health: string; problems: string[] }[] = [];
       try {
-        coverage = sourceIds().map((id) => {
-          const c = sourceCoverage(deps.store, id, now(), settingsOf(id));
-          return { source: id, healthy: c.health === 'ok', health: c.health, problems: c.problems };
-        });
+        coverage = await Promise.all(
+          (await sourceIds()).map(async (id) => {
+            const c = await sourceCoverage(deps.store, id, now(), settingsOf(id));
+            return { source: id, healthy: c.health === 'ok', health: c.health, problems: c.problems };
+          }),
+        );
       } catch {
         /* an unreadable store is already reported by its readiness check */
       }
@@ -166,12 +153,20 @@ export function createOpsRouter(deps: OpsDeps): Router {
     }
   });
 
-  router.get('/status', noStore, (req, res) => {
+  router.get('/status', noStore, async (req, res, next) => {
     if (req.path.endsWith('/')) {
       res.redirect(301, req.originalUrl.replace(/\/+(\?|$)/, '$1'));
       return;
     }
-    const known = sourceIds();
+    try {
+      await sendStatus(req, res);
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  async function sendStatus(req: Request, res: Response): Promise<void> {
+    const known = await sourceIds();
     const replayed = Number(req.query.replayed);
     const source =
       typeof req.query.source === 'string' && known.includes(req.query.source) ? req.query.source : undefined;
@@ -182,7 +177,7 @@ export function createOpsRouter(deps: OpsDeps): Router {
             text: `Re-queued ${replayed} dead letter${replayed === 1 ? '' : 's'} of ${source}; ${replayed === 1 ? 'it syncs' : 'they sync'} on the next run.`,
           }
         : undefined;
-    const model = buildStatusModel(deps.store, known, now(), deps.runsShown ?? 20, settingsOf);
+    const model = await buildStatusModel(deps.store, known, now(), deps.runsShown ?? 20, settingsOf);
     if (req.query.format === 'json' || req.accepts(['html', 'json']) === 'json') {
       res.json(model);
       return;
@@ -193,7 +188,7 @@ export function createOpsRouter(deps: OpsDeps): Router {
       .set('Referrer-Policy', 'same-origin')
       .type('html')
       .send(renderStatusPage(model, csrf.token, flash));
-  });
+  }
 
   const refuse = (res: Response, status: number, text: string) => {
     res
@@ -230,24 +225,32 @@ export function createOpsRouter(deps: OpsDeps): Router {
     express.json({ limit: '4kb' }),
     csrfGuard,
     deps.auth,
-    (req, res) => {
-      const source = String(req.body?.source ?? '');
-      const study = req.body?.study === undefined || req.body.study === '' ? undefined : String(req.body.study);
-      if (!sourceIds().includes(source)) return refuse(res, 400, 'Unknown source.');
-      if (study !== undefined && (study.length > 64 || !UID.test(study)))
-        return refuse(res, 400, 'Not a Study Instance UID.');
-      const replayed = deps.store.replay(source, study);
-      log.info({ source, studyUid: study, replayed }, 'dead letters re-queued from the status page');
-      if (req.is('application/json')) {
-        res.json({ source, study, replayed });
-        return;
+    async (req, res, next) => {
+      try {
+        await replay(req, res);
+      } catch (err) {
+        next(err);
       }
-      res.redirect(
-        303,
-        `../status?replayed=${replayed}&source=${encodeURIComponent(source)}#source-${encodeURIComponent(source)}`,
-      );
     },
   );
+
+  async function replay(req: Request, res: Response): Promise<void> {
+    const source = String(req.body?.source ?? '');
+    const study = req.body?.study === undefined || req.body.study === '' ? undefined : String(req.body.study);
+    if (!(await sourceIds()).includes(source)) return refuse(res, 400, 'Unknown source.');
+    if (study !== undefined && (study.length > 64 || !UID.test(study)))
+      return refuse(res, 400, 'Not a Study Instance UID.');
+    const replayed = await deps.store.studies.replay(source, study);
+    log.info({ source, studyUid: study, replayed }, 'dead letters re-queued from the status page');
+    if (req.is('application/json')) {
+      res.json({ source, study, replayed });
+      return;
+    }
+    res.redirect(
+      303,
+      `../status?replayed=${replayed}&source=${encodeURIComponent(source)}#source-${encodeURIComponent(source)}`,
+    );
+  }
 
   return router;
 }

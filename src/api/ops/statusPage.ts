@@ -3,7 +3,7 @@
  * their errors, dead letters and quarantined studies with a replay form. Server-rendered HTML with inline CSS and SVG
  * and no script at all, so it needs no front-end build and a strict Content-Security-Policy holds.
  */
-import type { RunRecord, SourceCounts, StudyState } from '../../sinks/store';
+import type { RunRecord, SourceCounts, StateStore, StudyState } from '../../state';
 import { sourceCoverage, type Coverage, type CoverageStore } from '../../sync/sweepCoverage';
 import type { SweepSettings } from '../../sync/config';
 import { lagPerRun, syncLagSeconds, type RunLagPoint } from '../../metrics/lag';
@@ -13,15 +13,8 @@ import { escapeHtml as h, formatDuration, formatInstant } from './format';
 /** The sweep limits a source's coverage is judged by (defaults when a source has none configured). */
 export type CoverageSettingsOf = (sourceId: string) => Pick<SweepSettings, 'maxAgeHours' | 'minCoverage'> | undefined;
 
-/** What the page reads from the embedded store. */
-export interface StatusStoreView extends CoverageStore {
-  listRuns(sourceId: string, limit?: number, kind?: RunRecord['kind']): RunRecord[];
-  counts(sourceId: string): SourceCounts;
-  getCheckpoint(sourceId: string, name?: string): string | undefined;
-  failingStudies(sourceId: string): StudyState[];
-  deadLetters(sourceId: string): StudyState[];
-  quarantinedStudies(sourceId: string): StudyState[];
-}
+/** What the page reads from the store. */
+export type StatusStoreView = CoverageStore & Pick<StateStore, 'runs' | 'checkpoints'>;
 
 export interface SourceStatus {
   sourceId: string;
@@ -46,34 +39,50 @@ export interface StatusModel {
 /** Rows listed per table; the counts above each table give the full number. */
 export const MAX_ROWS = 200;
 
-export function buildStatusModel(
+export async function buildStatusModel(
   store: StatusStoreView,
   sourceIds: string[],
   now: Date,
   runsShown: number,
   settingsOf: CoverageSettingsOf = () => undefined,
-): StatusModel {
+): Promise<StatusModel> {
+  const sources = await Promise.all(
+    sourceIds.map((sourceId) => sourceStatus(store, sourceId, now, runsShown, settingsOf(sourceId))),
+  );
+  return { generatedAt: now.toISOString(), sources };
+}
+
+async function sourceStatus(
+  store: StatusStoreView,
+  sourceId: string,
+  now: Date,
+  runsShown: number,
+  settings: ReturnType<CoverageSettingsOf>,
+): Promise<SourceStatus> {
+  const [runs, pollRuns, checkpoint, counts, failing, dead, quarantined, coverage] = await Promise.all([
+    store.runs.listRuns(sourceId, runsShown),
+    // From polls alone: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
+    store.runs.listRuns(sourceId, runsShown, 'poll'),
+    store.checkpoints.get(sourceId, 'poll'),
+    store.studies.counts(sourceId),
+    store.studies.list(sourceId, 'failing'),
+    store.studies.list(sourceId, 'dead'),
+    store.studies.list(sourceId, 'quarantined'),
+    sourceCoverage(store, sourceId, now, settings),
+  ]);
+  const chart = lagPerRun(runs);
+  const lagById = new Map(chart.map((p) => [p.runId, p.lagSeconds]));
   return {
-    generatedAt: now.toISOString(),
-    sources: sourceIds.map((sourceId) => {
-      const runs = store.listRuns(sourceId, runsShown);
-      const checkpoint = store.getCheckpoint(sourceId, 'poll');
-      const chart = lagPerRun(runs);
-      const lagById = new Map(chart.map((p) => [p.runId, p.lagSeconds]));
-      return {
-        sourceId,
-        counts: store.counts(sourceId),
-        checkpoint,
-        // From polls alone: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
-        lagSeconds: syncLagSeconds(store.listRuns(sourceId, runsShown, 'poll'), now, checkpoint),
-        runs: runs.map((r) => ({ ...r, lagSeconds: lagById.get(r.runId) })),
-        chart,
-        failing: store.failingStudies(sourceId),
-        dead: store.deadLetters(sourceId),
-        quarantined: store.quarantinedStudies(sourceId),
-        coverage: sourceCoverage(store, sourceId, now, settingsOf(sourceId)),
-      };
-    }),
+    sourceId,
+    counts,
+    checkpoint,
+    lagSeconds: syncLagSeconds(pollRuns, now, checkpoint),
+    runs: runs.map((r) => ({ ...r, lagSeconds: lagById.get(r.runId) })),
+    chart,
+    failing,
+    dead,
+    quarantined,
+    coverage,
   };
 }
 

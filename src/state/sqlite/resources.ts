@@ -98,7 +98,12 @@ export class SqliteResources implements ResourceRepository {
     const prev = this.metaNow(p.resource.resourceType, p.resource.id);
     const next = nextVersion(prev, p);
     if (!next)
-      return { versionId: String(prev!.versionId), unchanged: true, created: false, createdByBridge: prev!.createdByBridge };
+      return {
+        versionId: String(prev!.versionId),
+        unchanged: true,
+        created: false,
+        createdByBridge: prev!.createdByBridge,
+      };
     statement(
       this.db,
       `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)

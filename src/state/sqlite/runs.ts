@@ -19,8 +19,7 @@ export class SqliteRuns implements RunRepository {
     return this.db
       .transaction((): LeaseResult => {
         const row = statement(this.db, 'SELECT owner, expires_at FROM source_leases WHERE source_id = ?').get(lane) as
-          | { owner: string; expires_at: string }
-          | undefined;
+          { owner: string; expires_at: string } | undefined;
         if (row && row.owner !== owner && row.expires_at > iso(at) && !isAbandoned(row.owner))
           return { ok: false, holder: row.owner };
         statement(

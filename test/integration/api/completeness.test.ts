@@ -19,7 +19,7 @@ import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
 import type { Bundle, CapabilityStatement } from 'fhir/r4';
 import { isBlocking, validateAny } from '../../../src/mapping/validate';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import {
   generateCorpus,

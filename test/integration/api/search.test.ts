@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import {
   generateCorpus,

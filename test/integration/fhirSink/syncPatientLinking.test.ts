@@ -8,7 +8,7 @@ import axios from 'axios';
 import type { ImagingStudy, Patient } from 'fhir/r4';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import type { PatientLinking } from '../../../src/sinks/fhir';
-import { openStore } from '../../../src/sinks/store';
+import { openStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { loadStudies, makeStudy, type SyntheticPatient } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';

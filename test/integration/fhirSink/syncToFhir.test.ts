@@ -5,7 +5,7 @@
  */
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
 import { createFhirSink, type FhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { generateCorpus, loadStudies, makeInstance, SOP_CLASS, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';

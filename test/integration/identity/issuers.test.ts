@@ -11,7 +11,7 @@ import type { Bundle, ImagingStudy, Patient } from 'fhir/r4';
 import { profilesDir } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink, type PatientLinking } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { createPacsSource } from '../../../src/dicomweb';
 import { loadStudies, makeStudy, type SyntheticPatient, type SyntheticStudy } from '../../fixtures/synthetic';

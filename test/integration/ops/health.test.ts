@@ -13,7 +13,7 @@ import { parseConfig } from '../../../src/config';
 import { createPacsSource } from '../../../src/dicomweb';
 import { createOpsRouter } from '../../../src/api/ops';
 import { createMetrics } from '../../../src/metrics';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { startOrthanc, freePort, type OrthancServer } from '../../harness/orthanc';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 

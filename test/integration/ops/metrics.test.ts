@@ -9,7 +9,7 @@ import NodeCache from 'node-cache';
 import { createMetrics } from '../../../src/metrics';
 import { sourceCoverage } from '../../../src/sync/sweepCoverage';
 import { lagPerRun, syncLagSeconds } from '../../../src/metrics/lag';
-import { openStore, type RunRecord, type Store } from '../../../src/sinks/store';
+import { openStore, type RunRecord, type Store } from '../../../src/state';
 import { parsePrometheus, sampleSum, sampleValue } from './promText';
 
 const P = 'pacs_fhir_bridge_';

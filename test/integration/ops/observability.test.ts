@@ -22,7 +22,7 @@ import { createLogger } from '../../../src/log';
 import { createMetrics } from '../../../src/metrics';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink, type FhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService, type RunSummary, type SyncService } from '../../../src/sync';
 import {
   generateCorpus,

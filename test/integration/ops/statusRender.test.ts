@@ -2,7 +2,7 @@
 import { buildStatusModel, renderStatusPage } from '../../../src/api/ops';
 import { niceLagMax, runChartSvg } from '../../../src/api/ops/chart';
 import { formatDuration } from '../../../src/api/ops/format';
-import { openStore } from '../../../src/sinks/store';
+import { openStore } from '../../../src/state';
 
 test('errors holding markup are shown as text, and every table row is there', () => {
   const store = openStore(':memory:');

@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openStore } from '../../../src/sinks/store';
-import { MIGRATIONS } from '../../../src/sinks/store/migrations';
+import { openStore } from '../../../src/state';
+import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');

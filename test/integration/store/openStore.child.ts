@@ -4,7 +4,7 @@
  * run, and prints what happened in each round as JSON.
  */
 import path from 'node:path';
-import { openStore } from '../../../src/sinks/store';
+import { openStore } from '../../../src/state';
 
 const [dir, startAt, rounds, spacingMs, name] = process.argv.slice(2);
 const results: { ok: boolean; version?: number; error?: string }[] = [];

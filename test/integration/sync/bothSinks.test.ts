@@ -5,7 +5,7 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { generateCorpus, loadStudies, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';

@@ -12,8 +12,8 @@ import { sourceSchema, type SourceInput } from '../../../src/config';
 import { createChangeFeed } from '../../../src/dicomweb/changeFeed';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/sinks/store';
-import { FeedStateStore } from '../../../src/sinks/store/feedState';
+import { openStore, type Store } from '../../../src/state';
+import { FeedStateStore } from '../../../src/state/sqlite/feedState';
 import { createSyncService, type SyncService } from '../../../src/sync';
 import {
   generateCorpus,

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { imagingStudyId } from '../../../src/mapping';
-import { openStore } from '../../../src/sinks/store';
+import { openStore } from '../../../src/state';
 import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';

@@ -9,7 +9,7 @@ import type { SourceInput } from '../../../src/config';
 import { createLogger } from '../../../src/log';
 import { isBlocking, validateImagingStudy } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';

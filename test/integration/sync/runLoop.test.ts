@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createLogger } from '../../../src/log';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import type { Sink, StudyWrite, WriteOutcome } from '../../../src/sinks/sink';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService, SourceBusyError, type SyncConfigInput } from '../../../src/sync';
 import { loadStudies, makeSeries, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';

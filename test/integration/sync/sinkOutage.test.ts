@@ -8,7 +8,7 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startFaultProxy, type Fault, type FaultProxy } from '../../harness/faultProxy';

@@ -12,7 +12,7 @@ import { configSchema } from '../../../src/config/schema';
 import { createLogger } from '../../../src/log';
 import { createMetrics } from '../../../src/metrics';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';

@@ -6,7 +6,7 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService, sourceCoverage, type SyncConfigInput } from '../../../src/sync';
 import { generateCorpus, loadStudies, makeInstance, makeSeries, makeStudy, SOP_CLASS } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';

@@ -7,7 +7,7 @@ import type { ImagingStudy } from 'fhir/r4';
 import { createLogger } from '../../../src/log';
 import { imagingStudyId } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/sinks/store';
+import { openStore, type Store } from '../../../src/state';
 import { createSyncService, type SyncConfigInput } from '../../../src/sync';
 import {
   generateCorpus,

@@ -15,8 +15,8 @@ import { sourceSchema } from '../../../src/config';
 import type { PacsSource } from '../../../src/dicomweb/types';
 import { silentLogger } from '../../../src/log';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/sinks/store';
-import { MIGRATIONS } from '../../../src/sinks/store/migrations';
+import { openStore, type Store } from '../../../src/state';
+import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 import {
   STORED_ACCESSION_SYSTEM,
   STORED_PATIENT_SYSTEM,

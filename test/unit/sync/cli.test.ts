@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openStore } from '../../../src/sinks/store';
+import { openStore } from '../../../src/state';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sync-cli-'));
 const dbFile = path.join(dir, 'bridge.sqlite');

@@ -9,8 +9,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT } from '../../../src/sync/conflicts';
 import { decideStudy } from '../../../src/sync/decide';
-import { openStore } from '../../../src/sinks/store';
-import { MIGRATIONS } from '../../../src/sinks/store/migrations';
+import { openStore } from '../../../src/state';
+import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 import { Tag } from '../../../src/dicomweb/tags';
 import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
 

@@ -3,8 +3,8 @@ import { sourceStatus } from '../../../src/cli/sync';
 import { configSchema, sourceSchema } from '../../../src/config';
 import { orthancRestBase } from '../../../src/dicomweb/changeFeedOrthanc';
 import { BridgeMetrics } from '../../../src/metrics';
-import { openStore, type Store } from '../../../src/sinks/store';
-import { FeedStateStore } from '../../../src/sinks/store/feedState';
+import { openStore, type Store } from '../../../src/state';
+import { FeedStateStore } from '../../../src/state/sqlite/feedState';
 import { pendingUpdates } from '../../../src/sync/feed';
 
 describe('pendingUpdates', () => {

@@ -1,7 +1,7 @@
 import { addDays, planWindows, pollRange, todayIn } from '../../../src/sync/dates';
 import { decideStudy, retryDelaySeconds } from '../../../src/sync/decide';
 import { syncSchema, syncSettingsFor, storeSchema } from '../../../src/sync/config';
-import type { StudyState } from '../../../src/sinks/store';
+import type { StudyState } from '../../../src/state';
 
 describe('StudyDate windows', () => {
   it('covers the range with consecutive windows, the last one clipped', () => {

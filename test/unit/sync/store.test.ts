@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import { openStore, type Store } from '../../../src/sinks/store';
-import { MIGRATIONS } from '../../../src/sinks/store/migrations';
+import { openStore, type Store } from '../../../src/state';
+import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import type { StudyWrite } from '../../../src/sinks/sink';
 
