@@ -6,7 +6,7 @@
 import { sourceSchema } from '../src/config';
 import { createFhirSink } from '../src/sinks/fhir';
 import { fhirSinkSchema } from '../src/sinks/fhir/config';
-import { openStore } from '../src/state';
+import { openSqliteStore } from '../src/state';
 import { createSyncService } from '../src/sync';
 import { daysOf } from '../test/fixtures/synthetic';
 import { startFhirServer } from '../test/harness/fhirServer';
@@ -43,7 +43,7 @@ export async function runFhirRequests(corpus: BenchCorpus, days = 16): Promise<F
   const modes: FhirRequestsMode[] = [];
   for (const linking of ['identifier', 'lookup'] as const) {
     const fhir = await startFhirServer();
-    const store = openStore(':memory:');
+    const store = openSqliteStore(':memory:');
     const sink = createFhirSink({ baseUrl: fhir.baseUrl, patientLinking: { mode: linking } });
     const sync = createSyncService({
       config: { sources: [sourceSchema.parse({ id: 'bench', qidoBase: corpus.orthanc.dicomWebBase })], sync: {} },
@@ -72,7 +72,7 @@ export async function runFhirRequests(corpus: BenchCorpus, days = 16): Promise<F
       });
     } finally {
       await sync.stop();
-      store.close();
+      await store.close();
       await fhir.stop();
     }
   }

@@ -16,7 +16,7 @@ import type { ApiSource } from '../src/api/fhir/studies';
 import { sourceSchema } from '../src/config';
 import type { PacsSource } from '../src/dicomweb/types';
 import { silentLogger } from '../src/log';
-import { openStore } from '../src/state';
+import { openSqliteStore } from '../src/state';
 import { STORED_PATIENT_SYSTEM, storedStudy, storedStudyUid } from '../test/fixtures/storedStudies';
 
 const QUERIES = [
@@ -47,7 +47,7 @@ async function medianMs(fn: () => unknown, runs: number): Promise<number> {
 export async function run(opts: { studies?: number } = {}): Promise<StoreSearchResult> {
   const studies = opts.studies ?? 20_000;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-store-search-'));
-  const store = openStore(path.join(dir, 'bridge.sqlite'));
+  const store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
   const source: ApiSource = {
     config: sourceSchema.parse({ id: 'a', qidoBase: 'http://pacs.invalid/dicom-web', defaultTimezone: 'Asia/Taipei' }),
     pacs: {} as PacsSource, // store mode without fallback never asks the PACS
@@ -55,18 +55,18 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
   const service = createStudyLookup({
     config: parseApiConfig({ mode: 'store', storeFallback: false, cache: { enabled: false }, auth: { type: 'none' } }),
     sources: [source],
-    store,
+    store: store.resources,
     logger: silentLogger,
   });
   try {
-    store.transaction(() => {
-      for (let i = 0; i < studies; i++)
-        store.putResource(storedStudy('a', i), {
-          sourceId: 'a',
-          studyUid: storedStudyUid('a', i),
-          contentHash: `h${i}`,
-        });
-    });
+    await store.resources.put(
+      Array.from({ length: studies }, (_, i) => ({
+        resource: storedStudy('a', i),
+        sourceId: 'a',
+        studyUid: storedStudyUid('a', i),
+        contentHash: `h${i}`,
+      })),
+    );
     const opts = { defaultCount: 20, maxCount: 100, maxValueLength: 128, strict: false };
     const results: StoreSearchResult['queries'] = [];
     for (const query of QUERIES) {
@@ -80,8 +80,9 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
       };
       await indexed();
       const indexedMs = await medianMs(indexed, 15);
-      const fullScan = () => store.listImagingStudies({ sourceId: 'a' }).filter((r) => matchesAll(r, criteria, ctx));
-      const scanned = fullScan().length;
+      const fullScan = async () =>
+        (await store.resources.listImagingStudies({ sourceId: 'a' })).filter((r) => matchesAll(r, criteria, ctx));
+      const scanned = (await fullScan()).length;
       if (scanned !== matches) throw new Error(`${query}: index found ${matches}, full scan ${scanned}`);
       const fullScanMs = await medianMs(fullScan, 3);
       results.push({
@@ -96,7 +97,7 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
     return { studies, queries: results, ratio: +ratio.toFixed(1) };
   } finally {
     service.close();
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

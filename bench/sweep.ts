@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sourceSchema } from '../src/config';
 import { createEmbeddedSink } from '../src/sinks/embeddedSink';
-import { openStore } from '../src/state';
+import { openSqliteStore } from '../src/state';
 import { createSyncService, type RunSummary, type SyncConfigInput } from '../src/sync';
 import { daysBetween, todayIn } from '../src/sync/dates';
 import type { BenchCorpus } from './corpus';
@@ -49,7 +49,7 @@ export async function runSweepCost(
   const source = sourceSchema.parse({ ...SOURCE, qidoBase: corpus.orthanc.dicomWebBase });
   const floor = corpusFloor(corpus, source);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-sweep-'));
-  const store = openStore(path.join(dir, 'bridge.sqlite'));
+  const store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
   const today = todayIn(SOURCE.defaultTimezone, new Date());
   const base: SyncConfigInput = {
     sweep: { maxRequestsPerMinute: 100_000 },
@@ -109,7 +109,7 @@ export async function runSweepCost(
     };
   } finally {
     floor.close();
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

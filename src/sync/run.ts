@@ -25,6 +25,11 @@ export interface StudyMapper {
   studyFingerprint(study: DicomDataset): string;
 }
 
+/** A planner whose next window may come later: a shared backfill's next claimed work item (src/sync/work.ts). */
+export type RunPlanner = Omit<WindowPlanner, 'next'> & {
+  next(): StudyWindow | undefined | Promise<StudyWindow | undefined>;
+};
+
 export interface RunContext {
   runId: string;
   store: StateStore;
@@ -100,7 +105,7 @@ export class StudySyncRun {
    * it listed is settled. False when stopped.
    */
   async syncWindows(
-    windows: StudyWindow[] | WindowPlanner,
+    windows: StudyWindow[] | RunPlanner,
     hooks: {
       onWindowStart?: (w: StudyWindow) => void;
       onWindowDone?: (w: StudyWindow) => void | Promise<void>;
@@ -115,13 +120,13 @@ export class StudySyncRun {
     const settle = async () => {
       while (open.length && open[0]!.end <= this.dequeued) await hooks.onWindowDone?.(open.shift()!.window);
     };
-    const first = planner.next();
+    const first = await planner.next();
     let listing = first ? this.listPlanned(planner, first) : undefined;
     while (listing) {
       const { window, datasets } = await listing;
       hooks.onListed?.(window, datasets.length);
       if (this.ctx.stopRequested()) return false;
-      const following = planner.next();
+      const following = await planner.next();
       const last = !following;
       listing = following ? prefetched(this.listPlanned(planner, following)) : undefined;
       hooks.onWindowStart?.(window);
@@ -138,7 +143,7 @@ export class StudySyncRun {
 
   /** Lists a planned window; one that passes its cap is planned again, smaller, and listed instead. */
   private async listPlanned(
-    planner: WindowPlanner,
+    planner: RunPlanner,
     window: StudyWindow,
   ): Promise<{ window: StudyWindow; datasets: DicomDataset[] }> {
     for (;;) {

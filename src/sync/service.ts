@@ -27,7 +27,7 @@ import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { studyUidOf } from '../dicomweb/dicomJson';
 import { StudySyncRun, type StudyMapper } from './run';
 import { sweepSource, windowPlanner } from './sweep';
-import { backfillJob, parseBackfillJob, WorkClaims, type BackfillJob } from './work';
+import { backfillJob, ClaimedWindows, parseBackfillJob, WorkClaims, type BackfillJob } from './work';
 import { pacedRequest, RequestPacer, runPaced, sweepRate, warnOnce } from './sweepPace';
 
 export interface RunSummary {
@@ -381,19 +381,22 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       body: async (run, runId) => {
         await report(runId);
         const claims = new WorkClaims(store.work, job.name, LEASE_OWNER, leaseMs, baseLog);
-        for (;;) {
-          if (stopping) return { complete: false };
-          const item = await claims.next(() => stopping);
-          if (!item) {
-            if (stopping) return { complete: false };
-            break;
-          }
-          const window = item.payload as unknown as StudyWindow;
-          await report(runId, window);
-          const done = await claims.hold(item, () => run.syncWindows([window]));
-          if (!done) return { complete: false };
-          await store.checkpoints.advance(sourceId, window.to, job.checkpoint);
-          await report(runId);
+        const windows = new ClaimedWindows(claims, () => stopping);
+        const hooks = {
+          onWindowStart: (w: StudyWindow) => void report(runId, w),
+          onWindowDone: async (w: StudyWindow) => {
+            await windows.done(w);
+            await store.checkpoints.advance(sourceId, w.to, job.checkpoint);
+            await report(runId);
+          },
+        };
+        try {
+          // Until the whole job is done: windows others hold are taken over here if their holder dies.
+          do {
+            if (stopping || !(await run.syncWindows(windows, hooks))) return { complete: false };
+          } while (await claims.othersStillWorking());
+        } finally {
+          await windows.close();
         }
         if (!(await run.syncDueRetries())) return { complete: false };
         return { complete: true };

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { StudyWindow } from '../dicomweb/types';
 import type { WorkItem, WorkQueue } from '../state';
 import { describeError } from './errors';
 
@@ -39,38 +40,97 @@ export class WorkClaims {
     private readonly log: Logger,
   ) {}
 
+  /** Claims the next free item (pending, or one whose holder stopped renewing); undefined when none is free. */
+  claim(): Promise<WorkItem | undefined> {
+    return this.queue.claim(this.job, this.owner, this.leaseMs);
+  }
+
   /**
-   * The next window to work on. When none is free but others still hold some, waits: a holder that dies
-   * stops renewing, and its window is retaken here once the claim expires. Undefined when all are done.
+   * After this process found nothing free: false when the whole job is done; otherwise waits a little and
+   * returns true, as other processes still hold items (and one that dies loses its claim to this one).
    */
-  async next(stopRequested: () => boolean): Promise<WorkItem | undefined> {
-    for (;;) {
-      if (stopRequested()) return undefined;
-      const item = await this.queue.claim(this.job, this.owner, this.leaseMs);
-      if (item) return item;
-      const { pending, claimed } = await this.queue.progress(this.job);
-      if (pending + claimed === 0) return undefined;
-      await sleep(Math.min(MAX_IDLE_WAIT_MS, this.leaseMs / 4));
+  async othersStillWorking(): Promise<boolean> {
+    const { pending, claimed } = await this.queue.progress(this.job);
+    if (pending + claimed === 0) return false;
+    await sleep(Math.min(MAX_IDLE_WAIT_MS, this.leaseMs / 4));
+    return true;
+  }
+
+  /** Marks a claimed item done. */
+  complete(item: WorkItem): Promise<void> {
+    return this.queue.complete(item.id, this.owner);
+  }
+
+  /** Gives an unfinished item back: another process may claim it at once. */
+  release(item: WorkItem): Promise<void> {
+    return this.queue.release(item.id, this.owner);
+  }
+
+  /** Renews these claims; a claim another process took over meanwhile is logged (its window may be synced twice). */
+  async renew(items: WorkItem[]): Promise<void> {
+    for (const item of items) {
+      const kept = await this.queue.renew(item.id, this.owner, this.leaseMs).catch((err: unknown) => {
+        this.log.warn({ job: this.job, item: item.id, err: describeError(err) }, 'work item claim not renewed');
+        return true;
+      });
+      if (!kept) this.log.warn({ job: this.job, item: item.id }, 'work item claim lost to another process');
     }
   }
 
-  /** Runs `work` under the item's claim, renewed meanwhile: done when it returns true, else given back. */
-  async hold(item: WorkItem, work: () => Promise<boolean>): Promise<boolean> {
-    const renew = setInterval(() => {
-      this.queue.renew(item.id, this.owner, this.leaseMs).then(
-        (kept) => kept || this.log.warn({ job: this.job, item: item.id }, 'work item claim lost to another process'),
-        (err) =>
-          this.log.warn({ job: this.job, item: item.id, err: describeError(err) }, 'work item claim not renewed'),
-      );
-    }, this.leaseMs / 3);
-    renew.unref();
-    let done = false;
-    try {
-      done = await work();
-      return done;
-    } finally {
-      clearInterval(renew);
-      await (done ? this.queue.complete(item.id, this.owner) : this.queue.release(item.id, this.owner));
-    }
+  get renewEveryMs(): number {
+    return this.leaseMs / 3;
   }
 }
+
+/**
+ * A run's windows from a shared job: each `next()` claims the next free window, held (and renewed) until the
+ * run settles it, so batches still span windows as in a backfill of one's own. Fixed windows: never capped.
+ */
+export class ClaimedWindows {
+  private readonly held = new Map<string, WorkItem>();
+  private readonly renewal: NodeJS.Timeout;
+
+  constructor(
+    private readonly claims: WorkClaims,
+    private readonly stopRequested: () => boolean,
+  ) {
+    this.renewal = setInterval(() => void this.claims.renew([...this.held.values()]), claims.renewEveryMs);
+    this.renewal.unref();
+  }
+
+  async next(): Promise<StudyWindow | undefined> {
+    // Never waits for windows others hold: this run's queue may hold studies of windows it claimed.
+    const item = this.stopRequested() ? undefined : await this.claims.claim();
+    if (!item) return undefined;
+    const window = { from: String(item.payload.from), to: String(item.payload.to) };
+    this.held.set(keyOf(window), item);
+    return window;
+  }
+
+  capFor(): number | undefined {
+    return undefined;
+  }
+
+  listed(): void {}
+
+  overflowed(w: StudyWindow): StudyWindow {
+    return w; // never capped, so never called
+  }
+
+  /** The window is settled: every study in it written, unchanged or recorded for retry. */
+  async done(window: StudyWindow): Promise<void> {
+    const item = this.held.get(keyOf(window));
+    if (!item) return;
+    this.held.delete(keyOf(window));
+    await this.claims.complete(item);
+  }
+
+  /** Ends the run's claims: windows not settled go back to the queue. */
+  async close(): Promise<void> {
+    clearInterval(this.renewal);
+    for (const item of this.held.values()) await this.claims.release(item).catch(() => undefined);
+    this.held.clear();
+  }
+}
+
+const keyOf = (w: StudyWindow) => `${w.from}-${w.to}`;

@@ -111,7 +111,7 @@ afterAll(async () => {
   if (workspace) rmSync(workspace, { recursive: true, force: true });
 });
 
-test("the image runs the Node 24 LTS, pinned to the minor version CI tests on, which package.json's engines admits", () => {
+test("the image runs the Node 24 LTS, pinned to the minor version CI tests on, which package.json's engines admits", async () => {
   const images = parseDockerfile(readFileSync(path.join(REPO, 'Dockerfile'), 'utf8'))
     .filter((i) => i.op === 'FROM')
     .map((i) => i.args.split(/\s+/)[0]);
@@ -128,7 +128,7 @@ test("the image runs the Node 24 LTS, pinned to the minor version CI tests on, w
   expect(least).toBeLessThanOrEqual(20); // the machines here run Node 20
 });
 
-test('the runtime stage holds the built output and production dependencies only, for a non-root user', () => {
+test('the runtime stage holds the built output and production dependencies only, for a non-root user', async () => {
   expect(runtime.user).toBeDefined();
   expect(runtime.user).not.toMatch(/^(root|0)$/);
   expect(runtime.healthcheck?.command.length).toBeGreaterThan(0);

@@ -15,7 +15,7 @@ import { parseApiConfig } from '../../src/api/config';
 import { adminAuth, ADMIN_SCOPE, createOpsRouter } from '../../src/api/ops';
 import { createMetrics } from '../../src/metrics';
 import { createEmbeddedSink } from '../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../src/state';
 import { createSyncService, type SyncService } from '../../src/sync';
 import { generateCorpus, loadStudies, makeStudy, type SyntheticStudy } from '../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../harness/orthanc';
@@ -39,7 +39,7 @@ const READ_KEY = 'read-only-key';
 let orthanc: OrthancServer;
 let proxy: RecordingProxy;
 let dir: string;
-let store: Store;
+let store: SqliteStateStore;
 let sync: SyncService;
 let server: Server;
 let base: string;
@@ -74,7 +74,7 @@ beforeAll(async () => {
   flaky = makeStudy({ studyDate: daysAgo(2) });
   await loadStudies(orthanc, [...corpus, bad]);
 
-  store = openStore(path.join(dir, 'bridge.sqlite'));
+  store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
   sync = createSyncService({
     config: {
       sources: [sourceConfig(proxy.via(orthanc.dicomWebBase))],
@@ -136,15 +136,15 @@ const field = (name: string) => section().locator(`.counts [data-field="${name}"
 
 /** Every number the page shows for the source, checked against the store. */
 async function expectPageMatchesStore() {
-  const counts = store.counts(SOURCE_ID);
+  const counts = await store.studies.counts(SOURCE_ID);
   expect(await field('studies')).toBe(String(counts.studies));
   expect(await field('synced')).toBe(String(counts.synced));
   expect(await field('resources')).toBe(String(counts.resources));
   expect(await field('failing')).toBe(String(counts.failing));
   expect(await field('dead')).toBe(String(counts.dead));
-  expect(await field('checkpoint')).toBe(store.getCheckpoint(SOURCE_ID, 'poll'));
+  expect(await field('checkpoint')).toBe(await store.checkpoints.get(SOURCE_ID, 'poll'));
 
-  const runs = store.listRuns(SOURCE_ID);
+  const runs = await store.runs.listRuns(SOURCE_ID);
   const rows = section().locator('table.runs tbody tr');
   expect(await rows.count()).toBe(runs.length);
   for (const run of runs) {
@@ -162,14 +162,14 @@ async function expectPageMatchesStore() {
     runs.map((r) => r.counts.written ?? 0),
   );
 
-  const failing = store.failingStudies(SOURCE_ID);
+  const failing = await store.studies.list(SOURCE_ID, 'failing');
   expect(await section().locator('[data-field="failing-count"]').innerText()).toBe(String(failing.length));
   for (const f of failing) {
     const row = section().locator(`table.failing tr[data-study-uid="${f.studyUid}"]`);
     expect(await row.locator('[data-field="attempts"]').innerText()).toBe(String(f.attempts));
     expect(await row.locator('td.err').innerText()).toBe(f.lastError);
   }
-  const dead = store.deadLetters(SOURCE_ID);
+  const dead = await store.studies.list(SOURCE_ID, 'dead');
   expect(await section().locator('[data-field="dead-count"]').innerText()).toBe(String(dead.length));
   expect(await section().locator('table.dead tbody tr').count()).toBe(dead.length);
   for (const d of dead) {
@@ -188,8 +188,8 @@ test('the page shows what the store holds after real syncs, and replay is protec
   failDetailsOf([bad, flaky]);
   const second = await sync.runOnce(SOURCE_ID);
   expect(second.counts).toMatchObject({ failed: 2, dead: 1 });
-  expect(store.deadLetters(SOURCE_ID).map((s) => s.studyUid)).toEqual([bad.studyUid]);
-  expect(store.failingStudies(SOURCE_ID).map((s) => s.studyUid)).toEqual([flaky.studyUid]);
+  expect((await store.studies.list(SOURCE_ID, 'dead')).map((s) => s.studyUid)).toEqual([bad.studyUid]);
+  expect((await store.studies.list(SOURCE_ID, 'failing')).map((s) => s.studyUid)).toEqual([flaky.studyUid]);
 
   const res = await page.goto(`${base}/status`);
   expect(res!.status()).toBe(200);
@@ -213,15 +213,15 @@ test('the page shows what the store holds after real syncs, and replay is protec
     ([r]) => r!,
   );
   expect(answer.status()).toBe(401);
-  expect(store.deadLetters(SOURCE_ID)).toHaveLength(1);
+  expect(await store.studies.list(SOURCE_ID, 'dead')).toHaveLength(1);
 
   // The admin key replays the dead letter; the browser lands back on the page, which says so.
   await page.goto(`${base}/status`);
   await deadRow.locator('input[name="apiKey"]').fill(ADMIN_KEY);
   await Promise.all([page.waitForURL(/\/status\?replayed=1/), deadRow.locator('button[type="submit"]').click()]);
   expect(await page.locator('.flash').innerText()).toContain('Re-queued 1 dead letter of orthanc');
-  expect(store.deadLetters(SOURCE_ID)).toHaveLength(0);
-  expect(store.getStudy(SOURCE_ID, bad.studyUid)).toMatchObject({ status: 'failing', attempts: 0 });
+  expect(await store.studies.list(SOURCE_ID, 'dead')).toHaveLength(0);
+  expect(await store.studies.get(SOURCE_ID, bad.studyUid)).toMatchObject({ status: 'failing', attempts: 0 });
   await expectPageMatchesStore();
 
   // The PACS is fixed; the next run syncs both studies, and the page follows.

@@ -5,7 +5,7 @@
  * cached live lookup for studies it does not hold. All run the same result filter (match.ts), so a
  * study looks the same and matches the same way either way.
  */
-import type { Endpoint, ImagingStudy, OperationOutcomeIssue, Resource } from 'fhir/r4';
+import type { Endpoint, ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
 import type { SourceConfig } from '../../config/schema';
 import { PacsError, type PacsSource } from '../../dicomweb/types';
 import { endpointFor, endpointId } from '../../mapping';

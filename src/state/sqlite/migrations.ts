@@ -1,6 +1,6 @@
 /**
- * Versioned schema of the embedded (SQLite) store. Each migration runs once, in order, inside one immediate transaction;
- * PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
+ * Versioned schema of the embedded (SQLite) store. Each migration runs once, in order, inside one immediate
+ * transaction; PRAGMA user_version records how far a database has come. Append new steps; never edit old ones.
  */
 import type Database from 'better-sqlite3';
 import { FEED_STATE_SQL } from './feedState';

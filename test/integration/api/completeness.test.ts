@@ -19,7 +19,7 @@ import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
 import type { Bundle, CapabilityStatement } from 'fhir/r4';
 import { isBlocking, validateAny } from '../../../src/mapping/validate';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import {
   generateCorpus,
@@ -42,7 +42,7 @@ let proxy: RecordingProxy;
 let corpus: SyntheticStudy[];
 let live: ServedApi;
 let fromStore: ServedApi;
-let store: Store;
+let store: SqliteStateStore;
 let tmp: string;
 
 const apiBase = { auth: { type: 'none' as const }, patientIdRule: {}, maxCount: 50, rateLimit: { enabled: false } };
@@ -77,7 +77,7 @@ beforeAll(async () => {
   await loadStudies(orthanc, corpus);
   live = await serveApi({ config: { ...apiBase, cache: { enabled: false } }, sources: [apiSource(cfg())] });
 
-  store = openStore(path.join(tmp, 'store.db'));
+  store = openSqliteStore(path.join(tmp, 'store.db'));
   const sync = createSyncService({
     config: { sources: [sourceConfig('a', orthanc.dicomWebBase)], sync: { lookbackDays: 1 } },
     store,
@@ -87,7 +87,7 @@ beforeAll(async () => {
   fromStore = await serveApi({
     config: { ...apiBase, mode: 'store', storeFallback: false },
     sources: [apiSource(sourceConfig('a', orthanc.dicomWebBase))],
-    store,
+    store: store.resources,
   });
 });
 
@@ -284,7 +284,7 @@ describe('the PACS is asked exact values only', () => {
     expect(proxy.requests.length).toBe(before);
   });
 
-  it('no search in this file sent a bare wildcard or widened an identifier', () => {
+  it('no search in this file sent a bare wildcard or widened an identifier', async () => {
     // Checked over everything recorded since the last reset (the percent-decoding test's queries).
     for (const r of proxy.requests) {
       const q = new URLSearchParams(r.url.split('?')[1] ?? '');

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import {
   generateCorpus,
@@ -402,11 +402,11 @@ describe('paging, _include and _summary', () => {
 });
 
 describe('store mode (filled by the sync) answers with the same resources as live', () => {
-  let store: Store;
+  let store: SqliteStateStore;
   let fromStore: ServedApi;
 
   beforeAll(async () => {
-    store = openStore(path.join(tmp, 'store.db'));
+    store = openSqliteStore(path.join(tmp, 'store.db'));
     const sync = createSyncService({
       config: { sources: [cfgA()], sync: { lookbackDays: 1 } },
       store,
@@ -415,11 +415,11 @@ describe('store mode (filled by the sync) answers with the same resources as liv
     const run = await sync.backfill('a', '20240101', '20240131');
     expect(run.status).toBe('ok');
     await sync.runOnce('a', { undated: true }); // the undated studies (a sweep's part; asked of a poll here)
-    expect(store.listImagingStudies({ sourceId: 'a' })).toHaveLength(corpus.length);
+    expect(await store.resources.listImagingStudies({ sourceId: 'a' })).toHaveLength(corpus.length);
     fromStore = await serveApi({
       config: { ...apiBase, mode: 'store', storeFallback: false },
       sources: [apiSource(cfgA())],
-      store,
+      store: store.resources,
     });
   });
 
@@ -470,18 +470,18 @@ describe('store mode (filled by the sync) answers with the same resources as liv
     expect(matchIds((await fromStore.http.get(q)).data)).toEqual([]);
     const uid = '2.25.987654321012345';
     const copy = {
-      ...store.listImagingStudies({ sourceId: 'a' })[0],
+      ...(await store.resources.listImagingStudies({ sourceId: 'a' }))[0],
       id: uid,
       identifier: [
         { system: 'urn:dicom:uid', value: `urn:oid:${uid}` },
         { system: ACCESSION_SYSTEM, value: 'COPY-1' },
       ],
     };
-    store.putResource(copy, { sourceId: 'a', studyUid: uid, contentHash: 'copy' });
+    await store.resources.put([{ resource: copy, sourceId: 'a', studyUid: uid, contentHash: 'copy' }]);
     try {
       expect(matchIds((await fromStore.http.get(q)).data)).toEqual([uid]);
     } finally {
-      store.deleteResource('ImagingStudy', uid);
+      await store.resources.delete('ImagingStudy', uid);
     }
   });
 
@@ -492,7 +492,7 @@ describe('store mode (filled by the sync) answers with the same resources as liv
     const withFallback = await serveApi({
       config: { ...apiBase, mode: 'store', storeFallback: true },
       sources: [apiSource(cfgA())],
-      store,
+      store: store.resources,
     });
     try {
       const res = await withFallback.http.get(`/ImagingStudy/${late.studyUid}`);

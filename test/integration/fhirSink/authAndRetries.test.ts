@@ -105,7 +105,7 @@ describe('429, 503 and network errors injected in front of the server', () => {
     await proxy?.stop();
     await server?.stop();
   });
-  beforeEach(() => {
+  beforeEach(async () => {
     server.repo.clear();
     proxy.clearFaults();
     proxy.requests.splice(0);

@@ -8,7 +8,7 @@ import axios from 'axios';
 import type { ImagingStudy, Patient } from 'fhir/r4';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import type { PatientLinking } from '../../../src/sinks/fhir';
-import { openStore } from '../../../src/state';
+import { openSqliteStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { loadStudies, makeStudy, type SyntheticPatient } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
@@ -44,7 +44,7 @@ beforeAll(async () => {
 afterAll(() => orthanc?.stop());
 
 async function syncWith(fhir: FhirTestServer, linking: Partial<PatientLinking>) {
-  const store = openStore(':memory:');
+  const store = openSqliteStore(':memory:');
   const source = sourceConfig(orthanc.dicomWebBase, {
     mapping: { patient: { issuerSystems: { 'TW-HOSP-A': SYSTEM } } },
   });
@@ -54,7 +54,7 @@ async function syncWith(fhir: FhirTestServer, linking: Partial<PatientLinking>) 
     sinks: [createFhirSink({ baseUrl: fhir.baseUrl, patientLinking: linking as PatientLinking })],
   });
   const run = await sync.runOnce(SOURCE_ID);
-  store.close();
+  await store.close();
   const byUid = new Map(
     (await fhir.all<ImagingStudy>('ImagingStudy')).map((s) => [s.identifier![0].value!.replace('urn:oid:', ''), s]),
   );

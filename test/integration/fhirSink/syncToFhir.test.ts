@@ -5,7 +5,7 @@
  */
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
 import { createFhirSink, type FhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { generateCorpus, loadStudies, makeInstance, SOP_CLASS, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
@@ -15,7 +15,7 @@ import { daysAgo, instancesOf, SOURCE_ID, sourceConfig } from '../sync/common';
 let orthanc: OrthancServer;
 let fhir: FhirTestServer;
 let corpus: SyntheticStudy[];
-const stores: Store[] = [];
+const stores: SqliteStateStore[] = [];
 
 beforeAll(async () => {
   [orthanc, fhir] = await Promise.all([startOrthanc(), startFhirServer()]);
@@ -28,8 +28,8 @@ afterAll(async () => {
   await Promise.all([orthanc?.stop(), fhir?.stop()]);
 });
 
-function bridge(): { sink: FhirSink; store: Store; sync: ReturnType<typeof createSyncService> } {
-  const store = openStore(':memory:');
+function bridge(): { sink: FhirSink; store: SqliteStateStore; sync: ReturnType<typeof createSyncService> } {
+  const store = openSqliteStore(':memory:');
   stores.push(store);
   const sink = createFhirSink({ baseUrl: fhir.baseUrl, batchSize: 8 });
   const sync = createSyncService({
@@ -127,7 +127,7 @@ describe('Orthanc → sync → FHIR server', () => {
     const grown = corpus[3];
     const run = await first.sync.runOnce(SOURCE_ID);
     expect(run.counts).toMatchObject({ failed: 1, written: 0 });
-    expect(first.store.getStudy(SOURCE_ID, grown.studyUid)).toMatchObject({
+    expect(await first.store.studies.get(SOURCE_ID, grown.studyUid)).toMatchObject({
       status: 'failing',
       lastError: expect.stringMatching(/412|Precondition Failed/),
     });

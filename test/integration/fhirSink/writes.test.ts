@@ -14,7 +14,7 @@ beforeAll(async () => {
   server = await startFhirServer();
 });
 afterAll(() => server?.stop());
-beforeEach(() => {
+beforeEach(async () => {
   server.repo.clear();
   server.resetRequests();
 });

@@ -11,7 +11,7 @@ import type { Bundle, ImagingStudy, Patient } from 'fhir/r4';
 import { profilesDir } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink, type PatientLinking } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { createPacsSource } from '../../../src/dicomweb';
 import { loadStudies, makeStudy, type SyntheticPatient, type SyntheticStudy } from '../../fixtures/synthetic';
@@ -68,7 +68,7 @@ afterAll(async () => {
   await orthanc?.stop();
 });
 
-async function syncWith(linking: Partial<PatientLinking>, store: Store = openStore(':memory:')) {
+async function syncWith(linking: Partial<PatientLinking>, store: SqliteStateStore = openSqliteStore(':memory:')) {
   const sync = createSyncService({
     config: { sources: [source()], sync: { lookbackDays: 5 } },
     store,
@@ -97,15 +97,15 @@ async function addPatient(system: string): Promise<string> {
 beforeEach(() => fhir.repo.clear());
 
 describe('store and API', () => {
-  let store: Store;
+  let store: SqliteStateStore;
   beforeAll(async () => {
     fhir.repo.clear();
     ({ store } = await syncWith({ mode: 'identifier' }));
   }, 60000);
   afterAll(() => store?.close());
 
-  it('the store holds four studies of four patients', () => {
-    const subjects = store.listImagingStudies().map((s) => [s.id, s.subject?.identifier]);
+  it('the store holds four studies of four patients', async () => {
+    const subjects = (await store.resources.listImagingStudies()).map((s) => [s.id, s.subject?.identifier]);
     expect(Object.fromEntries(subjects)).toEqual(
       Object.fromEntries(all.map((s) => [s.studyUid, { system: expectedSystem[s.studyUid], value: 'Q12345' }])),
     );
@@ -124,7 +124,7 @@ describe('store and API', () => {
             patientIdRule: { prefix: 'pat-', ...(system ? { system } : {}) },
           },
           sources: [{ config: source(), pacs: createPacsSource(source()) }],
-          store,
+          store: store.resources,
         });
       const ruled = await serve(TW_SYSTEM);
       const plain = await serve();

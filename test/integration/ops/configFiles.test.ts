@@ -14,7 +14,7 @@ const REPO = path.resolve(__dirname, '../../..');
 const docs = readFileSync(path.join(REPO, 'docs/configuration.md'), 'utf8');
 let dir: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-config-'));
   copyFileSync(path.join(REPO, 'config/default.json'), path.join(dir, 'default.json'));
   copyFileSync(path.join(REPO, 'config/production.example.json'), path.join(dir, 'production.json'));
@@ -51,7 +51,7 @@ const secrets = {
   ]),
 };
 
-test('the production example is valid with its secrets from the environment', () => {
+test('the production example is valid with its secrets from the environment', async () => {
   const cfg = loadWith(secrets);
   expect(cfg.sources.map((s) => s.id)).toEqual(['main-pacs']);
   expect(cfg.sinks.fhir?.auth).toMatchObject({ type: 'oauth2', clientSecret: 'the-fhir-client-secret' });
@@ -62,11 +62,11 @@ test('the production example is valid with its secrets from the environment', ()
   expect(cfg.store.path).toBe('/app/data/bridge.sqlite');
 });
 
-test('a secret missing from the environment is named at start-up', () => {
+test('a secret missing from the environment is named at start-up', async () => {
   expect(() => loadWith({ API_KEYS: secrets.API_KEYS })).toThrow(/sinks\.fhir\.auth\.clientSecret/);
 });
 
-test('environment variables override the files: sources whole, ports as numbers', () => {
+test('environment variables override the files: sources whole, ports as numbers', async () => {
   const cfg = loadWith({
     ...secrets,
     BRIDGE_SOURCES: JSON.stringify([
@@ -111,7 +111,7 @@ function keyPaths(schema: z.ZodTypeAny, prefix = ''): string[] {
   }
 }
 
-test('docs/configuration.md names every key of the schema and every environment variable', () => {
+test('docs/configuration.md names every key of the schema and every environment variable', async () => {
   const paths = keyPaths(configSchema);
   expect(paths.length).toBeGreaterThan(100);
   const prose = docs.replace(/^```[\s\S]*?^```/gm, '');

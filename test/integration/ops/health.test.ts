@@ -13,7 +13,7 @@ import { parseConfig } from '../../../src/config';
 import { createPacsSource } from '../../../src/dicomweb';
 import { createOpsRouter } from '../../../src/api/ops';
 import { createMetrics } from '../../../src/metrics';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { startOrthanc, freePort, type OrthancServer } from '../../harness/orthanc';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 
@@ -27,7 +27,7 @@ interface Dep {
 let orthanc: OrthancServer;
 let fhir: FhirTestServer;
 let dir: string;
-let store: Store;
+let store: SqliteStateStore;
 const servers: Server[] = [];
 const denyAll: express.RequestHandler = (_req, res) => void res.status(401).end();
 
@@ -56,7 +56,7 @@ beforeAll(async () => {
     startFhirServer({ auth: { type: 'bearer', token: 'fhir-secret' } }),
   ]);
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-health-'));
-  store = openStore(path.join(dir, 'bridge.sqlite'));
+  store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
 });
 
 afterAll(async () => {
@@ -129,7 +129,7 @@ test('/readyz: ready with every dependency up; not ready, naming the PACS, while
 });
 
 test('/readyz: a FHIR server rejecting the credentials and a store that cannot be written make it not ready', async () => {
-  const closed = openStore(path.join(dir, 'closed.sqlite'));
+  const closed = openSqliteStore(path.join(dir, 'closed.sqlite'));
   closed.close();
   const base = await serve(
     createOpsRouter({
@@ -155,7 +155,7 @@ test('/readyz: a read-only database is not writable', async () => {
   // Root ignores file modes, so read-only is the connection's: the store's own handle, reopened read-only.
   const Database = (await import('better-sqlite3')).default;
   const file = path.join(dir, 'bridge.sqlite');
-  const readOnly = { db: new Database(file, { readonly: true }) } as unknown as Store;
+  const readOnly = { db: new Database(file, { readonly: true }) } as unknown as SqliteStateStore;
   const base = await serve(
     createOpsRouter({
       store: Object.assign(Object.create(store), { db: readOnly.db }),

@@ -9,45 +9,45 @@ import NodeCache from 'node-cache';
 import { createMetrics } from '../../../src/metrics';
 import { sourceCoverage } from '../../../src/sync/sweepCoverage';
 import { lagPerRun, syncLagSeconds } from '../../../src/metrics/lag';
-import { openStore, type RunRecord, type Store } from '../../../src/state';
+import { openSqliteStore, type RunRecord, type SqliteStateStore } from '../../../src/state';
 import { parsePrometheus, sampleSum, sampleValue } from './promText';
 
 const P = 'pacs_fhir_bridge_';
 let dir: string;
-let store: Store;
+let store: SqliteStateStore;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-metrics-'));
-  store = openStore(path.join(dir, 'bridge.sqlite'));
+  store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 const retry = { maxAttempts: 2, retryDelaySeconds: () => 60 };
 
-function finishedRun(
+async function finishedRun(
   sourceId: string,
   counts: RunRecord['counts'],
   startedAt: Date,
   seconds: number,
   status: 'ok' | 'partial' | 'failed' = 'ok',
   kind: RunRecord['kind'] = 'poll',
-): string {
-  const id = store.startRun(sourceId, kind, startedAt);
-  store.finishRun(id, { status, counts, at: new Date(startedAt.getTime() + seconds * 1000) });
+): Promise<string> {
+  const id = await store.runs.startRun(sourceId, kind, startedAt);
+  await store.runs.finishRun(id, { status, counts, at: new Date(startedAt.getTime() + seconds * 1000) });
   return id;
 }
 
 test('runs finished after the store is observed become counters, durations and lag; earlier runs are not counted', async () => {
   const t0 = new Date(Date.now() - 3600_000);
-  finishedRun('pacs-a', { found: 100, written: 100 }, new Date(t0.getTime() - 60_000), 10);
+  await finishedRun('pacs-a', { found: 100, written: 100 }, new Date(t0.getTime() - 60_000), 10);
   const m = createMetrics().observe({ store });
 
-  finishedRun('pacs-a', { found: 7, written: 4, unchanged: 2, failed: 1, dead: 1 }, t0, 12, 'partial');
-  finishedRun('pacs-a', { found: 3, written: 2 }, new Date(t0.getTime() + 600_000), 3);
-  finishedRun('pacs-b', {}, new Date(t0.getTime() + 60_000), 30, 'failed');
+  await finishedRun('pacs-a', { found: 7, written: 4, unchanged: 2, failed: 1, dead: 1 }, t0, 12, 'partial');
+  await finishedRun('pacs-a', { found: 3, written: 2 }, new Date(t0.getTime() + 600_000), 3);
+  await finishedRun('pacs-b', {}, new Date(t0.getTime() + 60_000), 30, 'failed');
 
   const s = parsePrometheus((await m.scrape()).body);
   expect(sampleValue(s, `${P}studies_discovered_total`, { source: 'pacs-a' })).toBe(10);
@@ -74,7 +74,7 @@ test('runs finished after the store is observed become counters, durations and l
   expect(sampleValue(s, `${P}sync_lag_seconds`, { source: 'pacs-b' })).toBeUndefined();
 
   // A second scrape counts nothing twice; a new run adds only itself.
-  finishedRun('pacs-a', { found: 5, written: 1 }, new Date(), 1);
+  await finishedRun('pacs-a', { found: 5, written: 1 }, new Date(), 1);
   const s2 = parsePrometheus((await m.scrape()).body);
   expect(sampleValue(s2, `${P}studies_discovered_total`, { source: 'pacs-a' })).toBe(15);
   expect(sampleValue(s2, `${P}studies_written_total`, { source: 'pacs-a' })).toBe(7);
@@ -83,29 +83,28 @@ test('runs finished after the store is observed become counters, durations and l
 });
 
 test('store state, source stats and caches are read at scrape time', async () => {
-  store.recordSynced('pacs-a', '1.2.3.1', { studyDate: '20240101', fingerprint: 'f', contentHash: 'h' });
-  store.recordSynced('pacs-a', '1.2.3.2', { studyDate: '20240101', fingerprint: 'f', contentHash: 'h' });
-  store.recordFailure('pacs-a', '1.2.3.3', {
-    studyDate: null,
-    fingerprint: null,
-    error: 'mapping failed',
-    countAttempt: true,
-    ...retry,
-  });
-  store.recordFailure('pacs-a', '1.2.3.4', {
-    studyDate: null,
-    fingerprint: null,
-    error: 'x',
-    countAttempt: true,
-    ...retry,
-  });
-  store.recordFailure('pacs-a', '1.2.3.4', {
-    studyDate: null,
-    fingerprint: null,
-    error: 'x',
-    countAttempt: true,
-    ...retry,
-  });
+  await store.studies.recordSynced('pacs-a', [
+    { studyUid: '1.2.3.1', studyDate: '20240101', fingerprint: 'f', contentHash: 'h' },
+  ]);
+  await store.studies.recordSynced('pacs-a', [
+    { studyUid: '1.2.3.2', studyDate: '20240101', fingerprint: 'f', contentHash: 'h' },
+  ]);
+  await store.studies.recordFailures('pacs-a', [
+    {
+      studyUid: '1.2.3.3',
+      studyDate: null,
+      fingerprint: null,
+      error: 'mapping failed',
+      countAttempt: true,
+      ...retry,
+    },
+  ]);
+  await store.studies.recordFailures('pacs-a', [
+    { studyUid: '1.2.3.4', studyDate: null, fingerprint: null, error: 'x', countAttempt: true, ...retry },
+  ]);
+  await store.studies.recordFailures('pacs-a', [
+    { studyUid: '1.2.3.4', studyDate: null, fingerprint: null, error: 'x', countAttempt: true, ...retry },
+  ]);
 
   const stats = { requests: { studies: 4, series: 2, instances: 1, metadata: 0, token: 0 }, retries: 3, splits: 1 };
   const cache = new NodeCache();
@@ -133,7 +132,7 @@ test('store state, source stats and caches are read at scrape time', async () =>
 
   // The sources' totals move on, and the counters follow.
   stats.requests.studies = 9;
-  store.replay('pacs-a');
+  await store.studies.replay('pacs-a');
   s = parsePrometheus((await m.scrape()).body);
   expect(sampleValue(s, `${P}pacs_requests_total`, { source: 'pacs-a', kind: 'studies' })).toBe(9);
   expect(sampleValue(s, `${P}dead_letters`, { source: 'pacs-a' })).toBe(0);
@@ -166,7 +165,7 @@ test('typed request calls give counts and latency histograms by status', async (
   expect(sampleSum(s, `${P}fhir_request_duration_seconds_count`)).toBe(2);
 });
 
-test('lag per run follows the newest completed poll; failed runs let it grow', () => {
+test('lag per run follows the newest completed poll; failed runs let it grow', async () => {
   const at = (min: number) => new Date(Date.UTC(2024, 4, 1, 12, min)).toISOString();
   const run = (
     id: string,
@@ -211,19 +210,17 @@ test('coverage gauges: last complete sweep, its figures, pending age, freshness 
     coverage: (id, now) => sourceCoverage(store, id, now, { maxAgeHours: 48, minCoverage: 0.999 }),
   });
   const started = new Date(Date.now() - 120_000);
-  const sweep = store.openSweep('pacs-a', started);
+  const sweep = await store.sweeps.open('pacs-a', started);
   const seen = new Date(Date.now() - 90_000);
-  store.recordSynced('pacs-a', '1.1', { studyDate: '20240101', fingerprint: 'f', contentHash: 'h', seenAt: seen });
-  store.recordFailure('pacs-a', '1.2', {
-    studyDate: '20240101',
-    fingerprint: 'f',
-    error: 'x',
-    countAttempt: true,
-    ...retry,
-  });
-  store.advanceSweep(sweep.id, { throughDate: '99991231', listed: 2, undatedDone: true });
-  const done = store.completeSweep(sweep.id, { vanished: 0, unresolved: 0 });
-  store.finishRun(store.startRun('pacs-b', 'poll'), { status: 'ok', counts: {} }); // known, never swept
+  await store.studies.recordSynced('pacs-a', [
+    { studyUid: '1.1', studyDate: '20240101', fingerprint: 'f', contentHash: 'h', seenAt: seen },
+  ]);
+  await store.studies.recordFailures('pacs-a', [
+    { studyUid: '1.2', studyDate: '20240101', fingerprint: 'f', error: 'x', countAttempt: true, ...retry },
+  ]);
+  await store.sweeps.advance(sweep.id, { throughDate: '99991231', listed: 2, undatedDone: true });
+  const done = await store.sweeps.complete(sweep.id, { vanished: 0, unresolved: 0 });
+  await store.runs.finishRun(await store.runs.startRun('pacs-b', 'poll'), { status: 'ok', counts: {} }); // known, never swept
 
   const s = parsePrometheus((await m.scrape()).body);
   expect(sampleValue(s, `${P}sweep_last_complete_timestamp_seconds`, { source: 'pacs-a' })).toBe(

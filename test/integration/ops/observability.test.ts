@@ -22,7 +22,7 @@ import { createLogger } from '../../../src/log';
 import { createMetrics } from '../../../src/metrics';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink, type FhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService, type RunSummary, type SyncService } from '../../../src/sync';
 import {
   generateCorpus,
@@ -45,7 +45,7 @@ let orthanc: OrthancServer;
 let proxy: RecordingProxy;
 let fhir: FhirTestServer;
 let dir: string;
-let store: Store;
+let store: SqliteStateStore;
 let sync: SyncService;
 let fhirSink: FhirSink;
 let app: ApiApp;
@@ -97,7 +97,7 @@ beforeAll(async () => {
   proxy.failWhen((r) => levelOf(r.url) !== 'studies' && decodeURIComponent(r.url).includes(failing.studyUid));
 
   dir = mkdtempSync(path.join(os.tmpdir(), 'h7-observe-'));
-  store = openStore(path.join(dir, 'bridge.sqlite'));
+  store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
   const logger = createLogger({ level: 'debug', destination: capture(appLines) });
   const cfg = sourceConfig(proxy.via(orthanc.dicomWebBase), {
     mapping: { patient: { issuerSystems: { 'TW-HOSP-A': 'urn:oid:2.16.886.101.20003' } } },
@@ -131,7 +131,7 @@ beforeAll(async () => {
   lookup = createStudyLookup({
     config: apiConfig,
     sources: [{ config: cfg, pacs: createPacsSource(cfg, { logger }) }],
-    store,
+    store: store.resources,
     logger,
   });
   app = createApiApp({ config: apiConfig, lookup, logger, audit: createAuditLogger(capture(auditLines)) });
@@ -182,7 +182,7 @@ describe('after a real sync against Orthanc', () => {
       status: 'partial',
       counts: { found: corpus.length + 1, written: corpus.length, failed: 1 },
     });
-    expect(store.counts(SOURCE_ID)).toMatchObject({ synced: corpus.length, failing: 1 });
+    expect(await store.studies.counts(SOURCE_ID)).toMatchObject({ synced: corpus.length, failing: 1 });
     expect(await fhir.all('ImagingStudy')).toHaveLength(corpus.length);
   });
 
@@ -201,7 +201,7 @@ describe('after a real sync against Orthanc', () => {
     expect(lag).toBeGreaterThanOrEqual(0);
     expect(lag).toBeLessThan(600);
 
-    const counts = store.counts(SOURCE_ID);
+    const counts = await store.studies.counts(SOURCE_ID);
     expect(sampleValue(s, `${P}studies`, { ...source, state: 'synced' })).toBe(counts.synced);
     expect(sampleValue(s, `${P}studies`, { ...source, state: 'failing' })).toBe(counts.failing);
     expect(sampleValue(s, `${P}dead_letters`, source)).toBe(0);
@@ -333,19 +333,19 @@ describe('logs without patient data', () => {
     await loadStudies(orthanc, [doomed]);
     proxy.failWhen((r) => levelOf(r.url) !== 'studies' && decodeURIComponent(r.url).includes(doomed.studyUid));
     for (let i = 0; i < 3; i++) await sync.runOnce(SOURCE_ID);
-    expect(store.deadLetters(SOURCE_ID).map((d) => d.studyUid)).toEqual([doomed.studyUid]);
+    expect((await store.studies.list(SOURCE_ID, 'dead')).map((d) => d.studyUid)).toEqual([doomed.studyUid]);
     const replay = await http.post('/status/replay', { source: SOURCE_ID, study: doomed.studyUid });
     expect(replay.data).toEqual({ source: SOURCE_ID, study: doomed.studyUid, replayed: 1 });
     proxy.failWhen(undefined);
     await sync.runOnce(SOURCE_ID);
-    expect(store.getStudy(SOURCE_ID, doomed.studyUid)?.status).toBe('synced');
+    expect((await store.studies.get(SOURCE_ID, doomed.studyUid))?.status).toBe('synced');
 
     // The lines exist (so the check below is not vacuous) and carry the source and run id during a sync.
     expect(appLines.length).toBeGreaterThan(20);
     expect(auditLines.length).toBeGreaterThan(everyPatient().length);
     const parsed = appLines.map((l) => JSON.parse(l) as Record<string, unknown>);
     const runLines = parsed.filter((l) => l.msg === 'run started' || l.msg === 'run finished');
-    expect(runLines.length).toBe(2 * store.listRuns(SOURCE_ID, 100).length);
+    expect(runLines.length).toBe(2 * (await store.runs.listRuns(SOURCE_ID, 100)).length);
     for (const l of runLines) expect(l).toMatchObject({ source: SOURCE_ID, runId: expect.any(String) });
     expect(parsed.some((l) => JSON.stringify(l).includes(doomed.studyUid))).toBe(true);
 

@@ -2,40 +2,46 @@
 import { buildStatusModel, renderStatusPage } from '../../../src/api/ops';
 import { niceLagMax, runChartSvg } from '../../../src/api/ops/chart';
 import { formatDuration } from '../../../src/api/ops/format';
-import { openStore } from '../../../src/state';
+import { openSqliteStore } from '../../../src/state';
 
-test('errors holding markup are shown as text, and every table row is there', () => {
-  const store = openStore(':memory:');
+test('errors holding markup are shown as text, and every table row is there', async () => {
+  const store = openSqliteStore(':memory:');
   const evil = '<script>alert(1)</script><img src=x onerror=alert(2)>';
-  const id = store.startRun('pacs', 'poll');
-  store.finishRun(id, { status: 'failed', counts: { found: 2 }, error: evil });
-  store.recordFailure('pacs', '1.2.3', {
-    studyDate: null,
-    fingerprint: null,
-    error: evil,
-    countAttempt: true,
-    maxAttempts: 1,
-    retryDelaySeconds: () => 0,
-  });
-  store.recordFailure('pacs', '1.2.4', {
-    studyDate: '20240101',
-    fingerprint: null,
-    error: 'x "quoted" & more',
-    countAttempt: true,
-    maxAttempts: 5,
-    retryDelaySeconds: () => 0,
-  });
-  const html = renderStatusPage(buildStatusModel(store, ['pacs'], new Date(), 20), 'tok"en');
+  const id = await store.runs.startRun('pacs', 'poll');
+  await store.runs.finishRun(id, { status: 'failed', counts: { found: 2 }, error: evil });
+  await store.studies.recordFailures('pacs', [
+    {
+      studyUid: '1.2.3',
+      studyDate: null,
+      fingerprint: null,
+      error: evil,
+      countAttempt: true,
+      maxAttempts: 1,
+      retryDelaySeconds: () => 0,
+    },
+  ]);
+  await store.studies.recordFailures('pacs', [
+    {
+      studyUid: '1.2.4',
+      studyDate: '20240101',
+      fingerprint: null,
+      error: 'x "quoted" & more',
+      countAttempt: true,
+      maxAttempts: 5,
+      retryDelaySeconds: () => 0,
+    },
+  ]);
+  const html = renderStatusPage(await buildStatusModel(store, ['pacs'], new Date(), 20), 'tok"en');
   expect(html).not.toMatch(/<script|<img/);
   expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
   expect(html).toContain('x &quot;quoted&quot; &amp; more');
   expect(html).toContain('value="tok&quot;en"');
   expect(html.match(/<tr data-study-uid="1\.2\.3">/g)).toHaveLength(1);
   expect(html.match(/<tr data-run-id=/g)).toHaveLength(1);
-  store.close();
+  await store.close();
 });
 
-test('chart axes and durations read well', () => {
+test('chart axes and durations read well', async () => {
   expect(niceLagMax(2000)).toBe(3600);
   expect(niceLagMax(59)).toBe(60);
   expect(formatDuration(3 * 3600 + 125)).toBe('3 h 2 min');

@@ -7,12 +7,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openStore } from '../../../src/state';
+import { openSqliteStore } from '../../../src/state';
 import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');
-const CHILD = path.join(__dirname, 'openStore.child.ts');
+const CHILD = path.join(__dirname, 'openSqliteStore.child.ts');
 const ROUNDS = 25;
 const SPACING_MS = 150;
 
@@ -37,12 +37,12 @@ test(`two processes opening the same new store file at once both work (${ROUNDS}
   expect({ code: a.code, rounds: JSON.parse(a.out) }).toEqual({ code: 0, rounds: everyRound });
   expect({ code: b.code, rounds: JSON.parse(b.out) }).toEqual({ code: 0, rounds: everyRound });
   for (let k = 0; k < ROUNDS; k++) {
-    const store = openStore(path.join(dir, `round-${k}`, 'bridge.sqlite'));
+    const store = openSqliteStore(path.join(dir, `round-${k}`, 'bridge.sqlite'));
     try {
       expect(store.db.pragma('user_version', { simple: true })).toBe(latest);
-      expect(store.listRuns('a').length + store.listRuns('b').length).toBe(2);
+      expect((await store.runs.listRuns('a')).length + (await store.runs.listRuns('b')).length).toBe(2);
     } finally {
-      store.close();
+      await store.close();
     }
   }
 }, 120000);

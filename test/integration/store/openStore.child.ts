@@ -4,22 +4,24 @@
  * run, and prints what happened in each round as JSON.
  */
 import path from 'node:path';
-import { openStore } from '../../../src/state';
+import { openSqliteStore } from '../../../src/state';
 
 const [dir, startAt, rounds, spacingMs, name] = process.argv.slice(2);
 const results: { ok: boolean; version?: number; error?: string }[] = [];
 
-for (let k = 0; k < Number(rounds); k++) {
-  const at = Number(startAt) + k * Number(spacingMs);
-  // Busy-wait: a timer is too coarse to line two processes up within a millisecond.
-  while (Date.now() < at);
-  try {
-    const store = openStore(path.join(dir!, `round-${k}`, 'bridge.sqlite'));
-    store.startRun(name!, 'poll');
-    results.push({ ok: true, version: store.schemaVersion });
-    store.close();
-  } catch (err) {
-    results.push({ ok: false, error: (err as Error).message });
+void (async () => {
+  for (let k = 0; k < Number(rounds); k++) {
+    const at = Number(startAt) + k * Number(spacingMs);
+    // Busy-wait: a timer is too coarse to line two processes up within a millisecond.
+    while (Date.now() < at);
+    try {
+      const store = openSqliteStore(path.join(dir!, `round-${k}`, 'bridge.sqlite'));
+      await store.runs.startRun(name!, 'poll');
+      results.push({ ok: true, version: store.schemaVersion });
+      await store.close();
+    } catch (err) {
+      results.push({ ok: false, error: (err as Error).message });
+    }
   }
-}
-process.stdout.write(JSON.stringify(results));
+  process.stdout.write(JSON.stringify(results));
+})();

@@ -5,7 +5,7 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { generateCorpus, loadStudies, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
@@ -14,14 +14,14 @@ import { daysAgo, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 let orthanc: OrthancServer;
 let fhir: FhirTestServer;
-let store: Store;
+let store: SqliteStateStore;
 let corpus: SyntheticStudy[];
 
 beforeAll(async () => {
   [orthanc, fhir] = await Promise.all([startOrthanc(), startFhirServer()]);
   corpus = generateCorpus({ seed: 11, studies: 8, days: { from: daysAgo(3), count: 4 }, undated: 0 });
   await loadStudies(orthanc, corpus);
-  store = openStore(':memory:');
+  store = openSqliteStore(':memory:');
 }, 120000);
 
 afterAll(async () => {
@@ -42,11 +42,11 @@ it('writes every study to the embedded store and the FHIR server; an unchanged r
   expect(first).toMatchObject({ status: 'ok', counts: { written: 8, failed: 0 } });
   const onServer = await fhir.all<ImagingStudy>('ImagingStudy');
   expect(onServer).toHaveLength(8);
-  expect(store.listImagingStudies()).toHaveLength(8);
+  expect(await store.resources.listImagingStudies()).toHaveLength(8);
   for (const s of corpus) {
     const uid = `urn:oid:${s.studyUid}`;
     expect(onServer.filter((r) => r.identifier?.some((i) => i.value === uid))).toHaveLength(1);
-    expect(storedStudy(store, s.studyUid)?.identifier?.some((i) => i.value === uid)).toBe(true);
+    expect((await storedStudy(store, s.studyUid))?.identifier?.some((i) => i.value === uid)).toBe(true);
   }
 
   fhir.resetRequests();
@@ -59,5 +59,5 @@ it('writes every study to the embedded store and the FHIR server; an unchanged r
   const third = await sync.runOnce(SOURCE_ID);
   expect(third).toMatchObject({ status: 'ok', counts: { written: 1, unchanged: 8 } });
   expect(await fhir.all('ImagingStudy')).toHaveLength(9);
-  expect(storedStudy(store, late.studyUid)).toBeDefined();
+  expect(await storedStudy(store, late.studyUid)).toBeDefined();
 });

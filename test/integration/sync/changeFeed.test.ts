@@ -12,8 +12,8 @@ import { sourceSchema, type SourceInput } from '../../../src/config';
 import { createChangeFeed } from '../../../src/dicomweb/changeFeed';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/state';
-import { FeedStateStore } from '../../../src/state/sqlite/feedState';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
+import { SqliteFeedState } from '../../../src/state/sqlite/feedState';
 import { createSyncService, type SyncService } from '../../../src/sync';
 import {
   generateCorpus,
@@ -31,7 +31,7 @@ import { daysAgo, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './co
 const NEVER = '0 0 1 1 *';
 
 let fhir: FhirTestServer;
-const stores: Store[] = [];
+const stores: SqliteStateStore[] = [];
 const services: SyncService[] = [];
 
 beforeAll(async () => {
@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 function bridge(orthanc: OrthancServer, over: Partial<SourceInput> = {}) {
-  const store = openStore(':memory:');
+  const store = openSqliteStore(':memory:');
   stores.push(store);
   const sync = createSyncService({
     config: {
@@ -56,7 +56,7 @@ function bridge(orthanc: OrthancServer, over: Partial<SourceInput> = {}) {
     sinks: [createEmbeddedSink(store), createFhirSink({ baseUrl: fhir.baseUrl })],
   });
   services.push(sync);
-  return { store, sync, state: new FeedStateStore(store.db) };
+  return { store, sync, state: new SqliteFeedState(store.db) };
 }
 
 async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 20000): Promise<T> {
@@ -106,15 +106,18 @@ describe('Orthanc change feed (StableAge 1 s)', () => {
     await until('the late study in the FHIR server', () => fhirStudy(late.studyUid));
 
     // Feed runs still going (StableStudy of the base studies may arrive late on a busy machine) are let finish.
-    const feedRuns = await until('the feed runs to finish', () => {
-      const runs = b.store.listRuns(SOURCE_ID).filter((r) => r.kind === 'feed');
+    const feedRuns = await until('the feed runs to finish', async () => {
+      const runs = (await b.store.runs.listRuns(SOURCE_ID)).filter((r) => r.kind === 'feed');
       return runs.length && runs.every((r) => r.status !== 'running') ? runs : undefined;
     });
     expect(feedRuns.map((r) => [r.status, r.error, r.counts.failed])).toEqual(feedRuns.map(() => ['ok', null, 0]));
     expect(feedRuns.reduce((n, r) => n + (r.counts.written ?? 0), 0)).toBe(1);
-    expect(b.state.pendingSummary(SOURCE_ID).count).toBe(0);
+    expect((await b.state.pendingSummary(SOURCE_ID)).count).toBe(0);
     // A StudyDate poll would not have found it: 2019 is far outside the lookback.
-    expect(b.store.getStudy(SOURCE_ID, late.studyUid)).toMatchObject({ status: 'synced', studyDate: '20190101' });
+    expect(await b.store.studies.get(SOURCE_ID, late.studyUid)).toMatchObject({
+      status: 'synced',
+      studyDate: '20190101',
+    });
   });
 
   it('writes a study stored in several steps once, complete, after StableStudy', async () => {
@@ -131,17 +134,17 @@ describe('Orthanc change feed (StableAge 1 s)', () => {
     expect(await fhir.history('ImagingStudy', inFhir.id!)).toHaveLength(1);
     // Nothing more comes of it.
     await new Promise((r) => setTimeout(r, 2500));
-    expect(storedStudy(b.store, study.studyUid)!.meta?.versionId).toBe('1');
+    expect((await storedStudy(b.store, study.studyUid))!.meta?.versionId).toBe('1');
     expect(await fhir.history('ImagingStudy', inFhir.id!)).toHaveLength(1);
   });
 
   it('new instances on an old study reach the store and the FHIR server', async () => {
     const grown = recent[0]!;
-    const before = storedStudy(b.store, grown.studyUid)!;
+    const before = (await storedStudy(b.store, grown.studyUid))!;
     grown.series.push(makeSeries({ modality: 'MR', number: 9, instances: 2 }));
     await loadStudies(orthanc, [grown]);
-    const after = await until('the grown study', () => {
-      const s = storedStudy(b.store, grown.studyUid);
+    const after = await until('the grown study', async () => {
+      const s = await storedStudy(b.store, grown.studyUid);
       return s?.meta?.versionId !== before.meta?.versionId ? s : undefined;
     });
     expect(after.numberOfInstances).toBe(instancesOf(grown));
@@ -150,7 +153,7 @@ describe('Orthanc change feed (StableAge 1 s)', () => {
 
   it('requests a sweep when the feed goes back (database replaced), then carries on from the new head', async () => {
     await b.sync.stop();
-    const before = b.state.checkpoint(SOURCE_ID)!.lastSeq;
+    const before = (await b.state.checkpoint(SOURCE_ID))!.lastSeq;
     expect(before).toBeGreaterThan(0);
     // Replace Orthanc's database: same server, empty index, so sequence numbers start again from 0.
     await orthanc.kill();
@@ -160,7 +163,7 @@ describe('Orthanc change feed (StableAge 1 s)', () => {
     b.sync.start();
     const request = await until('a sweep request', () => b.state.sweepRequest(SOURCE_ID));
     expect(request.reason).toMatch(new RegExp(`went back from ${before} to 0`));
-    expect(b.state.checkpoint(SOURCE_ID)!.lastSeq).toBe(0);
+    expect((await b.state.checkpoint(SOURCE_ID))!.lastSeq).toBe(0);
 
     const next = makeStudy({ studyDate: '20180303' });
     await loadStudies(orthanc, [next]);

@@ -2,7 +2,7 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/config';
 import { imagingStudyId } from '../../../src/mapping';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { addDays, todayIn } from '../../../src/sync/dates';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
@@ -19,8 +19,8 @@ export function daysAgo(days: number): string {
   return addDays(todayIn(TZ, new Date()), -days);
 }
 
-export function storedStudy(store: Store, studyUid: string): ImagingStudy | undefined {
-  return store.getResource<ImagingStudy>('ImagingStudy', imagingStudyId(studyUid));
+export async function storedStudy(store: SqliteStateStore, studyUid: string): Promise<ImagingStudy | undefined> {
+  return await store.resources.get<ImagingStudy>('ImagingStudy', imagingStudyId(studyUid));
 }
 
 export function instancesOf(study: SyntheticStudy): number {
@@ -39,12 +39,12 @@ export async function deleteFromOrthanc(orthanc: OrthancServer, studyUid: string
  * For a test file: one Orthanc holding `studies` and an in-memory store, started before its tests and
  * stopped after them. Read them through the returned object once the tests run.
  */
-export function orthancWithStore(studies: SyntheticStudy[]): { orthanc: OrthancServer; store: Store } {
-  const parts = {} as { orthanc: OrthancServer; store: Store };
+export function orthancWithStore(studies: SyntheticStudy[]): { orthanc: OrthancServer; store: SqliteStateStore } {
+  const parts = {} as { orthanc: OrthancServer; store: SqliteStateStore };
   beforeAll(async () => {
     parts.orthanc = await startOrthanc();
     await loadStudies(parts.orthanc, studies);
-    parts.store = openStore(':memory:');
+    parts.store = openSqliteStore(':memory:');
   }, 60000);
   afterAll(async () => {
     parts.store?.close();

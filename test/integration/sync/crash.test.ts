@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { imagingStudyId } from '../../../src/mapping';
-import { openStore } from '../../../src/state';
+import { openSqliteStore } from '../../../src/state';
 import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
@@ -159,18 +159,18 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
   expect(progress.length).toBeGreaterThan(0);
   expect(progress[0]).toMatchObject({ source: SOURCE_ID, runId: expect.any(String), windowsTotal: 10 });
 
-  const store = openStore(dbFile);
+  const store = openSqliteStore(dbFile);
   try {
-    const studies = store.listImagingStudies({ sourceId: SOURCE_ID });
+    const studies = await store.resources.listImagingStudies({ sourceId: SOURCE_ID });
     expect(studies).toHaveLength(corpus.length);
     expect(new Set(studies.map((s) => s.id)).size).toBe(corpus.length);
     for (const s of corpus) {
-      expect(store.getResource('ImagingStudy', imagingStudyId(s.studyUid))).toBeDefined();
-      expect(store.getStudy(SOURCE_ID, s.studyUid)?.status).toBe('synced');
+      expect(await store.resources.get('ImagingStudy', imagingStudyId(s.studyUid))).toBeDefined();
+      expect((await store.studies.get(SOURCE_ID, s.studyUid))?.status).toBe('synced');
     }
     // Every stored study is one of the corpus: nothing written twice under another id.
     expect(studies.map((s) => s.id).sort()).toEqual(corpus.map((s) => imagingStudyId(s.studyUid)).sort());
-    const [resumed, killedRun, terminated] = store.listRuns(SOURCE_ID, 3);
+    const [resumed, killedRun, terminated] = await store.runs.listRuns(SOURCE_ID, 3);
     // The killed run was left 'running' and is closed as interrupted when the bridge starts again.
     expect(killedRun).toMatchObject({ kind: 'backfill', status: 'interrupted' });
     expect(terminated).toMatchObject({ kind: 'backfill', status: 'interrupted', endedAt: expect.any(String) });
@@ -179,7 +179,7 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
     expect(resumed.counts.fetched).toBeLessThan(corpus.length);
     expect(resumed.counts.windows).toBeLessThanOrEqual(10);
   } finally {
-    store.close();
+    await store.close();
   }
 
   const status = await bridge(['status', '--json']).done;

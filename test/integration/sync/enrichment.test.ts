@@ -9,7 +9,7 @@ import type { SourceInput } from '../../../src/config';
 import { createLogger } from '../../../src/log';
 import { isBlocking, validateImagingStudy } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
@@ -18,7 +18,7 @@ import { daysAgo, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 let orthanc: OrthancServer;
 let proxy: RecordingProxy;
-const stores: Store[] = [];
+const stores: SqliteStateStore[] = [];
 const logger = createLogger({ level: 'silent' });
 
 const studies = [0, 1, 2].map((i) =>
@@ -44,8 +44,8 @@ afterAll(async () => {
   await orthanc?.stop();
 });
 
-async function sync(over: Partial<SourceInput>, store?: Store) {
-  const s = store ?? openStore(':memory:');
+async function sync(over: Partial<SourceInput>, store?: SqliteStateStore) {
+  const s = store ?? openSqliteStore(':memory:');
   if (!store) stores.push(s);
   proxy.reset();
   const run = await createSyncService({
@@ -57,7 +57,7 @@ async function sync(over: Partial<SourceInput>, store?: Store) {
     sinks: [createEmbeddedSink(s)],
     logger,
   }).runOnce(SOURCE_ID);
-  const stored = studies.map((st) => storedStudy(s, st.studyUid)!);
+  const stored = await Promise.all(studies.map(async (st) => (await storedStudy(s, st.studyUid))!));
   for (const r of stored) expect(validateImagingStudy(r).filter(isBlocking)).toEqual([]);
   return { run, store: s, stored, counts: proxy.counts() };
 }

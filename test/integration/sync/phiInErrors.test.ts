@@ -36,7 +36,7 @@ it('stores and logs a rejection without the patient data the server echoed', asy
 
   const run = await sync.runOnce(SOURCE_ID);
   expect(run.counts).toMatchObject({ failed: 1, written: 0 });
-  const [failing] = pacs.store.failingStudies(SOURCE_ID);
+  const [failing] = await pacs.store.studies.list(SOURCE_ID, 'failing');
   expect(failing.studyUid).toBe(study.studyUid);
   expect(failing.lastError).toContain('is not known here');
   expect(failing.lastError).toContain('[redacted]');

@@ -31,10 +31,10 @@ test('the Endpoint of an Orthanc source lists image/jpeg, and its address serves
     logger: createLogger({ level: 'silent' }),
   }).runOnce(SOURCE_ID);
 
-  const imagingStudy = storedStudy(store, study.studyUid) as ImagingStudy;
+  const imagingStudy = (await storedStudy(store, study.studyUid)) as ImagingStudy;
   const ref = imagingStudy.endpoint?.[0].reference;
   expect(ref).toBe(`Endpoint/${endpointId(SOURCE_ID)}`);
-  const endpoint = store.getResource<Endpoint>('Endpoint', endpointId(SOURCE_ID))!;
+  const endpoint = (await store.resources.get<Endpoint>('Endpoint', endpointId(SOURCE_ID)))!;
   expect(endpoint.payloadMimeType).toEqual(['application/dicom', 'image/jpeg']);
   expect(validateEndpoint(endpoint).filter(isBlocking)).toEqual([]);
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createLogger } from '../../../src/log';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import type { Sink, StudyWrite, WriteOutcome } from '../../../src/sinks/sink';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService, SourceBusyError, type SyncConfigInput } from '../../../src/sync';
 import { loadStudies, makeSeries, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
@@ -21,7 +21,7 @@ import { daysAgo, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './co
 let orthanc: OrthancServer;
 let proxy: RecordingProxy;
 let dir: string;
-const stores: Store[] = [];
+const stores: SqliteStateStore[] = [];
 const logLines: string[] = [];
 const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void logLines.push(line) } });
 
@@ -31,7 +31,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'sync-runloop-'));
 });
 
-afterEach(() => {
+afterEach(async () => {
   proxy.delayMs = 0;
   proxy.failWhen(undefined);
   proxy.reset();
@@ -45,8 +45,8 @@ afterAll(async () => {
 });
 
 /** A fresh embedded store in its own file. */
-function freshStore(): Store {
-  const store = openStore(path.join(dir, `store-${stores.length}.sqlite`));
+function freshStore(): SqliteStateStore {
+  const store = openSqliteStore(path.join(dir, `store-${stores.length}.sqlite`));
   stores.push(store);
   return store;
 }
@@ -57,7 +57,7 @@ function noonOf(day: string): () => Date {
   return () => at;
 }
 
-function service(store: Store, sync: SyncConfigInput, opts: { now?: () => Date; sinks?: Sink[] } = {}) {
+function service(store: SqliteStateStore, sync: SyncConfigInput, opts: { now?: () => Date; sinks?: Sink[] } = {}) {
   return createSyncService({
     config: { sources: [sourceConfig(proxy.via(orthanc.dicomWebBase))], sync: { backoffBaseSeconds: 0, ...sync } },
     store,
@@ -101,11 +101,11 @@ describe('sync run loop against Orthanc', () => {
     const sync = service(store, { cron: '* * * * * *', lookbackDays: 0 });
     const linesBefore = logLines.length;
     sync.start();
-    while (store.listRuns(SOURCE_ID, 10).filter((r) => r.status !== 'running').length < 2) await sleep(50);
+    while ((await store.runs.listRuns(SOURCE_ID, 10)).filter((r) => r.status !== 'running').length < 2) await sleep(50);
     await sync.stop();
 
     // Oldest first; a run a tick started just before the stop ends interrupted.
-    const runs = store.listRuns(SOURCE_ID, 10).reverse();
+    const runs = (await store.runs.listRuns(SOURCE_ID, 10)).reverse();
     expect(runs.length).toBeGreaterThanOrEqual(2);
     expect(runs.every((r) => r.kind === 'poll' && (r.status === 'ok' || r.status === 'interrupted'))).toBe(true);
     expect(runs.slice(0, 2).map((r) => r.status)).toEqual(['ok', 'ok']);
@@ -113,8 +113,8 @@ describe('sync run loop against Orthanc', () => {
     const messages = logLines.slice(linesBefore).map((l) => (JSON.parse(l) as { msg: string }).msg);
     expect(messages).toContain('poll skipped: another run of this source is still going');
     expect(messages).not.toContain('poll could not start');
-    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
-    expect(storedStudy(store, study.studyUid)?.numberOfInstances).toBe(1);
+    expect((await store.resources.listImagingStudies()).map((s) => s.id)).toHaveLength(1);
+    expect((await storedStudy(store, study.studyUid))?.numberOfInstances).toBe(1);
     expect(runs[0].counts).toMatchObject({ written: 1 });
     expect(runs[1].counts).toMatchObject({ written: 0, unchanged: 1 });
     expect(runs.slice(2).every((r) => !r.counts.written)).toBe(true);
@@ -131,20 +131,20 @@ describe('sync run loop against Orthanc', () => {
     const first = sync.runOnce(SOURCE_ID);
     expect(sync.isRunning(SOURCE_ID)).toBe(true);
     await expect(sync.runOnce(SOURCE_ID)).rejects.toBeInstanceOf(SourceBusyError);
-    while (store.counts(SOURCE_ID).synced < 2) await sleep(10);
+    while ((await store.studies.counts(SOURCE_ID)).synced < 2) await sleep(10);
     await sync.stop();
     const summary = await first;
 
     expect(summary.status).toBe('interrupted');
-    expect(store.listRuns(SOURCE_ID, 5)).toHaveLength(1);
-    expect(store.listRuns(SOURCE_ID, 5)[0]).toMatchObject({ status: 'interrupted' });
-    expect(store.getCheckpoint(SOURCE_ID)).toBeUndefined();
+    expect(await store.runs.listRuns(SOURCE_ID, 5)).toHaveLength(1);
+    expect((await store.runs.listRuns(SOURCE_ID, 5))[0]).toMatchObject({ status: 'interrupted' });
+    expect(await store.checkpoints.get(SOURCE_ID)).toBeUndefined();
     // Whole batches of two, each recorded with its resource; the run did not go on to the end.
-    const { synced, failing } = store.counts(SOURCE_ID);
+    const { synced, failing } = await store.studies.counts(SOURCE_ID);
     expect(synced % 2).toBe(0);
     expect(synced).toBeLessThan(studies.length);
     expect(failing).toBe(0);
-    expect(store.listImagingStudies()).toHaveLength(synced);
+    expect(await store.resources.listImagingStudies()).toHaveLength(synced);
     expect(summary.counts).toMatchObject({ written: synced, fetched: synced });
   });
 
@@ -154,27 +154,27 @@ describe('sync run loop against Orthanc', () => {
     await loadStudies(orthanc, [study]);
     const sync = service(store, { backfillFrom: '20200301' }, { now: noonOf('20200310') });
     const parent = `${os.hostname()}:${process.ppid}`;
-    expect(store.acquireLease(SOURCE_ID, parent, 60_000)).toEqual({ ok: true });
+    expect(await store.runs.acquireLease(SOURCE_ID, parent, 60_000)).toEqual({ ok: true });
     proxy.reset();
     await expect(sync.runOnce(SOURCE_ID)).rejects.toMatchObject({ name: 'SourceBusyError', holder: parent });
     // Refused before asking the PACS anything or recording a run.
     expect(proxy.requests).toEqual([]);
-    expect(store.listRuns(SOURCE_ID, 5)).toEqual([]);
+    expect(await store.runs.listRuns(SOURCE_ID, 5)).toEqual([]);
 
     // A killed bridge on this host left its lease and a run marked running.
-    store.releaseLease(SOURCE_ID, parent);
-    store.acquireLease(SOURCE_ID, `${os.hostname()}:2147483646`, 60_000);
-    const abandoned = store.startRun(SOURCE_ID, 'backfill');
+    await store.runs.releaseLease(SOURCE_ID, parent);
+    await store.runs.acquireLease(SOURCE_ID, `${os.hostname()}:2147483646`, 60_000);
+    const abandoned = await store.runs.startRun(SOURCE_ID, 'backfill');
     expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok', counts: { written: 1 } });
-    expect(store.listRuns(SOURCE_ID, 5).find((r) => r.runId === abandoned)?.status).toBe('interrupted');
-    expect(storedStudy(store, study.studyUid)).toBeDefined();
+    expect((await store.runs.listRuns(SOURCE_ID, 5)).find((r) => r.runId === abandoned)?.status).toBe('interrupted');
+    expect(await storedStudy(store, study.studyUid)).toBeDefined();
 
     // Another host: trusted until its lease expires.
-    expect(store.acquireLease(SOURCE_ID, 'other-host:1', 60_000)).toEqual({ ok: true });
+    expect(await store.runs.acquireLease(SOURCE_ID, 'other-host:1', 60_000)).toEqual({ ok: true });
     await expect(sync.runOnce(SOURCE_ID)).rejects.toMatchObject({ holder: 'other-host:1' });
-    store.acquireLease(SOURCE_ID, 'other-host:1', -1);
+    await store.runs.acquireLease(SOURCE_ID, 'other-host:1', -1);
     expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok' });
-    expect(store.listRuns(SOURCE_ID, 5).filter((r) => r.status === 'ok')).toHaveLength(2);
+    expect((await store.runs.listRuns(SOURCE_ID, 5)).filter((r) => r.status === 'ok')).toHaveLength(2);
   });
 
   it('retries a due failure outside the polled windows by looking it up by UID', async () => {
@@ -183,28 +183,31 @@ describe('sync run loop against Orthanc', () => {
     await loadStudies(orthanc, [old]);
     const now = noonOf('20210310');
     const sync = service(store, { lookbackDays: 3, undatedSweep: false }, { now });
-    store.recordFailure(SOURCE_ID, old.studyUid, {
-      studyDate: '20210101',
-      fingerprint: null,
-      error: 'earlier',
-      countAttempt: true,
-      maxAttempts: 5,
-      retryDelaySeconds: () => 0,
-      at: now(),
-    });
+    await store.studies.recordFailures(SOURCE_ID, [
+      {
+        studyUid: old.studyUid,
+        studyDate: '20210101',
+        fingerprint: null,
+        error: 'earlier',
+        countAttempt: true,
+        maxAttempts: 5,
+        retryDelaySeconds: () => 0,
+        at: now(),
+      },
+    ]);
     proxy.reset();
 
     const run = await sync.runOnce(SOURCE_ID);
     expect(run).toMatchObject({ status: 'ok', counts: { found: 1, fetched: 1, written: 1, failed: 0 } });
-    expect(store.getStudy(SOURCE_ID, old.studyUid)).toMatchObject({ status: 'synced', attempts: 0 });
-    expect(storedStudy(store, old.studyUid)?.numberOfInstances).toBe(3);
+    expect(await store.studies.get(SOURCE_ID, old.studyUid)).toMatchObject({ status: 'synced', attempts: 0 });
+    expect((await storedStudy(store, old.studyUid))?.numberOfInstances).toBe(3);
     // Only the lookback was listed by date; the old study was found by its UID.
     expect(listedDates()).toEqual(['20210307-20210310']);
     const byUid = proxy.requests.filter(
       (r) => r.level === 'studies' && decodeURIComponent(r.url).includes(old.studyUid),
     );
     expect(byUid).toHaveLength(1);
-    expect(store.getCheckpoint(SOURCE_ID)).toBe('20210310');
+    expect(await store.checkpoints.get(SOURCE_ID)).toBe('20210310');
   });
 
   it('backfills a range, resumes an identical backfill after its checkpoint, and reports progress', async () => {
@@ -215,7 +218,7 @@ describe('sync run loop against Orthanc', () => {
     await loadStudies(orthanc, studies);
     const sync = service(store, { windowDays: 2 }, { now: noonOf('20230301') });
     // An earlier run of this same backfill completed the windows through 20230104.
-    store.advanceCheckpoint(SOURCE_ID, '20230104', 'backfill:20230101-20230109');
+    await store.checkpoints.advance(SOURCE_ID, '20230104', 'backfill:20230101-20230109');
     proxy.reset();
     const progress: number[] = [];
     const run = await sync.backfill(SOURCE_ID, '2023-01-01', '2023-01-09', (p) => progress.push(p.windowsDone));
@@ -226,15 +229,15 @@ describe('sync run loop against Orthanc', () => {
       counts: { windows: 3, found: 5, fetched: 5, written: 5 },
     });
     expect(listedDates()).toEqual(['20230105-20230106', '20230107-20230108', '20230109']);
-    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(5);
-    for (const s of studies.slice(4)) expect(storedStudy(store, s.studyUid)).toBeDefined();
+    expect((await store.resources.listImagingStudies()).map((s) => s.id)).toHaveLength(5);
+    for (const s of studies.slice(4)) expect(await storedStudy(store, s.studyUid)).toBeDefined();
     expect(uidsInDetailQueries(uidsOf(studies.slice(0, 4)))).toEqual([]);
     expect(progress[0]).toBe(2);
     expect(progress[progress.length - 1]).toBe(5);
     expect(progress.every((p, i) => i === 0 || p >= progress[i - 1])).toBe(true);
-    expect(store.getCheckpoint(SOURCE_ID, 'backfill:20230101-20230109')).toBe('20230109');
+    expect(await store.checkpoints.get(SOURCE_ID, 'backfill:20230101-20230109')).toBe('20230109');
     // A backfill never moves the poll checkpoint.
-    expect(store.getCheckpoint(SOURCE_ID)).toBeUndefined();
+    expect(await store.checkpoints.get(SOURCE_ID)).toBeUndefined();
   });
 
   it('batches run across window ends; a window is checkpointed only once all its studies are settled', async () => {
@@ -256,12 +259,17 @@ describe('sync run loop against Orthanc', () => {
     const sync = service(store, { windowDays: 1, batchSize: 5 }, { now: noonOf('20160601'), sinks: [recording] });
     await sync.source(SOURCE_ID).supportsUidListMatching();
     proxy.reset();
+    // Each progress report reads the store as it is then (the SQLite reads run before the callback returns).
+    const reads: Promise<{ at?: string; written: number }>[] = [];
     const run = await sync.backfill(SOURCE_ID, '20160401', '20160406', () =>
-      checkpoints.push({
-        at: store.getCheckpoint(SOURCE_ID, 'backfill:20160401-20160406'),
-        written: store.listImagingStudies().length,
-      }),
+      reads.push(
+        Promise.all([
+          store.checkpoints.get(SOURCE_ID, 'backfill:20160401-20160406'),
+          store.resources.listImagingStudies(),
+        ]).then(([at, stored]) => ({ at, written: stored.length })),
+      ),
     );
+    checkpoints.push(...(await Promise.all(reads)));
 
     expect(run).toMatchObject({ status: 'ok', counts: { windows: 6, found: 12, fetched: 12, written: 12 } });
     expect(written.map((b) => b.length)).toEqual([5, 5, 2]);
@@ -313,31 +321,28 @@ describe('sync run loop against Orthanc', () => {
       status: 'partial',
       counts: { found: 3, fetched: 3, written: 1, failed: 2, dead: 0 },
     });
-    expect(store.getStudy(SOURCE_ID, unmappable.studyUid)).toMatchObject({
+    expect(await store.studies.get(SOURCE_ID, unmappable.studyUid)).toMatchObject({
       status: 'failing',
       attempts: 1,
       lastError: expect.stringContaining('mapping: series-missing-modality'),
     });
-    expect(store.getStudy(SOURCE_ID, rejected.studyUid)).toMatchObject({
+    expect(await store.studies.get(SOURCE_ID, rejected.studyUid)).toMatchObject({
       status: 'failing',
       attempts: 1,
       lastError: expect.stringContaining('sink rejected: picky: HTTP 422'),
     });
-    expect(store.getStudy(SOURCE_ID, good.studyUid)).toMatchObject({ status: 'synced' });
-    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
-    expect(storedStudy(store, good.studyUid)?.numberOfInstances).toBe(instancesOf(good));
+    expect(await store.studies.get(SOURCE_ID, good.studyUid)).toMatchObject({ status: 'synced' });
+    expect((await store.resources.listImagingStudies()).map((s) => s.id)).toHaveLength(1);
+    expect((await storedStudy(store, good.studyUid))?.numberOfInstances).toBe(instancesOf(good));
     // The windows' checkpoint advanced: their failures are recorded for retry.
-    expect(store.getCheckpoint(SOURCE_ID)).toBe('20220310');
+    expect(await store.checkpoints.get(SOURCE_ID)).toBe('20220310');
 
     const second = await sync.runOnce(SOURCE_ID);
     expect(second).toMatchObject({ status: 'partial', counts: { fetched: 2, failed: 2, dead: 2 } });
-    expect(
-      store
-        .deadLetters(SOURCE_ID)
-        .map((s) => s.studyUid)
-        .sort(),
-    ).toEqual(uidsOf([unmappable, rejected]));
-    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(1);
+    expect((await store.studies.list(SOURCE_ID, 'dead')).map((s) => s.studyUid).sort()).toEqual(
+      uidsOf([unmappable, rejected]),
+    );
+    expect((await store.resources.listImagingStudies()).map((s) => s.id)).toHaveLength(1);
   });
 
   it('a sweep that lists no studies at all refuses to treat the stored ones as deleted', async () => {
@@ -360,10 +365,10 @@ describe('sync run loop against Orthanc', () => {
       status: 'failed',
       error: expect.stringMatching(/listed no studies/),
     });
-    expect(store.listImagingStudies().map((s) => s.id)).toHaveLength(2);
+    expect((await store.resources.listImagingStudies()).map((s) => s.id)).toHaveLength(2);
     for (const s of studies) {
-      expect(storedStudy(store, s.studyUid)).toBeDefined();
-      expect(store.getStudy(SOURCE_ID, s.studyUid)?.status).toBe('synced');
+      expect(await storedStudy(store, s.studyUid)).toBeDefined();
+      expect((await store.studies.get(SOURCE_ID, s.studyUid))?.status).toBe('synced');
     }
   });
 });

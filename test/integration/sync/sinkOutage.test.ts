@@ -8,7 +8,7 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startFaultProxy, type Fault, type FaultProxy } from '../../harness/faultProxy';
@@ -19,7 +19,7 @@ import { daysAgo, SOURCE_ID, sourceConfig } from './common';
 let orthanc: OrthancServer;
 let fhir: FhirTestServer;
 let proxy: FaultProxy;
-const stores: Store[] = [];
+const stores: SqliteStateStore[] = [];
 const MAX_ATTEMPTS = 2;
 
 beforeAll(async () => {
@@ -37,7 +37,7 @@ afterAll(async () => {
 
 /** A bridge with its own store writing to both the store and (through the proxy) the FHIR server. */
 function bridge(days: { from: string; count: number }) {
-  const store = openStore(':memory:');
+  const store = openSqliteStore(':memory:');
   stores.push(store);
   const fhirSink = createFhirSink({ baseUrl: proxy.via(fhir.baseUrl), retries: 1, backoffMs: 5, maxBackoffMs: 10 });
   const sync = createSyncService({
@@ -90,8 +90,10 @@ describe.each(OUTAGES)('FHIR server that %s for 3 consecutive runs', (_label, fa
       expect(summary.status).toBe('failed');
       expect(summary.error).toMatch(/^sink unavailable: fhir: /);
       expect(summary.counts.dead ?? 0).toBe(0);
-      expect(b.store.deadLetters(SOURCE_ID)).toEqual([]);
-      const failing = b.store.failingStudies(SOURCE_ID).filter((s) => uidsOf(corpus).includes(s.studyUid));
+      expect(await b.store.studies.list(SOURCE_ID, 'dead')).toEqual([]);
+      const failing = (await b.store.studies.list(SOURCE_ID, 'failing')).filter((s) =>
+        uidsOf(corpus).includes(s.studyUid),
+      );
       // The batch in hand is kept as pending (retry due now), with no attempt counted.
       expect(failing.length).toBeGreaterThan(0);
       for (const s of failing) expect(s).toMatchObject({ attempts: 0, dead: false });
@@ -105,7 +107,7 @@ describe.each(OUTAGES)('FHIR server that %s for 3 consecutive runs', (_label, fa
     const summary = await b.sync.runOnce(SOURCE_ID);
     expect(summary).toMatchObject({ status: 'ok', counts: { failed: 0, dead: 0 } });
     expect(await inFhir(corpus)).toEqual(uidsOf(corpus));
-    const states = b.store.getStudies(SOURCE_ID, uidsOf(corpus));
+    const states = await b.store.studies.getMany(SOURCE_ID, uidsOf(corpus));
     expect([...states.values()].map((s) => s.status)).toEqual(corpus.map(() => 'synced'));
   });
 });
@@ -132,9 +134,12 @@ describe.each([
     for (let run = 1; run <= MAX_ATTEMPTS; run++) {
       const summary = await b.sync.runOnce(SOURCE_ID);
       expect(summary.status).toBe('partial');
-      expect(b.store.getStudy(SOURCE_ID, bad.studyUid)).toMatchObject({ attempts: run, dead: run === MAX_ATTEMPTS });
+      expect(await b.store.studies.get(SOURCE_ID, bad.studyUid)).toMatchObject({
+        attempts: run,
+        dead: run === MAX_ATTEMPTS,
+      });
     }
-    expect(b.store.deadLetters(SOURCE_ID).map((s) => s.studyUid)).toEqual([bad.studyUid]);
+    expect((await b.store.studies.list(SOURCE_ID, 'dead')).map((s) => s.studyUid)).toEqual([bad.studyUid]);
     expect(await inFhir(others)).toEqual(uidsOf(others));
     expect(await inFhir([bad])).toEqual([]);
   });

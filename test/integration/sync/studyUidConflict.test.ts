@@ -12,7 +12,7 @@ import { configSchema } from '../../../src/config/schema';
 import { createLogger } from '../../../src/log';
 import { createMetrics } from '../../../src/metrics';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService } from '../../../src/sync';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';
@@ -43,7 +43,7 @@ function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: st
   return { logger: createLogger({ level: 'debug', destination }), lines };
 }
 
-function syncFor(orthanc: OrthancServer, store: Store, deletion: 'ignore' | 'entered-in-error' = 'ignore') {
+function syncFor(orthanc: OrthancServer, store: SqliteStateStore, deletion: 'ignore' | 'entered-in-error' = 'ignore') {
   const { logger, lines } = capturingLogger();
   const source = sourceConfig(orthanc.dicomWebBase);
   const sync = createSyncService({
@@ -61,11 +61,11 @@ function syncFor(orthanc: OrthancServer, store: Store, deletion: 'ignore' | 'ent
 
 describe('nibabel pair uploaded together', () => {
   let orthanc: OrthancServer;
-  let store: Store;
+  let store: SqliteStateStore;
   beforeAll(async () => {
     orthanc = await startOrthanc();
     await uploadNibabel(orthanc, [...PATIENT_1234_FILES, ...EMPTY_PATIENT_FILES]);
-    store = openStore(':memory:');
+    store = openSqliteStore(':memory:');
   }, 60000);
   afterAll(async () => {
     store?.close();
@@ -78,9 +78,9 @@ describe('nibabel pair uploaded together', () => {
     const run = await backfill();
     expect(run).toMatchObject({ status: 'partial', counts: { found: 1, quarantined: 1, written: 0 } });
 
-    expect(storedStudy(store, NIBABEL_STUDY_UID)).toBeUndefined();
-    expect(store.listImagingStudies()).toEqual([]);
-    const state = store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)!;
+    expect(await storedStudy(store, NIBABEL_STUDY_UID)).toBeUndefined();
+    expect(await store.resources.listImagingStudies()).toEqual([]);
+    const state = (await store.studies.get(SOURCE_ID, NIBABEL_STUDY_UID))!;
     expect(state).toMatchObject({ status: 'quarantined', reason: 'study-uid-conflict', resourceId: null });
     expect(state.lastError).toMatch(/^study-uid-conflict: .* under 2 patients/);
     expect(state.lastError).toContain('empty Patient ID');
@@ -90,13 +90,13 @@ describe('nibabel pair uploaded together', () => {
 
     // `status`
     const config = configSchema.parse({ sources: [source] });
-    const status = sourceStatus(store, config, SOURCE_ID);
+    const status = await sourceStatus(store, config, SOURCE_ID);
     expect(status.counts.quarantined).toBe(1);
     expect(status.quarantined).toEqual([
       { studyUid: NIBABEL_STUDY_UID, reason: 'study-uid-conflict', detail: state.lastError },
     ]);
     // /status
-    const html = renderStatusPage(buildStatusModel(store, [SOURCE_ID], new Date(), 5), 'csrf');
+    const html = renderStatusPage(await buildStatusModel(store, [SOURCE_ID], new Date(), 5), 'csrf');
     expect(html).toContain('<span data-field="quarantined-count">1</span>');
     expect(html).toMatch(new RegExp(`<table class="quarantined">.*${NIBABEL_STUDY_UID.replace(/\./g, '\\.')}`));
     expect(html).not.toMatch(PHI);
@@ -130,17 +130,17 @@ describe('nibabel pair uploaded together', () => {
     // Listed again: still held, nothing written, not counted as a new quarantine.
     const again = await backfill();
     expect(again).toMatchObject({ status: 'ok', counts: { found: 1, quarantined: 0, written: 0 } });
-    expect(store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)?.status).toBe('quarantined');
-    expect(store.listImagingStudies()).toEqual([]);
+    expect((await store.studies.get(SOURCE_ID, NIBABEL_STUDY_UID))?.status).toBe('quarantined');
+    expect(await store.resources.listImagingStudies()).toEqual([]);
   });
 });
 
 describe('nibabel study written before the conflict appeared (deletion policy entered-in-error)', () => {
   let orthanc: OrthancServer;
-  let store: Store;
+  let store: SqliteStateStore;
   beforeAll(async () => {
     orthanc = await startOrthanc();
-    store = openStore(':memory:');
+    store = openSqliteStore(':memory:');
   }, 60000);
   afterAll(async () => {
     store?.close();
@@ -151,35 +151,38 @@ describe('nibabel study written before the conflict appeared (deletion policy en
     await uploadNibabel(orthanc, PATIENT_1234_FILES);
     const { sync, backfill } = syncFor(orthanc, store, 'entered-in-error');
     expect((await backfill()).counts).toMatchObject({ written: 1, quarantined: 0 });
-    const first = storedStudy(store, NIBABEL_STUDY_UID)!;
+    const first = (await storedStudy(store, NIBABEL_STUDY_UID))!;
     expect(first).toMatchObject({ status: 'available', numberOfInstances: 2 });
 
     const intruders = await uploadNibabel(orthanc, EMPTY_PATIENT_FILES);
     expect((await backfill()).counts).toMatchObject({ quarantined: 1, written: 0 });
-    expect(store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)).toMatchObject({ status: 'quarantined', resourceId: first.id });
-    expect(store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)?.lastError).toContain('marked entered-in-error');
-    expect(storedStudy(store, NIBABEL_STUDY_UID)?.status).toBe('entered-in-error');
+    expect(await store.studies.get(SOURCE_ID, NIBABEL_STUDY_UID)).toMatchObject({
+      status: 'quarantined',
+      resourceId: first.id,
+    });
+    expect((await store.studies.get(SOURCE_ID, NIBABEL_STUDY_UID))?.lastError).toContain('marked entered-in-error');
+    expect((await storedStudy(store, NIBABEL_STUDY_UID))?.status).toBe('entered-in-error');
 
     // A replay while the PACS still reports both patients quarantines it again.
-    expect(store.replay(SOURCE_ID, NIBABEL_STUDY_UID)).toBe(1);
+    expect(await store.studies.replay(SOURCE_ID, NIBABEL_STUDY_UID)).toBe(1);
     expect((await sync.runOnce(SOURCE_ID, { undated: false })).counts).toMatchObject({ quarantined: 1, written: 0 });
-    expect(store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)?.status).toBe('quarantined');
+    expect((await store.studies.get(SOURCE_ID, NIBABEL_STUDY_UID))?.status).toBe('quarantined');
 
     // The PACS is fixed (the empty-ID files removed); the replayed study is written again, one patient's.
     for (const id of intruders) await orthanc.rest.delete(`/instances/${id}`);
-    expect(store.replay(SOURCE_ID, NIBABEL_STUDY_UID)).toBe(1);
+    expect(await store.studies.replay(SOURCE_ID, NIBABEL_STUDY_UID)).toBe(1);
     expect((await sync.runOnce(SOURCE_ID, { undated: false })).counts).toMatchObject({ written: 1, quarantined: 0 });
-    const fixed = storedStudy(store, NIBABEL_STUDY_UID) as ImagingStudy;
+    const fixed = (await storedStudy(store, NIBABEL_STUDY_UID)) as ImagingStudy;
     expect(fixed).toMatchObject({ status: 'available', numberOfInstances: 2 });
     expect(fixed.series?.[0].instance).toHaveLength(2);
     expect(fixed.subject?.identifier?.value).toBe('1234');
-    expect(store.getStudy(SOURCE_ID, NIBABEL_STUDY_UID)).toMatchObject({ status: 'synced', reason: null });
+    expect(await store.studies.get(SOURCE_ID, NIBABEL_STUDY_UID)).toMatchObject({ status: 'synced', reason: null });
   });
 });
 
 describe('one Study UID, one Patient ID, two issuers (Orthanc merges them into one study row)', () => {
   let orthanc: OrthancServer;
-  let store: Store;
+  let store: SqliteStateStore;
   const uid = '2.25.140777';
   const part = (issuer: string, seriesUid: string, modality: 'CT' | 'MR') =>
     makeStudy({
@@ -191,7 +194,7 @@ describe('one Study UID, one Patient ID, two issuers (Orthanc merges them into o
   beforeAll(async () => {
     orthanc = await startOrthanc();
     await loadStudies(orthanc, [part('TWHOSP', `${uid}.1`, 'CT'), part('OTHERHOSP', `${uid}.2`, 'MR')]);
-    store = openStore(':memory:');
+    store = openSqliteStore(':memory:');
   }, 60000);
   afterAll(async () => {
     store?.close();
@@ -202,8 +205,8 @@ describe('one Study UID, one Patient ID, two issuers (Orthanc merges them into o
     const { sync, lines } = syncFor(orthanc, store);
     const run = await sync.runOnce(SOURCE_ID, { undated: false });
     expect(run.counts).toMatchObject({ found: 1, fetched: 1, quarantined: 1, written: 0 });
-    expect(store.listImagingStudies()).toEqual([]);
-    const state = store.getStudy(SOURCE_ID, uid)!;
+    expect(await store.resources.listImagingStudies()).toEqual([]);
+    const state = (await store.studies.get(SOURCE_ID, uid))!;
     expect(state).toMatchObject({ status: 'quarantined', reason: 'study-uid-conflict' });
     expect(state.lastError).toMatch(/series and instances of Study Instance UID 2\.25\.140777 belong to 2 patients/);
     expect(state.lastError).toContain(`series ${uid}.1`);

@@ -6,7 +6,7 @@
 import type { ImagingStudy } from 'fhir/r4';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService, sourceCoverage, type SyncConfigInput } from '../../../src/sync';
 import { generateCorpus, loadStudies, makeInstance, makeSeries, makeStudy, SOP_CLASS } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
@@ -17,7 +17,7 @@ import { daysAgo, deleteFromOrthanc, instancesOf, SOURCE_ID, sourceConfig, store
 let orthanc: OrthancServer;
 let fhir: FhirTestServer;
 let proxy: RecordingProxy;
-let store: Store;
+let store: SqliteStateStore;
 const recent = generateCorpus({ seed: 23, studies: 6, days: { from: daysAgo(2), count: 3 }, undated: 1 });
 const oldA = makeStudy({ studyUid: '2.25.1301', studyDate: '20190601', accession: 'OLD-A' });
 const oldB = makeStudy({ studyUid: '2.25.1302', studyDate: '20180301', accession: 'OLD-B' });
@@ -25,7 +25,7 @@ const oldC = makeStudy({ studyUid: '2.25.1303', studyDate: '20150101', accession
 // Sweeps unpaced here, except where the budget is what a test is about.
 const baseSync: SyncConfigInput = { lookbackDays: 3, backoffBaseSeconds: 0, sweep: { maxRequestsPerMinute: 100000 } };
 
-function service(sync: SyncConfigInput = {}, over: { store?: Store; pageSize?: number } = {}) {
+function service(sync: SyncConfigInput = {}, over: { store?: SqliteStateStore; pageSize?: number } = {}) {
   const s = over.store ?? store;
   const sinks = over.store
     ? [createEmbeddedSink(s)]
@@ -57,7 +57,7 @@ beforeAll(async () => {
   [orthanc, fhir] = await Promise.all([startOrthanc(), startFhirServer()]);
   proxy = await startRecordingProxy(orthanc.dicomWebBase);
   await loadStudies(orthanc, [...recent, oldA, oldB, oldC]);
-  store = openStore(':memory:');
+  store = openSqliteStore(':memory:');
 }, 120000);
 
 afterAll(async () => {
@@ -71,20 +71,20 @@ describe('the full-range sweep', () => {
   it('a first sweep syncs every study a poll cannot see (old StudyDates, undated) and records its coverage', async () => {
     const poll = await service().runOnce(SOURCE_ID);
     expect(poll).toMatchObject({ status: 'ok', counts: { written: 5 } });
-    expect(store.lastCompleteSweep(SOURCE_ID)).toBeUndefined();
-    expect(sourceCoverage(store, SOURCE_ID, new Date()).health).toBe('never-swept');
+    expect(await store.sweeps.lastComplete(SOURCE_ID)).toBeUndefined();
+    expect((await sourceCoverage(store, SOURCE_ID, new Date())).health).toBe('never-swept');
 
     const sweep = await service().sweep(SOURCE_ID);
     expect(sweep).toMatchObject({ kind: 'sweep', status: 'ok', counts: { listed: 9, written: 4, unchanged: 5 } });
-    for (const s of [oldA, oldB, oldC, recent[5]!]) expect(storedStudy(store, s.studyUid)).toBeDefined();
-    expect(store.lastCompleteSweep(SOURCE_ID)).toMatchObject({ listed: 9, synced: 9, failing: 0, dead: 0 });
-    expect(sourceCoverage(store, SOURCE_ID, new Date())).toMatchObject({
+    for (const s of [oldA, oldB, oldC, recent[5]!]) expect(await storedStudy(store, s.studyUid)).toBeDefined();
+    expect(await store.sweeps.lastComplete(SOURCE_ID)).toMatchObject({ listed: 9, synced: 9, failing: 0, dead: 0 });
+    expect(await sourceCoverage(store, SOURCE_ID, new Date())).toMatchObject({
       health: 'ok',
       lastSweep: { listed: 9, synced: 9, coverage: 1 },
       freshness: { samples: 9 },
     });
     // Three days on without another sweep: flagged.
-    expect(sourceCoverage(store, SOURCE_ID, new Date(Date.now() + 3 * 86_400_000)).health).toBe('overdue');
+    expect((await sourceCoverage(store, SOURCE_ID, new Date(Date.now() + 3 * 86_400_000))).health).toBe('overdue');
   });
 
   it('an old-dated study stored after a full sync: polls never list it, the sweep syncs it to the store and the FHIR server', async () => {
@@ -92,19 +92,19 @@ describe('the full-range sweep', () => {
     await loadStudies(orthanc, [late]);
     const poll = await service().runOnce(SOURCE_ID);
     expect(poll).toMatchObject({ status: 'ok', counts: { written: 0 } });
-    expect(storedStudy(store, late.studyUid)).toBeUndefined();
+    expect(await storedStudy(store, late.studyUid)).toBeUndefined();
 
     const sweep = await service().sweep(SOURCE_ID);
     expect(sweep).toMatchObject({ status: 'ok', counts: { listed: 10, written: 1, unchanged: 9, vanished: 0 } });
-    expect(storedStudy(store, late.studyUid)).toMatchObject({ numberOfInstances: instancesOf(late) });
+    expect(await storedStudy(store, late.studyUid)).toMatchObject({ numberOfInstances: instancesOf(late) });
     expect(await onServer(late.studyUid)).toMatchObject({ numberOfInstances: instancesOf(late) });
     // Freshness: from the sweep's sighting to the write, recorded per study.
-    expect(store.getStudy(SOURCE_ID, late.studyUid)).toMatchObject({
+    expect(await store.studies.get(SOURCE_ID, late.studyUid)).toMatchObject({
       firstSeen: expect.any(String),
       syncedAt: expect.any(String),
       pendingSince: null,
     });
-    expect(store.freshnessSince(SOURCE_ID, new Date(Date.now() - 60_000)).length).toBeGreaterThan(0);
+    expect((await store.studies.freshnessSince(SOURCE_ID, new Date(Date.now() - 60_000))).length).toBeGreaterThan(0);
   });
 
   it('new instances, a new series and a corrected description on old studies reach the store and the FHIR server', async () => {
@@ -120,11 +120,11 @@ describe('the full-range sweep', () => {
     const sweep = await service().sweep(SOURCE_ID);
     expect(sweep).toMatchObject({ status: 'ok', counts: { written: 3, vanished: 0 } });
 
-    expect(storedStudy(store, oldA.studyUid)).toMatchObject({ numberOfInstances: instancesOf(oldA) });
+    expect(await storedStudy(store, oldA.studyUid)).toMatchObject({ numberOfInstances: instancesOf(oldA) });
     expect(await onServer(oldA.studyUid)).toMatchObject({ numberOfInstances: instancesOf(oldA) });
-    expect(storedStudy(store, oldB.studyUid)).toMatchObject({ numberOfSeries: oldB.series.length });
+    expect(await storedStudy(store, oldB.studyUid)).toMatchObject({ numberOfSeries: oldB.series.length });
     expect(await onServer(oldB.studyUid)).toMatchObject({ numberOfSeries: oldB.series.length });
-    expect(storedStudy(store, oldC.studyUid)).toMatchObject({ description: 'Corrected description' });
+    expect(await storedStudy(store, oldC.studyUid)).toMatchObject({ description: 'Corrected description' });
     expect(await onServer(oldC.studyUid)).toMatchObject({ description: 'Corrected description' });
   });
 
@@ -132,17 +132,17 @@ describe('the full-range sweep', () => {
     await deleteFromOrthanc(orthanc, oldA.studyUid);
     // Polls never decide deletions.
     await service({ reconcile: { deletion: 'entered-in-error' } }).runOnce(SOURCE_ID);
-    expect(store.getStudy(SOURCE_ID, oldA.studyUid)?.status).toBe('synced');
+    expect((await store.studies.get(SOURCE_ID, oldA.studyUid))?.status).toBe('synced');
 
     const ignored = await service().sweep(SOURCE_ID);
     expect(ignored).toMatchObject({ status: 'ok', counts: { vanished: 1, removed: 0 } });
-    expect(store.getStudy(SOURCE_ID, oldA.studyUid)?.status).toBe('synced');
+    expect((await store.studies.get(SOURCE_ID, oldA.studyUid))?.status).toBe('synced');
 
     const marked = await service({ reconcile: { deletion: 'entered-in-error' } }).sweep(SOURCE_ID);
     expect(marked).toMatchObject({ status: 'ok', counts: { vanished: 1, removed: 1 } });
-    expect(store.getStudy(SOURCE_ID, oldA.studyUid)?.status).toBe('removed');
+    expect((await store.studies.get(SOURCE_ID, oldA.studyUid))?.status).toBe('removed');
     expect(await onServer(oldA.studyUid)).toMatchObject({ status: 'entered-in-error' });
-    expect(store.lastCompleteSweep(SOURCE_ID)).toMatchObject({ listed: 9, synced: 9, vanished: 1 });
+    expect(await store.sweeps.lastComplete(SOURCE_ID)).toMatchObject({ listed: 9, synced: 9, vanished: 1 });
 
     // Once removed, it is no longer counted as vanished.
     const again = await service({ reconcile: { deletion: 'entered-in-error' } }).sweep(SOURCE_ID);
@@ -151,7 +151,7 @@ describe('the full-range sweep', () => {
 
   it('an unchanged sweep lists every study in about one request per page, paced by its budget, and writes nothing', async () => {
     const pageSize = 3;
-    const fresh = openStore(':memory:');
+    const fresh = openSqliteStore(':memory:');
     try {
       expect(await service({}, { store: fresh, pageSize }).sweep(SOURCE_ID)).toMatchObject({ status: 'ok' });
       proxy.reset();
@@ -175,18 +175,18 @@ describe('the full-range sweep', () => {
   });
 
   it('a stopped sweep resumes where its last settled window ended, and completes with the whole listing', async () => {
-    const fresh = openStore(':memory:');
+    const fresh = openSqliteStore(':memory:');
     try {
       // One study a window (pages of 2, a target of one study), slowed down so it can be stopped mid-way.
       const slow = service({ windowPages: 1 }, { store: fresh, pageSize: 2 });
       proxy.delayMs = 150;
       const running = slow.sweep(SOURCE_ID);
-      while (!fresh.openSweepOf(SOURCE_ID)?.throughDate) await new Promise((r) => setTimeout(r, 20));
+      while (!(await fresh.sweeps.current(SOURCE_ID))?.throughDate) await new Promise((r) => setTimeout(r, 20));
       await slow.stop();
       const stopped = await running;
       proxy.delayMs = 0;
       expect(stopped.status).toBe('interrupted');
-      const through = fresh.openSweepOf(SOURCE_ID)!.throughDate!;
+      const through = (await fresh.sweeps.current(SOURCE_ID))!.throughDate!;
       expect(through < '99991231').toBe(true);
 
       proxy.reset();
@@ -194,8 +194,8 @@ describe('the full-range sweep', () => {
       expect(resumed).toMatchObject({ status: 'ok' });
       // Nothing before the checkpoint is listed again.
       for (const range of listedRanges()) expect(range.split('-')[0]! > through).toBe(true);
-      expect(fresh.lastCompleteSweep(SOURCE_ID)).toMatchObject({ listed: 9, synced: 9, vanished: 0 });
-      expect(fresh.counts(SOURCE_ID).synced).toBe(9);
+      expect(await fresh.sweeps.lastComplete(SOURCE_ID)).toMatchObject({ listed: 9, synced: 9, vanished: 0 });
+      expect((await fresh.studies.counts(SOURCE_ID)).synced).toBe(9);
     } finally {
       proxy.delayMs = 0;
       fresh.close();

@@ -24,13 +24,13 @@ const service = () =>
     validateResources: true,
   });
 
-it('without its profiles the guard stops the sync before it starts, naming the folder', () => {
+it('without its profiles the guard stops the sync before it starts, naming the folder', async () => {
   const missing = path.join(__dirname, 'no-such-profiles');
   setProfilesDir(missing);
   expect(service).toThrow(ProfilesUnavailableError);
   expect(service).toThrow(missing);
-  expect(pacs.store.failingStudies(SOURCE_ID)).toEqual([]);
-  expect(storedStudy(pacs.store, study.studyUid)).toBeUndefined();
+  expect(await pacs.store.studies.list(SOURCE_ID, 'failing')).toEqual([]);
+  expect(await storedStudy(pacs.store, study.studyUid)).toBeUndefined();
 });
 
 it('with the shipped profiles every study is validated and written', async () => {
@@ -38,12 +38,12 @@ it('with the shipped profiles every study is validated and written', async () =>
   const summary = await service().runOnce(SOURCE_ID);
   expect(summary.counts).toMatchObject({ failed: 0, written: 1 });
   expect(validatorLoads()).toBe(1); // once per process (jest: per worker)
-  expect(storedStudy(pacs.store, study.studyUid)?.meta?.profile).toEqual([
+  expect((await storedStudy(pacs.store, study.studyUid))?.meta?.profile).toEqual([
     'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/ImagingStudy-twcore',
   ]);
 });
 
-it('the executable exits 78 at start-up when the guard cannot load its profiles, saying what is missing', () => {
+it('the executable exits 78 at start-up when the guard cannot load its profiles, saying what is missing', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'guard-cli-'));
   const missing = path.join(dir, 'twcore-missing');
   try {

@@ -68,7 +68,7 @@ function problemsOf(raw: unknown): string[] {
   return [];
 }
 
-test('the full configuration used below is valid', () => {
+test('the full configuration used below is valid', async () => {
   expect(problemsOf(fullConfig())).toEqual([]);
 });
 
@@ -106,7 +106,7 @@ test.each(typos)('a misspelt key is an error naming its path: %s', (at) => {
   expect(problemsOf(put(fullConfig(), at, 'x'))).toEqual([`${at}: unknown key`]);
 });
 
-test('every misspelt key and bad URL is listed in one message', () => {
+test('every misspelt key and bad URL is listed in one message', async () => {
   const raw = fullConfig();
   for (const at of typos) put(raw, at, 'x');
   put(raw, 'sources.0.qidoBase', 'htp:/x');
@@ -124,7 +124,7 @@ test('every misspelt key and bad URL is listed in one message', () => {
   expect(message).toContain('  - sources.0.qidoBase: "htp:/x" is not an http(s) URL with a host');
 });
 
-test('a key valid for another auth type is unknown for this one', () => {
+test('a key valid for another auth type is unknown for this one', async () => {
   const raw = put(fullConfig(), 'sources.0.auth', { type: 'bearer', token: 't', username: 'u' });
   expect(problemsOf(raw)).toEqual(['sources.0.auth.username: unknown key']);
 });
@@ -158,7 +158,7 @@ function objectSchemas(schema: z.ZodTypeAny, at = '(root)'): Array<{ at: string;
   }
 }
 
-test('every object in the configuration schema is strict, including ones added later', () => {
+test('every object in the configuration schema is strict, including ones added later', async () => {
   const objects = objectSchemas(configSchema);
   expect(objects.length).toBeGreaterThan(20);
   expect(objects.filter((o) => !o.strict).map((o) => o.at)).toEqual([]);
@@ -179,17 +179,17 @@ describe('URLs', () => {
       expect(problemsOf(put(fullConfig(), at, good))).toEqual([]);
   });
 
-  test('api.auth.jwksUrl too', () => {
+  test('api.auth.jwksUrl too', async () => {
     const raw = put(fullConfig(), 'api.auth', { type: 'jwt', jwksUrl: 'htp:/x', issuer: 'i', audience: 'a' });
     expect(problemsOf(raw)).toEqual([expect.stringMatching(/^api\.auth\.jwksUrl: /)]);
   });
 
-  test('a bad URL is quoted without its credentials', () => {
+  test('a bad URL is quoted without its credentials', async () => {
     const [problem] = problemsOf(put(fullConfig(), 'sources.0.qidoBase', 'htp://bridge:s3cret@pacs/x?token=t0k'));
     expect(problem).not.toMatch(/s3cret|t0k/);
   });
 
-  test('isHttpUrl and redactUrl', () => {
+  test('isHttpUrl and redactUrl', async () => {
     expect(isHttpUrl('http://pacs:8042/dicom-web')).toBe(true);
     expect(isHttpUrl('http:/pacs')).toBe(false);
     expect(redactUrl('https://user:pw@pacs.example:8443/dicom-web/studies?PatientID=123&token=x#f')).toBe(
@@ -199,7 +199,7 @@ describe('URLs', () => {
   });
 });
 
-test('the shipped default.json is valid on its own', () => {
+test('the shipped default.json is valid on its own', async () => {
   const raw = JSON.parse(readFileSync(path.join(REPO, 'config/default.json'), 'utf8'));
   expect(problemsOf(raw)).toEqual([]);
 });

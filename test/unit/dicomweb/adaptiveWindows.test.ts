@@ -54,7 +54,7 @@ const plan = (over: Partial<ConstructorParameters<typeof AdaptiveWindows>[0]> = 
   new AdaptiveWindows({ from: '20230101', to: '20231231', targetStudies: 950, initialDays: 7, ...over });
 
 describe('adaptive windows', () => {
-  it('a sparse PACS (2,000 studies over 365 days) costs about the pages of its listing, not one request a week', () => {
+  it('a sparse PACS (2,000 studies over 365 days) costs about the pages of its listing, not one request a week', async () => {
     const counts = corpus('20230101', 365, 2000);
     const r = walk(counts, plan());
     expect(r.listed).toBe(2000);
@@ -67,7 +67,7 @@ describe('adaptive windows', () => {
       expect(dayNumber(r.windows[i]!.from)).toBe(dayNumber(r.windows[i - 1]!.to) + 1);
   });
 
-  it('a dense PACS (25 studies a day) gets short windows of a few pages each', () => {
+  it('a dense PACS (25 studies a day) gets short windows of a few pages each', async () => {
     const counts = corpus('20230101', 80, 2000);
     const r = walk(counts, plan({ to: '20230321' }));
     expect(r.listed).toBe(2000);
@@ -75,7 +75,7 @@ describe('adaptive windows', () => {
     expect(Math.max(...r.windows.map(windowDays))).toBeLessThanOrEqual(40);
   });
 
-  it("with the store's per-day counts, the first window is already the right size and empty centuries are one window", () => {
+  it("with the store's per-day counts, the first window is already the right size and empty centuries are one window", async () => {
     const counts = corpus('20230101', 80, 2000);
     const r = walk(counts, plan({ from: '00010101', to: '99991231', known: counts }));
     expect(r.listed).toBe(2000);
@@ -86,7 +86,7 @@ describe('adaptive windows', () => {
     expect(r.requests).toBeLessThanOrEqual(floorRequests(2000));
   });
 
-  it('a window far denser than estimated is abandoned at its cap and planned again from what it saw', () => {
+  it('a window far denser than estimated is abandoned at its cap and planned again from what it saw', async () => {
     // Nothing known; ten quiet years, then 20,000 studies in 100 days.
     const counts = corpus('20200101', 100, 20000);
     counts.set('20100101', 3);
@@ -99,7 +99,7 @@ describe('adaptive windows', () => {
     expect(r.requests).toBeLessThanOrEqual(1.4 * floorRequests(20003));
   });
 
-  it('a single dense day is listed whole (it cannot be narrowed by date), without a cap', () => {
+  it('a single dense day is listed whole (it cannot be narrowed by date), without a cap', async () => {
     const p = plan({ maxStudies: 10 });
     expect(p.capFor({ from: '20230101', to: '20230101' })).toBeUndefined();
     expect(p.capFor({ from: '20230101', to: '20230102' })).toBe(10);
@@ -107,7 +107,7 @@ describe('adaptive windows', () => {
 });
 
 describe('calendar arithmetic near year 1 (where the sweep starts)', () => {
-  it('adds days to dates before the year 100 without reading them as 19xx', () => {
+  it('adds days to dates before the year 100 without reading them as 19xx', async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { addDays, daysBetween } = require('../../../src/sync/dates') as typeof import('../../../src/sync/dates');
     expect(addDays('00010106', 1)).toBe('00010107');

@@ -10,7 +10,7 @@ import {
 import { restoreWireQuery } from '../../../src/dicomweb/transport';
 
 describe('wire form of matching values', () => {
-  it('UIDs, dates, ranges and UID lists travel unchanged', () => {
+  it('UIDs, dates, ranges and UID lists travel unchanged', async () => {
     expect(
       planMatch({
         StudyInstanceUID: '1.2.840.10008.5.1,1.2.3',
@@ -23,31 +23,31 @@ describe('wire form of matching values', () => {
       ['00080030', '-120000.999999'],
     ]);
   });
-  it('`^` and spaces in names and IDs become single-character wildcards', () => {
+  it('`^` and spaces in names and IDs become single-character wildcards', async () => {
     expect(wireValue('Doe^Peter', true)).toEqual({ wire: 'Doe?Peter', widened: true });
     expect(wireValue('ID 1^x', true)).toEqual({ wire: 'ID?1?x', widened: true });
   });
-  it('a run holding non-ASCII characters becomes one `*`', () => {
+  it('a run holding non-ASCII characters becomes one `*`', async () => {
     expect(wireValue('王^小明', true)).toEqual({ wire: '*', widened: true });
     expect(wireValue('病人1', true)).toEqual({ wire: '*1', widened: true });
     expect(wireValue('Chen 陳^A', true)).toEqual({ wire: 'Chen*A', widened: true });
   });
-  it('safe values are not widened; caller wildcards are kept', () => {
+  it('safe values are not widened; caller wildcards are kept', async () => {
     expect(wireValue('ABC-12_3.4~', true)).toEqual({ wire: 'ABC-12_3.4~', widened: false });
     expect(wireValue('DOE*', true)).toEqual({ wire: 'DOE*', widened: false });
     expect(wireValue('CT,MR', true)).toEqual({ wire: 'CT,MR', widened: false });
   });
-  it('non-wildcard attributes are percent-encoded instead (Empty Value Matching "")', () => {
+  it('non-wildcard attributes are percent-encoded instead (Empty Value Matching "")', async () => {
     expect(wireValue('""', false)).toEqual({ wire: '%22%22', widened: false });
   });
-  it('only widened keys get a local filter; PN ones are marked', () => {
+  it('only widened keys get a local filter; PN ones are marked', async () => {
     const p = planMatch({ PatientName: 'Doe^Peter', PatientID: 'A1', StudyDescription: 'HEAD CT' });
     expect(p.filters).toEqual([
       { tag: '00100010', value: 'Doe^Peter', personName: true },
       { tag: '00081030', value: 'HEAD CT', personName: false },
     ]);
   });
-  it('in lookups, identifying values are never widened: refused where they cannot travel exactly', () => {
+  it('in lookups, identifying values are never widened: refused where they cannot travel exactly', async () => {
     const lookup = { exactIdentifiers: true };
     for (const [key, value] of [
       ['PatientID', '陳'],
@@ -60,7 +60,7 @@ describe('wire form of matching values', () => {
     expect(planMatch({ AccessionNumber: 'ACC*' }, lookup).params).toEqual([['00080050', 'ACC*']]);
     expect(planMatch({ AccessionNumber: 'ACC 9' }).params).toEqual([['00080050', 'ACC?9']]);
   });
-  it('on a percent-decoding PACS every value is percent-encoded, exactly', () => {
+  it('on a percent-decoding PACS every value is percent-encoded, exactly', async () => {
     const o = { percentDecodes: true };
     expect(planMatch({ PatientID: '陳 1', AccessionNumber: 'VACC00%' }, o)).toEqual({
       params: [
@@ -71,7 +71,7 @@ describe('wire form of matching values', () => {
     });
     expect(planMatch({ StudyDescription: 'HEAD^CT' }, o).params).toEqual([['00081030', 'HEAD%5ECT']]);
   });
-  it('never a bare "*": a name that widens to nothing but wildcards is left off and checked locally', () => {
+  it('never a bare "*": a name that widens to nothing but wildcards is left off and checked locally', async () => {
     expect(planMatch({ PatientName: '王^小明' })).toEqual({
       params: [],
       filters: [{ tag: '00100010', value: '王^小明', personName: true }],
@@ -81,7 +81,7 @@ describe('wire form of matching values', () => {
       filters: [{ tag: '00081030', value: '頭部', personName: false }],
     });
   });
-  it('inexactReason: wildcards, empty values and unsendable characters', () => {
+  it('inexactReason: wildcards, empty values and unsendable characters', async () => {
     expect(inexactReason('P00001')).toBeUndefined();
     expect(inexactReason('P*')).toMatch(/wildcard/);
     expect(inexactReason('')).toMatch(/every study/);
@@ -90,7 +90,7 @@ describe('wire form of matching values', () => {
     expect(inexactReason('陳', { percentDecodes: true })).toBeUndefined();
     expect(inexactReason('P?', { percentDecodes: true })).toMatch(/wildcard/);
   });
-  it('a PN value without "=" goes out as a prefix (Orthanc matches the whole A=I=P string) and is checked locally', () => {
+  it('a PN value without "=" goes out as a prefix (Orthanc matches the whole A=I=P string) and is checked locally', async () => {
     expect(planMatch({ PatientName: 'DOE' })).toEqual({
       params: [['00100010', 'DOE*']],
       filters: [{ tag: '00100010', value: 'DOE', personName: true }],
@@ -99,12 +99,12 @@ describe('wire form of matching values', () => {
     expect(planMatch({ PatientName: 'DOE*' }).params).toEqual([['00100010', 'DOE*']]);
     expect(planMatch({ PatientName: 'Doe=陳' }).params).toEqual([['00100010', 'Doe*']]);
   });
-  it('keywords and tags resolve; unknown keys pass through', () => {
+  it('keywords and tags resolve; unknown keys pass through', async () => {
     expect(resolveKey('ModalitiesInStudy')).toBe('00080061');
     expect(resolveKey('0020000d')).toBe('0020000D');
     expect(resolveKey('fuzzymatching')).toBe('fuzzymatching');
   });
-  it('the transport undoes exactly one encodeURIComponent (what dicomweb-client applies)', () => {
+  it('the transport undoes exactly one encodeURIComponent (what dicomweb-client applies)', async () => {
     const wire = 'PatientName=Doe?Peter&00080020=%22%22&0020000D=1.2,1.3&PatientID=*1';
     const asSentByClient = wire
       .split('&')
@@ -118,7 +118,7 @@ describe('wire form of matching values', () => {
     );
   });
 
-  it('an exact matching key goes out as itself or throws, never as a wildcard', () => {
+  it('an exact matching key goes out as itself or throws, never as a wildcard', async () => {
     expect(exactParam('PatientID', 'P-001')).toEqual(['00100020', 'P-001']);
     expect(exactParam('PatientID', '陳 1', { percentDecodes: true })).toEqual(['00100020', '%E9%99%B3%201']);
     for (const bad of ['', '*', 'P?1', '陳', 'A B'])
@@ -134,7 +134,7 @@ describe('local narrowing of widened answers', () => {
   const f = (match: Record<string, string>) =>
     Object.entries(match).map(([k, value]) => ({ tag: resolveKey(k), value, personName: k === 'PatientName' }));
 
-  it('PN: matches any component group, case-insensitively, and the full A=I=P form', () => {
+  it('PN: matches any component group, case-insensitively, and the full A=I=P form', async () => {
     expect(matchesLocally(pn({ Alphabetic: 'DOE^PETER' }), f({ PatientName: 'Doe^Peter' }))).toBe(true);
     expect(matchesLocally(pn({ Alphabetic: 'Doe^Petra' }), f({ PatientName: 'Doe^Peter' }))).toBe(false);
     expect(
@@ -145,10 +145,10 @@ describe('local narrowing of widened answers', () => {
     ).toBe(true);
     expect(matchesLocally(pn({ Ideographic: '王^小華' }), f({ PatientName: '王^小明' }))).toBe(false);
   });
-  it('PN: trailing empty components do not matter', () => {
+  it('PN: trailing empty components do not matter', async () => {
     expect(matchesLocally(pn({ Alphabetic: 'Doe^Peter^^' }), f({ PatientName: 'Doe^Peter' }))).toBe(true);
   });
-  it('LO/SH: exact, case-sensitive, caller wildcards honoured', () => {
+  it('LO/SH: exact, case-sensitive, caller wildcards honoured', async () => {
     expect(matchesLocally(lo('00100020', 'ID 1^x'), f({ PatientID: 'ID 1^x' }))).toBe(true);
     expect(matchesLocally(lo('00100020', 'ID 1^y'), f({ PatientID: 'ID 1^x' }))).toBe(false);
     expect(matchesLocally(lo('00100020', 'id 1^x'), f({ PatientID: 'ID 1^x' }))).toBe(false);
@@ -156,14 +156,14 @@ describe('local narrowing of widened answers', () => {
     expect(matchesLocally(lo('00100020', '病人1'), f({ PatientID: '病人1' }))).toBe(true);
     expect(matchesLocally(lo('00100020', '1'), f({ PatientID: '病人1' }))).toBe(false);
   });
-  it('a value list matches any of its values', () => {
+  it('a value list matches any of its values', async () => {
     expect(matchesLocally(lo('00080050', 'B 2'), f({ AccessionNumber: 'A 1,B 2' }))).toBe(true);
   });
-  it('an attribute the server left out keeps the study; an empty one does not match', () => {
+  it('an attribute the server left out keeps the study; an empty one does not match', async () => {
     expect(matchesLocally({}, f({ PatientID: 'ID 1' }))).toBe(true);
     expect(matchesLocally({ '00100020': { vr: 'LO' } }, f({ PatientID: 'ID 1' }))).toBe(false);
   });
-  it('regex metacharacters in values are literal', () => {
+  it('regex metacharacters in values are literal', async () => {
     expect(matchesLocally(lo('00100020', 'A(1)+'), f({ PatientID: 'A(1)+' }))).toBe(true);
     expect(matchesLocally(lo('00100020', 'A11'), f({ PatientID: 'A(1)+' }))).toBe(false);
   });

@@ -8,7 +8,7 @@ import { Tag } from '../../../src/dicomweb/tags';
 import { basicResults, s, STUDY_UID } from './dicom';
 
 let dir: string;
-beforeAll(() => {
+beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'map-cli-'));
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -74,7 +74,7 @@ test('unusable input exits 2 with a clear message', async () => {
   expect(await runMap({ validate: true })).toMatchObject({ exitCode: 2 });
 });
 
-test('the commander command declares its options', () => {
+test('the commander command declares its options', async () => {
   const cmd = mapCommand();
   expect(cmd.name()).toBe('map');
   expect(cmd.options.map((o) => o.long)).toEqual(
@@ -84,7 +84,7 @@ test('the commander command declares its options', () => {
 
 describe('validation out of the box', () => {
   const saved = process.env.TWCORE_PROFILES_DIR;
-  afterEach(() => {
+  afterEach(async () => {
     if (saved === undefined) delete process.env.TWCORE_PROFILES_DIR;
     else process.env.TWCORE_PROFILES_DIR = saved;
     process.exitCode = undefined;

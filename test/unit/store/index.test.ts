@@ -15,7 +15,7 @@ import { sourceSchema } from '../../../src/config';
 import type { PacsSource } from '../../../src/dicomweb/types';
 import { silentLogger } from '../../../src/log';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openStore, type Store } from '../../../src/state';
+import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 import {
   STORED_ACCESSION_SYSTEM,
@@ -25,7 +25,7 @@ import {
 } from '../../fixtures/storedStudies';
 
 let dir: string;
-let store: Store;
+let store: SqliteStateStore;
 
 const endpoint: Endpoint = {
   resourceType: 'Endpoint',
@@ -36,7 +36,7 @@ const endpoint: Endpoint = {
   address: 'http://pacs/dicom-web',
 };
 
-function indexOf(s: Store, id: string) {
+function indexOf(s: SqliteStateStore, id: string) {
   const row = s.db
     .prepare('SELECT source_id, started_day, started_ms, status FROM imaging_study_index WHERE resource_id = ?')
     .get(id);
@@ -52,12 +52,12 @@ function indexOf(s: Store, id: string) {
 const ids = (studies: ImagingStudy[]) => studies.map((s) => s.id);
 
 describe('store search index', () => {
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'store-index-'));
-    store = openStore(path.join(dir, 'bridge.sqlite'));
+    store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
   });
-  afterEach(() => {
-    store.close();
+  afterEach(async () => {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -107,18 +107,26 @@ describe('store search index', () => {
     ]);
     expect(
       ids(
-        store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'ACC2' }]] }, { limit: 10 }),
+        await store.resources.searchImagingStudies(
+          { sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'ACC2' }]] },
+          { limit: 10 },
+        ),
       ),
     ).toEqual([]);
     expect(
       ids(
-        store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'NEW1' }]] }, { limit: 10 }),
+        await store.resources.searchImagingStudies(
+          { sourceId: 'a', tokens: [[{ kind: 'identifier', value: 'NEW1' }]] },
+          { limit: 10 },
+        ),
       ),
     ).toEqual([study.id]);
 
     await sink.removeStudy('a', uid, 'entered-in-error');
     expect(indexOf(store, study.id).row).toMatchObject({ status: 'entered-in-error' });
-    expect(ids(store.searchImagingStudies({ sourceId: 'a', statuses: [['available']] }, { limit: 10 }))).toEqual([]);
+    expect(
+      ids(await store.resources.searchImagingStudies({ sourceId: 'a', statuses: [['available']] }, { limit: 10 })),
+    ).toEqual([]);
 
     await sink.removeStudy('a', uid, 'delete');
     expect(indexOf(store, study.id)).toEqual({ row: undefined, tokens: [] });
@@ -126,17 +134,21 @@ describe('store search index', () => {
 
   it('rolls the index back with a failed batch', async () => {
     const good = storedStudy('a', 1);
-    expect(() =>
-      store.transaction(() => {
-        store.putResource(good, { sourceId: 'a', studyUid: storedStudyUid('a', 1), contentHash: 'h' });
-        throw new Error('sink failed');
-      }),
-    ).toThrow('sink failed');
+    // The second put of the batch is not JSON-serialisable: the first must not stay behind, nor its index rows.
+    const cyclic = { ...storedStudy('a', 2) } as ImagingStudy & { id: string; self?: unknown };
+    cyclic.self = cyclic;
+    await expect(
+      store.resources.put([
+        { resource: good, sourceId: 'a', studyUid: storedStudyUid('a', 1), contentHash: 'h' },
+        { resource: cyclic, sourceId: 'a', studyUid: storedStudyUid('a', 2), contentHash: 'h2' },
+      ]),
+    ).rejects.toThrow(/circular/i);
+    expect(await store.resources.get('ImagingStudy', good.id)).toBeUndefined();
     expect(indexOf(store, good.id)).toEqual({ row: undefined, tokens: [] });
   });
 
-  it('is back-filled by the migration from a version-2 database', () => {
-    store.close();
+  it('is back-filled by the migration from a version-2 database', async () => {
+    await store.close();
     const file = path.join(dir, 'v2.sqlite');
     const raw = new Database(file);
     for (const m of MIGRATIONS.filter((step) => step.version <= 2)) raw.exec(m.sql);
@@ -151,7 +163,7 @@ describe('store search index', () => {
     put.run('Endpoint', 'pacs-a', 'a', null, JSON.stringify(endpoint));
     raw.close();
 
-    store = openStore(file);
+    store = openSqliteStore(file);
     expect(store.schemaVersion).toBe(MIGRATIONS[MIGRATIONS.length - 1].version);
     expect((store.db.prepare('SELECT COUNT(*) AS n FROM imaging_study_index').get() as { n: number }).n).toBe(30);
     expect(indexOf(store, storedStudy('a', 5).id)).toEqual({
@@ -164,23 +176,28 @@ describe('store search index', () => {
       tokens: expect.arrayContaining(['patient=P5', 'identifier=ACC5']),
     });
     expect(
-      ids(store.searchImagingStudies({ sourceId: 'a', tokens: [[{ kind: 'patient', value: 'P5' }]] }, { limit: 10 })),
+      ids(
+        await store.resources.searchImagingStudies(
+          { sourceId: 'a', tokens: [[{ kind: 'patient', value: 'P5' }]] },
+          { limit: 10 },
+        ),
+      ),
     ).toEqual([storedStudy('a', 5).id]);
-    expect(store.searchImagingStudies({ sourceId: 'b' }, { limit: 100 })).toHaveLength(10);
+    expect(await store.resources.searchImagingStudies({ sourceId: 'b' }, { limit: 100 })).toHaveLength(10);
   });
 
-  it('pages candidates by keyset in id order', () => {
-    store.transaction(() => {
-      for (let i = 0; i < 25; i++)
-        store.putResource(storedStudy('a', i), {
-          sourceId: 'a',
-          studyUid: storedStudyUid('a', i),
-          contentHash: `h${i}`,
-        });
-    });
-    const all = ids(store.listImagingStudies({ sourceId: 'a' }));
-    const first = store.searchImagingStudies({ sourceId: 'a' }, { limit: 10 });
-    const second = store.searchImagingStudies({ sourceId: 'a' }, { after: first[9].id, limit: 100 });
+  it('pages candidates by keyset in id order', async () => {
+    await store.resources.put(
+      Array.from({ length: 25 }, (_, i) => ({
+        resource: storedStudy('a', i),
+        sourceId: 'a',
+        studyUid: storedStudyUid('a', i),
+        contentHash: `h${i}`,
+      })),
+    );
+    const all = ids(await store.resources.listImagingStudies({ sourceId: 'a' }));
+    const first = await store.resources.searchImagingStudies({ sourceId: 'a' }, { limit: 10 });
+    const second = await store.resources.searchImagingStudies({ sourceId: 'a' }, { after: first[9].id, limit: 100 });
     expect([...ids(first), ...ids(second)]).toEqual(all);
   });
 });
@@ -214,18 +231,17 @@ describe('store-mode search over many stored studies', () => {
   let service: StudyLookup;
   const PER_SOURCE = { a: 3000, b: 400 };
 
-  beforeAll(() => {
-    store = openStore(':memory:');
-    store.transaction(() => {
-      for (const [sourceId, n] of Object.entries(PER_SOURCE)) {
-        for (let i = 0; i < n; i++)
-          store.putResource(storedStudy(sourceId, i), {
-            sourceId,
-            studyUid: storedStudyUid(sourceId, i),
-            contentHash: `h${i}`,
-          });
-      }
-    });
+  beforeAll(async () => {
+    store = openSqliteStore(':memory:');
+    for (const [sourceId, n] of Object.entries(PER_SOURCE))
+      await store.resources.put(
+        Array.from({ length: n }, (_, i) => ({
+          resource: storedStudy(sourceId, i),
+          sourceId,
+          studyUid: storedStudyUid(sourceId, i),
+          contentHash: `h${i}`,
+        })),
+      );
     service = createStudyLookup({
       config: parseApiConfig({
         mode: 'store',
@@ -234,24 +250,23 @@ describe('store-mode search over many stored studies', () => {
         auth: { type: 'none' },
       }),
       sources: sources,
-      store,
+      store: store.resources,
       logger: silentLogger,
     });
   });
-  afterAll(() => {
+  afterAll(async () => {
     service.close();
-    store.close();
+    await store.close();
   });
 
   /** What a full scan with the matcher finds: the old store path. */
-  function fullScan(query: string): string[] {
+  async function fullScan(query: string): Promise<string[]> {
     const { criteria } = parseImagingStudySearch([...new URLSearchParams(query).entries()], opts);
-    return sources.flatMap((src) =>
-      store
-        .listImagingStudies({ sourceId: src.config.id })
-        .filter((r) => matchesAll(r, criteria, matchContextFor(src.config)))
-        .map((r) => r.id!),
-    );
+    const out: string[] = [];
+    for (const src of sources)
+      for (const r of await store.resources.listImagingStudies({ sourceId: src.config.id }))
+        if (matchesAll(r, criteria, matchContextFor(src.config))) out.push(r.id!);
+    return out;
   }
 
   async function everyPage(query: string, count: number): Promise<string[]> {
@@ -296,7 +311,7 @@ describe('store-mode search over many stored studies', () => {
   ];
 
   it.each(queries)('%s finds exactly what a full scan finds, across pages', async (query) => {
-    const expected = fullScan(query);
+    const expected = await fullScan(query);
     // Only the two impossible date ranges have no match: the others would pass vacuously.
     if (!query.startsWith('started=2025') && !query.includes('lt2024-01-01'))
       expect(expected.length).toBeGreaterThan(0);
@@ -305,14 +320,16 @@ describe('store-mode search over many stored studies', () => {
     expect(await service.count(criteria)).toBe(expected.length);
   });
 
-  it('narrows: a selective search reads only its candidates from the index', () => {
+  it('narrows: a selective search reads only its candidates from the index', async () => {
     const { criteria } = parseImagingStudySearch(
       [...new URLSearchParams('patient.identifier=P12&started=2024-01').entries()],
       opts,
     );
-    const candidates = store.searchImagingStudies(storeFilterFor(criteria, 'a', 'Asia/Taipei')!, { limit: 10_000 });
+    const candidates = await store.resources.searchImagingStudies(storeFilterFor(criteria, 'a', 'Asia/Taipei')!, {
+      limit: 10_000,
+    });
     expect(candidates.length).toBeGreaterThan(0);
     expect(candidates.length).toBeLessThan(60);
-    expect(fullScan('patient.identifier=P12&started=2024-01').length).toBeGreaterThan(0);
+    expect((await fullScan('patient.identifier=P12&started=2024-01')).length).toBeGreaterThan(0);
   });
 });

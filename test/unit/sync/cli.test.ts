@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openStore } from '../../../src/state';
+import { openSqliteStore } from '../../../src/state';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sync-cli-'));
 const dbFile = path.join(dir, 'bridge.sqlite');
@@ -26,21 +26,21 @@ const { replayCommand, statusCommand } = require('../../../src/cli/sync') as typ
 
 let out: string;
 let err: string;
-beforeEach(() => {
+beforeEach(async () => {
   out = '';
   err = '';
   jest.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
   jest.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
   process.exitCode = undefined;
 });
-afterEach(() => {
+afterEach(async () => {
   jest.restoreAllMocks();
   process.exitCode = undefined;
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it('status shows last run, checkpoint, counts, failing and dead letters; replay re-queues them', async () => {
-  const store = openStore(dbFile);
+  const store = openSqliteStore(dbFile);
   const fail = {
     studyDate: '20240101',
     fingerprint: 'f',
@@ -49,13 +49,18 @@ it('status shows last run, checkpoint, counts, failing and dead letters; replay 
     maxAttempts: 2,
     retryDelaySeconds: () => 60,
   };
-  store.recordFailure('pacs-a', '1.2.1', fail);
-  store.recordFailure('pacs-a', '1.2.1', fail);
-  store.recordFailure('pacs-a', '1.2.2', fail);
-  store.recordSynced('pacs-a', '1.2.3', { studyDate: '20240101', fingerprint: 'f', contentHash: 'h' });
-  store.advanceCheckpoint('pacs-a', '20240105');
-  store.finishRun(store.startRun('pacs-a', 'poll'), { status: 'partial', counts: { written: 1, failed: 2 } });
-  store.close();
+  await store.studies.recordFailures('pacs-a', [{ studyUid: '1.2.1', ...fail }]);
+  await store.studies.recordFailures('pacs-a', [{ studyUid: '1.2.1', ...fail }]);
+  await store.studies.recordFailures('pacs-a', [{ studyUid: '1.2.2', ...fail }]);
+  await store.studies.recordSynced('pacs-a', [
+    { studyUid: '1.2.3', studyDate: '20240101', fingerprint: 'f', contentHash: 'h' },
+  ]);
+  await store.checkpoints.advance('pacs-a', '20240105');
+  await store.runs.finishRun(await store.runs.startRun('pacs-a', 'poll'), {
+    status: 'partial',
+    counts: { written: 1, failed: 2 },
+  });
+  await store.close();
 
   await statusCommand().parseAsync(['--json'], { from: 'user' });
   const [status] = JSON.parse(out);
@@ -82,8 +87,12 @@ it('status shows last run, checkpoint, counts, failing and dead letters; replay 
   out = '';
   await replayCommand().parseAsync([], { from: 'user' });
   expect(out).toBe('pacs-a: 1 dead letter re-queued\n');
-  const after = openStore(dbFile);
-  expect(after.getStudy('pacs-a', '1.2.1')).toMatchObject({ status: 'failing', attempts: 0, nextRetryAt: null });
+  const after = openSqliteStore(dbFile);
+  expect(await after.studies.get('pacs-a', '1.2.1')).toMatchObject({
+    status: 'failing',
+    attempts: 0,
+    nextRetryAt: null,
+  });
   after.close();
 });
 
@@ -104,13 +113,15 @@ it("status shows coverage: a never-swept source says so; the last sweep's figure
   expect(out).toMatch(/coverage: NEVER-SWEPT: no full-range sweep has completed yet/);
   expect(out).toMatch(/never swept: no full-range sweep has completed/);
 
-  const store = openStore(dbFile);
+  const store = openSqliteStore(dbFile);
   const threeDaysAgo = new Date(Date.now() - 3 * 86_400_000);
-  const sweep = store.openSweep('pacs-a', threeDaysAgo);
-  store.recordSynced('pacs-a', '1.2.4', { studyDate: '20240102', fingerprint: 'f', contentHash: 'h' });
-  store.advanceSweep(sweep.id, { throughDate: '99991231', listed: 4, undatedDone: true });
-  store.completeSweep(sweep.id, { vanished: 0, unresolved: 0, at: threeDaysAgo });
-  store.close();
+  const sweep = await store.sweeps.open('pacs-a', threeDaysAgo);
+  await store.studies.recordSynced('pacs-a', [
+    { studyUid: '1.2.4', studyDate: '20240102', fingerprint: 'f', contentHash: 'h' },
+  ]);
+  await store.sweeps.advance(sweep.id, { throughDate: '99991231', listed: 4, undatedDone: true });
+  await store.sweeps.complete(sweep.id, { vanished: 0, unresolved: 0, at: threeDaysAgo });
+  await store.close();
 
   out = '';
   await cli.statusCommand().parseAsync(['--json'], { from: 'user' });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT } from '../../../src/sync/conflicts';
 import { decideStudy } from '../../../src/sync/decide';
-import { openStore } from '../../../src/state';
+import { openSqliteStore } from '../../../src/state';
 import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 import { Tag } from '../../../src/dicomweb/tags';
 import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
@@ -26,7 +26,7 @@ const other = (uid: string, id = 'X9') => ({
 });
 
 describe('study rows', () => {
-  it('one UID under Patient ID 1234 and an empty Patient ID is a conflict; the record names neither', () => {
+  it('one UID under Patient ID 1234 and an empty Patient ID is a conflict; the record names neither', async () => {
     const { rows, conflicts } = splitStudyConflicts([row('1234'), other('1.2.3'), row('')]);
     expect(rows).toEqual([other('1.2.3')]);
     expect(conflicts.map((c) => c.uid)).toEqual([UID]);
@@ -35,7 +35,7 @@ describe('study rows', () => {
     expect(conflicts[0].detail).not.toContain('1234');
   });
 
-  it('rows that agree (trailing spaces, an attribute not returned) and other issuers are told apart', () => {
+  it('rows that agree (trailing spaces, an attribute not returned) and other issuers are told apart', async () => {
     expect(splitStudyConflicts([row('id11111 '), row('id11111')]).conflicts).toEqual([]);
     expect(splitStudyConflicts([row('A1'), row(null)]).conflicts).toEqual([]);
     const issuer = (v: string) => ({ [Tag.IssuerOfPatientID]: { vr: 'LO', Value: [v] } });
@@ -52,7 +52,7 @@ describe('series and instances', () => {
     [Tag.SeriesInstanceUID]: { vr: 'UI', Value: [uid] },
     ...(pid === undefined ? {} : { [Tag.PatientID]: { vr: 'LO', Value: [pid] } }),
   });
-  it('instances under another patient than the study row are a conflict, named by series UIDs', () => {
+  it('instances under another patient than the study row are a conflict, named by series UIDs', async () => {
     const detail = detailConflict(UID, row('1234'), {
       series: [series('1.2.1', '1234')],
       instances: [series('1.2.1', '1234'), series('1.2.2', '5678')],
@@ -61,7 +61,7 @@ describe('series and instances', () => {
     expect(detail).toContain('patient 2: series 1.2.2');
     expect(detail).not.toMatch(/1234|5678/);
   });
-  it('no conflict when they agree or carry no patient attributes', () => {
+  it('no conflict when they agree or carry no patient attributes', async () => {
     expect(detailConflict(UID, row('1234'), { series: [series('1.2.1')], instances: [series('1.2.1', '1234')] })).toBe(
       undefined,
     );
@@ -73,10 +73,12 @@ describe('store', () => {
   beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'quarantine-'))));
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('quarantines, keeps what was written, counts, and replays', () => {
-    const store = openStore(path.join(dir, 'q.sqlite'));
-    store.recordSynced('a', UID, { studyDate: '20100114', fingerprint: 'f', contentHash: 'h', resourceId: UID });
-    const q = store.recordQuarantine('a', UID, {
+  it('quarantines, keeps what was written, counts, and replays', async () => {
+    const store = openSqliteStore(path.join(dir, 'q.sqlite'));
+    await store.studies.recordSynced('a', [
+      { studyUid: UID, studyDate: '20100114', fingerprint: 'f', contentHash: 'h', resourceId: UID },
+    ]);
+    const q = await store.studies.recordQuarantine('a', UID, {
       studyDate: '20100114',
       fingerprint: 'f2',
       reason: STUDY_UID_CONFLICT,
@@ -84,14 +86,14 @@ describe('store', () => {
     });
     expect(q).toMatchObject({ status: 'quarantined', reason: STUDY_UID_CONFLICT, resourceId: UID, contentHash: null });
     expect(decideStudy(q, 'f2', new Date())).toBe('quarantined');
-    expect(store.counts('a')).toMatchObject({ quarantined: 1, synced: 0 });
-    expect(store.quarantinedStudies('a').map((s) => s.studyUid)).toEqual([UID]);
-    expect(store.replay('a', UID)).toBe(1);
-    expect(store.getStudy('a', UID)).toMatchObject({ status: 'failing', reason: null, nextRetryAt: null });
-    store.close();
+    expect(await store.studies.counts('a')).toMatchObject({ quarantined: 1, synced: 0 });
+    expect((await store.studies.list('a', 'quarantined')).map((s) => s.studyUid)).toEqual([UID]);
+    expect(await store.studies.replay('a', UID)).toBe(1);
+    expect(await store.studies.get('a', UID)).toMatchObject({ status: 'failing', reason: null, nextRetryAt: null });
+    await store.close();
   });
 
-  it('the migration keeps every row and index of an older database', () => {
+  it('the migration keeps every row and index of an older database', async () => {
     const file = path.join(dir, 'v3.sqlite');
     const raw = new Database(file);
     const quarantineStep = MIGRATIONS.find((m) => m.description.includes('quarantined'))!;
@@ -106,13 +108,18 @@ describe('store', () => {
       )
       .run();
     raw.close();
-    const store = openStore(file);
-    expect(store.getStudy('a', '1.2')).toMatchObject({ status: 'dead', attempts: 5, lastError: 'boom', reason: null });
+    const store = openSqliteStore(file);
+    expect(await store.studies.get('a', '1.2')).toMatchObject({
+      status: 'dead',
+      attempts: 5,
+      lastError: 'boom',
+      reason: null,
+    });
     const indexes = store.db
       .prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'studies'`)
       .all();
     expect(indexes).toContainEqual({ name: 'studies_status' });
     expect(() => store.db.prepare(`UPDATE studies SET status = 'bogus'`).run()).toThrow(/CHECK/);
-    store.close();
+    await store.close();
   });
 });

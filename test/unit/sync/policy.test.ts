@@ -1,10 +1,11 @@
 import { addDays, planWindows, pollRange, todayIn } from '../../../src/sync/dates';
 import { decideStudy, retryDelaySeconds } from '../../../src/sync/decide';
-import { syncSchema, syncSettingsFor, storeSchema } from '../../../src/sync/config';
+import { syncSchema, syncSettingsFor } from '../../../src/sync/config';
+import { storeSchema } from '../../../src/state';
 import type { StudyState } from '../../../src/state';
 
 describe('StudyDate windows', () => {
-  it('covers the range with consecutive windows, the last one clipped', () => {
+  it('covers the range with consecutive windows, the last one clipped', async () => {
     expect(planWindows('20240227', '20240305', 3)).toEqual([
       { from: '20240227', to: '20240229' },
       { from: '20240301', to: '20240303' },
@@ -14,12 +15,12 @@ describe('StudyDate windows', () => {
     expect(planWindows('20240102', '20240101', 7)).toEqual([]);
   });
 
-  it('rejects dates that are not calendar dates', () => {
+  it('rejects dates that are not calendar dates', async () => {
     expect(() => planWindows('20240230', '20240301', 1)).toThrow(/calendar/);
     expect(() => addDays('2024-01-01', 1)).toThrow(/YYYYMMDD/);
   });
 
-  it('polls from the checkpoint or the lookback, whichever is earlier', () => {
+  it('polls from the checkpoint or the lookback, whichever is earlier', async () => {
     expect(pollRange({ today: '20240310', lookbackDays: 3 })).toEqual({ from: '20240307', to: '20240310' });
     expect(pollRange({ today: '20240310', lookbackDays: 3, checkpoint: '20240310' })).toEqual({
       from: '20240307',
@@ -35,7 +36,7 @@ describe('StudyDate windows', () => {
     });
   });
 
-  it("takes today in the PACS's time zone", () => {
+  it("takes today in the PACS's time zone", async () => {
     const lateUtc = new Date('2024-03-10T20:00:00Z');
     expect(todayIn('Asia/Taipei', lateUtc)).toBe('20240311');
     expect(todayIn('+0800', lateUtc)).toBe('20240311');
@@ -65,33 +66,33 @@ describe('what a run does with a study', () => {
     ...over,
   });
 
-  it('fetches new and changed studies, skips unchanged ones', () => {
+  it('fetches new and changed studies, skips unchanged ones', async () => {
     expect(decideStudy(undefined, 'fp', now)).toBe('fetch');
     expect(decideStudy(state({}), 'fp', now)).toBe('unchanged');
     expect(decideStudy(state({}), 'other', now)).toBe('fetch');
     expect(decideStudy(state({ status: 'removed' }), 'fp', now)).toBe('fetch');
   });
 
-  it('waits out the backoff of a failing study unless it changed, and leaves dead letters alone', () => {
+  it('waits out the backoff of a failing study unless it changed, and leaves dead letters alone', async () => {
     expect(decideStudy(state({ status: 'failing', nextRetryAt: '2024-03-10T01:00:00Z' }), 'fp', now)).toBe('backoff');
     expect(decideStudy(state({ status: 'failing', nextRetryAt: '2024-03-09T23:00:00Z' }), 'fp', now)).toBe('fetch');
     expect(decideStudy(state({ status: 'failing', nextRetryAt: '2024-03-10T01:00:00Z' }), 'new', now)).toBe('fetch');
     expect(decideStudy(state({ status: 'dead' }), 'new', now)).toBe('dead');
   });
 
-  it('leaves a quarantined study alone, changed or not, until it is replayed', () => {
+  it('leaves a quarantined study alone, changed or not, until it is replayed', async () => {
     expect(decideStudy(state({ status: 'quarantined', reason: 'study-uid-conflict' }), 'fp', now)).toBe('quarantined');
     expect(decideStudy(state({ status: 'quarantined', reason: 'study-uid-conflict' }), 'new', now)).toBe('quarantined');
   });
 
-  it('doubles the retry delay per attempt up to the cap', () => {
+  it('doubles the retry delay per attempt up to the cap', async () => {
     expect([1, 2, 3, 4].map((n) => retryDelaySeconds(n, 60, 200))).toEqual([60, 120, 200, 200]);
     expect(retryDelaySeconds(1000, 60, 86400)).toBe(86400);
   });
 });
 
 describe('sync configuration', () => {
-  it('has defaults and merges per-source overrides', () => {
+  it('has defaults and merges per-source overrides', async () => {
     const cfg = syncSchema.parse({
       maxAttempts: 3,
       sources: { ct: { filter: { ModalitiesInStudy: 'CT' }, reconcile: { deletion: 'delete' } } },
@@ -104,10 +105,10 @@ describe('sync configuration', () => {
       reconcile: { deletion: 'delete' },
     });
     expect(syncSettingsFor(cfg, 'other')).toMatchObject({ filter: {}, reconcile: { deletion: 'ignore' } });
-    expect(storeSchema.parse(undefined)).toEqual({ path: './data/bridge.sqlite' });
+    expect(storeSchema.parse(undefined)).toMatchObject({ type: 'sqlite', path: './data/bridge.sqlite' });
   });
 
-  it('lists every problem', () => {
+  it('lists every problem', async () => {
     const r = syncSchema.safeParse({
       cron: 'every minute',
       backfillFrom: '2024/01/01',
