@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { httpUrl } from '../../http/url';
-import { clientCredentialsSchema } from '../../oauth2/clientCredentials';
+import { clientCredentialsSchema } from '../../http/oauth2';
 
 const url = httpUrl;
 
