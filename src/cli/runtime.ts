@@ -7,7 +7,7 @@ import { InvalidArgumentError } from 'commander';
 import { ConfigError, type BridgeConfig } from '../config';
 import { parseDate } from '../dicomweb/dicomJson';
 import { UsageError } from './exitCodes';
-import type { OutboundMetrics } from '../http/observe';
+import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';
 import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks/embeddedSink';

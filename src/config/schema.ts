@@ -4,8 +4,7 @@
  */
 import { z } from 'zod';
 import { apiSchema } from '../api/config';
-import { httpUrl } from '../http/url';
-import { clientCredentialsSchema } from '../http/oauth2';
+import { httpUrl, clientCredentialsSchema } from '../http';
 import { isKnownZone } from '../time/zone';
 import { fhirSinkSchema } from '../sinks/fhir/config';
 import { storeSchema, syncSchema } from '../sync/config';

@@ -5,13 +5,17 @@
  */
 import type { Agent } from 'node:https';
 import type { PacsAuth } from '../config/schema';
-import { createAuthorizer as createHttpAuthorizer, withTokenErrors, type Authorizer } from '../http/auth';
-import { TokenRequestError } from '../http/oauth2';
-import { redactUrl } from '../http/url';
+import {
+  createAuthorizer as createHttpAuthorizer,
+  withTokenErrors,
+  type Authorizer,
+  TokenRequestError,
+  redactUrl,
+} from '../http';
 import { pacsRetryableStatus } from './retry';
 import { PacsError } from './types';
 
-export type { Authorizer } from '../http/auth';
+export type { Authorizer } from '../http';
 
 export interface TokenOptions {
   sourceId: string;

@@ -3,7 +3,7 @@
  * 429 and 502–504 are retried with backoff, honouring Retry-After up to the backoff ceiling; other
  * statuses (a 500 from a PACS is usually a query it cannot run) fail at once.
  */
-import type { RetryPolicy, Transient } from '../http/retry';
+import type { RetryPolicy, Transient } from '../http';
 import { PacsError } from './types';
 
 /** Backoff tuning of a source (tests shorten it); attempts come from the source's `retries`. */

@@ -25,7 +25,7 @@ import {
   type PlannedQuery,
   type WireOptions,
 } from './queryEncoding';
-import type { OutboundMetrics } from '../http/observe';
+import type { OutboundMetrics } from '../http';
 import { pacsRetryPolicy, type PacsRetryTuning } from './retry';
 import { Tag, describeTag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';

@@ -8,11 +8,16 @@ import https from 'node:https';
 import tls from 'node:tls';
 import pLimit from 'p-limit';
 import type { SourceConfig } from '../config/schema';
-import { authorizedRequest, type Authorizer } from '../http/auth';
-import { parseRetryAfter } from '../http/backoff';
-import { observed, type RequestObserver } from '../http/observe';
-import { withRetry, type RetryPolicy } from '../http/retry';
-import { redactUrl } from '../http/url';
+import {
+  authorizedRequest,
+  type Authorizer,
+  parseRetryAfter,
+  observed,
+  type RequestObserver,
+  withRetry,
+  type RetryPolicy,
+  redactUrl,
+} from '../http';
 import type { DicomDataset } from './dicomJson';
 import { pacsTransient, RetryableError } from './retry';
 import { PacsError, type SourceStats } from './types';

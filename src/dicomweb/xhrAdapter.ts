@@ -8,7 +8,7 @@
  */
 import type https from 'node:https';
 import { api } from 'dicomweb-client';
-import { DeadlineError, withDeadline } from '../http/timeout';
+import { DeadlineError, withDeadline } from '../http';
 
 // xhr2 ships no types; this is the part of it used here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- xhr2 has no types; typed by the line below

@@ -9,7 +9,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PacsSource } from '../dicomweb/types';
-import type { OutboundMetrics, RequestObserver } from '../http/observe';
+import type { OutboundMetrics, RequestObserver } from '../http';
 import type { RunRecord, Store } from '../sinks/store';
 import { syncLagSeconds } from './lag';
 import type { Coverage } from '../sync/sweepCoverage';

@@ -8,7 +8,7 @@ import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import type { OutboundMetrics } from '../http/observe';
+import type { OutboundMetrics } from '../http';
 import type { PacsSource, StudyWindow } from '../dicomweb/types';
 import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';

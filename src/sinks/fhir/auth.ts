@@ -4,9 +4,7 @@
  * FhirSinkErrors. A refused client is final within the request (kind `auth`); the sync still counts the
  * study as retryable, as for a 401 from the server itself. Other token failures follow the FHIR policy.
  */
-import { createAuthorizer, withTokenErrors, type Authorizer } from '../../http/auth';
-import { TokenRequestError } from '../../http/oauth2';
-import { redactUrl } from '../../http/url';
+import { createAuthorizer, withTokenErrors, type Authorizer, TokenRequestError, redactUrl } from '../../http';
 import type { FhirAuth } from './config';
 import { FhirSinkError } from './errors';
 

@@ -4,7 +4,7 @@
  * splitting a rejected transaction until the bad study is isolated so the good ones are written.
  */
 import type { Bundle, Endpoint, ImagingStudy } from 'fhir/r4';
-import type { OutboundMetrics } from '../../http/observe';
+import type { OutboundMetrics } from '../../http';
 import { silentLogger, type Logger } from '../../log';
 import type { Sink, StudyWrite, WriteOutcome } from '../sink';
 import {

@@ -6,11 +6,18 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import type { Logger } from '../../log';
-import { authorizedRequest, type Authorizer } from '../../http/auth';
-import { parseRetryAfter } from '../../http/backoff';
-import { observed, type OutboundMetrics, type RequestObserver } from '../../http/observe';
-import { withRetry, type RetryPolicy, type Transient } from '../../http/retry';
-import { withDeadline } from '../../http/timeout';
+import {
+  authorizedRequest,
+  type Authorizer,
+  parseRetryAfter,
+  observed,
+  type OutboundMetrics,
+  type RequestObserver,
+  withRetry,
+  type RetryPolicy,
+  type Transient,
+  withDeadline,
+} from '../../http';
 import type { FhirSinkConfig } from './config';
 import { createFhirAuthorizer } from './auth';
 import { FhirSinkError } from './errors';

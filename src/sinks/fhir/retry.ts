@@ -3,7 +3,7 @@
  * timeouts, 408, 429 and 5xx are retried with the configured backoff, honouring Retry-After up to
  * `maxRetryAfterMs`; other statuses will not change by waiting.
  */
-import type { RetryPolicy } from '../../http/retry';
+import type { RetryPolicy } from '../../http';
 import type { FhirSinkConfig } from './config';
 
 /** 408, 429 and 5xx are worth retrying; other statuses will not change by waiting. */
