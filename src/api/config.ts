@@ -4,7 +4,7 @@
  * refused, CORS off. The integrator wires `apiSchema` into the top-level config schema.
  */
 import { z } from 'zod';
-import { httpUrl } from '../http/url';
+import { httpUrl } from '../http';
 
 const sha256Hex = z
   .string()

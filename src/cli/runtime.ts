@@ -7,6 +7,7 @@ import { InvalidArgumentError } from 'commander';
 import { ConfigError, type BridgeConfig } from '../config';
 import { parseDate } from '../dicomweb/dicomJson';
 import { UsageError } from './exitCodes';
+import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';
 import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks/embeddedSink';
@@ -23,12 +24,13 @@ export function buildSinks(
   config: BridgeConfig,
   store: StateStore,
   logger: Logger,
+  metrics?: OutboundMetrics,
 ): { sinks: Sink[]; fhirSinks: FhirSink[] } {
   const sinks: Sink[] = [];
   const fhirSinks: FhirSink[] = [];
   if (config.sinks.embedded.enabled) sinks.push(createEmbeddedSink(store));
   if (config.sinks.fhir) {
-    const fhir = createFhirSink(config.sinks.fhir, { logger });
+    const fhir = createFhirSink(config.sinks.fhir, { logger, metrics });
     sinks.push(fhir);
     fhirSinks.push(fhir);
   }

@@ -9,6 +9,7 @@ import { createApiApp, createStudyLookup, startApiServer, type ApiSource } from 
 import { createAuthenticator } from '../api/auth';
 import { adminAuth, createOpsRouter } from '../api/ops';
 import { loadConfig } from '../config';
+import { createMetrics } from '../metrics';
 import { createSyncService } from '../sync';
 import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
 
@@ -24,7 +25,9 @@ export function serveCommand(): Command {
       const validateResources = prepareValidation(config); // missing profiles: exit 78 before anything connects
       const logger = loggerFor(config);
       const store = await openConfiguredStore(config);
-      const { sinks, fhirSinks } = buildSinks(config, store, logger);
+      // The one metrics instance of the process: every recorder gets it, /metrics serves it.
+      const metrics = createMetrics({ defaultMetrics: true });
+      const { sinks, fhirSinks } = buildSinks(config, store, logger, metrics);
       // A FHIR server that is not FHIR 4.0.x with transactions is a configuration error: stop now.
       for (const fhir of fhirSinks) await fhir.check();
 
@@ -34,6 +37,7 @@ export function serveCommand(): Command {
         sinks,
         logger,
         validateResources,
+        metrics,
       });
       const sources: ApiSource[] = config.sources.map((cfg) => ({ config: cfg, pacs: service.source(cfg.id) }));
       // One lookup for the FHIR API and the cache metrics.
@@ -46,6 +50,7 @@ export function serveCommand(): Command {
           fhirSinks,
           caches: lookup.caches(),
           auth: adminAuth(createAuthenticator(config.api.auth)),
+          metrics,
           sweepSettings: (id) => (service.sourceIds.includes(id) ? service.settings(id).sweep : undefined),
           logger,
         }),

@@ -4,8 +4,7 @@
  */
 import { z } from 'zod';
 import { apiSchema } from '../api/config';
-import { httpUrl } from '../http/url';
-import { clientCredentialsSchema } from '../oauth2/clientCredentials';
+import { httpUrl, clientCredentialsSchema } from '../http';
 import { isKnownZone } from '../time/zone';
 import { fhirSinkSchema } from '../sinks/fhir/config';
 import { storeSchema } from '../state/config';

@@ -1,21 +1,21 @@
 /**
- * The Authorization header for a PACS: none, HTTP Basic, a static bearer token, or an OAuth2
- * client-credentials token fetched with axios, cached, and renewed before it expires.
- * Messages never contain credentials or tokens.
+ * A PACS's Authorizer (src/http/auth.ts: none, Basic, bearer, OAuth2 client credentials) whose token
+ * failures are PacsErrors naming the source. Refused client credentials are final; an unreachable or
+ * failing token endpoint is retried like the PACS (pacsRetryableStatus).
  */
 import type { Agent } from 'node:https';
 import type { PacsAuth } from '../config/schema';
-import { redactUrl } from '../http/url';
-import { clientCredentialsToken, TokenRequestError } from '../oauth2/clientCredentials';
+import {
+  createAuthorizer as createHttpAuthorizer,
+  withTokenErrors,
+  type Authorizer,
+  TokenRequestError,
+  redactUrl,
+} from '../http';
+import { pacsRetryableStatus } from './retry';
 import { PacsError } from './types';
 
-export interface Authorizer {
-  /** The header value to send, or undefined for none. */
-  header(): Promise<string | undefined>;
-  /** Forget a cached token (after a 401), so the next header() fetches a new one. */
-  invalidate(): void;
-  readonly refreshable: boolean;
-}
+export type { Authorizer } from '../http';
 
 export interface TokenOptions {
   sourceId: string;
@@ -26,44 +26,12 @@ export interface TokenOptions {
 }
 
 export function createAuthorizer(auth: PacsAuth, opts: TokenOptions): Authorizer {
-  switch (auth.type) {
-    case 'none':
-      return { header: async () => undefined, invalidate: () => {}, refreshable: false };
-    case 'basic': {
-      const value = `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
-      return { header: async () => value, invalidate: () => {}, refreshable: false };
-    }
-    case 'bearer':
-      return { header: async () => `Bearer ${auth.token}`, invalidate: () => {}, refreshable: false };
-    case 'oauth2':
-      return oauth2(auth, opts);
-  }
-}
-
-function oauth2(auth: Extract<PacsAuth, { type: 'oauth2' }>, opts: TokenOptions): Authorizer {
-  const tokens = clientCredentialsToken(auth, {
-    timeoutMs: opts.timeoutMs,
-    httpsAgent: opts.httpsAgent,
-    now: opts.now,
-  });
+  const inner = createHttpAuthorizer(auth, opts);
+  if (auth.type !== 'oauth2') return inner;
   const where = `OAuth2 token endpoint for source "${opts.sourceId}" (${redactUrl(auth.tokenUrl)})`;
-  return {
-    refreshable: true,
-    async header() {
-      const before = tokens.tokenRequests;
-      try {
-        return await tokens.authorization();
-      } catch (e) {
-        throw asPacsError(e, where);
-      } finally {
-        if (tokens.tokenRequests > before) opts.onTokenRequest?.();
-      }
-    },
-    invalidate: () => tokens.invalidate(),
-  };
+  return withTokenErrors(inner, (e) => asPacsError(e, where));
 }
 
-/** Refused credentials are not retried (a person must fix them); an unreachable or failing endpoint is. */
 function asPacsError(e: unknown, where: string): PacsError {
   if (!(e instanceof TokenRequestError)) return new PacsError(`${where}: ${(e as Error).message}`, 0, 'network', true);
   switch (e.kind) {
@@ -73,7 +41,7 @@ function asPacsError(e: unknown, where: string): PacsError {
     case 'timeout':
       return new PacsError(`${where} ${e.message}`, 0, e.kind, true);
     case 'http':
-      return new PacsError(`${where} ${e.message}`, e.status, 'http', e.status === 429 || e.status >= 500);
+      return new PacsError(`${where} ${e.message}`, e.status, 'http', pacsRetryableStatus(e.status));
     case 'bad-response':
       return new PacsError(`${where} ${e.message}`, e.status, 'bad-response', false);
   }

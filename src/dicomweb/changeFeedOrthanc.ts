@@ -8,6 +8,7 @@
 import type { Agent } from 'node:https';
 import axios, { type AxiosInstance } from 'axios';
 import pLimit from 'p-limit';
+import { DeadlineError, withDeadline } from '../http';
 import type { Authorizer } from './auth';
 import type { ChangeFeed, FeedEvent, FeedEventKind, FeedPage, FeedSourceConfig } from './changeFeed';
 import { PacsError } from './types';
@@ -66,6 +67,7 @@ export class OrthancChangeFeed implements ChangeFeed {
   private readonly uids = new Map<string, string>();
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly label: string;
+  private readonly timeoutMs: number;
 
   constructor(
     cfg: FeedSourceConfig,
@@ -74,9 +76,9 @@ export class OrthancChangeFeed implements ChangeFeed {
     this.restBase = orthancRestBase(cfg);
     this.label = `PACS "${cfg.id}" change feed`;
     this.limit = pLimit(cfg.concurrency);
+    this.timeoutMs = cfg.timeoutMs;
     this.http = axios.create({
       baseURL: this.restBase,
-      timeout: cfg.timeoutMs,
       httpsAgent: options.httpsAgent,
       // Every status is an answer to classify here, not an exception.
       validateStatus: () => true,
@@ -156,11 +158,13 @@ export class OrthancChangeFeed implements ChangeFeed {
     const authorization = await this.options.auth.header();
     this.stats.requests++;
     try {
-      const res = await this.http.get<T>(path, { headers: authorization ? { Authorization: authorization } : {} });
+      const headers = authorization ? { Authorization: authorization } : {};
+      // The one timeout rule of outbound requests (src/http/timeout.ts): the whole exchange.
+      const res = await withDeadline(this.timeoutMs, (signal) => this.http.get<T>(path, { headers, signal }));
       return { status: res.status, data: res.data };
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      const timedOut = e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT';
+      const timedOut = err instanceof DeadlineError || e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT';
       throw new PacsError(
         `${this.label} ${what}: ${timedOut ? 'no answer in time' : (e.code ?? e.message ?? 'network error')}`,
         0,

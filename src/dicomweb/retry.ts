@@ -1,31 +1,33 @@
 /**
- * Retries with exponential backoff and jitter, honouring Retry-After. Only errors that say they
- * are retryable (network, timeout, 429, 502–504) are retried; other 4xx fail at once.
+ * The PACS's values of the one outbound retry policy (src/http/retry.ts): network errors, timeouts,
+ * 429 and 502–504 are retried with backoff, honouring Retry-After up to the backoff ceiling; other
+ * statuses (a 500 from a PACS is usually a query it cannot run) fail at once.
  */
-import { jitteredBackoff } from '../http/backoff';
+import type { RetryPolicy, Transient } from '../http';
 import { PacsError } from './types';
 
-export interface RetryPolicy {
-  retries: number;
+/** Backoff tuning of a source (tests shorten it); attempts come from the source's `retries`. */
+export interface PacsRetryTuning {
   /** First backoff step; doubles each attempt. */
-  baseMs: number;
+  baseMs?: number;
   /** Longest wait between attempts, Retry-After included. */
-  maxMs: number;
+  maxMs?: number;
 }
 
-/** The shared jittered step, raised to what the server asked for, never above the policy's ceiling. */
-export function backoffDelay(
-  attempt: number,
-  policy: RetryPolicy,
-  retryAfterMs?: number,
-  random = Math.random,
-): number {
-  return Math.min(
-    policy.maxMs,
-    Math.max(jitteredBackoff(attempt, policy.baseMs, policy.maxMs, random), retryAfterMs ?? 0),
-  );
+export const pacsRetryableStatus = (status: number): boolean => status === 429 || (status >= 502 && status <= 504);
+
+export function pacsRetryPolicy(retries: number, tuning: PacsRetryTuning = {}): RetryPolicy {
+  const maxMs = tuning.maxMs ?? 30_000;
+  return {
+    retries,
+    baseMs: tuning.baseMs ?? 500,
+    maxBackoffMs: maxMs,
+    maxRetryAfterMs: maxMs,
+    retryableStatus: pacsRetryableStatus,
+  };
 }
 
+/** A PacsError worth another attempt, with the server's Retry-After. */
 export class RetryableError extends PacsError {
   constructor(
     message: string,
@@ -37,20 +39,8 @@ export class RetryableError extends PacsError {
   }
 }
 
-export async function withRetry<T>(
-  attempt: () => Promise<T>,
-  policy: RetryPolicy,
-  onRetry: (error: PacsError, attemptNo: number, delayMs: number) => void = () => {},
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
-): Promise<T> {
-  for (let n = 0; ; n++) {
-    try {
-      return await attempt();
-    } catch (e) {
-      if (!(e instanceof PacsError) || !e.retryable || n >= policy.retries) throw e;
-      const delay = backoffDelay(n, policy, e instanceof RetryableError ? e.retryAfterMs : undefined);
-      onRetry(e, n + 1, delay);
-      await sleep(delay);
-    }
-  }
+/** The retry loop's view of a PACS failure: only errors that say they are retryable are tried again. */
+export function pacsTransient(error: unknown): Transient | undefined {
+  if (!(error instanceof PacsError) || !error.retryable) return undefined;
+  return { retryAfterMs: error instanceof RetryableError ? error.retryAfterMs : undefined };
 }

@@ -25,7 +25,8 @@ import {
   type PlannedQuery,
   type WireOptions,
 } from './queryEncoding';
-import type { RetryPolicy } from './retry';
+import type { OutboundMetrics } from '../http';
+import { pacsRetryPolicy, type PacsRetryTuning } from './retry';
 import { Tag, describeTag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
 import {
@@ -49,7 +50,9 @@ export interface SourceLogger {
 export interface SourceOptions {
   logger?: SourceLogger;
   /** Backoff tuning; attempts come from the source's `retries`. */
-  retry?: Partial<Omit<RetryPolicy, 'retries'>>;
+  retry?: PacsRetryTuning;
+  /** Records each request's level, status and duration (BridgeMetrics); none: not recorded. */
+  metrics?: OutboundMetrics;
   /** Awaited before each HTTP attempt to the PACS, with its kind (metrics; tests). */
   beforeRequest?: (kind: keyof SourceStats['requests']) => void | Promise<void>;
 }
@@ -154,7 +157,8 @@ export class DicomwebSource implements PacsSource {
       auth,
       httpsAgent,
       beforeRequest: options.beforeRequest,
-      retry: { retries: cfg.retries, baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 },
+      observe: options.metrics?.pacsRequests(cfg.id),
+      retry: pacsRetryPolicy(cfg.retries, options.retry),
       onRetry: (e, attempt, delayMs) =>
         options.logger?.debug?.(
           { source: cfg.id, status: e.status, kind: e.kind, attempt, delayMs },

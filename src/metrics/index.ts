@@ -1,11 +1,15 @@
 /**
- * Prometheus metrics (prom-client) on a registry of the bridge's own. Two ways in:
- * - small typed calls at the point of work (`metrics.qidoRequest(...)`, `metrics.fhirRequest(...)`);
+ * Prometheus metrics (prom-client) on a registry of the bridge's own: one BridgeMetrics, built once by
+ * the composition root (serve) and passed to whoever records. Two ways in:
+ * - at the point of work: the outbound clients' request observers (`pacsRequests(id)`, `fhirRequests(name)`,
+ *   src/http/observe.ts) and `cacheLookup`;
  * - `observe(...)`: the store's run history, the sources' `stats` and the caches' statistics are read at
- *   scrape time, so sync, sources and caches report without calling anything.
+ *   scrape time by the collectors below, so sync, sources and caches report without calling anything.
+ * The series are a table (STORE_GAUGES, TOTALS, coverage gauges): a name, help, labels and a collector each.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PacsSource } from '../dicomweb/types';
+import type { OutboundMetrics, RequestObserver } from '../http';
 import type { RunRecord, SourceCounts, StateStore, StudyState } from '../state';
 import { syncLagSeconds } from './lag';
 import type { Coverage } from '../sync/sweepCoverage';
@@ -16,16 +20,6 @@ export const METRIC_PREFIX = 'pacs_fhir_bridge_';
 
 /** What the metrics read from the store. */
 export type MetricsStore = Pick<StateStore, 'runs' | 'studies' | 'checkpoints'>;
-
-/** One source's store-derived figures, read once per scrape before the collectors run. */
-interface SourceSnapshot {
-  runs: RunRecord[];
-  pollRuns: RunRecord[];
-  checkpoint?: string;
-  counts: SourceCounts;
-  quarantined: StudyState[];
-  coverage?: Coverage;
-}
 
 /** A node-cache (getStats()) or a cache counting its own hits and misses (the API's AnswerCache). */
 export type CacheStatsSource = { getStats(): { hits: number; misses: number } } | { hits: number; misses: number };
@@ -52,6 +46,9 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 const RUN_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
 /** Finished runs looked at per scrape and source; more runs than this between two scrapes are not counted. */
 const RUNS_PER_SCRAPE = 100;
+const STUDY_STATES = ['synced', 'failing', 'dead', 'removed', 'quarantined'] as const;
+
+const statusLabel = (s: StatusLabel): string => (s === 0 || s === '0' ? 'error' : String(s));
 
 /** A store that cannot be read (closed, locked) leaves its series out of the scrape; /readyz reports why. */
 async function storeRead(read: () => Promise<void>): Promise<boolean> {
@@ -63,43 +60,412 @@ async function storeRead(read: () => Promise<void>): Promise<boolean> {
   }
 }
 
-const statusLabel = (s: StatusLabel): string => (s === 0 || s === '0' ? 'error' : String(s));
+/** One source's figures from the store, read once per scrape before the (synchronous) collectors run. */
+interface SourceSnapshot {
+  runs: RunRecord[];
+  /** Lag comes from polls alone; feed runs would crowd them out of the newest runs. */
+  lag: number | undefined;
+  counts: SourceCounts;
+  quarantined: StudyState[];
+  coverage?: Coverage;
+}
 
-export class BridgeMetrics {
-  readonly registry: Registry;
-  private readonly observed: Required<Observed> = {
-    store: undefined as unknown as MetricsStore,
-    sources: [],
-    caches: {},
-    fhirSinks: [],
-    coverage: undefined as unknown as NonNullable<Observed['coverage']>,
-  };
-  private hasStore = false;
-  /** The store's figures per source as of this scrape (the collectors are synchronous, the store is not). */
+// Store reads: the only places the metrics touch the store.
+
+async function knownSourcesOf(store: MetricsStore, sources: { id: string }[]): Promise<string[]> {
+  const ids = new Set(sources.map((s) => s.id));
+  (await store.studies.knownSources()).forEach((id) => ids.add(id));
+  return [...ids].sort();
+}
+
+function recentRunsOf(store: MetricsStore, source: string): Promise<RunRecord[]> {
+  return store.runs.listRuns(source, RUNS_PER_SCRAPE);
+}
+
+async function snapshotOf(
+  store: MetricsStore,
+  source: string,
+  now: Date,
+  coverageOf?: (sourceId: string, now: Date) => Promise<Coverage>,
+): Promise<SourceSnapshot> {
+  const [runs, polls, checkpoint, counts, quarantined, coverage] = await Promise.all([
+    recentRunsOf(store, source),
+    store.runs.listRuns(source, RUNS_PER_SCRAPE, 'poll'),
+    store.checkpoints.get(source, 'poll'),
+    store.studies.counts(source),
+    store.studies.list(source, 'quarantined'),
+    coverageOf?.(source, now),
+  ]);
+  return { runs, lag: syncLagSeconds(polls, now, checkpoint), counts, quarantined, coverage };
+}
+
+/** What the collectors read at scrape time: what was observed, with the sources known to it. */
+class ScrapeView {
+  store?: MetricsStore;
+  coverageOf?: (sourceId: string, now: Date) => Promise<Coverage>;
+  readonly sources: Pick<PacsSource, 'id' | 'stats'>[] = [];
+  readonly caches: Record<string, CacheStatsSource> = {};
+  readonly fhirSinks: FhirSinkStatsSource[] = [];
+  readonly cacheTallies = new Map<string, { hits: number; misses: number }>();
+  /** The store's figures per known source as of this scrape. */
   private snapshot = new Map<string, SourceSnapshot>();
-  /** Finished runs present when the store was first observed: history, not counted. */
-  private baseline: Promise<unknown> = Promise.resolve();
-  /** Runs already counted (or finished before the store was observed), per source. */
-  private readonly countedRuns = new Map<string, Set<string>>();
-  private readonly cacheTallies = new Map<string, { hits: number; misses: number }>();
 
+  /** Reads the store for this scrape; a store that cannot be read leaves its series out. */
+  async refresh(): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    const now = new Date();
+    const next = new Map<string, SourceSnapshot>();
+    const ok = await storeRead(async () => {
+      for (const source of await knownSourcesOf(store, this.sources))
+        next.set(source, await snapshotOf(store, source, now, this.coverageOf));
+    });
+    this.snapshot = ok ? next : new Map();
+  }
+
+  /** Each known source's figures, for a store-reading collector; nothing without a store. */
+  perSource(fill: (snap: SourceSnapshot, source: string) => void): void {
+    for (const [source, snap] of this.snapshot) fill(snap, source);
+  }
+
+  /** Proof of coverage per source, read once per scrape and shared by the coverage gauges. */
+  coverage(): Coverage[] {
+    return [...this.snapshot.values()].flatMap((s) => (s.coverage ? [s.coverage] : []));
+  }
+
+  /** Hits and misses per cache: reported directly plus node-cache statistics of observed caches. */
+  cacheTotals(): Map<string, { hits: number; misses: number }> {
+    const out = new Map<string, { hits: number; misses: number }>();
+    for (const [cache, t] of this.cacheTallies) out.set(cache, { ...t });
+    for (const [cache, c] of Object.entries(this.caches)) {
+      const s = 'getStats' in c ? c.getStats() : c;
+      const t = out.get(cache) ?? { hits: 0, misses: 0 };
+      out.set(cache, { hits: t.hits + s.hits, misses: t.misses + s.misses });
+    }
+    return out;
+  }
+}
+
+/** A series read at scrape time: reset, then filled by its collector. */
+interface CollectedDef {
+  type: 'gauge' | 'counter';
+  name: string;
+  help: string;
+  labels: string[];
+  collect: (series: Gauge<string> & Counter<string>, view: ScrapeView) => void;
+}
+
+// Collectors of the store's state (per known source).
+
+function collectLag(g: Gauge<string>, view: ScrapeView): void {
+  view.perSource(({ lag }, source) => {
+    if (lag !== undefined) g.set({ source }, lag);
+  });
+}
+
+function collectStudies(g: Gauge<string>, view: ScrapeView): void {
+  view.perSource(({ counts }, source) => {
+    for (const state of STUDY_STATES) g.set({ source, state }, counts[state]);
+  });
+}
+
+function collectDeadLetters(g: Gauge<string>, view: ScrapeView): void {
+  view.perSource(({ counts }, source) => g.set({ source }, counts.dead));
+}
+
+function collectQuarantined(g: Gauge<string>, view: ScrapeView): void {
+  view.perSource(({ quarantined }, source) => {
+    g.set({ source, reason: 'study-uid-conflict' }, 0);
+    for (const q of quarantined) g.inc({ source, reason: q.reason ?? 'unknown' });
+  });
+}
+
+// Collectors of running totals the sources, sinks and caches keep themselves.
+
+function collectPacsRequests(c: Counter<string>, view: ScrapeView): void {
+  for (const s of view.sources)
+    for (const [kind, n] of Object.entries(s.stats.requests)) c.inc({ source: s.id, kind }, n);
+}
+
+function collectPacsRetries(c: Counter<string>, view: ScrapeView): void {
+  for (const s of view.sources) c.inc({ source: s.id }, s.stats.retries);
+}
+
+function collectPacsSplits(c: Counter<string>, view: ScrapeView): void {
+  for (const s of view.sources) c.inc({ source: s.id }, s.stats.splits);
+}
+
+function collectFhirRequests(c: Counter<string>, view: ScrapeView): void {
+  for (const sink of view.fhirSinks) {
+    const st = sink.stats();
+    for (const [kind, n] of Object.entries(st.requests.byKind)) c.inc({ server: sink.name, kind }, n);
+    if (st.tokenRequests !== undefined) c.inc({ server: sink.name, kind: 'token' }, st.tokenRequests);
+  }
+}
+
+function collectFhirRetries(c: Counter<string>, view: ScrapeView): void {
+  for (const sink of view.fhirSinks) c.inc({ server: sink.name }, sink.stats().retries);
+}
+
+function collectCacheHits(c: Counter<string>, view: ScrapeView): void {
+  for (const [cache, t] of view.cacheTotals()) c.inc({ cache }, t.hits);
+}
+
+function collectCacheMisses(c: Counter<string>, view: ScrapeView): void {
+  for (const [cache, t] of view.cacheTotals()) c.inc({ cache }, t.misses);
+}
+
+function collectCacheHitRatio(g: Gauge<string>, view: ScrapeView): void {
+  for (const [cache, t] of view.cacheTotals())
+    if (t.hits + t.misses > 0) g.set({ cache }, t.hits / (t.hits + t.misses));
+}
+
+/** A coverage gauge: each source's Coverage row, filled as `fill` says. */
+const fromCoverage =
+  (fill: (g: Gauge<string>, c: Coverage) => void) =>
+  (g: Gauge<string>, view: ScrapeView): void => {
+    for (const c of view.coverage()) fill(g, c);
+  };
+
+function fillLastSweep(g: Gauge<string>, c: Coverage): void {
+  if (c.lastSweep) g.set({ source: c.sourceId }, Date.parse(c.lastSweep.completedAt) / 1000);
+}
+
+function fillSweepStudies(g: Gauge<string>, c: Coverage): void {
+  const s = c.lastSweep;
+  if (!s) return;
+  for (const state of ['listed', 'synced', 'failing', 'dead', 'vanished'] as const)
+    g.set({ source: c.sourceId, state }, s[state]);
+}
+
+function fillFreshness(g: Gauge<string>, c: Coverage): void {
+  const f = c.freshness;
+  const quantiles = [
+    ['0.5', f.p50],
+    ['0.95', f.p95],
+    ['1', f.max],
+  ] as const;
+  for (const [quantile, v] of quantiles) if (v !== null) g.set({ source: c.sourceId, quantile }, v);
+}
+
+/** The series read at scrape time, in exposition order. */
+const COLLECTED: CollectedDef[] = [
+  {
+    type: 'gauge',
+    name: 'sync_lag_seconds',
+    help: 'Now minus the end of the last completed sync window, per source (absent before the first completed poll)',
+    labels: ['source'],
+    collect: collectLag,
+  },
+  {
+    type: 'gauge',
+    name: 'studies',
+    help: 'Studies in the embedded store by source and state (synced, failing, dead, removed, quarantined)',
+    labels: ['source', 'state'],
+    collect: collectStudies,
+  },
+  {
+    type: 'gauge',
+    name: 'dead_letters',
+    help: 'Dead-lettered studies waiting for replay, per source',
+    labels: ['source'],
+    collect: collectDeadLetters,
+  },
+  {
+    type: 'gauge',
+    name: 'quarantined_studies',
+    help: 'Quarantined studies waiting for the PACS to be fixed and a replay, per source and reason',
+    labels: ['source', 'reason'],
+    collect: collectQuarantined,
+  },
+  {
+    type: 'gauge',
+    name: 'sweep_last_complete_timestamp_seconds',
+    help: 'When the last complete full-range sweep ended, per source (absent before the first)',
+    labels: ['source'],
+    collect: fromCoverage(fillLastSweep),
+  },
+  {
+    type: 'gauge',
+    name: 'sweep_studies',
+    help: 'Studies in the last complete sweep: reported by the PACS (listed), and of them synced, failing, dead; vanished since',
+    labels: ['source', 'state'],
+    collect: fromCoverage(fillSweepStudies),
+  },
+  {
+    type: 'gauge',
+    name: 'sweep_coverage_ratio',
+    help: 'Synced ÷ reported by the PACS in the last complete sweep, per source',
+    labels: ['source'],
+    collect: fromCoverage((g, c) => c.lastSweep && g.set({ source: c.sourceId }, c.lastSweep.coverage)),
+  },
+  {
+    type: 'gauge',
+    name: 'pending_oldest_age_seconds',
+    help: 'How long the oldest failing or dead-lettered study has waited to be written, per source (0 when none)',
+    labels: ['source'],
+    collect: fromCoverage((g, c) => g.set({ source: c.sourceId }, c.pending.oldestAgeSeconds ?? 0)),
+  },
+  {
+    type: 'gauge',
+    name: 'freshness_seconds',
+    help: "Seconds from a study's first sighting to its write, over the studies written in the last 24 h (quantile 0.5, 0.95, 1)",
+    labels: ['source', 'quantile'],
+    collect: fromCoverage(fillFreshness),
+  },
+  {
+    type: 'gauge',
+    name: 'source_coverage_healthy',
+    help: "1 when the source's last sweep is recent and its coverage full enough; 0 when overdue, short or never swept",
+    labels: ['source', 'health'],
+    collect: fromCoverage((g, c) => g.set({ source: c.sourceId, health: c.health }, c.health === 'ok' ? 1 : 0)),
+  },
+  {
+    type: 'counter',
+    name: 'pacs_requests_total',
+    help: 'HTTP requests made to a PACS by source and kind (studies, series, instances, metadata, token)',
+    labels: ['source', 'kind'],
+    collect: collectPacsRequests,
+  },
+  {
+    type: 'counter',
+    name: 'pacs_retries_total',
+    help: 'PACS requests retried, per source',
+    labels: ['source'],
+    collect: collectPacsRetries,
+  },
+  {
+    type: 'counter',
+    name: 'pacs_window_splits_total',
+    help: 'Study windows or batches split because the PACS truncated its answer, per source',
+    labels: ['source'],
+    collect: collectPacsSplits,
+  },
+  {
+    type: 'counter',
+    name: 'fhir_requests_total',
+    help: 'HTTP requests made to a FHIR server by sink and purpose (metadata, endpoint, lookup, transaction, read, update, delete, token)',
+    labels: ['server', 'kind'],
+    collect: collectFhirRequests,
+  },
+  {
+    type: 'counter',
+    name: 'fhir_retries_total',
+    help: 'FHIR requests retried after 429, 5xx or network errors, per sink',
+    labels: ['server'],
+    collect: collectFhirRetries,
+  },
+  {
+    type: 'counter',
+    name: 'cache_hits_total',
+    help: 'Cache hits by cache',
+    labels: ['cache'],
+    collect: collectCacheHits,
+  },
+  {
+    type: 'counter',
+    name: 'cache_misses_total',
+    help: 'Cache misses by cache',
+    labels: ['cache'],
+    collect: collectCacheMisses,
+  },
+  {
+    type: 'gauge',
+    name: 'cache_hit_ratio',
+    help: 'Hits / (hits + misses) since start, by cache (absent before the first lookup)',
+    labels: ['cache'],
+    collect: collectCacheHitRatio,
+  },
+];
+
+/** Per-source study counters summed from the runs finished since the last scrape (RunRecord.counts keys). */
+const RUN_STUDY_COUNTERS = [
+  ['studies_discovered_total', 'Studies found on the PACS by sync runs', 'found'],
+  ['studies_written_total', 'Studies written (new or changed) by sync runs', 'written'],
+  ['studies_failed_total', 'Study failures recorded by sync runs (each is retried later)', 'failed'],
+  ['studies_dead_lettered_total', 'Studies that became dead letters in sync runs', 'dead'],
+  [
+    'studies_quarantined_total',
+    'Studies quarantined by sync runs (a Study Instance UID under several patients), never written',
+    'quarantined',
+  ],
+] as const;
+
+/** The series counted from the store's run history: each finished run once, when a scrape first sees it. */
+class RunCounters {
+  readonly duration: Histogram<'source' | 'kind' | 'status'>;
+  private readonly runs: Counter<'source' | 'kind' | 'status'>;
+  private readonly studies: { counter: Counter<'source'>; key: keyof RunRecord['counts'] }[];
+  /** Runs already counted (or finished before the store was observed), per source. */
+  private readonly counted = new Map<string, Set<string>>();
+
+  constructor(registers: Registry[], view: ScrapeView) {
+    // Whichever run-derived series is read first counts the runs finished since the last scrape.
+    const collect = () => view.perSource(({ runs }, source) => this.countNewRuns(source, runs));
+    const p = METRIC_PREFIX;
+    this.duration = new Histogram({
+      name: `${p}sync_run_duration_seconds`,
+      help: 'Duration of finished sync runs by source, kind (poll, backfill, reconcile) and status',
+      labelNames: ['source', 'kind', 'status'],
+      buckets: RUN_BUCKETS,
+      registers,
+      collect,
+    });
+    this.runs = new Counter({
+      name: `${p}sync_runs_total`,
+      help: 'Finished sync runs by source, kind and status',
+      labelNames: ['source', 'kind', 'status'],
+      registers,
+      collect,
+    });
+    this.studies = RUN_STUDY_COUNTERS.map(([name, help, key]) => ({
+      counter: new Counter({ name: `${p}${name}`, help, labelNames: ['source'], registers, collect }),
+      key,
+    }));
+  }
+
+  /** Runs already finished when the store is first observed are history, not this process's work. */
+  async skipFinished(store: MetricsStore, sources: { id: string }[]): Promise<void> {
+    await storeRead(async () => {
+      for (const source of await knownSourcesOf(store, sources)) {
+        const finished = (await recentRunsOf(store, source)).filter((r) => r.endedAt && r.status !== 'running');
+        this.counted.set(source, new Set(finished.map((r) => r.runId)));
+      }
+    });
+  }
+
+  /** Counts runs finished since the last call (idempotent, so every run-derived collector may call it). */
+  private countNewRuns(source: string, runsNewestFirst: RunRecord[]): void {
+    const counted = this.counted.get(source) ?? new Set<string>();
+    // Zero rather than absent, so a source's series exist before its first run.
+    for (const { counter } of this.studies) counter.inc({ source }, 0);
+    for (const run of runsNewestFirst) {
+      if (!run.endedAt || run.status === 'running' || counted.has(run.runId)) continue;
+      counted.add(run.runId);
+      for (const { counter, key } of this.studies) counter.inc({ source }, run.counts[key] ?? 0);
+      this.runs.inc({ source, kind: run.kind, status: run.status });
+      const seconds = (new Date(run.endedAt).getTime() - new Date(run.startedAt).getTime()) / 1000;
+      if (seconds >= 0) this.duration.observe({ source, kind: run.kind, status: run.status }, seconds);
+    }
+    // Keep only ids still in the listing: older ones can never come back into it.
+    const listed = new Set(runsNewestFirst.map((r) => r.runId));
+    this.counted.set(source, new Set([...counted].filter((id) => listed.has(id))));
+  }
+}
+
+export class BridgeMetrics implements OutboundMetrics {
+  readonly registry: Registry;
   readonly qidoDuration: Histogram<'source' | 'level' | 'status'>;
   readonly fhirDuration: Histogram<'server' | 'interaction' | 'status'>;
-  readonly runDuration: Histogram<'source' | 'kind' | 'status'>;
-  private readonly studiesDiscovered: Counter<'source'>;
-  private readonly studiesWritten: Counter<'source'>;
-  private readonly studiesFailed: Counter<'source'>;
-  private readonly studiesDeadLettered: Counter<'source'>;
-  private readonly studiesQuarantined: Counter<'source'>;
-  private readonly runsTotal: Counter<'source' | 'kind' | 'status'>;
+  private readonly view = new ScrapeView();
+  private readonly runCounters: RunCounters;
+  /** Finished runs present when the store was first observed: read before the first scrape counts any. */
+  private baseline: Promise<void> = Promise.resolve();
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     const p = METRIC_PREFIX;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with its own `this`
-    const self = this;
-
     this.qidoDuration = new Histogram({
       name: `${p}qido_request_duration_seconds`,
       help: 'QIDO-RS / WADO-RS requests to a PACS by source, level and HTTP status (error: no response); _count is the request count',
@@ -114,312 +480,44 @@ export class BridgeMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.runDuration = new Histogram({
-      name: `${p}sync_run_duration_seconds`,
-      help: 'Duration of finished sync runs by source, kind (poll, backfill, reconcile) and status',
-      labelNames: ['source', 'kind', 'status'],
-      buckets: RUN_BUCKETS,
-      registers,
-      collect: () => self.countRunsFromStore(),
-    });
-    // Whichever run-derived series is read first counts the runs finished since the last scrape.
-    const fromRuns = () => self.countRunsFromStore();
-    this.runsTotal = new Counter({
-      name: `${p}sync_runs_total`,
-      help: 'Finished sync runs by source, kind and status',
-      labelNames: ['source', 'kind', 'status'],
-      registers,
-      collect: fromRuns,
-    });
-    this.studiesDiscovered = new Counter({
-      name: `${p}studies_discovered_total`,
-      help: 'Studies found on the PACS by sync runs',
-      labelNames: ['source'],
-      registers,
-      collect: fromRuns,
-    });
-    this.studiesWritten = new Counter({
-      name: `${p}studies_written_total`,
-      help: 'Studies written (new or changed) by sync runs',
-      labelNames: ['source'],
-      registers,
-      collect: fromRuns,
-    });
-    this.studiesFailed = new Counter({
-      name: `${p}studies_failed_total`,
-      help: 'Study failures recorded by sync runs (each is retried later)',
-      labelNames: ['source'],
-      registers,
-      collect: fromRuns,
-    });
-    this.studiesDeadLettered = new Counter({
-      name: `${p}studies_dead_lettered_total`,
-      help: 'Studies that became dead letters in sync runs',
-      labelNames: ['source'],
-      registers,
-      collect: fromRuns,
-    });
-    this.studiesQuarantined = new Counter({
-      name: `${p}studies_quarantined_total`,
-      help: 'Studies quarantined by sync runs (a Study Instance UID under several patients), never written',
-      labelNames: ['source'],
-      registers,
-      collect: fromRuns,
-    });
-    new Gauge({
-      name: `${p}sync_lag_seconds`,
-      help: 'Now minus the end of the last completed sync window, per source (absent before the first completed poll)',
-      labelNames: ['source'],
-      registers,
-      collect() {
-        this.reset();
-        if (!self.hasStore) return;
-        const now = new Date();
-        for (const [source, snap] of self.snapshot) {
-          // Lag comes from polls alone; feed runs would crowd them out of the newest runs.
-          const lag = syncLagSeconds(snap.pollRuns, now, snap.checkpoint);
-          if (lag !== undefined) this.set({ source }, lag);
-        }
-      },
-    });
-    new Gauge({
-      name: `${p}studies`,
-      help: 'Studies in the embedded store by source and state (synced, failing, dead, removed, quarantined)',
-      labelNames: ['source', 'state'],
-      registers,
-      collect() {
-        this.reset();
-        if (!self.hasStore) return;
-        for (const [source, { counts }] of self.snapshot)
-          for (const state of ['synced', 'failing', 'dead', 'removed', 'quarantined'] as const)
-            this.set({ source, state }, counts[state]);
-      },
-    });
-    new Gauge({
-      name: `${p}dead_letters`,
-      help: 'Dead-lettered studies waiting for replay, per source',
-      labelNames: ['source'],
-      registers,
-      collect() {
-        this.reset();
-        if (!self.hasStore) return;
-        for (const [source, { counts }] of self.snapshot) this.set({ source }, counts.dead);
-      },
-    });
-
-    new Gauge({
-      name: `${p}quarantined_studies`,
-      help: 'Quarantined studies waiting for the PACS to be fixed and a replay, per source and reason',
-      labelNames: ['source', 'reason'],
-      registers,
-      collect() {
-        this.reset();
-        if (!self.hasStore) return;
-        for (const [source, { quarantined }] of self.snapshot) {
-          this.set({ source, reason: 'study-uid-conflict' }, 0);
-          for (const q of quarantined) this.inc({ source, reason: q.reason ?? 'unknown' });
-        }
-      },
-    });
-    this.coverageGauges(registers);
-
-    // The sources' own running totals (PacsSource.stats), read as they are.
-    new Counter({
-      name: `${p}pacs_requests_total`,
-      help: 'HTTP requests made to a PACS by source and kind (studies, series, instances, metadata, token)',
-      labelNames: ['source', 'kind'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of self.observed.sources)
-          for (const [kind, n] of Object.entries(s.stats.requests)) this.inc({ source: s.id, kind }, n);
-      },
-    });
-    new Counter({
-      name: `${p}pacs_retries_total`,
-      help: 'PACS requests retried, per source',
-      labelNames: ['source'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of self.observed.sources) this.inc({ source: s.id }, s.stats.retries);
-      },
-    });
-    new Counter({
-      name: `${p}pacs_window_splits_total`,
-      help: 'Study windows or batches split because the PACS truncated its answer, per source',
-      labelNames: ['source'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of self.observed.sources) this.inc({ source: s.id }, s.stats.splits);
-      },
-    });
-
-    // FHIR sinks' own running totals.
-    new Counter({
-      name: `${p}fhir_requests_total`,
-      help: 'HTTP requests made to a FHIR server by sink and purpose (metadata, endpoint, lookup, transaction, read, update, delete, token)',
-      labelNames: ['server', 'kind'],
-      registers,
-      collect() {
-        this.reset();
-        for (const sink of self.observed.fhirSinks) {
-          const st = sink.stats();
-          for (const [kind, n] of Object.entries(st.requests.byKind)) this.inc({ server: sink.name, kind }, n);
-          if (st.tokenRequests !== undefined) this.inc({ server: sink.name, kind: 'token' }, st.tokenRequests);
-        }
-      },
-    });
-    new Counter({
-      name: `${p}fhir_retries_total`,
-      help: 'FHIR requests retried after 429, 5xx or network errors, per sink',
-      labelNames: ['server'],
-      registers,
-      collect() {
-        this.reset();
-        for (const sink of self.observed.fhirSinks) this.inc({ server: sink.name }, sink.stats().retries);
-      },
-    });
-
-    // Caches: node-cache statistics of observed caches plus hits/misses reported directly.
-    new Counter({
-      name: `${p}cache_hits_total`,
-      help: 'Cache hits by cache',
-      labelNames: ['cache'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [cache, t] of self.cacheTotals()) this.inc({ cache }, t.hits);
-      },
-    });
-    new Counter({
-      name: `${p}cache_misses_total`,
-      help: 'Cache misses by cache',
-      labelNames: ['cache'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [cache, t] of self.cacheTotals()) this.inc({ cache }, t.misses);
-      },
-    });
-    new Gauge({
-      name: `${p}cache_hit_ratio`,
-      help: 'Hits / (hits + misses) since start, by cache (absent before the first lookup)',
-      labelNames: ['cache'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [cache, t] of self.cacheTotals())
-          if (t.hits + t.misses > 0) this.set({ cache }, t.hits / (t.hits + t.misses));
-      },
-    });
-
+    this.runCounters = new RunCounters(registers, this.view);
+    for (const def of COLLECTED) this.register(def, registers);
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: p });
+  }
+
+  private register(def: CollectedDef, registers: Registry[]): void {
+    const view = this.view;
+    const Series = def.type === 'gauge' ? Gauge : Counter;
+    new Series({
+      name: `${METRIC_PREFIX}${def.name}`,
+      help: def.help,
+      labelNames: def.labels,
+      registers,
+      collect(this: Gauge<string> & Counter<string>) {
+        this.reset();
+        def.collect(this, view);
+      },
+    } as never);
   }
 
   /** Feeds the scrape-time collectors. Runs that ended before the store is first observed are not counted. */
   observe(what: Observed): this {
+    const view = this.view;
     if (what.sources) {
-      const known = new Set(this.observed.sources.map((s) => s.id));
-      this.observed.sources.push(...what.sources.filter((s) => !known.has(s.id)));
+      const known = new Set(view.sources.map((s) => s.id));
+      view.sources.push(...what.sources.filter((s) => !known.has(s.id)));
     }
-    if (what.store && !this.hasStore) {
-      this.observed.store = what.store;
-      this.hasStore = true;
-      // Runs already finished are history, not this process's work: they are not counted.
-      const store = what.store;
-      this.baseline = storeRead(async () => {
-        for (const source of await this.sourceIdsIn(store)) {
-          const finished = (await store.runs.listRuns(source, RUNS_PER_SCRAPE)).filter(
-            (r) => r.endedAt && r.status !== 'running',
-          );
-          this.countedRuns.set(source, new Set(finished.map((r) => r.runId)));
-        }
-      });
+    if (what.store && !view.store) {
+      view.store = what.store;
+      this.baseline = this.runCounters.skipFinished(what.store, view.sources);
     }
-    if (what.caches) Object.assign(this.observed.caches, what.caches);
-    if (what.coverage) this.observed.coverage = what.coverage;
+    if (what.caches) Object.assign(view.caches, what.caches);
+    if (what.coverage) view.coverageOf = what.coverage;
     if (what.fhirSinks) {
-      const known = new Set(this.observed.fhirSinks.map((f) => f.name));
-      this.observed.fhirSinks.push(...what.fhirSinks.filter((f) => !known.has(f.name)));
+      const known = new Set(view.fhirSinks.map((f) => f.name));
+      view.fhirSinks.push(...what.fhirSinks.filter((f) => !known.has(f.name)));
     }
     return this;
-  }
-
-  /** Proof of coverage per source: one computation per scrape, shared by the gauges below. */
-  private coverageGauges(registers: Registry[]): void {
-    const p = METRIC_PREFIX;
-    const rows = (): Coverage[] =>
-      [...this.snapshot.values()].map((s) => s.coverage).filter((c): c is Coverage => c !== undefined);
-    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, c: Coverage) => void) =>
-      new Gauge({
-        name: `${p}${name}`,
-        help,
-        labelNames,
-        registers,
-        collect() {
-          this.reset();
-          for (const c of rows()) fill(this, c);
-        },
-      });
-    gauge(
-      'sweep_last_complete_timestamp_seconds',
-      'When the last complete full-range sweep ended, per source (absent before the first)',
-      ['source'],
-      (g, c) => {
-        if (c.lastSweep) g.set({ source: c.sourceId }, Date.parse(c.lastSweep.completedAt) / 1000);
-      },
-    );
-    gauge(
-      'sweep_studies',
-      'Studies in the last complete sweep: reported by the PACS (listed), and of them synced, failing, dead; vanished since',
-      ['source', 'state'],
-      (g, c) => {
-        const s = c.lastSweep;
-        if (!s) return;
-        for (const state of ['listed', 'synced', 'failing', 'dead', 'vanished'] as const)
-          g.set({ source: c.sourceId, state }, s[state]);
-      },
-    );
-    gauge(
-      'sweep_coverage_ratio',
-      'Synced ÷ reported by the PACS in the last complete sweep, per source',
-      ['source'],
-      (g, c) => {
-        if (c.lastSweep) g.set({ source: c.sourceId }, c.lastSweep.coverage);
-      },
-    );
-    gauge(
-      'pending_oldest_age_seconds',
-      'How long the oldest failing or dead-lettered study has waited to be written, per source (0 when none)',
-      ['source'],
-      (g, c) => {
-        g.set({ source: c.sourceId }, c.pending.oldestAgeSeconds ?? 0);
-      },
-    );
-    gauge(
-      'freshness_seconds',
-      "Seconds from a study's first sighting to its write, over the studies written in the last 24 h (quantile 0.5, 0.95, 1)",
-      ['source', 'quantile'],
-      (g, c) => {
-        const f = c.freshness;
-        for (const [q, v] of [
-          ['0.5', f.p50],
-          ['0.95', f.p95],
-          ['1', f.max],
-        ] as const)
-          if (v !== null) g.set({ source: c.sourceId, quantile: q }, v);
-      },
-    );
-    gauge(
-      'source_coverage_healthy',
-      "1 when the source's last sweep is recent and its coverage full enough; 0 when overdue, short or never swept",
-      ['source', 'health'],
-      (g, c) => {
-        g.set({ source: c.sourceId, health: c.health }, c.health === 'ok' ? 1 : 0);
-      },
-    );
   }
 
   /** One request to a PACS: level is studies / series / instances / metadata. */
@@ -432,98 +530,33 @@ export class BridgeMetrics {
     this.fhirDuration.observe({ server, interaction, status: statusLabel(status) }, seconds);
   }
 
+  /** The PACS transport's request observer for one source (src/http/observe.ts). */
+  pacsRequests(sourceId: string): RequestObserver {
+    return (kind, status, seconds) => this.qidoRequest(sourceId, kind, status, seconds);
+  }
+
+  /** The FHIR client's request observer for one server. */
+  fhirRequests(server: string): RequestObserver {
+    return (kind, status, seconds) => this.fhirRequest(server, kind, status, seconds);
+  }
+
   /** One cache lookup, for caches not observed through getStats(). */
   cacheLookup(cache: string, hit: boolean): void {
-    const t = this.cacheTallies.get(cache) ?? { hits: 0, misses: 0 };
+    const t = this.view.cacheTallies.get(cache) ?? { hits: 0, misses: 0 };
     if (hit) t.hits++;
     else t.misses++;
-    this.cacheTallies.set(cache, t);
+    this.view.cacheTallies.set(cache, t);
   }
 
   /** The exposition text and its content type, for a /metrics handler. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    await this.readStore();
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
-  }
-
-  private async sourceIdsIn(store: MetricsStore): Promise<string[]> {
-    const ids = new Set(this.observed.sources.map((s) => s.id));
-    (await store.studies.knownSources()).forEach((id) => ids.add(id));
-    return [...ids].sort();
-  }
-
-  /** The store's figures for this scrape; a store that cannot be read leaves its series out. */
-  private async readStore(): Promise<void> {
-    if (!this.hasStore) return;
     await this.baseline;
-    const store = this.observed.store;
-    const now = new Date();
-    const next = new Map<string, SourceSnapshot>();
-    const read = await storeRead(async () => {
-      for (const source of await this.sourceIdsIn(store)) {
-        const [runs, pollRuns, checkpoint, counts, quarantined, coverage] = await Promise.all([
-          store.runs.listRuns(source, RUNS_PER_SCRAPE),
-          store.runs.listRuns(source, RUNS_PER_SCRAPE, 'poll'),
-          store.checkpoints.get(source, 'poll'),
-          store.studies.counts(source),
-          store.studies.list(source, 'quarantined'),
-          this.observed.coverage?.(source, now),
-        ]);
-        next.set(source, { runs, pollRuns, checkpoint, counts, quarantined, coverage });
-      }
-    });
-    this.snapshot = read ? next : new Map();
-  }
-
-  /** Counts runs finished since the last call (idempotent, so every run-derived collector may call it). */
-  private countRunsFromStore(): void {
-    for (const [source, { runs }] of this.snapshot) this.countNewRuns(source, runs);
-  }
-
-  private countNewRuns(source: string, runsNewestFirst: RunRecord[]): void {
-    const counted = this.countedRuns.get(source) ?? new Set<string>();
-    // Zero rather than absent, so a source's series exist before its first run.
-    for (const c of [
-      this.studiesDiscovered,
-      this.studiesWritten,
-      this.studiesFailed,
-      this.studiesDeadLettered,
-      this.studiesQuarantined,
-    ])
-      c.inc({ source }, 0);
-    for (const run of runsNewestFirst) {
-      if (!run.endedAt || run.status === 'running' || counted.has(run.runId)) continue;
-      counted.add(run.runId);
-      const c = run.counts;
-      this.studiesDiscovered.inc({ source }, c.found ?? 0);
-      this.studiesWritten.inc({ source }, c.written ?? 0);
-      this.studiesFailed.inc({ source }, c.failed ?? 0);
-      this.studiesDeadLettered.inc({ source }, c.dead ?? 0);
-      this.studiesQuarantined.inc({ source }, c.quarantined ?? 0);
-      this.runsTotal.inc({ source, kind: run.kind, status: run.status });
-      const seconds = (new Date(run.endedAt).getTime() - new Date(run.startedAt).getTime()) / 1000;
-      if (seconds >= 0) this.runDuration.observe({ source, kind: run.kind, status: run.status }, seconds);
-    }
-    // Keep only ids still in the listing: older ones can never come back into it.
-    const listed = new Set(runsNewestFirst.map((r) => r.runId));
-    this.countedRuns.set(source, new Set([...counted].filter((id) => listed.has(id))));
-  }
-
-  private cacheTotals(): Map<string, { hits: number; misses: number }> {
-    const out = new Map<string, { hits: number; misses: number }>();
-    for (const [cache, t] of this.cacheTallies) out.set(cache, { ...t });
-    for (const [cache, c] of Object.entries(this.observed.caches)) {
-      const s = 'getStats' in c ? c.getStats() : c;
-      const t = out.get(cache) ?? { hits: 0, misses: 0 };
-      out.set(cache, { hits: t.hits + s.hits, misses: t.misses + s.misses });
-    }
-    return out;
+    await this.view.refresh();
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }
 
+/** A new instance; `serve` builds one with the process metrics (defaultMetrics) and passes it to every recorder. */
 export function createMetrics(options?: { registry?: Registry; defaultMetrics?: boolean }): BridgeMetrics {
   return new BridgeMetrics(options);
 }
-
-/** The process-wide instance: modules report into it; `serve` exposes it at /metrics. */
-export const metrics = createMetrics({ defaultMetrics: true });

@@ -8,6 +8,7 @@ import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
+import type { OutboundMetrics } from '../http';
 import type { PacsSource, StudyWindow } from '../dicomweb/types';
 import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';
@@ -58,6 +59,8 @@ export interface SyncServiceOptions {
   sinks: Sink[];
   /** Builds a PACS source from its configuration (src/dicomweb's createPacsSource by default). */
   sourceFactory?: (cfg: SourceConfig) => PacsSource;
+  /** Where the default sources record their requests (BridgeMetrics); none: not recorded. */
+  metrics?: OutboundMetrics;
   /** The mapper (src/mapping by default). */
   mapper?: StudyMapper;
   /** Validate every mapped resource against base R4 and TW Core before any sink sees it. */
@@ -98,13 +101,17 @@ export interface SyncService {
 /** Source loggers by source id: each says a given warning once per sweep (reset when a sweep starts). */
 type SourceLoggers = Map<string, ReturnType<typeof warnOnce>>;
 
-function defaultSourceFactory(logger: Logger, loggers: SourceLoggers): (cfg: SourceConfig) => PacsSource {
+function defaultSourceFactory(
+  logger: Logger,
+  loggers: SourceLoggers,
+  metrics: OutboundMetrics | undefined,
+): (cfg: SourceConfig) => PacsSource {
   // The logger carries the source layer's "results may be missing" warnings (UIDs and windows only);
   // requests started inside a sweep wait for its budget (pacedRequest), others go at once.
   return (cfg) => {
     const once = warnOnce(logger);
     loggers.set(cfg.id, once);
-    return createPacsSource(cfg, { logger: once, beforeRequest: pacedRequest });
+    return createPacsSource(cfg, { logger: once, beforeRequest: pacedRequest, metrics });
   };
 }
 
@@ -224,7 +231,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const sourceOf = (sourceId: string): PacsSource => {
     let s = sources.get(sourceId);
     if (!s) {
-      s = (options.sourceFactory ?? defaultSourceFactory(baseLog, sourceLoggers))(configOf(sourceId));
+      s = (options.sourceFactory ?? defaultSourceFactory(baseLog, sourceLoggers, options.metrics))(configOf(sourceId));
       sources.set(sourceId, s);
     }
     return s;

@@ -6,7 +6,7 @@
 import axios from 'axios';
 import type { PacsSource } from '../../dicomweb/types';
 import type { StateStore } from '../../state';
-import { createTokenSource } from '../../sinks/fhir/auth';
+import { createFhirAuthorizer } from '../../sinks/fhir/auth';
 import type { FhirAuth } from '../../sinks/fhir/config';
 
 export type DependencyKind = 'store' | 'pacs' | 'fhir';
@@ -75,7 +75,7 @@ export function pacsCheck(source: Pick<PacsSource, 'id' | 'searchStudies'>): Rea
 }
 
 export function fhirCheck(target: FhirServerTarget, timeoutMs: number): ReadinessCheck {
-  const tokens = createTokenSource(target.config.auth ?? { type: 'none' }, timeoutMs);
+  const auth = createFhirAuthorizer(target.config.auth ?? { type: 'none' }, timeoutMs);
   const http = axios.create({ timeout: timeoutMs, validateStatus: () => true });
   const base = target.config.baseUrl.replace(/\/+$/, '');
   return {
@@ -86,12 +86,12 @@ export function fhirCheck(target: FhirServerTarget, timeoutMs: number): Readines
       if (metadata.status >= 400) throw new Error(`metadata: HTTP ${metadata.status}`);
       const version = (metadata.data as { fhirVersion?: string } | undefined)?.fhirVersion;
       // Many servers serve /metadata to anyone: a tiny authenticated search proves the credentials.
-      const authorization = await tokens.authorization();
+      const authorization = await auth.header();
       const search = await http.get(`${base}/Endpoint?_count=1`, {
         headers: { Accept: 'application/fhir+json', ...(authorization ? { Authorization: authorization } : {}) },
       });
       if (search.status === 401 || search.status === 403) {
-        tokens.invalidate();
+        auth.refresh();
         throw new Error(`HTTP ${search.status}: credentials rejected`);
       }
       if (search.status >= 400) throw new Error(`search: HTTP ${search.status}`);

@@ -7,12 +7,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import type { Logger } from 'pino';
 import type { PacsSource } from '../../dicomweb/types';
 import { silentLogger } from '../../log';
-import {
-  metrics as processMetrics,
-  type BridgeMetrics,
-  type CacheStatsSource,
-  type FhirSinkStatsSource,
-} from '../../metrics';
+import type { BridgeMetrics, CacheStatsSource, FhirSinkStatsSource } from '../../metrics';
 import type { StateStore } from '../../state';
 import {
   checkReadiness,
@@ -39,8 +34,8 @@ export interface OpsDeps {
    * The replay form's credential is presented to it as X-API-Key and as a Bearer token.
    */
   auth: RequestHandler;
-  /** Defaults to the process-wide instance. */
-  metrics?: BridgeMetrics;
+  /** Served at /metrics; the router adds the store, sources, sinks and caches to what it observes. */
+  metrics: BridgeMetrics;
   /** Caches whose node-cache statistics give the hit ratio. */
   caches?: Record<string, CacheStatsSource>;
   /** Per dependency, for /readyz. */
@@ -81,7 +76,7 @@ function sameOrigin(req: Request): boolean {
 
 export function createOpsRouter(deps: OpsDeps): Router {
   const router = express.Router();
-  const m = deps.metrics ?? processMetrics;
+  const m = deps.metrics;
   const log = deps.logger ?? silentLogger;
   const now = deps.now ?? (() => new Date());
   const timeoutMs = deps.readinessTimeoutMs ?? 5000;

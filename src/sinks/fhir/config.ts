@@ -3,8 +3,7 @@
  * start-up lists every problem at once.
  */
 import { z } from 'zod';
-import { httpUrl } from '../../http/url';
-import { clientCredentialsSchema } from '../../oauth2/clientCredentials';
+import { httpUrl, clientCredentialsSchema } from '../../http';
 
 const url = httpUrl;
 

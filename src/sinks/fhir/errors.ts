@@ -1,6 +1,8 @@
 /**
  * Errors from talking to the FHIR server, classified by what the caller should do about them.
  */
+import { isRetryableStatus } from './retry';
+
 export type FhirErrorKind =
   /** 401/403, or the token endpoint refused: a configuration problem, nothing is written. */
   | 'auth'
@@ -18,6 +20,8 @@ export class FhirSinkError extends Error {
     /** Would the same request succeed later without changing it? */
     readonly retryable: boolean,
     readonly status?: number,
+    /** The server's Retry-After, in ms, for the in-request retries. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'FhirSinkError';
@@ -32,7 +36,5 @@ export class FhirSinkError extends Error {
 export function isOutage(err: unknown): boolean {
   if (!(err instanceof FhirSinkError)) return false;
   if (err.kind === 'network') return true;
-  return (
-    err.kind === 'http' && err.status !== undefined && (err.status === 408 || err.status === 429 || err.status >= 500)
-  );
+  return err.kind === 'http' && err.status !== undefined && isRetryableStatus(err.status);
 }

@@ -4,6 +4,7 @@
  * splitting a rejected transaction until the bad study is isolated so the good ones are written.
  */
 import type { Bundle, Endpoint, ImagingStudy } from 'fhir/r4';
+import type { OutboundMetrics } from '../../http';
 import { silentLogger, type Logger } from '../../log';
 import type { Sink, StudyWrite, WriteOutcome } from '../sink';
 import {
@@ -42,6 +43,12 @@ export interface FhirSinkStats {
   /** Studies linked per applied mode, and how many of those were fallbacks. */
   patientLinks: Record<string, number>;
   fallbacks: number;
+}
+
+export interface FhirSinkDeps {
+  logger?: Logger;
+  /** Where each request's interaction, status and duration are recorded (BridgeMetrics); none: not recorded. */
+  metrics?: OutboundMetrics;
 }
 
 interface EndpointState {
@@ -99,10 +106,10 @@ export class FhirSink implements Sink {
     links: {} as Record<string, number>,
   };
 
-  constructor(config: FhirSinkConfig, deps: { logger?: Logger } = {}) {
+  constructor(config: FhirSinkConfig, deps: FhirSinkDeps = {}) {
     this.config = config;
     this.logger = (deps.logger ?? silentLogger).child({ sink: FHIR_SINK_NAME });
-    this.http = new FhirHttpClient(config, this.logger);
+    this.http = new FhirHttpClient(config, this.logger, deps.metrics);
     this.lookup = new PatientLookup(this.http, config.patientLinking.cacheTtlSeconds);
   }
 
@@ -468,6 +475,6 @@ export class FhirSink implements Sink {
 }
 
 /** Builds the sink from raw (unvalidated) or validated configuration. */
-export function createFhirSink(config: FhirSinkInput, deps: { logger?: Logger } = {}): FhirSink {
+export function createFhirSink(config: FhirSinkInput, deps: FhirSinkDeps = {}): FhirSink {
   return new FhirSink(fhirSinkSchema.parse(config), deps);
 }

@@ -1,16 +1,28 @@
 /**
- * The sink's HTTP client for the FHIR server (axios): adds credentials, retries 429/5xx/network
- * errors with backoff honouring Retry-After, retries once after a 401 with a fresh token, and counts
- * every request by purpose so requests per synced study can be reported.
+ * The sink's HTTP client for the FHIR server (axios), through the outbound HTTP policy (src/http):
+ * credentials from the Authorizer (one fresh OAuth2 token after a 401), retries of network errors,
+ * timeouts, 408/429/5xx with backoff honouring Retry-After, the one timeout rule, each attempt observed
+ * for the metrics; and counts every request by purpose so requests per synced study can be reported.
  */
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import type { Logger } from '../../log';
+import {
+  authorizedRequest,
+  type Authorizer,
+  parseRetryAfter,
+  observed,
+  type OutboundMetrics,
+  type RequestObserver,
+  withRetry,
+  type RetryPolicy,
+  type Transient,
+  withDeadline,
+} from '../../http';
 import type { FhirSinkConfig } from './config';
-import { createTokenSource, type TokenSource } from './auth';
+import { createFhirAuthorizer } from './auth';
 import { FhirSinkError } from './errors';
 import { errorBodyText } from './outcome';
-import { isRetryableStatus, retryDelay } from './retry';
-import { metrics } from '../../metrics';
+import { fhirRetryPolicy, isRetryableStatus } from './retry';
 
 /** The `server` label of FHIR request metrics; matches fhir_requests_total{server="fhir"}. */
 const FHIR_SERVER_LABEL = 'fhir';
@@ -36,7 +48,12 @@ export interface HttpCounters {
   authRetries: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export type FhirHttpConfig = Pick<
+  FhirSinkConfig,
+  'baseUrl' | 'auth' | 'timeoutMs' | 'retries' | 'backoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs'
+>;
+
+const unauthorized = (e: unknown) => e instanceof FhirSinkError && e.kind === 'auth' && e.status === 401;
 
 export class FhirHttpClient {
   readonly counters: HttpCounters = {
@@ -45,29 +62,30 @@ export class FhirHttpClient {
     authRetries: 0,
   };
   private readonly http: AxiosInstance;
-  private readonly tokens: TokenSource;
+  private readonly auth: Authorizer;
+  private readonly policy: RetryPolicy;
+  private readonly observe?: RequestObserver;
 
   constructor(
-    private readonly config: Pick<
-      FhirSinkConfig,
-      'baseUrl' | 'auth' | 'timeoutMs' | 'retries' | 'backoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs'
-    >,
+    private readonly config: FhirHttpConfig,
     private readonly logger: Logger,
+    metrics?: OutboundMetrics,
   ) {
     this.http = axios.create({
       baseURL: config.baseUrl.replace(/\/+$/, ''),
-      timeout: config.timeoutMs,
       maxBodyLength: Infinity,
       maxContentLength: Infinity,
       // Every status is an answer to classify here, not an exception.
       validateStatus: () => true,
       headers: { Accept: 'application/fhir+json', 'Content-Type': 'application/fhir+json' },
     });
-    this.tokens = createTokenSource(config.auth, config.timeoutMs);
+    this.auth = createFhirAuthorizer(config.auth, config.timeoutMs);
+    this.policy = fhirRetryPolicy(config);
+    this.observe = metrics?.fhirRequests(FHIR_SERVER_LABEL);
   }
 
   get tokenRequests(): number {
-    return this.tokens.tokenRequests;
+    return this.auth.tokenRequests;
   }
 
   get totalRequests(): number {
@@ -75,62 +93,58 @@ export class FhirHttpClient {
   }
 
   /** Sends a request; resolves with any 2xx/3xx answer, throws FhirSinkError otherwise. */
-  async send<T = unknown>(spec: FhirRequestSpec): Promise<AxiosResponse<T>> {
-    let refreshed = false;
-    const retries = spec.retries ?? this.config.retries;
-    for (let attempt = 0; ; attempt++) {
-      const authorization = await this.tokens.authorization();
-      let res: AxiosResponse<T>;
-      const started = process.hrtime.bigint();
-      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-      try {
-        this.counters.byKind[spec.kind]++;
-        res = await this.http.request<T>({
+  send<T = unknown>(spec: FhirRequestSpec): Promise<AxiosResponse<T>> {
+    const authorized = authorizedRequest(this.auth, unauthorized, () => this.counters.authRetries++);
+    return withRetry((n) => authorized((authorization) => this.attempt<T>(spec, authorization, n)), this.policy, {
+      retries: spec.retries,
+      transient: (e) => this.transient(e),
+      onRetry: (e: FhirSinkError, attemptNo, delayMs) => this.onRetry(spec, e, attemptNo, delayMs),
+    });
+  }
+
+  /** One attempt (number `n`, from 0): counted, observed, an error status thrown as a FhirSinkError. */
+  private async attempt<T>(spec: FhirRequestSpec, authorization: string | undefined, n: number) {
+    this.counters.byKind[spec.kind]++;
+    const res = await observed(this.observe, spec.kind, () => this.exchange<T>(spec, authorization, n), {
+      answer: (r) => r.status,
+      failure: () => 0,
+    });
+    if (res.status < 400) return res;
+    throw this.errorFor(res, spec, n + 1);
+  }
+
+  private async exchange<T>(spec: FhirRequestSpec, authorization: string | undefined, n: number) {
+    try {
+      return await withDeadline(this.config.timeoutMs, (signal) =>
+        this.http.request<T>({
           method: spec.method,
           url: spec.url,
           data: spec.data,
+          signal,
           headers: { ...spec.headers, ...(authorization ? { Authorization: authorization } : {}) },
-        });
-      } catch (err) {
-        metrics.fhirRequest(FHIR_SERVER_LABEL, spec.kind, 0, seconds());
-        const message = (err as Error).message;
-        if (attempt < retries) {
-          await this.pause(spec, attempt, undefined, `network error: ${message}`);
-          continue;
-        }
-        throw new FhirSinkError(
-          `FHIR server unreachable (${spec.kind}, ${attempt + 1} attempts): ${message}`,
-          'network',
-          true,
-        );
-      }
-      metrics.fhirRequest(FHIR_SERVER_LABEL, spec.kind, res.status, seconds());
-      if (res.status < 400) return res;
-
-      if (res.status === 401 && !refreshed && this.tokens.invalidate()) {
-        // The token may have expired or been revoked: one more try with a fresh one.
-        refreshed = true;
-        this.counters.authRetries++;
-        attempt--;
-        continue;
-      }
-      if (isRetryableStatus(res.status) && attempt < retries) {
-        await this.pause(spec, attempt, res.headers['retry-after'] as string | undefined, `status ${res.status}`);
-        continue;
-      }
-      throw this.errorFor(res, spec, attempt + 1);
+        }),
+      );
+    } catch (err) {
+      const message = (err as Error).message;
+      throw new FhirSinkError(`FHIR server unreachable (${spec.kind}, ${n + 1} attempts): ${message}`, 'network', true);
     }
   }
 
-  private async pause(spec: FhirRequestSpec, attempt: number, retryAfter: string | undefined, why: string) {
-    const delay = retryDelay(attempt, retryAfter, this.config);
+  /** No answer, or a status the policy says may change by waiting. */
+  private transient(e: unknown): Transient | undefined {
+    if (!(e instanceof FhirSinkError)) return undefined;
+    const byStatus = e.kind === 'http' && e.status !== undefined && this.policy.retryableStatus(e.status);
+    return e.kind === 'network' || byStatus ? { retryAfterMs: e.retryAfterMs } : undefined;
+  }
+
+  private onRetry(spec: FhirRequestSpec, e: FhirSinkError, attemptNo: number, delayMs: number): void {
     this.counters.retries++;
+    const why = e.kind === 'network' ? `network error: ${e.message}` : `status ${e.status}`;
     // Kind and status only: lookup URLs carry patient identifiers.
     this.logger.warn(
-      { kind: spec.kind, attempt: attempt + 1, delayMs: delay, retryAfter },
+      { kind: spec.kind, attempt: attemptNo, delayMs, retryAfterMs: e.retryAfterMs },
       `FHIR ${spec.kind} request: ${why}; retrying`,
     );
-    await sleep(delay);
   }
 
   private errorFor(res: AxiosResponse, spec: FhirRequestSpec, attempts: number): FhirSinkError {
@@ -149,6 +163,7 @@ export class FhirHttpClient {
       'http',
       isRetryableStatus(res.status) || res.status === 409 || res.status === 412,
       res.status,
+      parseRetryAfter(res.headers['retry-after'] as string | undefined),
     );
   }
 }

@@ -1,5 +1,5 @@
 /** The FHIR-server sink: see fhirSink.ts. */
-export { FhirSink, createFhirSink, FHIR_SINK_NAME, type FhirSinkStats } from './fhirSink';
+export { FhirSink, createFhirSink, FHIR_SINK_NAME, type FhirSinkStats, type FhirSinkDeps } from './fhirSink';
 export {
   fhirSinkSchema,
   fhirAuthSchema,

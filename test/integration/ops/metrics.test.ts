@@ -147,6 +147,9 @@ test('typed request calls give counts and latency histograms by status', async (
   m.qidoRequest('pacs-a', 'studies', 0, 30);
   m.fhirRequest('fhir', 'transaction', 200, 0.3);
   m.fhirRequest('fhir', 'transaction', 429, 0.01);
+  // The observers handed to the outbound clients (src/http/observe.ts) record into the same series.
+  m.pacsRequests('pacs-b')('metadata', 200, 0.1);
+  m.fhirRequests('fhir')('metadata', 0, 0.05);
 
   const s = parsePrometheus((await m.scrape()).body);
   const q = `${P}qido_request_duration_seconds`;
@@ -162,7 +165,15 @@ test('typed request calls give counts and latency histograms by status', async (
       status: '429',
     }),
   ).toBe(1);
-  expect(sampleSum(s, `${P}fhir_request_duration_seconds_count`)).toBe(2);
+  expect(sampleValue(s, `${q}_count`, { source: 'pacs-b', level: 'metadata', status: '200' })).toBe(1);
+  expect(
+    sampleValue(s, `${P}fhir_request_duration_seconds_count`, {
+      server: 'fhir',
+      interaction: 'metadata',
+      status: 'error',
+    }),
+  ).toBe(1);
+  expect(sampleSum(s, `${P}fhir_request_duration_seconds_count`)).toBe(3);
 });
 
 test('lag per run follows the newest completed poll; failed runs let it grow', async () => {

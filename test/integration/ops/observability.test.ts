@@ -104,13 +104,13 @@ beforeAll(async () => {
   });
   fhirSink = createFhirSink(
     { baseUrl: fhir.baseUrl, patientLinking: { mode: 'create', fallback: 'identifier' } },
-    { logger },
+    { logger, metrics },
   );
   sync = createSyncService({
     config: { sources: [cfg], sync: { lookbackDays: 5, windowDays: 7, maxAttempts: 3, backoffBaseSeconds: 0 } },
     store,
     sinks: [createEmbeddedSink(store), fhirSink],
-    sourceFactory: (c) => createPacsSource(c, { logger }),
+    sourceFactory: (c) => createPacsSource(c, { logger, metrics }),
     logger,
   });
 
@@ -221,11 +221,17 @@ describe('after a real sync against Orthanc', () => {
       sinkStats.requests.total + sinkStats.tokenRequests,
     );
 
-    // Latency histograms are declared for the request layers to report into.
+    // The clients given this instance record every request they make in the latency histograms.
+    const { token, ...pacsRequests } = pacs.requests;
+    expect(token).toBe(0);
+    const pacsTotal = Object.values(pacsRequests).reduce((a, b) => a + b, 0);
+    expect(sampleSum(s, `${P}qido_request_duration_seconds_count`, source)).toBe(pacsTotal);
+    expect(sampleSum(s, `${P}qido_request_duration_seconds_count`, { ...source, level: 'series' })).toBe(
+      pacs.requests.series,
+    );
+    expect(sampleSum(s, `${P}fhir_request_duration_seconds_count`, { server: 'fhir' })).toBe(sinkStats.requests.total);
     const res = await http.get('/metrics');
-    expect(res.data).toContain(`# TYPE ${P}qido_request_duration_seconds histogram`);
-    expect(res.data).toContain(`# TYPE ${P}fhir_request_duration_seconds histogram`);
-    // Process metrics come from the process-wide instance only; a test instance has none.
+    // Process metrics only where asked for (serve's instance); this one has none.
     expect(res.data).not.toContain(`${P}process_cpu`);
   });
 

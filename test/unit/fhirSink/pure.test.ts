@@ -16,7 +16,7 @@ import { tokenParam } from '../../../src/sinks/fhir/query';
 import { planPatientLink } from '../../../src/sinks/fhir/patientLink';
 import { humanName, patientFactsFromDicom } from '../../../src/sinks/fhir/patientFacts';
 import { jitteredBackoff as backoffDelay, parseRetryAfter } from '../../../src/http/backoff';
-import { isRetryableStatus, retryDelay } from '../../../src/sinks/fhir/retry';
+import { isRetryableStatus } from '../../../src/sinks/fhir/retry';
 import { studyWrite } from '../../integration/fhirSink/studies';
 
 const TAG = { system: 'urn:pacs-fhir-bridge', code: 'synced' };
@@ -30,12 +30,6 @@ describe('retry timing', () => {
     expect(parseRetryAfter('Sun, 31 Dec 2023 23:00:00 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
-  });
-
-  it('prefers Retry-After (capped) over backoff', () => {
-    const opts = { backoffMs: 100, maxBackoffMs: 1000, maxRetryAfterMs: 5000 };
-    expect(retryDelay(0, '2', opts)).toBe(2000);
-    expect(retryDelay(0, '600', opts)).toBe(5000);
   });
 
   it('backoff stays within [ceiling/2, ceiling] and the ceiling doubles up to the maximum', () => {

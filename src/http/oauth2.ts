@@ -1,13 +1,14 @@
 /**
- * OAuth2 client credentials (RFC 6749 §4.4), shared by the PACS source layer and the FHIR-server
- * sink: the token request (client_secret_basic or client_secret_post), a cache renewed shortly
- * before expiry, and one request in flight however many callers wait. Callers turn a
- * TokenRequestError into their own error type and decide what to retry.
+ * OAuth2 client credentials (RFC 6749 §4.4), behind the `oauth2` Authorizer (auth.ts) of the PACS
+ * source layer and the FHIR-server sink: the token request (client_secret_basic or client_secret_post),
+ * a cache renewed shortly before expiry, and one request in flight however many callers wait.
+ * Callers turn a TokenRequestError into their own error type (auth.ts says which are final).
  */
 import type { Agent } from 'node:https';
 import axios from 'axios';
 import { z } from 'zod';
-import { httpUrl } from '../http/url';
+import { DeadlineError, withDeadline } from './timeout';
+import { httpUrl } from './url';
 
 export const clientCredentialsSchema = z.strictObject({
   tokenUrl: httpUrl,
@@ -43,9 +44,12 @@ export interface TokenCache {
 }
 
 export interface TokenCacheOptions {
+  /** The whole token request, under the one timeout rule (timeout.ts). */
   timeoutMs: number;
   httpsAgent?: Agent;
   now?: () => number;
+  /** Called for each request to the token endpoint (request counters). */
+  onTokenRequest?: () => void;
 }
 
 /** Renew this long before expiry at most, or a tenth of the lifetime for short-lived tokens. */
@@ -85,15 +89,19 @@ export function clientCredentialsToken(creds: ClientCredentials, opts: TokenCach
       headers.Authorization = `Basic ${basicCredentials(creds.clientId, creds.clientSecret)}`;
     }
     tokenRequests++;
+    opts.onTokenRequest?.();
     let res;
     try {
-      res = await axios.post(creds.tokenUrl, form.toString(), {
-        headers,
-        timeout: opts.timeoutMs,
-        httpsAgent: opts.httpsAgent,
-        validateStatus: () => true,
-      });
+      res = await withDeadline(opts.timeoutMs, (signal) =>
+        axios.post(creds.tokenUrl, form.toString(), {
+          headers,
+          signal,
+          httpsAgent: opts.httpsAgent,
+          validateStatus: () => true,
+        }),
+      );
     } catch (e) {
+      if (e instanceof DeadlineError) throw new TokenRequestError(`unreachable (${e.message})`, 0, 'timeout');
       const code = (e as { code?: string }).code ?? (e as Error).message;
       throw new TokenRequestError(`unreachable (${code})`, 0, code === 'ECONNABORTED' ? 'timeout' : 'network');
     }
