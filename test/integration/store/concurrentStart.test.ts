@@ -12,7 +12,7 @@ import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');
-const CHILD = path.join(__dirname, 'openSqliteStore.child.ts');
+const CHILD = path.join(__dirname, 'openStore.child.ts');
 const ROUNDS = 25;
 const SPACING_MS = 150;
 
