@@ -158,6 +158,8 @@ export interface WorkQueue {
   release(id: number, owner: string): Promise<void>;
   /** Items of a job by status. */
   progress(job: string): Promise<{ pending: number; claimed: number; done: number }>;
+  /** The job's items claimed now, by whomever (to find those a dead process holds). */
+  claimed(job: string): Promise<WorkItem[]>;
   /** Jobs of these sources with items not done yet (pending, or claimed by someone). */
   openJobs(sourceIds: string[]): Promise<{ job: string; sourceId: string }[]>;
 }

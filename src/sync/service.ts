@@ -387,7 +387,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       },
       body: async (run, runId) => {
         await report(runId);
-        const claims = new WorkClaims(store.work, job.name, LEASE_OWNER, leaseMs, baseLog);
+        const claims = new WorkClaims(store.work, job.name, LEASE_OWNER, leaseMs, baseLog, holderIsDead);
         const windows = new ClaimedWindows(claims, () => stopping);
         const hooks = {
           onWindowStart: (w: StudyWindow) => void report(runId, w),

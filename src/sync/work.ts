@@ -38,10 +38,21 @@ export class WorkClaims {
     private readonly owner: string,
     private readonly leaseMs: number,
     private readonly log: Logger,
+    private readonly isAbandoned: (holder: string) => boolean = () => false,
   ) {}
 
-  /** Claims the next free item (pending, or one whose holder stopped renewing); undefined when none is free. */
-  claim(): Promise<WorkItem | undefined> {
+  /**
+   * Claims the next free item: pending, or one whose holder stopped renewing, or one a holder `isAbandoned`
+   * declares dead (a process on this host that was killed: no need to wait for its claim to expire).
+   */
+  async claim(): Promise<WorkItem | undefined> {
+    const item = await this.queue.claim(this.job, this.owner, this.leaseMs);
+    if (item) return item;
+    const abandoned = (await this.queue.claimed(this.job)).filter(
+      (i) => i.claimedBy && i.claimedBy !== this.owner && this.isAbandoned(i.claimedBy),
+    );
+    if (!abandoned.length) return undefined;
+    for (const i of abandoned) await this.queue.release(i.id, i.claimedBy!);
     return this.queue.claim(this.job, this.owner, this.leaseMs);
   }
 

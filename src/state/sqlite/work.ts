@@ -87,6 +87,13 @@ export class SqliteWorkQueue implements WorkQueue {
     return { pending: n('pending'), claimed: n('claimed'), done: n('done') };
   }
 
+  async claimed(job: string): Promise<WorkItem[]> {
+    const rows = statement(this.db, `SELECT * FROM work_items WHERE job = ? AND status = 'claimed' ORDER BY id`).all(
+      job,
+    ) as WorkItemRow[];
+    return rows.map(toWorkItem);
+  }
+
   async openJobs(sourceIds: string[]): Promise<{ job: string; sourceId: string }[]> {
     if (!sourceIds.length) return [];
     const rows = statement(
