@@ -520,6 +520,11 @@ export class BridgeMetrics implements OutboundMetrics {
     return this;
   }
 
+  /** Resolves once the runs finished before `observe` are read (and so will never be counted). */
+  async whenObserved(): Promise<void> {
+    await this.baseline;
+  }
+
   /** One request to a PACS: level is studies / series / instances / metadata. */
   qidoRequest(source: string, level: string, status: StatusLabel, seconds: number): void {
     this.qidoDuration.observe({ source, level, status: statusLabel(status) }, seconds);

@@ -148,8 +148,11 @@ export interface RunRepository {
 
 /** Shares of a job that replicas claim, each under a lease that a dead claimant loses. */
 export interface WorkQueue {
-  /** Adds the job's items unless the job already has items (a second replica starting the same job joins it). */
-  enqueue(job: string, sourceId: string, payloads: Record<string, unknown>[]): Promise<void>;
+  /**
+   * Adds the job's items unless the job already has items (a second replica starting the same job joins it).
+   * `done` items are recorded as done already (progress an earlier run kept elsewhere).
+   */
+  enqueue(job: string, sourceId: string, items: { payload: Record<string, unknown>; done?: boolean }[]): Promise<void>;
   /** Claims the job's next pending item, or one whose claim expired; undefined when none is left to claim. */
   claim(job: string, owner: string, ttlMs: number, at?: Date): Promise<WorkItem | undefined>;
   renew(id: number, owner: string, ttlMs: number, at?: Date): Promise<boolean>;

@@ -452,7 +452,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         await store.work.enqueue(
           job.name,
           sourceId,
-          windows.filter((w) => !through || w.to > through).map((w) => ({ from: w.from, to: w.to })),
+          windows.map((w) => ({ payload: { from: w.from, to: w.to }, done: !!through && w.to <= through })),
         );
       })();
       return prepared.then(() => workOn(sourceId, job, onProgress));

@@ -25,15 +25,19 @@ export const WORK_ITEMS_SQL = `
 export class SqliteWorkQueue implements WorkQueue {
   constructor(private readonly db: Database.Database) {}
 
-  async enqueue(job: string, sourceId: string, payloads: Record<string, unknown>[]): Promise<void> {
+  async enqueue(
+    job: string,
+    sourceId: string,
+    items: { payload: Record<string, unknown>; done?: boolean }[],
+  ): Promise<void> {
     this.db
       .transaction(() => {
         if (statement(this.db, 'SELECT 1 FROM work_items WHERE job = ? LIMIT 1').get(job)) return;
         const insert = statement(
           this.db,
-          `INSERT INTO work_items (job, source_id, payload, status) VALUES (?, ?, ?, 'pending')`,
+          `INSERT INTO work_items (job, source_id, payload, status) VALUES (?, ?, ?, ?)`,
         );
-        for (const p of payloads) insert.run(job, sourceId, JSON.stringify(p));
+        for (const i of items) insert.run(job, sourceId, JSON.stringify(i.payload), i.done ? 'done' : 'pending');
       })
       .immediate();
   }

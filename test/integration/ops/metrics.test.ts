@@ -44,6 +44,7 @@ test('runs finished after the store is observed become counters, durations and l
   const t0 = new Date(Date.now() - 3600_000);
   await finishedRun('pacs-a', { found: 100, written: 100 }, new Date(t0.getTime() - 60_000), 10);
   const m = createMetrics().observe({ store });
+  await m.whenObserved();
 
   await finishedRun('pacs-a', { found: 7, written: 4, unchanged: 2, failed: 1, dead: 1 }, t0, 12, 'partial');
   await finishedRun('pacs-a', { found: 3, written: 2 }, new Date(t0.getTime() + 600_000), 3);
