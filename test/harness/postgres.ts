@@ -45,14 +45,22 @@ function runAs(): { uid: number; gid: number } | undefined {
   return { uid: id('-u'), gid: id('-g') };
 }
 
+/**
+ * A natural-language default collation when the machine has one, as most production databases do: then
+ * only the store's own COLLATE "C" columns make its orderings byte-wise, and the tests show they do.
+ */
+function naturalLocale(): string {
+  const available = execFileSync('locale', ['-a'], { encoding: 'utf8' }).split('\n');
+  return available.find((l) => /^en_US\.utf-?8$/i.test(l)) ?? 'C';
+}
+
 function initdb(dir: string, user: { uid: number; gid: number } | undefined): string {
   const data = path.join(dir, 'data');
   const pwfile = path.join(dir, 'pwfile');
   writeFileSync(pwfile, PASSWORD);
   if (user) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dir]);
-  // C locale: text ordering is by bytes, as the store's COLLATE "C" columns expect anyway.
   const args = ['-D', data, '-U', USER, '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256'];
-  execFileSync(path.join(PG_BIN, 'initdb'), [...args, '--no-sync', '--locale=C', '-E', 'UTF8'], {
+  execFileSync(path.join(PG_BIN, 'initdb'), [...args, '--no-sync', `--locale=${naturalLocale()}`, '-E', 'UTF8'], {
     ...user,
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
