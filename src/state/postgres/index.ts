@@ -4,7 +4,7 @@
  */
 import { Pool, types, type PoolConfig } from 'pg';
 import type { PostgresConfig } from '../config';
-import type { StateStore } from '../repositories';
+import type { TransferableStore } from '../transfer';
 import { PgCheckpoints } from './checkpoints';
 import { PgFeedState } from './feedState';
 import { migratePostgres } from './migrations';
@@ -12,6 +12,7 @@ import { PgResources } from './resources';
 import { PgRuns } from './runs';
 import { PgStudies } from './studies';
 import { PgSweeps } from './sweeps';
+import { PgTransfer } from './transfer';
 import { PgWorkQueue } from './work';
 
 const INT8_OID = 20;
@@ -62,7 +63,7 @@ export function poolConfig(config: PostgresConfig): PoolConfig {
   };
 }
 
-export class PostgresStateStore implements StateStore {
+export class PostgresStateStore implements TransferableStore {
   readonly backend = 'postgres';
   readonly checkpoints: PgCheckpoints;
   readonly studies: PgStudies;
@@ -71,6 +72,7 @@ export class PostgresStateStore implements StateStore {
   readonly runs: PgRuns;
   readonly work: PgWorkQueue;
   readonly resources: PgResources;
+  readonly transfer: PgTransfer;
   private closed = false;
 
   constructor(
@@ -86,6 +88,7 @@ export class PostgresStateStore implements StateStore {
     this.runs = new PgRuns(pool);
     this.work = new PgWorkQueue(pool);
     this.resources = new PgResources(pool);
+    this.transfer = new PgTransfer(pool);
   }
 
   /**
