@@ -1,16 +1,25 @@
 /**
- * A throwaway PostgreSQL (Debian package `postgresql-15`) for tests: `initdb` into a temporary folder, the
+ * A throwaway PostgreSQL (Debian package `postgresql`, 15 on bookworm) for tests: `initdb` into a temporary folder, the
  * server on a free loopback port with its socket in that folder, removed on stop. Local (socket) logins are
  * trusted; TCP logins need the password, so tests exercise the store's password setting as production does.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { freePort } from './orthanc';
 
-const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+/** PG_BIN, or the newest server Debian installed (/usr/lib/postgresql/<major>/bin; bookworm's is 15). */
+function pgBin(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const root = '/usr/lib/postgresql';
+  const majors = existsSync(root) ? readdirSync(root).filter((d) => /^\d+$/.test(d)) : [];
+  const newest = majors.sort((a, b) => Number(b) - Number(a))[0] ?? '15';
+  return path.join(root, newest, 'bin');
+}
+
+const PG_BIN = pgBin();
 const USER = 'bridge';
 const PASSWORD = 'bridge-test-password';
 
