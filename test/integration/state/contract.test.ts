@@ -141,6 +141,16 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       expect(fresh.lastSeen).toBeNull();
     });
 
+    it('counts every attempt when replicas record failures of one new study at once', async () => {
+      const other = await replica();
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 ? other : store).studies.recordFailures('a', [failure('race', { maxAttempts: 20 })]),
+        ),
+      );
+      expect((await store.studies.get('a', 'race'))!.attempts).toBe(10);
+    });
+
     it('lists due retries only', async () => {
       await store.studies.recordFailures('a', [failure('d1'), failure('d2', { countAttempt: false })]);
       expect((await store.studies.dueRetries('a', at(30))).map((s) => s.studyUid)).toEqual(['d2']);
@@ -320,6 +330,7 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       await store.runs.releaseLease('a', 'p2'); // not the holder: nothing happens
       expect(await store.runs.acquireLease('a', 'p4', 60_000, undefined, at(64))).toEqual({ ok: false, holder: 'p3' });
       await store.runs.releaseLease('a', 'p3');
+      expect(await store.runs.renewLease('a', 'p3', 60_000, at(64))).toBe(false);
       expect(await store.runs.acquireLease('a', 'p4', 60_000, undefined, at(64))).toEqual({ ok: true });
     });
 
@@ -462,6 +473,17 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       expect(await store.resources.studyResource('a', 'u2')).toBeUndefined();
     });
 
+    it('numbers versions in turn when replicas write one new resource at once', async () => {
+      const other = await replica();
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          (i % 2 ? other : store).resources.put([{ resource: study('v1'), contentHash: `h${i}`, sourceId: 'a' }]),
+        ),
+      );
+      expect(results.map((r) => Number(r[0].versionId)).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(results.filter((r) => r[0].created)).toHaveLength(1);
+    });
+
     it('stores nothing of a batch that fails midway', async () => {
       const good = { resource: study('g1'), contentHash: 'h', sourceId: 'a', studyUid: 'g1' };
       const bad = { resource: study('b1'), contentHash: null as unknown as string, sourceId: 'a', studyUid: 'b1' };
@@ -588,6 +610,13 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       await store.checkpoints.advance('a', '20250101');
       expect(await store.ping()).toMatch(/^writable/);
       expect(await store.checkpoints.get('a')).toBe('20250101');
+    });
+
+    it('refuses a ping once closed', async () => {
+      const other = await replica();
+      await other.close();
+      await expect(other.ping()).rejects.toThrow(/closed/);
+      expect(await store.ping()).toMatch(/^writable/);
     });
 
     it('migrates once when two stores open one new database at once', async () => {
