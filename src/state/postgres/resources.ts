@@ -6,15 +6,30 @@ import { nextVersion, toMeta } from '../sqlite/resources';
 import { studyIndexRow, type StudyIndexFilter } from '../studyIndex';
 import type { PutResult, ResourcePut, StoredResourceMeta } from '../types';
 import { lockKeys, one, rows, transaction, type Queryable } from './db';
-import { filterSqlPg, indexStudy, unindexStudy } from './studyIndex';
+import { filterSqlPg, indexStudies, unindexStudies } from './studyIndex';
 
 type MetaRow = Parameters<typeof toMeta>[0];
+type NextVersion = NonNullable<ReturnType<typeof nextVersion>>;
+
+const resourceKey = (type: string, id: string) => `${type}/${id}`;
+
+/** What a put leaves stored, as the next put of the same resource in the batch must see it. */
+const metaOf = (p: ResourcePut, next: NextVersion): StoredResourceMeta => ({
+  resourceType: p.resource.resourceType,
+  id: p.resource.id,
+  sourceId: next.sourceId,
+  studyUid: next.studyUid,
+  versionId: next.versionId,
+  contentHash: p.contentHash,
+  createdByBridge: next.createdByBridge,
+  lastUpdated: next.lastUpdated,
+});
 
 const META_SQL = `SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated
   FROM resources WHERE resource_type = $1 AND id = $2`;
 
 const UPSERT_SQL = `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bool[], $8::text[], $9::text[])
   ON CONFLICT (resource_type, id) DO UPDATE SET source_id = EXCLUDED.source_id, study_uid = EXCLUDED.study_uid,
     version_id = EXCLUDED.version_id, content_hash = EXCLUDED.content_hash, last_updated = EXCLUDED.last_updated, json = EXCLUDED.json`;
 
@@ -63,56 +78,78 @@ export class PgResources implements ResourceRepository {
     return found.map((r) => JSON.parse(r.json) as ImagingStudy);
   }
 
-  /** All or none, each resource locked first so two replicas writing one resource number its versions in turn. */
+  /**
+   * All or none, in a few statements whatever the batch size: each resource locked first (so two replicas
+   * writing one resource number its versions in turn), what is stored read at once, versions decided in
+   * order as SQLite's one-by-one puts decide them, then every changed resource and its index written at once.
+   */
   async put(puts: ResourcePut[]): Promise<PutResult[]> {
     if (!puts.length) return [];
     return transaction(this.pool, async (c) => {
-      await lockKeys(
-        c,
-        'resource',
-        puts.map((p) => `${p.resource.resourceType}/${p.resource.id}`),
-      );
-      const out: PutResult[] = [];
-      for (const p of puts) out.push(await this.putOne(c, p));
-      return out;
+      const keys = puts.map((p) => resourceKey(p.resource.resourceType, p.resource.id));
+      await lockKeys(c, 'resource', keys);
+      const stored = await this.metasOn(c, puts);
+      const writes = new Map<string, { p: ResourcePut; next: NextVersion }>();
+      const results = puts.map((p, i) => {
+        const prev = stored.get(keys[i]);
+        const next = nextVersion(prev, p);
+        if (!next)
+          return {
+            versionId: String(prev!.versionId),
+            unchanged: true,
+            created: false,
+            createdByBridge: prev!.createdByBridge,
+          };
+        stored.set(keys[i], metaOf(p, next));
+        writes.set(keys[i], { p, next }); // a resource put twice in one batch: its last version is stored
+        return {
+          versionId: String(next.versionId),
+          unchanged: false,
+          created: !prev,
+          createdByBridge: next.createdByBridge,
+        };
+      });
+      await this.writeAll(c, [...writes.values()]);
+      return results;
     });
   }
 
-  private async putOne(c: PoolClient, p: ResourcePut): Promise<PutResult> {
-    const prev = await this.metaOn(c, p.resource.resourceType, p.resource.id);
-    const next = nextVersion(prev, p);
-    if (!next)
-      return {
-        versionId: String(prev!.versionId),
-        unchanged: true,
-        created: false,
-        createdByBridge: prev!.createdByBridge,
-      };
+  private async metasOn(c: PoolClient, puts: ResourcePut[]): Promise<Map<string, StoredResourceMeta>> {
+    const found = await rows<MetaRow>(
+      c,
+      `SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated
+         FROM resources WHERE (resource_type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      [puts.map((p) => p.resource.resourceType), puts.map((p) => p.resource.id)],
+    );
+    return new Map(found.map((r) => [resourceKey(r.resource_type, r.id), toMeta(r)]));
+  }
+
+  /** One upsert for every changed resource, then the search index of the changed ImagingStudies. */
+  private async writeAll(c: PoolClient, writes: { p: ResourcePut; next: NextVersion }[]) {
+    if (!writes.length) return;
+    const col = <T>(f: (w: (typeof writes)[number]) => T) => writes.map(f);
     await c.query(UPSERT_SQL, [
-      p.resource.resourceType,
-      p.resource.id,
-      next.sourceId,
-      next.studyUid,
-      next.versionId,
-      p.contentHash,
-      next.createdByBridge,
-      next.lastUpdated,
-      JSON.stringify(next.stored),
+      col((w) => w.p.resource.resourceType),
+      col((w) => w.p.resource.id),
+      col((w) => w.next.sourceId),
+      col((w) => w.next.studyUid),
+      col((w) => w.next.versionId),
+      col((w) => w.p.contentHash),
+      col((w) => w.next.createdByBridge),
+      col((w) => w.next.lastUpdated),
+      col((w) => JSON.stringify(w.next.stored)),
     ]);
     // The search index follows every ImagingStudy write in the same transaction.
-    if (p.resource.resourceType === 'ImagingStudy')
-      await indexStudy(c, studyIndexRow(next.stored as ImagingStudy, p.resource.id, next.sourceId));
-    return {
-      versionId: String(next.versionId),
-      unchanged: false,
-      created: !prev,
-      createdByBridge: next.createdByBridge,
-    };
+    const studies = writes.filter((w) => w.p.resource.resourceType === 'ImagingStudy');
+    await indexStudies(
+      c,
+      studies.map((w) => studyIndexRow(w.next.stored as ImagingStudy, w.p.resource.id, w.next.sourceId)),
+    );
   }
 
   async delete(resourceType: string, id: string): Promise<boolean> {
     return transaction(this.pool, async (c) => {
-      if (resourceType === 'ImagingStudy') await unindexStudy(c, id);
+      if (resourceType === 'ImagingStudy') await unindexStudies(c, [id]);
       const res = await c.query('DELETE FROM resources WHERE resource_type = $1 AND id = $2', [resourceType, id]);
       return (res.rowCount ?? 0) > 0;
     });

@@ -10,11 +10,15 @@ const msBetween = (later: string, earlier: string) =>
   `ROUND((EXTRACT(EPOCH FROM (${later})::timestamptz) - EXTRACT(EPOCH FROM (${earlier})::timestamptz)) * 1000)`;
 
 // Freshness: from when this state was first seen pending (or this sighting) to now. The insert's is computed in JS.
+// One statement for a whole batch; ordered by UID so two replicas' batches lock rows in one order.
 const RECORD_SYNCED_SQL = `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, content_hash, resource_id, version_id, last_seen,
                               attempts, next_retry_at, last_error, created_by_bridge, updated_at, first_seen, pending_since, synced_at, freshness_ms)
-         VALUES ($1, $2, $3, 'synced', $4, $5, $6, $7, $8, 0, NULL, NULL,
-                 COALESCE((SELECT r.created_by_bridge FROM resources r WHERE r.resource_type = 'ImagingStudy' AND r.id = $6), TRUE), $8,
-                 $9, NULL, $8, $10)
+         SELECT $1, u.study_uid, u.study_date, 'synced', u.fingerprint, u.content_hash, u.resource_id, u.version_id, u.at, 0, NULL, NULL,
+                COALESCE((SELECT r.created_by_bridge FROM resources r WHERE r.resource_type = 'ImagingStudy' AND r.id = u.resource_id), TRUE),
+                u.at, u.seen_at, NULL, u.at, u.freshness_ms
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+             AS u (study_uid, study_date, fingerprint, content_hash, resource_id, version_id, at, seen_at, freshness_ms)
+           ORDER BY u.study_uid
          ON CONFLICT (source_id, study_uid) DO UPDATE SET
            study_date = EXCLUDED.study_date, status = 'synced', fingerprint = EXCLUDED.fingerprint, content_hash = EXCLUDED.content_hash,
            resource_id = COALESCE(EXCLUDED.resource_id, studies.resource_id), version_id = COALESCE(EXCLUDED.version_id, studies.version_id),
@@ -34,9 +38,39 @@ const RECORD_FAILURE_SQL = `INSERT INTO studies (source_id, study_uid, study_dat
              pending_since = COALESCE(studies.pending_since, EXCLUDED.pending_since)
            RETURNING *`;
 
-/** Row writes in one order everywhere (by UID), so two replicas' transactions cannot deadlock on row locks. */
-const byUid = <T extends { studyUid: string }>(list: T[]) =>
-  [...list].sort((a, b) => (a.studyUid < b.studyUid ? -1 : a.studyUid > b.studyUid ? 1 : 0));
+/**
+ * A batch split so no study appears twice in one statement (an upsert may not touch a row twice), in
+ * order: a study named twice is written twice, the later after the earlier, as one-by-one writes would.
+ */
+function uniqueRounds(studies: SyncedStudy[]): SyncedStudy[][] {
+  const rounds: SyncedStudy[][] = [];
+  const seen = new Map<string, number>();
+  for (const s of studies) {
+    const n = seen.get(s.studyUid) ?? 0;
+    seen.set(s.studyUid, n + 1);
+    (rounds[n] ??= []).push(s);
+  }
+  return rounds;
+}
+
+/** The batch as column arrays, for unnest. */
+function syncedColumns(studies: SyncedStudy[]): unknown[][] {
+  const times = studies.map((s) => {
+    const at = s.at ?? new Date();
+    return { at, seenAt: s.seenAt ?? at };
+  });
+  return [
+    studies.map((s) => s.studyUid),
+    studies.map((s) => s.studyDate),
+    studies.map((s) => s.fingerprint),
+    studies.map((s) => s.contentHash),
+    studies.map((s) => s.resourceId ?? null),
+    studies.map((s) => s.versionId ?? null),
+    times.map((t) => iso(t.at)),
+    times.map((t) => iso(t.seenAt)),
+    times.map((t) => t.at.getTime() - t.seenAt.getTime()),
+  ];
+}
 
 export class PgStudies implements StudyStateRepository {
   constructor(private readonly pool: Pool) {}
@@ -87,22 +121,7 @@ export class PgStudies implements StudyStateRepository {
   async recordSynced(sourceId: string, studies: SyncedStudy[]): Promise<void> {
     if (!studies.length) return;
     await transaction(this.pool, async (c) => {
-      for (const s of byUid(studies)) {
-        const at = s.at ?? new Date();
-        const seenAt = s.seenAt ?? at;
-        await c.query(RECORD_SYNCED_SQL, [
-          sourceId,
-          s.studyUid,
-          s.studyDate,
-          s.fingerprint,
-          s.contentHash,
-          s.resourceId ?? null,
-          s.versionId ?? null,
-          iso(at),
-          iso(seenAt),
-          at.getTime() - seenAt.getTime(),
-        ]);
-      }
+      for (const round of uniqueRounds(studies)) await c.query(RECORD_SYNCED_SQL, [sourceId, ...syncedColumns(round)]);
     });
   }
 

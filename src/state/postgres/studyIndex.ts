@@ -2,24 +2,36 @@
 import type { PoolClient } from 'pg';
 import type { StudyIndexFilter, StudyIndexRow } from '../studyIndex';
 
-/** Replaces the index entries of one ImagingStudy (call inside the transaction that writes it). */
-export async function indexStudy(c: PoolClient, row: StudyIndexRow): Promise<void> {
-  await unindexStudy(c, row.resourceId);
-  await c.query(
-    'INSERT INTO imaging_study_index (resource_id, source_id, started_day, started_ms, status) VALUES ($1, $2, $3, $4, $5)',
-    [row.resourceId, row.sourceId, row.startedDay, row.startedMs, row.status],
+/** Replaces the index entries of these ImagingStudies (call inside the transaction that writes them). */
+export async function indexStudies(c: PoolClient, rows: StudyIndexRow[]): Promise<void> {
+  if (!rows.length) return;
+  await unindexStudies(
+    c,
+    rows.map((r) => r.resourceId),
   );
-  if (!row.tokens.length) return;
+  await c.query(
+    `INSERT INTO imaging_study_index (resource_id, source_id, started_day, started_ms, status)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])`,
+    [
+      rows.map((r) => r.resourceId),
+      rows.map((r) => r.sourceId),
+      rows.map((r) => r.startedDay),
+      rows.map((r) => r.startedMs),
+      rows.map((r) => r.status),
+    ],
+  );
+  const tokens = rows.flatMap((r) => r.tokens.map((t) => [r.resourceId, t.kind, t.value]));
+  if (!tokens.length) return;
   await c.query(
     `INSERT INTO imaging_study_token (resource_id, kind, value)
-       SELECT $1, kind, value FROM unnest($2::text[], $3::text[]) AS t (kind, value) ON CONFLICT DO NOTHING`,
-    [row.resourceId, row.tokens.map((t) => t.kind), row.tokens.map((t) => t.value)],
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
+    [0, 1, 2].map((i) => tokens.map((t) => t[i])),
   );
 }
 
-export async function unindexStudy(c: PoolClient, resourceId: string): Promise<void> {
-  await c.query('DELETE FROM imaging_study_index WHERE resource_id = $1', [resourceId]);
-  await c.query('DELETE FROM imaging_study_token WHERE resource_id = $1', [resourceId]);
+export async function unindexStudies(c: PoolClient, resourceIds: string[]): Promise<void> {
+  await c.query('DELETE FROM imaging_study_index WHERE resource_id = ANY($1::text[])', [resourceIds]);
+  await c.query('DELETE FROM imaging_study_token WHERE resource_id = ANY($1::text[])', [resourceIds]);
 }
 
 /** SQL (WHERE clause over `i`, the index row) and its parameters, numbered from $1. */

@@ -11,7 +11,7 @@ import {
   type TransferTable,
 } from '../transfer';
 import { one, rows, transaction } from './db';
-import { indexStudy } from './studyIndex';
+import { indexStudies } from './studyIndex';
 
 /** Tables whose ids come from a sequence. */
 const SERIAL_TABLES = ['runs', 'sweeps', 'work_items'];
@@ -41,11 +41,13 @@ export class PgTransfer implements StateTransfer {
     await transaction(this.pool, async (c) => {
       await c.query(`INSERT INTO ${t.name} (${t.columns.join(', ')}) VALUES ${values.join(', ')}`, params);
       if (t.name !== 'resources') return;
-      for (const r of rowsIn.filter((row) => row.resource_type === 'ImagingStudy'))
-        await indexStudy(
-          c,
+      const studies = rowsIn.filter((row) => row.resource_type === 'ImagingStudy');
+      await indexStudies(
+        c,
+        studies.map((r) =>
           studyIndexRow(JSON.parse(String(r.json)) as ImagingStudy, String(r.id), r.source_id as string | null),
-        );
+        ),
+      );
     });
   }
 

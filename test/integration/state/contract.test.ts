@@ -97,6 +97,23 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       expect(await store.studies.freshnessSince('a', at(6))).toEqual([]);
     });
 
+    it('writes a study named twice in one batch in order', async () => {
+      await store.studies.recordFailures('a', [failure('twice')]);
+      await store.studies.recordSynced('a', [
+        synced('twice', 10),
+        { ...synced('other', 10) },
+        { ...synced('twice', 20), fingerprint: 'later', seenAt: at(15) },
+      ]);
+      expect(await store.studies.get('a', 'twice')).toMatchObject({
+        fingerprint: 'later',
+        lastSeen: iso(20),
+        firstSeen: iso(0),
+        syncedAt: iso(20),
+      });
+      // The first write ended the pending state, so the second's freshness runs from its own sighting (5 s).
+      expect(await store.studies.freshnessSince('a', at(0))).toEqual([0, 5000]);
+    });
+
     it('counts attempts, schedules retries and dead-letters at the limit', async () => {
       const [first] = await store.studies.recordFailures('a', [failure('1.2')]);
       expect(first).toMatchObject({ status: 'failing', attempts: 1, nextRetryAt: iso(60), lastError: 'boom' });
@@ -482,6 +499,25 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       );
       expect(results.map((r) => Number(r[0].versionId)).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       expect(results.filter((r) => r[0].created)).toHaveLength(1);
+    });
+
+    it('versions a resource put twice in one batch in order', async () => {
+      const results = await store.resources.put([
+        { resource: study('t1', { description: 'one' }), contentHash: 'h1', sourceId: 'a' },
+        { resource: study('t2'), contentHash: 'x', sourceId: 'a' },
+        { resource: study('t1', { description: 'one' }), contentHash: 'h1', sourceId: 'a' },
+        { resource: study('t1', { description: 'two' }), contentHash: 'h2', sourceId: 'a' },
+      ]);
+      expect(results.map((r) => [r.versionId, r.created, r.unchanged])).toEqual([
+        ['1', true, false],
+        ['1', true, false],
+        ['1', false, true],
+        ['2', false, false],
+      ]);
+      expect(await store.resources.get('ImagingStudy', 't1')).toMatchObject({
+        description: 'two',
+        meta: { versionId: '2' },
+      });
     });
 
     it('stores nothing of a batch that fails midway', async () => {
