@@ -58,6 +58,9 @@ export function poolConfig(config: PostgresConfig): PoolConfig {
     // The schema is a checked identifier (config), so it can go into the startup options as it is.
     options: `-c search_path=${config.schema}`,
     application_name: 'pacs-fhir-bridge',
+    // An unreachable server fails a query (and the readiness probe) within seconds rather than hanging it.
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
     ...(config.ssl ? { ssl: { rejectUnauthorized: true } } : {}),
     types: storeTypes,
   };

@@ -150,12 +150,15 @@ export const PG_LATEST = PG_MIGRATIONS[PG_MIGRATIONS.length - 1].version;
 
 /**
  * Creates the schema when missing and applies the steps not yet applied; returns the version reached.
- * The lock is taken before anything else: even CREATE SCHEMA IF NOT EXISTS fails when two run at once.
+ * The lock is taken before anything else: two replicas creating the schema at once would collide.
  */
 export async function migratePostgres(pool: Pool, schema: string): Promise<number> {
   return transaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`pacs-fhir-bridge migrate ${schema}`]);
-    await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    // Created only when missing: CREATE SCHEMA checks the database privilege first, even with IF NOT EXISTS,
+    // and a DBA may have made the schema for a role that cannot create schemas.
+    if (!(await one(c, 'SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])))
+      await c.query(`CREATE SCHEMA "${schema}"`);
     // The steps name tables unqualified: they land in this schema even if the connection's path says otherwise.
     await c.query(`SET LOCAL search_path TO "${schema}"`);
     await c.query(`CREATE TABLE IF NOT EXISTS "${schema}".schema_migrations (

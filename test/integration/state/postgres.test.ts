@@ -72,6 +72,21 @@ describePg('PostgreSQL store', () => {
     ]);
   });
 
+  it('works in a schema a DBA made for a role that may not create schemas', async () => {
+    await sql(`CREATE ROLE limited LOGIN PASSWORD 'limited-pw'; CREATE SCHEMA pfb_dba AUTHORIZATION limited`);
+    const limited = {
+      connectionString: server.connectionString.replace('bridge@', 'limited@'),
+      password: 'limited-pw',
+    };
+    const store = await openPostgresStore({ ...limited, poolSize: 2, schema: 'pfb_dba', ssl: false });
+    opened.push(store);
+    await store.checkpoints.advance('src', '20250101');
+    expect(await store.checkpoints.get('src')).toBe('20250101');
+    await expect(openPostgresStore({ ...limited, poolSize: 2, schema: 'pfb_elsewhere', ssl: false })).rejects.toThrow(
+      /permission denied/,
+    );
+  });
+
   it('keeps schemas apart', async () => {
     const a = await open('pfb_a');
     const b = await open('pfb_b');
