@@ -110,7 +110,14 @@ export async function startPostgres(): Promise<PostgresServer> {
   const collect = (b: Buffer) => (output = (output + b.toString()).slice(-8000));
   proc.stdout!.on('data', collect);
   proc.stderr!.on('data', collect);
+  // A test process that ends without stop() (a crash, a forced exit) must not leave the server running.
+  const orphaned = () => {
+    proc.kill('SIGQUIT'); // immediate shutdown
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', orphaned);
   const stop = async () => {
+    process.off('exit', orphaned);
     if (proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise<void>((r) => proc.once('exit', () => r()));
       proc.kill('SIGINT'); // fast shutdown: open sessions are ended, nothing waits for them
