@@ -11,7 +11,10 @@ import { filterSqlPg, indexStudies, unindexStudies } from './studyIndex';
 type MetaRow = Parameters<typeof toMeta>[0];
 type NextVersion = NonNullable<ReturnType<typeof nextVersion>>;
 
+type Write = { p: ResourcePut; next: NextVersion };
+
 const resourceKey = (type: string, id: string) => `${type}/${id}`;
+const keyOf = (p: ResourcePut) => resourceKey(p.resource.resourceType, p.resource.id);
 
 /** What a put leaves stored, as the next put of the same resource in the batch must see it. */
 const metaOf = (p: ResourcePut, next: NextVersion): StoredResourceMeta => ({
@@ -32,6 +35,34 @@ const UPSERT_SQL = `INSERT INTO resources (resource_type, id, source_id, study_u
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bool[], $8::text[], $9::text[])
   ON CONFLICT (resource_type, id) DO UPDATE SET source_id = EXCLUDED.source_id, study_uid = EXCLUDED.study_uid,
     version_id = EXCLUDED.version_id, content_hash = EXCLUDED.content_hash, last_updated = EXCLUDED.last_updated, json = EXCLUDED.json`;
+
+/**
+ * Each put's outcome, in order, as SQLite's one-by-one puts decide them (a resource put twice in one batch
+ * sees its first put), and the final state of each changed resource, to be written at once.
+ */
+function decideVersions(puts: ResourcePut[], stored: Map<string, StoredResourceMeta>) {
+  const writes = new Map<string, Write>();
+  const results = puts.map((p): PutResult => {
+    const prev = stored.get(keyOf(p));
+    const next = nextVersion(prev, p);
+    if (!next)
+      return {
+        versionId: String(prev!.versionId),
+        unchanged: true,
+        created: false,
+        createdByBridge: prev!.createdByBridge,
+      };
+    stored.set(keyOf(p), metaOf(p, next));
+    writes.set(keyOf(p), { p, next });
+    return {
+      versionId: String(next.versionId),
+      unchanged: false,
+      created: !prev,
+      createdByBridge: next.createdByBridge,
+    };
+  });
+  return { results, writes: [...writes.values()] };
+}
 
 export class PgResources implements ResourceRepository {
   constructor(private readonly pool: Pool) {}
@@ -86,30 +117,9 @@ export class PgResources implements ResourceRepository {
   async put(puts: ResourcePut[]): Promise<PutResult[]> {
     if (!puts.length) return [];
     return transaction(this.pool, async (c) => {
-      const keys = puts.map((p) => resourceKey(p.resource.resourceType, p.resource.id));
-      await lockKeys(c, 'resource', keys);
-      const stored = await this.metasOn(c, puts);
-      const writes = new Map<string, { p: ResourcePut; next: NextVersion }>();
-      const results = puts.map((p, i) => {
-        const prev = stored.get(keys[i]);
-        const next = nextVersion(prev, p);
-        if (!next)
-          return {
-            versionId: String(prev!.versionId),
-            unchanged: true,
-            created: false,
-            createdByBridge: prev!.createdByBridge,
-          };
-        stored.set(keys[i], metaOf(p, next));
-        writes.set(keys[i], { p, next }); // a resource put twice in one batch: its last version is stored
-        return {
-          versionId: String(next.versionId),
-          unchanged: false,
-          created: !prev,
-          createdByBridge: next.createdByBridge,
-        };
-      });
-      await this.writeAll(c, [...writes.values()]);
+      await lockKeys(c, 'resource', puts.map(keyOf));
+      const { results, writes } = decideVersions(puts, await this.metasOn(c, puts));
+      await this.writeAll(c, writes);
       return results;
     });
   }
@@ -125,7 +135,7 @@ export class PgResources implements ResourceRepository {
   }
 
   /** One upsert for every changed resource, then the search index of the changed ImagingStudies. */
-  private async writeAll(c: PoolClient, writes: { p: ResourcePut; next: NextVersion }[]) {
+  private async writeAll(c: PoolClient, writes: Write[]) {
     if (!writes.length) return;
     const col = <T>(f: (w: (typeof writes)[number]) => T) => writes.map(f);
     await c.query(UPSERT_SQL, [
