@@ -158,6 +158,8 @@ export interface WorkQueue {
   release(id: number, owner: string): Promise<void>;
   /** Items of a job by status. */
   progress(job: string): Promise<{ pending: number; claimed: number; done: number }>;
+  /** Jobs of these sources with items not done yet (pending, or claimed by someone). */
+  openJobs(sourceIds: string[]): Promise<{ job: string; sourceId: string }[]>;
 }
 
 /** The resources the embedded sink stores, and their search index. */

@@ -75,4 +75,15 @@ export class PgWorkQueue implements WorkQueue {
     const n = (s: string) => found.find((r) => r.status === s)?.n ?? 0;
     return { pending: n('pending'), claimed: n('claimed'), done: n('done') };
   }
+
+  /** Jobs of these sources with items not done yet (pending, or claimed by someone). */
+  async openJobs(sourceIds: string[]): Promise<{ job: string; sourceId: string }[]> {
+    if (!sourceIds.length) return [];
+    const found = await rows<{ job: string; source_id: string }>(
+      this.pool,
+      `SELECT DISTINCT job, source_id FROM work_items WHERE status != 'done' AND source_id = ANY($1::text[]) ORDER BY job`,
+      [sourceIds],
+    );
+    return found.map((r) => ({ job: r.job, sourceId: r.source_id }));
+  }
 }

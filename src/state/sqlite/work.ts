@@ -86,4 +86,13 @@ export class SqliteWorkQueue implements WorkQueue {
     const n = (s: string) => Number(rows.find((r) => r.status === s)?.n ?? 0);
     return { pending: n('pending'), claimed: n('claimed'), done: n('done') };
   }
+
+  async openJobs(sourceIds: string[]): Promise<{ job: string; sourceId: string }[]> {
+    if (!sourceIds.length) return [];
+    const rows = statement(
+      this.db,
+      `SELECT DISTINCT job, source_id FROM work_items WHERE status != 'done' AND source_id IN (${sourceIds.map(() => '?').join(', ')}) ORDER BY job`,
+    ).all(...sourceIds) as { job: string; source_id: string }[];
+    return rows.map((r) => ({ job: r.job, sourceId: r.source_id }));
+  }
 }

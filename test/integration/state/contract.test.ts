@@ -440,6 +440,21 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       expect(await store.work.progress(job)).toEqual({ pending: 10, claimed: 20, done: 0 });
     });
 
+    it('lists the open jobs of given sources', async () => {
+      await store.work.enqueue('backfill:b:2', 'b', windows(1));
+      await store.work.enqueue(job, 'a', windows(1));
+      await store.work.enqueue('backfill:a:0-done', 'a', windows(1));
+      await store.work.enqueue('backfill:c:1', 'c', windows(1));
+      const item = await store.work.claim('backfill:a:0-done', 'r', 60_000);
+      await store.work.complete(item!.id, 'r');
+      await store.work.claim(job, 'r', 60_000); // claimed, not done: still open
+      expect(await store.work.openJobs(['a', 'b'])).toEqual([
+        { job, sourceId: 'a' },
+        { job: 'backfill:b:2', sourceId: 'b' },
+      ]);
+      expect(await store.work.openJobs([])).toEqual([]);
+    });
+
     it('enqueues a job once when two replicas start it at once', async () => {
       const other = await replica();
       await Promise.all([store.work.enqueue(job, 'a', windows(4)), other.work.enqueue(job, 'a', windows(4))]);
