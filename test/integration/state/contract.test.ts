@@ -288,6 +288,12 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       expect(next.id).toBeGreaterThan(s.id);
       expect(await store.sweeps.lastComplete('b')).toBeUndefined();
     });
+
+    it('opens one sweep when two replicas open at once', async () => {
+      const other = await replica();
+      const [x, y] = await Promise.all([store.sweeps.open('a', at(0)), other.sweeps.open('a', at(1))]);
+      expect(x.id).toBe(y.id);
+    });
   });
 
   describe('feed state', () => {
@@ -308,6 +314,18 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       expect(await store.feed.duePending('a', at(-100), 10)).toEqual([
         { studyRef: 'x', ready: true, firstSeen: iso(0), lastEvent: iso(3) },
       ]);
+    });
+
+    it('lets exactly one of two replicas record the same page, the first page included', async () => {
+      const other = await replica();
+      const page = (s: StateStore, expected: number | undefined, ref: string) =>
+        s.feed.recordPage('a', 'orthanc', expected, (expected ?? 0) + 5, [{ studyRef: ref, ready: true }], at(0));
+      for (const expected of [undefined, 5]) {
+        const won = await Promise.all([page(store, expected, 'mine'), page(other, expected, 'theirs')]);
+        expect(won.filter(Boolean)).toHaveLength(1);
+      }
+      expect((await store.feed.checkpoint('a'))!.lastSeq).toBe(10);
+      expect((await store.feed.pendingSummary('a')).count).toBeLessThanOrEqual(2);
     });
 
     it('lists due studies oldest first, and removes only those handled since their last event', async () => {
