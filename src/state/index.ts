@@ -12,6 +12,7 @@ export type * from './types';
 export type { StudyIndexFilter, TokenKind } from './studyIndex';
 export { storeSchema, postgresSchema, type StoreConfig, type PostgresConfig } from './config';
 export { SqliteStateStore, openSqliteStore } from './sqlite';
+export { copyState, type CopyOptions } from './copy';
 
 /** Opens (and migrates) the configured store. */
 export async function openStateStore(config: StoreConfig): Promise<StateStore> {

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { StateStore } from '../repositories';
+import type { TransferableStore } from '../transfer';
 import { SqliteCheckpoints } from './checkpoints';
 import { SqliteFeedState } from './feedState';
 import { migrate, prepareConnection } from './migrations';
@@ -14,9 +14,10 @@ import { SqliteResources } from './resources';
 import { SqliteRuns } from './runs';
 import { SqliteStudies } from './studies';
 import { SqliteSweeps } from './sweeps';
+import { SqliteTransfer } from './transfer';
 import { SqliteWorkQueue } from './work';
 
-export class SqliteStateStore implements StateStore {
+export class SqliteStateStore implements TransferableStore {
   readonly backend = 'sqlite';
   readonly db: Database.Database;
   readonly schemaVersion: number;
@@ -27,6 +28,7 @@ export class SqliteStateStore implements StateStore {
   readonly runs: SqliteRuns;
   readonly work: SqliteWorkQueue;
   readonly resources: SqliteResources;
+  readonly transfer: SqliteTransfer;
 
   constructor(readonly location: string) {
     if (location !== ':memory:') mkdirSync(path.dirname(path.resolve(location)), { recursive: true });
@@ -40,6 +42,7 @@ export class SqliteStateStore implements StateStore {
     this.runs = new SqliteRuns(this.db);
     this.work = new SqliteWorkQueue(this.db);
     this.resources = new SqliteResources(this.db);
+    this.transfer = new SqliteTransfer(this.db);
   }
 
   /**
