@@ -62,7 +62,11 @@ async function fill(store: StateStore): Promise<void> {
   await store.runs.finishRun(r1, { status: 'partial', counts: { found: 3, failed: 1 }, error: 'e', at: at(5) });
   await store.runs.startRun('a', 'sweep', at(6));
   await store.runs.startRun('b', 'backfill', at(7));
-  await store.work.enqueue(JOB, 'a', [{ from: '20240101' }, { from: '20240111' }, { from: '20240121' }]);
+  await store.work.enqueue(JOB, 'a', [
+    { payload: { from: '20240101' } },
+    { payload: { from: '20240111' } },
+    { payload: { from: '20240121' } },
+  ]);
   const item = await store.work.claim(JOB, 'w1', 60_000, at(0));
   await store.work.complete(item!.id, 'w1');
   await store.work.claim(JOB, 'w2', 60_000, at(0));
@@ -157,7 +161,7 @@ describePg('copyState (migrate-store), SQLite to PostgreSQL', () => {
     const before = await to.sweeps.current('a');
     await to.sweeps.complete(before!.id, { vanished: 0, unresolved: 0 });
     expect((await to.sweeps.open('a')).id).toBeGreaterThan(before!.id);
-    await to.work.enqueue('next-job', 'a', [{ n: 1 }]);
+    await to.work.enqueue('next-job', 'a', [{ payload: { n: 1 } }]);
     expect((await to.work.claim('next-job', 'w', 1000))!.id).toBeGreaterThan(3);
     const run = await to.runs.startRun('a', 'poll');
     expect((await to.runs.listRuns('a', 1))[0].runId).toBe(run); // newest first: its id is the highest
