@@ -115,7 +115,7 @@ describe('feed runs beside polls', () => {
 
       const metrics = new BridgeMetrics({ defaultMetrics: false });
       metrics.observe({ store });
-      const text = await metrics.registry.metrics();
+      const text = (await metrics.scrape()).body;
       expect(text).toMatch(/pacs_fhir_bridge_sync_lag_seconds\{source="s"\} \d+/);
     } finally {
       await store.close();
