@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { imagingStudyId } from '../src/mapping';
-import { addDays, todayIn } from '../src/sync/dates';
+import { addDays, todayIn } from '../src/time';
 import { generateCorpus, loadStudies, studyToDicomFiles, type SyntheticStudy } from '../test/fixtures/synthetic';
 import { startFaultProxy } from '../test/harness/faultProxy';
 import { startFhirServer, type FhirTestServer } from '../test/harness/fhirServer';
