@@ -73,6 +73,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Whether a result item can be read as a dataset (an object, not an array); its attributes are checked on reading. */
+export function isDataset(v: unknown): v is DicomDataset {
+  return isRecord(v);
+}
+
 /** The attribute's Value array, or why there is none. */
 export function rawValues(ds: unknown, tag: string): AttrResult<unknown[]> {
   if (!isRecord(ds)) return problem(tag, 'not-an-object', ds, 'dataset is not an object');
@@ -286,5 +291,9 @@ export class DicomReader {
   }
   has(tag: string): boolean {
     return rawValues(this.ds, tag).kind === 'value';
+  }
+  /** Records the problems of string attributes whose values the caller reads elsewhere, without using them. */
+  recordProblems(...tags: string[]): void {
+    for (const tag of tags) this.string(tag);
   }
 }
