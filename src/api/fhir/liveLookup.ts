@@ -14,6 +14,7 @@ import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
+import { walkSources, type SourcePart } from './cursor';
 import { matchContextFor, matchesAll } from './match';
 import { FhirError } from './outcome';
 import type { Criterion } from './params';
@@ -154,15 +155,10 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     const scans = await this.scanAll(req.criteria);
     const page: StudyPage = { studies: [], problems: [] };
     if (scans.every((s) => s.complete)) page.total = scans.reduce((n, s) => n + s.candidates.length, 0);
-    const lengths = req.cursor.lengths.slice();
-    for (let i = req.cursor.source; i < scans.length; i++) {
+    const next = await walkSources(req.cursor, scans.length, async (i, offset): Promise<SourcePart> => {
       const scan = scans[i];
-      if (!scan.plan) {
-        lengths.push(0);
-        continue;
-      }
+      if (!scan.plan) return { end: 0 };
       const src = this.searchSources[i];
-      const offset = i === req.cursor.source ? req.cursor.offset : 0;
       const need = req.count - page.studies.length;
       if (scan.keyless)
         page.problems.push({
@@ -174,12 +170,9 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
         ? this.fromList(scan.candidates, offset, need)
         : await this.fromPacs(src, scan.plan.match, scan.criteria, offset, need);
       await this.addMatches(page, src, scan.criteria, taken.rows, scan.plan.match.PatientID);
-      if (taken.next !== undefined) {
-        page.next = { source: i, offset: taken.next, lengths };
-        return page;
-      }
-      lengths.push(taken.end);
-    }
+      return taken.next !== undefined ? { next: taken.next } : { end: taken.end };
+    });
+    if (next) page.next = next;
     return page;
   }
 
