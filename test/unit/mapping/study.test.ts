@@ -1,4 +1,7 @@
-/** Study-level rules of issue 3, one block per rule; every produced resource is validated against TW Core. */
+/**
+ * Study-level mapping rules (identifiers, subject, counts, modalities, dates), one block per rule; every produced
+ * resource is validated against TW Core.
+ */
 import { mapStudy } from '../../../src/mapping';
 import { Tag } from '../../../src/dicomweb/tags';
 import { basicResults, code, instance, n, pn, s, series, source, sq, study, STUDY_UID } from './dicom';
