@@ -237,6 +237,16 @@ describe('subject', () => {
     expect(w?.code).toBe('bad-person-name');
     expect(JSON.stringify(w)).not.toContain('42');
   });
+
+  test('a malformed Patient ID or issuer is reported without its value, though read from the dataset', () => {
+    const r = basicResults();
+    r.study[Tag.PatientID] = { vr: 'LO', Value: [{ id: 'SECRET-ID' }] };
+    r.study[Tag.IssuerOfPatientID] = { vr: 'LO', Value: [['SECRET-ISSUER']] };
+    const res = mapOk(r);
+    const tags = res.warnings.filter((x) => x.code === 'not-a-string').map((x) => x.tag);
+    expect(tags).toEqual([Tag.PatientID, Tag.IssuerOfPatientID]);
+    expect(JSON.stringify(res.warnings)).not.toMatch(/SECRET/);
+  });
 });
 
 describe('referrer, interpreter, description, location, reason', () => {
