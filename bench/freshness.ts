@@ -1,10 +1,10 @@
 /**
- * Freshness with the change feed (issue 13): `serve` (the built executable, its own process, default
- * settings but for its PACS and FHIR server) runs against an Orthanc holding a base of studies, while
- * studies are stored into that Orthanc one after another, half dated today and half years old. For each,
- * the time from its last instance being stored to its ImagingStudy being in the bridge's store and in the
- * FHIR server (Medplum's engine, the tests' one). Then the feed's idle cost: the requests `serve` makes
- * to the PACS during a minute with nothing new, counted by a proxy in front of Orthanc.
+ * Freshness with the change feed, from a study stored in the PACS to its ImagingStudy written: `serve` (the
+ * built executable, its own process, default settings but for its PACS and FHIR server) runs against an Orthanc
+ * holding a base of studies, while studies are stored into that Orthanc one after another, half dated today and
+ * half years old. For each, the time from its last instance being stored to its ImagingStudy being in the bridge's
+ * store and in the FHIR server (Medplum's engine, the tests' one). Then the feed's idle cost: the requests `serve`
+ * makes to the PACS during a minute with nothing new, counted by a proxy in front of Orthanc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { imagingStudyId } from '../src/mapping';
-import { addDays, todayIn } from '../src/sync/dates';
+import { addDays, todayIn } from '../src/time';
 import { generateCorpus, loadStudies, studyToDicomFiles, type SyntheticStudy } from '../test/fixtures/synthetic';
 import { startFaultProxy } from '../test/harness/faultProxy';
 import { startFhirServer, type FhirTestServer } from '../test/harness/fhirServer';

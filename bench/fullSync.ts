@@ -7,7 +7,7 @@
  */
 import { sourceSchema } from '../src/config';
 import { syncSchema } from '../src/sync/config';
-import { addDays } from '../src/sync/dates';
+import { addDays } from '../src/time';
 import { bridgeProcess, type BridgeRun } from './bridgeProcess';
 import type { BenchCorpus } from './corpus';
 import { corpusFloor, type FloorPhase } from './qidoFloor';

@@ -1,5 +1,5 @@
 /**
- * Turns the measured results into the table in docs/benchmarks.md: each issue-8 target with its measured
+ * Turns the measured results into the table in docs/benchmarks.md: each performance target with its measured
  * value and met/missed. Only the part between the markers is rewritten, so the analysis below it stays.
  */
 import os from 'node:os';

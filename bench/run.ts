@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: builds or reuses the benchmark corpora (each in its own Orthanc), measures what issue 8
- * asks for, and writes docs/benchmarks.md (the block between its markers) and docs/benchmarks.json.
+ * `npm run bench`: builds or reuses the benchmark corpora (each in its own Orthanc), measures the bridge against
+ * the PACS's own floor (sync, mapping, lookups, FHIR requests, store search), and writes docs/benchmarks.md (the
+ * block between its markers) and docs/benchmarks.json.
  * `npm run bench -- <suite>` runs one suite on the full corpus and prints its JSON instead:
  * fullSync, mapper, lookupApi, fhirRequests, storeSearch, enrichment and sweep (these two not part of the full run);
  * `freshness` (change feed, its own Orthanc) runs only so. Speed is measured here, never asserted in tests.

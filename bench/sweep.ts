@@ -12,7 +12,7 @@ import { sourceSchema } from '../src/config';
 import { createEmbeddedSink } from '../src/sinks/embeddedSink';
 import { openSqliteStore } from '../src/state';
 import { createSyncService, type RunSummary, type SyncConfigInput } from '../src/sync';
-import { daysBetween, todayIn } from '../src/sync/dates';
+import { daysBetween, todayIn } from '../src/time';
 import type { BenchCorpus } from './corpus';
 import { corpusFloor, type FloorPhase } from './qidoFloor';
 import { median } from './stats';

@@ -16,7 +16,7 @@ import {
   type RunSummary,
   type SyncService,
 } from '../sync';
-import { daysBetween, todayIn } from '../sync/dates';
+import { daysBetween, todayIn } from '../time';
 import { formatDuration, formatInstant } from '../api/ops/format';
 import { EXIT, exitCodeForRun, worstExit, type ExitCode } from './exitCodes';
 import {

@@ -195,5 +195,4 @@ export type PacsAuth = z.infer<typeof pacsAuthSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;
 export type ChangeFeedConfig = z.infer<typeof changeFeedSchema>;
 export type SourceInput = z.input<typeof sourceSchema>;
-export type MappingConfig = z.infer<typeof mappingSchema>;
 export type BridgeConfig = z.infer<typeof configSchema>;

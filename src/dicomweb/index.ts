@@ -10,14 +10,6 @@ export function createPacsSource(cfg: SourceConfig, options: SourceOptions = {})
   return new DicomwebSource(cfg, options);
 }
 
-/**
- * The WADO-RS base FHIR clients should use (Endpoint.address): the configured public base, never
- * the PACS's RetrieveURL (0008,1190), which Debian's Orthanc reports without its port.
- */
-export function wadoBaseFor(cfg: Pick<SourceConfig, 'publicWadoBase' | 'qidoBase'>): string {
-  return (cfg.publicWadoBase ?? cfg.qidoBase).replace(/\/+$/, '');
-}
-
 export type { SourceLogger, SourceOptions } from './source';
 export * from './types';
 export * from './dicomJson';

@@ -122,10 +122,6 @@ export function resolveKey(key: string): string {
   return (Tag as Record<string, string>)[key] ?? key;
 }
 
-export function vrOf(key: string): string | undefined {
-  return VR_BY_TAG[resolveKey(key)];
-}
-
 /**
  * The wire form of one value. Wildcard-capable attributes: a run of characters that cannot travel
  * raw becomes `*` if it holds any non-ASCII character (Orthanc's `?` does not match those) and one
@@ -253,9 +249,4 @@ export function matchesLocally(ds: DicomDataset, filters: LocalFilter[]): boolea
       return candidates.some((c) => re.test(c));
     });
   });
-}
-
-/** The query string for params that are already wire-ready. */
-export function toQueryString(params: Array<[string, string]>): string {
-  return params.map(([k, v]) => `${k}=${v}`).join('&');
 }

@@ -62,8 +62,6 @@ export const Tag = {
   ContentLabel: '00700080',
 } as const;
 
-export type TagKeyword = keyof typeof Tag;
-
 const keywordByTag: Record<string, string> = Object.fromEntries(
   Object.entries(Tag).map(([keyword, tag]) => [tag, keyword]),
 );

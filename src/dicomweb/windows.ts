@@ -2,7 +2,7 @@
  * StudyDate windows and StudyTime ranges, and how to halve them when a server truncates a search.
  * Pure functions on DICOM DA strings and seconds of the day.
  */
-import { parseDate } from './dicomJson';
+import { dayNumber, fromDayNumber } from '../time';
 import type { StudyWindow } from './types';
 
 /** A search scope: an inclusive StudyDate range, optionally narrowed to StudyTime seconds [start, end]. */
@@ -14,22 +14,7 @@ export interface Scope {
   emptyTime?: boolean;
 }
 
-const DAY_MS = 86_400_000;
 export const LAST_SECOND = 86_399;
-
-export function dayNumber(da: string): number {
-  const d = parseDate(da);
-  if (!d) throw new RangeError(`"${da}" is not a DICOM date (YYYYMMDD)`);
-  // Date.UTC maps years 0–99 to 1900–1999; setUTCFullYear does not.
-  const t = new Date(Date.UTC(2000, d.month - 1, d.day));
-  t.setUTCFullYear(d.year, d.month - 1, d.day);
-  return Math.round(t.getTime() / DAY_MS);
-}
-
-export function fromDayNumber(n: number): string {
-  const t = new Date(n * DAY_MS);
-  return `${String(t.getUTCFullYear()).padStart(4, '0')}${String(t.getUTCMonth() + 1).padStart(2, '0')}${String(t.getUTCDate()).padStart(2, '0')}`;
-}
 
 /** "HHMMSS" for a second of the day. */
 export function formatTm(seconds: number): string {

@@ -3,8 +3,8 @@
  * date; a time gets seconds only because FHIR requires them once hours are given; fractional seconds
  * are kept to milliseconds (truncated, so 59.9999 never rolls into the next minute).
  */
-import type { DicomDate, DicomTime } from '../dicomweb/dicomJson';
-import { isKnownZone, offsetAtWallClock, wallClockMs } from '../time/zone';
+import type { DicomDate, DicomTime } from '../time';
+import { isKnownZone, offsetAtWallClock, wallClockMs } from '../time';
 
 /** How to find the UTC offset of a local date-time: a fixed offset or an IANA zone (DST-aware). */
 export type ZoneRule = { kind: 'fixed'; minutes: number } | { kind: 'iana'; zone: string };

@@ -16,6 +16,7 @@ export function endpointFor(
     payloadType: [{ text: 'DICOM WADO-RS' }],
     // Rendered media types (WADO-RS /rendered, PS3.18 §9.5) where the source says its PACS serves them.
     payloadMimeType: [...new Set(['application/dicom', ...(source.renderedMimeTypes ?? [])])],
+    // The public base, never the PACS's RetrieveURL (0008,1190): Debian's Orthanc reports it without its port.
     address: (source.publicWadoBase ?? source.qidoBase).replace(/\/+$/, ''),
   };
 }

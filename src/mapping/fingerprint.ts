@@ -26,6 +26,6 @@ export function studyFingerprint(study: DicomDataset): string {
     ].sort();
   }
   // Versioned so a change in what is covered, or in how it maps, invalidates old fingerprints and the
-  // next listing or sweep re-maps the study. v2: patient systems per issuer, CJK names, the attribute table (issue 14).
+  // next listing or sweep re-maps the study. v2: patient systems per issuer, CJK names, the shared attribute table.
   return `v2:${sha256Hex(canonicalJson(picked))}`;
 }

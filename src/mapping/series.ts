@@ -3,7 +3,7 @@
  * number then UID so the same input always gives the same bytes.
  */
 import type { ImagingStudySeries, ImagingStudySeriesInstance, ImagingStudySeriesPerformer, Coding } from 'fhir/r4';
-import { DicomReader, type DicomDataset } from '../dicomweb/dicomJson';
+import { DicomReader, isDataset, type DicomDataset } from '../dicomweb/dicomJson';
 import { Tag, describeTag } from '../dicomweb/tags';
 import { asCode, modalityCoding } from './codes';
 import { fhirDateTime, isFhirOffset, type ZoneRule } from './datetime';
@@ -55,10 +55,6 @@ function asUnsignedInt(n: number | undefined): number | undefined {
   return n !== undefined && Number.isInteger(n) && n >= 0 && n <= 2147483647 ? n : undefined;
 }
 
-function isObject(v: unknown): v is DicomDataset {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function fail(ctx: SeriesContext, code: MappingError['code'], tag: string, message: string): Outcome {
   return { ok: false, error: { studyUid: ctx.studyUid, tag, code, message: `Study ${ctx.studyUid}: ${message}` } };
 }
@@ -72,7 +68,7 @@ function ownItems(ctx: SeriesContext, items: unknown, level: 'series' | 'instanc
   }
   const out: DicomDataset[] = [];
   items.forEach((item, i) => {
-    if (!isObject(item)) {
+    if (!isDataset(item)) {
       ctx.warnings.add('bad-results', `${level} result #${i + 1} is not an object; ignored`);
       return;
     }
@@ -90,12 +86,11 @@ function ownItems(ctx: SeriesContext, items: unknown, level: 'series' | 'instanc
   return out;
 }
 
-export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceResults: unknown): Outcome {
-  const w = ctx.warnings;
-  const entries = new Map<string, SeriesEntry>();
+type Entries = Map<string, SeriesEntry>;
 
-  const seriesItems = ownItems(ctx, seriesResults, 'series');
-  for (const [i, ds] of seriesItems.entries()) {
+/** The study's series from the series results, first of each UID; a failure when one has no usable UID. */
+function collectSeries(ctx: SeriesContext, seriesResults: unknown, entries: Entries): Outcome | undefined {
+  for (const [i, ds] of ownItems(ctx, seriesResults, 'series').entries()) {
     const reader = new DicomReader(ds);
     const uid = reader.string(Tag.SeriesInstanceUID);
     if (!uid)
@@ -113,7 +108,7 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
         `series UID "${uid.slice(0, 80)}" is not a valid FHIR id (letters, digits, "-", ".", at most 64)`,
       );
     if (entries.has(uid)) {
-      w.add(
+      ctx.warnings.add(
         'duplicate-series',
         `series ${uid} appears more than once in the series results; the first is used`,
         Tag.SeriesInstanceUID,
@@ -122,70 +117,124 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
     }
     entries.set(uid, { uid, ds, reader, instances: new Map() });
   }
+  return undefined;
+}
 
-  const instanceItems = ownItems(ctx, instanceResults, 'instance');
-  for (const [i, ds] of instanceItems.entries()) {
-    const reader = new DicomReader(ds);
-    const uid = reader.string(Tag.SOPInstanceUID);
-    if (!uid)
-      return fail(
-        ctx,
-        'instance-missing-uid',
-        Tag.SOPInstanceUID,
-        `instance result #${i + 1} has no ${describeTag(Tag.SOPInstanceUID)}`,
-      );
-    if (!isFhirId(uid))
-      return fail(
-        ctx,
-        'instance-invalid-uid',
-        Tag.SOPInstanceUID,
-        `instance UID "${uid.slice(0, 80)}" is not a valid FHIR id`,
-      );
-    if (!reader.string(Tag.SOPClassUID))
-      return fail(
-        ctx,
-        'instance-missing-sop-class',
-        Tag.SOPClassUID,
-        `instance ${uid} has no ${describeTag(Tag.SOPClassUID)}`,
-      );
-    let seriesUid = reader.string(Tag.SeriesInstanceUID);
-    if (!seriesUid) {
-      if (entries.size !== 1) {
-        w.add(
-          'instance-without-series',
-          `instance ${uid} has no ${describeTag(Tag.SeriesInstanceUID)} and the study has ${entries.size} series; left out`,
-          Tag.SeriesInstanceUID,
-        );
-        continue;
-      }
-      seriesUid = [...entries.keys()][0];
-    }
-    let entry = entries.get(seriesUid);
-    if (!entry) {
-      if (!isFhirId(seriesUid))
-        return fail(
-          ctx,
-          'series-invalid-uid',
-          Tag.SeriesInstanceUID,
-          `series UID "${seriesUid.slice(0, 80)}" (from instance ${uid}) is not a valid FHIR id`,
-        );
-      // QIDO instance results carry the series attributes, so a series the series query missed is rebuilt from them.
-      w.add(
-        'series-from-instances',
-        `series ${seriesUid} is missing from the series results; built from its instances`,
+/** The instance's UID, or the failure its missing UID or SOP Class means. */
+function instanceUid(ctx: SeriesContext, reader: DicomReader, i: number): string | Outcome {
+  const uid = reader.string(Tag.SOPInstanceUID);
+  if (!uid)
+    return fail(
+      ctx,
+      'instance-missing-uid',
+      Tag.SOPInstanceUID,
+      `instance result #${i + 1} has no ${describeTag(Tag.SOPInstanceUID)}`,
+    );
+  if (!isFhirId(uid))
+    return fail(
+      ctx,
+      'instance-invalid-uid',
+      Tag.SOPInstanceUID,
+      `instance UID "${uid.slice(0, 80)}" is not a valid FHIR id`,
+    );
+  if (!reader.string(Tag.SOPClassUID))
+    return fail(
+      ctx,
+      'instance-missing-sop-class',
+      Tag.SOPClassUID,
+      `instance ${uid} has no ${describeTag(Tag.SOPClassUID)}`,
+    );
+  return uid;
+}
+
+/**
+ * The series an instance belongs to: its own Series Instance UID, or the study's only series; a series the
+ * series query missed is rebuilt from the instance (QIDO instance results carry the series attributes).
+ */
+function seriesOfInstance(
+  ctx: SeriesContext,
+  entries: Entries,
+  uid: string,
+  ds: DicomDataset,
+  reader: DicomReader,
+): SeriesEntry | Outcome | undefined {
+  let seriesUid = reader.string(Tag.SeriesInstanceUID);
+  if (!seriesUid) {
+    if (entries.size !== 1) {
+      ctx.warnings.add(
+        'instance-without-series',
+        `instance ${uid} has no ${describeTag(Tag.SeriesInstanceUID)} and the study has ${entries.size} series; left out`,
         Tag.SeriesInstanceUID,
       );
-      entry = { uid: seriesUid, ds, reader: new DicomReader(ds), instances: new Map() };
-      entries.set(seriesUid, entry);
+      return undefined;
     }
+    seriesUid = [...entries.keys()][0];
+  }
+  const known = entries.get(seriesUid);
+  if (known) return known;
+  if (!isFhirId(seriesUid))
+    return fail(
+      ctx,
+      'series-invalid-uid',
+      Tag.SeriesInstanceUID,
+      `series UID "${seriesUid.slice(0, 80)}" (from instance ${uid}) is not a valid FHIR id`,
+    );
+  ctx.warnings.add(
+    'series-from-instances',
+    `series ${seriesUid} is missing from the series results; built from its instances`,
+    Tag.SeriesInstanceUID,
+  );
+  const entry = { uid: seriesUid, ds, reader: new DicomReader(ds), instances: new Map() };
+  entries.set(seriesUid, entry);
+  return entry;
+}
+
+/** Files each instance under its series; returns how many instance results there were, or a failure. */
+function attachInstances(ctx: SeriesContext, instanceResults: unknown, entries: Entries): number | Outcome {
+  const items = ownItems(ctx, instanceResults, 'instance');
+  for (const [i, ds] of items.entries()) {
+    const reader = new DicomReader(ds);
+    const uid = instanceUid(ctx, reader, i);
+    if (typeof uid !== 'string') return uid;
+    const entry = seriesOfInstance(ctx, entries, uid, ds, reader);
+    if (!entry) continue;
+    if ('ok' in entry) return entry;
     if (entry.instances.has(uid)) {
-      w.add('duplicate-instance', `instance ${uid} appears more than once; the first is used`, Tag.SOPInstanceUID);
+      ctx.warnings.add(
+        'duplicate-instance',
+        `instance ${uid} appears more than once; the first is used`,
+        Tag.SOPInstanceUID,
+      );
       continue;
     }
     entry.instances.set(uid, { ds, reader });
   }
+  return items.length;
+}
 
-  const instancesKnown = instanceItems.length > 0;
+/** The series' Modality, or OT when the source maps a missing one so (never silently); undefined means fail. */
+function modalityOf(ctx: SeriesContext, entry: SeriesEntry): { code: string; defaulted: boolean } | undefined {
+  const modality = entry.reader.string(Tag.Modality);
+  if (modality) return { code: modality, defaulted: false };
+  if (ctx.missingModality === 'error') return undefined;
+  // Configured fallback (e.g. Secondary Capture files that omit the Type 1 Modality).
+  ctx.warnings.add(
+    'series-modality-defaulted',
+    `series ${entry.uid} has no ${describeTag(Tag.Modality)}; mapped as ${ctx.missingModality} (Other) by the source's mapping.missingModality`,
+    Tag.Modality,
+  );
+  return { code: ctx.missingModality, defaulted: true };
+}
+
+export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceResults: unknown): Outcome {
+  const w = ctx.warnings;
+  const entries: Entries = new Map();
+  const seriesFailure = collectSeries(ctx, seriesResults, entries);
+  if (seriesFailure) return seriesFailure;
+  const instanceResultCount = attachInstances(ctx, instanceResults, entries);
+  if (typeof instanceResultCount !== 'number') return instanceResultCount;
+
+  const instancesKnown = instanceResultCount > 0;
   const series: { number?: number; uid: string; value: ImagingStudySeries }[] = [];
   const modalities = new Set<string>();
   let defaultedModality: string | undefined;
@@ -193,26 +242,17 @@ export function mapSeries(ctx: SeriesContext, seriesResults: unknown, instanceRe
   let instanceCount = 0;
 
   for (const entry of entries.values()) {
-    let modality = entry.reader.string(Tag.Modality);
-    if (!modality) {
-      if (ctx.missingModality === 'error')
-        return fail(
-          ctx,
-          'series-missing-modality',
-          Tag.Modality,
-          `series ${entry.uid} has no ${describeTag(Tag.Modality)}`,
-        );
-      // Configured fallback (e.g. Secondary Capture files that omit the Type 1 Modality): never silent.
-      modality = defaultedModality = ctx.missingModality;
-      w.add(
-        'series-modality-defaulted',
-        `series ${entry.uid} has no ${describeTag(Tag.Modality)}; mapped as ${modality} (Other) by the source's mapping.missingModality`,
+    const modality = modalityOf(ctx, entry);
+    if (!modality)
+      return fail(
+        ctx,
+        'series-missing-modality',
         Tag.Modality,
+        `series ${entry.uid} has no ${describeTag(Tag.Modality)}`,
       );
-    } else {
-      modalities.add(modalityCoding(modality).code as string);
-    }
-    const mapped = mapOneSeries(ctx, entry, modality, instancesKnown);
+    if (modality.defaulted) defaultedModality = modality.code;
+    else modalities.add(modalityCoding(modality.code).code as string);
+    const mapped = mapOneSeries(ctx, entry, modality.code, instancesKnown);
     const own = asUnsignedInt(entry.reader.integer(Tag.NumberOfSeriesRelatedInstances));
     seriesInstanceTotal =
       own !== undefined && seriesInstanceTotal !== undefined ? seriesInstanceTotal + own : undefined;

@@ -496,7 +496,10 @@ export class StudySyncRun {
   private patientFacts(c: Candidate): PatientFacts | undefined {
     try {
       return patientFactsFromDicom(c.dataset, this.ctx.sourceConfig);
-    } catch {
+    } catch (err) {
+      // The error's message may quote patient values: only the UID and the error's class are logged.
+      const error = err instanceof Error ? err.name : typeof err;
+      this.ctx.log.warn({ studyUid: c.uid, error }, 'patient facts could not be built; study written without them');
       return undefined;
     }
   }

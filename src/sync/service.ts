@@ -22,7 +22,8 @@ import {
   type SyncConfigInput,
   type SyncSettings,
 } from './config';
-import { planWindows, pollRange, todayIn } from './dates';
+import { todayIn } from '../time';
+import { planWindows, pollRange } from './dates';
 import { describeError, isRunOutage, SinkUnavailableError, SourceBusyError } from './errors';
 import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { studyUidOf } from '../dicomweb/dicomJson';

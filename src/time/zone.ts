@@ -3,7 +3,7 @@
  * One implementation (Intl, DST-aware, years before 100 and BC included) for the mapper, the sync's
  * "today at the PACS" and the API's date searches.
  */
-import { parseOffset } from '../dicomweb/dicomJson';
+import { parseOffset } from './dicomDate';
 
 const formatters = new Map<string, Intl.DateTimeFormat | null>();
 

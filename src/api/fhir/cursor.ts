@@ -29,6 +29,27 @@ export function decodeCursor(raw: string | undefined, sourceCount: number): Curs
   return { source, offset, lengths };
 }
 
+/** What one source gave a page: the offset to resume at when more remain in it, else its full length. */
+export type SourcePart = { next: number } | { end: number };
+
+/**
+ * Walks the sources from the cursor's position, each filling what the page still needs (`part` is handed
+ * the source's index and its start offset), and returns where the next page starts, if anywhere.
+ */
+export async function walkSources(
+  cursor: Cursor,
+  sourceCount: number,
+  part: (source: number, offset: number) => SourcePart | Promise<SourcePart>,
+): Promise<Cursor | undefined> {
+  const lengths = cursor.lengths.slice();
+  for (let i = cursor.source; i < sourceCount; i++) {
+    const p = await part(i, i === cursor.source ? cursor.offset : 0);
+    if ('next' in p) return { source: i, offset: p.next, lengths };
+    lengths.push(p.end);
+  }
+  return undefined;
+}
+
 /** Position in the concatenated results. */
 export function globalOffset(c: Cursor): number {
   return c.lengths.reduce((a, b) => a + b, 0) + c.offset;

@@ -6,7 +6,7 @@
  * - a value with date precision (YYYY, YYYY-MM, YYYY-MM-DD) compares with the study's local date;
  * - a value with a time compares instants; a study whose `started` has no time never matches it.
  */
-import { offsetAtInstant, offsetAtWallClock } from '../../time/zone';
+import { addDays, daysInMonth, offsetAtInstant, offsetAtWallClock } from '../../time';
 
 export type DatePrefix = 'eq' | 'ge' | 'gt' | 'le' | 'lt';
 
@@ -23,15 +23,10 @@ const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
-function daysInMonth(y: number, m: number): number {
-  return new Date(Date.UTC(y, m, 0)).getUTCDate();
-}
-
 /** YYYY-MM-DD shifted by n days. */
-export function addDays(day: string, n: number): string {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + n);
-  return d.toISOString().slice(0, 10);
+function addIsoDays(day: string, n: number): string {
+  const da = addDays(day.replace(/-/g, ''), n);
+  return `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}`;
 }
 
 /** Parses one `started` value; returns an error message for the client when it is not acceptable. */
@@ -186,9 +181,9 @@ export function qidoDateRange(values: DateValue[], zone: string): { StudyDate?: 
     if (v.days) {
       const { first, last } = v.days;
       if (v.prefix === 'eq' || v.prefix === 'ge') raise(first);
-      if (v.prefix === 'gt') raise(addDays(last, 1));
+      if (v.prefix === 'gt') raise(addIsoDays(last, 1));
       if (v.prefix === 'eq' || v.prefix === 'le') lower(last);
-      if (v.prefix === 'lt') lower(addDays(first, -1));
+      if (v.prefix === 'lt') lower(addIsoDays(first, -1));
     } else {
       const { start, end } = instantRange(v.time!, zone);
       if (v.prefix === 'eq' || v.prefix === 'ge') raise(dayAt(start, EARLIEST_OFFSET));

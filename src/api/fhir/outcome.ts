@@ -21,7 +21,6 @@ export class FhirError extends Error {
 }
 
 export const badRequest = (message: string, param?: string) => new FhirError(400, 'invalid', message, param);
-export const notFound = (message: string) => new FhirError(404, 'not-found', message);
 
 export function outcome(
   severity: OperationOutcomeIssue['severity'],

@@ -262,6 +262,132 @@ export function wantsStrict(prefer: string | undefined): boolean {
   return !!prefer && prefer.split(/[,;]/).some((p) => p.trim().toLowerCase() === 'handling=strict');
 }
 
+const KNOWN_PARAMS = new Map([...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS].map((p) => [p.name, p]));
+const RESULT_PARAM_NAMES = new Set(RESULT_PARAMS.map((p) => p.name));
+
+/** The definition a parameter name refers to after checking its modifier or chain; undefined when unknown. */
+function definitionOf(name: string, o: ParseOptions): { def: ParamDef; base: string; suffix?: string } | undefined {
+  const { base, modifier, chain } = splitName(name);
+  const def = KNOWN_PARAMS.get(base);
+  if (!def) {
+    if (o.strict) throw badRequest(`Parameter "${name}" is not supported by this server.`, name);
+    return undefined;
+  }
+  const suffix = modifier ?? chain;
+  if (modifier && chain)
+    throw badRequest(`Parameter "${name}" combines a modifier and a chain, which is not supported.`, name);
+  if (suffix !== undefined) {
+    const allowed = modifier ? def.modifiers : def.chains;
+    if (!allowed?.includes(suffix))
+      throw badRequest(`Parameter "${name}": ${modifier ? 'modifier' : 'chain'} "${suffix}" is not supported.`, name);
+  }
+  return { def, base, suffix };
+}
+
+function parseUidList(name: string, value: string, o: ParseOptions, what: string, plural: string): string[] {
+  const uids = splitOr(name, value).map((v) => requireUid(name, v, what));
+  if (uids.length > o.maxCount) throw badRequest(`Parameter "${name}" lists more than ${o.maxCount} ${plural}.`, name);
+  return uids;
+}
+
+function parseModality(name: string, value: string): Criterion {
+  const token = parseToken(name, single(name, value));
+  if (!CS_RE.test(token.value))
+    throw badRequest(
+      `Parameter "modality": "${token.value}" is not a DICOM modality code (upper-case letters and digits, at most 16).`,
+      name,
+    );
+  return { param: name, kind: 'modality', token };
+}
+
+function parseStatus(name: string, value: string): Criterion {
+  const statuses = splitOr(name, value);
+  for (const s of statuses) {
+    if (!(IMAGING_STUDY_STATUSES as readonly string[]).includes(s))
+      throw badRequest(
+        `Parameter "status": "${s}" is not an ImagingStudy status (${IMAGING_STUDY_STATUSES.join(', ')}).`,
+        name,
+      );
+  }
+  return { param: name, kind: 'status', statuses };
+}
+
+/** One ImagingStudy search parameter (already checked for what no value may contain) → its criterion. */
+function parseCriterion(
+  name: string,
+  base: string,
+  suffix: string | undefined,
+  value: string,
+  o: ParseOptions,
+): Criterion {
+  switch (base) {
+    case '_id': {
+      const uids = parseUidList(name, value, o, 'ImagingStudy id (a Study Instance UID)', 'ids');
+      return { param: name, kind: 'studyUid', uids };
+    }
+    case 'identifier':
+      return parseIdentifier(name, value);
+    case 'patient':
+    case 'subject':
+      return parsePatient(name, base, suffix, value, o);
+    case 'started': {
+      const v = parseDateValue(single(name, value));
+      if (typeof v === 'string') throw badRequest(`Parameter "started": ${v}.`, name);
+      return { param: name, kind: 'started', value: v };
+    }
+    case 'modality':
+      return parseModality(name, value);
+    case 'status':
+      return parseStatus(name, value);
+    case 'series':
+      return { param: name, kind: 'series', uids: parseUidList(name, value, o, 'Series Instance UID', 'UIDs') };
+  }
+  throw new Error(`no parser for search parameter ${base}`); // IMAGING_STUDY_PARAMS and this switch disagree
+}
+
+/**
+ * A result parameter (_count, _summary, _cursor, _format) applied to the parsed search. Returns whether the
+ * self link carries it as given (_count is added as effective, links set their own _cursor, _format is dropped).
+ */
+function applyResultParam(
+  out: ParsedSearch,
+  name: string,
+  value: string,
+  o: ParseOptions,
+  given: Set<string>,
+): boolean {
+  switch (name) {
+    case '_count':
+      if (!/^\d{1,6}$/.test(value) || Number(value) < 1)
+        throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
+      if (given.has(name)) throw badRequest('_count is given twice.', name);
+      out.count = Math.min(Number(value), o.maxCount);
+      break;
+    case '_summary':
+      if (value !== 'count' && value !== 'false')
+        throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
+      out.summaryCount = value === 'count';
+      return true;
+    case '_cursor':
+      if (!CURSOR_RE.test(value)) throw badRequest('_cursor is not a paging position this server gave out.', name);
+      if (out.cursor !== undefined) throw badRequest('_cursor is given twice.', name);
+      out.cursor = value;
+      break;
+    case '_format':
+      break; // checked (406 unless JSON) before the search; answers are always JSON
+  }
+  given.add(name);
+  return false;
+}
+
+function parseInclude(out: ParsedSearch, name: string, value: string, o: ParseOptions): void {
+  checkCommon(name, value, o.maxValueLength);
+  if (!INCLUDE_VALUES.includes(value))
+    throw badRequest(`_include=${value} is not supported (supported: ${INCLUDE_VALUES.join(', ')}).`, name);
+  out.includeEndpoint = true;
+  out.used.push([name, value]);
+}
+
 /** ImagingStudy search: query pairs as received → criteria, page and self-link parameters. */
 export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptions): ParsedSearch {
   const out: ParsedSearch = {
@@ -272,102 +398,23 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
     used: [],
     ignored: [],
   };
-  const known = new Map([...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS].map((p) => [p.name, p]));
-  let countGiven = false;
+  const given = new Set<string>();
   for (const [name, value] of pairs) {
-    const { base, modifier, chain } = splitName(name);
-    const def = name === '_include' ? undefined : known.get(base);
     if (name === '_include') {
-      checkCommon(name, value, o.maxValueLength);
-      if (!INCLUDE_VALUES.includes(value))
-        throw badRequest(`_include=${value} is not supported (supported: ${INCLUDE_VALUES.join(', ')}).`, name);
-      out.includeEndpoint = true;
-      out.used.push([name, value]);
+      parseInclude(out, name, value, o);
       continue;
     }
-    if (!def) {
-      if (o.strict) throw badRequest(`Parameter "${name}" is not supported by this server.`, name);
+    const param = definitionOf(name, o);
+    if (!param) {
       out.ignored.push(name);
       continue;
     }
-    const suffix = modifier ?? chain;
-    if (modifier && chain)
-      throw badRequest(`Parameter "${name}" combines a modifier and a chain, which is not supported.`, name);
-    if (suffix !== undefined) {
-      const allowed = modifier ? def.modifiers : def.chains;
-      if (!allowed?.includes(suffix))
-        throw badRequest(`Parameter "${name}": ${modifier ? 'modifier' : 'chain'} "${suffix}" is not supported.`, name);
-    }
     checkCommon(name, value, o.maxValueLength);
-    switch (base) {
-      case '_id': {
-        const uids = splitOr(name, value).map((v) => requireUid(name, v, 'ImagingStudy id (a Study Instance UID)'));
-        if (uids.length > o.maxCount) throw badRequest(`Parameter "${name}" lists more than ${o.maxCount} ids.`, name);
-        out.criteria.push({ param: name, kind: 'studyUid', uids });
-        break;
-      }
-      case 'identifier':
-        out.criteria.push(parseIdentifier(name, value));
-        break;
-      case 'patient':
-      case 'subject':
-        out.criteria.push(parsePatient(name, base, suffix, value, o));
-        break;
-      case 'started': {
-        const v = parseDateValue(single(name, value));
-        if (typeof v === 'string') throw badRequest(`Parameter "started": ${v}.`, name);
-        out.criteria.push({ param: name, kind: 'started', value: v });
-        break;
-      }
-      case 'modality': {
-        const token = parseToken(name, single(name, value));
-        if (!CS_RE.test(token.value))
-          throw badRequest(
-            `Parameter "modality": "${token.value}" is not a DICOM modality code (upper-case letters and digits, at most 16).`,
-            name,
-          );
-        out.criteria.push({ param: name, kind: 'modality', token });
-        break;
-      }
-      case 'status': {
-        const statuses = splitOr(name, value);
-        for (const s of statuses) {
-          if (!(IMAGING_STUDY_STATUSES as readonly string[]).includes(s))
-            throw badRequest(
-              `Parameter "status": "${s}" is not an ImagingStudy status (${IMAGING_STUDY_STATUSES.join(', ')}).`,
-              name,
-            );
-        }
-        out.criteria.push({ param: name, kind: 'status', statuses });
-        break;
-      }
-      case 'series': {
-        const uids = splitOr(name, value).map((v) => requireUid(name, v, 'Series Instance UID'));
-        if (uids.length > o.maxCount) throw badRequest(`Parameter "${name}" lists more than ${o.maxCount} UIDs.`, name);
-        out.criteria.push({ param: name, kind: 'series', uids });
-        break;
-      }
-      case '_count': {
-        if (!/^\d{1,6}$/.test(value) || Number(value) < 1)
-          throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
-        if (countGiven) throw badRequest('_count is given twice.', name);
-        countGiven = true;
-        out.count = Math.min(Number(value), o.maxCount);
-        continue; // self link carries the effective _count, added below
-      }
-      case '_summary':
-        if (value !== 'count' && value !== 'false')
-          throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
-        out.summaryCount = value === 'count';
-        break;
-      case '_cursor':
-        if (!CURSOR_RE.test(value)) throw badRequest('_cursor is not a paging position this server gave out.', name);
-        if (out.cursor !== undefined) throw badRequest('_cursor is given twice.', name);
-        out.cursor = value;
-        continue; // links set their own cursor
-      case '_format':
-        continue; // checked (406 unless JSON) before the search; answers are always JSON
+    if (RESULT_PARAM_NAMES.has(param.base)) {
+      if (applyResultParam(out, param.base, value, o, given)) out.used.push([name, value]);
+      continue;
     }
+    out.criteria.push(parseCriterion(name, param.base, param.suffix, value, o));
     out.used.push([name, value]);
   }
   return out;

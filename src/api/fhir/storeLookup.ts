@@ -7,6 +7,7 @@ import type { ImagingStudy } from 'fhir/r4';
 import { endpointId } from '../../mapping';
 import type { ApiConfig } from '../config';
 import type { AnswerCache } from './cache';
+import { walkSources, type SourcePart } from './cursor';
 import { matchContextFor, matchesAll } from './match';
 import type { Criterion } from './params';
 import { storeFilterFor } from './storeFilter';
@@ -119,20 +120,15 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
 
   private async searchStore(req: SearchRequest): Promise<StudyPage> {
     const studies: FoundStudy[] = [];
-    const lengths = req.cursor.lengths.slice();
-    for (let i = req.cursor.source; i < this.searchSources.length; i++) {
-      const src = this.searchSources[i];
-      const offset = i === req.cursor.source ? req.cursor.offset : 0;
+    const next = await walkSources(req.cursor, this.searchSources.length, async (i, offset): Promise<SourcePart> => {
       const need = req.count - studies.length;
+      if (need === 0) return { next: 0 }; // the page is full: the next one starts at this source
+      const src = this.searchSources[i];
       // One match beyond the page tells whether another follows; fewer means the source's full length.
       const all = await this.storeMatches(src, req.criteria, offset + need + 1);
       studies.push(...all.slice(offset, offset + need).map((resource) => ({ sourceId: src.config.id, resource })));
-      if (all.length > offset + need)
-        return { studies, next: { source: i, offset: offset + need, lengths }, problems: [] };
-      lengths.push(all.length);
-      if (studies.length >= req.count && i + 1 < this.searchSources.length)
-        return { studies, next: { source: i + 1, offset: 0, lengths }, problems: [] };
-    }
-    return { studies, problems: [] };
+      return all.length > offset + need ? { next: offset + need } : { end: all.length };
+    });
+    return { studies, ...(next ? { next } : {}), problems: [] };
   }
 }

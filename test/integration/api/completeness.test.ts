@@ -1,5 +1,5 @@
 /**
- * Issue 15 against a real Orthanc: live pages fill (modality is filtered before a page is counted),
+ * Complete, exact live answers against a real Orthanc: live pages fill (modality is filtered before a page is counted),
  * `total` and `next` are exact and agree with `_summary=count`, live and store order alike; the PACS
  * is only asked exact identifying values (recording proxy), and what cannot be sent exactly or is not
  * UTF-8 is a 400; failed authentication is throttled; patient context is refused; and the FHIR

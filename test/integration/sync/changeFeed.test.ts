@@ -1,6 +1,6 @@
 /**
- * Discovery through Orthanc's change feed (issue 13, item 1), against a real Orthanc (StableAge 1 s),
- * the real sync service as `serve` runs it (start()), the embedded store and a real FHIR engine:
+ * Discovery through Orthanc's change feed, within seconds whatever the StudyDate, against a real Orthanc
+ * (StableAge 1 s), the real sync service as `serve` runs it (start()), the embedded store and a real FHIR engine:
  * - an old-dated study stored after a full sync, which no StudyDate poll would list, is synced;
  * - a study stored in several steps is written once, complete, after StableStudy;
  * - a study never reported stable (StableAge longer than the test) is synced once quiet;

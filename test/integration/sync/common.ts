@@ -3,7 +3,7 @@ import type { ImagingStudy } from 'fhir/r4';
 import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/config';
 import { imagingStudyId } from '../../../src/mapping';
 import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
-import { addDays, todayIn } from '../../../src/sync/dates';
+import { addDays, todayIn } from '../../../src/time';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
 

@@ -1,9 +1,9 @@
 /**
- * A FHIR-server outage is not the studies' fault (issue 13, item 4). A real Orthanc, the real sync, and
- * a real FHIR engine behind a fault proxy: while the proxy answers 500 (or drops every connection) the
- * runs end as failed, "sink unavailable", charge no attempts and dead-letter nothing, however many
- * runs the outage lasts; once the server is back, the next run writes every study. A study the server
- * rejects on its own (4xx, or a 5xx while the server is otherwise up) stays that study's failure.
+ * A FHIR-server outage is not the studies' fault. A real Orthanc, the real sync, and a real FHIR engine behind a
+ * fault proxy: while the proxy answers 500 (or drops every connection) the runs end as failed, "sink unavailable",
+ * charge no attempts and dead-letter nothing, however many runs the outage lasts; once the server is back, the next
+ * run writes every study. A study the server rejects on its own (4xx, or a 5xx while the server is otherwise up)
+ * stays that study's failure.
  */
 import type { ImagingStudy } from 'fhir/r4';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';

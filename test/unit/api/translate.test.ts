@@ -161,6 +161,9 @@ describe('result filter', () => {
     expect(m('series=1.2.3.5')).toBe(false);
     expect(m('status=registered,available')).toBe(true);
     expect(m('_id=1.2.3')).toBe(true);
+    expect(m('_id=1.2.4')).toBe(false);
+    expect(m('_id=1.2.4,1.2.3')).toBe(true);
+    expect(m('series=1.2.3.5,1.2.3.4')).toBe(true);
     expect(m('started=ge2023-01-05&started=lt2023-01-06')).toBe(true);
   });
 

@@ -3,7 +3,8 @@
  * page. A simulated PACS here is only a per-day count (the planner is pure); the request counts against
  * Orthanc are measured in test/integration/sync/sweep.test.ts and bench/sweep.ts.
  */
-import { AdaptiveWindows, dayNumber, fromDayNumber, windowDays } from '../../../src/dicomweb/windows';
+import { AdaptiveWindows, windowDays } from '../../../src/dicomweb/windows';
+import { dayNumber, fromDayNumber } from '../../../src/time';
 
 const PAGE = 100;
 
@@ -109,7 +110,7 @@ describe('adaptive windows', () => {
 describe('calendar arithmetic near year 1 (where the sweep starts)', () => {
   it('adds days to dates before the year 100 without reading them as 19xx', async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { addDays, daysBetween } = require('../../../src/sync/dates') as typeof import('../../../src/sync/dates');
+    const { addDays, daysBetween } = require('../../../src/time') as typeof import('../../../src/time');
     expect(addDays('00010106', 1)).toBe('00010107');
     expect(addDays('00991231', 1)).toBe('01000101');
     expect(daysBetween('00010101', '00020101')).toBe(365);

@@ -1,15 +1,8 @@
 import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
 import { dedupe, pageThrough, type CapMemory, type PageAnswer } from '../../../src/dicomweb/paging';
 import { PacsError } from '../../../src/dicomweb/types';
-import {
-  dayNumber,
-  fromDayNumber,
-  MAX_UID_LIST_CHARS,
-  scopeParams,
-  splitScope,
-  uidBatches,
-  type Scope,
-} from '../../../src/dicomweb/windows';
+import { dayNumber, fromDayNumber } from '../../../src/time';
+import { MAX_UID_LIST_CHARS, scopeParams, splitScope, uidBatches, type Scope } from '../../../src/dicomweb/windows';
 
 const study = (uid: string): DicomDataset => ({ '0020000D': { vr: 'UI', Value: [uid] } });
 const uidOf = (ds: DicomDataset) => ds['0020000D']?.Value?.[0] as string | undefined;

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../../src/config';
-import { createPacsSource, wadoBaseFor } from '../../../src/dicomweb';
+import { createPacsSource } from '../../../src/dicomweb';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pacs-tls-'));
 const file = (name: string) => path.join(dir, name);
@@ -142,14 +142,5 @@ describe('bounded concurrency', () => {
     await Promise.all(Array.from({ length: 12 }, () => s.searchStudies({})));
     await new Promise((r) => slow.close(r));
     expect(most).toBe(3);
-  });
-});
-
-describe('wadoBaseFor', () => {
-  it('is the public WADO-RS base when configured, else the QIDO base, without a trailing slash', () => {
-    expect(
-      wadoBaseFor({ qidoBase: 'http://pacs:8042/dicom-web/', publicWadoBase: 'https://images.example.org/wado/' }),
-    ).toBe('https://images.example.org/wado');
-    expect(wadoBaseFor({ qidoBase: 'http://pacs:8042/dicom-web/' })).toBe('http://pacs:8042/dicom-web');
   });
 });

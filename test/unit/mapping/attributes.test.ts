@@ -119,7 +119,7 @@ test('the attribute table per level is exactly what the mapper, the patient fact
   expect(sorted(reads.instance)).toEqual(sorted(attributesOf('instance')));
 });
 
-test('the include lists are the table, with the attributes issue 14 found missing and without 0008,0005', () => {
+test('the include lists are the table, with the sequences QIDO-RS omits by default (reason codes, issuer qualifiers, image laterality) and without 0008,0005', () => {
   expect(STUDY_INCLUDE_FIELDS).toEqual(attributesOf('study'));
   expect(SERIES_INCLUDE_FIELDS).toEqual(attributesOf('series'));
   expect(INSTANCE_INCLUDE_FIELDS).toEqual(attributesOf('instance'));

@@ -48,6 +48,7 @@ describe('Endpoint', () => {
     });
     expect(validateEndpoint(ep)).toEqual([]);
     expect(endpointFor(source()).address).toBe('http://pacs.test/dicom-web');
+    expect(endpointFor(source({ qidoBase: 'http://pacs:8042/dicom-web/' })).address).toBe('http://pacs:8042/dicom-web');
   });
 
   test('rendered media types the source configures are listed beside application/dicom, and validate', () => {

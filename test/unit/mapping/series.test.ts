@@ -1,4 +1,4 @@
-/** Series- and instance-level rules of issue 3. */
+/** Series- and instance-level mapping rules: QIDO-RS series and instance results → ImagingStudy.series. */
 import { mapStudy } from '../../../src/mapping';
 import { Tag } from '../../../src/dicomweb/tags';
 import { basicResults, code, instance, n, pn, s, series, source, sq, STUDY_UID } from './dicom';

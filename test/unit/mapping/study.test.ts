@@ -1,4 +1,7 @@
-/** Study-level rules of issue 3, one block per rule; every produced resource is validated against TW Core. */
+/**
+ * Study-level mapping rules (identifiers, subject, counts, modalities, dates), one block per rule; every produced
+ * resource is validated against TW Core.
+ */
 import { mapStudy } from '../../../src/mapping';
 import { Tag } from '../../../src/dicomweb/tags';
 import { basicResults, code, instance, n, pn, s, series, source, sq, study, STUDY_UID } from './dicom';
@@ -233,6 +236,16 @@ describe('subject', () => {
     const w = res.warnings.find((x) => x.tag === Tag.PatientName);
     expect(w?.code).toBe('bad-person-name');
     expect(JSON.stringify(w)).not.toContain('42');
+  });
+
+  test('a malformed Patient ID or issuer is reported without its value, though read from the dataset', () => {
+    const r = basicResults();
+    r.study[Tag.PatientID] = { vr: 'LO', Value: [{ id: 'SECRET-ID' }] };
+    r.study[Tag.IssuerOfPatientID] = { vr: 'LO', Value: [['SECRET-ISSUER']] };
+    const res = mapOk(r);
+    const tags = res.warnings.filter((x) => x.code === 'not-a-string').map((x) => x.tag);
+    expect(tags).toEqual([Tag.PatientID, Tag.IssuerOfPatientID]);
+    expect(JSON.stringify(res.warnings)).not.toMatch(/SECRET/);
   });
 });
 

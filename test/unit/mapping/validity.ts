@@ -1,4 +1,4 @@
-/** Asserts every resource a test produced validates against base R4 + TW Core (the "done when"). */
+/** Asserts every resource a test produced validates against base R4 + TW Core (every mapping test's bar). */
 import type { MapResult } from '../../../src/mapping/types';
 import { isBlocking, validateEndpoint, validateImagingStudy } from '../../../src/mapping';
 

@@ -1,4 +1,5 @@
-import { addDays, planWindows, pollRange, todayIn } from '../../../src/sync/dates';
+import { planWindows, pollRange } from '../../../src/sync/dates';
+import { addDays, todayIn } from '../../../src/time';
 import { decideStudy, retryDelaySeconds } from '../../../src/sync/decide';
 import { syncSchema, syncSettingsFor } from '../../../src/sync/config';
 import { storeSchema } from '../../../src/state';
