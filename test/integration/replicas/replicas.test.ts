@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
-import type { Bundle, ImagingStudy } from 'fhir/r4';
+import type { Bundle } from 'fhir/r4';
 import { imagingStudyId } from '../../../src/mapping';
 import { copyState, openSqliteStore, type StateStore } from '../../../src/state';
 import { openPostgresStore } from '../../../src/state/postgres';
