@@ -3,7 +3,6 @@
  * never two at once for one source, and stops gracefully (the batch in hand is finished and recorded,
  * checkpoints stay where the last complete window left them).
  */
-import os from 'node:os';
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
@@ -23,13 +22,14 @@ import {
   type SyncSettings,
 } from './config';
 import { todayIn } from '../time';
-import { planWindows, pollRange } from './dates';
-import { describeError, isRunOutage, SinkUnavailableError, SourceBusyError } from './errors';
+import { pollRange } from './dates';
+import { SharedBackfills } from './backfill';
+import { describeError, SourceBusyError } from './errors';
 import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
 import { studyUidOf } from '../dicomweb/dicomJson';
 import { StudySyncRun, type StudyMapper } from './run';
 import { sweepSource, windowPlanner } from './sweep';
-import { backfillJob, ClaimedWindows, parseBackfillJob, WorkClaims, type BackfillJob } from './work';
+import { laneOf, RunLanes, type LaneRun } from './lanes';
 import { pacedRequest, RequestPacer, runPaced, sweepRate, warnOnce } from './sweepPace';
 
 export interface RunSummary {
@@ -117,13 +117,6 @@ function defaultSourceFactory(
 }
 
 /**
- * The run lane of a kind: a sweep runs beside the polls of its source, under a lease of its own; a backfill
- * job's runs (one per process working on it) beside both, its windows claimed one by one.
- */
-const laneOf = (sourceId: string, kind: RunKind, job?: string) =>
-  job ? `${sourceId}#${job}` : kind === 'sweep' ? `${sourceId}#sweep` : sourceId;
-
-/**
  * The mapper, optionally behind the profile guard: a resource that fails base R4 or TW Core validation
  * becomes a mapping error for its study (recorded, retried, dead-lettered), never a write.
  */
@@ -154,392 +147,274 @@ function defaultMapper(validate: boolean): StudyMapper {
 
 const normalizeDate = (d: string) => d.replace(/-/g, '');
 
-/**
- * Which machine holds a lease: the host name (a pod's name on Kubernetes), or BRIDGE_INSTANCE_NAME where host
- * names are not unique across replicas (containers with a fixed hostname).
- */
-const INSTANCE = process.env.BRIDGE_INSTANCE_NAME || os.hostname();
-const LEASE_OWNER = `${INSTANCE}:${process.pid}`;
-
 /** QIDO requests a source has made so far, all levels. */
 function qidoRequestCount(stats: PacsSource['stats']): number {
   return stats.requests.studies + stats.requests.series + stats.requests.instances;
 }
 
-/** A lease holder on this host whose process is gone (killed, crashed) holds nothing. */
-function holderIsDead(holder: string): boolean {
-  const at = holder.lastIndexOf(':');
-  if (holder.slice(0, at) !== INSTANCE) return false;
-  const pid = Number(holder.slice(at + 1));
-  if (!Number.isInteger(pid)) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-/** What `exclusive` runs: a run of one kind on one source, and who hears of studies settled. */
-interface ExclusiveRun {
-  sourceId: string;
-  kind: RunKind;
-  /** A shared job (a backfill) whose work items are claimed one by one: no lease on the source. */
-  job?: string;
-  body: (run: StudySyncRun, runId: string, log: Logger) => Promise<{ complete: boolean; counts?: RunCounts }>;
-  onSettled?: (n: number) => void;
-}
-
-/** A run body's result as the run's status: interrupted when stopped, partial when a study was not synced. */
-async function outcomeOf(
-  body: () => Promise<{ complete: boolean; counts?: RunCounts }>,
-  run: StudySyncRun,
-  log: Logger,
-): Promise<{ status: RunSummary['status']; counts: RunCounts; error?: string }> {
-  try {
-    const result = await body();
-    const counts = { ...run.counts, ...(result.counts ?? {}) };
-    // A newly quarantined study was not synced either: the run is partial, so a scheduler notices.
-    const notSynced = (counts.failed ?? 0) + (counts.quarantined ?? 0);
-    return { status: !result.complete ? 'interrupted' : notSynced > 0 ? 'partial' : 'ok', counts };
-  } catch (err) {
-    const error = describeError(err);
-    if (isRunOutage(err))
-      log.warn({ err: error }, `run ended early: ${err instanceof SinkUnavailableError ? 'sink' : 'PACS'} unavailable`);
-    else log.error({ err: error }, 'run failed');
-    return { status: 'failed', counts: { ...run.counts }, error };
-  }
-}
-
 export function createSyncService(options: SyncServiceOptions): SyncService {
-  const sync = syncSchema.parse(options.config.sync ?? {});
-  const store = options.store;
-  // A run's lease on its lane and a claim on a work item: renewed at a third of it while the work goes on.
-  const leaseMs = sync.coordination.leaseSeconds * 1000;
-  const baseLog = options.logger ?? silentLogger;
-  const now = options.now ?? (() => new Date());
-  const mapper = options.mapper ?? defaultMapper(options.validateResources ?? false);
-  const sourceConfigs = new Map(options.config.sources.map((s) => [s.id, s]));
-  // One PacsSource per source for the service's life, so capability probes and tokens are reused.
-  const sources = new Map<string, PacsSource>();
-  const sourceLoggers: SourceLoggers = new Map();
-  const running = new Map<string, Promise<RunSummary>>();
-  const crons: Cron[] = [];
-  let feeds: FeedScheduler | undefined;
-  let joinTimer: NodeJS.Timeout | undefined;
-  let stopping = false;
+  return new BridgeSyncService(options);
+}
 
-  const configOf = (sourceId: string): SourceConfig => {
-    const cfg = sourceConfigs.get(sourceId);
-    if (!cfg) throw new Error(`unknown source "${sourceId}" (configured: ${[...sourceConfigs.keys()].join(', ')})`);
+/**
+ * The service: its sources (one PacsSource each for its life, so capability probes and tokens are reused),
+ * the run lanes, shared backfills and the schedules. Each public method is one kind of run.
+ */
+class BridgeSyncService implements SyncService {
+  readonly sourceIds: string[];
+  private readonly sync: SyncConfig;
+  private readonly store: StateStore;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly mapper: StudyMapper;
+  private readonly configs: Map<string, SourceConfig>;
+  private readonly sources = new Map<string, PacsSource>();
+  private readonly sourceLoggers: SourceLoggers = new Map();
+  private readonly lanes: RunLanes;
+  private readonly backfills: SharedBackfills;
+  private readonly crons: Cron[] = [];
+  private feeds: FeedScheduler | undefined;
+  private joinTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(private readonly options: SyncServiceOptions) {
+    this.sync = syncSchema.parse(options.config.sync ?? {});
+    this.store = options.store;
+    this.log = options.logger ?? silentLogger;
+    this.now = options.now ?? (() => new Date());
+    this.mapper = options.mapper ?? defaultMapper(options.validateResources ?? false);
+    this.configs = new Map(options.config.sources.map((s) => [s.id, s]));
+    this.sourceIds = [...this.configs.keys()];
+    // A run's lease on its lane and a claim on a work item: renewed at a third of it while the work goes on.
+    const leaseMs = this.sync.coordination.leaseSeconds * 1000;
+    this.lanes = new RunLanes({
+      store: this.store,
+      leaseMs,
+      log: this.log,
+      now: this.now,
+      newRun: (o, runId, log) => this.newRun(o, runId, log),
+      qidoRequests: (sourceId) => qidoRequestCount(this.source(sourceId).stats),
+    });
+    this.backfills = new SharedBackfills({
+      store: this.store,
+      lanes: this.lanes,
+      leaseMs,
+      log: this.log,
+      stopRequested: () => this.stopping,
+      windowDays: (sourceId) => this.settings(sourceId).windowDays,
+    });
+  }
+
+  private configOf(sourceId: string): SourceConfig {
+    const cfg = this.configs.get(sourceId);
+    if (!cfg) throw new Error(`unknown source "${sourceId}" (configured: ${this.sourceIds.join(', ')})`);
     return cfg;
-  };
-  const sourceOf = (sourceId: string): PacsSource => {
-    let s = sources.get(sourceId);
+  }
+
+  source(sourceId: string): PacsSource {
+    let s = this.sources.get(sourceId);
     if (!s) {
-      s = (options.sourceFactory ?? defaultSourceFactory(baseLog, sourceLoggers, options.metrics))(configOf(sourceId));
-      sources.set(sourceId, s);
+      const factory =
+        this.options.sourceFactory ?? defaultSourceFactory(this.log, this.sourceLoggers, this.options.metrics);
+      s = factory(this.configOf(sourceId));
+      this.sources.set(sourceId, s);
     }
     return s;
-  };
-
-  /** Runs `body` as a recorded run of one source, refusing to overlap another run of its lane. */
-  function exclusive(o: ExclusiveRun): Promise<RunSummary> {
-    configOf(o.sourceId);
-    const lane = laneOf(o.sourceId, o.kind, o.job);
-    if (running.has(lane)) return Promise.reject(new SourceBusyError(o.sourceId));
-    const promise = o.job ? recordedRun(o) : leased(lane, o);
-    running.set(lane, promise);
-    return promise.finally(() => running.delete(lane));
   }
 
-  /** Across processes and replicas too (a `sync --once` beside the service, a second replica): a lease in the store. */
-  async function leased(lane: string, o: ExclusiveRun): Promise<RunSummary> {
-    const lease = await store.runs.acquireLease(lane, LEASE_OWNER, leaseMs, holderIsDead);
-    if (!lease.ok) throw new SourceBusyError(o.sourceId, lease.holder);
-    const renew = setInterval(() => {
-      store.runs
-        .renewLease(lane, LEASE_OWNER, leaseMs)
-        .catch((err) => baseLog.warn({ lane, err: describeError(err) }, 'run lease not renewed'));
-    }, leaseMs / 3);
-    renew.unref();
-    try {
-      // Runs of this lane still marked running were left by a process that no longer holds the lease.
-      await store.runs.closeAbandonedRuns(o.sourceId, o.kind === 'sweep' ? 'sweep' : 'other');
-      return await recordedRun(o);
-    } finally {
-      clearInterval(renew);
-      await store.runs.releaseLease(lane, LEASE_OWNER).catch(() => undefined);
-    }
+  settings(sourceId: string): SyncSettings {
+    return syncSettingsFor(this.sync, sourceId);
   }
 
-  /** One run, recorded from start to finish: its counts, status and error end up in the run history. */
-  async function recordedRun(o: ExclusiveRun): Promise<RunSummary> {
-    const { sourceId, kind } = o;
-    const startedAt = now();
-    const runId = await store.runs.startRun(sourceId, kind, startedAt, LEASE_OWNER);
-    // QIDO requests through this source while the run lasted (under `serve`, API lookups meanwhile count too).
-    const qidoRequests = () => qidoRequestCount(sourceOf(sourceId).stats);
-    const requestsBefore = qidoRequests();
-    const log = baseLog.child({ source: sourceId, runId, kind });
-    const run = new StudySyncRun({
+  isRunning(sourceId: string): boolean {
+    return this.lanes.has(sourceId);
+  }
+
+  isSweeping(sourceId: string): boolean {
+    return this.lanes.has(laneOf(sourceId, 'sweep'));
+  }
+
+  private newRun(o: LaneRun, runId: string, log: Logger): StudySyncRun {
+    return new StudySyncRun({
       runId,
-      store,
-      sinks: options.sinks,
-      source: sourceOf(sourceId),
-      sourceConfig: configOf(sourceId),
-      settings: syncSettingsFor(sync, sourceId),
-      mapper,
+      store: this.store,
+      sinks: this.options.sinks,
+      source: this.source(o.sourceId),
+      sourceConfig: this.configOf(o.sourceId),
+      settings: this.settings(o.sourceId),
+      mapper: this.mapper,
       log,
-      now,
-      stopRequested: () => stopping,
+      now: this.now,
+      stopRequested: () => this.stopping,
       onStudiesSettled: o.onSettled,
     });
-    log.info('run started');
-    const { status, counts, error } = await outcomeOf(() => o.body(run, runId, log), run, log);
-    counts.qidoRequests = qidoRequests() - requestsBefore;
-    const endedAt = now();
-    await store.runs.finishRun(runId, { status, counts, error, at: endedAt });
-    log.info({ status, ...counts }, 'run finished');
-    return {
-      runId,
-      sourceId,
-      kind,
-      status,
-      counts,
-      ...(error ? { error } : {}),
-      startedAt: startedAt.toISOString(),
-      endedAt: endedAt.toISOString(),
-    };
   }
 
-  const todayFor = (sourceId: string) => todayIn(configOf(sourceId).defaultTimezone, now());
+  /** A run of the source's lane; an unknown source is refused before anything starts. */
+  private exclusive(o: LaneRun): Promise<RunSummary> {
+    try {
+      this.configOf(o.sourceId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.lanes.run(o);
+  }
+
+  runOnce(sourceId: string, opts: { undated?: boolean; retries?: boolean } = {}): Promise<RunSummary> {
+    return this.exclusive({
+      sourceId,
+      kind: 'poll',
+      body: async (run) => {
+        // Once a window is done, every study in it is written, unchanged, or recorded for retry.
+        const windows = await this.pollWindows(sourceId);
+        const advance = (w: StudyWindow) => this.store.checkpoints.advance(sourceId, w.to, 'poll');
+        if (this.stopping || !(await run.syncWindows(windows, { onWindowDone: advance }))) return { complete: false };
+        // The undated studies are the sweep's: listing them costs a scan of every study.
+        if (opts.undated && !(await run.syncUndated())) return { complete: false };
+        if ((opts.retries ?? true) && !(await run.syncDueRetries())) return { complete: false };
+        return { complete: true };
+      },
+    });
+  }
+
+  /** The poll's windows: from the checkpoint (less the lookback) to today, sized by what the store knows. */
+  private async pollWindows(sourceId: string) {
+    const settings = this.settings(sourceId);
+    const cfg = this.configOf(sourceId);
+    const range = pollRange({
+      today: todayIn(cfg.defaultTimezone, this.now()),
+      lookbackDays: settings.lookbackDays,
+      checkpoint: await this.store.checkpoints.get(sourceId, 'poll'),
+      backfillFrom: settings.backfillFrom,
+    });
+    return windowPlanner(this.store, sourceId, settings, cfg, range.from, range.to);
+  }
+
+  backfill(
+    sourceId: string,
+    from: string,
+    to: string,
+    onProgress?: (p: BackfillProgress) => void,
+  ): Promise<RunSummary> {
+    const start = normalizeDate(from);
+    const end = normalizeDate(to);
+    if (start > end) return Promise.reject(new Error(`backfill range is empty: ${from} is after ${to}`));
+    try {
+      this.configOf(sourceId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.backfills.start(sourceId, start, end, onProgress);
+  }
+
+  joinOpenWork(): Promise<RunSummary[]> {
+    return this.backfills.joinOpen(this.sourceIds);
+  }
+
+  sweep(sourceId: string): Promise<RunSummary> {
+    return this.exclusive({ sourceId, kind: 'sweep', body: (run, _runId, log) => this.runSweep(sourceId, run, log) });
+  }
+
+  reconcile(sourceId: string): Promise<RunSummary> {
+    return this.sweep(sourceId);
+  }
+
+  async syncStudyUids(sourceId: string, uids: string[]): Promise<{ summary: RunSummary; missing: string[] }> {
+    let missing: string[] = [];
+    const summary = await this.exclusive({
+      sourceId,
+      kind: 'feed',
+      body: async (run) => {
+        const result = await run.syncStudyUids(uids);
+        missing = result.missing;
+        return { complete: result.complete };
+      },
+    });
+    return { summary, missing };
+  }
 
   /** The body of a sweep run: under the source's sweep budget, its warnings said afresh. */
-  function runSweep(sourceId: string, run: StudySyncRun, log: Logger) {
-    const settings = syncSettingsFor(sync, sourceId);
-    const cfg = configOf(sourceId);
-    sourceLoggers.get(sourceId)?.reset();
+  private runSweep(sourceId: string, run: StudySyncRun, log: Logger) {
+    const settings = this.settings(sourceId);
+    const cfg = this.configOf(sourceId);
+    this.sourceLoggers.get(sourceId)?.reset();
     const pacer = new RequestPacer(sweepRate(settings.sweep, cfg.defaultTimezone));
     return runPaced(pacer, () =>
       sweepSource({
         run,
-        store,
-        sinks: options.sinks,
-        source: sourceOf(sourceId),
+        store: this.store,
+        sinks: this.options.sinks,
+        source: this.source(sourceId),
         sourceConfig: cfg,
         settings,
         log,
-        now,
-        stopRequested: () => stopping,
+        now: this.now,
+        stopRequested: () => this.stopping,
       }),
     );
   }
 
+  start(): void {
+    this.stopping = false;
+    this.feeds ??= feedSchedulerFor(this, {
+      sources: [...this.configs.values()],
+      store: this.store,
+      log: this.log,
+      now: this.now,
+    });
+    this.feeds.start();
+    for (const sourceId of this.sourceIds) {
+      const settings = this.settings(sourceId);
+      this.schedulePoll(sourceId, settings.cron);
+      this.scheduleSweep(sourceId);
+      this.log.info({ source: sourceId, cron: settings.cron, sweep: sweepCron(settings) ?? null }, 'sync scheduled');
+    }
+    this.joinTimer ??= setInterval(() => {
+      if (this.stopping) return;
+      this.joinOpenWork().catch((err) => this.log.warn({ err: describeError(err) }, 'shared backfill not joined'));
+    }, this.sync.coordination.workCheckSeconds * 1000);
+    this.joinTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const c of this.crons.splice(0)) c.stop();
+    clearInterval(this.joinTimer);
+    this.joinTimer = undefined;
+    await this.feeds?.stop();
+    await this.lanes.settled();
+  }
+
   /** The source's poll cron job; a poll still going, here or on another replica, is left to finish. */
-  function schedulePoll(sourceId: string, cron: string): void {
-    crons.push(
+  private schedulePoll(sourceId: string, cron: string): void {
+    this.crons.push(
       new Cron(cron, { name: `poll:${sourceId}`, catch: true }, async () => {
-        if (stopping) return;
-        if (running.has(sourceId)) {
-          baseLog.info({ source: sourceId }, 'poll skipped: another run of this source is still going');
+        if (this.stopping) return;
+        if (this.lanes.has(sourceId)) {
+          this.log.info({ source: sourceId }, 'poll skipped: another run of this source is still going');
           return;
         }
-        await service.runOnce(sourceId).catch((err) => {
+        await this.runOnce(sourceId).catch((err) => {
           // Another replica polling this source is the normal case with several replicas, not an error.
           if (err instanceof SourceBusyError)
-            baseLog.info({ source: sourceId, holder: err.holder }, 'poll skipped: source busy');
-          else baseLog.error({ source: sourceId, err: describeError(err) }, 'poll could not start');
+            this.log.info({ source: sourceId, holder: err.holder }, 'poll skipped: source busy');
+          else this.log.error({ source: sourceId, err: describeError(err) }, 'poll could not start');
         });
       }),
     );
   }
 
   /** The sweep's own cron job; a sweep still going when it fires is left to finish. */
-  function scheduleSweep(sourceId: string): void {
-    const cron = sweepCron(syncSettingsFor(sync, sourceId));
+  private scheduleSweep(sourceId: string): void {
+    const cron = sweepCron(this.settings(sourceId));
     if (!cron) return;
-    crons.push(
+    this.crons.push(
       new Cron(cron, { name: `sweep:${sourceId}`, catch: true }, async () => {
-        if (stopping || running.has(laneOf(sourceId, 'sweep'))) return;
-        await service
-          .sweep(sourceId)
-          .catch((err) => baseLog.error({ source: sourceId, err: describeError(err) }, 'sweep could not start'));
+        if (this.stopping || this.isSweeping(sourceId)) return;
+        await this.sweep(sourceId).catch((err) =>
+          this.log.error({ source: sourceId, err: describeError(err) }, 'sweep could not start'),
+        );
       }),
     );
   }
-
-  /** Backfill runs of this source left 'running' by processes on this host that are gone (killed). */
-  async function closeDeadBackfillRuns(sourceId: string): Promise<void> {
-    const running = (await store.runs.listRuns(sourceId, 100, 'backfill')).filter((r) => r.status === 'running');
-    const dead = [...new Set(running.map((r) => r.owner).filter((o): o is string => !!o && holderIsDead(o)))];
-    await store.runs.closeRunsOf(dead, 'backfill');
-  }
-
-  /**
-   * Claims the job's windows one at a time and syncs each, as one run of this process, until none is left
-   * to claim; then waits for windows other processes hold, taking over any whose claim expires (a dead
-   * replica's). No store lease: the claims are the lock, so replicas share a backfill instead of queueing.
-   */
-  function workOn(sourceId: string, job: BackfillJob, onProgress?: (p: BackfillProgress) => void) {
-    let studiesDone = 0;
-    let progress: BackfillProgress = { sourceId, runId: '', windowsDone: 0, windowsTotal: 0, studiesDone: 0 };
-    const report = async (runId: string, window?: StudyWindow) => {
-      const p = await store.work.progress(job.name);
-      progress = { sourceId, runId, windowsDone: p.done, windowsTotal: p.pending + p.claimed + p.done, studiesDone };
-      if (window) progress.window = window;
-      onProgress?.(progress);
-    };
-    return exclusive({
-      sourceId,
-      kind: 'backfill',
-      job: job.name,
-      onSettled: (n) => {
-        studiesDone += n;
-        onProgress?.({ ...progress, studiesDone });
-      },
-      body: async (run, runId) => {
-        await report(runId);
-        const claims = new WorkClaims(store.work, job.name, LEASE_OWNER, leaseMs, baseLog, {
-          isAbandoned: holderIsDead,
-          // A holder whose claim was retaken is dead: its backfill run is over, whatever its row still says.
-          onHolderGone: (holder) => store.runs.closeRunsOf([holder], 'backfill').then(() => undefined),
-        });
-        await closeDeadBackfillRuns(sourceId);
-        const windows = new ClaimedWindows(claims, () => stopping);
-        const hooks = {
-          onWindowStart: (w: StudyWindow) => void report(runId, w),
-          onWindowDone: async (w: StudyWindow) => {
-            await windows.done(w);
-            await store.checkpoints.advance(sourceId, w.to, job.checkpoint);
-            await report(runId);
-          },
-        };
-        try {
-          // Until the whole job is done: windows others hold are taken over here if their holder dies.
-          do {
-            if (stopping || !(await run.syncWindows(windows, hooks))) return { complete: false };
-          } while (await claims.othersStillWorking());
-        } finally {
-          await windows.close();
-        }
-        if (!(await run.syncDueRetries())) return { complete: false };
-        return { complete: true };
-      },
-    });
-  }
-
-  const service: SyncService = {
-    sourceIds: [...sourceConfigs.keys()],
-
-    runOnce(sourceId, opts = {}) {
-      return exclusive({
-        sourceId,
-        kind: 'poll',
-        body: async (run) => {
-          const settings = syncSettingsFor(sync, sourceId);
-          const range = pollRange({
-            today: todayFor(sourceId),
-            lookbackDays: settings.lookbackDays,
-            checkpoint: await store.checkpoints.get(sourceId, 'poll'),
-            backfillFrom: settings.backfillFrom,
-          });
-          // Once a window is done, every study in it is written, unchanged, or recorded for retry.
-          const windows = await windowPlanner(store, sourceId, settings, configOf(sourceId), range.from, range.to);
-          const advance = (w: StudyWindow) => store.checkpoints.advance(sourceId, w.to, 'poll');
-          if (stopping || !(await run.syncWindows(windows, { onWindowDone: advance }))) return { complete: false };
-          // The undated studies are the sweep's: listing them costs a scan of every study.
-          if (opts.undated && !(await run.syncUndated())) return { complete: false };
-          if ((opts.retries ?? true) && !(await run.syncDueRetries())) return { complete: false };
-          return { complete: true };
-        },
-      });
-    },
-
-    backfill(sourceId, from, to, onProgress) {
-      const start = normalizeDate(from);
-      const end = normalizeDate(to);
-      if (start > end) return Promise.reject(new Error(`backfill range is empty: ${from} is after ${to}`));
-      configOf(sourceId);
-      const job = backfillJob(sourceId, start, end);
-      // The windows become work items; a replica (or a second command) starting the same backfill joins it.
-      const prepared = (async () => {
-        const windows = planWindows(start, end, syncSettingsFor(sync, sourceId).windowDays);
-        // A backfill interrupted before work items existed resumes after its checkpoint.
-        const through = await store.checkpoints.get(sourceId, job.checkpoint);
-        await store.work.enqueue(
-          job.name,
-          sourceId,
-          windows.map((w) => ({ payload: { from: w.from, to: w.to }, done: !!through && w.to <= through })),
-        );
-      })();
-      return prepared.then(() => workOn(sourceId, job, onProgress));
-    },
-
-    sweep(sourceId) {
-      return exclusive({ sourceId, kind: 'sweep', body: (run, _runId, log) => runSweep(sourceId, run, log) });
-    },
-
-    reconcile(sourceId) {
-      return service.sweep(sourceId);
-    },
-
-    async syncStudyUids(sourceId, uids) {
-      let missing: string[] = [];
-      const summary = await exclusive({
-        sourceId,
-        kind: 'feed',
-        body: async (run) => {
-          const result = await run.syncStudyUids(uids);
-          missing = result.missing;
-          return { complete: result.complete };
-        },
-      });
-      return { summary, missing };
-    },
-
-    async joinOpenWork() {
-      const joined: Promise<RunSummary>[] = [];
-      for (const open of await store.work.openJobs([...sourceConfigs.keys()])) {
-        const job = parseBackfillJob(open.job);
-        if (!job || stopping || running.has(laneOf(job.sourceId, 'backfill', job.name))) continue;
-        joined.push(workOn(job.sourceId, job));
-      }
-      return Promise.all(joined);
-    },
-
-    start() {
-      stopping = false;
-      feeds ??= feedSchedulerFor(service, { sources: [...sourceConfigs.values()], store, log: baseLog, now });
-      feeds.start();
-      for (const sourceId of sourceConfigs.keys()) {
-        const settings = syncSettingsFor(sync, sourceId);
-        schedulePoll(sourceId, settings.cron);
-        scheduleSweep(sourceId);
-        baseLog.info({ source: sourceId, cron: settings.cron, sweep: sweepCron(settings) ?? null }, 'sync scheduled');
-      }
-      joinTimer ??= setInterval(() => {
-        if (!stopping)
-          service
-            .joinOpenWork()
-            .catch((err) => baseLog.warn({ err: describeError(err) }, 'shared backfill not joined'));
-      }, sync.coordination.workCheckSeconds * 1000);
-      joinTimer.unref();
-    },
-
-    async stop() {
-      stopping = true;
-      for (const c of crons.splice(0)) c.stop();
-      clearInterval(joinTimer);
-      joinTimer = undefined;
-      await feeds?.stop();
-      await Promise.allSettled([...running.values()]);
-    },
-
-    isRunning: (sourceId) => running.has(sourceId),
-    isSweeping: (sourceId) => running.has(laneOf(sourceId, 'sweep')),
-    source: sourceOf,
-    settings: (sourceId) => syncSettingsFor(sync, sourceId),
-  };
-  return service;
 }
