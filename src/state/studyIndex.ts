@@ -9,6 +9,7 @@
  * identifier), modality (study and series codes) and series (Series Instance UIDs).
  */
 import type { ImagingStudy } from 'fhir/r4';
+import { parseFhirDateTime, statedInstant } from '../time';
 
 const DICOM_UID_SYSTEM = 'urn:dicom:uid';
 
@@ -21,30 +22,6 @@ export interface StudyIndexRow {
   startedMs: number | null;
   status: string | null;
   tokens: { kind: TokenKind; value: string }[];
-}
-
-const STARTED_RE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?/;
-
-/**
- * The start instant, only when `started` states its offset: an offset-less time depends on the source's zone,
- * which config may change.
- */
-function startedInstant(m: RegExpExecArray): number | null {
-  if (!m[4] || !m[8]) return null;
-  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
-  const wall = Date.UTC(
-    Number(m[1]),
-    Number(m[2]) - 1,
-    Number(m[3]),
-    Number(m[4]),
-    Number(m[5]),
-    m[6] ? Number(m[6]) : 0,
-    ms,
-  );
-  if (m[8] === 'Z') return wall;
-  const sign = m[8][0] === '-' ? -1 : 1;
-  const [oh, om] = m[8].slice(1).split(':').map(Number);
-  return wall - sign * (oh * 60 + om) * 60_000;
 }
 
 function subjectIdentifierValue(study: ImagingStudy): string | undefined {
@@ -83,12 +60,14 @@ export function studyIndexRow(study: ImagingStudy, resourceId: string, sourceId:
     add('modality', s.modality?.code);
     add('series', s.uid);
   }
-  const m = study.started ? STARTED_RE.exec(study.started) : null;
+  // The instant only when `started` states its offset: an offset-less time depends on the source's zone,
+  // which configuration may change.
+  const started = study.started ? parseFhirDateTime(study.started) : undefined;
   return {
     resourceId,
     sourceId,
-    startedDay: m ? `${m[1]}${m[2]}${m[3]}` : null,
-    startedMs: m ? startedInstant(m) : null,
+    startedDay: started?.day ?? null,
+    startedMs: (started && statedInstant(started)) ?? null,
     status: study.status ?? null,
     tokens: [...tokens.values()],
   };

@@ -2,3 +2,4 @@
 export * from './dicomDate';
 export * from './days';
 export * from './zone';
+export * from './fhirDateTime';

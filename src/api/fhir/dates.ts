@@ -6,7 +6,7 @@
  * - a value with date precision (YYYY, YYYY-MM, YYYY-MM-DD) compares with the study's local date;
  * - a value with a time compares instants; a study whose `started` has no time never matches it.
  */
-import { addDays, daysInMonth, offsetAtInstant, offsetAtWallClock } from '../../time';
+import { addDays, daysInMonth, offsetAtInstant, offsetAtWallClock, parseFhirDateTime, statedInstant } from '../../time';
 
 export type DatePrefix = 'eq' | 'ge' | 'gt' | 'le' | 'lt';
 
@@ -131,23 +131,9 @@ export function startedMatches(started: string | undefined, v: DateValue, zone: 
 }
 
 function startedInstant(started: string, zone: string): number | undefined {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?$/.exec(started);
-  if (!m) return undefined;
-  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
-  const wall = Date.UTC(
-    Number(m[1]),
-    Number(m[2]) - 1,
-    Number(m[3]),
-    Number(m[4]),
-    Number(m[5]),
-    m[6] ? Number(m[6]) : 0,
-    ms,
-  );
-  if (!m[8]) return wallToInstant(wall, zone);
-  if (m[8] === 'Z') return wall;
-  const sign = m[8][0] === '-' ? -1 : 1;
-  const [oh, om] = m[8].slice(1).split(':').map(Number);
-  return wall - sign * (oh * 60 + om) * 60_000;
+  const t = parseFhirDateTime(started);
+  if (!t?.complete || t.wallMs === undefined) return undefined;
+  return statedInstant(t) ?? wallToInstant(t.wallMs, zone);
 }
 
 // ── QIDO bounds ───────────────────────────────────────────────────────────
