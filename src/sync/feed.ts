@@ -10,8 +10,8 @@
  * the new head and a sweep is requested (FeedStateRepository.requestSweep; the sweep clears it).
  */
 import type { Logger } from 'pino';
-import type { ChangeFeedConfig } from '../config/schema';
-import type { ChangeFeed, FeedEvent } from '../dicomweb/changeFeed';
+import type { ChangeFeedConfig } from '../config';
+import type { ChangeFeed, FeedEvent } from '../dicomweb';
 import type { FeedStateRepository, PendingUpdate } from '../state';
 import { describeError, SourceBusyError } from './errors';
 import type { RunSummary } from './service';

@@ -5,13 +5,23 @@
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import { formatDa, readDate, studyUidOf, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag } from '../dicomweb/tags';
-import { WindowOverflowError, type PacsSource, type StudyDetails, type StudyWindow } from '../dicomweb/types';
-import { FixedWindows, uidBatches, type WindowPlanner } from '../dicomweb/windows';
-import type { MapResult, StudyResults } from '../mapping/types';
-import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
-import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
+import {
+  formatDa,
+  readDate,
+  studyUidOf,
+  valueOf,
+  type DicomDataset,
+  Tag,
+  WindowOverflowError,
+  type PacsSource,
+  type StudyDetails,
+  type StudyWindow,
+  FixedWindows,
+  uidBatches,
+  type WindowPlanner,
+} from '../dicomweb';
+import { type MapResult, type StudyResults, patientFacts as patientFactsFromDicom } from '../mapping';
+import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks';
 import type { RunCounts, StateStore, StudyState, SyncedStudy } from '../state';
 import type { SyncSettings } from './config';
 import { detailConflict, quarantineStudy, splitStudyConflicts } from './conflicts';

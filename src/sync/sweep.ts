@@ -7,17 +7,22 @@
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import type { PacsSource, StudyWindow } from '../dicomweb/types';
-import { AdaptiveWindows, FixedWindows, type WindowPlanner } from '../dicomweb/windows';
-import type { DicomDataset } from '../dicomweb/dicomJson';
-import type { Sink } from '../sinks/sink';
+import {
+  type PacsSource,
+  type StudyWindow,
+  AdaptiveWindows,
+  FixedWindows,
+  type WindowPlanner,
+  type DicomDataset,
+  studyUidOf,
+} from '../dicomweb';
+import type { Sink } from '../sinks';
 import type { RunCounts, StateStore, SweepRecord } from '../state';
 import type { SyncSettings } from './config';
 import { addDays } from '../time';
 import { planWindows } from './dates';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
 import { removeVanished } from './reconcile';
-import { studyUidOf } from '../dicomweb/dicomJson';
 import type { StudySyncRun } from './run';
 
 /** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */

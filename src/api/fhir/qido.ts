@@ -4,9 +4,8 @@
  * Identifying values (Patient ID, accession, Study ID) go out exactly or the search is refused (400):
  * a widened value would ask the PACS for other patients' studies.
  */
-import type { SourceConfig } from '../../config/schema';
-import { inexactReason } from '../../dicomweb/queryEncoding';
-import type { QidoMatch } from '../../dicomweb/types';
+import type { SourceConfig } from '../../config';
+import { inexactReason, type QidoMatch } from '../../dicomweb';
 import { badRequest } from './outcome';
 import { qidoDateRange } from './dates';
 import { DCM_SYSTEM, type Criterion } from './params';

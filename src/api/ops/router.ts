@@ -5,7 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
-import type { PacsSource } from '../../dicomweb/types';
+import type { PacsSource } from '../../dicomweb';
 import { silentLogger } from '../../log';
 import type { BridgeMetrics, CacheStatsSource, FhirSinkStatsSource } from '../../metrics';
 import type { StateStore } from '../../state';
@@ -19,7 +19,7 @@ import {
   type ReadinessCheck,
 } from './health';
 import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP, type CoverageSettingsOf } from './statusPage';
-import { sourceCoverage } from '../../sync/sweepCoverage';
+import { sourceCoverage } from '../../sync';
 
 /** What the ops endpoints use of the embedded store. */
 export type OpsStore = Pick<StateStore, 'studies' | 'runs' | 'checkpoints' | 'sweeps' | 'feed' | 'ping'>;
