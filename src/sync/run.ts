@@ -517,24 +517,7 @@ export class StudySyncRun {
   /** Every sink gets the batch; a study counts as written only when all sinks accepted it. */
   private async writeToSinks(writes: { candidate: Candidate; write: StudyWrite }[]): Promise<void> {
     const perSink: Map<string, WriteOutcome>[] = [];
-    for (const sink of this.ctx.sinks) {
-      const outcomes = new Map<string, WriteOutcome>();
-      try {
-        for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
-      } catch (err) {
-        this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
-        const unavailable = isSinkOutage(err);
-        for (const w of writes)
-          outcomes.set(w.write.studyUid, {
-            studyUid: w.write.studyUid,
-            ok: false,
-            error: describeError(err),
-            retryable: true,
-            ...(unavailable && { unavailable }),
-          });
-      }
-      perSink.push(outcomes);
-    }
+    for (const sink of this.ctx.sinks) perSink.push(await this.sinkOutcomes(sink, writes));
     const at = this.ctx.now();
     let outage: SinkUnavailableError | undefined;
     const synced: SyncedStudy[] = [];
@@ -583,6 +566,29 @@ export class StudySyncRun {
     if (outage && notOurFault.length) await this.recordFailures(notOurFault, outage.message, false);
     for (const r of rejected) await this.recordFailures([r.candidate], r.error, true);
     if (outage) throw outage;
+  }
+
+  /** One sink's outcome per study UID; a batch the sink throws on fails each of its studies, retryably. */
+  private async sinkOutcomes(
+    sink: Sink,
+    writes: { candidate: Candidate; write: StudyWrite }[],
+  ): Promise<Map<string, WriteOutcome>> {
+    const outcomes = new Map<string, WriteOutcome>();
+    try {
+      for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
+    } catch (err) {
+      this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
+      const unavailable = isSinkOutage(err);
+      for (const w of writes)
+        outcomes.set(w.write.studyUid, {
+          studyUid: w.write.studyUid,
+          ok: false,
+          error: describeError(err),
+          retryable: true,
+          ...(unavailable && { unavailable }),
+        });
+    }
+    return outcomes;
   }
 
   /** `seen` false: the study was looked up and not found, so this is no sighting of it on the PACS. */
