@@ -7,6 +7,7 @@ import type { FhirRequestsResult } from './fhirRequests';
 import type { FullSyncResult } from './fullSync';
 import type { LookupApiResult } from './lookupApi';
 import type { MapperResult } from './mapper';
+import type { ReplicasResult } from './replicas';
 import type { StoreSearchResult } from './storeSearch';
 
 export const BEGIN = '<!-- bench:begin (written by npm run bench) -->';
@@ -29,6 +30,7 @@ export interface BenchResults {
   lookup: LookupApiResult;
   fhir: FhirRequestsResult;
   storeSearch?: StoreSearchResult;
+  replicas?: ReplicasResult;
 }
 
 export function machineDescription(orthanc: { version: string; dicomweb: string }): BenchResults['machine'] {
@@ -261,7 +263,24 @@ export function renderResults(r: BenchResults): string {
           `Store-mode search over ${n(ss.studies)} stored studies: the search index is ${n(ss.ratio, 0)}× faster than a full scan (geometric mean over ${ss.queries.length} queries; no target).`,
         ]
       : []),
+    ...(r.replicas ? ['', replicasBlock(r.replicas)] : []),
     END,
+  ].join('\n');
+}
+
+/** Replicas on PostgreSQL and the backends' search latency. */
+function replicasBlock(x: ReplicasResult): string {
+  const q = x.search.sqlite.queries.map(
+    (s, i) => `| \`${s.query}\` | ${n(s.indexedMs, 2)} | ${n(x.search.postgres.queries[i]!.indexedMs, 2)} |`,
+  );
+  return [
+    `Backfill of ${x.sources} sources × ${n(x.studies)} studies on PostgreSQL: one replica ${n(x.oneReplicaMs / 1000, 1)} s, two replicas together ${n(x.twoReplicasMs / 1000, 1)} s (${n(x.speedup, 2)}× faster; windows synced per replica: ${x.windowsPerReplica.join(' / ')}). The PACS and both replicas share this machine's cores, so this shows the work shared without waiting, not the scaling of replicas on their own machines.`,
+    '',
+    `Store-mode search (first page and total, median ms) over ${n(x.search.sqlite.studies)} studies: PostgreSQL ÷ SQLite ${n(x.search.postgresToSqlite, 2)}× (geometric mean).`,
+    '',
+    '| Query | SQLite ms | PostgreSQL ms |',
+    '|---|---|---|',
+    ...q,
   ].join('\n');
 }
 

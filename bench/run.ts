@@ -16,6 +16,7 @@ import { runFullSync } from './fullSync';
 import { runLookupApi } from './lookupApi';
 import { runMapper } from './mapper';
 import { machineDescription, renderResults, spliceResults, type BenchResults } from './report';
+import { runReplicas } from './replicas';
 import { run as runStoreSearch } from './storeSearch';
 import { runSweepCost } from './sweep';
 
@@ -32,6 +33,7 @@ const suites: Record<string, (c: BenchCorpus) => Promise<unknown>> = {
   fhirRequests: (c) => runFhirRequests(c),
   storeSearch: () => runStoreSearch(),
   enrichment: (c) => runEnrichment(c, log),
+  replicas: (c) => runReplicas(c, log),
   // The dense corpus given, then the sparse one (2,000 studies over 365 days) in its own Orthanc.
   sweep: async (c) => ({
     dense: await runSweepCost(c, log),
@@ -84,6 +86,8 @@ async function all(): Promise<BenchResults> {
     const fhir = await runFhirRequests(c);
     log('store-mode search');
     const storeSearch = await runStoreSearch();
+    log('replicas on PostgreSQL');
+    const replicas = await runReplicas(c, log);
     return {
       date: new Date().toISOString().slice(0, 10),
       machine: machineDescription(await versions(c)),
@@ -93,6 +97,7 @@ async function all(): Promise<BenchResults> {
       lookup,
       fhir,
       storeSearch,
+      replicas,
     };
   });
 }

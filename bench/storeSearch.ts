@@ -1,7 +1,8 @@
 /**
  * Store-mode search: the search index (candidates from SQL, matcher decides) against the old full scan
  * (parse every stored ImagingStudy of the source, then match), on a store of 20,000 studies. Reports
- * median ms per search for typical queries and full-scan ÷ indexed as a ratio.
+ * median ms per search for typical queries and full-scan ÷ indexed as a ratio. On SQLite, or on PostgreSQL
+ * (`postgres`: a server to use) for the backends' comparison in bench/replicas.ts.
  * Run alone: `npx ts-node --transpile-only bench/storeSearch.ts [studies]`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +17,8 @@ import type { ApiSource } from '../src/api/fhir/studies';
 import { sourceSchema } from '../src/config';
 import type { PacsSource } from '../src/dicomweb/types';
 import { silentLogger } from '../src/log';
-import { openSqliteStore } from '../src/state';
+import { openSqliteStore, type StateStore } from '../src/state';
+import type { PostgresServer } from '../test/harness/postgres';
 import { STORED_PATIENT_SYSTEM, storedStudy, storedStudyUid } from '../test/fixtures/storedStudies';
 
 const QUERIES = [
@@ -44,10 +46,24 @@ async function medianMs(fn: () => unknown, runs: number): Promise<number> {
   return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
 }
 
-export async function run(opts: { studies?: number } = {}): Promise<StoreSearchResult> {
+/** The store searched: SQLite in a temporary folder, or a schema of its own on a given PostgreSQL server. */
+async function benchStore(dir: string, postgres?: PostgresServer): Promise<StateStore> {
+  if (!postgres) return openSqliteStore(path.join(dir, 'bridge.sqlite'));
+  const { openPostgresStore } = await import('../src/state/postgres');
+  const schema = `bench_search_${process.pid}_${Date.now()}`;
+  return openPostgresStore({
+    connectionString: postgres.connectionString,
+    password: postgres.password,
+    poolSize: 4,
+    schema,
+    ssl: false,
+  });
+}
+
+export async function run(opts: { studies?: number; postgres?: PostgresServer } = {}): Promise<StoreSearchResult> {
   const studies = opts.studies ?? 20_000;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-store-search-'));
-  const store = openSqliteStore(path.join(dir, 'bridge.sqlite'));
+  const store = await benchStore(dir, opts.postgres);
   const source: ApiSource = {
     config: sourceSchema.parse({ id: 'a', qidoBase: 'http://pacs.invalid/dicom-web', defaultTimezone: 'Asia/Taipei' }),
     pacs: {} as PacsSource, // store mode without fallback never asks the PACS
@@ -59,14 +75,16 @@ export async function run(opts: { studies?: number } = {}): Promise<StoreSearchR
     logger: silentLogger,
   });
   try {
-    await store.resources.put(
-      Array.from({ length: studies }, (_, i) => ({
-        resource: storedStudy('a', i),
-        sourceId: 'a',
-        studyUid: storedStudyUid('a', i),
-        contentHash: `h${i}`,
-      })),
-    );
+    // In pages, as the sync writes them (one transaction each).
+    for (let from = 0; from < studies; from += 1000)
+      await store.resources.put(
+        Array.from({ length: Math.min(1000, studies - from) }, (_, k) => ({
+          resource: storedStudy('a', from + k),
+          sourceId: 'a',
+          studyUid: storedStudyUid('a', from + k),
+          contentHash: `h${from + k}`,
+        })),
+      );
     const opts = { defaultCount: 20, maxCount: 100, maxValueLength: 128, strict: false };
     const results: StoreSearchResult['queries'] = [];
     for (const query of QUERIES) {

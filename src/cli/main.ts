@@ -11,6 +11,7 @@ import { ConfigError } from '../config';
 import { discoverCommand } from './discover';
 import { EXIT, EXIT_CODE_HELP, UsageError } from './exitCodes';
 import { mapCommand } from './map';
+import { migrateStoreCommand } from './migrateStore';
 import { serveCommand } from './serve';
 import { backfillCommand, replayCommand, statusCommand, syncCommand } from './sync';
 
@@ -33,6 +34,7 @@ export function buildCli(): Command {
     replayCommand(),
     mapCommand(),
     discoverCommand(),
+    migrateStoreCommand(),
   ])
     program.addCommand(command);
   // Commander would exit 1 on a usage error, the status of a failed run: throw instead, and map it below.

@@ -134,14 +134,20 @@ export interface RunRepository {
   /** False when the lease is no longer this owner's (it expired and another took it). */
   renewLease(lane: string, owner: string, ttlMs: number, at?: Date): Promise<boolean>;
   releaseLease(lane: string, owner: string): Promise<void>;
-  startRun(sourceId: string, kind: RunKind, at?: Date): Promise<string>;
+  /** `owner`: the process running it, so another can close it if that process dies. */
+  startRun(sourceId: string, kind: RunKind, at?: Date, owner?: string): Promise<string>;
   updateRunCounts(runId: string, counts: RunCounts): Promise<void>;
   finishRun(
     runId: string,
     r: { status: Exclude<RunStatus, 'running'>; counts: RunCounts; error?: string; at?: Date },
   ): Promise<void>;
-  /** Runs left 'running' by a process that died (kill -9), marked interrupted. */
+  /**
+   * Runs left 'running' by a process that died (kill -9), marked interrupted: those of the lane whose lease the
+   * caller now holds ('sweep': sweeps; 'other': polls, feed runs, reconciles). Backfill runs share no lease.
+   */
   closeAbandonedRuns(sourceId?: string, lane?: 'sweep' | 'other'): Promise<number>;
+  /** Marks these processes' runs still 'running' (of one kind) interrupted: the processes are known dead. */
+  closeRunsOf(owners: string[], kind: RunKind): Promise<number>;
   /** The newest runs of a source; `kind`: only runs of that kind. */
   listRuns(sourceId: string, limit?: number, kind?: RunKind): Promise<RunRecord[]>;
 }

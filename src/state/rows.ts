@@ -132,6 +132,7 @@ export interface RunRow {
   status: RunStatus;
   counts: string | RunCounts;
   error: string | null;
+  owner?: string | null;
 }
 
 export function toRun(r: RunRow): RunRecord {
@@ -144,6 +145,7 @@ export function toRun(r: RunRow): RunRecord {
     status: r.status,
     counts: typeof r.counts === 'string' ? (JSON.parse(r.counts) as RunCounts) : r.counts,
     error: r.error,
+    owner: r.owner ?? null,
   };
 }
 
@@ -154,6 +156,7 @@ export interface WorkItemRow {
   payload: string | Record<string, unknown>;
   status: WorkItem['status'];
   claimed_by: string | null;
+  claim_expires: string | null;
   attempts: number;
 }
 
@@ -165,6 +168,7 @@ export function toWorkItem(r: WorkItemRow): WorkItem {
     payload: typeof r.payload === 'string' ? (JSON.parse(r.payload) as Record<string, unknown>) : r.payload,
     status: r.status,
     claimedBy: r.claimed_by,
+    claimExpires: r.claim_expires ?? null,
     attempts: Number(r.attempts),
   };
 }

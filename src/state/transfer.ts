@@ -53,7 +53,11 @@ export const TRANSFER_TABLES: TransferTable[] = [
     ],
     ['created_by_bridge'],
   ),
-  table('runs', ['id'], ['id', 'run_id', 'source_id', 'kind', 'started_at', 'ended_at', 'status', 'counts', 'error']),
+  table(
+    'runs',
+    ['id'],
+    ['id', 'run_id', 'source_id', 'kind', 'started_at', 'ended_at', 'status', 'counts', 'error', 'owner'],
+  ),
   table(
     'sweeps',
     ['id'],

@@ -87,6 +87,8 @@ export interface RunRecord {
   status: RunStatus;
   counts: RunCounts;
   error: string | null;
+  /** The process running it ('<instance>:<pid>'), when recorded. */
+  owner?: string | null;
 }
 
 export interface SourceCounts {
@@ -195,6 +197,8 @@ export interface WorkItem {
   payload: Record<string, unknown>;
   status: 'pending' | 'claimed' | 'done';
   claimedBy: string | null;
+  /** When the claim lapses unless renewed (ISO), while claimed. */
+  claimExpires: string | null;
   attempts: number;
 }
 

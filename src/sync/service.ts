@@ -154,7 +154,12 @@ function defaultMapper(validate: boolean): StudyMapper {
 
 const normalizeDate = (d: string) => d.replace(/-/g, '');
 
-const LEASE_OWNER = `${os.hostname()}:${process.pid}`;
+/**
+ * Which machine holds a lease: the host name (a pod's name on Kubernetes), or BRIDGE_INSTANCE_NAME where host
+ * names are not unique across replicas (containers with a fixed hostname).
+ */
+const INSTANCE = process.env.BRIDGE_INSTANCE_NAME || os.hostname();
+const LEASE_OWNER = `${INSTANCE}:${process.pid}`;
 
 /** QIDO requests a source has made so far, all levels. */
 function qidoRequestCount(stats: PacsSource['stats']): number {
@@ -164,7 +169,7 @@ function qidoRequestCount(stats: PacsSource['stats']): number {
 /** A lease holder on this host whose process is gone (killed, crashed) holds nothing. */
 function holderIsDead(holder: string): boolean {
   const at = holder.lastIndexOf(':');
-  if (holder.slice(0, at) !== os.hostname()) return false;
+  if (holder.slice(0, at) !== INSTANCE) return false;
   const pid = Number(holder.slice(at + 1));
   if (!Number.isInteger(pid)) return true;
   try {
@@ -272,7 +277,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   async function recordedRun(o: ExclusiveRun): Promise<RunSummary> {
     const { sourceId, kind } = o;
     const startedAt = now();
-    const runId = await store.runs.startRun(sourceId, kind, startedAt);
+    const runId = await store.runs.startRun(sourceId, kind, startedAt, LEASE_OWNER);
     // QIDO requests through this source while the run lasted (under `serve`, API lookups meanwhile count too).
     const qidoRequests = () => qidoRequestCount(sourceOf(sourceId).stats);
     const requestsBefore = qidoRequests();
@@ -364,6 +369,13 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     );
   }
 
+  /** Backfill runs of this source left 'running' by processes on this host that are gone (killed). */
+  async function closeDeadBackfillRuns(sourceId: string): Promise<void> {
+    const running = (await store.runs.listRuns(sourceId, 100, 'backfill')).filter((r) => r.status === 'running');
+    const dead = [...new Set(running.map((r) => r.owner).filter((o): o is string => !!o && holderIsDead(o)))];
+    await store.runs.closeRunsOf(dead, 'backfill');
+  }
+
   /**
    * Claims the job's windows one at a time and syncs each, as one run of this process, until none is left
    * to claim; then waits for windows other processes hold, taking over any whose claim expires (a dead
@@ -388,7 +400,12 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       },
       body: async (run, runId) => {
         await report(runId);
-        const claims = new WorkClaims(store.work, job.name, LEASE_OWNER, leaseMs, baseLog, holderIsDead);
+        const claims = new WorkClaims(store.work, job.name, LEASE_OWNER, leaseMs, baseLog, {
+          isAbandoned: holderIsDead,
+          // A holder whose claim was retaken is dead: its backfill run is over, whatever its row still says.
+          onHolderGone: (holder) => store.runs.closeRunsOf([holder], 'backfill').then(() => undefined),
+        });
+        await closeDeadBackfillRuns(sourceId);
         const windows = new ClaimedWindows(claims, () => stopping);
         const hooks = {
           onWindowStart: (w: StudyWindow) => void report(runId, w),

@@ -27,6 +27,14 @@ export function parseBackfillJob(name: string): BackfillJob | undefined {
   return m ? backfillJob(m[1]!, m[2]!, m[3]!) : undefined;
 }
 
+/** What a process knows of other claimants: which are dead at once, and what to do when one is found gone. */
+export interface HolderHooks {
+  /** A holder known dead without waiting for its claim to lapse (a killed process on this host). */
+  isAbandoned?: (holder: string) => boolean;
+  /** A holder found dead (declared so, or its claim lapsed): e.g. close the runs it left 'running'. */
+  onHolderGone?: (holder: string) => Promise<void>;
+}
+
 /** How long a process with nothing left to claim waits before looking again at windows others hold. */
 const MAX_IDLE_WAIT_MS = 2_000;
 
@@ -38,7 +46,7 @@ export class WorkClaims {
     private readonly owner: string,
     private readonly leaseMs: number,
     private readonly log: Logger,
-    private readonly isAbandoned: (holder: string) => boolean = () => false,
+    private readonly holders: HolderHooks = {},
   ) {}
 
   /**
@@ -46,14 +54,15 @@ export class WorkClaims {
    * declares dead (a process on this host that was killed: no need to wait for its claim to expire).
    */
   async claim(): Promise<WorkItem | undefined> {
-    const item = await this.queue.claim(this.job, this.owner, this.leaseMs);
-    if (item) return item;
-    const abandoned = (await this.queue.claimed(this.job)).filter(
-      (i) => i.claimedBy && i.claimedBy !== this.owner && this.isAbandoned(i.claimedBy),
-    );
-    if (!abandoned.length) return undefined;
+    const now = new Date();
+    const others = (await this.queue.claimed(this.job)).filter((i) => i.claimedBy && i.claimedBy !== this.owner);
+    const abandoned = others.filter((i) => this.holders.isAbandoned?.(i.claimedBy!));
     for (const i of abandoned) await this.queue.release(i.id, i.claimedBy!);
-    return this.queue.claim(this.job, this.owner, this.leaseMs);
+    const lapsed = others.filter(
+      (i) => abandoned.includes(i) || (i.claimExpires && i.claimExpires <= now.toISOString()),
+    );
+    for (const holder of new Set(lapsed.map((i) => i.claimedBy!))) await this.holders.onHolderGone?.(holder);
+    return this.queue.claim(this.job, this.owner, this.leaseMs, now);
   }
 
   /**

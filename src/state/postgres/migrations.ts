@@ -144,6 +144,11 @@ export const PG_MIGRATIONS: { version: number; description: string; sql: string 
       CREATE INDEX work_items_job ON work_items (job, status, id);
     `,
   },
+  {
+    version: 2,
+    description: "the process each run belongs to (SQLite's schema version 8)",
+    sql: `ALTER TABLE runs ADD COLUMN owner ${T};`,
+  },
 ];
 
 export const PG_LATEST = PG_MIGRATIONS[PG_MIGRATIONS.length - 1].version;

@@ -77,11 +77,11 @@ export class PgRuns implements RunRepository {
     await this.pool.query('DELETE FROM source_leases WHERE source_id = $1 AND owner = $2', [lane, owner]);
   }
 
-  async startRun(sourceId: string, kind: RunKind, at: Date = new Date()): Promise<string> {
+  async startRun(sourceId: string, kind: RunKind, at: Date = new Date(), owner?: string): Promise<string> {
     const runId = randomUUID();
     await this.pool.query(
-      `INSERT INTO runs (run_id, source_id, kind, started_at, status) VALUES ($1, $2, $3, $4, 'running')`,
-      [runId, sourceId, kind, iso(at)],
+      `INSERT INTO runs (run_id, source_id, kind, started_at, status, owner) VALUES ($1, $2, $3, $4, 'running', $5)`,
+      [runId, sourceId, kind, iso(at), owner ?? null],
     );
     return runId;
   }
@@ -106,10 +106,21 @@ export class PgRuns implements RunRepository {
   async closeAbandonedRuns(sourceId?: string, lane?: 'sweep' | 'other'): Promise<number> {
     const sql = `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, $1) WHERE status = 'running'`;
     // Sweeps run beside polls, each under a lease of its own: one lane's start closes only that lane's runs.
-    const laneSql = lane === 'sweep' ? ` AND kind = 'sweep'` : lane === 'other' ? ` AND kind != 'sweep'` : '';
+    const laneSql =
+      lane === 'sweep' ? ` AND kind = 'sweep'` : lane === 'other' ? ` AND kind NOT IN ('sweep', 'backfill')` : '';
     return sourceId
       ? changes(this.pool, `${sql} AND source_id = $2${laneSql}`, [iso(), sourceId])
       : changes(this.pool, sql, [iso()]);
+  }
+
+  async closeRunsOf(owners: string[], kind: RunKind): Promise<number> {
+    if (!owners.length) return 0;
+    return changes(
+      this.pool,
+      `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, $1) WHERE status = 'running' AND kind = $2
+         AND owner = ANY($3::text[])`,
+      [iso(), kind, owners],
+    );
   }
 
   async listRuns(sourceId: string, limit = 20, kind?: RunKind): Promise<RunRecord[]> {

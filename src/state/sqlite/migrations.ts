@@ -134,6 +134,11 @@ export const MIGRATIONS: {
     description: 'work items: shares of a backfill that processes (replicas on PostgreSQL) claim',
     sql: WORK_ITEMS_SQL,
   },
+  {
+    version: 8,
+    description: 'the process each run belongs to, so a run a killed process left running can be closed by another',
+    sql: `ALTER TABLE runs ADD COLUMN owner TEXT; -- '<instance>:<pid>' of the process running it`,
+  },
 ];
 
 /** How long a new connection keeps trying to switch a contended file to WAL. */

@@ -45,12 +45,12 @@ export class SqliteRuns implements RunRepository {
     statement(this.db, 'DELETE FROM source_leases WHERE source_id = ? AND owner = ?').run(lane, owner);
   }
 
-  async startRun(sourceId: string, kind: RunKind, at: Date = new Date()): Promise<string> {
+  async startRun(sourceId: string, kind: RunKind, at: Date = new Date(), owner?: string): Promise<string> {
     const runId = randomUUID();
     statement(
       this.db,
-      `INSERT INTO runs (run_id, source_id, kind, started_at, status) VALUES (?, ?, ?, ?, 'running')`,
-    ).run(runId, sourceId, kind, iso(at));
+      `INSERT INTO runs (run_id, source_id, kind, started_at, status, owner) VALUES (?, ?, ?, ?, 'running', ?)`,
+    ).run(runId, sourceId, kind, iso(at), owner ?? null);
     return runId;
   }
 
@@ -74,12 +74,22 @@ export class SqliteRuns implements RunRepository {
   async closeAbandonedRuns(sourceId?: string, lane?: 'sweep' | 'other'): Promise<number> {
     const sql = `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?) WHERE status = 'running'`;
     // Sweeps run beside polls, each under a lease of its own: one lane's start closes only that lane's runs.
-    const laneSql = lane === 'sweep' ? ` AND kind = 'sweep'` : lane === 'other' ? ` AND kind != 'sweep'` : '';
+    const laneSql =
+      lane === 'sweep' ? ` AND kind = 'sweep'` : lane === 'other' ? ` AND kind NOT IN ('sweep', 'backfill')` : '';
     return (
       sourceId
         ? statement(this.db, `${sql} AND source_id = ?${laneSql}`).run(iso(), sourceId)
         : statement(this.db, sql).run(iso())
     ).changes;
+  }
+
+  async closeRunsOf(owners: string[], kind: RunKind): Promise<number> {
+    if (!owners.length) return 0;
+    return statement(
+      this.db,
+      `UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?) WHERE status = 'running' AND kind = ?
+         AND owner IN (${owners.map(() => '?').join(', ')})`,
+    ).run(iso(), kind, ...owners).changes;
   }
 
   async listRuns(sourceId: string, limit = 20, kind?: RunKind): Promise<RunRecord[]> {

@@ -381,9 +381,9 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
     });
 
     it('records runs and lists the newest first, by kind', async () => {
-      const r1 = await store.runs.startRun('a', 'poll', at(0));
+      const r1 = await store.runs.startRun('a', 'poll', at(0), 'host-1:11');
       const r2 = await store.runs.startRun('a', 'sweep', at(1));
-      const r3 = await store.runs.startRun('a', 'backfill', at(2));
+      const r3 = await store.runs.startRun('a', 'backfill', at(2), 'host-2:22');
       await store.runs.updateRunCounts(r1, { found: 3 });
       await store.runs.finishRun(r1, { status: 'ok', counts: { found: 3, written: 2 }, at: at(5) });
       let runs = await store.runs.listRuns('a');
@@ -397,14 +397,25 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
         status: 'ok',
         counts: { found: 3, written: 2 },
         error: null,
+        owner: 'host-1:11',
       });
       expect((await store.runs.listRuns('a', 1)).map((r) => r.runId)).toEqual([r3]);
       expect((await store.runs.listRuns('a', 20, 'sweep')).map((r) => r.runId)).toEqual([r2]);
-      // Each lane closes only its own runs.
+      // Each lane closes only its own runs; a backfill run (no lease: replicas share it) is closed only by owner.
+      const r4 = await store.runs.startRun('a', 'poll', at(3));
       expect(await store.runs.closeAbandonedRuns('a', 'other')).toBe(1);
       runs = await store.runs.listRuns('a');
-      expect(runs.map((r) => r.status)).toEqual(['interrupted', 'running', 'ok']);
+      expect(runs.map((r) => [r.runId, r.status])).toEqual([
+        [r4, 'interrupted'],
+        [r3, 'running'],
+        [r2, 'running'],
+        [r1, 'ok'],
+      ]);
       expect(await store.runs.closeAbandonedRuns('a', 'sweep')).toBe(1);
+      expect(await store.runs.closeRunsOf(['host-1:11', 'host-3:33'], 'backfill')).toBe(0);
+      expect(await store.runs.closeRunsOf(['host-2:22'], 'backfill')).toBe(1);
+      expect((await store.runs.listRuns('a', 1))[0]).toMatchObject({ runId: r4 });
+      expect((await store.runs.listRuns('a', 20, 'backfill'))[0]).toMatchObject({ status: 'interrupted' });
       await store.runs.startRun('b', 'poll');
       expect(await store.runs.closeAbandonedRuns()).toBe(1);
     });

@@ -164,7 +164,7 @@ describe('sync run loop against Orthanc', () => {
     // A killed bridge on this host left its lease and a run marked running.
     await store.runs.releaseLease(SOURCE_ID, parent);
     await store.runs.acquireLease(SOURCE_ID, `${os.hostname()}:2147483646`, 60_000);
-    const abandoned = await store.runs.startRun(SOURCE_ID, 'backfill');
+    const abandoned = await store.runs.startRun(SOURCE_ID, 'poll');
     expect(await sync.runOnce(SOURCE_ID)).toMatchObject({ status: 'ok', counts: { written: 1 } });
     expect((await store.runs.listRuns(SOURCE_ID, 5)).find((r) => r.runId === abandoned)?.status).toBe('interrupted');
     expect(await storedStudy(store, study.studyUid)).toBeDefined();
