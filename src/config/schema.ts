@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { apiSchema } from '../api/config';
 import { httpUrl, clientCredentialsSchema } from '../http';
-import { isKnownZone } from '../time/zone';
+import { isKnownZone } from '../time';
 import { fhirSinkSchema } from '../sinks/fhir/config';
 import { storeSchema } from '../state/config';
 import { syncSchema } from '../sync/config';

@@ -4,7 +4,7 @@
  * failing token endpoint is retried like the PACS (pacsRetryableStatus).
  */
 import type { Agent } from 'node:https';
-import type { PacsAuth } from '../config/schema';
+import type { PacsAuth } from '../config';
 import {
   createAuthorizer as createHttpAuthorizer,
   withTokenErrors,

@@ -4,7 +4,7 @@
  * whatever their StudyDate. Each feed type (Orthanc's /changes today) implements ChangeFeed; the
  * rest of the bridge sees only this. How another feed (Azure's /changefeed) plugs in: docs/decisions.md.
  */
-import type { SourceConfig } from '../config/schema';
+import type { SourceConfig } from '../config';
 import { createAuthorizer } from './auth';
 import { OrthancChangeFeed } from './changeFeedOrthanc';
 import { httpsAgentFor } from './transport';

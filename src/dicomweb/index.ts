@@ -2,7 +2,7 @@
  * The DICOMweb source layer's front door: other code creates sources here and never sees
  * dicomweb-client, xhr2, paging or retries.
  */
-import type { SourceConfig } from '../config/schema';
+import type { SourceConfig } from '../config';
 import { DicomwebSource, type SourceOptions } from './source';
 import type { PacsSource } from './types';
 
@@ -15,3 +15,7 @@ export * from './types';
 export * from './dicomJson';
 export * from './tags';
 export * from './includeFields';
+export * from './attributes';
+export { inexactReason } from './queryEncoding';
+export { AdaptiveWindows, FixedWindows, uidBatches, type WindowPlanner } from './windows';
+export { createChangeFeed, type ChangeFeed, type FeedEvent, type FeedPage } from './changeFeed';

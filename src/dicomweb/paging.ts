@@ -107,57 +107,12 @@ export function isolatingBadRows(
   refused: Set<string>,
   onDropped: OnDropped,
 ): PageFetcher {
-  const attempt = async (offset: number, subset: readonly string[]): Promise<PageAnswer | undefined> => {
-    try {
-      return await fetch(1, offset, subset);
-    } catch (e) {
-      if (!isRefusal(e)) throw e;
-      return undefined;
-    }
-  };
-  /** The attributes of `subset` (which the server refuses for this row) that it refuses on their own. */
-  const refusedAmong = async (offset: number, subset: readonly string[]): Promise<string[]> => {
-    if (subset.length === 1) return [...subset];
-    const half = Math.ceil(subset.length / 2);
-    const out: string[] = [];
-    for (const part of [subset.slice(0, half), subset.slice(half)])
-      if (!(await attempt(offset, part))) out.push(...(await refusedAmong(offset, part)));
-    return out;
-  };
-  const row = async (offset: number): Promise<PageAnswer> => {
-    // Suspects first: the attributes this source refused before that this row refuses too.
-    const known = fields.filter((f) => refused.has(f));
-    let without = known.length > 1 ? await refusedAmong(offset, known) : known;
-    let answer = without.length
-      ? await attempt(
-          offset,
-          fields.filter((f) => !without.includes(f)),
-        )
-      : undefined;
-    if (!answer) {
-      const found = await refusedAmong(offset, fields);
-      without = found;
-      for (const f of found) refused.add(f);
-      answer = found.length
-        ? await attempt(
-            offset,
-            fields.filter((f) => !found.includes(f)),
-          )
-        : undefined;
-    }
-    if (!answer) {
-      without = [...fields];
-      answer = await fetch(1, offset, []);
-    }
-    if (answer.datasets.length) onDropped(answer.datasets, without);
-    return answer;
-  };
   const get = async (limit: number, offset: number): Promise<PageAnswer> => {
     try {
       return await fetch(limit, offset, fields);
     } catch (e) {
       if (!isRefusal(e)) throw e;
-      if (limit === 1) return row(offset);
+      if (limit === 1) return fetchRow({ fetch, fields, refused, onDropped }, offset);
       const half = Math.ceil(limit / 2);
       const first = await get(half, offset);
       if (first.datasets.length < half || first.truncated) return first;
@@ -166,4 +121,72 @@ export function isolatingBadRows(
     }
   };
   return get;
+}
+
+interface RowIsolation {
+  fetch: FieldsFetcher;
+  fields: readonly string[];
+  refused: Set<string>;
+  onDropped: OnDropped;
+}
+
+/** A row answered without some attributes, and which. */
+interface RowAnswer {
+  answer: PageAnswer;
+  without: readonly string[];
+}
+
+/** One refused row: without its known suspects, else without what it refuses alone, else with default attributes. */
+async function fetchRow(iso: RowIsolation, offset: number): Promise<PageAnswer> {
+  const partial = (await withoutSuspects(iso, offset)) ?? (await withoutRefused(iso, offset));
+  const { answer, without } = partial ?? { answer: await iso.fetch(1, offset, []), without: [...iso.fields] };
+  if (answer.datasets.length) iso.onDropped(answer.datasets, without);
+  return answer;
+}
+
+/** Suspects first: the attributes this source refused before that this row refuses too. */
+async function withoutSuspects(iso: RowIsolation, offset: number): Promise<RowAnswer | undefined> {
+  const known = iso.fields.filter((f) => iso.refused.has(f));
+  const without = known.length > 1 ? await refusedAmong(iso.fetch, offset, known) : known;
+  return without.length ? answeredWithout(iso, offset, without) : undefined;
+}
+
+/** The attributes the row refuses on their own, found by bisecting all of them (and remembered for the source). */
+async function withoutRefused(iso: RowIsolation, offset: number): Promise<RowAnswer | undefined> {
+  const found = await refusedAmong(iso.fetch, offset, iso.fields);
+  for (const f of found) iso.refused.add(f);
+  return found.length ? answeredWithout(iso, offset, found) : undefined;
+}
+
+async function answeredWithout(iso: RowIsolation, offset: number, without: string[]): Promise<RowAnswer | undefined> {
+  const answer = await attemptRow(
+    iso.fetch,
+    offset,
+    iso.fields.filter((f) => !without.includes(f)),
+  );
+  return answer && { answer, without };
+}
+
+/** The row with these attributes, or undefined when the server refuses it. */
+async function attemptRow(
+  fetch: FieldsFetcher,
+  offset: number,
+  subset: readonly string[],
+): Promise<PageAnswer | undefined> {
+  try {
+    return await fetch(1, offset, subset);
+  } catch (e) {
+    if (!isRefusal(e)) throw e;
+    return undefined;
+  }
+}
+
+/** The attributes of `subset` (which the server refuses for this row) that it refuses on their own. */
+async function refusedAmong(fetch: FieldsFetcher, offset: number, subset: readonly string[]): Promise<string[]> {
+  if (subset.length === 1) return [...subset];
+  const half = Math.ceil(subset.length / 2);
+  const out: string[] = [];
+  for (const part of [subset.slice(0, half), subset.slice(half)])
+    if (!(await attemptRow(fetch, offset, part))) out.push(...(await refusedAmong(fetch, offset, part)));
+  return out;
 }

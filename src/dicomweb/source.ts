@@ -3,7 +3,7 @@
  * sweep, batched series/instance queries with a per-source probe, and WADO-RS metadata.
  * All HTTP goes through transport.ts; query values through queryEncoding.ts.
  */
-import type { SourceConfig } from '../config/schema';
+import type { SourceConfig } from '../config';
 import { createAuthorizer } from './auth';
 import { parseDate, readString, studyUidOf, valueOf, type DicomDataset } from './dicomJson';
 import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import tls from 'node:tls';
 import pLimit from 'p-limit';
-import type { SourceConfig } from '../config/schema';
+import type { SourceConfig } from '../config';
 import {
   authorizedRequest,
   type Authorizer,

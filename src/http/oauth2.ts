@@ -76,57 +76,9 @@ export function clientCredentialsToken(creds: ClientCredentials, opts: TokenCach
   let tokenRequests = 0;
 
   const fetchToken = async (): Promise<string> => {
-    const form = new URLSearchParams({ grant_type: 'client_credentials' });
-    if (creds.scope) form.set('scope', creds.scope);
-    const headers: Record<string, string> = {
-      'Content-Type': 'application/x-www-form-urlencoded',
-      Accept: 'application/json',
-    };
-    if (creds.clientAuth === 'client_secret_post') {
-      form.set('client_id', creds.clientId);
-      form.set('client_secret', creds.clientSecret);
-    } else {
-      headers.Authorization = `Basic ${basicCredentials(creds.clientId, creds.clientSecret)}`;
-    }
     tokenRequests++;
     opts.onTokenRequest?.();
-    let res;
-    try {
-      res = await withDeadline(opts.timeoutMs, (signal) =>
-        axios.post(creds.tokenUrl, form.toString(), {
-          headers,
-          signal,
-          httpsAgent: opts.httpsAgent,
-          validateStatus: () => true,
-        }),
-      );
-    } catch (e) {
-      if (e instanceof DeadlineError) throw new TokenRequestError(`unreachable (${e.message})`, 0, 'timeout');
-      const code = (e as { code?: string }).code ?? (e as Error).message;
-      throw new TokenRequestError(`unreachable (${code})`, 0, code === 'ECONNABORTED' ? 'timeout' : 'network');
-    }
-    const detail = errorDetail(res.data);
-    if (res.status === 400 || res.status === 401 || res.status === 403) {
-      throw new TokenRequestError(
-        `refused the client credentials (${res.status}${detail ? `: ${detail}` : ''})`,
-        res.status,
-        'refused',
-        detail,
-      );
-    }
-    if (res.status >= 300)
-      throw new TokenRequestError(
-        `answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`,
-        res.status,
-        'http',
-        detail,
-      );
-    const token = (res.data as { access_token?: unknown })?.access_token;
-    if (typeof token !== 'string' || !token)
-      throw new TokenRequestError('answered without an access_token', res.status, 'bad-response');
-    const expiresIn = Number((res.data as { expires_in?: unknown }).expires_in);
-    const lifetimeMs = expiresIn > 0 ? expiresIn * 1000 : 300_000;
-    const value = `Bearer ${token}`;
+    const { value, lifetimeMs } = await requestToken(creds, opts);
     cached = { value, renewAt: now() + lifetimeMs - Math.min(EARLY_RENEWAL_MS, lifetimeMs / 10) };
     return value;
   };
@@ -144,4 +96,59 @@ export function clientCredentialsToken(creds: ClientCredentials, opts: TokenCach
       return tokenRequests;
     },
   };
+}
+
+/** The token request's form and headers, with the client authenticated as configured (Basic or in the form). */
+function tokenRequest(creds: ClientCredentials): { form: URLSearchParams; headers: Record<string, string> } {
+  const form = new URLSearchParams({ grant_type: 'client_credentials' });
+  if (creds.scope) form.set('scope', creds.scope);
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/x-www-form-urlencoded',
+    Accept: 'application/json',
+  };
+  if (creds.clientAuth === 'client_secret_post') {
+    form.set('client_id', creds.clientId);
+    form.set('client_secret', creds.clientSecret);
+  } else {
+    headers.Authorization = `Basic ${basicCredentials(creds.clientId, creds.clientSecret)}`;
+  }
+  return { form, headers };
+}
+
+/** One request to the token endpoint: the Authorization value and its lifetime, or a TokenRequestError. */
+async function requestToken(
+  creds: ClientCredentials,
+  opts: TokenCacheOptions,
+): Promise<{ value: string; lifetimeMs: number }> {
+  const { form, headers } = tokenRequest(creds);
+  let res;
+  try {
+    res = await withDeadline(opts.timeoutMs, (signal) =>
+      axios.post(creds.tokenUrl, form.toString(), {
+        headers,
+        signal,
+        httpsAgent: opts.httpsAgent,
+        validateStatus: () => true,
+      }),
+    );
+  } catch (e) {
+    if (e instanceof DeadlineError) throw new TokenRequestError(`unreachable (${e.message})`, 0, 'timeout');
+    const code = (e as { code?: string }).code ?? (e as Error).message;
+    throw new TokenRequestError(`unreachable (${code})`, 0, code === 'ECONNABORTED' ? 'timeout' : 'network');
+  }
+  return tokenFromAnswer(res.status, res.data);
+}
+
+/** Reads the token endpoint's answer: refused (400/401/403), another error status, or a token and its lifetime. */
+function tokenFromAnswer(status: number, data: unknown): { value: string; lifetimeMs: number } {
+  const detail = errorDetail(data);
+  const suffix = detail ? `: ${detail}` : '';
+  if (status === 400 || status === 401 || status === 403)
+    throw new TokenRequestError(`refused the client credentials (${status}${suffix})`, status, 'refused', detail);
+  if (status >= 300) throw new TokenRequestError(`answered HTTP ${status}${suffix}`, status, 'http', detail);
+  const token = (data as { access_token?: unknown })?.access_token;
+  if (typeof token !== 'string' || !token)
+    throw new TokenRequestError('answered without an access_token', status, 'bad-response');
+  const expiresIn = Number((data as { expires_in?: unknown }).expires_in);
+  return { value: `Bearer ${token}`, lifetimeMs: expiresIn > 0 ? expiresIn * 1000 : 300_000 };
 }

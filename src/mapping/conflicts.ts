@@ -5,9 +5,7 @@
  * leaves it out. Descriptions name the patients only as "patient 1", "patient 2" with their series UIDs
  * (short hashes of Patient IDs would be reversible).
  */
-import { Tag } from '../dicomweb/tags';
-import { readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
-import type { StudyDetails } from '../dicomweb/types';
+import { Tag, readString, valueOf, type DicomDataset, type StudyDetails } from '../dicomweb';
 
 export const STUDY_UID_CONFLICT = 'study-uid-conflict';
 

@@ -1,6 +1,6 @@
 /** The source's Endpoint: where FHIR clients fetch the study's images (WADO-RS). */
 import type { Endpoint, Reference } from 'fhir/r4';
-import type { SourceConfig } from '../config/schema';
+import type { SourceConfig } from '../config';
 import { endpointId } from './ids';
 import { SYSTEM } from './terminology/codeSystems';
 

@@ -3,9 +3,15 @@
  * QIDO-RS rows left out (the table's `enrich` entries: sequences and physician names many QIDO servers,
  * Orthanc among them, never return). What QIDO-RS did return always wins. Pure.
  */
-import { rawValues, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag } from '../dicomweb/tags';
-import { enrichableAttributesOf, type AttributeLevel } from './attributes';
+import {
+  rawValues,
+  readString,
+  valueOf,
+  type DicomDataset,
+  Tag,
+  enrichableAttributesOf,
+  type AttributeLevel,
+} from '../dicomweb';
 import type { StudyResults } from './types';
 
 /** `row` with each enrichable attribute of `level` it lacks taken from `metadata`; the row itself when none. */

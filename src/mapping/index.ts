@@ -8,7 +8,14 @@ export { imagingStudyId, endpointId, isDicomUid, isFhirId } from './ids';
 export { endpointFor } from './endpoint';
 export { contentHash, canonicalJson } from './canonical';
 export { studyFingerprint } from './fingerprint';
-export { patientIdentifier, conditionalPatientReference, type PatientIdentifier } from './patient';
+export {
+  patientIdentifier,
+  conditionalPatientReference,
+  patientFacts,
+  type PatientIdentifier,
+  type PatientFacts,
+} from './patient';
+export { humanName } from './names';
 export {
   validateImagingStudy,
   validateEndpoint,
@@ -27,3 +34,4 @@ export {
 } from './validate';
 export { structuralIssues } from './structural';
 export { SYSTEM, TWCORE_IMAGING_STUDY_PROFILE } from './terminology/codeSystems';
+export { STUDY_UID_CONFLICT, splitStudyConflicts, detailConflict, type StudyConflict } from './conflicts';

@@ -4,9 +4,8 @@
  * it in the configured mode, and the FHIR sink's Patient facts (name, sex, birth date) come from here too.
  */
 import type { HumanName, Identifier, Reference } from 'fhir/r4';
-import { DicomReader, readString, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag } from '../dicomweb/tags';
-import type { SourceConfig } from '../config/schema';
+import { DicomReader, readString, valueOf, type DicomDataset, Tag } from '../dicomweb';
+import type { SourceConfig } from '../config';
 import { formatDate, isFhirYear } from './datetime';
 import { isDicomUid } from './ids';
 import { personHumanName } from './names';

@@ -3,8 +3,7 @@
  * number then UID so the same input always gives the same bytes.
  */
 import type { ImagingStudySeries, ImagingStudySeriesInstance, ImagingStudySeriesPerformer, Coding } from 'fhir/r4';
-import { DicomReader, isDataset, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag, describeTag } from '../dicomweb/tags';
+import { DicomReader, isDataset, type DicomDataset, Tag, describeTag } from '../dicomweb';
 import { asCode, modalityCoding } from './codes';
 import { fhirDateTime, isFhirOffset, type ZoneRule } from './datetime';
 import { isFhirId } from './ids';

@@ -3,9 +3,8 @@
  * becomes an `internal-error` for that study, not a crash of the sync).
  */
 import type { CodeableConcept, Identifier, ImagingStudy, Reference } from 'fhir/r4';
-import { DicomReader, isDataset, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag, describeTag } from '../dicomweb/tags';
-import type { SourceConfig } from '../config/schema';
+import { DicomReader, isDataset, type DicomDataset, Tag, describeTag } from '../dicomweb';
+import type { SourceConfig } from '../config';
 import { contentHash } from './canonical';
 import { codeableConcept, modalityCoding } from './codes';
 import { zoneRuleFor, type ZoneRule } from './datetime';

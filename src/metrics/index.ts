@@ -8,11 +8,11 @@
  * The series are a table (STORE_GAUGES, TOTALS, coverage gauges): a name, help, labels and a collector each.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PacsSource } from '../dicomweb/types';
+import type { PacsSource } from '../dicomweb';
 import type { OutboundMetrics, RequestObserver } from '../http';
 import type { RunRecord, SourceCounts, StateStore, StudyState } from '../state';
 import { syncLagSeconds } from './lag';
-import type { Coverage } from '../sync/sweepCoverage';
+import type { Coverage } from '../sync';
 
 export { syncLagSeconds, lagPerRun, windowEndOf, type RunLagPoint } from './lag';
 

@@ -3,14 +3,14 @@
  * either or both can be enabled; the sync hands each a batch and records what each returns.
  */
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import type { PatientFacts } from '../mapping/patient';
+import type { PatientFacts } from '../mapping';
 
 /**
  * What the DICOM data says about the patient, for sinks that link or create Patients (the FHIR-server
  * sink's lookup/create modes). Optional: without it, sinks use ImagingStudy.subject as mapped. Built by
  * src/mapping/patient.ts.
  */
-export type { PatientFacts } from '../mapping/patient';
+export type { PatientFacts } from '../mapping';
 
 export interface StudyWrite {
   sourceId: string;

@@ -4,11 +4,11 @@
  * reason `study-uid-conflict` until an operator replays it.
  */
 import type { StudyState } from '../state';
-import { STUDY_UID_CONFLICT } from '../mapping/conflicts';
+import { STUDY_UID_CONFLICT } from '../mapping';
 import { describeError } from './errors';
 import type { RunContext } from './run';
 
-export { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT, type StudyConflict } from '../mapping/conflicts';
+export { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT, type StudyConflict } from '../mapping';
 
 /**
  * Records the quarantine. A study written before the conflict appeared is handled per the deletion

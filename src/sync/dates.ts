@@ -2,7 +2,7 @@
  * The StudyDate windows a run walks through, and the range a poll covers. Pure: "today" is always
  * passed in; the day arithmetic itself is src/time/days.ts.
  */
-import type { StudyWindow } from '../dicomweb/types';
+import type { StudyWindow } from '../dicomweb';
 import { addDays, dayNumber, minDa } from '../time';
 
 /** Consecutive inclusive windows of `days` days covering from..to, oldest first. */

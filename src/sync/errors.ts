@@ -1,5 +1,5 @@
 /** How the sync classifies failures: the PACS or a sink being unreachable is not any one study's fault. */
-import { isOutage as isFhirOutage } from '../sinks/fhir/errors';
+import { isFhirOutage } from '../sinks';
 
 /** Raised inside a run when the PACS cannot be reached: the run stops, studies in hand are kept for retry. */
 export class SourceUnavailableError extends Error {

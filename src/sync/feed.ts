@@ -10,8 +10,8 @@
  * the new head and a sweep is requested (FeedStateRepository.requestSweep; the sweep clears it).
  */
 import type { Logger } from 'pino';
-import type { ChangeFeedConfig } from '../config/schema';
-import type { ChangeFeed, FeedEvent } from '../dicomweb/changeFeed';
+import type { ChangeFeedConfig } from '../config';
+import type { ChangeFeed, FeedEvent } from '../dicomweb';
 import type { FeedStateRepository, PendingUpdate } from '../state';
 import { describeError, SourceBusyError } from './errors';
 import type { RunSummary } from './service';
@@ -166,94 +166,121 @@ const MAX_BACKOFF_MS = 300_000;
  * it is logged once when it starts failing and once when it recovers, not on every tick.
  */
 export function createFeedScheduler(opts: FeedSchedulerOptions): FeedScheduler {
-  const feeds = new Map<string, ChangeFeed>();
-  const timers = new Map<string, NodeJS.Timeout>();
-  const inFlight = new Set<Promise<void>>();
-  let running = false;
-
-  const loop = (src: FeedSchedulerSource) => {
-    const log = opts.log.child({ source: src.sourceId, feed: true });
-    let feed: ChangeFeed | undefined;
-    let readFailures = 0;
-    let runFailures = 0;
-    let syncAfter = 0;
-    const interval = src.config.intervalSeconds * 1000;
-    const busyInterval = Math.min(interval, src.config.busyIntervalSeconds * 1000);
-    let lastEventAt = 0;
-    // Busy: a StableStudy is expected soon (studies pending, or events just now), so look more often.
-    const nextDelay = async (events: number) => {
-      if (events) lastEventAt = Date.now();
-      const busy =
-        Date.now() - lastEventAt < BUSY_WINDOW_MS || (await opts.state.pendingSummary(src.sourceId)).count > 0;
-      return busy ? busyInterval : interval;
-    };
-    const backoff = (n: number) => Math.min(MAX_BACKOFF_MS, interval * 2 ** Math.min(n, 20));
-
-    const tick = async (): Promise<number | undefined> => {
-      if (!feed) {
-        feed = await src.resolveFeed();
-        if (!feed) {
-          log.info('no change feed for this source: discovery by StudyDate polls and sweeps only');
-          return undefined;
-        }
-        feeds.set(src.sourceId, feed);
-        log.info({ type: feed.type }, 'change feed found; polling it');
-      }
-      const result = await feedTick({
-        sourceId: src.sourceId,
-        feed,
-        state: opts.state,
-        config: src.config,
-        syncStudyUids: (uids) => opts.syncStudyUids(src.sourceId, uids),
-        log,
-        now: opts.now,
-        onSweepNeeded: opts.onSweepNeeded,
-        maySync: () => Date.now() >= syncAfter,
-      });
-      if (readFailures) log.info({ after: readFailures }, 'change feed readable again');
-      readFailures = 0;
-      if (result.run?.status === 'failed') {
-        syncAfter = Date.now() + backoff(++runFailures);
-      } else if (result.run) {
-        runFailures = 0;
-        const worst = Math.max(...result.freshness, 0);
-        log.info({ studies: result.freshness.length, maxFreshnessSeconds: worst }, 'change feed: studies synced');
-      }
-      return nextDelay(result.events);
-    };
-
-    const schedule = (ms: number) => {
-      if (!running) return;
-      const t = setTimeout(() => {
-        const work = tick()
-          .catch((err) => {
-            if (readFailures++ === 0) log.warn({ err: describeError(err) }, 'change feed cannot be read; will retry');
-            return backoff(readFailures);
-          })
-          .then((next) => {
-            if (next !== undefined) schedule(next);
-          });
-        const tracked = work.finally(() => inFlight.delete(tracked));
-        inFlight.add(tracked);
-      }, ms);
-      t.unref();
-      timers.set(src.sourceId, t);
-    };
-    schedule(0);
-  };
-
+  const shared: SchedulerState = { opts, feeds: new Map(), timers: new Map(), inFlight: new Set(), running: false };
   return {
     start() {
-      if (running) return;
-      running = true;
-      for (const src of opts.sources) if (src.config.type !== 'off') loop(src);
+      if (shared.running) return;
+      shared.running = true;
+      for (const src of opts.sources) if (src.config.type !== 'off') new FeedLoop(shared, src).schedule(0);
     },
     async stop() {
-      running = false;
-      for (const t of timers.values()) clearTimeout(t);
-      timers.clear();
-      await Promise.allSettled([...inFlight]);
+      shared.running = false;
+      for (const t of shared.timers.values()) clearTimeout(t);
+      shared.timers.clear();
+      await Promise.allSettled([...shared.inFlight]);
     },
-    feeds: () => feeds,
+    feeds: () => shared.feeds,
   };
+}
+
+/** What a scheduler's per-source loops share. */
+interface SchedulerState {
+  opts: FeedSchedulerOptions;
+  feeds: Map<string, ChangeFeed>;
+  timers: Map<string, NodeJS.Timeout>;
+  inFlight: Set<Promise<void>>;
+  running: boolean;
+}
+
+/** One source's polling: find its feed, tick, pick the next delay (busy, idle or backing off). */
+class FeedLoop {
+  private readonly log: Logger;
+  private feed: ChangeFeed | undefined;
+  private readFailures = 0;
+  private runFailures = 0;
+  private syncAfter = 0;
+  private lastEventAt = 0;
+  private readonly interval: number;
+  private readonly busyInterval: number;
+
+  constructor(
+    private readonly shared: SchedulerState,
+    private readonly src: FeedSchedulerSource,
+  ) {
+    this.log = shared.opts.log.child({ source: src.sourceId, feed: true });
+    this.interval = src.config.intervalSeconds * 1000;
+    this.busyInterval = Math.min(this.interval, src.config.busyIntervalSeconds * 1000);
+  }
+
+  schedule(ms: number): void {
+    if (!this.shared.running) return;
+    const t = setTimeout(() => {
+      const work = this.tick()
+        .catch((err) => {
+          if (this.readFailures++ === 0)
+            this.log.warn({ err: describeError(err) }, 'change feed cannot be read; will retry');
+          return this.backoff(this.readFailures);
+        })
+        .then((next) => {
+          if (next !== undefined) this.schedule(next);
+        });
+      const tracked = work.finally(() => this.shared.inFlight.delete(tracked));
+      this.shared.inFlight.add(tracked);
+    }, ms);
+    t.unref();
+    this.shared.timers.set(this.src.sourceId, t);
+  }
+
+  /** One read of the feed (and the run it starts); the delay before the next, or undefined when there is no feed. */
+  private async tick(): Promise<number | undefined> {
+    const feed = await this.resolveFeed();
+    if (!feed) return undefined;
+    const { opts } = this.shared;
+    const result = await feedTick({
+      sourceId: this.src.sourceId,
+      feed,
+      state: opts.state,
+      config: this.src.config,
+      syncStudyUids: (uids) => opts.syncStudyUids(this.src.sourceId, uids),
+      log: this.log,
+      now: opts.now,
+      onSweepNeeded: opts.onSweepNeeded,
+      maySync: () => Date.now() >= this.syncAfter,
+    });
+    if (this.readFailures) this.log.info({ after: this.readFailures }, 'change feed readable again');
+    this.readFailures = 0;
+    if (result.run?.status === 'failed') {
+      this.syncAfter = Date.now() + this.backoff(++this.runFailures);
+    } else if (result.run) {
+      this.runFailures = 0;
+      const worst = Math.max(...result.freshness, 0);
+      this.log.info({ studies: result.freshness.length, maxFreshnessSeconds: worst }, 'change feed: studies synced');
+    }
+    return this.nextDelay(result.events);
+  }
+
+  private async resolveFeed(): Promise<ChangeFeed | undefined> {
+    if (this.feed) return this.feed;
+    this.feed = await this.src.resolveFeed();
+    if (!this.feed) {
+      this.log.info('no change feed for this source: discovery by StudyDate polls and sweeps only');
+      return undefined;
+    }
+    this.shared.feeds.set(this.src.sourceId, this.feed);
+    this.log.info({ type: this.feed.type }, 'change feed found; polling it');
+    return this.feed;
+  }
+
+  /** Busy: a StableStudy is expected soon (studies pending, or events just now), so look more often. */
+  private async nextDelay(events: number): Promise<number> {
+    if (events) this.lastEventAt = Date.now();
+    const busy =
+      Date.now() - this.lastEventAt < BUSY_WINDOW_MS ||
+      (await this.shared.opts.state.pendingSummary(this.src.sourceId)).count > 0;
+    return busy ? this.busyInterval : this.interval;
+  }
+
+  private backoff(n: number): number {
+    return Math.min(MAX_BACKOFF_MS, this.interval * 2 ** Math.min(n, 20));
+  }
 }

@@ -3,8 +3,8 @@
  * whose `changeFeed` is not off, syncing through the service's `feed` runs.
  */
 import type { Logger } from 'pino';
-import type { SourceConfig } from '../config/schema';
-import { createChangeFeed } from '../dicomweb/changeFeed';
+import type { SourceConfig } from '../config';
+import { createChangeFeed } from '../dicomweb';
 import type { StateStore } from '../state';
 import { createFeedScheduler, type FeedScheduler } from './feed';
 import type { SyncService } from './service';

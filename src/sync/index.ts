@@ -12,6 +12,7 @@ export {
   type SyncConfigInput,
   type SyncSettings,
   type DeletionAction,
+  type SweepSettings,
 } from './config';
 export type { StudyMapper } from './run';
 export { SinkUnavailableError, SourceBusyError, SourceUnavailableError } from './errors';

@@ -4,7 +4,7 @@
  * bridge created. The listing that decides which studies vanished is the sweep's.
  */
 import type { Logger } from 'pino';
-import type { Sink } from '../sinks/sink';
+import type { Sink } from '../sinks';
 import type { StateStore } from '../state';
 import type { DeletionAction } from './config';
 import { describeError } from './errors';

@@ -5,13 +5,23 @@
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import { formatDa, readDate, studyUidOf, valueOf, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag } from '../dicomweb/tags';
-import { WindowOverflowError, type PacsSource, type StudyDetails, type StudyWindow } from '../dicomweb/types';
-import { FixedWindows, uidBatches, type WindowPlanner } from '../dicomweb/windows';
-import type { MapResult, StudyResults } from '../mapping/types';
-import { patientFactsFromDicom } from '../sinks/fhir/patientFacts';
-import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks/sink';
+import {
+  formatDa,
+  readDate,
+  studyUidOf,
+  valueOf,
+  type DicomDataset,
+  Tag,
+  WindowOverflowError,
+  type PacsSource,
+  type StudyDetails,
+  type StudyWindow,
+  FixedWindows,
+  uidBatches,
+  type WindowPlanner,
+} from '../dicomweb';
+import { type MapResult, type StudyResults, patientFacts as patientFactsFromDicom } from '../mapping';
+import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks';
 import type { RunCounts, StateStore, StudyState, SyncedStudy } from '../state';
 import type { SyncSettings } from './config';
 import { detailConflict, quarantineStudy, splitStudyConflicts } from './conflicts';
@@ -507,24 +517,7 @@ export class StudySyncRun {
   /** Every sink gets the batch; a study counts as written only when all sinks accepted it. */
   private async writeToSinks(writes: { candidate: Candidate; write: StudyWrite }[]): Promise<void> {
     const perSink: Map<string, WriteOutcome>[] = [];
-    for (const sink of this.ctx.sinks) {
-      const outcomes = new Map<string, WriteOutcome>();
-      try {
-        for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
-      } catch (err) {
-        this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
-        const unavailable = isSinkOutage(err);
-        for (const w of writes)
-          outcomes.set(w.write.studyUid, {
-            studyUid: w.write.studyUid,
-            ok: false,
-            error: describeError(err),
-            retryable: true,
-            ...(unavailable && { unavailable }),
-          });
-      }
-      perSink.push(outcomes);
-    }
+    for (const sink of this.ctx.sinks) perSink.push(await this.sinkOutcomes(sink, writes));
     const at = this.ctx.now();
     let outage: SinkUnavailableError | undefined;
     const synced: SyncedStudy[] = [];
@@ -573,6 +566,29 @@ export class StudySyncRun {
     if (outage && notOurFault.length) await this.recordFailures(notOurFault, outage.message, false);
     for (const r of rejected) await this.recordFailures([r.candidate], r.error, true);
     if (outage) throw outage;
+  }
+
+  /** One sink's outcome per study UID; a batch the sink throws on fails each of its studies, retryably. */
+  private async sinkOutcomes(
+    sink: Sink,
+    writes: { candidate: Candidate; write: StudyWrite }[],
+  ): Promise<Map<string, WriteOutcome>> {
+    const outcomes = new Map<string, WriteOutcome>();
+    try {
+      for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
+    } catch (err) {
+      this.ctx.log.warn({ sink: sink.name, studies: writes.length, err: describeError(err) }, 'sink batch failed');
+      const unavailable = isSinkOutage(err);
+      for (const w of writes)
+        outcomes.set(w.write.studyUid, {
+          studyUid: w.write.studyUid,
+          ok: false,
+          error: describeError(err),
+          retryable: true,
+          ...(unavailable && { unavailable }),
+        });
+    }
+    return outcomes;
   }
 
   /** `seen` false: the study was looked up and not found, so this is no sighting of it on the PACS. */

@@ -7,17 +7,22 @@
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import type { PacsSource, StudyWindow } from '../dicomweb/types';
-import { AdaptiveWindows, FixedWindows, type WindowPlanner } from '../dicomweb/windows';
-import type { DicomDataset } from '../dicomweb/dicomJson';
-import type { Sink } from '../sinks/sink';
+import {
+  type PacsSource,
+  type StudyWindow,
+  AdaptiveWindows,
+  FixedWindows,
+  type WindowPlanner,
+  type DicomDataset,
+  studyUidOf,
+} from '../dicomweb';
+import type { Sink } from '../sinks';
 import type { RunCounts, StateStore, SweepRecord } from '../state';
 import type { SyncSettings } from './config';
 import { addDays } from '../time';
 import { planWindows } from './dates';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
 import { removeVanished } from './reconcile';
-import { studyUidOf } from '../dicomweb/dicomJson';
 import type { StudySyncRun } from './run';
 
 /** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */
@@ -93,8 +98,7 @@ export interface SweepOutcome {
 
 /** One sweep, or the rest of an interrupted one. */
 export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
-  const sourceId = ctx.sourceConfig.id;
-  const sweep = await ctx.store.sweeps.open(sourceId, ctx.now());
+  const sweep = await ctx.store.sweeps.open(ctx.sourceConfig.id, ctx.now());
   const counts: RunCounts = { listed: 0 };
   const unresolvedBefore = ctx.source.stats.unresolved ?? 0;
   const stopped = (): SweepOutcome => ({ complete: false, counts, sweep });
@@ -108,94 +112,107 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
   const undatedListing =
     ctx.settings.undatedSweep && !sweep.undatedDone ? listUndated(ctx) : Promise.resolve(undefined);
   undatedListing.catch(() => undefined); // awaited below; a stop before then must not leave it unhandled
-  const stoppedEarly = async (): Promise<SweepOutcome> => {
-    await undatedListing.catch(() => undefined);
-    return stopped();
-  };
-
-  // 1. Every StudyDate, window after window; each settled window moves the sweep's checkpoint.
-  const from = sweep.throughDate ? addDays(sweep.throughDate, 1) : ctx.settings.sweep.from;
-  if (sweep.throughDate !== SWEEP_END && from <= SWEEP_END) {
-    const listedIn = new Map<string, number>();
-    const planner = await windowPlanner(ctx.store, sourceId, ctx.settings, ctx.sourceConfig, from, SWEEP_END);
-    let done: boolean;
-    try {
-      done = await ctx.run.syncWindows(planner, {
-        onListed: (w, n) => listedIn.set(w.from, n),
-        onWindowDone: async (w) => {
-          const n = listedIn.get(w.from) ?? 0;
-          counts.listed! += n;
-          await ctx.store.sweeps.advance(sweep.id, { throughDate: w.to, listed: n });
-          ctx.run.trimHandled(HANDLED_KEPT);
-        },
-      });
-    } catch (err) {
-      await undatedListing.catch(() => undefined); // nothing of the run goes on after it ends
-      throw err;
-    }
-    if (!done) return stoppedEarly();
+  let datedDone = false;
+  try {
+    datedDone = await sweepDated(ctx, sweep, counts);
+  } finally {
+    if (!datedDone) await undatedListing.catch(() => undefined); // nothing of the run goes on after it ends
   }
-
-  // 2. The undated studies, which no StudyDate window finds.
-  const undated = await undatedListing;
-  if (undated) {
-    if (!(await ctx.run.syncDatasets(undated))) return stopped();
-    counts.listed! += undated.length;
-    await ctx.store.sweeps.advance(sweep.id, { listed: undated.length, undatedDone: true });
-  }
-
-  // 3. Vanished: known studies no listing has seen since the sweep began.
+  if (!datedDone) return stopped();
+  if (!(await sweepUndated(ctx, sweep, counts, await undatedListing))) return stopped();
   const unresolved = (ctx.source.stats.unresolved ?? 0) - unresolvedBefore;
+  if (!(await reconcileVanished(ctx, sweep, counts, unresolved))) return stopped();
+  return { complete: true, counts, sweep: await completeSweep(ctx, sweep, counts, unresolved) };
+}
+
+/** 1. Every StudyDate, window after window; each settled window moves the sweep's checkpoint. False when stopped. */
+async function sweepDated(ctx: SweepContext, sweep: SweepRecord, counts: RunCounts): Promise<boolean> {
+  const from = sweep.throughDate ? addDays(sweep.throughDate, 1) : ctx.settings.sweep.from;
+  if (sweep.throughDate === SWEEP_END || from > SWEEP_END) return true;
+  const listedIn = new Map<string, number>();
+  const planner = await windowPlanner(ctx.store, ctx.sourceConfig.id, ctx.settings, ctx.sourceConfig, from, SWEEP_END);
+  return ctx.run.syncWindows(planner, {
+    onListed: (w, n) => listedIn.set(w.from, n),
+    onWindowDone: async (w) => {
+      const n = listedIn.get(w.from) ?? 0;
+      counts.listed! += n;
+      await ctx.store.sweeps.advance(sweep.id, { throughDate: w.to, listed: n });
+      ctx.run.trimHandled(HANDLED_KEPT);
+    },
+  });
+}
+
+/** 2. The undated studies, which no StudyDate window finds. False when stopped. */
+async function sweepUndated(
+  ctx: SweepContext,
+  sweep: SweepRecord,
+  counts: RunCounts,
+  undated: DicomDataset[] | undefined,
+): Promise<boolean> {
+  if (!undated) return true;
+  if (!(await ctx.run.syncDatasets(undated))) return false;
+  counts.listed! += undated.length;
+  await ctx.store.sweeps.advance(sweep.id, { listed: undated.length, undatedDone: true });
+  return true;
+}
+
+/** 3. Vanished: known studies no listing has seen since the sweep began. False when stopped. */
+async function reconcileVanished(
+  ctx: SweepContext,
+  sweep: SweepRecord,
+  counts: RunCounts,
+  unresolved: number,
+): Promise<boolean> {
+  const sourceId = ctx.sourceConfig.id;
   const vanished = (await ctx.store.studies.unseenSince(sourceId, sweep.startedAt)).filter((s) =>
     s.studyDate ? s.studyDate >= ctx.settings.sweep.from : ctx.settings.undatedSweep,
   );
   const listedInSweep = sweep.listed + counts.listed!;
   counts.vanished = vanished.length;
   counts.unresolved = unresolved;
-  if (vanished.length && unresolved > 0) {
+  if (!vanished.length) return true;
+  if (unresolved > 0) {
     // Searches the PACS kept truncating: a study missing from the listing may still be there.
     ctx.log.warn(
       { vanished: vanished.length, unresolved },
       'sweep listing incomplete (PACS truncation); vanished studies left alone',
     );
-  } else if (vanished.length && listedInSweep === 0) {
+    return true;
+  }
+  if (listedInSweep === 0)
     throw new Error(
       `the PACS listed no studies at all while the store has ${vanished.length}; refusing to treat them all as deleted`,
     );
-  } else if (vanished.length) {
-    // Each is looked up once by UID before anything is removed: a listing glitch must never delete a study.
-    const gone = ctx.settings.reconcile.deletion === 'ignore' ? vanished : await confirmVanished(ctx, vanished);
-    if (gone === undefined) return stopped();
-    counts.vanished = gone.length;
-    const r = await removeVanished({
-      store: ctx.store,
-      sinks: ctx.sinks,
-      sourceId,
-      action: ctx.settings.reconcile.deletion,
-      vanished: gone,
-      log: ctx.log,
-      stopRequested: ctx.stopRequested,
-    });
-    counts.removed = r.removed;
-    counts.failed = (ctx.run.counts.failed ?? 0) + r.failed;
-    if (r.stopped) return stopped();
-  }
+  // Each is looked up once by UID before anything is removed: a listing glitch must never delete a study.
+  const gone = ctx.settings.reconcile.deletion === 'ignore' ? vanished : await confirmVanished(ctx, vanished);
+  if (gone === undefined) return false;
+  counts.vanished = gone.length;
+  const r = await removeVanished({
+    store: ctx.store,
+    sinks: ctx.sinks,
+    sourceId,
+    action: ctx.settings.reconcile.deletion,
+    vanished: gone,
+    log: ctx.log,
+    stopRequested: ctx.stopRequested,
+  });
+  counts.removed = r.removed;
+  counts.failed = (ctx.run.counts.failed ?? 0) + r.failed;
+  return !r.stopped;
+}
 
-  const done = await ctx.store.sweeps.complete(sweep.id, { vanished: counts.vanished, unresolved, at: ctx.now() });
+async function completeSweep(
+  ctx: SweepContext,
+  sweep: SweepRecord,
+  counts: RunCounts,
+  unresolved: number,
+): Promise<SweepRecord> {
+  const done = await ctx.store.sweeps.complete(sweep.id, { vanished: counts.vanished ?? 0, unresolved, at: ctx.now() });
   // A sweep a change feed asked for (it went back) is done once one that started after the request completes.
-  await ctx.store.feed.clearSweepRequest(sourceId, new Date(sweep.startedAt));
-  ctx.log.info(
-    {
-      sweepId: done.id,
-      listed: done.listed,
-      synced: done.synced,
-      failing: done.failing,
-      dead: done.dead,
-      vanished: done.vanished,
-    },
-    'sweep complete',
-  );
-  return { complete: true, counts, sweep: done };
+  await ctx.store.feed.clearSweepRequest(ctx.sourceConfig.id, new Date(sweep.startedAt));
+  const { id: sweepId, listed, synced, failing, dead, vanished } = done;
+  ctx.log.info({ sweepId, listed, synced, failing, dead, vanished }, 'sweep complete');
+  return done;
 }
 
 /**

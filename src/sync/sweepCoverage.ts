@@ -3,7 +3,7 @@
  * synced), the sweep in progress, studies still pending and the oldest of them, freshness (sighting to
  * write), and a verdict. Read by `status`, /status and /metrics alike; read from the store.
  */
-import type { PendingSummary, StateStore, SweepRecord } from '../state';
+import type { PendingSummary, StateStore, SweepRecord, SweepRequest } from '../state';
 import { sweepSchema, type SweepSettings } from './config';
 
 export type CoverageHealth = 'ok' | 'never-swept' | 'overdue' | 'short';
@@ -77,38 +77,12 @@ export async function sourceCoverage(
   ]);
   const fresh = freshMs.map((ms) => ms / 1000);
   const lastSweep = last ? summarize(last, now) : null;
-  const problems: string[] = [];
-  let health: CoverageHealth = 'ok';
-  if (!lastSweep) {
-    health = 'never-swept';
-    problems.push('no full-range sweep has completed yet: studies outside the polled days are not proven synced');
-  } else {
-    if (lastSweep.ageSeconds > settings.maxAgeHours * 3600) {
-      health = 'overdue';
-      problems.push(
-        `last complete sweep is ${Math.round(lastSweep.ageSeconds / 3600)} h old (limit ${settings.maxAgeHours} h)`,
-      );
-    }
-    if (lastSweep.coverage < settings.minCoverage) {
-      if (health === 'ok') health = 'short';
-      problems.push(
-        `${lastSweep.synced} of ${lastSweep.listed} studies the PACS reported are synced (minimum ${(settings.minCoverage * 100).toFixed(1)} %)`,
-      );
-    }
-    if (lastSweep.unresolved > 0) {
-      if (health === 'ok') health = 'short';
-      problems.push(`${lastSweep.unresolved} PACS searches stayed truncated: the listing may be incomplete`);
-    }
-  }
-  // A change feed that went back asked for a sweep: until one completes, what it missed is unproven.
-  if (request && (!lastSweep || lastSweep.startedAt < request.requestedAt)) {
-    if (health === 'ok') health = 'overdue';
-    problems.push(`a sweep was requested at ${request.requestedAt} (${request.reason}) and has not completed yet`);
-  }
+  const findings = [...sweepFindings(lastSweep, settings), ...requestFindings(lastSweep, request)];
   return {
     sourceId,
-    health,
-    problems,
+    // The first finding names the health: never swept, then overdue, then short.
+    health: findings[0]?.health ?? 'ok',
+    problems: findings.map((f) => f.problem),
     lastSweep,
     sweepInProgress: open ? { startedAt: open.startedAt, throughDate: open.throughDate, listed: open.listed } : null,
     pending: {
@@ -126,4 +100,51 @@ export async function sourceCoverage(
     },
     settings: { maxAgeHours: settings.maxAgeHours, minCoverage: settings.minCoverage },
   };
+}
+
+interface Finding {
+  health: Exclude<CoverageHealth, 'ok'>;
+  problem: string;
+}
+
+/** What the last complete sweep fails to prove: none yet, too old, too few synced, or a truncated listing. */
+function sweepFindings(
+  lastSweep: Coverage['lastSweep'],
+  settings: Pick<SweepSettings, 'maxAgeHours' | 'minCoverage'>,
+): Finding[] {
+  if (!lastSweep)
+    return [
+      {
+        health: 'never-swept',
+        problem: 'no full-range sweep has completed yet: studies outside the polled days are not proven synced',
+      },
+    ];
+  const out: Finding[] = [];
+  if (lastSweep.ageSeconds > settings.maxAgeHours * 3600)
+    out.push({
+      health: 'overdue',
+      problem: `last complete sweep is ${Math.round(lastSweep.ageSeconds / 3600)} h old (limit ${settings.maxAgeHours} h)`,
+    });
+  if (lastSweep.coverage < settings.minCoverage)
+    out.push({
+      health: 'short',
+      problem: `${lastSweep.synced} of ${lastSweep.listed} studies the PACS reported are synced (minimum ${(settings.minCoverage * 100).toFixed(1)} %)`,
+    });
+  if (lastSweep.unresolved > 0)
+    out.push({
+      health: 'short',
+      problem: `${lastSweep.unresolved} PACS searches stayed truncated: the listing may be incomplete`,
+    });
+  return out;
+}
+
+/** A change feed that went back asked for a sweep: until one completes, what it missed is unproven. */
+function requestFindings(lastSweep: Coverage['lastSweep'], request: SweepRequest | undefined): Finding[] {
+  if (!request || (lastSweep && lastSweep.startedAt >= request.requestedAt)) return [];
+  return [
+    {
+      health: 'overdue',
+      problem: `a sweep was requested at ${request.requestedAt} (${request.reason}) and has not completed yet`,
+    },
+  ];
 }

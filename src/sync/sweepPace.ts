@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { SourceLogger } from '../dicomweb';
-import { offsetAtInstant } from '../time/zone';
+import { offsetAtInstant } from '../time';
 import type { SweepSettings } from './config';
 
 /** Spaces request starts at 60 000 / rate ms (the rate read at each request, so it can change by the hour). */

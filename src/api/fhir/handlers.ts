@@ -19,6 +19,7 @@ import {
   parseStudyId,
   wantsStrict,
   type ParseOptions,
+  type ParsedSearch,
 } from './params';
 import type { StudyLookup } from './studies';
 
@@ -72,137 +73,165 @@ function startRead(
   return id;
 }
 
-export function createFhirHandlers({ config: cfg, lookup: service, version }: HandlerContext): FhirHandlers {
-  const parseOptions = (req: Request): ParseOptions => ({
+export function createFhirHandlers(ctx: HandlerContext): FhirHandlers {
+  return {
+    capabilities: (req, res) => capabilities(ctx, req, res),
+    readImagingStudy: (req, res) => readImagingStudy(ctx, req, res),
+    searchImagingStudies: (req, res) => searchImagingStudies(ctx, req, res),
+    readEndpoint: async (req, res) => readEndpoint(ctx, req, res),
+    searchEndpoints: async (req, res) => searchEndpoints(ctx, req, res),
+  };
+}
+
+function parseOptions(cfg: ApiConfig, req: Request): ParseOptions {
+  return {
     defaultCount: cfg.defaultCount,
     maxCount: cfg.maxCount,
     maxValueLength: cfg.maxValueLength,
     strict: wantsStrict(req.get('prefer')),
     patientIdRule: cfg.patientIdRule,
+  };
+}
+
+function baseOf(cfg: ApiConfig, req: Request): string {
+  return (cfg.baseUrl ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`).replace(/\/+$/, '');
+}
+
+function capabilities({ config, version }: HandlerContext, req: Request, res: Response): void {
+  locals(res).audit.interaction = 'capabilities';
+  sendFhir(res, 200, capabilityStatement(config, baseOf(config, req), version));
+}
+
+async function readImagingStudy({ lookup }: HandlerContext, req: Request, res: Response): Promise<void> {
+  const uid = startRead(req, res, 'ImagingStudy', parseStudyId);
+  const found = await lookup.read(uid);
+  if (!found) throw new FhirError(404, 'not-found', `ImagingStudy/${uid} is not known.`);
+  locals(res).audit.count = 1;
+  if (found.versionId === undefined) return sendFhir(res, 200, found.resource);
+  // StateStore mode: the stored version identifies the content, so a client can revalidate cheaply.
+  res.setHeader('ETag', `W/"${found.versionId}"`);
+  if (ifNoneMatch(req.get('if-none-match'), found.versionId)) {
+    res.status(304).end();
+    return;
+  }
+  sendFhir(res, 200, { ...found.resource, meta: { ...found.resource.meta, versionId: found.versionId } });
+}
+
+async function searchImagingStudies(ctx: HandlerContext, req: Request, res: Response): Promise<void> {
+  // What the answer depends on besides the data: the URL, the base it links to, strict handling.
+  const renderedKey = `${baseOf(ctx.config, req)}|${wantsStrict(req.get('prefer'))}|${req.originalUrl}`;
+  if (sendRendered(ctx.lookup, renderedKey, res)) return;
+  const parsed = parseRestrictedSearch(ctx.config, req, res);
+  if (parsed.summaryCount) return sendStudyCount(ctx, parsed, baseOf(ctx.config, req), res);
+  const { body, count } = await studyPage(ctx.lookup, parsed, baseOf(ctx.config, req));
+  const a = locals(res).audit;
+  a.count = count;
+  ctx.lookup.rendered?.set(renderedKey, {
+    body: Buffer.from(body),
+    params: a.params,
+    count,
+    includeEndpoint: parsed.includeEndpoint,
   });
-  const baseOf = (req: Request) =>
-    (cfg.baseUrl ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`).replace(/\/+$/, '');
+  sendFhir(res, 200, body);
+}
 
-  const capabilities: RequestHandler = (req, res) => {
-    locals(res).audit.interaction = 'capabilities';
-    sendFhir(res, 200, capabilityStatement(cfg, baseOf(req), version));
-  };
+/** Answers from the rendered-page cache when it holds this search; false when it does not. */
+function sendRendered(lookup: StudyLookup, renderedKey: string, res: Response): boolean {
+  const hit = lookup.rendered?.lookup(renderedKey);
+  if (!hit) return false;
+  auditSearch(res, 'ImagingStudy', hit.params);
+  if (hit.includeEndpoint) requireScope(res, 'Endpoint', 'read');
+  locals(res).audit.count = hit.count;
+  sendFhir(res, 200, hit.body);
+  return true;
+}
 
-  const readImagingStudy: RequestHandler = async (req, res) => {
-    const uid = startRead(req, res, 'ImagingStudy', parseStudyId);
-    const a = locals(res).audit;
-    const found = await service.read(uid);
-    if (!found) throw new FhirError(404, 'not-found', `ImagingStudy/${uid} is not known.`);
-    a.count = 1;
-    if (found.versionId === undefined) return sendFhir(res, 200, found.resource);
-    // StateStore mode: the stored version identifies the content, so a client can revalidate cheaply.
-    const etag = `W/"${found.versionId}"`;
-    res.setHeader('ETag', etag);
-    if (ifNoneMatch(req.get('if-none-match'), found.versionId)) {
-      res.status(304).end();
-      return;
-    }
-    sendFhir(res, 200, { ...found.resource, meta: { ...found.resource.meta, versionId: found.versionId } });
-  };
-
-  const searchImagingStudies: RequestHandler = async (req, res) => {
-    const a = locals(res).audit;
-    // What the answer depends on besides the data: the URL, the base it links to, strict handling.
-    const renderedKey = `${baseOf(req)}|${wantsStrict(req.get('prefer'))}|${req.originalUrl}`;
-    const hit = service.rendered?.lookup(renderedKey);
-    if (hit) {
-      auditSearch(res, 'ImagingStudy', hit.params);
-      if (hit.includeEndpoint) requireScope(res, 'Endpoint', 'read');
-      a.count = hit.count;
-      sendFhir(res, 200, hit.body);
-      return;
-    }
-    const parsed = parseImagingStudySearch(startSearch(req, res, 'ImagingStudy'), parseOptions(req));
-    if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
-    const restricted = isRestricted(parsed.criteria);
-    if (!restricted && !cfg.allowUnrestrictedSearch) {
-      throw new FhirError(
-        400,
-        'too-costly',
-        'A search needs at least one restricting parameter (_id, identifier, patient, subject, started or series); this server does not list the whole PACS.',
-      );
-    }
-    const base = baseOf(req);
-    if (parsed.summaryCount) {
-      const total = await service.count(parsed.criteria);
-      a.count = total;
-      sendFhir(
-        res,
-        200,
-        searchBundle({
-          base,
-          resourceType: 'ImagingStudy',
-          used: parsed.used,
-          count: parsed.count,
-          matches: [],
-          total,
-        }),
-      );
-      return;
-    }
-    const cursor = decodeCursor(parsed.cursor, service.sourceCount);
-    const page = await service.search({ criteria: parsed.criteria, count: parsed.count, cursor });
-    const includes = parsed.includeEndpoint
-      ? [...new Set(page.studies.map((s) => s.sourceId))].flatMap((id) => service.endpointOf(id) ?? [])
-      : [];
-    a.count = page.studies.length;
-    const body = JSON.stringify(
-      searchBundle({
-        base,
-        resourceType: 'ImagingStudy',
-        used: parsed.used,
-        count: parsed.count,
-        cursor,
-        next: page.next,
-        previous: previousCursor(cursor, parsed.count),
-        matches: page.studies.map((s) => s.resource),
-        total: page.total,
-        includes,
-        problems: page.problems,
-      }),
+/** Parses an ImagingStudy search, refusing one that would list the whole PACS unless configured to allow it. */
+function parseRestrictedSearch(cfg: ApiConfig, req: Request, res: Response): ParsedSearch {
+  const parsed = parseImagingStudySearch(startSearch(req, res, 'ImagingStudy'), parseOptions(cfg, req));
+  if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
+  if (!isRestricted(parsed.criteria) && !cfg.allowUnrestrictedSearch) {
+    throw new FhirError(
+      400,
+      'too-costly',
+      'A search needs at least one restricting parameter (_id, identifier, patient, subject, started or series); this server does not list the whole PACS.',
     );
-    service.rendered?.set(renderedKey, {
-      body: Buffer.from(body),
-      params: a.params,
-      count: a.count,
-      includeEndpoint: parsed.includeEndpoint,
-    });
-    sendFhir(res, 200, body);
-  };
+  }
+  return parsed;
+}
 
-  const readEndpoint: RequestHandler = async (req, res) => {
-    const id = startRead(req, res, 'Endpoint', parseEndpointId);
-    const a = locals(res).audit;
-    const endpoint = service.endpoint(id);
-    if (!endpoint) throw new FhirError(404, 'not-found', `Endpoint/${id} is not known.`);
-    a.count = 1;
-    sendFhir(res, 200, endpoint);
-  };
+/** `_summary=count`: the total alone. */
+async function sendStudyCount(
+  { lookup }: HandlerContext,
+  parsed: ParsedSearch,
+  base: string,
+  res: Response,
+): Promise<void> {
+  const total = await lookup.count(parsed.criteria);
+  locals(res).audit.count = total;
+  const bundle = searchBundle({
+    base,
+    resourceType: 'ImagingStudy',
+    used: parsed.used,
+    count: parsed.count,
+    matches: [],
+    total,
+  });
+  sendFhir(res, 200, bundle);
+}
 
-  const searchEndpoints: RequestHandler = async (req, res) => {
-    const a = locals(res).audit;
-    const parsed = parseEndpointSearch(startSearch(req, res, 'Endpoint'), parseOptions(req));
-    const all = service.endpoints().filter((e) => !parsed.ids || parsed.ids.includes(e.id!));
-    a.count = all.length;
-    // Endpoints are one per source: a page always holds them all unless _count is smaller; a count holds none.
-    sendFhir(
-      res,
-      200,
-      searchBundle({
-        base: baseOf(req),
-        resourceType: 'Endpoint',
-        used: parsed.used,
-        count: parsed.count,
-        matches: parsed.summaryCount ? [] : all.slice(0, parsed.count),
-        total: all.length,
-      }),
-    );
-  };
+/** One page of matches (with their sources' Endpoints for _include), rendered as a searchset Bundle. */
+async function studyPage(
+  lookup: StudyLookup,
+  parsed: ParsedSearch,
+  base: string,
+): Promise<{ body: string; count: number }> {
+  const cursor = decodeCursor(parsed.cursor, lookup.sourceCount);
+  const page = await lookup.search({ criteria: parsed.criteria, count: parsed.count, cursor });
+  const includes = parsed.includeEndpoint
+    ? [...new Set(page.studies.map((s) => s.sourceId))].flatMap((id) => lookup.endpointOf(id) ?? [])
+    : [];
+  const body = JSON.stringify(
+    searchBundle({
+      base,
+      resourceType: 'ImagingStudy',
+      used: parsed.used,
+      count: parsed.count,
+      cursor,
+      next: page.next,
+      previous: previousCursor(cursor, parsed.count),
+      matches: page.studies.map((s) => s.resource),
+      total: page.total,
+      includes,
+      problems: page.problems,
+    }),
+  );
+  return { body, count: page.studies.length };
+}
 
-  return { capabilities, readImagingStudy, searchImagingStudies, readEndpoint, searchEndpoints };
+function readEndpoint({ lookup }: HandlerContext, req: Request, res: Response): void {
+  const id = startRead(req, res, 'Endpoint', parseEndpointId);
+  const endpoint = lookup.endpoint(id);
+  if (!endpoint) throw new FhirError(404, 'not-found', `Endpoint/${id} is not known.`);
+  locals(res).audit.count = 1;
+  sendFhir(res, 200, endpoint);
+}
+
+function searchEndpoints({ config, lookup }: HandlerContext, req: Request, res: Response): void {
+  const parsed = parseEndpointSearch(startSearch(req, res, 'Endpoint'), parseOptions(config, req));
+  const all = lookup.endpoints().filter((e) => !parsed.ids || parsed.ids.includes(e.id!));
+  locals(res).audit.count = all.length;
+  // Endpoints are one per source: a page always holds them all unless _count is smaller; a count holds none.
+  sendFhir(
+    res,
+    200,
+    searchBundle({
+      base: baseOf(config, req),
+      resourceType: 'Endpoint',
+      used: parsed.used,
+      count: parsed.count,
+      matches: parsed.summaryCount ? [] : all.slice(0, parsed.count),
+      total: all.length,
+    }),
+  );
 }

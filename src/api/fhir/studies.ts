@@ -6,8 +6,8 @@
  * study looks the same and matches the same way either way.
  */
 import type { Endpoint, ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
-import type { SourceConfig } from '../../config/schema';
-import { PacsError, type PacsSource } from '../../dicomweb/types';
+import type { SourceConfig } from '../../config';
+import { PacsError, type PacsSource } from '../../dicomweb';
 import { endpointFor, endpointId } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';

@@ -2,7 +2,7 @@
  * The status page's run chart as inline SVG (no script, no front-end build): one bar per run for the
  * studies it wrote, and a line for the sync lag each run left behind, on its own scale at the right.
  */
-import type { RunLagPoint } from '../../metrics/lag';
+import type { RunLagPoint } from '../../metrics';
 import { escapeHtml, formatDuration } from './format';
 
 const W = 560;

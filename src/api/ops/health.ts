@@ -4,10 +4,9 @@
  * timeout so a hung dependency makes /readyz answer "not ready" instead of hanging the probe.
  */
 import axios from 'axios';
-import type { PacsSource } from '../../dicomweb/types';
+import type { PacsSource } from '../../dicomweb';
 import type { StateStore } from '../../state';
-import { createFhirAuthorizer } from '../../sinks/fhir/auth';
-import type { FhirAuth } from '../../sinks/fhir/config';
+import { createFhirAuthorizer, type FhirAuth } from '../../sinks';
 
 export type DependencyKind = 'store' | 'pacs' | 'fhir';
 

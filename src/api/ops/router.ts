@@ -5,7 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
-import type { PacsSource } from '../../dicomweb/types';
+import type { PacsSource } from '../../dicomweb';
 import { silentLogger } from '../../log';
 import type { BridgeMetrics, CacheStatsSource, FhirSinkStatsSource } from '../../metrics';
 import type { StateStore } from '../../state';
@@ -19,7 +19,7 @@ import {
   type ReadinessCheck,
 } from './health';
 import { buildStatusModel, renderStatusPage, STATUS_PAGE_CSP, type CoverageSettingsOf } from './statusPage';
-import { sourceCoverage } from '../../sync/sweepCoverage';
+import { sourceCoverage } from '../../sync';
 
 /** What the ops endpoints use of the embedded store. */
 export type OpsStore = Pick<StateStore, 'studies' | 'runs' | 'checkpoints' | 'sweeps' | 'feed' | 'ping'>;
@@ -74,15 +74,85 @@ function sameOrigin(req: Request): boolean {
   }
 }
 
+/** What the handlers share: the deps plus what createOpsRouter derives from them once. */
+interface OpsContext {
+  deps: OpsDeps;
+  log: Logger;
+  now: () => Date;
+  csrf: ReturnType<typeof csrfTokens>;
+  settingsOf: CoverageSettingsOf;
+  /** One round of readiness checks, shared by the probes arriving during it. */
+  readiness: () => Promise<Readiness>;
+  /** The sources configured or known to the store, sorted. */
+  sourceIds: () => Promise<string[]>;
+}
+
 export function createOpsRouter(deps: OpsDeps): Router {
+  const ctx = opsContext(deps);
+  observeForMetrics(ctx);
   const router = express.Router();
-  const m = deps.metrics;
-  const log = deps.logger ?? silentLogger;
-  const now = deps.now ?? (() => new Date());
+  router.get('/healthz', noStore, (_req, res) => {
+    res.json({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) });
+  });
+  router.get(
+    '/readyz',
+    noStore,
+    handled((_req, res) => sendReadiness(ctx, res)),
+  );
+  router.get(
+    '/metrics',
+    noStore,
+    handled(async (_req, res) => {
+      const { contentType, body } = await deps.metrics.scrape();
+      res.type(contentType).send(body);
+    }),
+  );
+  router.get(
+    '/status',
+    noStore,
+    handled(async (req, res) => {
+      if (req.path.endsWith('/')) res.redirect(301, req.originalUrl.replace(/\/+(\?|$)/, '$1'));
+      else await sendStatus(ctx, req, res);
+    }),
+  );
+  router.post(
+    '/status/replay',
+    express.urlencoded({ extended: false, limit: '4kb' }),
+    express.json({ limit: '4kb' }),
+    csrfGuard(ctx.csrf),
+    deps.auth,
+    handled((req, res) => replay(ctx, req, res)),
+  );
+  return router;
+}
+
+function opsContext(deps: OpsDeps): OpsContext {
   const timeoutMs = deps.readinessTimeoutMs ?? 5000;
-  const csrf = csrfTokens();
-  const settingsOf: CoverageSettingsOf = deps.sweepSettings ?? (() => undefined);
-  m.observe({
+  const checks: ReadinessCheck[] = [
+    storeCheck(deps.store),
+    ...deps.sources.map(pacsCheck),
+    ...(deps.fhirSinks ?? []).map((t) => fhirCheck(t, timeoutMs)),
+  ];
+  // Probes arriving together share one round of checks rather than multiplying PACS queries.
+  let inFlight: Promise<Readiness> | undefined;
+  return {
+    deps,
+    log: deps.logger ?? silentLogger,
+    now: deps.now ?? (() => new Date()),
+    csrf: csrfTokens(),
+    settingsOf: deps.sweepSettings ?? (() => undefined),
+    readiness: () => (inFlight ??= checkReadiness(checks, timeoutMs).finally(() => (inFlight = undefined))),
+    sourceIds: async () => {
+      const ids = new Set(deps.sources.map((s) => s.id));
+      (await deps.store.studies.knownSources()).forEach((id) => ids.add(id));
+      return [...ids].sort();
+    },
+  };
+}
+
+/** Hands the store, sources, sinks and caches to the metrics, read at scrape time. */
+function observeForMetrics({ deps, settingsOf }: OpsContext): void {
+  deps.metrics.observe({
     store: deps.store,
     coverage: (sourceId, at) => sourceCoverage(deps.store, sourceId, at, settingsOf(sourceId)),
     sources: deps.sources,
@@ -91,113 +161,95 @@ export function createOpsRouter(deps: OpsDeps): Router {
       (f): f is FhirServerTarget & FhirSinkStatsSource => typeof f.stats === 'function',
     ),
   });
+}
 
-  const checks: ReadinessCheck[] = [
-    storeCheck(deps.store),
-    ...deps.sources.map(pacsCheck),
-    ...(deps.fhirSinks ?? []).map((t) => fhirCheck(t, timeoutMs)),
-  ];
-  // Probes arriving together share one round of checks rather than multiplying PACS queries.
-  let inFlight: Promise<Readiness> | undefined;
-  const readiness = () => (inFlight ??= checkReadiness(checks, timeoutMs).finally(() => (inFlight = undefined)));
+function noStore(_req: Request, res: Response, next: NextFunction): void {
+  res.set('Cache-Control', 'no-store');
+  next();
+}
 
-  const sourceIds = async () => {
-    const ids = new Set(deps.sources.map((s) => s.id));
-    (await deps.store.studies.knownSources()).forEach((id) => ids.add(id));
-    return [...ids].sort();
+/** An async handler whose failure goes to Express's error handler. */
+function handled(fn: (req: Request, res: Response) => Promise<void>): RequestHandler {
+  return async (req, res, next) => {
+    try {
+      await fn(req, res);
+    } catch (err) {
+      next(err);
+    }
   };
-  const noStore = (_req: Request, res: Response, next: NextFunction) => {
-    res.set('Cache-Control', 'no-store');
-    next();
-  };
+}
 
-  router.get('/healthz', noStore, (_req, res) => {
-    res.json({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) });
-  });
+async function sendReadiness(ctx: OpsContext, res: Response): Promise<void> {
+  const r = await ctx.readiness();
+  if (!r.ready)
+    ctx.log.warn({ failing: r.dependencies.filter((d) => !d.ok).map((d) => `${d.kind}:${d.name}`) }, 'not ready');
+  const coverage = await coverageBeside(ctx);
+  res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r, coverage });
+}
 
-  router.get('/readyz', noStore, async (_req, res, next) => {
-    try {
-      const r = await readiness();
-      if (!r.ready)
-        log.warn({ failing: r.dependencies.filter((d) => !d.ok).map((d) => `${d.kind}:${d.name}`) }, 'not ready');
-      // Coverage is reported beside readiness, not part of it: an overdue sweep is for operators to act on,
-      // and taking the lookup API out of service would not bring the sweep back.
-      let coverage: { source: string; healthy: boolean; health: string; problems: string[] }[] = [];
-      try {
-        coverage = await Promise.all(
-          (await sourceIds()).map(async (id) => {
-            const c = await sourceCoverage(deps.store, id, now(), settingsOf(id));
-            return { source: id, healthy: c.health === 'ok', health: c.health, problems: c.problems };
-          }),
-        );
-      } catch {
-        /* an unreadable store is already reported by its readiness check */
-      }
-      res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r, coverage });
-    } catch (err) {
-      next(err);
-    }
-  });
-
-  router.get('/metrics', noStore, async (_req, res, next) => {
-    try {
-      const { contentType, body } = await m.scrape();
-      res.type(contentType).send(body);
-    } catch (err) {
-      next(err);
-    }
-  });
-
-  router.get('/status', noStore, async (req, res, next) => {
-    if (req.path.endsWith('/')) {
-      res.redirect(301, req.originalUrl.replace(/\/+(\?|$)/, '$1'));
-      return;
-    }
-    try {
-      await sendStatus(req, res);
-    } catch (err) {
-      next(err);
-    }
-  });
-
-  async function sendStatus(req: Request, res: Response): Promise<void> {
-    const known = await sourceIds();
-    const replayed = Number(req.query.replayed);
-    const source =
-      typeof req.query.source === 'string' && known.includes(req.query.source) ? req.query.source : undefined;
-    const flash =
-      Number.isInteger(replayed) && replayed >= 0 && source
-        ? {
-            ok: true,
-            text: `Re-queued ${replayed} dead letter${replayed === 1 ? '' : 's'} of ${source}; ${replayed === 1 ? 'it syncs' : 'they sync'} on the next run.`,
-          }
-        : undefined;
-    const model = await buildStatusModel(deps.store, known, now(), deps.runsShown ?? 20, settingsOf);
-    if (req.query.format === 'json' || req.accepts(['html', 'json']) === 'json') {
-      res.json(model);
-      return;
-    }
-    res
-      .set('Content-Security-Policy', STATUS_PAGE_CSP)
-      .set('X-Content-Type-Options', 'nosniff')
-      .set('Referrer-Policy', 'same-origin')
-      .type('html')
-      .send(renderStatusPage(model, csrf.token, flash));
+/**
+ * Coverage is reported beside readiness, not part of it: an overdue sweep is for operators to act on,
+ * and taking the lookup API out of service would not bring the sweep back.
+ */
+async function coverageBeside(
+  ctx: OpsContext,
+): Promise<{ source: string; healthy: boolean; health: string; problems: string[] }[]> {
+  try {
+    return await Promise.all(
+      (await ctx.sourceIds()).map(async (id) => {
+        const c = await sourceCoverage(ctx.deps.store, id, ctx.now(), ctx.settingsOf(id));
+        return { source: id, healthy: c.health === 'ok', health: c.health, problems: c.problems };
+      }),
+    );
+  } catch {
+    return []; // an unreadable store is already reported by its readiness check
   }
+}
 
-  const refuse = (res: Response, status: number, text: string) => {
-    res
-      .status(status)
-      .set('Content-Security-Policy', STATUS_PAGE_CSP)
-      .type('html')
-      .send(
-        `<!doctype html><meta charset="utf-8"><title>Replay refused</title><p>${text}</p><p><a href="../status">Back to the status page</a></p>`,
-      );
+/** The notice shown after a replay redirected back to /status (?replayed=n&source=id). */
+function replayFlash(req: Request, known: string[]): { ok: boolean; text: string } | undefined {
+  const replayed = Number(req.query.replayed);
+  const source =
+    typeof req.query.source === 'string' && known.includes(req.query.source) ? req.query.source : undefined;
+  if (!(Number.isInteger(replayed) && replayed >= 0 && source)) return undefined;
+  return {
+    ok: true,
+    text: `Re-queued ${replayed} dead letter${replayed === 1 ? '' : 's'} of ${source}; ${replayed === 1 ? 'it syncs' : 'they sync'} on the next run.`,
   };
+}
 
-  // A credential sent in a header cannot come from a cross-site form; one typed into the form must
-  // come with the page's token and from this origin.
-  const csrfGuard: RequestHandler = (req, res, next) => {
+async function sendStatus(ctx: OpsContext, req: Request, res: Response): Promise<void> {
+  const known = await ctx.sourceIds();
+  const flash = replayFlash(req, known);
+  const model = await buildStatusModel(ctx.deps.store, known, ctx.now(), ctx.deps.runsShown ?? 20, ctx.settingsOf);
+  if (req.query.format === 'json' || req.accepts(['html', 'json']) === 'json') {
+    res.json(model);
+    return;
+  }
+  res
+    .set('Content-Security-Policy', STATUS_PAGE_CSP)
+    .set('X-Content-Type-Options', 'nosniff')
+    .set('Referrer-Policy', 'same-origin')
+    .type('html')
+    .send(renderStatusPage(model, ctx.csrf.token, flash));
+}
+
+function refuse(res: Response, status: number, text: string): void {
+  res
+    .status(status)
+    .set('Content-Security-Policy', STATUS_PAGE_CSP)
+    .type('html')
+    .send(
+      `<!doctype html><meta charset="utf-8"><title>Replay refused</title><p>${text}</p><p><a href="../status">Back to the status page</a></p>`,
+    );
+}
+
+/**
+ * A credential sent in a header cannot come from a cross-site form; one typed into the form must
+ * come with the page's token and from this origin.
+ */
+function csrfGuard(csrf: ReturnType<typeof csrfTokens>): RequestHandler {
+  return (req, res, next) => {
     // Browsers never attach these on their own (unlike cookies or Basic credentials).
     const headerCredential = Boolean(req.get('x-api-key') || /^Bearer\s/i.test(req.get('authorization') ?? ''));
     if (!headerCredential && (!csrf.valid(req.body?.csrf) || !sameOrigin(req))) {
@@ -213,39 +265,22 @@ export function createOpsRouter(deps: OpsDeps): Router {
     if (req.body && 'apiKey' in req.body) delete req.body.apiKey;
     next();
   };
+}
 
-  router.post(
-    '/status/replay',
-    express.urlencoded({ extended: false, limit: '4kb' }),
-    express.json({ limit: '4kb' }),
-    csrfGuard,
-    deps.auth,
-    async (req, res, next) => {
-      try {
-        await replay(req, res);
-      } catch (err) {
-        next(err);
-      }
-    },
-  );
-
-  async function replay(req: Request, res: Response): Promise<void> {
-    const source = String(req.body?.source ?? '');
-    const study = req.body?.study === undefined || req.body.study === '' ? undefined : String(req.body.study);
-    if (!(await sourceIds()).includes(source)) return refuse(res, 400, 'Unknown source.');
-    if (study !== undefined && (study.length > 64 || !UID.test(study)))
-      return refuse(res, 400, 'Not a Study Instance UID.');
-    const replayed = await deps.store.studies.replay(source, study);
-    log.info({ source, studyUid: study, replayed }, 'dead letters re-queued from the status page');
-    if (req.is('application/json')) {
-      res.json({ source, study, replayed });
-      return;
-    }
-    res.redirect(
-      303,
-      `../status?replayed=${replayed}&source=${encodeURIComponent(source)}#source-${encodeURIComponent(source)}`,
-    );
+async function replay(ctx: OpsContext, req: Request, res: Response): Promise<void> {
+  const source = String(req.body?.source ?? '');
+  const study = req.body?.study === undefined || req.body.study === '' ? undefined : String(req.body.study);
+  if (!(await ctx.sourceIds()).includes(source)) return refuse(res, 400, 'Unknown source.');
+  if (study !== undefined && (study.length > 64 || !UID.test(study)))
+    return refuse(res, 400, 'Not a Study Instance UID.');
+  const replayed = await ctx.deps.store.studies.replay(source, study);
+  ctx.log.info({ source, studyUid: study, replayed }, 'dead letters re-queued from the status page');
+  if (req.is('application/json')) {
+    res.json({ source, study, replayed });
+    return;
   }
-
-  return router;
+  res.redirect(
+    303,
+    `../status?replayed=${replayed}&source=${encodeURIComponent(source)}#source-${encodeURIComponent(source)}`,
+  );
 }

@@ -4,9 +4,8 @@
  * and no script at all, so it needs no front-end build and a strict Content-Security-Policy holds.
  */
 import type { RunRecord, SourceCounts, StateStore, StudyState } from '../../state';
-import { sourceCoverage, type Coverage, type CoverageStore } from '../../sync/sweepCoverage';
-import type { SweepSettings } from '../../sync/config';
-import { lagPerRun, syncLagSeconds, type RunLagPoint } from '../../metrics/lag';
+import { sourceCoverage, type Coverage, type CoverageStore, type SweepSettings } from '../../sync';
+import { lagPerRun, syncLagSeconds, type RunLagPoint } from '../../metrics';
 import { runChartSvg } from './chart';
 import { escapeHtml as h, formatDuration, formatInstant } from './format';
 

@@ -3,7 +3,7 @@
  * client-id) updates, after ensuring each source's Endpoint once, linking patients per source, and
  * splitting a rejected transaction until the bad study is isolated so the good ones are written.
  */
-import type { Bundle, Endpoint, ImagingStudy } from 'fhir/r4';
+import type { Bundle, BundleEntry, Endpoint, ImagingStudy } from 'fhir/r4';
 import type { OutboundMetrics } from '../../http';
 import { silentLogger, type Logger } from '../../log';
 import type { Sink, StudyWrite, WriteOutcome } from '../sink';
@@ -157,14 +157,7 @@ export class FhirSink implements Sink {
   async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
     if (writes.length === 0) return [];
     const outcomes = new Map<string, WriteOutcome>();
-    const fail = (w: StudyWrite, error: string, retryable: boolean, unavailable = false) =>
-      outcomes.set(writeKey(w), {
-        studyUid: w.studyUid,
-        ok: false,
-        error,
-        retryable,
-        ...(unavailable && { unavailable }),
-      });
+    const fail = failureRecorder(outcomes);
     try {
       await this.check();
     } catch (err) {
@@ -175,7 +168,23 @@ export class FhirSink implements Sink {
 
     // A study given twice in one batch is written once, with its last content.
     const unique = [...new Map(writes.map((w) => [writeKey(w), w])).values()];
+    const endpointRefs = await this.endpointRefs(unique, fail);
+    const ready = unique.filter((w) => endpointRefs.has(w.sourceId));
+    const lookups = await this.patientLookups(ready, fail);
+    const prepared = this.prepareAll(ready, { outcomes, fail, endpointRefs, lookups });
 
+    const health: BatchHealth = { written: 0, suspects: [] };
+    for (const chunk of this.chunks(prepared)) await this.writeChunk(chunk, outcomes, health);
+    this.settleSuspects(health, outcomes);
+
+    const result = this.collect(writes, outcomes);
+    const failed = result.filter((o) => !o.ok).length;
+    this.logger.info({ studies: writes.length, written: result.length - failed, failed }, 'FHIR batch written');
+    return result;
+  }
+
+  /** Each source's Endpoint, created or updated once per batch; the studies of a source whose Endpoint fails fail. */
+  private async endpointRefs(unique: StudyWrite[], fail: FailStudy): Promise<Map<string, string>> {
     const endpointRefs = new Map<string, string>();
     for (const sourceId of new Set(unique.map((w) => w.sourceId))) {
       const first = unique.find((w) => w.sourceId === sourceId)!;
@@ -188,44 +197,50 @@ export class FhirSink implements Sink {
           .forEach((w) => fail(w, `Endpoint for source ${sourceId}: ${e.message}`, e.retryable ?? true, isOutage(e)));
       }
     }
-    const ready = unique.filter((w) => endpointRefs.has(w.sourceId));
+    return endpointRefs;
+  }
 
-    let lookups = new Map<string, string[]>();
+  /** Patients found by identifier for the studies whose source links in `lookup` mode, in one search. */
+  private async patientLookups(ready: StudyWrite[], fail: FailStudy): Promise<Map<string, string[]>> {
     const toLookUp = ready.filter((w) => this.linkingFor(w.sourceId).mode === 'lookup');
     try {
-      lookups = await this.lookup.resolve(toLookUp.flatMap((w) => patientIdentifier(w) ?? []) as Identifier[]);
+      return await this.lookup.resolve(toLookUp.flatMap((w) => patientIdentifier(w) ?? []) as Identifier[]);
     } catch (err) {
       const e = err as FhirSinkError;
       toLookUp.forEach((w) => fail(w, `Patient lookup: ${e.message}`, e.retryable ?? true, isOutage(e)));
+      return new Map();
     }
+  }
 
+  /** The studies not failed yet, with their patient link planned and resources ready to send. */
+  private prepareAll(
+    ready: StudyWrite[],
+    o: {
+      outcomes: Map<string, WriteOutcome>;
+      fail: FailStudy;
+      endpointRefs: Map<string, string>;
+      lookups: Map<string, string[]>;
+    },
+  ): PreparedStudy[] {
     const prepared: PreparedStudy[] = [];
     for (const w of ready) {
-      if (outcomes.has(writeKey(w))) continue;
-      const plan = planPatientLink(w, this.linkingFor(w.sourceId), this.config.ownerTag, lookups);
+      if (o.outcomes.has(writeKey(w))) continue;
+      const plan = planPatientLink(w, this.linkingFor(w.sourceId), this.config.ownerTag, o.lookups);
       if (plan.kind === 'fail') {
-        fail(w, plan.reason, plan.retryable);
+        o.fail(w, plan.reason, plan.retryable);
         continue;
       }
       prepared.push(
         prepareStudy(w, {
           writeMode: this.config.writeMode,
-          endpointRef: endpointRefs.get(w.sourceId)!,
+          endpointRef: o.endpointRefs.get(w.sourceId)!,
           ownerTag: this.config.ownerTag,
           plan,
           knownVersion: this.config.useIfMatch ? this.versions.get(w.studyUid) : undefined,
         }),
       );
     }
-
-    const health: BatchHealth = { written: 0, suspects: [] };
-    for (const chunk of this.chunks(prepared)) await this.writeChunk(chunk, outcomes, health);
-    this.settleSuspects(health, outcomes);
-
-    const result = this.collect(writes, outcomes);
-    const failed = result.filter((o) => !o.ok).length;
-    this.logger.info({ studies: writes.length, written: result.length - failed, failed }, 'FHIR batch written');
-    return result;
+    return prepared;
   }
 
   private collect(writes: StudyWrite[], outcomes: Map<string, WriteOutcome>): WriteOutcome[] {
@@ -277,67 +292,73 @@ export class FhirSink implements Sink {
       response = (await this.http.send<Bundle>(spec)).data;
     } catch (err) {
       const e = err instanceof FhirSinkError ? err : new FhirSinkError((err as Error).message, 'network', true);
-      // 502/503/504 say the server (or its gateway) is unavailable; another 5xx may come from what was sent.
-      const serverError = e.kind === 'http' && (e.status ?? 0) >= 500 && ![502, 503, 504].includes(e.status!);
-      if (isOutage(e) && (!serverError || !(await this.answersHealthProbe(health)))) {
-        health.down = e;
-        return this.markUnavailable(chunk, e, outcomes);
-      }
-      if ((splittable(e) || serverError) && chunk.length > 1) {
-        // One bad study rejects the whole transaction (a 4xx, or a 5xx from a server that answers
-        // otherwise): halve until it stands alone. The halves were retried in the whole already.
-        this.counts.splits++;
-        const mid = Math.ceil(chunk.length / 2);
-        await this.writeChunk(chunk.slice(0, mid), outcomes, health, serverError ? 0 : retries);
-        await this.writeChunk(chunk.slice(mid), outcomes, health, serverError ? 0 : retries);
-        return;
-      }
-      if (serverError) health.suspects.push({ study: chunk[0]!, error: e });
-      if (health.suspects.length >= SUSPECTS_FOR_OUTAGE && health.written === 0) health.down = e;
-      for (const s of chunk) {
-        // After a version conflict, forget the version: the next attempt writes over what is there now.
-        if (e.status === 409 || e.status === 412) this.versions.delete(s.write.studyUid);
-        outcomes.set(writeKey(s.write), {
-          studyUid: s.write.studyUid,
-          ok: false,
-          error: e.message,
-          retryable: e.retryable,
-        });
-        this.counts.failed++;
-      }
-      if (e.kind === 'auth') this.logger.error({ status: e.status }, e.message);
-      return;
+      return this.transactionFailed(chunk, e, { outcomes, health, retries });
     }
     health.written += chunk.length;
-    chunk.forEach((s, i) => {
-      const entry = response.entry?.[studyEntry[i]];
-      const status = parseInt(entry?.response?.status ?? '', 10);
-      if (status >= 400) {
-        const text = isOperationOutcome(entry?.response?.outcome)
-          ? operationOutcomeText(entry!.response!.outcome!)
-          : `status ${status}`;
-        outcomes.set(writeKey(s.write), {
-          studyUid: s.write.studyUid,
-          ok: false,
-          error: text,
-          retryable: status >= 500,
-        });
-        this.counts.failed++;
-        return;
-      }
-      const identity = writtenIdentity(entry, 'ImagingStudy');
-      if (identity?.versionId) this.versions.set(s.write.studyUid, identity.versionId);
+    chunk.forEach((s, i) => this.recordEntry(s, response.entry?.[studyEntry[i]], outcomes));
+  }
+
+  /** A transaction refused or unanswered: the server is down, a bad study is to be isolated, or the chunk fails. */
+  private async transactionFailed(
+    chunk: PreparedStudy[],
+    e: FhirSinkError,
+    o: { outcomes: Map<string, WriteOutcome>; health: BatchHealth; retries?: number },
+  ): Promise<void> {
+    const { outcomes, health } = o;
+    // 502/503/504 say the server (or its gateway) is unavailable; another 5xx may come from what was sent.
+    const serverError = e.kind === 'http' && (e.status ?? 0) >= 500 && ![502, 503, 504].includes(e.status!);
+    if (isOutage(e) && (!serverError || !(await this.answersHealthProbe(health)))) {
+      health.down = e;
+      return this.markUnavailable(chunk, e, outcomes);
+    }
+    if ((splittable(e) || serverError) && chunk.length > 1) {
+      // One bad study rejects the whole transaction (a 4xx, or a 5xx from a server that answers
+      // otherwise): halve until it stands alone. The halves were retried in the whole already.
+      this.counts.splits++;
+      const mid = Math.ceil(chunk.length / 2);
+      await this.writeChunk(chunk.slice(0, mid), outcomes, health, serverError ? 0 : o.retries);
+      await this.writeChunk(chunk.slice(mid), outcomes, health, serverError ? 0 : o.retries);
+      return;
+    }
+    if (serverError) health.suspects.push({ study: chunk[0]!, error: e });
+    if (health.suspects.length >= SUSPECTS_FOR_OUTAGE && health.written === 0) health.down = e;
+    for (const s of chunk) {
+      // After a version conflict, forget the version: the next attempt writes over what is there now.
+      if (e.status === 409 || e.status === 412) this.versions.delete(s.write.studyUid);
       outcomes.set(writeKey(s.write), {
         studyUid: s.write.studyUid,
-        ok: true,
-        resourceId: identity?.id ?? s.resource.id ?? '',
-        versionId: identity?.versionId,
-        patientLink: s.note,
+        ok: false,
+        error: e.message,
+        retryable: e.retryable,
       });
-      this.counts.written++;
-      this.counts.links[s.note.mode] = (this.counts.links[s.note.mode] ?? 0) + 1;
-      if (s.note.fallbackReason) this.counts.fallbacks++;
+      this.counts.failed++;
+    }
+    if (e.kind === 'auth') this.logger.error({ status: e.status }, e.message);
+  }
+
+  /** One study's entry of a transaction response: written (its version remembered) or refused. */
+  private recordEntry(s: PreparedStudy, entry: BundleEntry | undefined, outcomes: Map<string, WriteOutcome>): void {
+    const status = parseInt(entry?.response?.status ?? '', 10);
+    if (status >= 400) {
+      const text = isOperationOutcome(entry?.response?.outcome)
+        ? operationOutcomeText(entry!.response!.outcome!)
+        : `status ${status}`;
+      outcomes.set(writeKey(s.write), { studyUid: s.write.studyUid, ok: false, error: text, retryable: status >= 500 });
+      this.counts.failed++;
+      return;
+    }
+    const identity = writtenIdentity(entry, 'ImagingStudy');
+    if (identity?.versionId) this.versions.set(s.write.studyUid, identity.versionId);
+    outcomes.set(writeKey(s.write), {
+      studyUid: s.write.studyUid,
+      ok: true,
+      resourceId: identity?.id ?? s.resource.id ?? '',
+      versionId: identity?.versionId,
+      patientLink: s.note,
     });
+    this.counts.written++;
+    this.counts.links[s.note.mode] = (this.counts.links[s.note.mode] ?? 0) + 1;
+    if (s.note.fallbackReason) this.counts.fallbacks++;
   }
 
   /**
@@ -477,4 +498,18 @@ export class FhirSink implements Sink {
 /** Builds the sink from raw (unvalidated) or validated configuration. */
 export function createFhirSink(config: FhirSinkInput, deps: FhirSinkDeps = {}): FhirSink {
   return new FhirSink(fhirSinkSchema.parse(config), deps);
+}
+
+type FailStudy = (w: StudyWrite, error: string, retryable: boolean, unavailable?: boolean) => void;
+
+/** Records a study's failure in a batch's outcomes. */
+function failureRecorder(outcomes: Map<string, WriteOutcome>): FailStudy {
+  return (w, error, retryable, unavailable = false) =>
+    outcomes.set(writeKey(w), {
+      studyUid: w.studyUid,
+      ok: false,
+      error,
+      retryable,
+      ...(unavailable && { unavailable }),
+    });
 }

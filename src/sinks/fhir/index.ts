@@ -9,6 +9,6 @@ export {
   type FhirAuth,
   type PatientLinking,
 } from './config';
-export { FhirSinkError, type FhirErrorKind } from './errors';
+export { FhirSinkError, isOutage as isFhirOutage, type FhirErrorKind } from './errors';
+export { createFhirAuthorizer } from './auth';
 export type { CapabilitySummary } from './capability';
-export { patientFactsFromDicom } from './patientFacts';

@@ -72,61 +72,79 @@ export function planPatientLink(
   ownerTag: { system: string; code: string },
   lookup?: Map<string, string[]>,
 ): LinkPlan {
-  const display = write.imagingStudy.subject?.display;
   const id = patientIdentifier(write);
-  if (!id) {
-    // Nothing to link by: keep what the mapper wrote (e.g. a display-only subject).
-    if (write.imagingStudy.subject) {
-      return {
-        kind: 'reference',
-        subject: write.imagingStudy.subject,
-        note: { mode: 'as-mapped', fallbackReason: 'no patient identifier in the DICOM data' },
-      };
-    }
-    return { kind: 'fail', reason: 'no patient identifier and no mapped subject', retryable: false };
-  }
+  if (!id) return asMapped(write);
+  const display = write.imagingStudy.subject?.display;
   const fallback = (to: 'identifier' | 'conditional' | 'fail', reason: string, retryable: boolean): LinkPlan => {
     if (to === 'fail') return { kind: 'fail', reason: `patient linking (${linking.mode}): ${reason}`, retryable };
     const note = { mode: to, fallbackReason: reason };
     return to === 'identifier' ? byIdentifier(id, display, note) : conditional(id, display, note);
   };
-
   switch (linking.mode) {
     case 'identifier':
       return byIdentifier(id, display, { mode: 'identifier' });
     case 'conditional':
       return conditional(id, display, { mode: 'conditional' });
-    case 'lookup': {
-      const ids = lookup?.get(identifierKey(id)) ?? [];
-      if (ids.length === 1)
-        return {
-          kind: 'reference',
-          subject: { type: 'Patient', reference: `Patient/${ids[0]}`, display },
-          note: { mode: 'lookup' },
-        };
-      // A missing Patient may be registered later, and duplicates merged: both worth retrying.
-      if (ids.length === 0) return fallback(linking.onNone, 'no Patient has this identifier', true);
-      return fallback(linking.onMultiple, `${ids.length} Patients have this identifier`, true);
-    }
-    case 'create': {
-      const missing = missingForTwCorePatient(write.patient ?? { identifier: id });
-      if (missing.length)
-        return fallback(
-          linking.fallback,
-          `Patient-twcore needs ${missing.join(', ')}, absent from the DICOM data`,
-          false,
-        );
-      const facts = write.patient!;
-      return {
-        kind: 'create',
-        key: identifierKey(id),
-        patient: twCorePatient(facts, linking.patientProfile, ownerTag),
-        ifNoneExist: `identifier=${tokenParam(id.system, id.value)}`,
-        display,
-        note: { mode: 'create' },
-      };
-    }
+    case 'lookup':
+      return lookedUp(lookup?.get(identifierKey(id)) ?? [], display, linking, fallback);
+    case 'create':
+      return created(write, id, { display, linking, ownerTag, fallback });
   }
+}
+
+type Fallback = (to: 'identifier' | 'conditional' | 'fail', reason: string, retryable: boolean) => LinkPlan;
+
+/** Nothing to link by: keep what the mapper wrote (e.g. a display-only subject). */
+function asMapped(write: StudyWrite): LinkPlan {
+  if (!write.imagingStudy.subject)
+    return { kind: 'fail', reason: 'no patient identifier and no mapped subject', retryable: false };
+  return {
+    kind: 'reference',
+    subject: write.imagingStudy.subject,
+    note: { mode: 'as-mapped', fallbackReason: 'no patient identifier in the DICOM data' },
+  };
+}
+
+/** `lookup` mode: the one Patient found, or the configured fallback for none or several. */
+function lookedUp(ids: string[], display: string | undefined, linking: PatientLinking, fallback: Fallback): LinkPlan {
+  if (ids.length === 1)
+    return {
+      kind: 'reference',
+      subject: { type: 'Patient', reference: `Patient/${ids[0]}`, display },
+      note: { mode: 'lookup' },
+    };
+  // A missing Patient may be registered later, and duplicates merged: both worth retrying.
+  if (ids.length === 0) return fallback(linking.onNone, 'no Patient has this identifier', true);
+  return fallback(linking.onMultiple, `${ids.length} Patients have this identifier`, true);
+}
+
+/** `create` mode: a conditional create of a TW Core Patient, or the fallback when the DICOM data lacks what
+ * it needs. */
+function created(
+  write: StudyWrite,
+  id: Identifier,
+  o: {
+    display: string | undefined;
+    linking: PatientLinking;
+    ownerTag: { system: string; code: string };
+    fallback: Fallback;
+  },
+): LinkPlan {
+  const missing = missingForTwCorePatient(write.patient ?? { identifier: id });
+  if (missing.length)
+    return o.fallback(
+      o.linking.fallback,
+      `Patient-twcore needs ${missing.join(', ')}, absent from the DICOM data`,
+      false,
+    );
+  return {
+    kind: 'create',
+    key: identifierKey(id),
+    patient: twCorePatient(write.patient!, o.linking.patientProfile, o.ownerTag),
+    ifNoneExist: `identifier=${tokenParam(id.system, id.value)}`,
+    display: o.display,
+    note: { mode: 'create' },
+  };
 }
 
 /**

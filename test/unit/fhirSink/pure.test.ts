@@ -14,7 +14,7 @@ import { fhirSinkSchema, patientLinkingSchema } from '../../../src/sinks/fhir/co
 import { operationOutcomeText } from '../../../src/sinks/fhir/outcome';
 import { tokenParam } from '../../../src/sinks/fhir/query';
 import { planPatientLink } from '../../../src/sinks/fhir/patientLink';
-import { humanName, patientFactsFromDicom } from '../../../src/sinks/fhir/patientFacts';
+import { humanName, patientFacts as patientFactsFromDicom } from '../../../src/mapping';
 import { jitteredBackoff as backoffDelay, parseRetryAfter } from '../../../src/http/backoff';
 import { isRetryableStatus } from '../../../src/sinks/fhir/retry';
 import { studyWrite } from '../../integration/fhirSink/studies';

@@ -12,7 +12,7 @@ import {
   SERIES_INCLUDE_FIELDS,
   STUDY_INCLUDE_FIELDS,
 } from '../../../src/dicomweb/includeFields';
-import { attributesOf, enrichableAttributesOf, type AttributeLevel } from '../../../src/mapping/attributes';
+import { attributesOf, enrichableAttributesOf, type AttributeLevel } from '../../../src/dicomweb/attributes';
 import { mapStudy } from '../../../src/mapping';
 import { detailConflict, splitStudyConflicts } from '../../../src/mapping/conflicts';
 import { patientFacts } from '../../../src/mapping/patient';

@@ -5,11 +5,12 @@
  * (test/unit/mapping/attributes.test.ts) records every tag they read and compares it with this
  * table, so an attribute read but not listed (hence never asked for) fails the build.
  *
- * Data only, importing nothing but the tag list, so src/dicomweb can import it without a cycle.
+ * Data only, importing nothing but the tag list. It lives in src/dicomweb, upstream of the mapper that reads it,
+ * because what the bridge asks a PACS for is a dicomweb concern and dicomweb never imports mapping.
  * Specific Character Set (0008,0005) is deliberately absent: DICOM JSON is always UTF-8, and Orthanc 1.10
  * answers 400 to a query that asks for it when a study is in an ISO 2022 character set.
  */
-import { Tag } from '../dicomweb/tags';
+import { Tag } from './tags';
 
 export type AttributeLevel = 'study' | 'series' | 'instance';
 
