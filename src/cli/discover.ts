@@ -6,8 +6,8 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import { valueOf, readString, readInteger, studyUidOf, type DicomDataset } from '../dicomweb/dicomJson';
-import { Tag } from '../dicomweb/tags';
+import { valueOf, readString, readInteger, studyUidOf, type DicomDataset } from '../dicomweb';
+import { Tag } from '../dicomweb';
 import { checkRange, dateArgument, selectSources } from './runtime';
 
 export interface DiscoveredStudy {

@@ -8,9 +8,9 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { loadConfig } from '../config';
-import { sourceSchema, type SourceConfig } from '../config/schema';
+import { sourceSchema, type SourceConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import { studyUidOf, type DicomDataset } from '../dicomweb/dicomJson';
+import { studyUidOf, type DicomDataset } from '../dicomweb';
 import {
   isBlocking,
   mapStudy,
@@ -19,7 +19,7 @@ import {
   validateImagingStudy,
   type ValidationIssue,
 } from '../mapping';
-import type { StudyResults } from '../mapping/types';
+import type { StudyResults } from '../mapping';
 
 export interface MapCommandOptions {
   study?: string;

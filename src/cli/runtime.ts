@@ -5,14 +5,14 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { ConfigError, type BridgeConfig } from '../config';
-import { parseDate } from '../dicomweb/dicomJson';
+import { parseDate } from '../dicomweb';
 import { UsageError } from './exitCodes';
 import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';
 import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
-import { createEmbeddedSink } from '../sinks/embeddedSink';
-import { createFhirSink, type FhirSink } from '../sinks/fhir';
-import type { Sink } from '../sinks/sink';
+import { createEmbeddedSink } from '../sinks';
+import { createFhirSink, type FhirSink } from '../sinks';
+import type { Sink } from '../sinks';
 import { openStateStore, type StateStore } from '../state';
 
 export function loggerFor(config: BridgeConfig): Logger {

@@ -5,9 +5,9 @@
  */
 import { Command } from 'commander';
 import type { Server } from 'node:http';
-import { createApiApp, createStudyLookup, startApiServer, type ApiSource } from '../api/app';
-import { createAuthenticator } from '../api/auth';
-import { adminAuth, createOpsRouter } from '../api/ops';
+import { createApiApp, createStudyLookup, startApiServer, type ApiSource } from '../api';
+import { createAuthenticator } from '../api';
+import { adminAuth, createOpsRouter } from '../api';
 import { loadConfig } from '../config';
 import { createMetrics } from '../metrics';
 import { createSyncService } from '../sync';

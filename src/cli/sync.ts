@@ -17,7 +17,7 @@ import {
   type SyncService,
 } from '../sync';
 import { daysBetween, todayIn } from '../time';
-import { formatDuration, formatInstant } from '../api/ops/format';
+import { formatDuration, formatInstant } from '../api';
 import { EXIT, exitCodeForRun, worstExit, type ExitCode } from './exitCodes';
 import {
   buildSinks,

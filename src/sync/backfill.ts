@@ -5,7 +5,7 @@
  * queueing for it, and a dead holder's windows are retaken once its claims lapse.
  */
 import type { Logger } from 'pino';
-import type { StudyWindow } from '../dicomweb/types';
+import type { StudyWindow } from '../dicomweb';
 import type { StateStore } from '../state';
 import { planWindows } from './dates';
 import type { RunLanes } from './lanes';

@@ -6,12 +6,11 @@
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import { createPacsSource } from '../dicomweb';
+import { createPacsSource, studyUidOf, type PacsSource, type StudyWindow } from '../dicomweb';
 import type { OutboundMetrics } from '../http';
-import type { PacsSource, StudyWindow } from '../dicomweb/types';
 import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';
-import type { Sink } from '../sinks/sink';
+import type { Sink } from '../sinks';
 import type { RunCounts, RunKind, RunStatus, StateStore } from '../state';
 import {
   sweepCron,
@@ -26,7 +25,6 @@ import { pollRange } from './dates';
 import { SharedBackfills } from './backfill';
 import { describeError, SourceBusyError } from './errors';
 import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
-import { studyUidOf } from '../dicomweb/dicomJson';
 import { StudySyncRun, type StudyMapper } from './run';
 import { sweepSource, windowPlanner } from './sweep';
 import { laneOf, RunLanes, type LaneRun } from './lanes';

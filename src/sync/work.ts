@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { StudyWindow } from '../dicomweb/types';
+import type { StudyWindow } from '../dicomweb';
 import type { WorkItem, WorkQueue } from '../state';
 import { describeError } from './errors';
 
