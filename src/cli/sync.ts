@@ -13,6 +13,7 @@ import {
   sourceCoverage,
   syncSettingsFor,
   type Coverage,
+  type BackfillProgress,
   type RunSummary,
   type SyncService,
 } from '../sync';
@@ -171,39 +172,9 @@ export function backfillCommand(): Command {
             codes.push(EXIT.interrupted);
             break;
           }
-          const started = Date.now();
-          const rate = (done: number) => (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
-          const bar = tty
-            ? new SingleBar(
-                {
-                  format: `${id} {bar} {percentage}% | {value}/{total} windows | {studies} studies | {rate} studies/s | ETA {eta_formatted}`,
-                  etaBuffer: 20,
-                  hideCursor: true,
-                },
-                Presets.shades_classic,
-              )
-            : undefined;
-          let lastWindows = -1;
-          const summary = await service.backfill(id, opts.from, opts.to, (p) => {
-            if (bar) {
-              if (lastWindows < 0) bar.start(p.windowsTotal, p.windowsDone, { studies: 0, rate: '0.0' });
-              bar.update(p.windowsDone, { studies: p.studiesDone, rate: rate(p.studiesDone) });
-            } else if (p.windowsDone !== lastWindows) {
-              ctx.logger.info(
-                {
-                  source: id,
-                  runId: p.runId,
-                  windowsDone: p.windowsDone,
-                  windowsTotal: p.windowsTotal,
-                  studiesDone: p.studiesDone,
-                  studiesPerSecond: Number(rate(p.studiesDone)),
-                },
-                'backfill progress',
-              );
-            }
-            lastWindows = p.windowsDone;
-          });
-          bar?.stop();
+          const progress = backfillProgress(id, tty, ctx.logger);
+          const summary = await service.backfill(id, opts.from, opts.to, progress.report);
+          progress.stop();
           process.stdout.write(summaryLine(summary, opts.json));
           codes.push(exitCodeForRun(summary.status));
         }
@@ -213,6 +184,35 @@ export function backfillCommand(): Command {
         await ctx.store.close();
       }
     });
+}
+
+/** A backfill's progress: a bar on a terminal, otherwise a log line each time a window is done. */
+function backfillProgress(id: string, tty: boolean, logger: Logger) {
+  const started = Date.now();
+  const rate = (done: number) => (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
+  const bar = tty
+    ? new SingleBar(
+        {
+          format: `${id} {bar} {percentage}% | {value}/{total} windows | {studies} studies | {rate} studies/s | ETA {eta_formatted}`,
+          etaBuffer: 20,
+          hideCursor: true,
+        },
+        Presets.shades_classic,
+      )
+    : undefined;
+  let lastWindows = -1;
+  const report = (p: BackfillProgress) => {
+    if (bar) {
+      if (lastWindows < 0) bar.start(p.windowsTotal, p.windowsDone, { studies: 0, rate: '0.0' });
+      bar.update(p.windowsDone, { studies: p.studiesDone, rate: rate(p.studiesDone) });
+    } else if (p.windowsDone !== lastWindows) {
+      const { runId, windowsDone, windowsTotal, studiesDone } = p;
+      const studiesPerSecond = Number(rate(studiesDone));
+      logger.info({ source: id, runId, windowsDone, windowsTotal, studiesDone, studiesPerSecond }, 'backfill progress');
+    }
+    lastWindows = p.windowsDone;
+  };
+  return { report, stop: () => bar?.stop() };
 }
 
 export interface SourceStatus {
