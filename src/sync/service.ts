@@ -1,7 +1,8 @@
 /**
- * The sync service: runs polls, backfills and reconciles per source, on demand or on a cron schedule,
- * never two at once for one source, and stops gracefully (the batch in hand is finished and recorded,
- * checkpoints stay where the last complete window left them).
+ * The sync service: polls, feed runs, sweeps and backfills per source, on demand or on a cron schedule. Polls and
+ * feed runs of a source never overlap, nor two sweeps of it, here or in another process sharing the store (run
+ * lanes, lanes.ts); a backfill is shared by whoever works on it (backfill.ts). A stop is graceful: the batch in hand
+ * is finished and recorded, checkpoints stay where the last complete window left them.
  */
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
@@ -79,7 +80,10 @@ export interface SyncService {
    * Paced by `sync.sweep` budgets; runs beside polls of the same source.
    */
   sweep(sourceId: string): Promise<RunSummary>;
-  /** Syncs StudyDate from..to (YYYYMMDD or YYYY-MM-DD); resumes where an interrupted identical backfill stopped. */
+  /**
+   * Syncs StudyDate from..to (YYYYMMDD or YYYY-MM-DD) with any other process working on the same range; resumes
+   * where an interrupted identical backfill stopped, and returns once every window is done (by anyone).
+   */
   backfill(sourceId: string, from: string, to: string, onProgress?: (p: BackfillProgress) => void): Promise<RunSummary>;
   /** The sweep, under its former name: it finds vanished studies and applies the deletion action. */
   reconcile(sourceId: string): Promise<RunSummary>;
