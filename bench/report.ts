@@ -271,7 +271,8 @@ export function renderResults(r: BenchResults): string {
 /** Replicas on PostgreSQL and the backends' search latency. */
 function replicasBlock(x: ReplicasResult): string {
   const q = x.search.sqlite.queries.map(
-    (s, i) => `| \`${s.query}\` | ${n(s.indexedMs, 2)} | ${n(x.search.postgres.queries[i]!.indexedMs, 2)} |`,
+    (s, i) =>
+      `| \`${s.query.replace(/\|/g, '\\|')}\` | ${n(s.indexedMs, 2)} | ${n(x.search.postgres.queries[i]!.indexedMs, 2)} |`,
   );
   return [
     `Backfill of ${x.sources} sources × ${n(x.studies)} studies on PostgreSQL: one replica ${n(x.oneReplicaMs / 1000, 1)} s, two replicas together ${n(x.twoReplicasMs / 1000, 1)} s (${n(x.speedup, 2)}× faster; windows synced per replica: ${x.windowsPerReplica.join(' / ')}). The PACS and both replicas share this machine's cores, so this shows the work shared without waiting, not the scaling of replicas on their own machines.`,
