@@ -4,7 +4,6 @@
  * stdout that holds only JSON lines with --json (logs on stderr), for --version, a closed pipe, an
  * unknown --source, and connection errors that name the URL but never the credentials.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,16 +11,9 @@ import { EXIT } from '../../../src/cli/exitCodes';
 import { generateCorpus, loadStudies, makeSeries, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
 import { freePort, startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
+import { startBridge } from '../../harness/bridgeCli';
 
 const ROOT = path.resolve(__dirname, '../../..');
-const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');
-
-interface Ended {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
 
 let tmp: string;
 let orthanc: OrthancServer;
@@ -39,28 +31,7 @@ function configDir(name: string, config: unknown): string {
   return dir;
 }
 
-function bridge(dir: string, args: string[]): { child: ChildProcess; done: Promise<Ended> } {
-  const child = spawn(TS_NODE, ['--transpile-only', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_CONFIG_DIR: dir,
-      NODE_ENV: 'production',
-      SUPPRESS_NO_CONFIG_WARNING: '1',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<Ended>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done };
-}
-
+const bridge = (dir: string, args: string[]) => startBridge(dir, args);
 const run = (dir: string, args: string[]) => bridge(dir, args).done;
 
 /** Every non-empty line parsed as JSON (throws on the first line that is not). */

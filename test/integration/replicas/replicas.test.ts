@@ -5,7 +5,7 @@
  * no detail query is made twice, the store-mode API answers alike on every replica and on SQLite, and a replica
  * killed with SIGKILL mid-backfill leaves the others to finish its windows once its claims lapse.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,9 +18,9 @@ import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures
 import { freePort, startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startPostgres, type PostgresServer } from '../../harness/postgres';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
+import { startBridge, type BridgeChild } from '../../harness/bridgeCli';
 
 const ROOT = path.resolve(__dirname, '../../..');
-const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');
 const SCHEMA = 'replicas';
 const LEASE_SECONDS = 4;
 const BASE_URL = 'http://bridge.test/fhir';
@@ -39,36 +39,18 @@ let b: Source;
 let store: StateStore;
 const children: ChildProcess[] = [];
 
-interface Bridge {
-  child: ChildProcess;
-  port?: number;
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-}
+type Bridge = BridgeChild & { port?: number };
 
+/** The CLI as one of the replicas (an instance name of its own, as a pod on another host), on the shared store. */
 function bridge(args: string[], instance: string, env: Record<string, string> = {}): Bridge {
-  const child = spawn(TS_NODE, ['--transpile-only', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_CONFIG_DIR: dir,
-      NODE_ENV: 'production',
-      SUPPRESS_NO_CONFIG_WARNING: '1',
-      LOG_LEVEL: 'warn',
-      BRIDGE_INSTANCE_NAME: instance,
-      BRIDGE_STORE_PG_PASSWORD: pg.password,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const b = startBridge(dir, args, {
+    LOG_LEVEL: 'warn',
+    BRIDGE_INSTANCE_NAME: instance,
+    BRIDGE_STORE_PG_PASSWORD: pg.password,
+    ...env,
   });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
-    (resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done };
+  children.push(b.child);
+  return b;
 }
 
 async function replica(instance: string): Promise<Bridge> {

@@ -3,7 +3,6 @@
  * package), is killed with SIGKILL in the middle of a backfill, and is started again. The store must
  * end complete, with exactly one ImagingStudy per study.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,10 +12,8 @@ import { openSqliteStore } from '../../../src/state';
 import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
+import { startBridge } from '../../harness/bridgeCli';
 import { SOURCE_ID, TZ } from './common';
-
-const ROOT = path.resolve(__dirname, '../../..');
-const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');
 
 let orthanc: OrthancServer;
 let proxy: RecordingProxy;
@@ -24,30 +21,7 @@ let dir: string;
 let dbFile: string;
 let corpus: SyntheticStudy[];
 
-function bridge(args: string[]): {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-} {
-  const child = spawn(TS_NODE, ['--transpile-only', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_CONFIG_DIR: dir,
-      NODE_ENV: 'production',
-      SUPPRESS_NO_CONFIG_WARNING: '1',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
-    (resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done };
-}
+const bridge = (args: string[]) => startBridge(dir, args);
 
 /** A count from the store, read from outside the bridge (WAL lets a reader in while it writes). */
 function countInStore(table: 'resources' | 'studies', sql: string): number {
