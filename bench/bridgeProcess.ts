@@ -38,27 +38,9 @@ export function bridgeProcess(config: object): { run(args: string[]): Promise<Br
   return {
     async run(args) {
       const started = process.hrtime.bigint();
-      const child = spawn(process.execPath, ['-r', path.join(__dirname, 'reportUsage.js'), MAIN, ...args, '--json'], {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          NODE_CONFIG_DIR: dir,
-          NODE_ENV: 'bench',
-          SUPPRESS_NO_CONFIG_WARNING: '1',
-          BENCH_USAGE_FILE: usageFile,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      const { code, stdout, stderr } = await runBridge(dir, [...args, '--json'], { BENCH_USAGE_FILE: usageFile }, true);
       const processMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const summary = stdout
-        .split('\n')
-        .filter((l) => l.startsWith('{"runId"'))
-        .map((l) => JSON.parse(l) as RunSummary)[0];
+      const summary = summariesIn(stdout)[0];
       if (code !== 0 || !summary)
         throw new Error(
           `bridge ${args.join(' ')} exited with ${code}:\n${stderr.slice(-2000)}\n${stdout.slice(-2000)}`,
@@ -74,4 +56,36 @@ export function bridgeProcess(config: object): { run(args: string[]): Promise<Br
     },
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Runs the built bridge with `args` on the configuration in `dir` (NODE_ENV bench), `env` on top; `usage`: with the
+ * usage reporter preloaded (peak RSS and CPU into BENCH_USAGE_FILE).
+ */
+export async function runBridge(
+  dir: string,
+  args: string[],
+  env: Record<string, string> = {},
+  usage = false,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const preload = usage ? ['-r', path.join(__dirname, 'reportUsage.js')] : [];
+  const child = spawn(process.execPath, [...preload, MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_CONFIG_DIR: dir, NODE_ENV: 'bench', SUPPRESS_NO_CONFIG_WARNING: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, stdout, stderr };
+}
+
+/** The run summaries a `--json` run printed. */
+export function summariesIn(stdout: string): RunSummary[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{"runId"'))
+    .map((l) => JSON.parse(l) as RunSummary);
 }

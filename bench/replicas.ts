@@ -6,12 +6,11 @@
  * On this 2-core machine the PACS and both replicas share the cores, so two replicas cannot be twice as fast:
  * the figure shows the work is shared without waiting, not a scaling law.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { RunSummary } from '../src/sync';
 import { startPostgres, type PostgresServer } from '../test/harness/postgres';
+import { runBridge, summariesIn } from './bridgeProcess';
 import type { BenchCorpus } from './corpus';
 import { run as runStoreSearch, type StoreSearchResult } from './storeSearch';
 
@@ -30,34 +29,12 @@ export interface ReplicasResult {
   search: { sqlite: StoreSearchResult; postgres: StoreSearchResult; postgresToSqlite: number };
 }
 
-function backfillProcess(dir: string, instance: string, from: string, to: string, password: string) {
-  const child = spawn(process.execPath, [MAIN, 'backfill', '--from', from, '--to', to, '--json', '--no-progress'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_CONFIG_DIR: dir,
-      NODE_ENV: 'bench',
-      SUPPRESS_NO_CONFIG_WARNING: '1',
-      BRIDGE_INSTANCE_NAME: instance,
-      BRIDGE_STORE_PG_PASSWORD: password,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise<RunSummary[]>((resolve, reject) =>
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`backfill ${instance} exited ${code}: ${stderr.slice(-2000)}`));
-      resolve(
-        stdout
-          .split('\n')
-          .filter((l) => l.startsWith('{"runId"'))
-          .map((l) => JSON.parse(l) as RunSummary),
-      );
-    }),
-  );
+async function backfillProcess(dir: string, instance: string, from: string, to: string, password: string) {
+  const args = ['backfill', '--from', from, '--to', to, '--json', '--no-progress'];
+  const env = { BRIDGE_INSTANCE_NAME: instance, BRIDGE_STORE_PG_PASSWORD: password };
+  const { code, stdout, stderr } = await runBridge(dir, args, env);
+  if (code !== 0) throw new Error(`backfill ${instance} exited ${code}: ${stderr.slice(-2000)}`);
+  return summariesIn(stdout);
 }
 
 /** A configuration folder for the corpus as two sources, state in its own PostgreSQL schema. */
