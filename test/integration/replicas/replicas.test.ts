@@ -6,7 +6,7 @@
  * killed with SIGKILL mid-backfill leaves the others to finish its windows once its claims lapse.
  */
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
@@ -258,6 +258,53 @@ describe('two serve replicas and a backfill job on one PostgreSQL store', () => 
     sqliteApi.child.kill('SIGTERM');
     await sqliteApi.done;
   }, 120_000);
+
+  it('migrate-store copies a SQLite store into PostgreSQL, and refuses a target that already holds state', async () => {
+    // The SQLite copy made above, moved into a schema of its own, as a site moving from one process to replicas would.
+    const target = mkdtempSync(path.join(os.tmpdir(), 'replicas-migrate-'));
+    const config = JSON.parse(readFileSync(path.join(dir, 'default.json'), 'utf8'));
+    config.store.postgres.schema = 'migrated';
+    writeFileSync(path.join(target, 'default.json'), JSON.stringify(config));
+    writeFileSync(path.join(target, 'production.json'), '{}');
+    copyFileSync(
+      path.join(dir, 'custom-environment-variables.json'),
+      path.join(target, 'custom-environment-variables.json'),
+    );
+    const env = { BRIDGE_STORE_PG_PASSWORD: pg.password, LOG_LEVEL: 'warn' };
+    const from = path.join(dir, 'copy.sqlite');
+    const first = await startBridge(target, ['migrate-store', '--from', from], env).done;
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^studies\t48$/m);
+    const migrated = await openPostgresStore({
+      connectionString: pg.connectionString,
+      password: pg.password,
+      poolSize: 2,
+      schema: 'migrated',
+      ssl: false,
+    });
+    // The replicas go on polling the live store: the copy is compared with the file it came from.
+    const source = openSqliteStore(from);
+    try {
+      for (const id of ['a', 'b']) {
+        expect(await migrated.studies.counts(id)).toEqual(await source.studies.counts(id));
+        expect(await migrated.runs.listRuns(id, 1000)).toEqual(await source.runs.listRuns(id, 1000));
+      }
+      const ct = (s: StateStore) =>
+        s.resources.searchImagingStudies(
+          { sourceId: 'a', tokens: [[{ kind: 'modality', value: 'CT' }]] },
+          { limit: 100 },
+        );
+      expect((await ct(migrated)).length).toBeGreaterThan(0);
+      expect(await ct(migrated)).toEqual(await ct(source));
+    } finally {
+      await migrated.close();
+      await source.close();
+    }
+    const again = await startBridge(target, ['migrate-store', '--from', from], env).done;
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/not empty.*force/);
+    rmSync(target, { recursive: true, force: true });
+  }, 60_000);
 
   it('reports status, readiness and the status page from the shared store', async () => {
     const status = await bridge(['status', '--json'], 'status').done;
