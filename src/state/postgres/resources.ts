@@ -2,13 +2,12 @@
 import type { ImagingStudy, Resource } from 'fhir/r4';
 import type { Pool, PoolClient } from 'pg';
 import type { ResourceRepository } from '../repositories';
-import { nextVersion, toMeta } from '../sqlite/resources';
+import { nextVersion, toMeta, type MetaRow } from '../rows';
 import { studyIndexRow, type StudyIndexFilter } from '../studyIndex';
 import type { PutResult, ResourcePut, StoredResourceMeta } from '../types';
 import { lockKeys, one, rows, transaction, type Queryable } from './db';
 import { filterSqlPg, indexStudies, unindexStudies } from './studyIndex';
 
-type MetaRow = Parameters<typeof toMeta>[0];
 type NextVersion = NonNullable<ReturnType<typeof nextVersion>>;
 
 type Write = { p: ResourcePut; next: NextVersion };

@@ -2,52 +2,11 @@
 import type Database from 'better-sqlite3';
 import type { ImagingStudy, Resource } from 'fhir/r4';
 import type { ResourceRepository } from '../repositories';
-import { iso } from '../rows';
+import { nextVersion, toMeta, type MetaRow } from '../rows';
 import { studyIndexRow, type StudyIndexFilter } from '../studyIndex';
 import type { PutResult, ResourcePut, StoredResourceMeta } from '../types';
 import { statement } from './statements';
 import { filterSql, indexStudy, unindexStudy } from './studyIndex';
-
-interface MetaRow {
-  resource_type: string;
-  id: string;
-  source_id: string | null;
-  study_uid: string | null;
-  version_id: number;
-  content_hash: string;
-  created_by_bridge: number | boolean;
-  last_updated: string;
-}
-
-export function toMeta(row: MetaRow): StoredResourceMeta {
-  return {
-    resourceType: row.resource_type,
-    id: row.id,
-    sourceId: row.source_id,
-    studyUid: row.study_uid,
-    versionId: Number(row.version_id),
-    contentHash: row.content_hash,
-    createdByBridge: row.created_by_bridge === 1 || row.created_by_bridge === true,
-    lastUpdated: row.last_updated,
-  };
-}
-
-/** What a put stores, given what was there: undefined when the content hash is equal (no new version). */
-export function nextVersion(prev: StoredResourceMeta | undefined, p: ResourcePut) {
-  if (prev && prev.contentHash === p.contentHash) return undefined;
-  const versionId = (prev?.versionId ?? 0) + 1;
-  const lastUpdated = iso(p.at);
-  const createdByBridge = prev ? prev.createdByBridge : (p.createdByBridge ?? true);
-  const stored = { ...p.resource, meta: { ...p.resource.meta, versionId: String(versionId), lastUpdated } };
-  return {
-    versionId,
-    lastUpdated,
-    createdByBridge,
-    stored,
-    sourceId: p.sourceId ?? prev?.sourceId ?? null,
-    studyUid: p.studyUid ?? prev?.studyUid ?? null,
-  };
-}
 
 const META_SQL =
   'SELECT resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated FROM resources WHERE resource_type = ? AND id = ?';
