@@ -18,12 +18,15 @@ import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures
 import { freePort, startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startPostgres, type PostgresServer } from '../../harness/postgres';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
+import { until } from '../../harness/until';
 import { startBridge, type BridgeChild } from '../../harness/bridgeCli';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const SCHEMA = 'replicas';
 const LEASE_SECONDS = 4;
 const BASE_URL = 'http://bridge.test/fhir';
+/** How long a step of several processes may take on a loaded CI machine. */
+const WAIT_MS = 60_000;
 
 interface Source {
   id: string;
@@ -53,30 +56,25 @@ function bridge(args: string[], instance: string, env: Record<string, string> = 
   return b;
 }
 
-async function replica(instance: string): Promise<Bridge> {
+/** `serve` as `instance` (extra `args`, `env`), once it answers /healthz; its exit before that fails the test. */
+async function replica(instance: string, args: string[] = [], env: Record<string, string> = {}): Promise<Bridge> {
   const port = await freePort();
-  const r = { ...bridge(['serve', '--port', String(port)], instance), port };
+  const r = { ...bridge(['serve', '--port', String(port), ...args], instance, env), port };
   let exited = '';
   void r.done.then((d) => (exited = `${instance} exited ${d.code ?? d.signal}: ${d.stderr.slice(-2000)}`));
-  await until(`${instance} listening`, async () => {
-    if (exited) throw new Error(exited);
-    try {
-      return (await axios.get(`http://127.0.0.1:${port}/healthz`)).status === 200 || undefined;
-    } catch {
-      return undefined;
-    }
-  });
+  await until(
+    `${instance} listening`,
+    async () => {
+      if (exited) throw new Error(exited);
+      try {
+        return (await axios.get(`http://127.0.0.1:${port}/healthz`)).status === 200 || undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    WAIT_MS,
+  );
   return r;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function source(id: string, seed: number, from: string): Promise<Source> {
@@ -182,7 +180,7 @@ describe('two serve replicas and a backfill job on one PostgreSQL store', () => 
     b.proxy.delayMs = 0;
     expect(finished.code).toBe(0);
     // The polls of source a, on whichever replica holds its lease, catch up meanwhile.
-    await until('source a synced', async () => (await store.studies.counts('a')).synced === a.corpus.length);
+    await until('source a synced', async () => (await store.studies.counts('a')).synced === a.corpus.length, WAIT_MS);
 
     for (const s of [a, b]) {
       const stored = await store.resources.listImagingStudies({ sourceId: s.id });
@@ -193,8 +191,10 @@ describe('two serve replicas and a backfill job on one PostgreSQL store', () => 
       expect(detailQueriesPerStudy(s).size).toBe(2 * s.corpus.length);
     }
     // The backfill's windows were shared: the job and at least one replica each synced some.
-    await until('the replicas done with the backfill', async () =>
-      (await store.runs.listRuns('b', 50, 'backfill')).every((r) => r.status !== 'running'),
+    await until(
+      'the replicas done with the backfill',
+      async () => (await store.runs.listRuns('b', 50, 'backfill')).every((r) => r.status !== 'running'),
+      WAIT_MS,
     );
     const runs = (await store.runs.listRuns('b', 50, 'backfill')).filter((r) => (r.counts.windows ?? 0) > 0);
     const owners = new Set(runs.map((r) => r.owner?.split(':')[0]));
@@ -210,21 +210,10 @@ describe('two serve replicas and a backfill job on one PostgreSQL store', () => 
     await copyState(store, sqlite);
     await sqlite.close();
     // The same configuration on a SQLite store: the environment overrides store.type and path.
-    const sqliteApi = await (async () => {
-      const p = await freePort();
-      const child = bridge(['serve', '--no-sync', '--port', String(p)], 'sqlite-api', {
-        BRIDGE_STORE_TYPE: 'sqlite',
-        BRIDGE_STORE_PATH: sqliteFile,
-      });
-      await until('the SQLite API', async () => {
-        try {
-          return (await axios.get(`http://127.0.0.1:${p}/healthz`)).status === 200 || undefined;
-        } catch {
-          return undefined;
-        }
-      });
-      return { ...child, port: p };
-    })();
+    const sqliteApi = await replica('sqlite-api', ['--no-sync'], {
+      BRIDGE_STORE_TYPE: 'sqlite',
+      BRIDGE_STORE_PATH: sqliteFile,
+    });
 
     const someone = a.corpus[3]!;
     const queries = [
@@ -338,17 +327,23 @@ describe('two serve replicas and a backfill job on one PostgreSQL store', () => 
     const name = 'backfill:a:20210101-20210108';
     const job = bridge(['backfill', '--source', 'a', '--from', '2021-01-01', '--to', '2021-01-08'], 'job');
     // A replica holding a window: the one to kill.
-    const holder = await until('a replica holding a window', async () => {
-      const held = (await store.work.claimed(name)).map((i) => i.claimedBy!);
-      return held.find((h) => h.startsWith('r1:') || h.startsWith('r2:'));
-    });
+    const holder = await until(
+      'a replica holding a window',
+      async () => {
+        const held = (await store.work.claimed(name)).map((i) => i.claimedBy!);
+        return held.find((h) => h.startsWith('r1:') || h.startsWith('r2:'));
+      },
+      WAIT_MS,
+    );
     const victim = holder.startsWith('r1:') ? r1 : r2;
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
     await victim.done;
     // Its claims lapse after the lease time; another process takes them over then, not much later.
-    await until('the dead replica holding nothing', async () =>
-      (await store.work.claimed(name)).every((i) => i.claimedBy !== holder),
+    await until(
+      'the dead replica holding nothing',
+      async () => (await store.work.claimed(name)).every((i) => i.claimedBy !== holder),
+      WAIT_MS,
     );
     const takeoverMs = Date.now() - killedAt;
     expect(takeoverMs).toBeLessThan((LEASE_SECONDS + 3) * 1000);
@@ -359,10 +354,14 @@ describe('two serve replicas and a backfill job on one PostgreSQL store', () => 
     for (const s of late) expect(await store.resources.get('ImagingStudy', imagingStudyId(s.studyUid))).toBeDefined();
     // The dead replica's backfill run is closed, by whoever found it gone; the survivor's ends once it sees the
     // job done (its next look, within a second).
-    const runs = await until('every backfill run ended', async () => {
-      const all = await store.runs.listRuns('a', 50, 'backfill');
-      return all.every((r) => r.status !== 'running') ? all : undefined;
-    });
+    const runs = await until(
+      'every backfill run ended',
+      async () => {
+        const all = await store.runs.listRuns('a', 50, 'backfill');
+        return all.every((r) => r.status !== 'running') ? all : undefined;
+      },
+      WAIT_MS,
+    );
     expect(runs.filter((r) => r.owner === holder).map((r) => r.status)).toEqual(['interrupted']);
   }, 120_000);
 });

@@ -25,6 +25,7 @@ import {
 } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
+import { until } from '../../harness/until';
 import { daysAgo, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 /** No scheduled StudyDate poll during these tests: whatever is synced after start() came through the feed. */
@@ -57,16 +58,6 @@ function bridge(orthanc: OrthancServer, over: Partial<SourceInput> = {}) {
   });
   services.push(sync);
   return { store, sync, state: new SqliteFeedState(store.db) };
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 20000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function fhirStudy(uid: string): Promise<ImagingStudy | undefined> {
