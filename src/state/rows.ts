@@ -3,6 +3,7 @@ import type {
   RunCounts,
   RunKind,
   RunRecord,
+  PutResult,
   ResourcePut,
   RunStatus,
   SourceCounts,
@@ -214,4 +215,16 @@ export function nextVersion(prev: StoredResourceMeta | undefined, p: ResourcePut
     sourceId: p.sourceId ?? prev?.sourceId ?? null,
     studyUid: p.studyUid ?? prev?.studyUid ?? null,
   };
+}
+
+/** What a put answers, from what was stored before and what it stores (`nextVersion`; undefined: unchanged). */
+export function putResult(prev: StoredResourceMeta | undefined, next: ReturnType<typeof nextVersion>): PutResult {
+  if (!next)
+    return {
+      versionId: String(prev!.versionId),
+      unchanged: true,
+      created: false,
+      createdByBridge: prev!.createdByBridge,
+    };
+  return { versionId: String(next.versionId), unchanged: false, created: !prev, createdByBridge: next.createdByBridge };
 }

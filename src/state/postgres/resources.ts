@@ -2,7 +2,7 @@
 import type { ImagingStudy, Resource } from 'fhir/r4';
 import type { Pool, PoolClient } from 'pg';
 import type { ResourceRepository } from '../repositories';
-import { nextVersion, toMeta, type MetaRow } from '../rows';
+import { nextVersion, putResult, toMeta, type MetaRow } from '../rows';
 import { studyIndexRow, type StudyIndexFilter } from '../studyIndex';
 import type { PutResult, ResourcePut, StoredResourceMeta } from '../types';
 import { lockKeys, one, rows, transaction, type Queryable } from './db';
@@ -44,21 +44,11 @@ function decideVersions(puts: ResourcePut[], stored: Map<string, StoredResourceM
   const results = puts.map((p): PutResult => {
     const prev = stored.get(keyOf(p));
     const next = nextVersion(prev, p);
-    if (!next)
-      return {
-        versionId: String(prev!.versionId),
-        unchanged: true,
-        created: false,
-        createdByBridge: prev!.createdByBridge,
-      };
-    stored.set(keyOf(p), metaOf(p, next));
-    writes.set(keyOf(p), { p, next });
-    return {
-      versionId: String(next.versionId),
-      unchanged: false,
-      created: !prev,
-      createdByBridge: next.createdByBridge,
-    };
+    if (next) {
+      stored.set(keyOf(p), metaOf(p, next));
+      writes.set(keyOf(p), { p, next });
+    }
+    return putResult(prev, next);
   });
   return { results, writes: [...writes.values()] };
 }

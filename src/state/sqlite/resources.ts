@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { ImagingStudy, Resource } from 'fhir/r4';
 import type { ResourceRepository } from '../repositories';
-import { nextVersion, toMeta, type MetaRow } from '../rows';
+import { nextVersion, putResult, toMeta, type MetaRow } from '../rows';
 import { studyIndexRow, type StudyIndexFilter } from '../studyIndex';
 import type { PutResult, ResourcePut, StoredResourceMeta } from '../types';
 import { statement } from './statements';
@@ -56,13 +56,7 @@ export class SqliteResources implements ResourceRepository {
   private putOne(p: ResourcePut): PutResult {
     const prev = this.metaNow(p.resource.resourceType, p.resource.id);
     const next = nextVersion(prev, p);
-    if (!next)
-      return {
-        versionId: String(prev!.versionId),
-        unchanged: true,
-        created: false,
-        createdByBridge: prev!.createdByBridge,
-      };
+    if (!next) return putResult(prev, next);
     statement(
       this.db,
       `INSERT INTO resources (resource_type, id, source_id, study_uid, version_id, content_hash, created_by_bridge, last_updated, json)
@@ -83,12 +77,7 @@ export class SqliteResources implements ResourceRepository {
     // The search index follows every ImagingStudy write in the same transaction.
     if (p.resource.resourceType === 'ImagingStudy')
       indexStudy(this.db, studyIndexRow(next.stored as ImagingStudy, p.resource.id, next.sourceId));
-    return {
-      versionId: String(next.versionId),
-      unchanged: false,
-      created: !prev,
-      createdByBridge: next.createdByBridge,
-    };
+    return putResult(prev, next);
   }
 
   async delete(resourceType: string, id: string): Promise<boolean> {
