@@ -5,16 +5,24 @@
  * at a port nothing listens on, so any request that got through would be counted (and answered 502).
  * What needs studies on a real Orthanc (caching, served searches, the audit trail) is in guardPacs.test.ts.
  */
-import { createHash } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import type { CapabilityStatement, OperationOutcome } from 'fhir/r4';
 import { freePort } from '../../harness/orthanc';
-import { apiSource, pacsRequests, serveApi, sourceConfig, type ServedApi } from './helpers';
+import {
+  apiSource,
+  KEY_ENDPOINT_ONLY,
+  KEY_READER,
+  KEYED_CONFIG,
+  pacsRequests,
+  serveApi,
+  sha,
+  sourceConfig,
+  type ServedApi,
+} from './helpers';
 import { startJwtIssuer, type JwtIssuer } from './jwtIssuer';
 import type { ApiSource } from '../../../src/api/app';
 
 const enc = encodeURIComponent;
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 /** A well-formed Study Instance UID no PACS is asked about. */
 const UID = '1.2.826.0.1.3680043.8.498.12345';
 
@@ -127,22 +135,11 @@ describe('PACS failures', () => {
 });
 
 describe('access control', () => {
-  const KEY_READER = 'key-reader-0123456789';
-  const KEY_ENDPOINT_ONLY = 'key-endpoint-only-987';
   let keyed: ServedApi;
 
   beforeAll(async () => {
     keyed = await serveApi({
-      config: {
-        auth: {
-          type: 'apiKey',
-          keys: [
-            { client: 'viewer', sha256: sha(KEY_READER) },
-            { client: 'directory', sha256: sha(KEY_ENDPOINT_ONLY), scopes: ['system/Endpoint.read'] },
-          ],
-        },
-        rateLimit: { max: 1000 },
-      },
+      config: KEYED_CONFIG,
       sources: [src],
     });
   });

@@ -1,4 +1,5 @@
 /** Shared set-up for the API integration tests: a served app, an HTTP client, PACS request counts. */
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
@@ -115,3 +116,21 @@ export async function allPages(http: AxiosInstance, first: string): Promise<{ id
   }
   return { ids: pages.flatMap((p) => matchIds(p)), pages };
 }
+
+/** A key's stored form: its SHA-256 in hex, as api.auth.keys holds it. */
+export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+export const KEY_READER = 'key-reader-0123456789';
+export const KEY_ENDPOINT_ONLY = 'key-endpoint-only-987';
+
+/** API keys for two clients: `viewer` with the default scopes, `directory` allowed Endpoint reads only. */
+export const KEYED_CONFIG = {
+  auth: {
+    type: 'apiKey' as const,
+    keys: [
+      { client: 'viewer', sha256: sha(KEY_READER) },
+      { client: 'directory', sha256: sha(KEY_ENDPOINT_ONLY), scopes: ['system/Endpoint.read'] },
+    ],
+  },
+  rateLimit: { max: 1000 },
+};
