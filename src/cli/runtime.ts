@@ -9,7 +9,7 @@ import { parseDate } from '../dicomweb';
 import { UsageError } from './exitCodes';
 import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';
-import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
+import { builtInPatientSystem, preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks';
 import { createFhirSink, type FhirSink } from '../sinks';
 import type { Sink } from '../sinks';
@@ -61,6 +61,28 @@ export function prepareValidation(config: BridgeConfig): boolean {
     ]);
   }
   return true;
+}
+
+/** Sources whose Patient IDs without an issuer get the bridge's own per-source system (no defaultSystem set). */
+export function sourcesOnBuiltInPatientSystem(config: Pick<BridgeConfig, 'sources'>): string[] {
+  return config.sources.filter((s) => s.mapping.patient.defaultSystem === undefined).map((s) => s.id);
+}
+
+/** The one line start-up and `status` give while any source runs on the built-in patient system; else undefined. */
+export function builtInPatientSystemNote(config: Pick<BridgeConfig, 'sources'>): string | undefined {
+  const ids = sourcesOnBuiltInPatientSystem(config);
+  if (!ids.length) return undefined;
+  return (
+    `source${ids.length > 1 ? 's' : ''} ${ids.join(', ')}: Patient IDs without an issuer use the built-in system ` +
+    `${builtInPatientSystem('<source id>')}, unique only within this bridge; set mapping.patient.defaultSystem ` +
+    `(the hospital's OID) to name the real one`
+  );
+}
+
+/** Logs builtInPatientSystemNote once, at start-up. */
+export function warnBuiltInPatientSystem(config: Pick<BridgeConfig, 'sources'>, logger: Logger): void {
+  const note = builtInPatientSystemNote(config);
+  if (note) logger.warn({ sources: sourcesOnBuiltInPatientSystem(config) }, note);
 }
 
 /** The configured source ids, or the one asked for; an unknown id is a usage error that lists the valid ones. */

@@ -19,7 +19,7 @@ import type { Logger } from '../log';
 import { createMetrics } from '../metrics';
 import type { StateStore } from '../state';
 import { createSyncService } from '../sync';
-import { buildSinks, loggerFor, openConfiguredStore, prepareValidation } from './runtime';
+import { buildSinks, loggerFor, openConfiguredStore, prepareValidation, warnBuiltInPatientSystem } from './runtime';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -32,6 +32,7 @@ export function serveCommand(): Command {
       const config = loadConfig();
       const validateResources = prepareValidation(config); // missing profiles: exit 78 before anything connects
       const logger = loggerFor(config);
+      warnBuiltInPatientSystem(config, logger);
       const store = await openConfiguredStore(config);
       const parts = await buildParts(config, store, logger, validateResources);
       const port = opts.port ?? config.api.port;

@@ -28,6 +28,7 @@ import {
   openConfiguredStore,
   prepareValidation,
   selectSources,
+  warnBuiltInPatientSystem,
 } from './runtime';
 
 interface Context {
@@ -42,6 +43,7 @@ async function openContext(logger?: Logger): Promise<Context> {
 }
 
 function buildService(ctx: Context): SyncService {
+  warnBuiltInPatientSystem(ctx.config, ctx.logger);
   const { sinks } = buildSinks(ctx.config, ctx.store, ctx.logger);
   return createSyncService({
     config: { sources: ctx.config.sources, sync: ctx.config.sync },

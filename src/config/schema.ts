@@ -38,8 +38,11 @@ export const patientLinkSchema = z
   .strictObject({
     /** identifier: logical reference; conditional: Patient?identifier=…; resolved: Patient/<id> given by the caller. */
     mode: z.enum(['identifier', 'conditional', 'resolved']).default('identifier'),
-    /** Identifier system for Patient ID when Issuer of Patient ID is absent or unmapped. */
-    defaultSystem: z.string().min(1).default('urn:pacs-fhir-bridge:patient-id'),
+    /**
+     * Identifier system for Patient ID when there is no Issuer of Patient ID. Unset: the source's own
+     * `urn:pacs-fhir-bridge:<source id>:patient-id`, so two PACS never share a patient unless they say so.
+     */
+    defaultSystem: z.string().min(1).optional(),
     /** Issuer of Patient ID (0010,0021) → identifier system. */
     issuerSystems: z.record(z.string().min(1)).default({}),
     /** Which PN component group becomes subject.display. */

@@ -24,6 +24,7 @@ export function studyFingerprint(study: DicomDataset): string {
     ].sort();
   }
   // Versioned so a change in what is covered, or in how it maps, invalidates old fingerprints and the
-  // next listing or sweep re-maps the study. v2: patient systems per issuer, CJK names, the shared attribute table.
-  return `v2:${sha256Hex(canonicalJson(picked))}`;
+  // next listing or sweep re-maps the study. v2: patient systems per issuer, CJK names, the shared attribute table;
+  // v3: Patient IDs without an issuer in a system of their source's own.
+  return `v3:${sha256Hex(canonicalJson(picked))}`;
 }

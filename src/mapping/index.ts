@@ -12,6 +12,8 @@ export {
   patientIdentifier,
   conditionalPatientReference,
   patientFacts,
+  defaultPatientSystem,
+  builtInPatientSystem,
   type PatientIdentifier,
   type PatientFacts,
 } from './patient';

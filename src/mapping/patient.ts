@@ -58,6 +58,20 @@ export function unmappedIssuerSystem(sourceId: string, issuer: string): string {
 }
 
 /**
+ * The system of a source's Patient IDs without an issuer when `mapping.patient.defaultSystem` is not set:
+ * `urn:pacs-fhir-bridge:<sourceId>:patient-id`, one per source, so Patient ID 12345 at two hospitals is never
+ * one patient. Sources that really share one ID space (a PACS and its VNA) configure the same defaultSystem.
+ */
+export function builtInPatientSystem(sourceId: string): string {
+  return `urn:pacs-fhir-bridge:${uriSegment(sourceId)}:patient-id`;
+}
+
+/** The system for Patient IDs without an issuer: the configured defaultSystem, else the source's own. */
+export function defaultPatientSystem(source: Pick<SourceConfig, 'id' | 'mapping'>): string {
+  return source.mapping.patient.defaultSystem ?? builtInPatientSystem(source.id);
+}
+
+/**
  * The identifier system: the configured system for the issuer, else the universal ID of the issuer
  * qualifiers (0010,0024), else a per-source per-issuer URN when an issuer is given, else the source's
  * defaultSystem (no issuer at all).
@@ -76,7 +90,7 @@ export function resolvePatientIdentifier(
   if (qualified) return { identifier: { system: qualified, value } };
   if (issuer !== undefined)
     return { identifier: { system: unmappedIssuerSystem(source.id, issuer), value }, unmappedIssuer: issuer };
-  return { identifier: { system: cfg.defaultSystem, value } };
+  return { identifier: { system: defaultPatientSystem(source), value } };
 }
 
 /** The patient's identifier for linking and search, or undefined when the study has no Patient ID. */

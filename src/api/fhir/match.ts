@@ -10,6 +10,7 @@ import type { Bundle, Coding, Identifier, ImagingStudy, Reference, SearchParamet
 import type { SourceConfig } from '../../config';
 import { startedMatches } from './dates';
 import { DICOM_UID_SYSTEM, type Criterion, type TokenValue } from './params';
+import { defaultPatientSystem } from '../../mapping';
 
 export interface MatchContext {
   /** The source's default time zone, for dateTimes without an offset. */
@@ -24,8 +25,8 @@ export interface MatchContext {
   studyLevelOnly?: boolean;
 }
 
-export function matchContextFor(source: Pick<SourceConfig, 'defaultTimezone' | 'mapping'>): MatchContext {
-  return { zone: source.defaultTimezone, patientSystem: source.mapping.patient.defaultSystem };
+export function matchContextFor(source: Pick<SourceConfig, 'id' | 'defaultTimezone' | 'mapping'>): MatchContext {
+  return { zone: source.defaultTimezone, patientSystem: defaultPatientSystem(source) };
 }
 
 /**

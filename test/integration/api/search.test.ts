@@ -36,7 +36,7 @@ import {
 } from './helpers';
 
 const HOSP_A_SYSTEM = 'urn:oid:2.16.886.111.100.1';
-const DEFAULT_PATIENT_SYSTEM = 'urn:pacs-fhir-bridge:patient-id';
+const DEFAULT_PATIENT_SYSTEM = 'urn:pacs-fhir-bridge:a:patient-id'; // source a's own (no defaultSystem set)
 const enc = encodeURIComponent;
 
 let orthanc: OrthancServer;

@@ -21,7 +21,7 @@ import { matchIds, serveApi } from '../api/helpers';
 import { daysAgo, SOURCE_ID, sourceConfig } from '../sync/common';
 
 const TW_SYSTEM = 'urn:oid:2.16.886.101.20003.20014';
-const DEFAULT_SYSTEM = 'urn:pacs-fhir-bridge:patient-id';
+const DEFAULT_SYSTEM = `urn:pacs-fhir-bridge:${SOURCE_ID}:patient-id`;
 const issuerUrn = (issuer: string) => `urn:pacs-fhir-bridge:${SOURCE_ID}:issuer:${issuer}:patient-id`;
 
 const patient = (issuer: string | undefined, alphabetic: string, birthDate: string): SyntheticPatient => ({

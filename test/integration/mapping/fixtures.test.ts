@@ -126,7 +126,9 @@ describe.each(SERVERS)('against %s', (server, baseOf) => {
       if (!study.patient.issuerQualifier)
         expect(r.subject.identifier).toEqual({
           system:
-            study.patient.issuer === 'TW-HOSP-A' ? 'https://hosp-a.example.tw/mrn' : 'urn:pacs-fhir-bridge:patient-id',
+            study.patient.issuer === 'TW-HOSP-A'
+              ? 'https://hosp-a.example.tw/mrn'
+              : 'urn:pacs-fhir-bridge:orthanc:patient-id',
           value: study.patient.id,
         });
       expect(r.numberOfSeries).toBe(study.series.length);

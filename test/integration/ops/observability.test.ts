@@ -39,7 +39,7 @@ import { parsePrometheus, sampleSum, sampleValue, type Sample } from './promText
 
 const P = 'pacs_fhir_bridge_';
 const KEY = 'observability-test-key';
-const PATIENT_SYSTEM = 'urn:pacs-fhir-bridge:patient-id';
+const PATIENT_SYSTEM = `urn:pacs-fhir-bridge:${SOURCE_ID}:patient-id`;
 
 let orthanc: OrthancServer;
 let proxy: RecordingProxy;

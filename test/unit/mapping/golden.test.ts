@@ -95,7 +95,7 @@ function expectedFromExample(): ImagingStudy {
   x.subject = {
     reference: 'Patient/dicom',
     type: 'Patient',
-    identifier: { system: 'urn:pacs-fhir-bridge:patient-id', value: '09236' },
+    identifier: { system: 'urn:pacs-fhir-bridge:example-wadors:patient-id', value: '09236' },
     display: 'John Smith',
   };
   // 7. encounter and procedureReference: DICOM QIDO results carry neither.

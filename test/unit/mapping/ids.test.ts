@@ -119,7 +119,10 @@ describe('patientIdentifier', () => {
       system: 'urn:tpe',
       value: 'A123456789',
     });
-    expect(patientIdentifier(study(), src)).toEqual({ system: 'urn:pacs-fhir-bridge:patient-id', value: 'A123456789' });
+    expect(patientIdentifier(study(), src)).toEqual({
+      system: 'urn:pacs-fhir-bridge:pacs1:patient-id',
+      value: 'A123456789',
+    });
     expect(patientIdentifier(study({ [Tag.PatientID]: { vr: 'LO' } }), src)).toBeUndefined();
   });
 });

@@ -78,7 +78,26 @@ describe('issuer-safe patient identity', () => {
       { system: 'urn:oid:2.16.886.101.20003.20014', value: 'Q12345' },
       { system: 'urn:pacs-fhir-bridge:pacs1:issuer:OTHERHOSP:patient-id', value: 'Q12345' },
       { system: 'urn:pacs-fhir-bridge:pacs1:issuer:THIRD:patient-id', value: 'Q12345' },
-      { system: 'urn:pacs-fhir-bridge:patient-id', value: 'Q12345' },
+      { system: 'urn:pacs-fhir-bridge:pacs1:patient-id', value: 'Q12345' },
     ]);
+  });
+
+  test('no issuer: each source its own system, unless the sources configure one shared defaultSystem', () => {
+    const r = basicResults();
+    r.study[Tag.PatientID] = s('LO', '12345');
+    const a = sourceSchema.parse({ id: 'hosp-a', qidoBase: 'http://a.test/dicom-web' });
+    const b = sourceSchema.parse({ id: 'hosp-b', qidoBase: 'http://b.test/dicom-web' });
+    expect(patientFacts(r.study, a)?.identifier).toEqual({
+      system: 'urn:pacs-fhir-bridge:hosp-a:patient-id',
+      value: '12345',
+    });
+    expect(patientFacts(r.study, b)?.identifier).toEqual({
+      system: 'urn:pacs-fhir-bridge:hosp-b:patient-id',
+      value: '12345',
+    });
+    const shared = { mapping: { patient: { defaultSystem: 'urn:oid:2.16.886.101.1' } } };
+    const [sa, sb] = [a, b].map((src) => sourceSchema.parse({ ...src, ...shared }));
+    expect(patientFacts(r.study, sa)?.identifier).toEqual(patientFacts(r.study, sb)?.identifier);
+    expect(patientFacts(r.study, sa)?.identifier?.system).toBe('urn:oid:2.16.886.101.1');
   });
 });

@@ -133,7 +133,7 @@ describe('subject', () => {
     const { imagingStudy } = mapOk();
     expect(imagingStudy.subject).toEqual({
       type: 'Patient',
-      identifier: { system: 'urn:pacs-fhir-bridge:patient-id', value: 'A123456789' },
+      identifier: { system: 'urn:pacs-fhir-bridge:pacs1:patient-id', value: 'A123456789' },
       display: 'TA WEN CHEN',
     });
   });
