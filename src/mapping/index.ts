@@ -5,7 +5,7 @@
 export type { StudyResults, MapResult, MappingWarning, MappingError } from './types';
 export { mapStudy, type MapOptions } from './study';
 export { imagingStudyId, endpointId, isDicomUid, isFhirId } from './ids';
-export { endpointFor } from './endpoint';
+export { endpointFor, endpointReference } from './endpoint';
 export { contentHash, canonicalJson } from './canonical';
 export { studyFingerprint } from './fingerprint';
 export {
@@ -18,6 +18,7 @@ export {
   type PatientFacts,
 } from './patient';
 export { humanName } from './names';
+export { mergeHoldings, holdingsConflict, type SourceHolding } from './merge';
 export {
   validateImagingStudy,
   validateEndpoint,

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
+import { imagingStudyId } from '../mapping';
 import type { Sink, StudyWrite, WriteOutcome } from './sink';
 import type { ResourcePut, StateStore } from '../state';
 
@@ -27,12 +28,13 @@ export function createEmbeddedSink(store: StateStore): Sink {
       const outcomes: (WriteOutcome | number)[] = writes.map((w) => {
         const id = w.imagingStudy.id;
         if (!id) return { studyUid: w.studyUid, ok: false, error: 'ImagingStudy has no id', retryable: false };
-        if (w.endpoint.id)
-          puts.push({
-            resource: w.endpoint as Endpoint & { id: string },
-            sourceId: w.sourceId,
-            contentHash: resourceHash(w.endpoint),
-          });
+        for (const { sourceId, endpoint } of [{ sourceId: w.sourceId, endpoint: w.endpoint }, ...(w.alsoHeldBy ?? [])])
+          if (endpoint.id)
+            puts.push({
+              resource: endpoint as Endpoint & { id: string },
+              sourceId,
+              contentHash: resourceHash(endpoint),
+            });
         puts.push({
           resource: w.imagingStudy as ImagingStudy & { id: string },
           sourceId: w.sourceId,
@@ -57,7 +59,10 @@ export function createEmbeddedSink(store: StateStore): Sink {
     },
 
     async removeStudy(sourceId, studyUid, action) {
-      const meta = await resources.studyResource(sourceId, studyUid);
+      // Else by the study's id, whichever source wrote it last: the sync removes a study once no source holds it.
+      const meta =
+        (await resources.studyResource(sourceId, studyUid)) ??
+        (await resources.getMeta('ImagingStudy', imagingStudyId(studyUid)));
       if (!meta || !meta.createdByBridge) return;
       if (action === 'delete') {
         await resources.delete('ImagingStudy', meta.id);

@@ -21,6 +21,11 @@ export interface StudyWrite {
   contentHash: string;
   /** Patient facts from the DICOM data, when known (additive; see PatientFacts). */
   patient?: PatientFacts;
+  /**
+   * The other sources holding this study, whose Endpoints `imagingStudy` references too (src/sync/holdings.ts):
+   * a sink stores each Endpoint and points those references at it.
+   */
+  alsoHeldBy?: { sourceId: string; endpoint: Endpoint }[];
 }
 
 /** How a sink linked the study's subject; never carries patient data, so it may be logged. */

@@ -19,6 +19,7 @@ import type {
   RunStatus,
   SourceCounts,
   StoredResourceMeta,
+  StudyHolding,
   StudyFailure,
   StudyState,
   StudyStatus,
@@ -193,6 +194,19 @@ export interface ResourceRepository {
   searchImagingStudies(filter: StudyIndexFilter, page: { after?: string; limit: number }): Promise<ImagingStudy[]>;
 }
 
+/**
+ * Which sources hold a study, each with the study as it maps it: a study several PACS hold is one ImagingStudy
+ * made of all of them (src/sync/holdings.ts), and stays until the last of them no longer holds it.
+ */
+export interface HoldingRepository {
+  /** This source holds these studies, as mapped (upserts). */
+  record(sourceId: string, holdings: { studyUid: string; json: string }[], at?: Date): Promise<void>;
+  /** Every source's holding of these studies, by study, in source id order; studies none holds are absent. */
+  of(studyUids: string[]): Promise<Map<string, StudyHolding[]>>;
+  /** This source no longer holds the study (vanished, quarantined). */
+  release(sourceId: string, studyUid: string): Promise<void>;
+}
+
 /** Every repository over one backend, and the backend's own life. */
 export interface StateStore {
   /** 'sqlite' or 'postgres'. */
@@ -206,6 +220,7 @@ export interface StateStore {
   readonly runs: RunRepository;
   readonly work: WorkQueue;
   readonly resources: ResourceRepository;
+  readonly holdings: HoldingRepository;
   /** Proves the backend can take a write now (a rolled-back write); the text says what was checked. */
   ping(): Promise<string>;
   close(): Promise<void>;

@@ -84,6 +84,7 @@ export const TRANSFER_TABLES: TransferTable[] = [
     ['source_id', 'study_ref', 'ready', 'first_seen', 'last_event'],
     ['ready'],
   ),
+  table('study_holdings', ['study_uid', 'source_id'], ['study_uid', 'source_id', 'json', 'updated_at']),
   table('sweep_requests', ['source_id'], ['source_id', 'requested_at', 'reason']),
   table(
     'work_items',

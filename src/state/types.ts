@@ -187,6 +187,14 @@ export interface ResourcePut {
   at?: Date;
 }
 
+/** One source's copy of a study: the ImagingStudy as that source maps it (JSON), when it was last written. */
+export interface StudyHolding {
+  studyUid: string;
+  sourceId: string;
+  json: string;
+  updatedAt: string;
+}
+
 /** A share of a larger job (a backfill's window) that any replica may claim. */
 export interface WorkItem {
   id: number;

@@ -6,6 +6,7 @@
 import type { StudyState } from '../state';
 import { STUDY_UID_CONFLICT } from '../mapping';
 import { describeError } from './errors';
+import { withdrawStudy } from './holdings';
 import type { RunContext } from './run';
 
 export { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT, type StudyConflict } from '../mapping';
@@ -16,7 +17,7 @@ export { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT, type StudyConf
  * or deleted, in every sink. Returns whether the study was newly quarantined.
  */
 export async function quarantineStudy(
-  ctx: Pick<RunContext, 'store' | 'sinks' | 'sourceConfig' | 'settings' | 'log' | 'now'>,
+  ctx: Pick<RunContext, 'store' | 'sinks' | 'sourceConfig' | 'settings' | 'log' | 'now' | 'holdings'>,
   study: { uid: string; studyDate: string | null; fingerprint: string | null; state?: StudyState },
   detail: string,
 ): Promise<boolean> {
@@ -26,12 +27,19 @@ export async function quarantineStudy(
   const written = study.state?.resourceId != null && study.state.status !== 'removed';
   if (written && action !== 'ignore') {
     try {
-      for (const sink of ctx.sinks) await sink.removeStudy(sourceId, study.uid, action);
-      note = `; the ImagingStudy written before was ${action === 'delete' ? 'deleted' : 'marked entered-in-error'}`;
+      const outcome = await withdrawStudy({ ...ctx, sourceId }, study.uid, action);
+      note =
+        outcome === 'removed'
+          ? `; the ImagingStudy written before was ${action === 'delete' ? 'deleted' : 'marked entered-in-error'}`
+          : '; the ImagingStudy stays as the other sources holding it have it';
     } catch (err) {
       note = `; marking the ImagingStudy written before (${action}) failed: ${describeError(err)}`;
     }
-  } else if (written) note = '; the ImagingStudy written before is left as it was (deletion policy: ignore)';
+  } else {
+    // Never part of the study the other sources hold while quarantined here.
+    await ctx.holdings.withdraw(sourceId, study.uid);
+    if (written) note = '; the ImagingStudy written before is left as it was (deletion policy: ignore)';
+  }
   await ctx.store.studies.recordQuarantine(sourceId, study.uid, {
     studyDate: study.studyDate,
     fingerprint: study.fingerprint,

@@ -8,6 +8,7 @@ import type { Sink } from '../sinks';
 import type { StateStore } from '../state';
 import type { DeletionAction } from './config';
 import { describeError } from './errors';
+import { withdrawStudy, type StudyHoldings } from './holdings';
 
 export interface ReconcileCounts {
   vanished: number;
@@ -24,6 +25,7 @@ export async function removeVanished(ctx: {
   vanished: { studyUid: string }[];
   log: Logger;
   stopRequested: () => boolean;
+  holdings: StudyHoldings;
 }): Promise<ReconcileCounts & { stopped: boolean }> {
   const counts: ReconcileCounts = { vanished: ctx.vanished.length, removed: 0, failed: 0 };
   for (const study of ctx.vanished) {
@@ -33,7 +35,10 @@ export async function removeVanished(ctx: {
       continue;
     }
     try {
-      for (const sink of ctx.sinks) await sink.removeStudy(ctx.sourceId, study.studyUid, ctx.action);
+      // A study another source still holds stays, written again without this source.
+      const outcome = await withdrawStudy(ctx, study.studyUid, ctx.action);
+      if (outcome !== 'removed')
+        ctx.log.info({ studyUid: study.studyUid, outcome }, 'vanished study still held by another source');
       if (ctx.action === 'delete') await ctx.store.studies.forget(ctx.sourceId, study.studyUid);
       else
         await ctx.store.studies.markRemoved(

@@ -3,6 +3,7 @@
  * detection by fingerprint, batched detail fetches, mapping, sink writes, and per-study state.
  * A failing study is recorded and the run goes on; only an unreachable PACS or sink ends a run early.
  */
+import type { ImagingStudy } from 'fhir/r4';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
 import {
@@ -25,6 +26,7 @@ import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks';
 import type { RunCounts, StateStore, StudyState, SyncedStudy } from '../state';
 import type { SyncSettings } from './config';
 import { detailConflict, quarantineStudy, splitStudyConflicts } from './conflicts';
+import type { CombinedStudy, StudyHoldings } from './holdings';
 import { decideStudy, retryDelaySeconds } from './decide';
 import { scrubPatientData } from './scrub';
 import { describeError, isSinkOutage, isSourceOutage, SinkUnavailableError, SourceUnavailableError } from './errors';
@@ -54,6 +56,8 @@ export interface RunContext {
   stopRequested: () => boolean;
   /** Called after each batch of studies is settled (for progress reporting). */
   onStudiesSettled?: (settled: number) => void;
+  /** What the other sources hold of the same studies: a study several hold is written as one. */
+  holdings: StudyHoldings;
 }
 
 interface Candidate {
@@ -106,6 +110,11 @@ export class StudySyncRun {
 
   private get sourceId(): string {
     return this.ctx.sourceConfig.id;
+  }
+
+  /** The sources' holdings this run writes by (a sweep's removals release them too). */
+  get holdings(): StudyHoldings {
+    return this.ctx.holdings;
   }
 
   /**
@@ -397,8 +406,7 @@ export class StudySyncRun {
   }
 
   private async syncBatch(batch: Candidate[], details: Map<string, StudyDetails | { error: string }>): Promise<void> {
-    const writes: { candidate: Candidate; write: StudyWrite }[] = [];
-    const unchanged: SyncedStudy[] = [];
+    const mapped: MappedStudy[] = [];
     for (const c of batch) {
       const d = details.get(c.uid);
       if (!d || 'error' in d) continue; // recorded in fetchDetails
@@ -407,37 +415,73 @@ export class StudySyncRun {
         await this.quarantine(c, conflict);
         continue;
       }
-      const mapped = await this.mapOne(c, d);
-      if (!mapped) continue;
-      if (c.state?.contentHash === mapped.contentHash) {
-        // Same content as last written everywhere: only the fingerprint moves on.
-        unchanged.push({
-          studyUid: c.uid,
-          studyDate: c.studyDate,
-          fingerprint: c.fingerprint,
-          contentHash: mapped.contentHash,
-          at: this.ctx.now(),
-          seenAt: c.seenAt,
-        });
-        this.counts.unchanged++;
-        continue;
-      }
-      const patient = this.patientFacts(c);
-      writes.push({
-        candidate: c,
-        write: {
-          sourceId: this.sourceId,
-          studyUid: c.uid,
-          imagingStudy: mapped.imagingStudy,
-          endpoint: mapped.endpoint,
-          contentHash: mapped.contentHash,
-          ...(patient ? { patient } : {}),
-        },
-      });
+      const result = await this.mapOne(c, d);
+      if (result) mapped.push({ candidate: c, result, patient: this.patientFacts(c) });
     }
-    if (unchanged.length) await this.ctx.store.studies.recordSynced(this.sourceId, unchanged);
-    if (writes.length) await this.writeToSinks(writes);
+    await this.writeCombined(mapped);
     this.ctx.onStudiesSettled?.(batch.length);
+  }
+
+  /**
+   * Writes the mapped studies, each combined with what other sources hold of it. A study another source wrote
+   * meanwhile is combined and written again (twice at most: each writer re-checks after recording its own).
+   */
+  private async writeCombined(mapped: MappedStudy[], round = 0): Promise<void> {
+    const combined = await this.ctx.holdings.combine(
+      this.sourceId,
+      mapped.map((m) => ({ studyUid: m.candidate.uid, ...m.result })),
+    );
+    const writes: PendingWrite[] = [];
+    const unchanged: MappedStudy[] = [];
+    for (const m of mapped) {
+      const c = m.candidate;
+      const k = combined.get(c.uid)!;
+      if (!k.ok) await this.quarantine(c, k.conflict);
+      // Same content as last written everywhere: only the fingerprint moves on.
+      else if (round === 0 && c.state?.contentHash === k.contentHash) unchanged.push(m);
+      else writes.push({ mapped: m, write: this.studyWrite(m, k) });
+    }
+    if (unchanged.length) await this.recordUnchanged(unchanged);
+    if (!writes.length) return;
+    const written = new Set(await this.writeToSinks(writes));
+    if (round >= 2) return;
+    const stale = new Set(
+      await this.ctx.holdings.changedSince(this.sourceId, new Map([...combined].filter(([uid]) => written.has(uid)))),
+    );
+    if (stale.size)
+      await this.writeCombined(
+        mapped.filter((m) => stale.has(m.candidate.uid)),
+        round + 1,
+      );
+  }
+
+  private studyWrite(m: MappedStudy, k: Extract<CombinedStudy, { ok: true }>): StudyWrite {
+    return {
+      sourceId: this.sourceId,
+      studyUid: m.candidate.uid,
+      imagingStudy: k.imagingStudy,
+      endpoint: m.result.endpoint,
+      contentHash: k.contentHash,
+      ...(m.patient ? { patient: m.patient } : {}),
+      ...(k.alsoHeldBy.length ? { alsoHeldBy: k.alsoHeldBy } : {}),
+    };
+  }
+
+  private async recordUnchanged(unchanged: MappedStudy[]): Promise<void> {
+    const at = this.ctx.now();
+    await this.ctx.holdings.record(this.sourceId, unchanged.map(holdingOf));
+    await this.ctx.store.studies.recordSynced(
+      this.sourceId,
+      unchanged.map(({ candidate: c }) => ({
+        studyUid: c.uid,
+        studyDate: c.studyDate,
+        fingerprint: c.fingerprint,
+        contentHash: c.state!.contentHash!,
+        at,
+        seenAt: c.seenAt,
+      })),
+    );
+    this.counts.unchanged += unchanged.length;
   }
 
   /** Details for a batch in one go; when the batch fails for a reason other than an outage, study by study. */
@@ -514,8 +558,8 @@ export class StudySyncRun {
     }
   }
 
-  /** Every sink gets the batch; a study counts as written only when all sinks accepted it. */
-  private async writeToSinks(writes: { candidate: Candidate; write: StudyWrite }[]): Promise<void> {
+  /** Every sink gets the batch; a study counts as written only when all sinks accepted it. Returns those written. */
+  private async writeToSinks(writes: PendingWrite[]): Promise<string[]> {
     const perSink: Map<string, WriteOutcome>[] = [];
     for (const sink of this.ctx.sinks) perSink.push(await this.sinkOutcomes(sink, writes));
     const at = this.ctx.now();
@@ -523,7 +567,9 @@ export class StudySyncRun {
     const synced: SyncedStudy[] = [];
     const notOurFault: Candidate[] = [];
     const rejected: { candidate: Candidate; error: string }[] = [];
-    for (const { candidate: c, write } of writes) {
+    const held: MappedStudy[] = [];
+    for (const { mapped, write } of writes) {
+      const c = mapped.candidate;
       const results = perSink.map(
         (m, i) =>
           m.get(c.uid) ?? {
@@ -549,6 +595,7 @@ export class StudySyncRun {
         continue;
       }
       const first = results[0] as Extract<WriteOutcome, { ok: true }> | undefined;
+      held.push(mapped);
       synced.push({
         studyUid: c.uid,
         studyDate: c.studyDate,
@@ -562,17 +609,17 @@ export class StudySyncRun {
       if (results.every((r) => r.ok && r.unchanged)) this.counts.unchanged++;
       else this.counts.written++;
     }
+    // The holding first: a run combining the same study from another source from now on includes this one.
+    await this.ctx.holdings.record(this.sourceId, held.map(holdingOf));
     if (synced.length) await this.ctx.store.studies.recordSynced(this.sourceId, synced);
     if (outage && notOurFault.length) await this.recordFailures(notOurFault, outage.message, false);
     for (const r of rejected) await this.recordFailures([r.candidate], r.error, true);
     if (outage) throw outage;
+    return synced.map((s) => s.studyUid);
   }
 
   /** One sink's outcome per study UID; a batch the sink throws on fails each of its studies, retryably. */
-  private async sinkOutcomes(
-    sink: Sink,
-    writes: { candidate: Candidate; write: StudyWrite }[],
-  ): Promise<Map<string, WriteOutcome>> {
+  private async sinkOutcomes(sink: Sink, writes: PendingWrite[]): Promise<Map<string, WriteOutcome>> {
     const outcomes = new Map<string, WriteOutcome>();
     try {
       for (const o of await sink.writeBatch(writes.map((w) => w.write))) outcomes.set(o.studyUid, o);
@@ -629,6 +676,27 @@ export class StudySyncRun {
       );
     }
   }
+}
+
+/** A study mapped by this run: its own mapping (its holding) and patient facts. */
+interface MappedStudy {
+  candidate: Candidate;
+  result: Extract<MapResult, { ok: true }>;
+  patient?: PatientFacts;
+}
+
+/** A study on its way to the sinks: what this source mapped, and what is written (combined with other holders). */
+interface PendingWrite {
+  mapped: MappedStudy;
+  write: StudyWrite;
+}
+
+function holdingOf(m: MappedStudy): { studyUid: string; imagingStudy: ImagingStudy; patient?: PatientFacts } {
+  return {
+    studyUid: m.candidate.uid,
+    imagingStudy: m.result.imagingStudy,
+    ...(m.patient ? { patient: m.patient } : {}),
+  };
 }
 
 /** Work started ahead of its use: a rejection surfaces where it is awaited, never as an unhandled one. */

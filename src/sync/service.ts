@@ -21,6 +21,7 @@ import {
   type SyncConfigInput,
   type SyncSettings,
 } from './config';
+import { StudyHoldings } from './holdings';
 import { todayIn } from '../time';
 import { pollRange } from './dates';
 import { SharedBackfills } from './backfill';
@@ -170,6 +171,7 @@ class BridgeSyncService implements SyncService {
   private readonly now: () => Date;
   private readonly mapper: StudyMapper;
   private readonly configs: Map<string, SourceConfig>;
+  private readonly holdings: StudyHoldings;
   private readonly sources = new Map<string, PacsSource>();
   private readonly sourceLoggers: SourceLoggers = new Map();
   private readonly lanes: RunLanes;
@@ -186,6 +188,7 @@ class BridgeSyncService implements SyncService {
     this.now = options.now ?? (() => new Date());
     this.mapper = options.mapper ?? defaultMapper(options.validateResources ?? false);
     this.configs = new Map(options.config.sources.map((s) => [s.id, s]));
+    this.holdings = new StudyHoldings(this.store, options.config.sources);
     this.sourceIds = [...this.configs.keys()];
     // A run's lease on its lane and a claim on a work item: renewed at a third of it while the work goes on.
     const leaseMs = this.sync.coordination.leaseSeconds * 1000;
@@ -249,6 +252,7 @@ class BridgeSyncService implements SyncService {
       now: this.now,
       stopRequested: () => this.stopping,
       onStudiesSettled: o.onSettled,
+      holdings: this.holdings,
     });
   }
 

@@ -195,6 +195,7 @@ async function reconcileVanished(
     vanished: gone,
     log: ctx.log,
     stopRequested: ctx.stopRequested,
+    holdings: ctx.run.holdings,
   });
   counts.removed = r.removed;
   counts.failed = (ctx.run.counts.failed ?? 0) + r.failed;

@@ -188,8 +188,10 @@ async function studyPage(
 ): Promise<{ body: string; count: number }> {
   const cursor = decodeCursor(parsed.cursor, lookup.sourceCount);
   const page = await lookup.search({ criteria: parsed.criteria, count: parsed.count, cursor });
+  // Every Endpoint the page's studies reference: a study several sources hold names each of theirs.
+  const referenced = page.studies.flatMap((s) => (s.resource.endpoint ?? []).map((r) => r.reference?.split('/')[1]));
   const includes = parsed.includeEndpoint
-    ? [...new Set(page.studies.map((s) => s.sourceId))].flatMap((id) => lookup.endpointOf(id) ?? [])
+    ? [...new Set(referenced)].flatMap((id) => (id && lookup.endpoint(id)) || [])
     : [];
   const body = JSON.stringify(
     searchBundle({

@@ -7,7 +7,7 @@
  */
 import type { ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
 import { type DicomDataset, studyUidOf, PacsError, type QidoMatch } from '../../dicomweb';
-import { mapStudy, detailConflict, STUDY_UID_CONFLICT } from '../../mapping';
+import { mapStudy, detailConflict, endpointReference, imagingStudyId, STUDY_UID_CONFLICT } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
 import { AnswerCache } from './cache';
@@ -37,6 +37,8 @@ interface SourceScan {
   candidates: DicomDataset[];
   /** Rows left out of a complete listing (no Study Instance UID), reported with each page of the source. */
   keyless?: number;
+  /** Studies (by id) of this source that later sources list too: answered once, with every holder's Endpoint. */
+  alsoIn?: Map<string, string[]>;
 }
 
 export class LiveLookup extends SourceDirectory implements StudyLookup {
@@ -166,7 +168,7 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       const taken = scan.complete
         ? this.fromList(scan.candidates, offset, need)
         : await this.fromPacs(src, scan.plan.match, scan.criteria, offset, need);
-      await this.addMatches(page, src, scan.criteria, taken.rows, scan.plan.match.PatientID);
+      await this.addMatches(page, src, scan, taken.rows);
       return taken.next !== undefined ? { next: taken.next } : { end: taken.end };
     });
     if (next) page.next = next;
@@ -203,19 +205,14 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
   }
 
   /** Maps a page's candidates with their series and keeps the exact matches (series criteria included). */
-  private async addMatches(
-    page: StudyPage,
-    src: ApiSource,
-    criteria: Criterion[],
-    rows: DicomDataset[],
-    patientId: string | undefined,
-  ) {
+  private async addMatches(page: StudyPage, src: ApiSource, scan: SourceScan, rows: DicomDataset[]) {
     if (!rows.length) return;
-    const mapped = await this.mapPage(src, rows, this.cfg.searchInstances, patientId);
+    const mapped = await this.mapPage(src, rows, this.cfg.searchInstances, scan.plan?.match.PatientID);
     page.problems.push(...mapped.problems);
     const ctx = matchContextFor(src.config);
     for (const resource of mapped.resources)
-      if (matchesAll(resource, criteria, ctx)) page.studies.push({ sourceId: src.config.id, resource });
+      if (matchesAll(resource, scan.criteria, ctx))
+        page.studies.push({ sourceId: src.config.id, resource: withHolders(resource, scan.alsoIn) });
   }
 
   private async pacsPage(src: ApiSource, match: QidoMatch, limit: number, offset: number): Promise<DicomDataset[]> {
@@ -235,10 +232,13 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     return !r.ok || matchesAll(r.imagingStudy, criteria, { ...matchContextFor(src.config), studyLevelOnly: true });
   }
 
-  /** Every search source's scan, in order; a study already listed by an earlier source is left out. */
+  /**
+   * Every search source's scan, in order; a study already listed by an earlier source is left out there, and
+   * answered by the first source listing it with the later ones' Endpoints too (one study, one ImagingStudy).
+   */
   private async scanAll(criteria: Criterion[]): Promise<SourceScan[]> {
     const scans: SourceScan[] = [];
-    const seen = new Set<string>();
+    const firstScan = new Map<string, SourceScan>();
     for (const src of this.searchSources) {
       const scan = await this.scans.getOrLoad(`scan|${src.config.id}|${JSON.stringify(criteria)}`, () =>
         this.scanSource(src, criteria),
@@ -247,9 +247,19 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
         scans.push(scan);
         continue;
       }
-      const own = scan.candidates.filter((row) => !seen.has(studyUidOf(row) ?? ''));
-      for (const row of own) seen.add(studyUidOf(row) ?? '');
-      scans.push({ ...scan, candidates: own });
+      const own: DicomDataset[] = [];
+      for (const row of scan.candidates) {
+        const uid = studyUidOf(row) ?? '';
+        const first = firstScan.get(uid);
+        if (!first) own.push(row);
+        else {
+          const id = imagingStudyId(uid);
+          (first.alsoIn ??= new Map()).set(id, [...(first.alsoIn.get(id) ?? []), src.config.id]);
+        }
+      }
+      const mine: SourceScan = { ...scan, candidates: own, alsoIn: undefined };
+      for (const row of own) firstScan.set(studyUidOf(row) ?? '', mine);
+      scans.push(mine);
     }
     return scans;
   }
@@ -395,4 +405,11 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     }
     return f;
   }
+}
+
+/** The study with the Endpoints of the other sources listing it too (a copy: mapped studies are cached). */
+function withHolders(resource: ImagingStudy, alsoIn: Map<string, string[]> | undefined): ImagingStudy {
+  const others = alsoIn?.get(resource.id ?? '');
+  if (!others?.length) return resource;
+  return { ...resource, endpoint: [...(resource.endpoint ?? []), ...others.map((id) => endpointReference(id))] };
 }

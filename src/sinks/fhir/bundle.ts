@@ -32,13 +32,17 @@ export function withStudyIdentifier(study: ImagingStudy, studyUid: string): Imag
   return { ...study, identifier: [{ use: 'official', system: DICOM_UID_SYSTEM, value }, ...(study.identifier ?? [])] };
 }
 
-/** Points the study (and its series) at the Endpoint as stored on the server. */
-export function withEndpoint(study: ImagingStudy, endpointRef: string): ImagingStudy {
-  const ref: Reference = { reference: endpointRef };
+/**
+ * Points the study (and its series) at the Endpoints as stored on the server: the write's own source's
+ * (`endpointRef`), and those of the other sources holding the study (`otherRefs`, by the mapper's reference).
+ */
+export function withEndpoint(study: ImagingStudy, endpointRef: string, otherRefs?: Map<string, string>): ImagingStudy {
+  const serverRefs = (refs: Reference[]): Reference[] =>
+    [...new Set(refs.map((r) => otherRefs?.get(r.reference ?? '') ?? endpointRef))].map((reference) => ({ reference }));
   return {
     ...study,
-    endpoint: [ref],
-    series: study.series?.map((s) => (s.endpoint?.length ? { ...s, endpoint: [ref] } : s)),
+    endpoint: otherRefs?.size ? serverRefs(study.endpoint ?? []) : [{ reference: endpointRef }],
+    series: study.series?.map((s) => (s.endpoint?.length ? { ...s, endpoint: serverRefs(s.endpoint) } : s)),
   };
 }
 
@@ -47,13 +51,15 @@ export function prepareStudy(
   opts: {
     writeMode: 'conditional' | 'client-id';
     endpointRef: string;
+    /** The server's Endpoint references of the other sources holding the study, by the mapper's reference. */
+    otherEndpointRefs?: Map<string, string>;
     ownerTag: Coding;
     plan: Exclude<LinkPlan, { kind: 'fail' }>;
     knownVersion?: string;
   },
 ): PreparedStudy {
   let resource = withStudyIdentifier(
-    withEndpoint(withTag(write.imagingStudy, opts.ownerTag), opts.endpointRef),
+    withEndpoint(withTag(write.imagingStudy, opts.ownerTag), opts.endpointRef, opts.otherEndpointRefs),
     write.studyUid,
   );
   const { meta, ...rest } = resource;

@@ -169,7 +169,7 @@ export class FhirSink implements Sink {
     // A study given twice in one batch is written once, with its last content.
     const unique = [...new Map(writes.map((w) => [writeKey(w), w])).values()];
     const endpointRefs = await this.endpointRefs(unique, fail);
-    const ready = unique.filter((w) => endpointRefs.has(w.sourceId));
+    const ready = unique.filter((w) => sourcesOf(w).every((id) => endpointRefs.has(id)));
     const lookups = await this.patientLookups(ready, fail);
     const prepared = this.prepareAll(ready, { outcomes, fail, endpointRefs, lookups });
 
@@ -183,17 +183,23 @@ export class FhirSink implements Sink {
     return result;
   }
 
-  /** Each source's Endpoint, created or updated once per batch; the studies of a source whose Endpoint fails fail. */
+  /**
+   * Each source's Endpoint (the writes' own and those of the other sources holding their studies), created or
+   * updated once per batch; the studies whose Endpoints fail, fail.
+   */
   private async endpointRefs(unique: StudyWrite[], fail: FailStudy): Promise<Map<string, string>> {
     const endpointRefs = new Map<string, string>();
-    for (const sourceId of new Set(unique.map((w) => w.sourceId))) {
-      const first = unique.find((w) => w.sourceId === sourceId)!;
+    const endpoints = new Map<string, Endpoint>();
+    for (const w of unique)
+      for (const { sourceId, endpoint } of [{ sourceId: w.sourceId, endpoint: w.endpoint }, ...(w.alsoHeldBy ?? [])])
+        if (!endpoints.has(sourceId)) endpoints.set(sourceId, endpoint);
+    for (const [sourceId, endpoint] of endpoints) {
       try {
-        endpointRefs.set(sourceId, (await this.ensureEndpoint(sourceId, first.endpoint)).reference);
+        endpointRefs.set(sourceId, (await this.ensureEndpoint(sourceId, endpoint)).reference);
       } catch (err) {
         const e = err as FhirSinkError;
         unique
-          .filter((w) => w.sourceId === sourceId)
+          .filter((w) => sourcesOf(w).includes(sourceId))
           .forEach((w) => fail(w, `Endpoint for source ${sourceId}: ${e.message}`, e.retryable ?? true, isOutage(e)));
       }
     }
@@ -234,6 +240,7 @@ export class FhirSink implements Sink {
         prepareStudy(w, {
           writeMode: this.config.writeMode,
           endpointRef: o.endpointRefs.get(w.sourceId)!,
+          otherEndpointRefs: otherEndpointRefs(w, o.endpointRefs),
           ownerTag: this.config.ownerTag,
           plan,
           knownVersion: this.config.useIfMatch ? this.versions.get(w.studyUid) : undefined,
@@ -512,4 +519,15 @@ function failureRecorder(outcomes: Map<string, WriteOutcome>): FailStudy {
       retryable,
       ...(unavailable && { unavailable }),
     });
+}
+
+/** The sources whose Endpoints a write references: its own, then the others holding the study. */
+function sourcesOf(w: StudyWrite): string[] {
+  return [w.sourceId, ...(w.alsoHeldBy ?? []).map((h) => h.sourceId)];
+}
+
+/** The mapper's reference of each other holder's Endpoint → its reference on the server. */
+function otherEndpointRefs(w: StudyWrite, refs: Map<string, string>): Map<string, string> | undefined {
+  if (!w.alsoHeldBy?.length) return undefined;
+  return new Map(w.alsoHeldBy.map((h) => [`Endpoint/${h.endpoint.id}`, refs.get(h.sourceId)!]));
 }

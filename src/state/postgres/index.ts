@@ -9,6 +9,7 @@ import { PgCheckpoints } from './checkpoints';
 import { PgFeedState } from './feedState';
 import { migratePostgres } from './migrations';
 import { PgResources } from './resources';
+import { PgHoldings } from './holdings';
 import { PgRuns } from './runs';
 import { PgStudies } from './studies';
 import { PgSweeps } from './sweeps';
@@ -75,6 +76,7 @@ export class PostgresStateStore implements TransferableStore {
   readonly runs: PgRuns;
   readonly work: PgWorkQueue;
   readonly resources: PgResources;
+  readonly holdings: PgHoldings;
   readonly transfer: PgTransfer;
   private closed = false;
 
@@ -91,6 +93,7 @@ export class PostgresStateStore implements TransferableStore {
     this.runs = new PgRuns(pool);
     this.work = new PgWorkQueue(pool);
     this.resources = new PgResources(pool);
+    this.holdings = new PgHoldings(pool);
     this.transfer = new PgTransfer(pool);
   }
 

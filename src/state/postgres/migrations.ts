@@ -149,6 +149,19 @@ export const PG_MIGRATIONS: { version: number; description: string; sql: string 
     description: "the process each run belongs to (SQLite's schema version 8)",
     sql: `ALTER TABLE runs ADD COLUMN owner ${T};`,
   },
+  {
+    version: 10,
+    description: "which sources hold each study (SQLite's schema version 10)",
+    sql: `
+      CREATE TABLE study_holdings (
+        study_uid   ${T} NOT NULL,
+        source_id   ${T} NOT NULL,
+        json        TEXT NOT NULL,
+        updated_at  ${T} NOT NULL,
+        PRIMARY KEY (study_uid, source_id)
+      );
+    `,
+  },
 ];
 
 export const PG_LATEST = PG_MIGRATIONS[PG_MIGRATIONS.length - 1].version;

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import type { TransferableStore } from '../transfer';
 import { SqliteCheckpoints } from './checkpoints';
 import { SqliteFeedState } from './feedState';
+import { SqliteHoldings } from './holdings';
 import { migrate, prepareConnection } from './migrations';
 import { SqliteResources } from './resources';
 import { SqliteRuns } from './runs';
@@ -28,6 +29,7 @@ export class SqliteStateStore implements TransferableStore {
   readonly runs: SqliteRuns;
   readonly work: SqliteWorkQueue;
   readonly resources: SqliteResources;
+  readonly holdings: SqliteHoldings;
   readonly transfer: SqliteTransfer;
 
   constructor(readonly location: string) {
@@ -42,6 +44,7 @@ export class SqliteStateStore implements TransferableStore {
     this.runs = new SqliteRuns(this.db);
     this.work = new SqliteWorkQueue(this.db);
     this.resources = new SqliteResources(this.db);
+    this.holdings = new SqliteHoldings(this.db);
     this.transfer = new SqliteTransfer(this.db);
   }
 

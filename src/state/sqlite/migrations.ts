@@ -139,6 +139,19 @@ export const MIGRATIONS: {
     description: 'the process each run belongs to, so a run a killed process left running can be closed by another',
     sql: `ALTER TABLE runs ADD COLUMN owner TEXT; -- '<instance>:<pid>' of the process running it`,
   },
+  {
+    version: 10,
+    description: 'which sources hold each study, with the study as each maps it (one ImagingStudy for all of them)',
+    sql: `
+      CREATE TABLE study_holdings (
+        study_uid   TEXT NOT NULL,
+        source_id   TEXT NOT NULL,
+        json        TEXT NOT NULL,           -- the ImagingStudy as this source maps it
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (study_uid, source_id)
+      );
+    `,
+  },
 ];
 
 /** How long a new connection keeps trying to switch a contended file to WAL. */

@@ -159,7 +159,7 @@ describe('FHIR server, every linking mode', () => {
   });
 
   it('lookup: a Patient registered in hospital A’s system is never linked to hospital B’s study', async () => {
-    const a = await fhir.repo.createResource<Patient>({
+    const a = await fhir.repo.createResource<any>({
       resourceType: 'Patient',
       identifier: [{ system: 'urn:pacs-fhir-bridge:hosp-a:patient-id', value: '12345' }],
     });

@@ -264,6 +264,32 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
     });
   });
 
+  describe('holdings', () => {
+    it('records each source’s copy of a study, answers them by study in source order, releases one', async () => {
+      await store.holdings.record('b', [{ studyUid: '1.1', json: '{"b":1}' }], at(0));
+      await store.holdings.record(
+        'a',
+        [
+          { studyUid: '1.1', json: '{"a":1}' },
+          { studyUid: '1.2', json: '{"a":2}' },
+        ],
+        at(1),
+      );
+      // A second record replaces the source's copy.
+      await store.holdings.record('b', [{ studyUid: '1.1', json: '{"b":2}' }], at(2));
+      const held = await store.holdings.of(['1.1', '1.2', '1.3', '1.1']);
+      expect([...held.keys()].sort()).toEqual(['1.1', '1.2']);
+      expect(held.get('1.1')).toEqual([
+        { studyUid: '1.1', sourceId: 'a', json: '{"a":1}', updatedAt: iso(1) },
+        { studyUid: '1.1', sourceId: 'b', json: '{"b":2}', updatedAt: iso(2) },
+      ]);
+      await store.holdings.release('a', '1.1');
+      await store.holdings.release('a', '9.9'); // nothing held: nothing happens
+      expect((await store.holdings.of(['1.1'])).get('1.1')?.map((h) => h.sourceId)).toEqual(['b']);
+      expect(await store.holdings.of([])).toEqual(new Map());
+    });
+  });
+
   describe('sweeps', () => {
     it('open, resume, advance and complete with coverage', async () => {
       const s = await store.sweeps.open('a', at(0));

@@ -58,6 +58,8 @@ async function fill(store: StateStore): Promise<void> {
   await store.feed.recordPage('a', 'orthanc', undefined, 7, [{ studyRef: 'o1', ready: true }], at(10));
   await store.feed.recordPage('a', 'orthanc', 7, 9, [{ studyRef: 'o2', ready: false }], at(11));
   await store.feed.requestSweep('a', 'feed went back', at(12));
+  await store.holdings.record('a', [{ studyUid: '1.2.1', json: '{"a":1}' }], at(13));
+  await store.holdings.record('b', [{ studyUid: '1.2.1', json: '{"b":1}' }], at(14));
   const r1 = await store.runs.startRun('a', 'poll', at(0));
   await store.runs.finishRun(r1, { status: 'partial', counts: { found: 3, failed: 1 }, error: 'e', at: at(5) });
   await store.runs.startRun('a', 'sweep', at(6));
@@ -95,6 +97,7 @@ async function answers(store: StateStore) {
     feed: await store.feed.checkpoint(a),
     feedPending: await store.feed.duePending(a, at(1000), 10),
     sweepRequest: await store.feed.sweepRequest(a),
+    holdings: [...(await store.holdings.of(['1.2.1']))],
     runs: [...(await store.runs.listRuns(a)), ...(await store.runs.listRuns('b'))],
     work: await store.work.progress(JOB),
     resources: await Promise.all(ids.map((id) => store.resources.get('ImagingStudy', id))),
@@ -145,6 +148,7 @@ describePg('copyState (migrate-store), SQLite to PostgreSQL', () => {
       feed_state: 1,
       feed_pending: 2,
       sweep_requests: 1,
+      study_holdings: 2,
       work_items: 3,
       resources: 30,
     });

@@ -68,6 +68,7 @@ describePg('PostgreSQL store', () => {
     expect(pg).toEqual(sqliteColumns());
     expect(cols.filter((c) => c.data_type === 'text' && c.collation_name !== 'C').map((c) => c.column_name)).toEqual([
       'json',
+      'json',
       'payload',
     ]);
   });
