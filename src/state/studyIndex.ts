@@ -89,4 +89,6 @@ export interface StudyIndexFilter {
   instant?: { from?: number; to?: number }[];
   /** Each entry an OR-list of statuses. */
   statuses?: string[][];
+  /** Bounds on the stored resource's last_updated: [from, to) as ISO instants (UTC, as the store writes them). */
+  lastUpdated?: { from?: string; to?: string }[];
 }

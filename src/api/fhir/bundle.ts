@@ -1,6 +1,10 @@
 /** Searchset Bundles: entries, paging links and the self link of what was actually applied. */
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, OperationOutcomeIssue, Resource } from 'fhir/r4';
-import { encodeCursor, type Cursor } from './cursor';
+
+/** A page's `_cursor` as its links write it; none on the first page. */
+export interface PageAt {
+  cursor?: string;
+}
 
 export interface BundleInput {
   base: string;
@@ -8,9 +12,9 @@ export interface BundleInput {
   /** Accepted parameters (normalised), without _count and _cursor. */
   used: [string, string][];
   count: number;
-  cursor?: Cursor;
-  next?: Cursor;
-  previous?: Cursor;
+  self?: PageAt;
+  next?: PageAt;
+  previous?: PageAt;
   matches: Resource[];
   includes?: Resource[];
   problems?: OperationOutcomeIssue[];
@@ -22,17 +26,17 @@ export function searchUrl(
   resourceType: string,
   used: [string, string][],
   count: number | undefined,
-  cursor?: Cursor,
+  at?: PageAt,
 ): string {
   const q = new URLSearchParams(used);
   if (count !== undefined) q.append('_count', String(count));
-  if (cursor && (cursor.source || cursor.offset)) q.append('_cursor', encodeCursor(cursor));
+  if (at?.cursor) q.append('_cursor', at.cursor);
   const qs = q.toString();
   return `${base}/${resourceType}${qs ? `?${qs}` : ''}`;
 }
 
 export function searchBundle(i: BundleInput): Bundle {
-  const link: BundleLink[] = [{ relation: 'self', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.cursor) }];
+  const link: BundleLink[] = [{ relation: 'self', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.self) }];
   if (i.next) link.push({ relation: 'next', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.next) });
   if (i.previous)
     link.push({ relation: 'previous', url: searchUrl(i.base, i.resourceType, i.used, i.count, i.previous) });

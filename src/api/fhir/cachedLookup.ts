@@ -56,6 +56,10 @@ export class CachedLookup implements StudyLookup {
     return this.inner.endpointOf(sourceId);
   }
 
+  zoneOf(sourceId: string) {
+    return this.inner.zoneOf(sourceId);
+  }
+
   /** By metrics label (`api-responses`: repeated searches answered as rendered). */
   caches(): Record<string, AnswerCache<unknown>> {
     return {

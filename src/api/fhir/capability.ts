@@ -10,7 +10,7 @@ import type {
 } from 'fhir/r4';
 import { TWCORE_IMAGING_STUDY_PROFILE } from '../../mapping';
 import type { ApiConfig } from '../config';
-import { ENDPOINT_PARAMS, IMAGING_STUDY_PARAMS, INCLUDE_VALUES, RESULT_PARAMS, type ParamDef } from './params';
+import { endpointParams, imagingStudyParams, INCLUDE_VALUES, type ParamDef } from './params';
 
 const toSearchParam = (p: ParamDef): CapabilityStatementRestResourceSearchParam => {
   const out: CapabilityStatementRestResourceSearchParam = { name: p.name, type: p.type };
@@ -85,14 +85,15 @@ export function capabilityStatement(cfg: ApiConfig, base: string, version: strin
             conditionalUpdate: false,
             conditionalDelete: 'not-supported',
             searchInclude: INCLUDE_VALUES,
-            searchParam: [...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS].map(toSearchParam),
+            // This server's mode only: _lastUpdated is a store-mode parameter (its documentation says why).
+            searchParam: imagingStudyParams(cfg.mode).map(toSearchParam),
           },
           {
             type: 'Endpoint',
             profile: 'http://hl7.org/fhir/StructureDefinition/Endpoint',
             interaction: [{ code: 'read' }, { code: 'search-type' }],
             versioning: 'no-version',
-            searchParam: [...ENDPOINT_PARAMS, ...RESULT_PARAMS.filter((p) => p.name !== '_cursor')].map(toSearchParam),
+            searchParam: endpointParams().map(toSearchParam),
           },
         ],
       },

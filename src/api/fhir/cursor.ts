@@ -19,6 +19,12 @@ export function encodeCursor(c: Cursor): string {
   return [c.source, c.offset, ...c.lengths].join('.');
 }
 
+/** A position as links carry it: none for the start. */
+export function pageAt(c: Cursor | undefined): { cursor?: string } | undefined {
+  if (!c) return undefined;
+  return c.source || c.offset ? { cursor: encodeCursor(c) } : {};
+}
+
 export function decodeCursor(raw: string | undefined, sourceCount: number): Cursor {
   if (raw === undefined) return START;
   const n = raw.split('.').map(Number);

@@ -136,6 +136,18 @@ function startedInstant(started: string, zone: string): number | undefined {
   return statedInstant(t) ?? wallToInstant(t.wallMs, zone);
 }
 
+/**
+ * The instant `_sort=started` orders by: the stated or zone-read start, or for a date alone the start of
+ * that local day (the lower bound of what it covers); undefined when `started` is absent or unreadable.
+ */
+export function startedSortValue(started: string | undefined, zone: string): number | undefined {
+  const t = started ? parseFhirDateTime(started) : undefined;
+  if (!t) return undefined;
+  if (t.wallMs !== undefined) return statedInstant(t) ?? wallToInstant(t.wallMs, zone);
+  const d = t.day;
+  return wallToInstant(Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8))), zone);
+}
+
 // ── QIDO bounds ───────────────────────────────────────────────────────────
 
 /** FHIR's offset limits: a study's own Timezone Offset From UTC can put its local day anywhere in between. */

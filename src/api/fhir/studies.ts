@@ -30,6 +30,8 @@ export interface FoundStudy {
   resource: ImagingStudy;
   /** The stored version (store-mode reads), for ETag and meta.versionId. */
   versionId?: string;
+  /** When the store last wrote it (store mode), for `_sort=_lastUpdated`. */
+  lastUpdated?: string;
 }
 
 export interface StudyPage {
@@ -86,6 +88,8 @@ export interface StudyLookup {
   endpoints(): Endpoint[];
   endpoint(id: string): Endpoint | undefined;
   endpointOf(sourceId: string): Endpoint | undefined;
+  /** The time zone a source's offset-less times are read in (its defaultTimezone). */
+  zoneOf(sourceId: string): string;
   /** The lookup caches by metrics label. */
   caches(): Record<string, AnswerCache<unknown>>;
   close(): void;
@@ -132,5 +136,9 @@ export abstract class SourceDirectory {
   endpointOf(sourceId: string): Endpoint | undefined {
     const s = this.allSources.find((src) => src.config.id === sourceId);
     return s && endpointFor(s.config);
+  }
+
+  zoneOf(sourceId: string): string {
+    return this.allSources.find((src) => src.config.id === sourceId)?.config.defaultTimezone ?? 'UTC';
   }
 }

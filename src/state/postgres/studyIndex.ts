@@ -34,7 +34,7 @@ export async function unindexStudies(c: PoolClient, resourceIds: string[]): Prom
   await c.query('DELETE FROM imaging_study_token WHERE resource_id = ANY($1::text[])', [resourceIds]);
 }
 
-/** SQL (WHERE clause over `i`, the index row) and its parameters, numbered from $1. */
+/** SQL (WHERE clause over `i`, the index row, and `r`, its resource row) and its parameters, numbered from $1. */
 export function filterSqlPg(f: StudyIndexFilter): { where: string; params: unknown[] } {
   const params: unknown[] = [];
   const p = (v: unknown) => `$${params.push(v)}`;
@@ -55,5 +55,10 @@ export function filterSqlPg(f: StudyIndexFilter): { where: string; params: unkno
   }
   for (const any of f.statuses ?? [])
     where.push(any.length ? `i.status IN (${any.map((s) => p(s)).join(', ')})` : 'FALSE');
+  // Over `r`, the resource row the search joins: its ISO instants order as strings (COLLATE "C": byte order).
+  for (const b of f.lastUpdated ?? []) {
+    if (b.from !== undefined) where.push(`r.last_updated COLLATE "C" >= ${p(b.from)}`);
+    if (b.to !== undefined) where.push(`r.last_updated COLLATE "C" < ${p(b.to)}`);
+  }
   return { where: where.join(' AND '), params };
 }

@@ -60,7 +60,7 @@ export function backfillStudyIndex(db: Database.Database): void {
   for (const row of all) indexStudy(db, row);
 }
 
-/** SQL (WHERE clause over `i`, the index row) and its parameters. */
+/** SQL (WHERE clause over `i`, the index row, and `r`, its resource row) and its parameters. */
 export function filterSql(f: StudyIndexFilter): { where: string; params: unknown[] } {
   const where = ['i.source_id = ?'];
   const params: unknown[] = [f.sourceId];
@@ -95,6 +95,17 @@ export function filterSql(f: StudyIndexFilter): { where: string; params: unknown
   for (const any of f.statuses ?? []) {
     where.push(any.length ? `i.status IN (${any.map(() => '?').join(', ')})` : '0');
     params.push(...any);
+  }
+  // Over `r`, the resource row the search joins: its ISO instants order as strings.
+  for (const b of f.lastUpdated ?? []) {
+    if (b.from !== undefined) {
+      where.push('r.last_updated >= ?');
+      params.push(b.from);
+    }
+    if (b.to !== undefined) {
+      where.push('r.last_updated < ?');
+      params.push(b.to);
+    }
   }
   return { where: where.join(' AND '), params };
 }

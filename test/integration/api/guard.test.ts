@@ -315,7 +315,8 @@ describe('the CapabilityStatement matches what the server does', () => {
     const ep = cs.rest![0].resource![1];
     expect(ep.interaction!.map((i) => i.code)).toEqual(['read', 'search-type']);
     for (const p of ep.searchParam!) {
-      const value = { _id: 'pacs-a', _count: '1', _format: 'json' }[p.name] ?? 'count';
+      const value =
+        { _id: 'pacs-a', _count: '1', _format: 'json', _pretty: 'true', _elements: 'address' }[p.name] ?? 'count';
       expect(
         (await open.http.get(`/Endpoint?${p.name}=${value}`, { headers: { Prefer: 'handling=strict' } })).status,
       ).toBe(200);

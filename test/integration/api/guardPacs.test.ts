@@ -71,14 +71,18 @@ function matchingValues(s: SyntheticStudy): Record<string, string> {
 }
 
 describe('search parameters', () => {
-  it('an unknown parameter is ignored and left out of the self link', async () => {
+  it('an unknown parameter is refused, or with Prefer: handling=lenient ignored and left out of the self link', async () => {
     const uid = studies[0].studyUid;
-    const lenient = await open.http.get(`/ImagingStudy?_id=${uid}&_sort=-started&foo=bar`);
+    expect((await open.http.get(`/ImagingStudy?_id=${uid}&_sort=-started&foo=bar`)).status).toBe(400);
+    const lenient = await open.http.get(`/ImagingStudy?_id=${uid}&_sort=-started&foo=bar`, {
+      headers: { Prefer: 'handling=lenient' },
+    });
     expect(lenient.status).toBe(200);
     expect(matchIds(lenient.data)).toEqual([uid]);
     const self = lenient.data.link.find((l: { relation: string }) => l.relation === 'self').url as string;
-    expect(self).not.toMatch(/_sort|foo/);
+    expect(self).not.toMatch(/foo/);
     expect(self).toContain(`_id=${uid}`);
+    expect(self).toContain('_sort=-started');
   });
 
   it('unrestricted searches are served only when configured', async () => {
@@ -225,7 +229,9 @@ describe('audit trail', () => {
       await api.http.get(`/ImagingStudy/${studies[1].studyUid}`, h);
       await api.http.get(`/ImagingStudy?identifier=G-ACC-1*`, h);
       await api.http.get(`/ImagingStudy?patient.identifier=G-PAT-2`);
-      await api.http.get(`/ImagingStudy?_id=${studies[0].studyUid}&Huang-G-PAT-1`, h);
+      await api.http.get(`/ImagingStudy?_id=${studies[0].studyUid}&Huang-G-PAT-1`, {
+        headers: { ...h.headers, Prefer: 'handling=lenient' },
+      });
       await api.http.get(`/ImagingStudy?patient:identifier=G-PAT-1&_count=5`, h); // answered from the cache
       const lines = api.auditLines;
       // Lines are written when each response finishes: wait for the last one.
@@ -276,6 +282,9 @@ describe('the CapabilityStatement matches what the server does', () => {
       _summary: 'false',
       _cursor: '0.0',
       _format: 'json',
+      _pretty: 'true',
+      _elements: 'identifier',
+      _sort: '-started',
     };
     const listed = cs.rest![0].resource![0].searchParam!.map((p) => p.name);
     expect(listed.sort()).toEqual(Object.keys(sample).sort());

@@ -89,8 +89,8 @@ describe('ImagingStudy search parameters', () => {
   });
 
   it('ignores unknown parameters, or refuses them when strict', () => {
-    const p = parse('_id=1.2&_sort=date&foo=bar');
-    expect(p.ignored).toEqual(['_sort', 'foo']);
+    const p = parse('_id=1.2&_revinclude=date&foo=bar');
+    expect(p.ignored).toEqual(['_revinclude', 'foo']);
     expect(p.used).toEqual([['_id', '1.2']]);
     expect(rejects('_id=1.2&foo=bar', { strict: true }).message).toMatch(/foo/);
   });
@@ -147,10 +147,11 @@ describe('ImagingStudy search parameters', () => {
       expect(isRestricted(parse(q).criteria)).toBe(true);
   });
 
-  it('reads Prefer: handling=strict among other preferences', () => {
+  it('handles strictly unless Prefer says handling=lenient, among other preferences', () => {
     expect(wantsStrict('return=minimal, handling=strict')).toBe(true);
     expect(wantsStrict('handling=lenient')).toBe(false);
-    expect(wantsStrict(undefined)).toBe(false);
+    expect(wantsStrict('return=minimal; handling=lenient')).toBe(false);
+    expect(wantsStrict(undefined)).toBe(true);
   });
 
   it('checks read ids and Endpoint search parameters', () => {
