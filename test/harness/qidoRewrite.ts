@@ -2,7 +2,7 @@
  * A PACS with faults in what it answers, for tests: a proxy in front of a real one (the test Orthanc) that
  * rewrites the rows of QIDO-RS study searches. Studies can be hidden (a storage volume offline: neither the
  * listing nor a look-up by UID finds them) or left out of listings only (a listing glitch: a look-up finds
- * them), and rows can lose their StudyInstanceUID (a PACS answering junk), in listings or in look-ups by UID;
+ * them), and rows can lose their StudyInstanceUID (a PACS answering junk), in listings, look-ups by UID or both;
  * a junk answer to a search with no rows is one row without a UID. Every other request is forwarded as it is.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -20,7 +20,7 @@ export interface QidoRewrite {
   /** Studies listings leave out but a look-up by StudyInstanceUID finds. */
   unlisted: Set<string>;
   /** Which study searches answer rows without StudyInstanceUID. */
-  junk: 'none' | 'listings' | 'lookups';
+  junk: 'none' | 'listings' | 'lookups' | 'all';
   /** The StudyInstanceUIDs study searches named so far (look-ups by UID, UID lists), in order. */
   lookedUp: string[];
   stop(): Promise<void>;
@@ -38,7 +38,7 @@ function studySearch(url: string): { uids: string[]; lookup: boolean } | undefin
 function rewrite(rows: Row[], p: QidoRewrite, lookup: boolean): Row[] {
   const uidOf = (r: Row) => String(r[STUDY_UID]?.Value?.[0] ?? '');
   const kept = rows.filter((r) => !p.hidden.has(uidOf(r)) && (lookup || !p.unlisted.has(uidOf(r))));
-  if (p.junk !== (lookup ? 'lookups' : 'listings')) return kept;
+  if (p.junk !== 'all' && p.junk !== (lookup ? 'lookups' : 'listings')) return kept;
   const stripped = kept.map(({ [STUDY_UID]: _uid, ...rest }) => rest);
   return stripped.length ? stripped : [{ '00080061': { Value: ['CT'] } }];
 }
