@@ -22,7 +22,7 @@ import { maxRemovalsOf, type SyncSettings } from './config';
 import { addDays } from '../time';
 import { planWindows } from './dates';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
-import { describeHold, heldRemovals, removeVanished } from './reconcile';
+import { heldRemovals, removeVanished } from './reconcile';
 import type { StudySyncRun } from './run';
 
 /** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */
@@ -192,7 +192,10 @@ async function reconcileVanished(
   const held = await holdOf(ctx, vanished.length);
   if (held) {
     counts.held = held.removals;
-    ctx.log.warn({ wouldRemove: held.removals, studies: held.of, limit: held.limit }, describeHold(held));
+    ctx.log.warn(
+      { wouldRemove: held.removals, studies: held.of, limit: held.limit },
+      'removals held for a person (more than reconcile.maxRemovals): none removed; see status',
+    );
     return { held };
   }
   return (await removeConfirmed(ctx, vanished, counts)) ? {} : undefined;
