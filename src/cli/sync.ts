@@ -19,7 +19,7 @@ import {
 } from '../sync';
 import { daysBetween, todayIn } from '../time';
 import { formatDuration, formatInstant } from '../api';
-import { EXIT, exitCodeForRun, worstExit, type ExitCode } from './exitCodes';
+import { EXIT, exitCodeForRun, UsageError, worstExit, type ExitCode } from './exitCodes';
 import {
   buildSinks,
   checkRange,
@@ -98,6 +98,34 @@ function summaryLine(s: RunSummary, json = false): string {
   return `${s.sourceId}: ${s.kind} ${s.status}${s.error ? ` (${s.error})` : ''} ${counts}\n`;
 }
 
+interface SyncOptions {
+  once?: boolean;
+  source?: string;
+  sweep?: boolean;
+  reconcile?: boolean;
+  json?: boolean;
+  confirmRemovals?: boolean;
+}
+
+/**
+ * A sweep that held its removals did its work but for what waits for a person: the partial status (3), which
+ * schedulers already alert on, rather than success.
+ */
+function exitCodeOf(s: RunSummary): ExitCode {
+  const code = exitCodeForRun(s.status);
+  return code === EXIT.ok && (s.counts.held ?? 0) > 0 ? EXIT.partial : code;
+}
+
+/** Records the operator's confirmation of the held removals, for the sweep that follows to apply them. */
+async function confirmHeldRemovals(store: StateStore, sourceId: string): Promise<void> {
+  const held = (await store.sweeps.confirmHeld(sourceId))?.held;
+  process.stderr.write(
+    held
+      ? `${sourceId}: confirmed the held removals (${held.removals} of ${held.of} studies); the sweep removes those still missing\n`
+      : `${sourceId}: no removals are held; the sweep removes as many as reconcile.maxRemovals allows\n`,
+  );
+}
+
 export function syncCommand(): Command {
   return new Command('sync')
     .description("Sync studies from the PACS sources: on each source's cron schedule, or once with --once")
@@ -109,7 +137,13 @@ export function syncCommand(): Command {
     )
     .option('--reconcile', 'with --once: the same as --sweep (the reconcile is part of the sweep)')
     .option('--json', 'with --once: print each run summary as one line of JSON')
-    .action(async (opts: { once?: boolean; source?: string; sweep?: boolean; reconcile?: boolean; json?: boolean }) => {
+    .option(
+      '--confirm-removals',
+      'with --once --sweep: apply the removals the last sweep held (more than reconcile.maxRemovals; a held sweep exits 3)',
+    )
+    .action(async (opts: SyncOptions) => {
+      if (opts.confirmRemovals && !(opts.once && (opts.sweep || opts.reconcile)))
+        throw new UsageError('--confirm-removals confirms what a sweep applies: use it with --once --sweep');
       const ctx = await openContext();
       const service = buildService(ctx);
       const sources = selectSources(ctx.config, opts.source);
@@ -132,11 +166,12 @@ export function syncCommand(): Command {
             codes.push(EXIT.interrupted);
             break;
           }
+          if (opts.confirmRemovals) await confirmHeldRemovals(ctx.store, id);
           const summaries = [await service.runOnce(id)];
           if ((opts.sweep || opts.reconcile) && !shutdown.received()) summaries.push(await service.sweep(id));
           for (const s of summaries) {
             process.stdout.write(summaryLine(s, opts.json));
-            codes.push(exitCodeForRun(s.status));
+            codes.push(exitCodeOf(s));
           }
         }
         finish(codes, shutdown.received());

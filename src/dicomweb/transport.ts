@@ -18,8 +18,9 @@ import {
   type RetryPolicy,
   redactUrl,
 } from '../http';
-import type { DicomDataset } from './dicomJson';
+import { readString, valueOf, type DicomDataset } from './dicomJson';
 import { pacsTransient, RetryableError } from './retry';
+import { Tag } from './tags';
 import { PacsError, type SourceStats } from './types';
 import { createDicomwebClient, xhrExchange, XhrFailure, type DicomwebClientLike, type XhrAnswer } from './xhrAdapter';
 
@@ -163,7 +164,7 @@ async function qido(client: DicomwebClientLike, send: Send, label: string, req: 
   const answer = await send(req.level, what, (request) => search.call(client, { ...options, request }));
   const warning = answer.header('warning');
   return {
-    datasets: asDatasets(label, what, answer.body),
+    datasets: withRowUids(label, what, req.level, asDatasets(label, what, answer.body)),
     status: answer.status,
     truncated: answer.status === 206 || (warning !== undefined && /(^|,)\s*299\b/.test(warning)),
     warning,
@@ -179,6 +180,30 @@ function asDatasets(label: string, what: string, body: unknown): DicomDataset[] 
     throw new PacsError(`${label} ${what}: expected a JSON array of DICOM datasets`, 200, 'bad-response', false);
   }
   return body as DicomDataset[];
+}
+
+/** The UID every row of a level's QIDO-RS answer carries (PS3.18 Tables 10.6.3-3, -4 and -5: required). */
+const ROW_UID: Record<QidoLevel, { tag: string; name: string }> = {
+  studies: { tag: Tag.StudyInstanceUID, name: 'StudyInstanceUID (0020,000D)' },
+  series: { tag: Tag.SeriesInstanceUID, name: 'SeriesInstanceUID (0020,000E)' },
+  instances: { tag: Tag.SOPInstanceUID, name: 'SOPInstanceUID (0008,0018)' },
+};
+
+/**
+ * A row without its level's UID is not a study (series, instance) at all: read as one, a listing of such rows
+ * makes every known study look vanished, and a look-up by UID answered with them looks like "not found". The
+ * whole answer is refused, like HTML or cut-off JSON. The message names the row, never its values.
+ */
+function withRowUids(label: string, what: string, level: QidoLevel, datasets: DicomDataset[]): DicomDataset[] {
+  const { tag, name } = ROW_UID[level];
+  const bad = datasets.findIndex((ds) => valueOf(readString(ds, tag)) === undefined);
+  if (bad < 0) return datasets;
+  throw new PacsError(
+    `${label} ${what}: row ${bad + 1} of ${datasets.length} has no ${name}; the answer is malformed`,
+    200,
+    'bad-response',
+    false,
+  );
 }
 
 /** A failed exchange as a PacsError: retryable as the policy says, never showing credentials or query. */

@@ -315,8 +315,15 @@ const COLLECTED: CollectedDef[] = [
   },
   {
     type: 'gauge',
+    name: 'sweep_removals_held',
+    help: 'Removals the last complete sweep held for a person (more than reconcile.maxRemovals), per source; 0 when none',
+    labels: ['source'],
+    collect: fromCoverage((g, c) => g.set({ source: c.sourceId }, c.lastSweep?.held?.removals ?? 0)),
+  },
+  {
+    type: 'gauge',
     name: 'source_coverage_healthy',
-    help: "1 when the source's last sweep is recent and its coverage full enough; 0 when overdue, short or never swept",
+    help: "1 when the source's last sweep is recent and its coverage full enough; 0 when overdue, short, held or never swept",
     labels: ['source', 'health'],
     collect: fromCoverage((g, c) => g.set({ source: c.sourceId, health: c.health }, c.health === 'ok' ? 1 : 0)),
   },

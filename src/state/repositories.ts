@@ -12,6 +12,7 @@ import type {
   PendingSummary,
   PendingUpdate,
   PutResult,
+  RemovalHold,
   ResourcePut,
   RunCounts,
   RunKind,
@@ -80,14 +81,29 @@ export interface StudyStateRepository {
   studiesPerDay(sourceId: string, from: string, to: string): Promise<Map<string, number>>;
 }
 
+/** Removals a sweep holds: what it records before anyone confirms them. */
+export type HeldRemovals = Omit<RemovalHold, 'confirmedAt'>;
+
 /** Full-range sweeps: progress (resumable) and, once complete, coverage. */
 export interface SweepRepository {
   /** The source's unfinished sweep, to resume; otherwise a new one starting `at`. */
   open(sourceId: string, at?: Date): Promise<SweepRecord>;
   advance(id: number, p: { throughDate?: string; listed: number; undatedDone?: boolean }): Promise<void>;
-  /** Closes a sweep with its coverage: of the studies seen since it started, how many are synced, failing, dead. */
-  complete(id: number, r: { vanished: number; unresolved: number; at?: Date }): Promise<SweepRecord>;
+  /**
+   * Closes a sweep with its coverage: of the studies seen since it started, how many are synced, failing, dead;
+   * `held`: the removals it held for a person instead of making.
+   */
+  complete(
+    id: number,
+    r: { vanished: number; unresolved: number; at?: Date; held?: HeldRemovals },
+  ): Promise<SweepRecord>;
   lastComplete(sourceId: string): Promise<SweepRecord | undefined>;
+  /**
+   * An operator confirms the removals the source's last complete sweep held, for the next sweep to apply.
+   * Returns that sweep; undefined when it held none (an older hold has lapsed and is not confirmed).
+   * A second confirmation keeps the first one's time.
+   */
+  confirmHeld(sourceId: string, at?: Date): Promise<SweepRecord | undefined>;
   /** The sweep in progress (or interrupted, to be resumed), if any. */
   current(sourceId: string): Promise<SweepRecord | undefined>;
 }

@@ -4,6 +4,7 @@ import type {
   RunKind,
   RunRecord,
   PutResult,
+  RemovalHold,
   ResourcePut,
   RunStatus,
   SourceCounts,
@@ -49,6 +50,10 @@ export interface SweepRow {
   dead: number | null;
   vanished: number | null;
   unresolved: number | null;
+  held_removals?: number | null;
+  held_of?: number | null;
+  held_limit?: number | null;
+  held_confirmed_at?: string | null;
 }
 
 export function toSweep(r: SweepRow): SweepRecord {
@@ -65,6 +70,17 @@ export function toSweep(r: SweepRow): SweepRecord {
     dead: r.dead,
     vanished: r.vanished,
     unresolved: r.unresolved,
+    held: toHold(r),
+  };
+}
+
+function toHold(r: SweepRow): RemovalHold | null {
+  if (r.held_removals === null || r.held_removals === undefined) return null;
+  return {
+    removals: Number(r.held_removals),
+    of: Number(r.held_of),
+    limit: Number(r.held_limit),
+    confirmedAt: r.held_confirmed_at ?? null,
   };
 }
 

@@ -51,6 +51,19 @@ export interface SweepRecord {
   vanished: number | null;
   /** Searches the PACS still truncated after narrowing: the listing may be incomplete. */
   unresolved: number | null;
+  /** The removals this sweep held for a person instead of making (too many at once); null when none. */
+  held: RemovalHold | null;
+}
+
+/**
+ * Removals a sweep held back: `removals` vanished studies of the `of` the store held, above the `limit`
+ * the settings allowed. `confirmedAt`: when an operator confirmed them, for the next sweep to apply.
+ */
+export interface RemovalHold {
+  removals: number;
+  of: number;
+  limit: number;
+  confirmedAt: string | null;
 }
 
 /** Studies waiting to be written (failing or dead) and the oldest of them. */

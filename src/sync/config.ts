@@ -70,6 +70,15 @@ export type SweepSettings = z.infer<typeof sweepSchema>;
 
 export const deletionActionSchema = z.enum(['ignore', 'entered-in-error', 'delete']);
 
+/** The most removals one sweep makes on its own (docs/decisions.md: why both, and why these numbers). */
+export const MAX_REMOVALS_DEFAULT = { count: 50, share: 0.1 } as const;
+
+const maxRemovalsSchema = z.strictObject({
+  count: z.number().int().min(0).default(MAX_REMOVALS_DEFAULT.count),
+  share: z.number().min(0).max(1).default(MAX_REMOVALS_DEFAULT.share),
+});
+export type MaxRemovals = z.infer<typeof maxRemovalsSchema>;
+
 const syncFields = {
   /** When polls run (croner syntax, seconds optional). */
   cron: cronExpression,
@@ -102,6 +111,12 @@ const syncFields = {
       cron: cronExpression.optional(),
       /** What happens to resources of studies that vanished from the PACS (only those the bridge created). */
       deletion: deletionActionSchema.default('ignore'),
+      /**
+       * A sweep that would remove more than `count` studies, or more than `share` of the source's studies,
+       * removes none and is held for a person. No default here: a source's own `reconcile` would otherwise
+       * bring the default back over a global setting (see maxRemovalsOf).
+       */
+      maxRemovals: maxRemovalsSchema.optional(),
     })
     .default({}),
 };
@@ -173,6 +188,11 @@ export function syncSettingsFor(sync: SyncConfig, sourceId: string): SyncSetting
     sweep: { ...global.sweep, ...(own.sweep ?? {}) },
     filter: own.filter ?? global.filter,
   } as SyncSettings;
+}
+
+/** The removal limit a source's sweeps use: its own or the global `reconcile.maxRemovals`, else the defaults. */
+export function maxRemovalsOf(settings: Pick<SyncSettings, 'reconcile'>): MaxRemovals {
+  return settings.reconcile.maxRemovals ?? { ...MAX_REMOVALS_DEFAULT };
 }
 
 /** The sweep's schedule: the deprecated `reconcile.cron` when set, else `sweep.cron`; undefined when off. */

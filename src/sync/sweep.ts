@@ -17,12 +17,12 @@ import {
   studyUidOf,
 } from '../dicomweb';
 import type { Sink } from '../sinks';
-import type { RunCounts, StateStore, SweepRecord } from '../state';
-import type { SyncSettings } from './config';
+import type { HeldRemovals, RunCounts, StateStore, SweepRecord } from '../state';
+import { maxRemovalsOf, type SyncSettings } from './config';
 import { addDays } from '../time';
 import { planWindows } from './dates';
 import { describeError, isSourceOutage, SourceUnavailableError } from './errors';
-import { removeVanished } from './reconcile';
+import { heldRemovals, removeVanished } from './reconcile';
 import type { StudySyncRun } from './run';
 
 /** The last StudyDate a sweep lists: the far future, so future-dated studies (clock errors) are found too. */
@@ -121,8 +121,9 @@ export async function sweepSource(ctx: SweepContext): Promise<SweepOutcome> {
   if (!datedDone) return stopped();
   if (!(await sweepUndated(ctx, sweep, counts, await undatedListing))) return stopped();
   const unresolved = (ctx.source.stats.unresolved ?? 0) - unresolvedBefore;
-  if (!(await reconcileVanished(ctx, sweep, counts, unresolved))) return stopped();
-  return { complete: true, counts, sweep: await completeSweep(ctx, sweep, counts, unresolved) };
+  const reconciled = await reconcileVanished(ctx, sweep, counts, unresolved);
+  if (!reconciled) return stopped();
+  return { complete: true, counts, sweep: await completeSweep(ctx, sweep, counts, unresolved, reconciled.held) };
 }
 
 /** 1. Every StudyDate, window after window; each settled window moves the sweep's checkpoint. False when stopped. */
@@ -156,13 +157,18 @@ async function sweepUndated(
   return true;
 }
 
-/** 3. Vanished: known studies no listing has seen since the sweep began. False when stopped. */
+/** What the reconcile step did: `held`, the removals it held for a person instead of making. */
+interface Reconciled {
+  held?: HeldRemovals;
+}
+
+/** 3. Vanished: known studies no listing has seen since the sweep began. Undefined when stopped. */
 async function reconcileVanished(
   ctx: SweepContext,
   sweep: SweepRecord,
   counts: RunCounts,
   unresolved: number,
-): Promise<boolean> {
+): Promise<Reconciled | undefined> {
   const sourceId = ctx.sourceConfig.id;
   const vanished = (await ctx.store.studies.unseenSince(sourceId, sweep.startedAt)).filter((s) =>
     s.studyDate ? s.studyDate >= ctx.settings.sweep.from : ctx.settings.undatedSweep,
@@ -170,27 +176,67 @@ async function reconcileVanished(
   const listedInSweep = sweep.listed + counts.listed!;
   counts.vanished = vanished.length;
   counts.unresolved = unresolved;
-  if (!vanished.length) return true;
+  if (!vanished.length) return {};
   if (unresolved > 0) {
     // Searches the PACS kept truncating: a study missing from the listing may still be there.
     ctx.log.warn(
       { vanished: vanished.length, unresolved },
       'sweep listing incomplete (PACS truncation); vanished studies left alone',
     );
-    return true;
+    return {};
   }
   if (listedInSweep === 0)
     throw new Error(
       `the PACS listed no studies at all while the store has ${vanished.length}; refusing to treat them all as deleted`,
     );
-  // Each is looked up once by UID before anything is removed: a listing glitch must never delete a study.
+  const held = await holdOf(ctx, vanished.length);
+  if (held) {
+    counts.held = held.removals;
+    ctx.log.warn(
+      { wouldRemove: held.removals, studies: held.of, limit: held.limit },
+      'removals held for a person (more than reconcile.maxRemovals): none removed; see status',
+    );
+    return { held };
+  }
+  return (await removeConfirmed(ctx, vanished, counts)) ? {} : undefined;
+}
+
+/**
+ * The removals held for a person, decided on the listing's count before any look-up by UID: a PACS that lost
+ * a volume would otherwise cost thousands of look-ups at the sweep's pace only to remove nothing.
+ */
+async function holdOf(ctx: SweepContext, removals: number): Promise<HeldRemovals | undefined> {
+  if (ctx.settings.reconcile.deletion === 'ignore') return undefined;
+  const sourceId = ctx.sourceConfig.id;
+  const [known, last] = await Promise.all([
+    ctx.store.studies.counts(sourceId),
+    ctx.store.sweeps.lastComplete(sourceId),
+  ]);
+  // An operator's confirmation of the last sweep's hold (sync --confirm-removals) covers as many as it held.
+  const confirmed = last?.held?.confirmedAt ? last.held.removals : 0;
+  if (confirmed) ctx.log.info({ confirmed, confirmedAt: last!.held!.confirmedAt }, 'held removals confirmed');
+  return heldRemovals({
+    removals,
+    studies: known.studies - known.removed,
+    max: maxRemovalsOf(ctx.settings),
+    confirmed,
+  });
+}
+
+/** Each looked up once by UID, then the deletion action on those still missing. False when stopped. */
+async function removeConfirmed(
+  ctx: SweepContext,
+  vanished: { studyUid: string; studyDate: string | null }[],
+  counts: RunCounts,
+): Promise<boolean> {
+  // A listing glitch must never delete a study.
   const gone = ctx.settings.reconcile.deletion === 'ignore' ? vanished : await confirmVanished(ctx, vanished);
   if (gone === undefined) return false;
   counts.vanished = gone.length;
   const r = await removeVanished({
     store: ctx.store,
     sinks: ctx.sinks,
-    sourceId,
+    sourceId: ctx.sourceConfig.id,
     action: ctx.settings.reconcile.deletion,
     vanished: gone,
     log: ctx.log,
@@ -207,12 +253,14 @@ async function completeSweep(
   sweep: SweepRecord,
   counts: RunCounts,
   unresolved: number,
+  held: HeldRemovals | undefined,
 ): Promise<SweepRecord> {
-  const done = await ctx.store.sweeps.complete(sweep.id, { vanished: counts.vanished ?? 0, unresolved, at: ctx.now() });
+  const vanished = counts.vanished ?? 0;
+  const done = await ctx.store.sweeps.complete(sweep.id, { vanished, unresolved, held, at: ctx.now() });
   // A sweep a change feed asked for (it went back) is done once one that started after the request completes.
   await ctx.store.feed.clearSweepRequest(ctx.sourceConfig.id, new Date(sweep.startedAt));
-  const { id: sweepId, listed, synced, failing, dead, vanished } = done;
-  ctx.log.info({ sweepId, listed, synced, failing, dead, vanished }, 'sweep complete');
+  const { id: sweepId, listed, synced, failing, dead } = done;
+  ctx.log.info({ sweepId, listed, synced, failing, dead, vanished, held: held?.removals ?? 0 }, 'sweep complete');
   return done;
 }
 
@@ -232,6 +280,9 @@ async function confirmVanished(
       found = await ctx.source.searchStudies({ StudyInstanceUID: study.studyUid }, { limit: 2, offset: 0 });
     } catch (err) {
       if (isSourceOutage(err)) throw new SourceUnavailableError(err);
+      // An answer that is not DICOM rows (HTML, rows without a UID) proves nothing gone, and the next one would
+      // not either: the run fails before anything is removed.
+      if (isMalformedAnswer(err)) throw err;
       ctx.log.warn(
         { studyUid: study.studyUid, err: describeError(err) },
         'vanished study could not be looked up; kept',
@@ -249,6 +300,12 @@ async function confirmVanished(
     }
   }
   return gone;
+}
+
+/** A PACS answer the source layer refused as malformed (src/dicomweb: PacsError of kind bad-response). */
+function isMalformedAnswer(err: unknown): boolean {
+  const e = err as { name?: string; kind?: string } | undefined;
+  return e?.name === 'PacsError' && e.kind === 'bad-response';
 }
 
 async function listUndated(ctx: SweepContext): Promise<DicomDataset[]> {

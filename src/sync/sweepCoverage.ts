@@ -3,10 +3,12 @@
  * synced), the sweep in progress, studies still pending and the oldest of them, freshness (sighting to
  * write), and a verdict. Read by `status`, /status and /metrics alike; read from the store.
  */
-import type { PendingSummary, StateStore, SweepRecord, SweepRequest } from '../state';
+import type { PendingSummary, RemovalHold, StateStore, SweepRecord, SweepRequest } from '../state';
 import { sweepSchema, type SweepSettings } from './config';
+import { describeHold } from './reconcile';
 
-export type CoverageHealth = 'ok' | 'never-swept' | 'overdue' | 'short';
+/** `held`: the last sweep held its removals for a person (reconcile.maxRemovals); named first, it needs one. */
+export type CoverageHealth = 'ok' | 'never-swept' | 'held' | 'overdue' | 'short';
 
 export interface Coverage {
   sourceId: string;
@@ -24,6 +26,8 @@ export interface Coverage {
     dead: number;
     vanished: number;
     unresolved: number;
+    /** The removals it held for a person instead of making; null when none. */
+    held: RemovalHold | null;
     /** synced ÷ listed (1 for an empty PACS). */
     coverage: number;
     ageSeconds: number;
@@ -57,6 +61,7 @@ function summarize(s: SweepRecord, now: Date): NonNullable<Coverage['lastSweep']
     dead: s.dead ?? 0,
     vanished: s.vanished ?? 0,
     unresolved: s.unresolved ?? 0,
+    held: s.held,
     coverage: s.listed > 0 ? Math.min(1, synced / s.listed) : 1,
     ageSeconds: Math.max(0, (now.getTime() - Date.parse(s.completedAt!)) / 1000),
   };
@@ -80,7 +85,7 @@ export async function sourceCoverage(
   const findings = [...sweepFindings(lastSweep, settings), ...requestFindings(lastSweep, request)];
   return {
     sourceId,
-    // The first finding names the health: never swept, then overdue, then short.
+    // The first finding names the health: never swept, then held, then overdue, then short.
     health: findings[0]?.health ?? 'ok',
     problems: findings.map((f) => f.problem),
     lastSweep,
@@ -107,7 +112,10 @@ interface Finding {
   problem: string;
 }
 
-/** What the last complete sweep fails to prove: none yet, too old, too few synced, or a truncated listing. */
+/**
+ * What the last complete sweep fails to prove: none yet, removals held for a person, too old, too few synced,
+ * or a truncated listing.
+ */
 function sweepFindings(
   lastSweep: Coverage['lastSweep'],
   settings: Pick<SweepSettings, 'maxAgeHours' | 'minCoverage'>,
@@ -120,6 +128,7 @@ function sweepFindings(
       },
     ];
   const out: Finding[] = [];
+  if (lastSweep.held) out.push({ health: 'held', problem: describeHold(lastSweep.held) });
   if (lastSweep.ageSeconds > settings.maxAgeHours * 3600)
     out.push({
       health: 'overdue',

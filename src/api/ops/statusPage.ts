@@ -107,6 +107,7 @@ function countsBlock(s: SourceStatus): string {
 const HEALTH_LABEL: Record<Coverage['health'], string> = {
   ok: 'Coverage proven',
   'never-swept': 'Never swept',
+  held: 'Removals held',
   overdue: 'Sweep overdue',
   short: 'Coverage short',
 };
@@ -131,6 +132,7 @@ function coverageBlock(c: Coverage): string {
       item('sweep-listed', 'studies the PACS reported', s ? String(s.listed) : '–'),
       item('sweep-synced', 'of them synced', s ? String(s.synced) : '–'),
       item('coverage', 'coverage', pct),
+      item('removals-held', 'removals held', s?.held ? `${s.held.removals} of ${s.held.of}` : '0'),
       item('pending', 'pending (failing + dead)', String(c.pending.failing + c.pending.dead)),
       item('oldest-pending', 'oldest pending waits', formatDuration(c.pending.oldestAgeSeconds ?? undefined)),
       item(
@@ -220,7 +222,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}td.uid{font-family:monos
 caption{text-align:left;color:#666;padding:.2rem 0}tr.status-failed td,tr.status-interrupted td{background:#fff4f4}
 .chart{background:#fff;border:1px solid #ddd;border-radius:4px}.chart .bar{fill:#4a7bd0}.chart .bar.bad{fill:#d0734a}.chart .bar.running{fill:#aab}
 .chart .lag{fill:none;stroke:#2a9d4a;stroke-width:2}.chart .lag-dot{fill:#2a9d4a}.chart .axis{stroke:#999}.chart .tick,.chart .legend{font-size:11px;fill:#555}.chart .lag-legend,.chart .lag-tick{fill:#2a9d4a}
-.coverage{border-left:6px solid #2a9d4a;padding:.2rem .8rem;margin:.4rem 0 .8rem;background:#f3faf5}.coverage.health-overdue,.coverage.health-short,.coverage.health-never-swept{border-color:#d0734a;background:#fff6f0}
+.coverage{border-left:6px solid #2a9d4a;padding:.2rem .8rem;margin:.4rem 0 .8rem;background:#f3faf5}.coverage.health-overdue,.coverage.health-short,.coverage.health-never-swept,.coverage.health-held{border-color:#d0734a;background:#fff6f0}
 .coverage .verdict{font-weight:600;margin:.2rem 0}.coverage .problems{margin:.2rem 0;color:#a33}
 form.replay{display:flex;gap:.3rem;margin:0}form.replay input[type=password]{width:12rem}.replay-all{margin:.5rem 0}.none{color:#666}
 `;

@@ -150,6 +150,17 @@ export const PG_MIGRATIONS: { version: number; description: string; sql: string 
     sql: `ALTER TABLE runs ADD COLUMN owner ${T};`,
   },
   {
+    // Numbered as SQLite's step from here on, so one version names one change on both backends.
+    version: 9,
+    description: "held sweeps and their confirmation (SQLite's schema version 9)",
+    sql: `
+      ALTER TABLE sweeps ADD COLUMN held_removals INTEGER;
+      ALTER TABLE sweeps ADD COLUMN held_of INTEGER;
+      ALTER TABLE sweeps ADD COLUMN held_limit INTEGER;
+      ALTER TABLE sweeps ADD COLUMN held_confirmed_at ${T};
+    `,
+  },
+  {
     version: 10,
     description: "which sources hold each study (SQLite's schema version 10)",
     sql: `

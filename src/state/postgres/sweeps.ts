@@ -1,6 +1,6 @@
 /** Full-range sweeps in the PostgreSQL store. */
 import type { Pool, PoolClient } from 'pg';
-import type { SweepRepository } from '../repositories';
+import type { HeldRemovals, SweepRepository } from '../repositories';
 import { iso, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { lockKeys, one, rows, transaction, type Queryable } from './db';
@@ -39,7 +39,10 @@ export class PgSweeps implements SweepRepository {
     );
   }
 
-  async complete(id: number, r: { vanished: number; unresolved: number; at?: Date }): Promise<SweepRecord> {
+  async complete(
+    id: number,
+    r: { vanished: number; unresolved: number; at?: Date; held?: HeldRemovals },
+  ): Promise<SweepRecord> {
     return transaction(this.pool, async (c) => {
       const sweep = await this.byIdForUpdate(c, id);
       const byStatus = await rows<{ status: StudyStatus; n: number }>(
@@ -50,9 +53,20 @@ export class PgSweeps implements SweepRepository {
       const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
       const row = await one<SweepRow>(
         c,
-        `UPDATE sweeps SET completed_at = $1, synced = $2, failing = $3, dead = $4, vanished = $5, unresolved = $6
-           WHERE id = $7 RETURNING *`,
-        [iso(r.at), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id],
+        `UPDATE sweeps SET completed_at = $1, synced = $2, failing = $3, dead = $4, vanished = $5, unresolved = $6,
+           held_removals = $7, held_of = $8, held_limit = $9 WHERE id = $10 RETURNING *`,
+        [
+          iso(r.at),
+          n('synced'),
+          n('failing'),
+          n('dead'),
+          r.vanished,
+          r.unresolved,
+          r.held?.removals ?? null,
+          r.held?.of ?? null,
+          r.held?.limit ?? null,
+          id,
+        ],
       );
       return toSweep(row!);
     });
@@ -69,6 +83,19 @@ export class PgSweeps implements SweepRepository {
       this.pool,
       'SELECT * FROM sweeps WHERE source_id = $1 AND completed_at IS NOT NULL ORDER BY id DESC LIMIT 1',
       [sourceId],
+    );
+    return row && toSweep(row);
+  }
+
+  /** Only while that sweep is still the last complete one: a sweep completing meanwhile ends the hold. */
+  async confirmHeld(sourceId: string, at: Date = new Date()): Promise<SweepRecord | undefined> {
+    const row = await one<SweepRow>(
+      this.pool,
+      `UPDATE sweeps SET held_confirmed_at = COALESCE(held_confirmed_at, $2)
+         WHERE id = (SELECT id FROM sweeps WHERE source_id = $1 AND completed_at IS NOT NULL ORDER BY id DESC LIMIT 1)
+           AND held_removals IS NOT NULL
+         RETURNING *`,
+      [sourceId, iso(at)],
     );
     return row && toSweep(row);
   }

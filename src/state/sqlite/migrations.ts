@@ -140,6 +140,16 @@ export const MIGRATIONS: {
     sql: `ALTER TABLE runs ADD COLUMN owner TEXT; -- '<instance>:<pid>' of the process running it`,
   },
   {
+    version: 9,
+    description: 'held sweeps: the removals a sweep held for a person (too many at once), and their confirmation',
+    sql: `
+      ALTER TABLE sweeps ADD COLUMN held_removals INTEGER;  -- vanished studies it would have removed; NULL: none held
+      ALTER TABLE sweeps ADD COLUMN held_of INTEGER;        -- studies the store held for the source then
+      ALTER TABLE sweeps ADD COLUMN held_limit INTEGER;     -- the most removals reconcile.maxRemovals allowed
+      ALTER TABLE sweeps ADD COLUMN held_confirmed_at TEXT; -- when an operator confirmed them (--confirm-removals)
+    `,
+  },
+  {
     version: 10,
     description: 'which sources hold each study, with the study as each maps it (one ImagingStudy for all of them)',
     sql: `

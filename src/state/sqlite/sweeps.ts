@@ -1,6 +1,6 @@
 /** Full-range sweeps in the embedded store. */
 import type Database from 'better-sqlite3';
-import type { SweepRepository } from '../repositories';
+import type { HeldRemovals, SweepRepository } from '../repositories';
 import { iso, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { statement } from './statements';
@@ -39,7 +39,10 @@ export class SqliteSweeps implements SweepRepository {
     ).run(p.throughDate ?? null, p.listed, p.undatedDone ? 1 : 0, id);
   }
 
-  async complete(id: number, r: { vanished: number; unresolved: number; at?: Date }): Promise<SweepRecord> {
+  async complete(
+    id: number,
+    r: { vanished: number; unresolved: number; at?: Date; held?: HeldRemovals },
+  ): Promise<SweepRecord> {
     return this.db.transaction(() => {
       const sweep = this.byId(id);
       const byStatus = statement(
@@ -49,18 +52,48 @@ export class SqliteSweeps implements SweepRepository {
       const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
       statement(
         this.db,
-        'UPDATE sweeps SET completed_at = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ? WHERE id = ?',
-      ).run(iso(r.at), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id);
+        `UPDATE sweeps SET completed_at = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ?,
+           held_removals = ?, held_of = ?, held_limit = ? WHERE id = ?`,
+      ).run(
+        iso(r.at),
+        n('synced'),
+        n('failing'),
+        n('dead'),
+        r.vanished,
+        r.unresolved,
+        r.held?.removals ?? null,
+        r.held?.of ?? null,
+        r.held?.limit ?? null,
+        id,
+      );
       return this.byId(id);
     })();
   }
 
   async lastComplete(sourceId: string): Promise<SweepRecord | undefined> {
+    return this.lastCompleteNow(sourceId);
+  }
+
+  private lastCompleteNow(sourceId: string): SweepRecord | undefined {
     const row = statement(
       this.db,
       'SELECT * FROM sweeps WHERE source_id = ? AND completed_at IS NOT NULL ORDER BY id DESC LIMIT 1',
     ).get(sourceId) as SweepRow | undefined;
     return row && toSweep(row);
+  }
+
+  async confirmHeld(sourceId: string, at: Date = new Date()): Promise<SweepRecord | undefined> {
+    return this.db
+      .transaction(() => {
+        const last = this.lastCompleteNow(sourceId);
+        if (!last?.held) return undefined;
+        statement(this.db, 'UPDATE sweeps SET held_confirmed_at = COALESCE(held_confirmed_at, ?) WHERE id = ?').run(
+          iso(at),
+          last.id,
+        );
+        return this.byId(last.id);
+      })
+      .immediate();
   }
 
   async current(sourceId: string): Promise<SweepRecord | undefined> {

@@ -315,6 +315,43 @@ describe.each(backends())('state contract on $name', (backend: Backend) => {
       expect(await store.sweeps.lastComplete('b')).toBeUndefined();
     });
 
+    it('records the removals a sweep held, and an operator confirming them once, the first time kept', async () => {
+      const plain = await store.sweeps.open('a', at(0));
+      expect((await store.sweeps.complete(plain.id, { vanished: 0, unresolved: 0, at: at(1) })).held).toBeNull();
+      expect(await store.sweeps.confirmHeld('a', at(2))).toBeUndefined(); // nothing held: nothing to confirm
+
+      const heldSweep = await store.sweeps.open('a', at(10));
+      const hold = { removals: 80, of: 100, limit: 10 };
+      const done = await store.sweeps.complete(heldSweep.id, { vanished: 80, unresolved: 0, held: hold, at: at(11) });
+      expect(done).toMatchObject({ vanished: 80, held: { ...hold, confirmedAt: null } });
+      expect((await store.sweeps.lastComplete('a'))?.held).toEqual({ ...hold, confirmedAt: null });
+      expect(await store.sweeps.confirmHeld('b', at(12))).toBeUndefined(); // another source holds nothing
+
+      const confirmed = await store.sweeps.confirmHeld('a', at(12));
+      expect(confirmed).toMatchObject({ id: heldSweep.id, held: { ...hold, confirmedAt: iso(12) } });
+      expect((await (await replica()).sweeps.confirmHeld('a', at(13)))?.held?.confirmedAt).toBe(iso(12));
+      expect((await store.sweeps.lastComplete('a'))?.held?.confirmedAt).toBe(iso(12));
+      expect((await store.sweeps.lastComplete('a'))?.id).toBe(heldSweep.id);
+    });
+
+    it('lets a hold lapse once a later sweep completes without one: it can no longer be confirmed', async () => {
+      const heldSweep = await store.sweeps.open('a', at(0));
+      await store.sweeps.complete(heldSweep.id, {
+        vanished: 3,
+        unresolved: 0,
+        held: { removals: 3, of: 4, limit: 0 },
+        at: at(1),
+      });
+      const later = await store.sweeps.open('a', at(2));
+      // Open but not complete: the hold still stands and can be confirmed for this sweep to apply.
+      expect((await store.sweeps.lastComplete('a'))?.held).toMatchObject({ removals: 3 });
+      await store.sweeps.complete(later.id, { vanished: 0, unresolved: 0, at: at(3) });
+      expect(await store.sweeps.confirmHeld('a', at(4))).toBeUndefined();
+      expect((await store.sweeps.lastComplete('a'))?.held).toBeNull();
+      // The lapsed hold stays as it was recorded, unconfirmed.
+      expect(await store.sweeps.confirmHeld('a', at(5))).toBeUndefined();
+    });
+
     it('opens one sweep when two replicas open at once', async () => {
       const other = await replica();
       const [x, y] = await Promise.all([store.sweeps.open('a', at(0)), other.sweeps.open('a', at(1))]);

@@ -52,7 +52,13 @@ async function fill(store: StateStore): Promise<void> {
   await store.studies.markRemoved('a', studies[6].id, 'vanished');
   const done = await store.sweeps.open('a', at(50));
   await store.sweeps.advance(done.id, { throughDate: '20240131', listed: 20, undatedDone: true });
-  await store.sweeps.complete(done.id, { vanished: 1, unresolved: 0, at: at(400) });
+  await store.sweeps.complete(done.id, {
+    vanished: 1,
+    unresolved: 0,
+    held: { removals: 1, of: 20, limit: 0 },
+    at: at(400),
+  });
+  await store.sweeps.confirmHeld('a', at(450));
   const open = await store.sweeps.open('a', at(500));
   await store.sweeps.advance(open.id, { throughDate: '20240110', listed: 4 });
   await store.feed.recordPage('a', 'orthanc', undefined, 7, [{ studyRef: 'o1', ready: true }], at(10));

@@ -64,7 +64,14 @@ function sources(defaultSystem: string | null = SHARED): SourceConfig[] {
 
 function service(cfg = sources()): SyncService {
   return createSyncService({
-    config: { sources: cfg, sync: { lookbackDays: 3, reconcile: { deletion: 'entered-in-error' } } },
+    config: {
+      sources: cfg,
+      sync: {
+        lookbackDays: 3,
+        // One of a handful of studies is a large share: not a mass removal here.
+        reconcile: { deletion: 'entered-in-error', maxRemovals: { count: 50, share: 1 } },
+      },
+    },
     store,
     sinks: [createEmbeddedSink(store), createFhirSink({ baseUrl: fhir.baseUrl })],
     validateResources: true,
