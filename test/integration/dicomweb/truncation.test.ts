@@ -6,7 +6,7 @@
  * a live search it truncates (a warning, no total); a live search of a day of ~100 studies is split as the
  * sync splits it and answers every study with the right total.
  */
-import type { Bundle, OperationOutcome } from 'fhir/r4';
+import type { Bundle, ImagingStudy, OperationOutcome } from 'fhir/r4';
 import pLimit from 'p-limit';
 import { parseConfig } from '../../../src/config';
 import {
@@ -18,7 +18,11 @@ import {
   type PacsSource,
   type StudyDetails,
 } from '../../../src/dicomweb';
+import { createLogger } from '../../../src/log';
 import { imagingStudyId } from '../../../src/mapping/ids';
+import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
+import { openSqliteStore } from '../../../src/state';
+import { createSyncService } from '../../../src/sync';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import {
   generateCorpus,
@@ -119,18 +123,36 @@ describe('Orthanc with LimitFindResults 40 (study and series searches), serverLi
     await orthanc?.stop();
   });
 
-  it('lists every instance of a 102- and a 2,500-instance study, paging past serverLimit with offset', async () => {
-    const s = source(orthanc);
-    const details = await s.studyDetails([ct102.studyUid, ct2500.studyUid]);
-    for (const fact of [ct102, ct2500]) {
-      const d = details.get(fact.studyUid)!;
-      expect(d.truncated).toBeUndefined();
-      expect(sopUids(d.instances)).toEqual(factSops(fact));
-      expect(d.series).toHaveLength(fact.series.length);
+  it('a backfill writes both studies with every instance; the study of 45 series fails as truncated-by-pacs', async () => {
+    const store = openSqliteStore(':memory:');
+    let pacs: PacsSource | undefined;
+    const sync = createSyncService({
+      config: { sources: [sourceConfig('orthanc', orthanc.dicomWebBase, { serverLimit: CAP })] },
+      store,
+      sinks: [createEmbeddedSink(store)],
+      logger: createLogger({ level: 'silent' }),
+      sourceFactory: (c) => (pacs = createPacsSource(c)),
+    });
+    try {
+      const run = await sync.backfill('orthanc', '20240105', '20240105');
+      expect(run).toMatchObject({ status: 'partial', counts: { found: 3, written: 2, failed: 1 } });
+      for (const fact of [ct102, ct2500]) {
+        const r = (await store.resources.get<ImagingStudy>('ImagingStudy', imagingStudyId(fact.studyUid)))!;
+        expect(
+          r
+            .series!.flatMap((se) => se.instance ?? [])
+            .map((i) => i.uid)
+            .sort(),
+        ).toEqual(factSops(fact));
+      }
+      const failed = await store.studies.get('orthanc', manySeries.studyUid);
+      expect(failed).toMatchObject({ status: 'failing', reason: 'truncated-by-pacs', resourceId: null });
+      expect(failed!.lastError).toMatch(/\(41 of 45 series listed\)/);
+      // One batched instance search in pages of 40 for the three studies (2,647 instances), no more.
+      expect(pacs!.stats.requests.instances).toBeLessThanOrEqual(Math.ceil(2647 / CAP) + 1);
+    } finally {
+      store.close();
     }
-    // Pages of 40 and no more: (102 + 2,500) / 40 rounded up, plus the page that ends the search.
-    expect(s.stats.requests.instances).toBeGreaterThanOrEqual(Math.ceil(2602 / CAP));
-    expect(s.stats.requests.instances).toBeLessThanOrEqual(Math.ceil(2602 / CAP) + 1);
   });
 
   it('a study of 45 series, past the series cap, is incomplete and says so', async () => {
