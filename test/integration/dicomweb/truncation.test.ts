@@ -194,6 +194,25 @@ describe('Orthanc with LimitFindResults 40 (study and series searches), serverLi
     expect(JSON.stringify(count.data)).toMatch(/truncates this search/);
   });
 
+  it('a live search past maxCountScan, read in PACS order, warns that a capping PACS may end it early', async () => {
+    const cfg = sourceConfig('orthanc', orthanc.dicomWebBase, { serverLimit: CAP, pageSize: CAP });
+    const small = await serveApi({
+      config: { auth: { type: 'none' }, maxCountScan: 50, rateLimit: { enabled: false }, cache: { enabled: false } },
+      sources: [apiSource(cfg)],
+    });
+    try {
+      const res = await small.http.get<Bundle>('/ImagingStudy?started=2024-01-04&_count=10');
+      expect(res.status).toBe(200);
+      expect(res.data.total).toBeUndefined();
+      expect(matchIds(res.data)).toHaveLength(10);
+      expect(outcomes(res.data).flatMap((o) => o.issue)).toEqual([
+        expect.objectContaining({ code: 'incomplete', diagnostics: expect.stringMatching(/caps searches at 40/) }),
+      ]);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('a live search or read never shows a study the PACS truncates as if whole', async () => {
     const res = await api.http.get<Bundle>(`/ImagingStudy?_id=${imagingStudyId(manySeries.studyUid)}`);
     expect(res.status).toBe(200);
