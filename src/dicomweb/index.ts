@@ -17,5 +17,6 @@ export * from './tags';
 export * from './includeFields';
 export * from './attributes';
 export { inexactReason } from './queryEncoding';
+export { truncationOf } from './truncation';
 export { AdaptiveWindows, FixedWindows, uidBatches, type WindowPlanner } from './windows';
 export { createChangeFeed, type ChangeFeed, type FeedEvent, type FeedPage } from './changeFeed';

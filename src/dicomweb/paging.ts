@@ -1,10 +1,13 @@
 /**
- * Limit/offset paging that never silently loses a result. A search counts as truncated when the
- * server says so (Warning: 299, 206, 413), or when its answers reach the server's cap: the
- * configured `serverLimit`, or a count that came with a truncation signal before ("observed cap").
- * Orthanc's LimitFindResults caps the whole search, offset included, and returns one more than the
- * cap without saying anything, so only the configured limit catches it. Callers split what was
- * truncated (narrower date/time windows, smaller UID batches).
+ * Limit/offset paging that never silently loses a result. A search counts as truncated when the server
+ * says so (Warning: 299, 206, 413), when it ignores `offset` (a page of rows already seen: what follows is
+ * out of reach), or when it ends at the server's cap: the configured `serverLimit` (or one more), or a count
+ * that came with a truncation signal before ("observed cap"). A page that fills is always followed by the
+ * next offset, past `serverLimit` too: a PACS capping each page (Azure's 200) goes on answering, and once it
+ * has, the cap is known not to end its searches at that level. Orthanc's LimitFindResults caps the whole
+ * search, offset included, and returns one more than the cap without saying anything, so a search ending
+ * at `serverLimit` or `serverLimit + 1` rows is taken as truncated. Callers split what was truncated
+ * (narrower date/time windows, smaller UID batches, one series at a time).
  */
 import type { DicomDataset } from './dicomJson';
 import { PacsError } from './types';
@@ -17,16 +20,30 @@ export interface PageAnswer {
 /** Fetches one page of a search with these limit/offset values. */
 export type PageFetcher = (limit: number, offset: number) => Promise<PageAnswer>;
 
-/** What is known about the server's cap on results, shared by all searches of a source. */
+/** What is known about the server's cap on results, shared by the searches of one source at one QIDO level. */
 export interface CapMemory {
   serverLimit?: number;
   observedCap?: number;
+  /** A search at this level went on past `serverLimit` rows: the limit caps pages, not whole searches. */
+  pagesPastLimit?: boolean;
 }
 
 export interface PagedResult {
   datasets: DicomDataset[];
   /** Results may be missing: narrow the search and ask again. */
   truncated: boolean;
+}
+
+/**
+ * Whether a search that ended after `total` rows may have been cut short by a cap on the whole search: it
+ * ended at `serverLimit` or one past it (Orthanc), unless this level has been seen to page past the limit.
+ * Past `serverLimit + 1` rows the level is remembered as one that pages.
+ */
+export function endsAtCap(caps: CapMemory, total: number): boolean {
+  const limit = caps.serverLimit;
+  if (limit === undefined) return false;
+  if (total > limit + 1) caps.pagesPastLimit = true;
+  return !caps.pagesPastLimit && total >= limit && total <= limit + 1;
 }
 
 export async function pageThrough(
@@ -38,8 +55,7 @@ export async function pageThrough(
   const limit = Math.max(1, Math.min(pageSize, caps.serverLimit ?? Infinity));
   const datasets: DicomDataset[] = [];
   const seen = new Set<string>();
-  let offset = 0;
-  for (;;) {
+  for (let offset = 0; ;) {
     let page: PageAnswer;
     try {
       page = await fetchPage(limit, offset);
@@ -54,23 +70,36 @@ export async function pageThrough(
       datasets.push(...page.datasets);
       return { datasets, truncated: true };
     }
-    let fresh = 0;
-    for (const ds of page.datasets) {
-      const key = keyOf(ds);
-      if (key !== undefined && seen.has(key)) continue;
-      if (key !== undefined) seen.add(key);
-      datasets.push(ds);
-      fresh++;
-    }
+    const fresh = addFresh(page.datasets, datasets, seen, keyOf);
     const total = offset + n;
-    if (caps.serverLimit !== undefined && total >= caps.serverLimit) return { datasets, truncated: true };
     if (caps.observedCap !== undefined && n > 0 && (n === caps.observedCap || total === caps.observedCap)) {
       return { datasets, truncated: true };
     }
-    // A short page is the last one. A page of nothing new means the server ignores offset.
-    if (n < limit || fresh === 0) return { datasets, truncated: false };
+    // More rows than asked for: the server ignores limit (and offset) and this is its whole answer.
+    if (n > limit) return { datasets, truncated: endsAtCap(caps, datasets.length) };
+    // Rows, none of them new: the server ignores offset, so the rows after the first page are out of reach.
+    if (n > 0 && fresh === 0) return { datasets, truncated: true };
+    if (n < limit) return { datasets, truncated: endsAtCap(caps, total) };
     offset += n;
   }
+}
+
+/** Appends the rows not seen before (by key; keyless rows always), returning how many. */
+function addFresh(
+  rows: DicomDataset[],
+  into: DicomDataset[],
+  seen: Set<string>,
+  keyOf: (ds: DicomDataset) => string | undefined,
+): number {
+  let fresh = 0;
+  for (const ds of rows) {
+    const key = keyOf(ds);
+    if (key !== undefined && seen.has(key)) continue;
+    if (key !== undefined) seen.add(key);
+    into.push(ds);
+    fresh++;
+  }
+  return fresh;
 }
 
 /** Keeps the first dataset per key; datasets without a key are all kept. */

@@ -9,6 +9,7 @@ import { parseDate, readString, studyUidOf, valueOf, type DicomDataset } from '.
 import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';
 import {
   dedupe,
+  endsAtCap,
   isolatingBadRows,
   pageThrough,
   type CapMemory,
@@ -36,6 +37,7 @@ import {
   type QidoMatch,
   type SourceStats,
   type StudyDetails,
+  type StudyListing,
   type StudyWindow,
   WindowOverflowError,
 } from './types';
@@ -102,6 +104,24 @@ interface ListingBudget {
   dates: string[];
 }
 
+/** One study listing: its planned match, its budget, and the scopes the PACS still truncated. */
+interface Listing {
+  planned: PlannedQuery;
+  budget?: ListingBudget;
+  unresolved: string[];
+}
+
+/** One level's rows of one study or batch, and whether the PACS left some out. */
+type LevelRows = Map<string, { datasets: DicomDataset[]; truncated: boolean }>;
+
+/** A StudyDate matching value that is one day or a closed range, as a window; else undefined. */
+function closedWindow(value: string | undefined): StudyWindow | undefined {
+  const m = value === undefined ? null : /^(\d{8})(?:-(\d{8}))?$/.exec(value);
+  if (!m) return undefined;
+  const w = { from: m[1]!, to: m[2] ?? m[1]! };
+  return parseDate(w.from) && parseDate(w.to) && w.from <= w.to ? w : undefined;
+}
+
 /** Counts the rows of each page against the budget; past it, the listing stops with a WindowOverflowError. */
 function capped(fetch: PageFetcher, budget: ListingBudget): PageFetcher {
   return async (limit, offset) => {
@@ -123,7 +143,8 @@ export class DicomwebSource implements PacsSource {
   };
   private readonly transport: Transport;
   private readonly wire: WireOptions;
-  private readonly caps: CapMemory;
+  /** Per level: Orthanc caps study and series searches (LimitFindResults) apart from instance ones. */
+  private readonly caps: Record<QidoLevel, CapMemory>;
   private uidListMatching: boolean | undefined;
   /** Whether `StudyDate=""` (Empty Value Matching) has been seen to work on this server. */
   private emptyValueMatching: boolean | undefined;
@@ -142,7 +163,8 @@ export class DicomwebSource implements PacsSource {
     private readonly options: SourceOptions = {},
   ) {
     this.id = cfg.id;
-    this.caps = { serverLimit: cfg.serverLimit };
+    const limit = { serverLimit: cfg.serverLimit };
+    this.caps = { studies: { ...limit }, series: { ...limit }, instances: { ...limit } };
     this.wire = { percentDecodes: cfg.percentDecodesQueryValues };
     if (cfg.uidListMatching !== 'auto') this.uidListMatching = cfg.uidListMatching === 'on';
     const httpsAgent = httpsAgentFor(cfg);
@@ -179,10 +201,34 @@ export class DicomwebSource implements PacsSource {
     }
     if (window.from > window.to)
       throw new RangeError(`source "${this.id}": window.from ${window.from} is after window.to ${window.to}`);
-    const planned = this.plan(match);
-    const budget = options.maxStudies === undefined ? undefined : { window, max: options.maxStudies, dates: [] };
-    const found = await this.collect({ from: window.from, to: window.to }, planned, false, budget);
-    return dedupe(found, rowKeyOfLevel.studies).filter((ds) => matchesLocally(ds, planned.filters));
+    const listing = this.listing(this.plan(match), window, options.maxStudies);
+    const found = await this.collect({ from: window.from, to: window.to }, listing);
+    return dedupe(found, rowKeyOfLevel.studies).filter((ds) => matchesLocally(ds, listing.planned.filters));
+  }
+
+  async listStudies(match: QidoMatch, options: { maxStudies?: number } = {}): Promise<StudyListing> {
+    // A lookup: identifying values exactly or not at all (see queryEncoding).
+    const planned = this.plan(match, true);
+    const date = Object.entries(match).find(([k]) => resolveKey(k) === Tag.StudyDate)?.[1];
+    const window = closedWindow(date);
+    // Without a closed range there is nothing to split: the search is paged whole (`-20240131` included).
+    const [from = '', to = ''] = window ? [window.from, window.to] : (date ?? '').split('-');
+    const listing = this.listing(planned, { from, to }, options.maxStudies);
+    let found: DicomDataset[];
+    if (window) found = await this.collect(window, listing);
+    else {
+      const dateKey: Array<[string, string]> = date === undefined ? [] : planMatch({ StudyDate: date }).params;
+      const r = await this.pagedStudies(dateKey, planned, listing.budget);
+      if (r.truncated) this.unresolved(`studies ${date ?? '(no StudyDate)'}`, listing);
+      found = r.datasets;
+    }
+    const datasets = dedupe(found, rowKeyOfLevel.studies).filter((ds) => matchesLocally(ds, planned.filters));
+    return { datasets, truncated: listing.unresolved };
+  }
+
+  private listing(planned: PlannedQuery, window: StudyWindow, maxStudies?: number): Listing {
+    const budget = maxStudies === undefined ? undefined : { window, max: maxStudies, dates: [] };
+    return { planned, ...(budget ? { budget } : {}), unresolved: [] };
   }
 
   async findUndatedStudies(match: QidoMatch = {}): Promise<DicomDataset[]> {
@@ -221,7 +267,8 @@ export class DicomwebSource implements PacsSource {
    * so scanning millions of studies holds no more than a page.
    */
   private async scanStudyDates(planned: PlannedQuery): Promise<PagedResult> {
-    const limit = Math.max(1, Math.min(5 * this.cfg.detailPageSize, this.caps.serverLimit ?? Infinity));
+    const caps = this.caps.studies;
+    const limit = Math.max(1, Math.min(5 * this.cfg.detailPageSize, caps.serverLimit ?? Infinity));
     const kept: DicomDataset[] = [];
     let previousFirst: string | undefined;
     for (let offset = 0; ;) {
@@ -239,10 +286,10 @@ export class DicomwebSource implements PacsSource {
       const n = page.datasets.length;
       const first = n ? studyUidOf(page.datasets[0]!) : undefined;
       if (page.truncated) return { datasets: kept, truncated: true };
-      if (this.caps.serverLimit !== undefined && offset + n >= this.caps.serverLimit)
-        return { datasets: kept, truncated: true };
-      // A short page is the last; the same first study again means the server ignores offset.
-      if (n < limit || (first !== undefined && first === previousFirst)) return { datasets: kept, truncated: false };
+      // The same first study again: the server ignores offset, and what follows the first page is out of reach.
+      if (first !== undefined && first === previousFirst) return { datasets: kept, truncated: true };
+      // A short page is the last, unless the search ended at the server's cap (see paging.ts).
+      if (n < limit) return { datasets: kept, truncated: endsAtCap(caps, offset + n) };
       previousFirst = first;
       offset += n;
     }
@@ -302,8 +349,7 @@ export class DicomwebSource implements PacsSource {
             chunk.length > 1
               ? await this.batchLevel(level, chunk, keys)
               : await this.perStudyLevel(level, chunk[0], keys);
-          for (const [uid, datasets] of byStudy)
-            details.get(uid)![level === 'series' ? 'series' : 'instances'].push(...datasets);
+          for (const [uid, r] of byStudy) addLevel(details.get(uid)!, level as 'series' | 'instances', r);
         }),
       ),
     );
@@ -383,10 +429,11 @@ export class DicomwebSource implements PacsSource {
     return supported;
   }
 
-  private plan(match: QidoMatch): PlannedQuery {
+  /** `exact`: a lookup's match, identifying values sent exactly or refused (see queryEncoding). */
+  private plan(match: QidoMatch, exact = false): PlannedQuery {
     return planMatch(
       Object.fromEntries(Object.entries(match).filter(([k]) => !WINDOW_KEYS.has(resolveKey(k) as never))),
-      this.wire,
+      exact ? { ...this.wire, exactIdentifiers: true } : this.wire,
     );
   }
 
@@ -417,10 +464,11 @@ export class DicomwebSource implements PacsSource {
     studyUid?: string,
     planned?: PlannedQuery,
     budget?: ListingBudget,
+    seriesUid?: string,
   ): Promise<PagedResult> {
     const pageSize = level === 'studies' ? this.cfg.pageSize : this.cfg.detailPageSize;
-    const fetcher = this.rowIsolating(level, match, studyUid, planned);
-    return pageThrough(budget ? capped(fetcher, budget) : fetcher, pageSize, this.caps, rowKeyOfLevel[level]);
+    const fetcher = this.rowIsolating(level, match, studyUid, planned, seriesUid);
+    return pageThrough(budget ? capped(fetcher, budget) : fetcher, pageSize, this.caps[level], rowKeyOfLevel[level]);
   }
 
   /** One page of a QIDO search; a page the server refuses is fetched in halves, a row without what it refuses. */
@@ -429,11 +477,13 @@ export class DicomwebSource implements PacsSource {
     match: Array<[string, string]>,
     studyUid?: string,
     planned?: PlannedQuery,
+    seriesUid?: string,
   ): PageFetcher {
     const fetch: FieldsFetcher = (limit, offset, include) =>
       this.transport.qido({
         level,
         studyUid,
+        ...(seriesUid ? { seriesUid } : {}),
         params: [
           ...match,
           ...(include.length ? [['includefield', include.join(',')] as [string, string]] : []),
@@ -474,43 +524,34 @@ export class DicomwebSource implements PacsSource {
    * Every study in the scope: page through it, and if the server truncates, narrow and repeat.
    * `timelessSeen`: the truncated day answer above held studies without a StudyTime.
    */
-  private async collect(
-    scope: Scope,
-    planned: PlannedQuery,
-    timelessSeen = false,
-    budget?: ListingBudget,
-  ): Promise<DicomDataset[]> {
+  private async collect(scope: Scope, listing: Listing, timelessSeen = false): Promise<DicomDataset[]> {
     const wire = planMatch(Object.fromEntries(scopeParams(scope))).params;
-    const r = await this.pagedStudies(wire, planned, budget);
+    const r = await this.pagedStudies(wire, listing.planned, listing.budget);
     if (scope.emptyTime && r.datasets.length === 0 && timelessSeen) {
       // StudyTime="" matched nothing although such studies exist: no Empty Value Matching here
       // (Orthanc 1.10), and time ranges never match them. Those past the cap cannot be listed.
-      this.unresolved(`studies ${describeScope(scope)}: the PACS has no Empty Value Matching`);
+      this.unresolved(`studies ${describeScope(scope)}: the PACS has no Empty Value Matching`, listing);
     }
     if (!r.truncated) return r.datasets;
     const parts = splitScope(scope);
     if (!parts.length) {
-      this.unresolved(`studies ${describeScope(scope)}`);
+      this.unresolved(`studies ${describeScope(scope)}`, listing);
       return r.datasets;
     }
     this.stats.splits++;
     const timeless = r.datasets.some((ds) => readString(ds, Tag.StudyTime).kind !== 'value');
-    const narrower = await Promise.all(parts.map((p) => this.collect(p, planned, timeless, budget)));
+    const narrower = await Promise.all(parts.map((p) => this.collect(p, listing, timeless)));
     return [...r.datasets, ...narrower.flat()];
   }
 
   /** Series or instances of several studies in one search (UID-list matching); halves on truncation. */
-  private async batchLevel(
-    level: QidoLevel,
-    uids: string[],
-    keys: Array<[string, string]>,
-  ): Promise<Map<string, DicomDataset[]>> {
+  private async batchLevel(level: QidoLevel, uids: string[], keys: Array<[string, string]>): Promise<LevelRows> {
     const r = await this.paged(level, [[Tag.StudyInstanceUID, uids.join(',')], ...keys]);
     // Without a Study Instance UID on every answer they cannot be told apart: ask per study.
     const attributable = r.datasets.every((ds) => studyUidOf(ds) !== undefined);
     if (!r.truncated && attributable) {
-      const byStudy = new Map<string, DicomDataset[]>(uids.map((u) => [u, []]));
-      for (const ds of r.datasets) byStudy.get(studyUidOf(ds)!)?.push(ds);
+      const byStudy: LevelRows = new Map(uids.map((u) => [u, { datasets: [], truncated: false }]));
+      for (const ds of r.datasets) byStudy.get(studyUidOf(ds)!)?.datasets.push(ds);
       return byStudy;
     }
     if (uids.length === 1 || !attributable) {
@@ -523,21 +564,56 @@ export class DicomwebSource implements PacsSource {
     return new Map([...ma, ...mb]);
   }
 
-  private async perStudyLevel(
-    level: QidoLevel,
-    uid: string,
-    keys: Array<[string, string]>,
-  ): Promise<Map<string, DicomDataset[]>> {
-    const r = await this.paged(level, keys, uid);
-    if (r.truncated) this.unresolved(`${level} of study ${uid}`);
-    return new Map([[uid, r.datasets]]);
+  /** One study's series or instances; instances still truncated are asked for series by series. */
+  private async perStudyLevel(level: QidoLevel, uid: string, keys: Array<[string, string]>): Promise<LevelRows> {
+    let r = await this.paged(level, keys, uid);
+    if (r.truncated && level === 'instances') {
+      this.stats.splits++;
+      r = await this.instancesBySeries(uid, keys, r.datasets);
+    }
+    if (r.truncated)
+      this.options.logger?.warn(
+        { source: this.id, studyUid: uid, qidoLevel: level, listed: r.datasets.length },
+        "PACS still truncates this study's search after narrowing it as far as possible; the study is incomplete",
+      );
+    return new Map([[uid, r]]);
   }
 
-  private unresolved(scope: string): void {
+  /**
+   * A study's instances one series at a time (/studies/{s}/series/{se}/instances), added to those its
+   * truncated instance search returned: a PACS capping each search lists a large study this way. Still
+   * truncated when a series' search is, or when the study's series cannot all be listed.
+   */
+  private async instancesBySeries(
+    uid: string,
+    keys: Array<[string, string]>,
+    listed: DicomDataset[],
+  ): Promise<PagedResult> {
+    const series = await this.paged('series', keys, uid);
+    const seriesUids = [...new Set(series.datasets.map(keyOfLevel.series).filter((u): u is string => !!u))];
+    const each = await Promise.all(
+      seriesUids.map((se) => this.paged('instances', keys, uid, undefined, undefined, se)),
+    );
+    const datasets = dedupe([...listed, ...each.flatMap((r) => r.datasets)], rowKeyOfLevel.instances);
+    return { datasets, truncated: series.truncated || each.some((r) => r.truncated) };
+  }
+
+  private unresolved(scope: string, listing?: Listing): void {
     this.stats.unresolved = (this.stats.unresolved ?? 0) + 1;
+    listing?.unresolved.push(scope);
     this.options.logger?.warn(
       { source: this.id, scope },
       'PACS still truncates this search after narrowing it as far as possible; results may be missing',
     );
   }
+}
+
+/** Adds one level's rows to a study's details, marking the level truncated when the PACS left some out. */
+function addLevel(
+  d: StudyDetails,
+  level: 'series' | 'instances',
+  r: { datasets: DicomDataset[]; truncated: boolean },
+): void {
+  d[level].push(...r.datasets);
+  if (r.truncated && !d.truncated?.includes(level)) d.truncated = [...(d.truncated ?? []), level];
 }

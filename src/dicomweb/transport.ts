@@ -32,6 +32,8 @@ export interface QidoRequest {
   level: QidoLevel;
   /** Scope the search to one study (/studies/{uid}/series). */
   studyUid?: string;
+  /** With `studyUid`, scope an instance search to one series (/studies/{uid}/series/{uid}/instances). */
+  seriesUid?: string;
   /** Keys and wire-ready values (see queryEncoding.ts). */
   params: Array<[string, string]>;
 }
@@ -150,10 +152,12 @@ function requester(cfg: SourceConfig, opts: TransportOptions): Send {
 }
 
 async function qido(client: DicomwebClientLike, send: Send, label: string, req: QidoRequest): Promise<QidoAnswer> {
-  const what = `${req.studyUid ? 'studies/{uid}/' : ''}${req.level} query`;
+  const scope = req.studyUid ? `studies/{uid}/${req.seriesUid ? 'series/{uid}/' : ''}` : '';
+  const what = `${scope}${req.level} query`;
   const options = {
     queryParams: Object.fromEntries(req.params),
     ...(req.studyUid ? { studyInstanceUID: req.studyUid } : {}),
+    ...(req.studyUid && req.seriesUid ? { seriesInstanceUID: req.seriesUid } : {}),
   };
   const search =
     req.level === 'studies'

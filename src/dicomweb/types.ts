@@ -18,6 +18,20 @@ export interface StudyDetails {
   instances: DicomDataset[];
   /** WADO-RS metadata of one of the study's instances, when enrichment asked for it and the PACS gave it. */
   metadata?: DicomDataset;
+  /**
+   * The levels the PACS still truncated at the finest split (one study; for instances, one series): the
+   * rows above are only part of the study's. Such a study must not be written or shown as complete.
+   */
+  truncated?: Array<'series' | 'instances'>;
+}
+
+/** Why a study whose series or instances the PACS will not list in full is not synced (study state `reason`). */
+export const TRUNCATED_BY_PACS = 'truncated-by-pacs';
+
+/** A study listing for lookups: the studies found, and the searches the PACS still truncated (empty: complete). */
+export interface StudyListing {
+  datasets: DicomDataset[];
+  truncated: string[];
 }
 
 export interface DetailOptions {
@@ -39,8 +53,9 @@ export interface SourceStats {
   /** Times a window or batch was split because the server truncated results. */
   splits: number;
   /**
-   * Searches still truncated after narrowing as far as possible (one second of one day, one
-   * study): results may be missing there, and each is logged with its scope.
+   * Study searches still truncated after narrowing as far as possible (one second of one day): results
+   * may be missing there, and each is logged with its scope. A study whose series or instances stay
+   * truncated is not counted here: its details say so (`StudyDetails.truncated`).
    */
   unresolved?: number;
 }
@@ -77,6 +92,12 @@ export interface PacsSource {
   readonly id: string;
   /** Every study whose StudyDate is in the window, each once, however the server pages or truncates. */
   findStudies(window: StudyWindow, match?: QidoMatch, options?: { maxStudies?: number }): Promise<DicomDataset[]>;
+  /**
+   * Every study matching `match`, for lookups (identifying values sent exactly): a StudyDate that is one day
+   * or a closed range is listed and split as `findStudies` does; any other search is paged whole. With
+   * `maxStudies`, passing it stops with a WindowOverflowError.
+   */
+  listStudies(match: QidoMatch, options?: { maxStudies?: number }): Promise<StudyListing>;
   /** Studies with no valid StudyDate, missing, empty or malformed (found by a separate sweep). */
   findUndatedStudies(match?: QidoMatch): Promise<DicomDataset[]>;
   /** One page of a study search, for on-demand lookups (limit/offset as given). */

@@ -8,7 +8,7 @@
  * The series are a table (STORE_GAUGES, TOTALS, coverage gauges): a name, help, labels and a collector each.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PacsSource } from '../dicomweb';
+import { TRUNCATED_BY_PACS, type PacsSource } from '../dicomweb';
 import type { OutboundMetrics, RequestObserver } from '../http';
 import type { RunRecord, SourceCounts, StateStore, StudyState } from '../state';
 import { syncLagSeconds } from './lag';
@@ -67,6 +67,8 @@ interface SourceSnapshot {
   lag: number | undefined;
   counts: SourceCounts;
   quarantined: StudyState[];
+  /** Failing and dead-lettered studies (their reasons). */
+  unsynced: StudyState[];
   coverage?: Coverage;
 }
 
@@ -88,15 +90,18 @@ async function snapshotOf(
   now: Date,
   coverageOf?: (sourceId: string, now: Date) => Promise<Coverage>,
 ): Promise<SourceSnapshot> {
-  const [runs, polls, checkpoint, counts, quarantined, coverage] = await Promise.all([
+  const [runs, polls, checkpoint, counts, quarantined, failing, dead, coverage] = await Promise.all([
     recentRunsOf(store, source),
     store.runs.listRuns(source, RUNS_PER_SCRAPE, 'poll'),
     store.checkpoints.get(source, 'poll'),
     store.studies.counts(source),
     store.studies.list(source, 'quarantined'),
+    store.studies.list(source, 'failing'),
+    store.studies.list(source, 'dead'),
     coverageOf?.(source, now),
   ]);
-  return { runs, lag: syncLagSeconds(polls, now, checkpoint), counts, quarantined, coverage };
+  const unsynced = [...failing, ...dead];
+  return { runs, lag: syncLagSeconds(polls, now, checkpoint), counts, quarantined, unsynced, coverage };
 }
 
 /** What the collectors read at scrape time: what was observed, with the sources known to it. */
@@ -177,6 +182,15 @@ function collectQuarantined(g: Gauge<string>, view: ScrapeView): void {
   view.perSource(({ quarantined }, source) => {
     g.set({ source, reason: 'study-uid-conflict' }, 0);
     for (const q of quarantined) g.inc({ source, reason: q.reason ?? 'unknown' });
+  });
+}
+
+/** Failing and dead studies by reason: `truncated-by-pacs` always present (0 when none), `other` for the rest. */
+function collectFailingByReason(g: Gauge<string>, view: ScrapeView): void {
+  view.perSource(({ unsynced }, source) => {
+    for (const state of ['failing', 'dead']) g.set({ source, state, reason: TRUNCATED_BY_PACS }, 0);
+    for (const s of unsynced)
+      g.inc({ source, state: s.status, reason: s.reason === TRUNCATED_BY_PACS ? TRUNCATED_BY_PACS : 'other' });
   });
 }
 
@@ -277,6 +291,13 @@ const COLLECTED: CollectedDef[] = [
     help: 'Quarantined studies waiting for the PACS to be fixed and a replay, per source and reason',
     labels: ['source', 'reason'],
     collect: collectQuarantined,
+  },
+  {
+    type: 'gauge',
+    name: 'failing_studies',
+    help: 'Failing and dead-lettered studies per source, state and reason (truncated-by-pacs: the PACS will not list all their series or instances; other)',
+    labels: ['source', 'state', 'reason'],
+    collect: collectFailingByReason,
   },
   {
     type: 'gauge',

@@ -125,6 +125,7 @@ export function failureOutcome(prev: StudyState | undefined, f: StudyFailure, at
     lastSeen: f.seen === false ? null : iso(at),
     seenAt: iso(f.seenAt ?? at),
     error: f.error.slice(0, 2000),
+    reason: f.reason ?? null,
   };
 }
 

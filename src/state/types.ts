@@ -18,7 +18,10 @@ export interface StudyState {
   attempts: number;
   nextRetryAt: string | null;
   lastError: string | null;
-  /** Why a quarantined study is held ('study-uid-conflict'); null otherwise. */
+  /**
+   * Why a quarantined study is held ('study-uid-conflict'), or why a failing or dead study failed when the
+   * failure has a code ('truncated-by-pacs'); null otherwise.
+   */
   reason: string | null;
   dead: boolean;
   createdByBridge: boolean;
@@ -188,6 +191,8 @@ export interface StudyFailure {
   seenAt?: Date;
   /** False when the study was not seen on the PACS (looked up and not found): last_seen stays. */
   seen?: boolean;
+  /** Why, as a code kept in the study's `reason` ('truncated-by-pacs'); none: cleared. */
+  reason?: string;
 }
 
 /** One resource to create or update, with what the store records beside it. */

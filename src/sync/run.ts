@@ -18,6 +18,8 @@ import {
   type StudyDetails,
   type StudyWindow,
   FixedWindows,
+  TRUNCATED_BY_PACS,
+  truncationOf,
   uidBatches,
   type WindowPlanner,
 } from '../dicomweb';
@@ -415,6 +417,12 @@ export class StudySyncRun {
         await this.quarantine(c, conflict);
         continue;
       }
+      const truncated = truncationOf(d, c.dataset);
+      if (truncated) {
+        // Never written as complete: failing with its reason, retried with the normal backoff.
+        await this.recordFailures([c], truncated, true, true, TRUNCATED_BY_PACS);
+        continue;
+      }
       const result = await this.mapOne(c, d);
       if (result) mapped.push({ candidate: c, result, patient: this.patientFacts(c) });
     }
@@ -638,12 +646,16 @@ export class StudySyncRun {
     return outcomes;
   }
 
-  /** `seen` false: the study was looked up and not found, so this is no sighting of it on the PACS. */
+  /**
+   * `seen` false: the study was looked up and not found, so this is no sighting of it on the PACS.
+   * `reason`: a code kept with the study's state (`truncated-by-pacs`), shown by status and metrics.
+   */
   private async recordFailures(
     candidates: Candidate[],
     error: string,
     countAttempt: boolean,
     seen = true,
+    reason?: string,
   ): Promise<void> {
     const { maxAttempts, backoffBaseSeconds, backoffMaxSeconds } = this.ctx.settings;
     const at = this.ctx.now();
@@ -658,6 +670,7 @@ export class StudySyncRun {
       at,
       seenAt: c.seenAt,
       seen,
+      ...(reason ? { reason } : {}),
     }));
     const states = await this.ctx.store.studies.recordFailures(this.sourceId, failures);
     for (const [i, c] of candidates.entries()) {

@@ -3,6 +3,7 @@
  * synced), the sweep in progress, studies still pending and the oldest of them, freshness (sighting to
  * write), and a verdict. Read by `status`, /status and /metrics alike; read from the store.
  */
+import { TRUNCATED_BY_PACS } from '../dicomweb';
 import type { PendingSummary, RemovalHold, StateStore, SweepRecord, SweepRequest } from '../state';
 import { sweepSchema, type SweepSettings } from './config';
 import { describeHold } from './reconcile';
@@ -33,7 +34,12 @@ export interface Coverage {
     ageSeconds: number;
   } | null;
   sweepInProgress: { startedAt: string; throughDate: string | null; listed: number } | null;
-  pending: PendingSummary & { oldestAgeSeconds: number | null };
+  pending: PendingSummary & {
+    oldestAgeSeconds: number | null;
+    /** Of the pending studies, those the PACS will not list in full (reason `truncated-by-pacs`), and one of them. */
+    truncatedByPacs: number;
+    truncatedExample: string | null;
+  };
   /** Seconds from first sighting to write, of the studies written in the last 24 hours. */
   freshness: { window: '24h'; samples: number; p50: number | null; p95: number | null; max: number | null };
   settings: { maxAgeHours: number; minCoverage: number };
@@ -73,16 +79,21 @@ export async function sourceCoverage(
   now: Date,
   settings: Pick<SweepSettings, 'maxAgeHours' | 'minCoverage'> = DEFAULT_SWEEP,
 ): Promise<Coverage> {
-  const [last, open, pending, freshMs, request] = await Promise.all([
+  const [last, open, pending, freshMs, request, truncated] = await Promise.all([
     store.sweeps.lastComplete(sourceId),
     store.sweeps.current(sourceId),
     store.studies.pendingSummary(sourceId),
     store.studies.freshnessSince(sourceId, new Date(now.getTime() - DAY_MS)),
     store.feed.sweepRequest(sourceId),
+    truncatedByPacs(store, sourceId),
   ]);
   const fresh = freshMs.map((ms) => ms / 1000);
   const lastSweep = last ? summarize(last, now) : null;
-  const findings = [...sweepFindings(lastSweep, settings), ...requestFindings(lastSweep, request)];
+  const findings = [
+    ...sweepFindings(lastSweep, settings),
+    ...requestFindings(lastSweep, request),
+    ...truncationFindings(truncated),
+  ];
   return {
     sourceId,
     // The first finding names the health: never swept, then held, then overdue, then short.
@@ -95,6 +106,8 @@ export async function sourceCoverage(
       oldestAgeSeconds: pending.oldestSince
         ? Math.max(0, (now.getTime() - Date.parse(pending.oldestSince)) / 1000)
         : null,
+      truncatedByPacs: truncated.length,
+      truncatedExample: truncated[0] ?? null,
     },
     freshness: {
       window: '24h',
@@ -154,6 +167,28 @@ function requestFindings(lastSweep: Coverage['lastSweep'], request: SweepRequest
     {
       health: 'overdue',
       problem: `a sweep was requested at ${request.requestedAt} (${request.reason}) and has not completed yet`,
+    },
+  ];
+}
+
+/** The failing and dead studies of a source that failed because the PACS truncated their details. */
+async function truncatedByPacs(store: CoverageStore, sourceId: string): Promise<string[]> {
+  const [failing, dead] = await Promise.all([
+    store.studies.list(sourceId, 'failing'),
+    store.studies.list(sourceId, 'dead'),
+  ]);
+  return [...failing, ...dead].filter((s) => s.reason === TRUNCATED_BY_PACS).map((s) => s.studyUid);
+}
+
+/** Studies the PACS will not list in full are not synced, whatever the coverage ratio allows: a setting to fix. */
+function truncationFindings(uids: string[]): Finding[] {
+  if (!uids.length) return [];
+  return [
+    {
+      health: 'short',
+      problem:
+        `${uids.length} ${uids.length === 1 ? 'study is' : 'studies are'} not synced because the PACS truncates ` +
+        `their series or instances (${TRUNCATED_BY_PACS}, e.g. ${uids[0]}): raise the PACS's limit or check serverLimit`,
     },
   ];
 }

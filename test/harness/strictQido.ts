@@ -118,6 +118,14 @@ function requested(query: string): string[] {
   return out.filter(Boolean);
 }
 
+export interface StrictQidoOptions {
+  /**
+   * Levels at which the responder ignores `offset` (the query goes upstream without it, so every page is the
+   * first page again), as some PACS do: a client must take that for truncation, never for the end.
+   */
+  ignoreOffset?: Level[];
+}
+
 export interface StrictQido {
   /** The DICOMweb base to give the bridge (QIDO-RS and WADO-RS), e.g. http://127.0.0.1:PORT/dicom-web */
   dicomWebBase: string;
@@ -149,7 +157,10 @@ function get(base: URL, pathAndQuery: string, headers: http.OutgoingHttpHeaders 
   });
 }
 
-export async function startStrictQido(orthanc: Pick<OrthancServer, 'dicomWebBase'>): Promise<StrictQido> {
+export async function startStrictQido(
+  orthanc: Pick<OrthancServer, 'dicomWebBase'>,
+  options: StrictQidoOptions = {},
+): Promise<StrictQido> {
   const upstream = new URL(orthanc.dicomWebBase);
   const root = upstream.pathname.replace(/\/+$/, '');
   const searches: string[] = [];
@@ -184,7 +195,13 @@ export async function startStrictQido(orthanc: Pick<OrthancServer, 'dicomWebBase
   const answerSearch = async (path: string, query: string, res: ServerResponse) => {
     const target = qidoTarget(path)!;
     searches.push(`${path}${query ? `?${query}` : ''}`);
-    const up = await get(upstream, `${root}${path}${query ? `?${query}` : ''}`, { accept: 'application/dicom+json' });
+    const sent = options.ignoreOffset?.includes(target.level)
+      ? query
+          .split('&')
+          .filter((p) => !p.startsWith('offset='))
+          .join('&')
+      : query;
+    const up = await get(upstream, `${root}${path}${sent ? `?${sent}` : ''}`, { accept: 'application/dicom+json' });
     const passHeaders = (extra: http.OutgoingHttpHeaders) => {
       const h: http.OutgoingHttpHeaders = { ...extra };
       if (up.headers.warning) h.warning = up.headers.warning;

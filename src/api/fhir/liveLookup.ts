@@ -6,7 +6,15 @@
  * parameter, which turns Series Instance UIDs into the Study Instance UIDs asked for).
  */
 import type { ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
-import { type DicomDataset, studyUidOf, PacsError, type QidoMatch } from '../../dicomweb';
+import {
+  type DicomDataset,
+  studyUidOf,
+  PacsError,
+  type QidoMatch,
+  TRUNCATED_BY_PACS,
+  truncationOf,
+  WindowOverflowError,
+} from '../../dicomweb';
 import { mapStudy, detailConflict, endpointReference, imagingStudyId, STUDY_UID_CONFLICT } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';
@@ -39,6 +47,8 @@ interface SourceScan {
   keyless?: number;
   /** Studies (by id) of this source that later sources list too: answered once, with every holder's Endpoint. */
   alsoIn?: Map<string, string[]>;
+  /** Searches the PACS still truncated after splitting (see listStudies): some studies may be missing. */
+  truncated?: string[];
 }
 
 export class LiveLookup extends SourceDirectory implements StudyLookup {
@@ -152,8 +162,9 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
    */
   private async searchLive(req: SearchRequest): Promise<StudyPage> {
     const scans = await this.scanAll(req.criteria);
-    const page: StudyPage = { studies: [], problems: [] };
-    if (scans.every((s) => s.complete)) page.total = scans.reduce((n, s) => n + s.candidates.length, 0);
+    const page: StudyPage = { studies: [], problems: scans.flatMap((s, i) => this.listingWarnings(s, i)) };
+    // A total only when it is exact: every source listed whole, none of it truncated by the PACS.
+    if (scans.every((s) => s.complete && !s.truncated)) page.total = scans.reduce((n, s) => n + s.candidates.length, 0);
     const next = await walkSources(req.cursor, scans.length, async (i, offset): Promise<SourcePart> => {
       const scan = scans[i];
       if (!scan.plan) return { end: 0 };
@@ -173,6 +184,35 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
     });
     if (next) page.next = next;
     return page;
+  }
+
+  /** Why a source's listing may miss studies, as warnings for the Bundle (none when it is whole). */
+  private listingWarnings(scan: SourceScan, i: number): OperationOutcomeIssue[] {
+    const src = this.searchSources[i];
+    const limit = src.config.serverLimit;
+    const id = src.config.id;
+    if (scan.truncated?.length)
+      return [
+        {
+          severity: 'warning',
+          code: 'incomplete',
+          diagnostics:
+            `The PACS "${id}" truncates this search (${scan.truncated.join('; ')}) even split as far as it can be: ` +
+            'studies may be missing and the total is unknown; narrow the search (a closed date range can be split).',
+        },
+      ];
+    // Read page by page in PACS order: a PACS capping whole searches stops at its cap without saying so.
+    if (!scan.complete && scan.plan && limit !== undefined)
+      return [
+        {
+          severity: 'warning',
+          code: 'incomplete',
+          diagnostics:
+            `More than ${this.cfg.maxCountScan} studies match at the PACS "${id}", which caps searches at ${limit} ` +
+            'results: studies past that may be missing; narrow the search.',
+        },
+      ];
+    return [];
   }
 
   /** Up to `need` candidates of a complete list from `offset`; `next` when more remain. */
@@ -276,22 +316,25 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
         `The PACS "${src.config.id}" cannot look up several Study Instance UIDs in one query; ask for one id at a time.`,
       );
     }
-    const size = src.config.pageSize;
+    // The sync's listing: paged, and split by date and time where the PACS truncates (serverLimit).
+    let listing;
+    try {
+      listing = await src.pacs.listStudies(plan.match, { maxStudies: this.cfg.maxCountScan });
+    } catch (err) {
+      if (err instanceof WindowOverflowError) return { criteria, plan, complete: false, candidates: [] };
+      throw this.failed(err, src);
+    }
     const byUid = new Map<string, DicomDataset>();
     let keyless = 0;
-    for (let offset = 0; ; offset += size) {
-      if (offset >= this.cfg.maxCountScan) return { criteria, plan, complete: false, candidates: [] };
-      const rows = await this.pacsPage(src, plan.match, size, offset);
-      for (const row of rows) {
-        const uid = studyUidOf(row);
-        // Rows without a UID cannot be ordered or read: counted and reported, never dropped silently.
-        if (!uid) keyless++;
-        else if (!byUid.has(uid) && this.studyLevelMatch(src, row, criteria)) byUid.set(uid, row);
-      }
-      if (rows.length < size) break;
+    for (const row of listing.datasets) {
+      const uid = studyUidOf(row);
+      // Rows without a UID cannot be ordered or read: counted and reported, never dropped silently.
+      if (!uid) keyless++;
+      else if (!byUid.has(uid) && this.studyLevelMatch(src, row, criteria)) byUid.set(uid, row);
     }
     const candidates = [...byUid.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row);
-    return { criteria, plan, complete: true, candidates, ...(keyless ? { keyless } : {}) };
+    const truncated = listing.truncated.length ? { truncated: listing.truncated } : {};
+    return { criteria, plan, complete: true, candidates, ...(keyless ? { keyless } : {}), ...truncated };
   }
 
   private async countLive(criteria: Criterion[]): Promise<number> {
@@ -301,6 +344,13 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
         400,
         'too-costly',
         `More than ${this.cfg.maxCountScan} studies would have to be counted; narrow the search.`,
+      );
+    const truncated = scans.findIndex((s) => s.truncated?.length);
+    if (truncated >= 0)
+      throw new FhirError(
+        400,
+        'incomplete',
+        `The PACS "${this.searchSources[truncated].config.id}" truncates this search; the studies cannot be counted. Narrow the search.`,
       );
     return scans.reduce((n, s) => n + s.candidates.length, 0);
   }
@@ -385,6 +435,13 @@ export class LiveLookup extends SourceDirectory implements StudyLookup {
       if (conflict) {
         this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: STUDY_UID_CONFLICT }, 'study left out');
         out.set(m.uid, conflict);
+        continue;
+      }
+      // Part of a study is never shown as the whole of it (the sync records it failing, not written).
+      const truncated = truncationOf(d, m.row);
+      if (truncated) {
+        this.log.warn({ sourceId: src.config.id, studyUid: m.uid, code: TRUNCATED_BY_PACS }, 'study left out');
+        out.set(m.uid, `Study ${m.uid}: ${truncated}.`);
         continue;
       }
       const result = mapStudy({ study: m.row, series: d.series, instances: d.instances }, src.config);

@@ -28,13 +28,13 @@ const RECORD_SYNCED_SQL = `INSERT INTO studies (source_id, study_uid, study_date
            freshness_ms = ${msBetween('EXCLUDED.synced_at', 'COALESCE(studies.pending_since, EXCLUDED.first_seen)')}`;
 
 const RECORD_FAILURE_SQL = `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at,
-                              first_seen, pending_since)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                              first_seen, pending_since, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
            ON CONFLICT (source_id, study_uid) DO UPDATE SET
              study_date = COALESCE(EXCLUDED.study_date, studies.study_date), status = EXCLUDED.status,
              fingerprint = COALESCE(EXCLUDED.fingerprint, studies.fingerprint), last_seen = COALESCE(EXCLUDED.last_seen, studies.last_seen),
              attempts = EXCLUDED.attempts, next_retry_at = EXCLUDED.next_retry_at, last_error = EXCLUDED.last_error,
-             reason = NULL, updated_at = EXCLUDED.updated_at, first_seen = COALESCE(studies.first_seen, EXCLUDED.first_seen),
+             reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at, first_seen = COALESCE(studies.first_seen, EXCLUDED.first_seen),
              pending_since = COALESCE(studies.pending_since, EXCLUDED.pending_since)
            RETURNING *`;
 
@@ -178,6 +178,7 @@ export class PgStudies implements StudyStateRepository {
       o.error,
       iso(at),
       o.seenAt,
+      o.reason,
     ]);
     return toState(row!);
   }

@@ -20,13 +20,13 @@ const RECORD_SYNCED_SQL = `INSERT INTO studies (source_id, study_uid, study_date
            freshness_ms = CAST(ROUND((julianday(excluded.synced_at) - julianday(COALESCE(studies.pending_since, excluded.first_seen))) * 86400000) AS INTEGER)`;
 
 const RECORD_FAILURE_SQL = `INSERT INTO studies (source_id, study_uid, study_date, status, fingerprint, last_seen, attempts, next_retry_at, last_error, updated_at,
-                              first_seen, pending_since)
-           VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @lastSeen, @attempts, @nextRetry, @error, @at, @seenAt, @seenAt)
+                              first_seen, pending_since, reason)
+           VALUES (@sourceId, @studyUid, @studyDate, @status, @fingerprint, @lastSeen, @attempts, @nextRetry, @error, @at, @seenAt, @seenAt, @reason)
            ON CONFLICT (source_id, study_uid) DO UPDATE SET
              study_date = COALESCE(excluded.study_date, studies.study_date), status = excluded.status,
              fingerprint = COALESCE(excluded.fingerprint, studies.fingerprint), last_seen = COALESCE(excluded.last_seen, studies.last_seen),
              attempts = excluded.attempts, next_retry_at = excluded.next_retry_at, last_error = excluded.last_error,
-             reason = NULL, updated_at = excluded.updated_at, first_seen = COALESCE(studies.first_seen, excluded.first_seen),
+             reason = excluded.reason, updated_at = excluded.updated_at, first_seen = COALESCE(studies.first_seen, excluded.first_seen),
              pending_since = COALESCE(studies.pending_since, excluded.pending_since)`;
 
 export class SqliteStudies implements StudyStateRepository {
@@ -108,6 +108,7 @@ export class SqliteStudies implements StudyStateRepository {
           lastSeen: o.lastSeen,
           seenAt: o.seenAt,
           error: o.error,
+          reason: o.reason,
         });
         return this.getNow(sourceId, f.studyUid)!;
       }),

@@ -49,7 +49,10 @@ describe('pageThrough', () => {
     const s = server(corpus(12), { totalCap: 5 });
     const r = await pageThrough(s.fetch, 100, { serverLimit: 5 }, uidOf);
     expect(r.truncated).toBe(true);
-    expect(s.calls[0]).toEqual([5, 0]);
+    expect(s.calls).toEqual([
+      [5, 0],
+      [5, 5],
+    ]);
   });
   it('fewer results than the server limit is complete', async () => {
     const s = server(corpus(4), { totalCap: 5 });
@@ -78,11 +81,53 @@ describe('pageThrough', () => {
     };
     await expect(pageThrough(failing, 10, {}, uidOf)).rejects.toThrow('boom');
   });
-  it('a server ignoring offset does not loop forever nor duplicate', async () => {
+  it('a server ignoring offset does not loop forever nor duplicate, and what it never shows is truncated', async () => {
     const s = server(corpus(30), { ignoresOffset: true });
     const r = await pageThrough(s.fetch, 10, {}, uidOf);
     expect(r.datasets).toHaveLength(10);
+    expect(r.truncated).toBe(true);
     expect(s.calls).toHaveLength(2);
+  });
+  it('a server ignoring offset below the page size is complete (its one page was short)', async () => {
+    const r = await pageThrough(server(corpus(7), { ignoresOffset: true }).fetch, 10, {}, uidOf);
+    expect(r).toMatchObject({ truncated: false });
+    expect(r.datasets).toHaveLength(7);
+  });
+  it('a server ignoring limit answers whole: complete unless it ended at the cap', async () => {
+    const whole = async (): Promise<PageAnswer> => ({ datasets: corpus(25), truncated: false });
+    expect(await pageThrough(whole, 10, {}, uidOf)).toMatchObject({ truncated: false });
+    const capped = async (): Promise<PageAnswer> => ({ datasets: corpus(11), truncated: false });
+    expect(await pageThrough(capped, 10, { serverLimit: 10 }, uidOf)).toMatchObject({ truncated: true });
+  });
+  it('pages past serverLimit when the server caps pages only (Azure): complete, and remembered', async () => {
+    const s = server(corpus(102), { perResponseCap: 40 });
+    const caps: CapMemory = { serverLimit: 40 };
+    const r = await pageThrough(s.fetch, 1000, caps, uidOf);
+    expect(r.truncated).toBe(false);
+    expect(r.datasets.map(uidOf)).toEqual(corpus(102).map(uidOf));
+    expect(s.calls).toEqual([
+      [40, 0],
+      [40, 40],
+      [40, 80],
+    ]);
+    expect(caps.pagesPastLimit).toBe(true);
+    // Once seen paging past the limit, a search ending exactly there is complete too.
+    expect(await pageThrough(server(corpus(40)).fetch, 1000, caps, uidOf)).toMatchObject({ truncated: false });
+  });
+  it('a search ending at serverLimit or one past it is truncated (a cap on the whole search, offset included)', async () => {
+    for (const pageSize of [40, 30, 7]) {
+      const s = server(corpus(102), { totalCap: 40 });
+      const r = await pageThrough(s.fetch, pageSize, { serverLimit: 40 }, uidOf);
+      expect(r.truncated).toBe(true);
+      expect(r.datasets).toHaveLength(41);
+      // The next offset was asked for: a page that fills is never taken as the last.
+      expect(s.calls).toHaveLength(Math.floor(41 / pageSize) + 1);
+    }
+    const exact = server(corpus(40), { totalCap: 40 });
+    expect(await pageThrough(exact.fetch, 40, { serverLimit: 40 }, uidOf)).toMatchObject({ truncated: true });
+    expect(await pageThrough(server(corpus(39)).fetch, 40, { serverLimit: 40 }, uidOf)).toMatchObject({
+      truncated: false,
+    });
   });
 });
 
