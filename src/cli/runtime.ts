@@ -9,7 +9,7 @@ import { parseDate } from '../dicomweb';
 import { UsageError } from './exitCodes';
 import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';
-import { builtInPatientSystem, preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
+import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks';
 import { createFhirSink, type FhirSink } from '../sinks';
 import type { Sink } from '../sinks';
@@ -74,7 +74,7 @@ export function builtInPatientSystemNote(config: Pick<BridgeConfig, 'sources'>):
   if (!ids.length) return undefined;
   return (
     `source${ids.length > 1 ? 's' : ''} ${ids.join(', ')}: Patient IDs without an issuer use the built-in system ` +
-    `${builtInPatientSystem('<source id>')}, unique only within this bridge; set mapping.patient.defaultSystem ` +
+    `urn:pacs-fhir-bridge:<source id>:patient-id, unique only within this bridge; set mapping.patient.defaultSystem ` +
     `(the hospital's OID) to name the real one`
   );
 }

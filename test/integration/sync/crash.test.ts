@@ -53,7 +53,16 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'sync-crash-'));
   dbFile = path.join(dir, 'data', 'bridge.sqlite');
   const config = {
-    sources: [{ id: SOURCE_ID, qidoBase: proxy.via(orthanc.dicomWebBase), defaultTimezone: TZ, retries: 0 }],
+    sources: [
+      {
+        id: SOURCE_ID,
+        qidoBase: proxy.via(orthanc.dicomWebBase),
+        defaultTimezone: TZ,
+        retries: 0,
+        // The hospital's own system: on the built-in one start-up warns (tested in cli/statusExit), and this run must not.
+        mapping: { patient: { defaultSystem: 'urn:oid:2.16.886.101.20003.20014' } },
+      },
+    ],
     sync: { windowDays: 1, batchSize: 2 },
     store: { path: dbFile },
   };
