@@ -59,7 +59,7 @@ beforeAll(async () => {
         qidoBase: proxy.via(orthanc.dicomWebBase),
         defaultTimezone: TZ,
         retries: 0,
-        // The hospital's own system: on the built-in one start-up warns (tested in cli/statusExit), and this run must not.
+        // The hospital's own system: on the built-in one start-up warns (cli/statusExit tests it); this run must not.
         mapping: { patient: { defaultSystem: 'urn:oid:2.16.886.101.20003.20014' } },
       },
     ],
