@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config';
 import { sourceSchema, type SourceConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import { studyUidOf, type DicomDataset } from '../dicomweb';
+import { studyUidOf, truncationOf, type DicomDataset } from '../dicomweb';
 import {
   isBlocking,
   mapStudy,
@@ -114,6 +114,8 @@ async function loadResults(
     series: [],
     instances: [],
   };
+  const truncated = truncationOf(details, study);
+  if (truncated) notes.push(`warning: ${truncated}; the resource below lists only what the PACS returned`);
   return { results: { study, series: details.series, instances: details.instances }, source, notes };
 }
 

@@ -107,15 +107,6 @@ interface SyncOptions {
   confirmRemovals?: boolean;
 }
 
-/**
- * A sweep that held its removals did its work but for what waits for a person: the partial status (3), which
- * schedulers already alert on, rather than success.
- */
-function exitCodeOf(s: RunSummary): ExitCode {
-  const code = exitCodeForRun(s.status);
-  return code === EXIT.ok && (s.counts.held ?? 0) > 0 ? EXIT.partial : code;
-}
-
 /** Records the operator's confirmation of the held removals, for the sweep that follows to apply them. */
 async function confirmHeldRemovals(store: StateStore, sourceId: string): Promise<void> {
   const held = (await store.sweeps.confirmHeld(sourceId))?.held;
@@ -171,7 +162,7 @@ export function syncCommand(): Command {
           if ((opts.sweep || opts.reconcile) && !shutdown.received()) summaries.push(await service.sweep(id));
           for (const s of summaries) {
             process.stdout.write(summaryLine(s, opts.json));
-            codes.push(exitCodeOf(s));
+            codes.push(exitCodeForRun(s.status));
           }
         }
         finish(codes, shutdown.received());

@@ -118,8 +118,9 @@ async function outcomeOf(
   try {
     const result = await body();
     const counts = { ...run.counts, ...(result.counts ?? {}) };
-    // A newly quarantined study was not synced either: the run is partial, so a scheduler notices.
-    const notSynced = (counts.failed ?? 0) + (counts.quarantined ?? 0);
+    // A newly quarantined study was not synced either, and held removals wait for a person: the run is partial,
+    // so a scheduler notices.
+    const notSynced = (counts.failed ?? 0) + (counts.quarantined ?? 0) + ((counts as RunCounts).held ?? 0);
     return { status: !result.complete ? 'interrupted' : notSynced > 0 ? 'partial' : 'ok', counts };
   } catch (err) {
     const error = describeError(err);
