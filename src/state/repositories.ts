@@ -84,7 +84,10 @@ export interface SweepRepository {
   /** The source's unfinished sweep, to resume; otherwise a new one starting `at`. */
   open(sourceId: string, at?: Date): Promise<SweepRecord>;
   advance(id: number, p: { throughDate?: string; listed: number; undatedDone?: boolean }): Promise<void>;
-  /** Closes a sweep with its coverage: of the studies seen since it started, how many are synced, failing, dead. */
+  /**
+   * Closes a sweep with its coverage: the studies seen since it started (its `listed`, each once), and how
+   * many of them are synced, failing, dead.
+   */
   complete(id: number, r: { vanished: number; unresolved: number; at?: Date }): Promise<SweepRecord>;
   lastComplete(sourceId: string): Promise<SweepRecord | undefined>;
   /** The sweep in progress (or interrupted, to be resumed), if any. */

@@ -1,7 +1,7 @@
 /** Full-range sweeps in the PostgreSQL store. */
 import type { Pool, PoolClient } from 'pg';
 import type { SweepRepository } from '../repositories';
-import { iso, toSweep, type SweepRow } from '../rows';
+import { iso, listedOf, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { lockKeys, one, rows, transaction, type Queryable } from './db';
 
@@ -50,9 +50,9 @@ export class PgSweeps implements SweepRepository {
       const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
       const row = await one<SweepRow>(
         c,
-        `UPDATE sweeps SET completed_at = $1, synced = $2, failing = $3, dead = $4, vanished = $5, unresolved = $6
-           WHERE id = $7 RETURNING *`,
-        [iso(r.at), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id],
+        `UPDATE sweeps SET completed_at = $1, synced = $2, failing = $3, dead = $4, vanished = $5, unresolved = $6,
+           listed = $8 WHERE id = $7 RETURNING *`,
+        [iso(r.at), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id, listedOf(byStatus)],
       );
       return toSweep(row!);
     });

@@ -1,7 +1,7 @@
 /** Full-range sweeps in the embedded store. */
 import type Database from 'better-sqlite3';
 import type { SweepRepository } from '../repositories';
-import { iso, toSweep, type SweepRow } from '../rows';
+import { iso, listedOf, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { statement } from './statements';
 
@@ -49,8 +49,8 @@ export class SqliteSweeps implements SweepRepository {
       const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
       statement(
         this.db,
-        'UPDATE sweeps SET completed_at = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ? WHERE id = ?',
-      ).run(iso(r.at), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id);
+        'UPDATE sweeps SET completed_at = ?, listed = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ? WHERE id = ?',
+      ).run(iso(r.at), listedOf(byStatus), n('synced'), n('failing'), n('dead'), r.vanished, r.unresolved, id);
       return this.byId(id);
     })();
   }
