@@ -21,6 +21,7 @@ export {
   validateEndpoint,
   validateAny,
   createResourceGuard,
+  createPatientGuard,
   preloadValidator,
   setProfilesDir,
   profilesDir,
