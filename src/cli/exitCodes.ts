@@ -12,6 +12,11 @@ export const EXIT = {
   usage: 2,
   /** The run finished, but some studies failed; they are recorded for retry (see `status`). */
   partial: 3,
+  /**
+   * `status`: a source is unhealthy (coverage short, overdue or never swept; studies dead-lettered or
+   * quarantined). One code for every reason: a monitor pages on it, the reasons are in the output and --json.
+   */
+  unhealthy: 4,
   /** The configuration is invalid (sysexits EX_CONFIG); every problem is listed on stderr. */
   config: 78,
   /** Stopped by SIGINT or SIGTERM before the work was done; rerunning the same command resumes. */
@@ -53,6 +58,8 @@ Exit status:
   2    usage: unknown command, option or --source; unusable input file (map)
   3    partial run: some studies failed; they are recorded and retried on
        later runs (see status)
+  4    status: a source is unhealthy: coverage short, overdue or never swept,
+       or studies dead-lettered or quarantined (the reasons are printed)
   78   configuration error: every problem is listed on stderr
   130  interrupted by SIGINT or SIGTERM: the studies in hand were saved; run
        the same command again to resume (serve and the scheduled sync stop

@@ -9,7 +9,7 @@ import { parseDate } from '../dicomweb';
 import { UsageError } from './exitCodes';
 import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';
-import { preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
+import { createPatientGuard, preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
 import { createEmbeddedSink } from '../sinks';
 import { createFhirSink, type FhirSink } from '../sinks';
 import type { Sink } from '../sinks';
@@ -30,7 +30,9 @@ export function buildSinks(
   const fhirSinks: FhirSink[] = [];
   if (config.sinks.embedded.enabled) sinks.push(createEmbeddedSink(store));
   if (config.sinks.fhir) {
-    const fhir = createFhirSink(config.sinks.fhir, { logger, metrics });
+    // The profile guard covers the Patients the sink creates (`create` linking), as it covers every ImagingStudy.
+    const patientGuard = config.sinks.validation.enabled ? createPatientGuard() : undefined;
+    const fhir = createFhirSink(config.sinks.fhir, { logger, metrics, patientGuard });
     sinks.push(fhir);
     fhirSinks.push(fhir);
   }

@@ -20,6 +20,7 @@ import {
 import { daysBetween, todayIn } from '../time';
 import { formatDuration, formatInstant } from '../api';
 import { EXIT, exitCodeForRun, UsageError, worstExit, type ExitCode } from './exitCodes';
+import { sourceVerdict, verdictLine, type Verdict } from './verdict';
 import {
   buildSinks,
   checkRange,
@@ -338,42 +339,50 @@ export function coverageLines(c: Coverage): string {
 
 export function statusCommand(): Command {
   return new Command('status')
-    .description('Per source: last run, lag, counts, failing, dead-lettered and quarantined studies')
+    .description(
+      'Per source: verdict, coverage, last run, lag, counts, failing, dead-lettered and quarantined studies; ' +
+        `exits ${EXIT.unhealthy} when a source is unhealthy`,
+    )
     .option('--source <id>', 'only this source')
-    .option('--json', 'print the statuses as one line of JSON (an array, one entry per source)')
+    .option('--json', 'print the statuses as one line of JSON (an array, one entry per source, each with its verdict)')
     .action(async (opts: { source?: string; json?: boolean }) => {
       const ctx = await openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
         const statuses = await Promise.all(
-          selectSources(ctx.config, opts.source).map((id) => sourceStatus(ctx.store, ctx.config, id)),
+          selectSources(ctx.config, opts.source).map(async (id) => {
+            const status = await sourceStatus(ctx.store, ctx.config, id);
+            return { ...status, verdict: sourceVerdict(status) };
+          }),
         );
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(statuses)}\n`);
-          return;
-        }
-        for (const s of statuses) {
-          const c = s.counts;
-          const run = s.lastRun
-            ? `${s.lastRun.kind} ${s.lastRun.status} at ${s.lastRun.endedAt ?? s.lastRun.startedAt}${s.lastRun.error ? ` (${s.lastRun.error})` : ''}`
-            : 'never';
-          process.stdout.write(
-            `${s.sourceId}\n  last run: ${run}\n  checkpoint: ${s.checkpoint ?? 'none'}${s.lagDays !== null ? ` (lag ${s.lagDays} d)` : ''}; last successful poll: ${s.lastSuccessfulPoll ?? 'never'}\n` +
-              `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}, quarantined ${c.quarantined}); ImagingStudy resources: ${c.resources}\n` +
-              coverageLines(s.coverage),
-          );
-          for (const f of s.failing)
-            process.stdout.write(
-              `  failing ${f.studyUid} attempts=${f.attempts} next=${f.nextRetryAt ?? 'next run'}: ${f.lastError ?? ''}\n`,
-            );
-          for (const d of s.dead)
-            process.stdout.write(`  dead    ${d.studyUid} attempts=${d.attempts}: ${d.lastError ?? ''}\n`);
-          for (const q of s.quarantined)
-            process.stdout.write(`  quarantined ${q.studyUid} (${q.reason ?? ''}): ${q.detail ?? ''}\n`);
-        }
+        if (opts.json) process.stdout.write(`${JSON.stringify(statuses)}\n`);
+        else for (const s of statuses) process.stdout.write(statusText(s));
+        // For monitoring: any unhealthy source makes the command fail with its own code (README, --help).
+        process.exitCode = statuses.every((s) => s.verdict.healthy) ? EXIT.ok : EXIT.unhealthy;
       } finally {
         await ctx.store.close();
       }
     });
+}
+
+/** One source's block of `status` text. */
+function statusText(s: SourceStatus & { verdict: Verdict }): string {
+  const c = s.counts;
+  const run = s.lastRun
+    ? `${s.lastRun.kind} ${s.lastRun.status} at ${s.lastRun.endedAt ?? s.lastRun.startedAt}${s.lastRun.error ? ` (${s.lastRun.error})` : ''}`
+    : 'never';
+  const lines = [
+    `${s.sourceId}\n${verdictLine(s.verdict)}  last run: ${run}\n`,
+    `  checkpoint: ${s.checkpoint ?? 'none'}${s.lagDays !== null ? ` (lag ${s.lagDays} d)` : ''}; last successful poll: ${s.lastSuccessfulPoll ?? 'never'}\n`,
+    `  studies: ${c.studies} (synced ${c.synced}, failing ${c.failing}, dead ${c.dead}, removed ${c.removed}, quarantined ${c.quarantined}); ImagingStudy resources: ${c.resources}\n`,
+    coverageLines(s.coverage),
+    ...s.failing.map(
+      (f) =>
+        `  failing ${f.studyUid} attempts=${f.attempts} next=${f.nextRetryAt ?? 'next run'}: ${f.lastError ?? ''}\n`,
+    ),
+    ...s.dead.map((d) => `  dead    ${d.studyUid} attempts=${d.attempts}: ${d.lastError ?? ''}\n`),
+    ...s.quarantined.map((q) => `  quarantined ${q.studyUid} (${q.reason ?? ''}): ${q.detail ?? ''}\n`),
+  ];
+  return lines.join('');
 }
 
 export function replayCommand(): Command {

@@ -7,7 +7,9 @@
 import type { SourceConfig } from '../config';
 import { createAuthorizer } from './auth';
 import { OrthancChangeFeed } from './changeFeedOrthanc';
+import { pacsRetryPolicy, type PacsRetryTuning } from './retry';
 import { httpsAgentFor } from './transport';
+import type { PacsError } from './types';
 
 /**
  * What one event means for the sync:
@@ -39,8 +41,10 @@ export interface FeedPage {
 }
 
 export interface ChangeFeedStats {
-  /** HTTP requests made to the feed and to resolve study references, so far. */
+  /** HTTP requests made to the feed and to resolve study references, so far (each attempt). */
   requests: number;
+  /** Attempts repeated by the retry policy (429, 502–504, network errors, timeouts). */
+  retries?: number;
 }
 
 export interface ChangeFeed {
@@ -62,20 +66,33 @@ export interface ChangeFeed {
 }
 
 /** The parts of a source's configuration a feed needs: its endpoint, authentication and TLS. */
-export type FeedSourceConfig = Pick<SourceConfig, 'id' | 'qidoBase' | 'auth' | 'tls' | 'timeoutMs' | 'concurrency'> & {
+export type FeedSourceConfig = Pick<
+  SourceConfig,
+  'id' | 'qidoBase' | 'auth' | 'tls' | 'timeoutMs' | 'concurrency' | 'retries'
+> & {
   changeFeed: SourceConfig['changeFeed'];
 };
+
+export interface ChangeFeedOptions {
+  /** Backoff tuning (tests shorten it); attempts come from the source's `retries`, as for its QIDO-RS requests. */
+  retry?: PacsRetryTuning;
+  onRetry?: (error: PacsError, attempt: number, delayMs: number) => void;
+}
 
 /**
  * The change feed a source is configured for, or the one detected (`auto`: Orthanc's, when GET
  * <REST root>/system answers as Orthanc). Undefined for `off`, or when none is detected.
  */
-export async function createChangeFeed(cfg: FeedSourceConfig): Promise<ChangeFeed | undefined> {
+export async function createChangeFeed(
+  cfg: FeedSourceConfig,
+  options: ChangeFeedOptions = {},
+): Promise<ChangeFeed | undefined> {
   const type = cfg.changeFeed.type;
   if (type === 'off') return undefined;
   const httpsAgent = httpsAgentFor(cfg as SourceConfig);
   const auth = createAuthorizer(cfg.auth, { sourceId: cfg.id, timeoutMs: cfg.timeoutMs, httpsAgent });
-  const feed = new OrthancChangeFeed(cfg, { auth, httpsAgent });
+  const retry = pacsRetryPolicy(cfg.retries, options.retry);
+  const feed = new OrthancChangeFeed(cfg, { auth, httpsAgent, retry, onRetry: options.onRetry });
   if (type === 'orthanc') return feed;
   return (await feed.probeSystem()) ? feed : undefined;
 }

@@ -4,13 +4,16 @@
  * Instance UID, cached for good (an Orthanc study id is a hash of PatientID and StudyInstanceUID, so
  * it never comes to mean another study). Orthanc 1.10 reports no deletions here: deleting a study
  * removes its earlier entries and adds none, so sequence numbers have gaps, which are normal.
+ * Every request goes through the one outbound policy (src/http) as QIDO-RS does: the source's retry policy
+ * (429 and 502–504 retried with backoff, Retry-After honoured), and one fresh OAuth2 token after a 401.
  */
 import type { Agent } from 'node:https';
 import axios, { type AxiosInstance } from 'axios';
 import pLimit from 'p-limit';
-import { DeadlineError, withDeadline } from '../http';
+import { authorizedRequest, DeadlineError, parseRetryAfter, withDeadline, withRetry, type RetryPolicy } from '../http';
 import type { Authorizer } from './auth';
 import type { ChangeFeed, FeedEvent, FeedEventKind, FeedPage, FeedSourceConfig } from './changeFeed';
+import { pacsTransient, RetryableError } from './retry';
 import { PacsError } from './types';
 
 /**
@@ -56,12 +59,27 @@ function kindOf(change: OrthancChange): FeedEventKind {
 
 export interface OrthancFeedOptions {
   auth: Authorizer;
+  /** The source's retry policy (pacsRetryPolicy), the same as its QIDO-RS requests'. */
+  retry: RetryPolicy;
   httpsAgent?: Agent;
+  onRetry?: (error: PacsError, attempt: number, delayMs: number) => void;
+}
+
+interface Answer<T> {
+  status: number;
+  data: T;
+}
+
+/** A 401 a fresh token did not cure: handed back to the caller as an answer (the probe reads it as "not Orthanc"). */
+class Unauthorized extends PacsError {
+  constructor(label: string) {
+    super(`${label}: HTTP 401`, 401, 'auth', false);
+  }
 }
 
 export class OrthancChangeFeed implements ChangeFeed {
   readonly type = 'orthanc';
-  readonly stats = { requests: 0 };
+  readonly stats = { requests: 0, retries: 0 };
   readonly restBase: string;
   private readonly http: AxiosInstance;
   private readonly uids = new Map<string, string>();
@@ -154,14 +172,38 @@ export class OrthancChangeFeed implements ChangeFeed {
     if (this.uids.size > UID_CACHE_SIZE) this.uids.delete(this.uids.keys().next().value!);
   }
 
-  private async get<T>(path: string, what: string): Promise<{ status: number; data: T }> {
-    const authorization = await this.options.auth.header();
+  /** One request: retried as the policy says, with one fresh OAuth2 token after a 401. */
+  private async get<T>(path: string, what: string): Promise<Answer<T>> {
+    const authorized = authorizedRequest(this.options.auth, (e) => e instanceof Unauthorized);
+    try {
+      return await withRetry(
+        () => authorized((authorization) => this.attempt<T>(path, what, authorization)),
+        this.options.retry,
+        {
+          transient: pacsTransient,
+          onRetry: (e: PacsError, attempt, delayMs) => {
+            this.stats.retries++;
+            this.options.onRetry?.(e, attempt, delayMs);
+          },
+        },
+      );
+    } catch (err) {
+      if (err instanceof Unauthorized) return { status: 401, data: undefined as T };
+      throw err;
+    }
+  }
+
+  /**
+   * One attempt. Statuses the policy retries, and a 401 (for a fresh token), are thrown; any other status is
+   * an answer for the caller to read (a 404 for a deleted study, /system answering as something else).
+   */
+  private async attempt<T>(path: string, what: string, authorization: string | undefined): Promise<Answer<T>> {
     this.stats.requests++;
+    let res: { status: number; data: T; headers: Record<string, unknown> };
     try {
       const headers = authorization ? { Authorization: authorization } : {};
       // The one timeout rule of outbound requests (src/http/timeout.ts): the whole exchange.
-      const res = await withDeadline(this.timeoutMs, (signal) => this.http.get<T>(path, { headers, signal }));
-      return { status: res.status, data: res.data };
+      res = await withDeadline(this.timeoutMs, (signal) => this.http.get<T>(path, { headers, signal }));
     } catch (err) {
       const e = err as { code?: string; message?: string };
       const timedOut = err instanceof DeadlineError || e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT';
@@ -172,6 +214,12 @@ export class OrthancChangeFeed implements ChangeFeed {
         true,
       );
     }
+    if (res.status === 401) throw new Unauthorized(`${this.label} ${what}`);
+    if (this.options.retry.retryableStatus(res.status)) {
+      const retryAfter = parseRetryAfter(res.headers['retry-after'] as string | undefined);
+      throw new RetryableError(`${this.label} ${what}: HTTP ${res.status}`, res.status, 'http', retryAfter);
+    }
+    return { status: res.status, data: res.data };
   }
 
   private httpError(what: string, status: number): PacsError {

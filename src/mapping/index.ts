@@ -24,6 +24,7 @@ export {
   validateEndpoint,
   validateAny,
   createResourceGuard,
+  createPatientGuard,
   preloadValidator,
   setProfilesDir,
   profilesDir,

@@ -160,3 +160,18 @@ export function createResourceGuard(enabled: boolean): ResourceGuard {
     },
   };
 }
+
+/**
+ * The check the FHIR sink puts before each Patient it creates (`create` linking): the Patient against its
+ * meta.profile (Patient-twcore) and base R4, like every ImagingStudy. Undefined when it may be written, else why
+ * not, by path and message only: the values are the patient's own and must reach neither a log nor the store.
+ * The guard is built on first use, so `sinks.validation.profilesDir` is set (and checked) before it loads.
+ */
+export function createPatientGuard(): (patient: unknown) => string | undefined {
+  let guard: ResourceGuard | undefined;
+  return (patient) => {
+    guard ??= createResourceGuard(true);
+    const verdict = guard.check(patient);
+    return verdict.ok ? undefined : verdict.message.replace(/^Patient\/\S+ is invalid: /, '');
+  };
+}

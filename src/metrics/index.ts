@@ -11,15 +11,23 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { TRUNCATED_BY_PACS, type PacsSource } from '../dicomweb';
 import type { OutboundMetrics, RequestObserver } from '../http';
 import type { RunRecord, SourceCounts, StateStore, StudyState } from '../state';
-import { syncLagSeconds } from './lag';
+import { feedReadingOf, syncLagSeconds } from './lag';
 import type { Coverage } from '../sync';
 
-export { syncLagSeconds, lagPerRun, windowEndOf, type RunLagPoint } from './lag';
+export {
+  syncLagSeconds,
+  lagPerRun,
+  windowEndOf,
+  feedCurrentAt,
+  feedReadingOf,
+  type FeedReading,
+  type RunLagPoint,
+} from './lag';
 
 export const METRIC_PREFIX = 'pacs_fhir_bridge_';
 
-/** What the metrics read from the store. */
-export type MetricsStore = Pick<StateStore, 'runs' | 'studies' | 'checkpoints'>;
+/** What the metrics read from the store (`feed`, when given: a change feed's last read, for the lag). */
+export type MetricsStore = Pick<StateStore, 'runs' | 'studies' | 'checkpoints'> & Partial<Pick<StateStore, 'feed'>>;
 
 /** A node-cache (getStats()) or a cache counting its own hits and misses (the API's AnswerCache). */
 export type CacheStatsSource = { getStats(): { hits: number; misses: number } } | { hits: number; misses: number };
@@ -63,7 +71,7 @@ async function storeRead(read: () => Promise<void>): Promise<boolean> {
 /** One source's figures from the store, read once per scrape before the (synchronous) collectors run. */
 interface SourceSnapshot {
   runs: RunRecord[];
-  /** Lag comes from polls alone; feed runs would crowd them out of the newest runs. */
+  /** Lag from polls (listed apart: feed runs would crowd them out of the newest runs) and the feed's last read. */
   lag: number | undefined;
   counts: SourceCounts;
   quarantined: StudyState[];
@@ -90,7 +98,7 @@ async function snapshotOf(
   now: Date,
   coverageOf?: (sourceId: string, now: Date) => Promise<Coverage>,
 ): Promise<SourceSnapshot> {
-  const [runs, polls, checkpoint, counts, quarantined, failing, dead, coverage] = await Promise.all([
+  const [runs, polls, checkpoint, counts, quarantined, failing, dead, coverage, feed] = await Promise.all([
     recentRunsOf(store, source),
     store.runs.listRuns(source, RUNS_PER_SCRAPE, 'poll'),
     store.checkpoints.get(source, 'poll'),
@@ -99,9 +107,10 @@ async function snapshotOf(
     store.studies.list(source, 'failing'),
     store.studies.list(source, 'dead'),
     coverageOf?.(source, now),
+    store.feed && feedReadingOf(store.feed, source),
   ]);
   const unsynced = [...failing, ...dead];
-  return { runs, lag: syncLagSeconds(polls, now, checkpoint), counts, quarantined, unsynced, coverage };
+  return { runs, lag: syncLagSeconds(polls, now, checkpoint, feed), counts, quarantined, unsynced, coverage };
 }
 
 /** What the collectors read at scrape time: what was observed, with the sources known to it. */

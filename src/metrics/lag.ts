@@ -1,16 +1,51 @@
 /**
  * Sync lag: how far behind the PACS the synced data may be. A poll queries StudyDate windows up to the
  * moment it runs, so a completed poll (ok or partial: its failures are recorded for retry and its
- * checkpoint advanced) makes everything current as of its start. Pure functions over run history.
+ * checkpoint advanced) makes everything current as of its start. A change feed makes everything current
+ * as of its last read, which goes on to the feed's head (a tick reads until the feed says done), except the
+ * studies it named that are not synced yet: the oldest of those caps it. Pure functions over run history
+ * and the feed's state (feedReadingOf reads that).
  */
-import type { RunRecord } from '../state';
+import type { FeedCheckpoint, FeedStateRepository, RunRecord } from '../state';
 
 const COMPLETED = new Set(['ok', 'partial']);
 
+/** Runs that make everything current as of their start: polls, and feed runs (started right after a feed read). */
+const CURRENCY_KINDS = new Set<RunRecord['kind']>(['poll', 'feed']);
+
 /** The end of the window a finished run made current, or undefined when it completed nothing. */
 export function windowEndOf(run: Pick<RunRecord, 'kind' | 'status' | 'startedAt' | 'endedAt'>): Date | undefined {
-  if (run.kind !== 'poll' || !COMPLETED.has(run.status) || !run.endedAt) return undefined;
+  if (!CURRENCY_KINDS.has(run.kind) || !COMPLETED.has(run.status) || !run.endedAt) return undefined;
   return new Date(run.startedAt);
+}
+
+/** What a source's change feed says about currency, read from the store (FeedStateRepository). */
+export interface FeedReading {
+  /** The feed's checkpoint: `updatedAt` is its last read (each tick reads on to the head). */
+  checkpoint?: Pick<FeedCheckpoint, 'updatedAt'>;
+  /** The first event of the oldest study the feed named that is not synced yet (still pending). */
+  oldestPending: string | null;
+}
+
+/** A source's feed reading from the store: its checkpoint (none: the source has no feed) and oldest pending study. */
+export async function feedReadingOf(
+  feed: Pick<FeedStateRepository, 'checkpoint' | 'pendingSummary'>,
+  sourceId: string,
+): Promise<FeedReading> {
+  const [checkpoint, pending] = await Promise.all([feed.checkpoint(sourceId), feed.pendingSummary(sourceId)]);
+  return { checkpoint, oldestPending: pending.oldest };
+}
+
+/**
+ * The instant a change feed made everything current as of: its last read, or, while studies it named are
+ * still pending (being stored, waiting for a run, or their run failed), the first event of the oldest of them.
+ */
+export function feedCurrentAt(feed: FeedReading | undefined): Date | undefined {
+  if (!feed?.checkpoint) return undefined;
+  const read = Date.parse(feed.checkpoint.updatedAt);
+  const pending = feed.oldestPending ? Date.parse(feed.oldestPending) : Infinity;
+  const at = Math.min(read, pending);
+  return Number.isFinite(at) ? new Date(at) : undefined;
 }
 
 /** Start of the day after a DICOM date (YYYYMMDD), in UTC: the end of a checkpoint's last complete day. */
@@ -21,16 +56,28 @@ export function endOfCheckpointDay(throughDate: string): Date | undefined {
 }
 
 /**
- * Seconds between `now` and the end of the last completed window, or undefined before any completed
- * poll. A checkpoint older than that run (a source still catching up) caps the window end.
+ * Seconds between `now` and the newest instant everything was current as of, or undefined before any
+ * completed poll or feed read. From polls: the start of the last completed one, capped by a checkpoint older
+ * than it (a source still catching up). From a change feed (`feed`): its last read, capped by its oldest
+ * pending study. The later of the two counts: either way of discovery finds a new study.
  */
-export function syncLagSeconds(runs: RunRecord[], now: Date, checkpoint?: string): number | undefined {
-  const ends = runs.map(windowEndOf).filter((d): d is Date => d !== undefined);
-  if (!ends.length) return undefined;
-  let end = new Date(Math.max(...ends.map((d) => d.getTime())));
+export function syncLagSeconds(
+  polls: RunRecord[],
+  now: Date,
+  checkpoint?: string,
+  feed?: FeedReading,
+): number | undefined {
+  const ends = polls
+    .filter((r) => r.kind === 'poll')
+    .map(windowEndOf)
+    .filter((d): d is Date => d !== undefined);
+  let pollEnd = ends.length ? Math.max(...ends.map((d) => d.getTime())) : undefined;
   const dayEnd = checkpoint ? endOfCheckpointDay(checkpoint) : undefined;
-  if (dayEnd && dayEnd < end) end = dayEnd;
-  return Math.max(0, (now.getTime() - end.getTime()) / 1000);
+  if (pollEnd !== undefined && dayEnd && dayEnd.getTime() < pollEnd) pollEnd = dayEnd.getTime();
+  const feedEnd = feedCurrentAt(feed)?.getTime();
+  const candidates = [pollEnd, feedEnd].filter((t): t is number => t !== undefined);
+  if (!candidates.length) return undefined;
+  return Math.max(0, (now.getTime() - Math.max(...candidates)) / 1000);
 }
 
 export interface RunLagPoint {
@@ -45,7 +92,10 @@ export interface RunLagPoint {
   lagSeconds?: number;
 }
 
-/** Oldest-first points for the status page's chart: what each run wrote and the lag it left behind. */
+/**
+ * Oldest-first points for the status page's chart: what each run wrote and the lag it left behind. Feed runs
+ * count like polls here: each started right after a read of the feed to its head.
+ */
 export function lagPerRun(runsNewestFirst: RunRecord[]): RunLagPoint[] {
   const runs = [...runsNewestFirst].reverse();
   let lastEnd: Date | undefined;

@@ -90,8 +90,8 @@ export interface SweepRepository {
   open(sourceId: string, at?: Date): Promise<SweepRecord>;
   advance(id: number, p: { throughDate?: string; listed: number; undatedDone?: boolean }): Promise<void>;
   /**
-   * Closes a sweep with its coverage: of the studies seen since it started, how many are synced, failing, dead;
-   * `held`: the removals it held for a person instead of making.
+   * Closes a sweep with its coverage: the studies seen since it started (its `listed`, each once), and how
+   * many of them are synced, failing, dead; `held`: the removals it held for a person instead of making.
    */
   complete(
     id: number,

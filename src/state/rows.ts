@@ -56,6 +56,15 @@ export interface SweepRow {
   held_confirmed_at?: string | null;
 }
 
+/**
+ * A completed sweep's `listed`: the distinct studies seen on the PACS since it started (by any listing,
+ * before or after a resume), from the per-status counts of studies with last_seen ≥ started_at. A study
+ * the PACS lists twice is one row of `studies`, so it counts once; removed ones were not seen.
+ */
+export function listedOf(byStatus: { status: string; n: number | string }[]): number {
+  return byStatus.filter((b) => b.status !== 'removed').reduce((sum, b) => sum + Number(b.n), 0);
+}
+
 export function toSweep(r: SweepRow): SweepRecord {
   return {
     id: Number(r.id),

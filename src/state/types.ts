@@ -44,7 +44,10 @@ export interface SweepRecord {
   /** Last StudyDate whose window is listed and settled; undefined before the first. */
   throughDate: string | null;
   undatedDone: boolean;
-  /** Studies the PACS reported so far. */
+  /**
+   * In progress: study rows the listings returned so far (a progress figure). Once complete: the distinct
+   * Study Instance UIDs the PACS reported since the sweep started, whichever listing found them.
+   */
   listed: number;
   completedAt: string | null;
   /** Of the listed studies, how many were synced, failing and dead when the sweep completed. */

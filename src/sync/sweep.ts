@@ -257,6 +257,8 @@ async function completeSweep(
 ): Promise<SweepRecord> {
   const vanished = counts.vanished ?? 0;
   const done = await ctx.store.sweeps.complete(sweep.id, { vanished, unresolved, held, at: ctx.now() });
+  // The store's count of distinct studies seen since the sweep began, not the rows listed (a UID listed twice).
+  counts.listed = done.listed;
   // A sweep a change feed asked for (it went back) is done once one that started after the request completes.
   await ctx.store.feed.clearSweepRequest(ctx.sourceConfig.id, new Date(sweep.startedAt));
   const { id: sweepId, listed, synced, failing, dead } = done;

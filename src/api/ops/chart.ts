@@ -1,6 +1,7 @@
 /**
  * The status page's run chart as inline SVG (no script, no front-end build): one bar per run for the
- * studies it wrote, and a line for the sync lag each run left behind, on its own scale at the right.
+ * studies it wrote (polls, sweeps and backfills; change-feed runs in their own colour), and a line for the sync
+ * lag each run left behind, on its own scale at the right.
  */
 import type { RunLagPoint } from '../../metrics';
 import { escapeHtml, formatDuration } from './format';
@@ -53,7 +54,9 @@ export function runChartSvg(points: RunLagPoint[], caption: string): string {
     .map((p, i) => {
       const x = PAD.left + i * slot + slot * 0.15;
       const top = y(p.written, maxWritten);
-      const cls = p.status === 'ok' ? 'bar' : p.status === 'running' ? 'bar running' : 'bar bad';
+      // Feed runs (a change feed's studies, seconds apart) in a colour of their own beside the polls and sweeps.
+      const kind = p.kind === 'feed' ? ' feed' : '';
+      const cls = p.status === 'ok' ? `bar${kind}` : p.status === 'running' ? 'bar running' : 'bar bad';
       return `<rect class="${cls}" x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${(slot * 0.7).toFixed(1)}" height="${(PAD.top + plotH - top).toFixed(1)}"><title>${escapeHtml(
         `${p.startedAt} ${p.kind} ${p.status}: ${p.written} written`,
       )}</title></rect>`;
@@ -83,6 +86,7 @@ export function runChartSvg(points: RunLagPoint[], caption: string): string {
     `<text class="tick lag-tick" x="${W - PAD.right + 4}" y="${PAD.top + 4}">${escapeHtml(formatDuration(maxLag))}</text>`,
     `<text class="tick lag-tick" x="${W - PAD.right + 4}" y="${PAD.top + plotH}">0</text>`,
     `<text class="legend" x="${PAD.left}" y="${H - 6}">■ studies written per run</text>`,
+    `<text class="legend feed-legend" x="${PAD.left + 150}" y="${H - 6}">■ by a feed run</text>`,
     `<text class="legend lag-legend" x="${W - PAD.right}" y="${H - 6}" text-anchor="end">● sync lag after run</text>`,
   ].join('');
   const empty = points.length

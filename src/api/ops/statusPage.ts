@@ -5,7 +5,7 @@
  */
 import type { RunRecord, SourceCounts, StateStore, StudyState } from '../../state';
 import { sourceCoverage, type Coverage, type CoverageStore, type SweepSettings } from '../../sync';
-import { lagPerRun, syncLagSeconds, type RunLagPoint } from '../../metrics';
+import { feedReadingOf, lagPerRun, syncLagSeconds, type RunLagPoint } from '../../metrics';
 import { runChartSvg } from './chart';
 import { escapeHtml as h, formatDuration, formatInstant } from './format';
 
@@ -58,7 +58,7 @@ async function sourceStatus(
   runsShown: number,
   settings: ReturnType<CoverageSettingsOf>,
 ): Promise<SourceStatus> {
-  const [runs, pollRuns, checkpoint, counts, failing, dead, quarantined, coverage] = await Promise.all([
+  const [runs, pollRuns, checkpoint, counts, failing, dead, quarantined, coverage, feed] = await Promise.all([
     store.runs.listRuns(sourceId, runsShown),
     // From polls alone: feed runs, every few seconds while studies arrive, would crowd them out of `runs`.
     store.runs.listRuns(sourceId, runsShown, 'poll'),
@@ -68,6 +68,8 @@ async function sourceStatus(
     store.studies.list(sourceId, 'dead'),
     store.studies.list(sourceId, 'quarantined'),
     sourceCoverage(store, sourceId, now, settings),
+    // With a change feed, the lag runs from its last read (to the head), not from the last poll.
+    feedReadingOf(store.feed, sourceId),
   ]);
   const chart = lagPerRun(runs);
   const lagById = new Map(chart.map((p) => [p.runId, p.lagSeconds]));
@@ -75,7 +77,7 @@ async function sourceStatus(
     sourceId,
     counts,
     checkpoint,
-    lagSeconds: syncLagSeconds(pollRuns, now, checkpoint),
+    lagSeconds: syncLagSeconds(pollRuns, now, checkpoint, feed),
     runs: runs.map((r) => ({ ...r, lagSeconds: lagById.get(r.runId) })),
     chart,
     failing,
@@ -220,7 +222,7 @@ h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin:2rem 0 .5rem;bo
 table{border-collapse:collapse;background:#fff;margin:.3rem 0}th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}td.uid{font-family:monospace}td.err{color:#a00;max-width:36rem;word-break:break-word}
 caption{text-align:left;color:#666;padding:.2rem 0}tr.status-failed td,tr.status-interrupted td{background:#fff4f4}
-.chart{background:#fff;border:1px solid #ddd;border-radius:4px}.chart .bar{fill:#4a7bd0}.chart .bar.bad{fill:#d0734a}.chart .bar.running{fill:#aab}
+.chart{background:#fff;border:1px solid #ddd;border-radius:4px}.chart .bar{fill:#4a7bd0}.chart .bar.bad{fill:#d0734a}.chart .bar.running{fill:#aab}.chart .bar.feed{fill:#8a5cc7}.chart .legend.feed-legend{fill:#8a5cc7}
 .chart .lag{fill:none;stroke:#2a9d4a;stroke-width:2}.chart .lag-dot{fill:#2a9d4a}.chart .axis{stroke:#999}.chart .tick,.chart .legend{font-size:11px;fill:#555}.chart .lag-legend,.chart .lag-tick{fill:#2a9d4a}
 .coverage{border-left:6px solid #2a9d4a;padding:.2rem .8rem;margin:.4rem 0 .8rem;background:#f3faf5}.coverage.health-overdue,.coverage.health-short,.coverage.health-never-swept,.coverage.health-held{border-color:#d0734a;background:#fff6f0}
 .coverage .verdict{font-weight:600;margin:.2rem 0}.coverage .problems{margin:.2rem 0;color:#a33}

@@ -3,7 +3,7 @@
  * client-id) updates, after ensuring each source's Endpoint once, linking patients per source, and
  * splitting a rejected transaction until the bad study is isolated so the good ones are written.
  */
-import type { Bundle, BundleEntry, Endpoint, ImagingStudy } from 'fhir/r4';
+import type { Bundle, BundleEntry, Endpoint, ImagingStudy, Patient } from 'fhir/r4';
 import type { OutboundMetrics } from '../../http';
 import { silentLogger, type Logger } from '../../log';
 import type { Sink, StudyWrite, WriteOutcome } from '../sink';
@@ -49,6 +49,11 @@ export interface FhirSinkDeps {
   logger?: Logger;
   /** Where each request's interaction, status and duration are recorded (BridgeMetrics); none: not recorded. */
   metrics?: OutboundMetrics;
+  /**
+   * The profile guard for the Patients this sink creates (`create` linking): undefined when one may be written,
+   * else why not, without patient values (src/mapping's createPatientGuard). None: Patients are not validated.
+   */
+  patientGuard?: (patient: Patient) => string | undefined;
 }
 
 interface EndpointState {
@@ -92,6 +97,7 @@ export class FhirSink implements Sink {
   private readonly http: FhirHttpClient;
   private readonly logger: Logger;
   private readonly lookup: PatientLookup;
+  private readonly patientGuard?: FhirSinkDeps['patientGuard'];
   private capability?: Promise<CapabilitySummary>;
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly endpointPending = new Map<string, Promise<EndpointState>>();
@@ -111,6 +117,7 @@ export class FhirSink implements Sink {
     this.logger = (deps.logger ?? silentLogger).child({ sink: FHIR_SINK_NAME });
     this.http = new FhirHttpClient(config, this.logger, deps.metrics);
     this.lookup = new PatientLookup(this.http, config.patientLinking.cacheTtlSeconds);
+    this.patientGuard = deps.patientGuard;
   }
 
   /**
@@ -234,6 +241,13 @@ export class FhirSink implements Sink {
       const plan = planPatientLink(w, this.linkingFor(w.sourceId), this.config.ownerTag, o.lookups);
       if (plan.kind === 'fail') {
         o.fail(w, plan.reason, plan.retryable);
+        continue;
+      }
+      // A Patient to create is checked like the ImagingStudy: an invalid one fails its study (recorded, retried).
+      const invalid = plan.kind === 'create' ? this.patientGuard?.(plan.patient) : undefined;
+      if (invalid) {
+        const profile = this.linkingFor(w.sourceId).patientProfile.replace(/^.*\//, '');
+        o.fail(w, `patient guard: the Patient to create fails ${profile}: ${invalid}`, true);
         continue;
       }
       prepared.push(

@@ -1,7 +1,7 @@
 /** Full-range sweeps in the PostgreSQL store. */
 import type { Pool, PoolClient } from 'pg';
 import type { HeldRemovals, SweepRepository } from '../repositories';
-import { iso, toSweep, type SweepRow } from '../rows';
+import { iso, listedOf, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { lockKeys, one, rows, transaction, type Queryable } from './db';
 
@@ -54,7 +54,7 @@ export class PgSweeps implements SweepRepository {
       const row = await one<SweepRow>(
         c,
         `UPDATE sweeps SET completed_at = $1, synced = $2, failing = $3, dead = $4, vanished = $5, unresolved = $6,
-           held_removals = $7, held_of = $8, held_limit = $9 WHERE id = $10 RETURNING *`,
+           held_removals = $7, held_of = $8, held_limit = $9, listed = $11 WHERE id = $10 RETURNING *`,
         [
           iso(r.at),
           n('synced'),
@@ -66,6 +66,7 @@ export class PgSweeps implements SweepRepository {
           r.held?.of ?? null,
           r.held?.limit ?? null,
           id,
+          listedOf(byStatus),
         ],
       );
       return toSweep(row!);

@@ -1,7 +1,7 @@
 /** Full-range sweeps in the embedded store. */
 import type Database from 'better-sqlite3';
 import type { HeldRemovals, SweepRepository } from '../repositories';
-import { iso, toSweep, type SweepRow } from '../rows';
+import { iso, listedOf, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { statement } from './statements';
 
@@ -52,10 +52,11 @@ export class SqliteSweeps implements SweepRepository {
       const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
       statement(
         this.db,
-        `UPDATE sweeps SET completed_at = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ?,
+        `UPDATE sweeps SET completed_at = ?, listed = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ?,
            held_removals = ?, held_of = ?, held_limit = ? WHERE id = ?`,
       ).run(
         iso(r.at),
+        listedOf(byStatus),
         n('synced'),
         n('failing'),
         n('dead'),

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
 import type { Bundle } from 'fhir/r4';
+import { EXIT } from '../../../src/cli/exitCodes';
 import { imagingStudyId } from '../../../src/mapping';
 import { copyState, openSqliteStore, type StateStore } from '../../../src/state';
 import { openPostgresStore } from '../../../src/state/postgres';
@@ -297,8 +298,11 @@ describe('two serve replicas and a backfill job on one PostgreSQL store', () => 
 
   it('reports status, readiness and the status page from the shared store', async () => {
     const status = await bridge(['status', '--json'], 'status').done;
-    expect(status.code).toBe(0);
+    // Backfilled, never swept: unproven coverage is what `status` flags, with its own exit status.
+    expect(status.code).toBe(EXIT.unhealthy);
     const byId = Object.fromEntries((JSON.parse(status.stdout) as { sourceId: string }[]).map((s) => [s.sourceId, s]));
+    for (const id of ['a', 'b'])
+      expect(byId[id]).toMatchObject({ verdict: { healthy: false, reasons: [{ code: 'coverage-never-swept' }] } });
     expect(byId.a).toMatchObject({ counts: { synced: a.corpus.length, failing: 0, dead: 0 } });
     expect(byId.b).toMatchObject({ counts: { synced: b.corpus.length }, lastRun: expect.anything() });
     const replay = await bridge(['replay', '--source', 'a'], 'replay').done;

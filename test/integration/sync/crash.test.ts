@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { EXIT } from '../../../src/cli/exitCodes';
 import { imagingStudyId } from '../../../src/mapping';
 import { openSqliteStore } from '../../../src/state';
 import { generateCorpus, loadStudies, type SyntheticStudy } from '../../fixtures/synthetic';
@@ -166,9 +167,11 @@ it('SIGTERM mid-backfill stops gracefully; kill -9 later, then a restart: the st
   }
 
   const status = await bridge(['status', '--json']).done;
-  expect(status.code).toBe(0);
+  // Backfilled, never swept: unproven coverage is the one thing `status` flags (its own exit status).
+  expect(status.code).toBe(EXIT.unhealthy);
   const [st] = JSON.parse(status.stdout);
   expect(st).toMatchObject({
+    verdict: { healthy: false, reasons: [{ code: 'coverage-never-swept' }] },
     sourceId: SOURCE_ID,
     counts: { synced: corpus.length, failing: 0, dead: 0 },
     lastRun: { kind: 'backfill', status: 'ok' },
