@@ -26,7 +26,7 @@ type Check = (s: VerdictInput) => UnhealthyReason | undefined;
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
-/** Never swept, overdue, short, removals held: the coverage verdict (src/sync/sweepCoverage.ts), its problems in words. */
+/** Never swept, overdue, short, removals held: the coverage verdict (src/sync/sweepCoverage.ts) in words. */
 const coverage: Check = ({ coverage: c }) =>
   c.health === 'ok' ? undefined : { code: `coverage-${c.health}`, message: c.problems.join('; ') };
 
