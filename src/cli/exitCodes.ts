@@ -10,7 +10,10 @@ export const EXIT = {
   failed: 1,
   /** The command line or its input is unusable: unknown option or --source, unreadable file (map). */
   usage: 2,
-  /** The run finished, but some studies failed; they are recorded for retry (see `status`). */
+  /**
+   * The run finished, but some studies failed (recorded for retry) or were quarantined, or a sweep held its
+   * removals for a person (see `status`).
+   */
   partial: 3,
   /**
    * `status`: a source is unhealthy (coverage short, overdue or never swept; studies dead-lettered or
@@ -56,10 +59,12 @@ Exit status:
   1    failed run: PACS or FHIR server unreachable, or another error (map: the
        study cannot be mapped or is invalid); nothing is lost, rerun later
   2    usage: unknown command, option or --source; unusable input file (map)
-  3    partial run: some studies failed; they are recorded and retried on
-       later runs (see status)
-  4    status: a source is unhealthy: coverage short, overdue or never swept,
-       or studies dead-lettered or quarantined (the reasons are printed)
+  3    partial run: some studies failed (recorded and retried on later runs)
+       or were quarantined, or a sweep held its removals for a person
+       (sync --once --sweep --confirm-removals applies them; see status)
+  4    status: a source is unhealthy: coverage short, overdue, never swept or
+       removals held, or studies dead-lettered or quarantined (the reasons
+       are printed)
   78   configuration error: every problem is listed on stderr
   130  interrupted by SIGINT or SIGTERM: the studies in hand were saved; run
        the same command again to resume (serve and the scheduled sync stop

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig, type BridgeConfig } from '../config';
+import { defaultPatientSystem } from '../mapping';
 import { createLogger, type Logger } from '../log';
 import type { SourceCounts, StateStore } from '../state';
 import {
@@ -28,6 +29,7 @@ import {
   loggerFor,
   openConfiguredStore,
   prepareValidation,
+  builtInPatientSystemNote,
   selectSources,
   warnBuiltInPatientSystem,
 } from './runtime';
@@ -258,6 +260,8 @@ export interface SourceStatus {
   quarantined: { studyUid: string; reason: string | null; detail: string | null }[];
   /** The last complete sweep against the store, pending studies, freshness, and the verdict. */
   coverage: Coverage;
+  /** The identifier system of Patient IDs without an issuer, and whether it is the bridge's built-in one. */
+  patientSystem: { system: string; builtIn: boolean } | null;
 }
 
 type RunSummaryLike = {
@@ -315,6 +319,9 @@ export async function sourceStatus(
     dead: dead.map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
     quarantined: quarantined.map((s) => ({ studyUid: s.studyUid, reason: s.reason, detail: s.lastError })),
     coverage,
+    patientSystem: cfg
+      ? { system: defaultPatientSystem(cfg), builtIn: cfg.mapping.patient.defaultSystem === undefined }
+      : null,
   };
 }
 
@@ -348,14 +355,16 @@ export function statusCommand(): Command {
     .action(async (opts: { source?: string; json?: boolean }) => {
       const ctx = await openContext(createLogger({ level: 'warn', destination: process.stderr }));
       try {
+        const ids = selectSources(ctx.config, opts.source);
         const statuses = await Promise.all(
-          selectSources(ctx.config, opts.source).map(async (id) => {
+          ids.map(async (id) => {
             const status = await sourceStatus(ctx.store, ctx.config, id);
             return { ...status, verdict: sourceVerdict(status) };
           }),
         );
+        const note = builtInPatientSystemNote({ sources: ctx.config.sources.filter((c) => ids.includes(c.id)) });
         if (opts.json) process.stdout.write(`${JSON.stringify(statuses)}\n`);
-        else for (const s of statuses) process.stdout.write(statusText(s));
+        else process.stdout.write((note ? `note: ${note}\n` : '') + statuses.map(statusText).join(''));
         // For monitoring: any unhealthy source makes the command fail with its own code (README, --help).
         process.exitCode = statuses.every((s) => s.verdict.healthy) ? EXIT.ok : EXIT.unhealthy;
       } finally {

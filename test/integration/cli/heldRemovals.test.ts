@@ -94,10 +94,12 @@ test('a sweep above the limit exits 3 and removes nothing; status names the hold
   });
 
   const json = await run(held, ['status', '--json']);
-  expect(json.code).toBe(EXIT.ok);
+  expect(json.code).toBe(EXIT.unhealthy);
   const [status] = JSON.parse(json.stdout) as { coverage: { health: string; lastSweep: { held: unknown } } }[];
   expect(status!.coverage).toMatchObject({ health: 'held', lastSweep: { held: { removals: 2, of: 4, limit: 1 } } });
   const text = await run(held, ['status']);
+  expect(text.code).toBe(EXIT.unhealthy);
+  expect(text.stdout).toContain('verdict: UNHEALTHY: removals held');
   expect(text.stdout).toMatch(/coverage: HELD: removals held: the last sweep would remove 2 of 4 studies/);
   expect(text.stdout).toContain('sync --once --sweep --confirm-removals');
 

@@ -157,3 +157,44 @@ describe('the verdict over the status data', () => {
     });
   });
 });
+
+describe('the built-in patient system, said once', () => {
+  const NOTE = /Patient IDs without an issuer use the built-in system urn:pacs-fhir-bridge:<source id>:patient-id/;
+
+  it('status says it in one line for the sources on it, and --json carries each source’s system', async () => {
+    const text = await status([]);
+    const notes = text.stdout.split('\n').filter((l) => NOTE.test(l));
+    expect(notes).toEqual([expect.stringMatching(/^note: sources healthy, dead, quarantined, never, short: /)]);
+    const [s] = JSON.parse((await status(['--source', 'healthy', '--json'])).stdout);
+    expect(s.patientSystem).toEqual({ system: 'urn:pacs-fhir-bridge:healthy:patient-id', builtIn: true });
+  });
+
+  it('start-up warns once; a source with its defaultSystem set is not named', async () => {
+    const dir = path.join(tmp, 'config-own-system');
+    mkdirSync(dir);
+    const sources = [
+      {
+        id: 'own',
+        qidoBase: 'http://127.0.0.1:9/dicom-web',
+        retries: 0,
+        mapping: { patient: { defaultSystem: 'urn:oid:1.2.3' } },
+      },
+      { id: 'builtin', qidoBase: 'http://127.0.0.1:9/dicom-web', retries: 0 },
+    ];
+    writeFileSync(
+      path.join(dir, 'default.json'),
+      JSON.stringify({
+        sources,
+        store: { path: path.join(tmp, 'own.sqlite') },
+        sinks: { validation: { enabled: false } },
+      }),
+    );
+    writeFileSync(path.join(dir, 'production.json'), '{}');
+    const run = await startBridge(dir, ['sync', '--once']).done; // the PACS is not there: the run fails
+    const warned = run.stderr.split('\n').filter((l) => NOTE.test(l));
+    expect(warned).toHaveLength(1);
+    expect(JSON.parse(warned[0]!)).toMatchObject({ level: 40, sources: ['builtin'] });
+    const quiet = await startBridge(dir, ['status', '--source', 'own']).done;
+    expect(quiet.stdout).not.toMatch(NOTE);
+  });
+});

@@ -97,7 +97,7 @@ test('sync --once and backfill exit 3; the study fails with truncated-by-pacs, t
   ]);
 
   const status = await startBridge(configDir, ['status', '--json']).done;
-  expect(status.code).toBe(0);
+  expect(status.code).toBe(EXIT.unhealthy); // a dead letter, and coverage short
   const [s] = jsonLines(status.stdout)[0] as unknown as Record<string, any>[];
   expect(s!.dead).toEqual([
     { studyUid: large.studyUid, attempts: 2, lastError: expect.stringMatching(/^truncated-by-pacs: /) },
