@@ -16,7 +16,12 @@ import { loadPydicomSamples } from '../test/fixtures/pydicomSamples';
 // Not 8042: a packaged Orthanc service, which apt may have started, listens there.
 const PORT = Number(process.env.QUICKSTART_PACS_PORT ?? 8043);
 const root = path.resolve(__dirname, '..');
-const cli = path.join(root, 'dist/cli/main.js');
+// Where the PACS's files, the store and the audit log go; a test gives a temporary folder.
+const dataDir = path.resolve(process.env.QUICKSTART_DATA_DIR ?? path.join(root, 'data'));
+// The built executable, as an operator runs it; QUICKSTART_FROM_SOURCE=1 runs src/ through ts-node (tests).
+const cliCommand = process.env.QUICKSTART_FROM_SOURCE
+  ? [path.join(root, 'node_modules/.bin/ts-node'), '--transpile-only', path.join(root, 'src/cli/main.ts')]
+  : [process.execPath, path.join(root, 'dist/cli/main.js')];
 
 // A fresh API key each run, given to the bridge hashed (as a hospital would configure it) through
 // NODE_CONFIG, which the `config` package merges over config/default.json.
@@ -39,8 +44,10 @@ const env = {
     // The first `sync --once --sweep` lists every StudyDate and the undated samples; the local PACS is ours,
     // so the sweep is unpaced.
     sync: { backfillFrom: '19000101', windowDays: 3660, sweep: { maxRequestsPerMinute: 100000 } },
+    store: { path: path.join(dataDir, 'bridge.sqlite') },
     api: {
       port: apiPort,
+      audit: { destination: path.join(dataDir, 'audit.log') },
       auth: {
         type: 'apiKey',
         keys: [
@@ -56,7 +63,8 @@ const env = {
 };
 
 function cliProcess(args: string[]): ChildProcess {
-  return spawn(process.execPath, [cli, ...args], { stdio: 'inherit', cwd: root, env });
+  const [command, ...prefix] = cliCommand;
+  return spawn(command!, [...prefix, ...args], { stdio: 'inherit', cwd: root, env });
 }
 
 function runCli(args: string[]): Promise<number> {
@@ -69,7 +77,7 @@ async function main() {
     () => false,
   );
   if (up) throw new Error(`port ${PORT} is already in use; stop what runs there or set QUICKSTART_PACS_PORT`);
-  const storageDir = path.join(root, 'data/orthanc');
+  const storageDir = path.join(dataDir, 'orthanc');
   mkdirSync(storageDir, { recursive: true });
   const orthanc = await startOrthanc({ port: PORT, storageDir });
   let server: ChildProcess | undefined;
@@ -114,6 +122,7 @@ async function main() {
     void orthanc.kill().then(() => process.exit(code ?? 1));
   });
   const api = `http://127.0.0.1:${apiPort}`;
+  await listening(`${api}/healthz`);
   // Only a hint on the way out: a PACS that cannot render must not stop the quick start.
   const rendered = await renderedInstanceUrl(orthanc.rest).catch(() => undefined);
   console.log(`
@@ -125,7 +134,7 @@ The bridge is serving (Ctrl-C stops it and the PACS). Where to look:
                   curl -H 'X-API-Key: ${apiKey}' '${api}/fhir/metadata'
   rendered image  ${rendered ? `curl -H 'Accept: image/jpeg' -o instance.jpg '${rendered}'` : '(no instance renders as JPEG)'}
                   (WADO-RS rendered retrieval from the Endpoint's address; its payloadMimeType lists image/jpeg)
-  embedded store  ${path.join(root, 'data/bridge.sqlite')}
+  embedded store  ${path.join(dataDir, 'bridge.sqlite')}
 `);
 }
 
@@ -147,6 +156,20 @@ async function renderedInstanceUrl(rest: AxiosInstance): Promise<string | undefi
     if (answer.status === 200 && String(answer.headers['content-type']).startsWith('image/jpeg')) return url;
   }
   return undefined;
+}
+
+/** Waits until `serve` answers, so the URLs printed next work when they are read. */
+async function listening(url: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (
+    !(await axios.get(url, { timeout: 1000 }).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    if (Date.now() > deadline) throw new Error(`serve did not answer ${url} within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 let cleanUp: (() => Promise<void>) | undefined;
