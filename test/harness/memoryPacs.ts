@@ -34,6 +34,8 @@ export interface RecordedCall {
   kind: PacsCall;
   /** The Study Instance UIDs the call names (details, metadata, searches by UID); [] for listings. */
   studyUids: string[];
+  /** The StudyDate window a `findStudies` call listed. */
+  window?: StudyWindow;
 }
 
 export interface FaultSpec {
@@ -159,6 +161,11 @@ export class MemoryPacs implements PacsSource {
     this.beforeCall = undefined;
   }
 
+  /** Forgets the calls recorded so far (e.g. before the run a test looks at). */
+  resetCalls(): void {
+    this.calls.length = 0;
+  }
+
   callsOf(kind: PacsCall): RecordedCall[] {
     return this.calls.filter((c) => c.kind === kind);
   }
@@ -175,7 +182,7 @@ export class MemoryPacs implements PacsSource {
     match: QidoMatch = {},
     options: { maxStudies?: number } = {},
   ): Promise<DicomDataset[]> {
-    await this.enter('findStudies', []);
+    await this.enter('findStudies', [], window);
     for (const [name, value] of Object.entries(window))
       if (!parseDate(value)) throw new RangeError(`window.${name} "${value}" is not a DICOM date (YYYYMMDD)`);
     if (window.from > window.to) throw new RangeError(`window.from ${window.from} is after window.to ${window.to}`);
@@ -256,8 +263,8 @@ export class MemoryPacs implements PacsSource {
   // -- internals --------------------------------------------------------------------------------------------
 
   /** Records the call, runs the test's hook and delay, and throws the first fault that claims it. */
-  private async enter(kind: PacsCall, studyUids: string[]): Promise<void> {
-    const call: RecordedCall = { kind, studyUids };
+  private async enter(kind: PacsCall, studyUids: string[], window?: StudyWindow): Promise<void> {
+    const call: RecordedCall = window ? { kind, studyUids, window: { ...window } } : { kind, studyUids };
     this.calls.push(call);
     await this.beforeCall?.(call);
     const ms = this.delays.get(kind);
