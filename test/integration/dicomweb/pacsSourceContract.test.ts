@@ -135,6 +135,11 @@ describe.each(sources.map((s) => s.name))('PacsSource contract: %s', (name) => {
     expect(await source().findStudies({ from: '20230101', to: '20231231' })).toEqual([]);
   });
 
+  it('refuses a window that is not two DICOM dates in order', async () => {
+    await expect(source().findStudies({ from: '2024-01-01', to: '20240102' })).rejects.toBeInstanceOf(RangeError);
+    await expect(source().findStudies({ from: '20240102', to: '20240101' })).rejects.toBeInstanceOf(RangeError);
+  });
+
   it('stops a window listing past its maxStudies with a WindowOverflowError', async () => {
     await expect(source().findStudies(ALL_DATED, {}, { maxStudies: 3 })).rejects.toBeInstanceOf(WindowOverflowError);
     const all = await source().findStudies(ALL_DATED, {}, { maxStudies: 1000 });
@@ -250,6 +255,7 @@ describe.each(sources.map((s) => s.name))('PacsSource contract: %s', (name) => {
     expect(valueOf(readString(procedure, Tag.CodeValue))).toBe(full.procedureCode!.code);
     const enriched = (await source().studyDetails([full.studyUid], { metadata: true })).get(full.studyUid)!;
     expect(enriched.metadata?.[Tag.IssuerOfAccessionNumberSequence]).toBeDefined();
+    await expect(source().studyMetadata('2.25.1')).rejects.toMatchObject({ name: 'PacsError', status: 404 });
   });
 });
 
