@@ -32,6 +32,7 @@ import type { CombinedStudy, StudyHoldings } from './holdings';
 import { decideStudy, retryDelaySeconds } from './decide';
 import { scrubPatientData } from './scrub';
 import { describeError, isSinkOutage, isSourceOutage, SinkUnavailableError, SourceUnavailableError } from './errors';
+import { mergeSinkOutcomes } from './outcomes';
 
 /** The two mapper functions the sync needs (src/mapping in production). */
 export interface StudyMapper {
@@ -576,33 +577,21 @@ export class StudySyncRun {
     const notOurFault: Candidate[] = [];
     const rejected: { candidate: Candidate; error: string }[] = [];
     const held: MappedStudy[] = [];
+    const sinkNames = this.ctx.sinks.map((s) => s.name);
     for (const { mapped, write } of writes) {
       const c = mapped.candidate;
-      const results = perSink.map(
-        (m, i) =>
-          m.get(c.uid) ?? {
-            studyUid: c.uid,
-            ok: false as const,
-            error: `sink ${this.ctx.sinks[i].name} returned no outcome`,
-            retryable: true,
-          },
-      );
-      const down = results.findIndex((r) => !r.ok && r.unavailable);
-      if (down >= 0) {
+      const outcome = mergeSinkOutcomes(c.uid, sinkNames, perSink);
+      if (outcome.kind === 'outage') {
         // Not the study's fault: kept for the next run, no attempt charged, never dead-lettered.
-        const r = results[down] as Extract<WriteOutcome, { ok: false }>;
-        outage ??= new SinkUnavailableError(this.ctx.sinks[down].name, r.error);
+        outage ??= new SinkUnavailableError(outcome.sink, outcome.error);
         notOurFault.push(c);
         continue;
       }
-      const failed = results
-        .map((r, i) => (r.ok ? undefined : `${this.ctx.sinks[i].name}: ${r.error}`))
-        .filter((e): e is string => !!e);
-      if (failed.length) {
-        rejected.push({ candidate: c, error: `sink rejected: ${failed.join('; ')}` });
+      if (outcome.kind === 'rejected') {
+        rejected.push({ candidate: c, error: outcome.error });
         continue;
       }
-      const first = results[0] as Extract<WriteOutcome, { ok: true }> | undefined;
+      const { first } = outcome;
       held.push(mapped);
       synced.push({
         studyUid: c.uid,
@@ -614,7 +603,7 @@ export class StudySyncRun {
         at,
         seenAt: c.seenAt,
       });
-      if (results.every((r) => r.ok && r.unchanged)) this.counts.unchanged++;
+      if (outcome.unchanged) this.counts.unchanged++;
       else this.counts.written++;
     }
     // The holding first: a run combining the same study from another source from now on includes this one.
