@@ -3,13 +3,9 @@
  * it for discovery (src/sync/feed.ts): studies reported ready are synced within seconds of arriving,
  * whatever their StudyDate. Each feed type (Orthanc's /changes today) implements ChangeFeed; the
  * rest of the bridge sees only this. How another feed (Azure's /changefeed) plugs in: docs/decisions.md.
+ * The factory that builds one for a source (and probes for `auto`) is in changeFeeds.ts.
  */
 import type { SourceConfig } from '../config';
-import { createAuthorizer } from './auth';
-import { OrthancChangeFeed } from './changeFeedOrthanc';
-import { pacsRetryPolicy, type PacsRetryTuning } from './retry';
-import { httpsAgentFor } from './transport';
-import type { PacsError } from './types';
 
 /**
  * What one event means for the sync:
@@ -72,27 +68,3 @@ export type FeedSourceConfig = Pick<
 > & {
   changeFeed: SourceConfig['changeFeed'];
 };
-
-export interface ChangeFeedOptions {
-  /** Backoff tuning (tests shorten it); attempts come from the source's `retries`, as for its QIDO-RS requests. */
-  retry?: PacsRetryTuning;
-  onRetry?: (error: PacsError, attempt: number, delayMs: number) => void;
-}
-
-/**
- * The change feed a source is configured for, or the one detected (`auto`: Orthanc's, when GET
- * <REST root>/system answers as Orthanc). Undefined for `off`, or when none is detected.
- */
-export async function createChangeFeed(
-  cfg: FeedSourceConfig,
-  options: ChangeFeedOptions = {},
-): Promise<ChangeFeed | undefined> {
-  const type = cfg.changeFeed.type;
-  if (type === 'off') return undefined;
-  const httpsAgent = httpsAgentFor(cfg as SourceConfig);
-  const auth = createAuthorizer(cfg.auth, { sourceId: cfg.id, timeoutMs: cfg.timeoutMs, httpsAgent });
-  const retry = pacsRetryPolicy(cfg.retries, options.retry);
-  const feed = new OrthancChangeFeed(cfg, { auth, httpsAgent, retry, onRetry: options.onRetry });
-  if (type === 'orthanc') return feed;
-  return (await feed.probeSystem()) ? feed : undefined;
-}

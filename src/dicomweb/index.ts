@@ -19,4 +19,5 @@ export * from './attributes';
 export { inexactReason } from './queryEncoding';
 export { truncationOf } from './truncation';
 export { AdaptiveWindows, FixedWindows, uidBatches, type WindowPlanner } from './windows';
-export { createChangeFeed, type ChangeFeed, type FeedEvent, type FeedPage } from './changeFeed';
+export type { ChangeFeed, FeedEvent, FeedPage } from './changeFeed';
+export { createChangeFeed } from './changeFeeds';

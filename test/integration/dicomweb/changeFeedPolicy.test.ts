@@ -7,7 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sourceSchema, type SourceInput } from '../../../src/config';
-import { createChangeFeed } from '../../../src/dicomweb/changeFeed';
+import { createChangeFeed } from '../../../src/dicomweb/changeFeeds';
 import { loadStudies, makeStudy } from '../../fixtures/synthetic';
 import { startFaultProxy, type FaultProxy } from '../../harness/faultProxy';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';

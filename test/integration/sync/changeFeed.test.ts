@@ -9,7 +9,7 @@
  */
 import type { ImagingStudy } from 'fhir/r4';
 import { sourceSchema, type SourceInput } from '../../../src/config';
-import { createChangeFeed } from '../../../src/dicomweb/changeFeed';
+import { createChangeFeed } from '../../../src/dicomweb/changeFeeds';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
