@@ -12,7 +12,7 @@ import type { RunLanes } from './lanes';
 import { laneOf } from './lanes';
 import { ownerIsDead, PROCESS_OWNER } from './owner';
 import type { StudySyncRun } from './run';
-import type { BackfillProgress, RunSummary } from './service';
+import type { BackfillProgress, RunSummary } from './types';
 import { backfillJob, ClaimedWindows, parseBackfillJob, WorkClaims, type BackfillJob } from './work';
 
 export interface SharedBackfillsDeps {

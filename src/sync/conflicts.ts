@@ -7,7 +7,7 @@ import type { StudyState } from '../state';
 import { STUDY_UID_CONFLICT } from '../mapping';
 import { describeError } from './errors';
 import { withdrawStudy } from './holdings';
-import type { RunContext } from './run';
+import type { RunContext } from './types';
 
 export { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT, type StudyConflict } from '../mapping';
 

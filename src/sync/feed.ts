@@ -14,7 +14,7 @@ import type { ChangeFeedConfig } from '../config';
 import type { ChangeFeed, FeedEvent } from '../dicomweb';
 import type { FeedStateRepository, PendingUpdate } from '../state';
 import { describeError, SourceBusyError } from './errors';
-import type { RunSummary } from './service';
+import type { RunSummary } from './types';
 
 /** Feed pages read per tick at most, so one tick never runs for long (the rest comes next tick). */
 const MAX_PAGES_PER_TICK = 20;

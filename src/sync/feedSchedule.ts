@@ -7,12 +7,12 @@ import type { SourceConfig } from '../config';
 import { createChangeFeed } from '../dicomweb';
 import type { StateStore } from '../state';
 import { createFeedScheduler, type FeedScheduler } from './feed';
-import type { SyncService } from './service';
+import type { FeedRunner } from './types';
 
 export type { FeedScheduler } from './feed';
 
 export function feedSchedulerFor(
-  service: Pick<SyncService, 'syncStudyUids' | 'sweep'>,
+  service: FeedRunner,
   opts: { sources: SourceConfig[]; store: StateStore; log: Logger; now: () => Date },
 ): FeedScheduler {
   return createFeedScheduler({

@@ -1,10 +1,5 @@
-export {
-  createSyncService,
-  type SyncService,
-  type SyncServiceOptions,
-  type RunSummary,
-  type BackfillProgress,
-} from './service';
+export { createSyncService, type SyncServiceOptions } from './service';
+export type { SyncService, RunSummary, BackfillProgress, StudyMapper } from './types';
 export {
   syncSchema,
   syncSettingsFor,
@@ -14,6 +9,5 @@ export {
   type DeletionAction,
   type SweepSettings,
 } from './config';
-export type { StudyMapper } from './run';
 export { SinkUnavailableError, SourceBusyError, SourceUnavailableError } from './errors';
 export { sourceCoverage, type Coverage, type CoverageHealth, type CoverageStore } from './sweepCoverage';

@@ -9,7 +9,7 @@ import type { RunCounts, RunKind, StateStore } from '../state';
 import { describeError, isRunOutage, SinkUnavailableError, SourceBusyError } from './errors';
 import { ownerIsDead, PROCESS_OWNER } from './owner';
 import type { StudySyncRun } from './run';
-import type { RunSummary } from './service';
+import type { RunSummary } from './types';
 
 /** The lane of a run: a sweep beside the polls of its source; a shared job's runs beside both. */
 export const laneOf = (sourceId: string, kind: RunKind, job?: string) =>

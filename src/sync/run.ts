@@ -4,8 +4,6 @@
  * A failing study is recorded and the run goes on; only an unreachable PACS or sink ends a run early.
  */
 import type { ImagingStudy } from 'fhir/r4';
-import type { Logger } from 'pino';
-import type { SourceConfig } from '../config';
 import {
   formatDa,
   readDate,
@@ -14,7 +12,6 @@ import {
   type DicomDataset,
   Tag,
   WindowOverflowError,
-  type PacsSource,
   type StudyDetails,
   type StudyWindow,
   FixedWindows,
@@ -23,45 +20,21 @@ import {
   uidBatches,
   type WindowPlanner,
 } from '../dicomweb';
-import { type MapResult, type StudyResults, patientFacts as patientFactsFromDicom } from '../mapping';
+import { type MapResult, patientFacts as patientFactsFromDicom } from '../mapping';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks';
-import type { RunCounts, StateStore, StudyState, SyncedStudy } from '../state';
-import type { SyncSettings } from './config';
+import type { RunCounts, StudyState, SyncedStudy } from '../state';
 import { detailConflict, quarantineStudy, splitStudyConflicts } from './conflicts';
 import type { CombinedStudy, StudyHoldings } from './holdings';
 import { decideStudy, retryDelaySeconds } from './decide';
 import { scrubPatientData } from './scrub';
 import { describeError, isSinkOutage, isSourceOutage, SinkUnavailableError, SourceUnavailableError } from './errors';
 import { mergeSinkOutcomes } from './outcomes';
-
-/** The two mapper functions the sync needs (src/mapping in production). */
-export interface StudyMapper {
-  mapStudy(results: StudyResults, source: SourceConfig): MapResult;
-  studyFingerprint(study: DicomDataset): string;
-}
+import type { RunContext } from './types';
 
 /** A planner whose next window may come later: a shared backfill's next claimed work item (src/sync/work.ts). */
 export type RunPlanner = Omit<WindowPlanner, 'next'> & {
   next(): StudyWindow | undefined | Promise<StudyWindow | undefined>;
 };
-
-export interface RunContext {
-  runId: string;
-  store: StateStore;
-  sinks: Sink[];
-  source: PacsSource;
-  sourceConfig: SourceConfig;
-  settings: SyncSettings;
-  mapper: StudyMapper;
-  log: Logger;
-  now: () => Date;
-  /** True once a graceful stop was requested: the run finishes the batch in hand and returns. */
-  stopRequested: () => boolean;
-  /** Called after each batch of studies is settled (for progress reporting). */
-  onStudiesSettled?: (settled: number) => void;
-  /** What the other sources hold of the same studies: a study several hold is written as one. */
-  holdings: StudyHoldings;
-}
 
 interface Candidate {
   uid: string;

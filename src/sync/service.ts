@@ -12,7 +12,7 @@ import type { OutboundMetrics } from '../http';
 import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';
 import type { Sink } from '../sinks';
-import type { RunCounts, RunKind, RunStatus, StateStore } from '../state';
+import type { StateStore } from '../state';
 import {
   sweepCron,
   syncSchema,
@@ -27,32 +27,11 @@ import { pollRange } from './dates';
 import { SharedBackfills } from './backfill';
 import { describeError, SourceBusyError } from './errors';
 import { feedSchedulerFor, type FeedScheduler } from './feedSchedule';
-import { StudySyncRun, type StudyMapper } from './run';
+import { StudySyncRun } from './run';
 import { sweepSource, windowPlanner } from './sweep';
 import { laneOf, RunLanes, type LaneRun } from './lanes';
 import { pacedRequest, RequestPacer, runPaced, sweepRate, warnOnce } from './sweepPace';
-
-export interface RunSummary {
-  runId: string;
-  sourceId: string;
-  kind: RunKind;
-  status: Exclude<RunStatus, 'running'>;
-  counts: RunCounts;
-  error?: string;
-  /** When the run started and ended (ISO 8601), as recorded in the store. */
-  startedAt: string;
-  endedAt: string;
-}
-
-export interface BackfillProgress {
-  sourceId: string;
-  runId: string;
-  windowsDone: number;
-  windowsTotal: number;
-  /** Studies settled so far (unchanged, written, failed or skipped). */
-  studiesDone: number;
-  window?: { from: string; to: string };
-}
+import type { BackfillProgress, RunSummary, StudyMapper, SyncService } from './types';
 
 export interface SyncServiceOptions {
   config: { sources: SourceConfig[]; sync?: SyncConfig | SyncConfigInput };
@@ -69,37 +48,6 @@ export interface SyncServiceOptions {
   logger?: Logger;
   /** The clock, for tests. */
   now?: () => Date;
-}
-
-export interface SyncService {
-  readonly sourceIds: string[];
-  /** One poll: the checkpoint-to-today windows (with the lookback) and due retries; `undated` adds the undated scan. */
-  runOnce(sourceId: string, opts?: { undated?: boolean; retries?: boolean }): Promise<RunSummary>;
-  /**
-   * A full-range sweep (or the rest of an interrupted one): every StudyDate and the undated studies,
-   * late arrivals and changes of any age synced, vanished studies handled by the deletion policy.
-   * Paced by `sync.sweep` budgets; runs beside polls of the same source.
-   */
-  sweep(sourceId: string): Promise<RunSummary>;
-  /**
-   * Syncs StudyDate from..to (YYYYMMDD or YYYY-MM-DD) with any other process working on the same range; resumes
-   * where an interrupted identical backfill stopped, and returns once every window is done (by anyone).
-   */
-  backfill(sourceId: string, from: string, to: string, onProgress?: (p: BackfillProgress) => void): Promise<RunSummary>;
-  /** The sweep, under its former name: it finds vanished studies and applies the deletion action. */
-  reconcile(sourceId: string): Promise<RunSummary>;
-  /** Syncs these studies (a change feed's) as one run of kind `feed`; `missing`: UIDs the PACS did not return. */
-  syncStudyUids(sourceId: string, uids: string[]): Promise<{ summary: RunSummary; missing: string[] }>;
-  /** Works on backfills other processes started and left windows of (each returns when its job is done). */
-  joinOpenWork(): Promise<RunSummary[]>;
-  /** Schedules polls, sweeps, change-feed reads per source, and joining shared backfills. */
-  start(): void;
-  /** Stops schedules and waits for runs in progress to finish their batch in hand. */
-  stop(): Promise<void>;
-  isRunning(sourceId: string): boolean;
-  isSweeping(sourceId: string): boolean;
-  source(sourceId: string): PacsSource;
-  settings(sourceId: string): SyncSettings;
 }
 
 /** Source loggers by source id: each says a given warning once per sweep (reset when a sweep starts). */
