@@ -3,7 +3,8 @@
  * status `status` already read (sync.ts's SourceStatus); `status` exits EXIT.unhealthy when any source is not
  * healthy, and `--json` carries each verdict. To add a reason, add one check to CHECKS.
  */
-import type { SourceStatus } from './sync';
+import type { SourceCounts } from '../state';
+import type { Coverage } from '../sync';
 
 export type ReasonCode =
   'coverage-never-swept' | 'coverage-overdue' | 'coverage-short' | 'coverage-held' | 'dead-letters' | 'quarantined';
@@ -19,8 +20,14 @@ export interface Verdict {
   reasons: UnhealthyReason[];
 }
 
-/** The status data a check reads (a subset, so checks and tests need no more than that). */
-export type VerdictInput = Pick<SourceStatus, 'coverage' | 'counts'>;
+/**
+ * The status data a check reads (the part of sync.ts's SourceStatus it needs, declared here so that this
+ * file does not import sync.ts back; checks and tests need no more than that).
+ */
+export interface VerdictInput {
+  coverage: Coverage;
+  counts: SourceCounts;
+}
 
 type Check = (s: VerdictInput) => UnhealthyReason | undefined;
 

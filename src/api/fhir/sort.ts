@@ -8,9 +8,9 @@
  * the last study a page showed; the next page starts after it, so studies added, changed or removed
  * between pages neither repeat nor hide the others.
  */
+import type { ImagingStudy } from 'fhir/r4';
 import { startedSortValue } from './dates';
 import { badRequest, FhirError } from './outcome';
-import type { FoundStudy } from './studies';
 
 export const SORT_FIELDS = ['started', '_lastUpdated'] as const;
 export type SortField = (typeof SORT_FIELDS)[number];
@@ -59,8 +59,14 @@ export function sortKeyNames(live: boolean): string[] {
   return SORT_FIELDS.filter((f) => !live || f !== '_lastUpdated').flatMap((f) => [f, `-${f}`]);
 }
 
+/** What sorting reads of a found study (studies.ts's FoundStudy): its `started`, and when the store last wrote it. */
+export interface SortableStudy {
+  resource: Pick<ImagingStudy, 'started'>;
+  lastUpdated?: string;
+}
+
 /** A found study's sort values; `zone` reads a `started` without offset (the source's zone). */
-export function sortValues(found: FoundStudy, keys: SortKey[], zone: string): (number | null)[] {
+export function sortValues(found: SortableStudy, keys: SortKey[], zone: string): (number | null)[] {
   return keys.map((k) => {
     const v =
       k.field === 'started'
