@@ -74,6 +74,19 @@ export class PacsError extends Error {
 }
 
 /**
+ * The PACS (or the way to it) is down: no answer, a timeout, or a gateway error (502–504), after the retries.
+ * Not any one study's fault: the sync ends the run and keeps the studies in hand for retry. `instanceof`
+ * suffices: a PacsError is always made by this layer (or a test double importing it) in the caller's module
+ * registry, never in another realm.
+ */
+export function isPacsOutage(err: unknown): boolean {
+  if (!(err instanceof PacsError)) return false;
+  return (
+    err.kind === 'network' || err.kind === 'timeout' || err.status === 502 || err.status === 503 || err.status === 504
+  );
+}
+
+/**
  * A window listing stopped at its `maxStudies` cap: the caller plans smaller windows. `dates` are the
  * StudyDates of the studies seen before it stopped (a lower bound of how they spread over the window).
  */

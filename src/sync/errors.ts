@@ -1,4 +1,5 @@
 /** How the sync classifies failures: the PACS or a sink being unreachable is not any one study's fault. */
+import { isPacsOutage, PacsError } from '../dicomweb';
 import { isFhirOutage } from '../sinks';
 
 /** Raised inside a run when the PACS cannot be reached: the run stops, studies in hand are kept for retry. */
@@ -40,18 +41,13 @@ export class SourceBusyError extends Error {
   }
 }
 
-interface PacsErrorLike {
-  name: string;
-  kind?: string;
-  status?: number;
-}
-
-/** Network failures, timeouts and gateway errors mean the PACS (or the way to it) is down. */
+/**
+ * The PACS is down: a PacsError that says so (src/dicomweb's isPacsOutage), or a connection error from a
+ * source that is not the DICOMweb one.
+ */
 export function isSourceOutage(err: unknown): boolean {
-  const e = err as PacsErrorLike | undefined;
-  if (!e || typeof e !== 'object') return false;
-  if (e.name === 'PacsError')
-    return e.kind === 'network' || e.kind === 'timeout' || e.status === 502 || e.status === 503 || e.status === 504;
+  if (err instanceof PacsError) return isPacsOutage(err);
+  if (!err || typeof err !== 'object') return false;
   const code = (err as { code?: string }).code;
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT';
 }

@@ -14,6 +14,7 @@ import {
   FixedWindows,
   type WindowPlanner,
   type DicomDataset,
+  PacsError,
   studyUidOf,
 } from '../dicomweb';
 import type { Sink } from '../sinks';
@@ -306,8 +307,7 @@ async function confirmVanished(
 
 /** A PACS answer the source layer refused as malformed (src/dicomweb: PacsError of kind bad-response). */
 function isMalformedAnswer(err: unknown): boolean {
-  const e = err as { name?: string; kind?: string } | undefined;
-  return e?.name === 'PacsError' && e.kind === 'bad-response';
+  return err instanceof PacsError && err.kind === 'bad-response';
 }
 
 async function listUndated(ctx: SweepContext): Promise<DicomDataset[]> {
