@@ -1,17 +1,11 @@
 /**
  * Prometheus metrics (prom-client): one BridgeMetrics, built once by the composition root and passed in
- * (bridgeMetrics.ts), and the lag arithmetic the status page shares with it (lag.ts).
+ * (bridgeMetrics.ts; its series in definitions.ts and runCounters.ts, what a scrape reads in snapshot.ts),
+ * and the lag arithmetic the status page shares with it (lag.ts). Re-exports only.
  */
-export {
-  BridgeMetrics,
-  createMetrics,
-  METRIC_PREFIX,
-  type CacheStatsSource,
-  type FhirSinkStatsSource,
-  type MetricsStore,
-  type Observed,
-  type StatusLabel,
-} from './bridgeMetrics';
+export { BridgeMetrics, createMetrics, type StatusLabel } from './bridgeMetrics';
+export { METRIC_PREFIX } from './definitions';
+export type { CacheStatsSource, FhirSinkStatsSource, MetricsStore, Observed } from './snapshot';
 export {
   syncLagSeconds,
   lagPerRun,
