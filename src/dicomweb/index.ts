@@ -12,10 +12,7 @@ export function createPacsSource(cfg: SourceConfig, options: SourceOptions = {})
 
 export type { SourceLogger, SourceOptions } from './source';
 export * from './types';
-export * from './dicomJson';
-export * from './tags';
 export * from './includeFields';
-export * from './attributes';
 export { inexactReason } from './queryEncoding';
 export { truncationOf } from './truncation';
 export { AdaptiveWindows, FixedWindows, uidBatches, type WindowPlanner } from './windows';

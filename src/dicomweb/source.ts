@@ -5,7 +5,7 @@
  */
 import type { SourceConfig } from '../config';
 import { createAuthorizer } from './auth';
-import { parseDate, readString, studyUidOf, valueOf, type DicomDataset } from './dicomJson';
+import { parseDate, readString, studyUidOf, valueOf, type DicomDataset, Tag, describeTag } from '../dicom';
 import { INSTANCE_INCLUDE_FIELDS, SERIES_INCLUDE_FIELDS, STUDY_INCLUDE_FIELDS } from './includeFields';
 import {
   dedupe,
@@ -28,7 +28,6 @@ import {
 } from './queryEncoding';
 import type { OutboundMetrics } from '../http';
 import { pacsRetryPolicy, type PacsRetryTuning } from './retry';
-import { Tag, describeTag } from './tags';
 import { createTransport, httpsAgentFor, type QidoLevel, type Transport } from './transport';
 import {
   PacsError,

@@ -7,12 +7,6 @@ import type { ImagingStudy } from 'fhir/r4';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
 import {
-  formatDa,
-  readDate,
-  studyUidOf,
-  valueOf,
-  type DicomDataset,
-  Tag,
   WindowOverflowError,
   type PacsSource,
   type StudyDetails,
@@ -23,6 +17,7 @@ import {
   uidBatches,
   type WindowPlanner,
 } from '../dicomweb';
+import { formatDa, readDate, studyUidOf, valueOf, type DicomDataset, Tag } from '../dicom';
 import { type MapResult, type StudyResults, patientFacts as patientFactsFromDicom } from '../mapping';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks';
 import type { RunCounts, StateStore, StudyState, SyncedStudy } from '../state';

@@ -7,15 +7,8 @@
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import {
-  type PacsSource,
-  type StudyWindow,
-  AdaptiveWindows,
-  FixedWindows,
-  type WindowPlanner,
-  type DicomDataset,
-  studyUidOf,
-} from '../dicomweb';
+import { type PacsSource, type StudyWindow, AdaptiveWindows, FixedWindows, type WindowPlanner } from '../dicomweb';
+import { type DicomDataset, studyUidOf } from '../dicom';
 import type { Sink } from '../sinks';
 import type { HeldRemovals, RunCounts, StateStore, SweepRecord } from '../state';
 import { maxRemovalsOf, type SyncSettings } from './config';

@@ -4,15 +4,8 @@
  * equal to per-study ones, and names/IDs with `^`, spaces and Chinese characters.
  */
 import { parseConfig } from '../../../src/config';
-import {
-  createPacsSource,
-  readPersonName,
-  readString,
-  Tag,
-  valueOf,
-  type DicomDataset,
-  type PacsSource,
-} from '../../../src/dicomweb';
+import { createPacsSource, type PacsSource } from '../../../src/dicomweb';
+import { readPersonName, readString, Tag, valueOf, type DicomDataset } from '../../../src/dicom';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import {
   generateCorpus,

@@ -9,15 +9,8 @@
 import type { Bundle, ImagingStudy, OperationOutcome } from 'fhir/r4';
 import pLimit from 'p-limit';
 import { parseConfig } from '../../../src/config';
-import {
-  createPacsSource,
-  readString,
-  Tag,
-  valueOf,
-  type DicomDataset,
-  type PacsSource,
-  type StudyDetails,
-} from '../../../src/dicomweb';
+import { createPacsSource, type PacsSource, type StudyDetails } from '../../../src/dicomweb';
+import { readString, Tag, valueOf, type DicomDataset } from '../../../src/dicom';
 import { createLogger } from '../../../src/log';
 import { imagingStudyId } from '../../../src/mapping/ids';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
