@@ -10,7 +10,8 @@ export function createPacsSource(cfg: SourceConfig, options: SourceOptions = {})
   return new DicomwebSource(cfg, options);
 }
 
-export type { SourceLogger, SourceOptions } from './source';
+export type { SourceOptions } from './source';
+export type { SourceLogger } from './queryContext';
 export * from './types';
 export * from './includeFields';
 export { inexactReason } from './queryEncoding';
