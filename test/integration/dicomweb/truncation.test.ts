@@ -68,7 +68,7 @@ const factSops = (s: SyntheticStudy) => s.series.flatMap((x) => x.instances.map(
 const outcomes = (b: Bundle) =>
   (b.entry ?? []).filter((e) => e.search?.mode === 'outcome').map((e) => e.resource as OperationOutcome);
 
-/** Studies of one day, each with a StudyTime: Orthanc 1.10 has no Empty Value Matching (see source.ts). */
+/** Studies of one day, each with a StudyTime: Orthanc 1.10 has no Empty Value Matching (see studySearch.ts). */
 function dayOfStudies(seed: number, day: string, n: number): SyntheticStudy[] {
   return generateCorpus({
     seed,
