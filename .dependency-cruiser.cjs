@@ -3,6 +3,8 @@
  *
  * A sync flows one way: dicomweb (reads the PACS) → mapping (DICOM → FHIR) → sync (runs, decides) →
  * sinks / state (writes). A folder may import the folders upstream of it in that flow, never downstream.
+ * dicom (the DICOM data model: DICOM JSON reading, tags, the attribute table) sits below dicomweb and
+ * mapping, so the mapper reads DICOM without depending on PACS access; every layer from there up may import it.
  * api and cli sit above them all (they build the parts and wire them); time, log, http and config sit
  * below them all. metrics is a shared service built by api/cli: it reads the store and the sync's coverage
  * at scrape time, so it sits above sync, and lower layers see only interfaces they own (src/http's
@@ -17,15 +19,17 @@ const MAY_IMPORT = {
   http: ['log'],
   // config/schema.ts composes the settings each layer owns (see the config-leaves rule below).
   config: ['time', 'http'],
-  dicomweb: [...BASE],
-  mapping: ['dicomweb', ...BASE],
+  // A data model: DICOM dates and times only (src/time), nothing about talking to anything.
+  dicom: ['time'],
+  dicomweb: ['dicom', ...BASE],
+  mapping: ['dicom', ...BASE],
   state: [...BASE],
   // The embedded sink writes into the state store.
-  sinks: ['mapping', 'state', ...BASE],
-  sync: ['dicomweb', 'mapping', 'sinks', 'state', ...BASE],
-  metrics: ['dicomweb', 'state', 'sync', ...BASE],
-  api: ['dicomweb', 'mapping', 'sinks', 'state', 'sync', 'metrics', ...BASE],
-  cli: ['api', 'dicomweb', 'mapping', 'sinks', 'state', 'sync', 'metrics', ...BASE],
+  sinks: ['dicom', 'mapping', 'state', ...BASE],
+  sync: ['dicom', 'dicomweb', 'mapping', 'sinks', 'state', ...BASE],
+  metrics: ['dicom', 'dicomweb', 'state', 'sync', ...BASE],
+  api: ['dicom', 'dicomweb', 'mapping', 'sinks', 'state', 'sync', 'metrics', ...BASE],
+  cli: ['api', 'dicom', 'dicomweb', 'mapping', 'sinks', 'state', 'sync', 'metrics', ...BASE],
 };
 
 /**

@@ -4,7 +4,7 @@
  * as the sync does. Mapping should cost less than half of parsing the same payloads.
  */
 import { sourceSchema } from '../src/config';
-import type { DicomDataset } from '../src/dicomweb/dicomJson';
+import type { DicomDataset } from '../src/dicom/dicomJson';
 import { mapStudy, preloadValidator, studyFingerprint, validateImagingStudy } from '../src/mapping';
 import type { ImagingStudy } from 'fhir/r4';
 import type { BenchCorpus } from './corpus';

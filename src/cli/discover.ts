@@ -6,8 +6,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import { valueOf, readString, readInteger, studyUidOf, type DicomDataset } from '../dicomweb';
-import { Tag } from '../dicomweb';
+import { valueOf, readString, readInteger, studyUidOf, type DicomDataset, Tag } from '../dicom';
 import { checkRange, dateArgument, selectSources } from './runtime';
 
 export interface DiscoveredStudy {

@@ -10,7 +10,8 @@ import { Command } from 'commander';
 import { loadConfig } from '../config';
 import { sourceSchema, type SourceConfig } from '../config';
 import { createPacsSource } from '../dicomweb';
-import { studyUidOf, truncationOf, type DicomDataset } from '../dicomweb';
+import { truncationOf } from '../dicomweb';
+import { studyUidOf, type DicomDataset } from '../dicom';
 import {
   isBlocking,
   mapStudy,

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { ConfigError, type BridgeConfig } from '../config';
-import { parseDate } from '../dicomweb';
+import { parseDate } from '../dicom';
 import { UsageError } from './exitCodes';
 import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';

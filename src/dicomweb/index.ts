@@ -10,12 +10,10 @@ export function createPacsSource(cfg: SourceConfig, options: SourceOptions = {})
   return new DicomwebSource(cfg, options);
 }
 
-export type { SourceLogger, SourceOptions } from './source';
+export type { SourceOptions } from './source';
+export type { SourceLogger } from './queryContext';
 export * from './types';
-export * from './dicomJson';
-export * from './tags';
 export * from './includeFields';
-export * from './attributes';
 export { inexactReason } from './queryEncoding';
 export { truncationOf } from './truncation';
 export { AdaptiveWindows, FixedWindows, uidBatches, type WindowPlanner } from './windows';

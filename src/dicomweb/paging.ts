@@ -9,7 +9,7 @@
  * at `serverLimit` or `serverLimit + 1` rows is taken as truncated. Callers split what was truncated
  * (narrower date/time windows, smaller UID batches, one series at a time).
  */
-import type { DicomDataset } from './dicomJson';
+import type { DicomDataset } from '../dicom';
 import { PacsError } from './types';
 
 export interface PageAnswer {

@@ -10,8 +10,7 @@
  * goes out exactly or not at all (InexactValueError). A source marked `percentDecodesQueryValues` gets every value
  * percent-encoded, exactly.
  */
-import { rawValues, type DicomDataset } from './dicomJson';
-import { Tag } from './tags';
+import { rawValues, type DicomDataset, Tag } from '../dicom';
 
 /** Characters every server takes raw in a query value: RFC 3986 unreserved, plus `*` and `,`. */
 const SAFE = /^[A-Za-z0-9\-._~*,]$/;

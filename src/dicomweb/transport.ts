@@ -18,9 +18,8 @@ import {
   type RetryPolicy,
   redactUrl,
 } from '../http';
-import { readString, valueOf, type DicomDataset } from './dicomJson';
+import { readString, valueOf, type DicomDataset, Tag } from '../dicom';
 import { pacsTransient, RetryableError } from './retry';
-import { Tag } from './tags';
 import { PacsError, type SourceStats } from './types';
 import { createDicomwebClient, xhrExchange, XhrFailure, type DicomwebClientLike, type XhrAnswer } from './xhrAdapter';
 

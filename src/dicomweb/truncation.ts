@@ -2,8 +2,7 @@
  * How a study whose details the PACS truncated is described to operators: the `truncated-by-pacs` reason, what
  * was listed against what the study row says it holds, and what to change. UIDs and counts only, never PHI.
  */
-import { readInteger, valueOf, type DicomDataset } from './dicomJson';
-import { Tag } from './tags';
+import { readInteger, valueOf, type DicomDataset, Tag } from '../dicom';
 import { TRUNCATED_BY_PACS, type StudyDetails } from './types';
 
 /** The failure text for a study whose details are incomplete (starts with the reason), or undefined when complete. */

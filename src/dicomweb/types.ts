@@ -2,7 +2,7 @@
  * The source layer's contract: what the rest of the bridge may ask of a PACS. Only src/dicomweb
  * knows how (dicomweb-client, xhr2, auth, retries, paging); everything else sees this.
  */
-import type { DicomDataset } from './dicomJson';
+import type { DicomDataset } from '../dicom';
 
 /** Inclusive StudyDate range, as DICOM DA strings (YYYYMMDD). */
 export interface StudyWindow {

@@ -1,6 +1,6 @@
 /** DICOM coded entries and code strings → FHIR Coding / CodeableConcept. */
 import type { CodeableConcept, Coding } from 'fhir/r4';
-import type { CodedEntry } from '../dicomweb';
+import type { CodedEntry } from '../dicom';
 import { MODALITY_MEANINGS } from './terminology/modalities';
 import { SYSTEM, systemForScheme } from './terminology/codeSystems';
 

@@ -5,7 +5,8 @@
  * leaves it out. Descriptions name the patients only as "patient 1", "patient 2" with their series UIDs
  * (short hashes of Patient IDs would be reversible).
  */
-import { Tag, readString, valueOf, type DicomDataset, type StudyDetails } from '../dicomweb';
+import { Tag, readString, valueOf, type DicomDataset } from '../dicom';
+import type { StudyResults } from './types';
 
 export const STUDY_UID_CONFLICT = 'study-uid-conflict';
 
@@ -89,8 +90,15 @@ export function splitStudyConflicts(rows: DicomDataset[]): { rows: DicomDataset[
   return { rows: rows.filter((ds) => !held.has(studyUidOf(ds) ?? '')), conflicts };
 }
 
-/** The conflict in a study's series and instances (those that carry patient attributes), if any. */
-export function detailConflict(studyUid: string, study: DicomDataset, details: StudyDetails): string | undefined {
+/**
+ * The conflict in a study's series and instances (those that carry patient attributes), if any. Takes the
+ * mapper's own shape of them (a source's StudyDetails fits), so mapping needs nothing from src/dicomweb.
+ */
+export function detailConflict(
+  studyUid: string,
+  study: DicomDataset,
+  details: Pick<StudyResults, 'series' | 'instances'>,
+): string | undefined {
   const rows = [study, ...details.series, ...details.instances];
   if (!disagree(rows.map(patientKey))) return undefined;
   const seriesUid = (ds: DicomDataset) => valueOf(readString(ds, Tag.SeriesInstanceUID));

@@ -11,7 +11,7 @@ import {
   Tag,
   enrichableAttributesOf,
   type AttributeLevel,
-} from '../dicomweb';
+} from '../dicom';
 import type { StudyResults } from './types';
 
 /** `row` with each enrichable attribute of `level` it lacks taken from `metadata`; the row itself when none. */

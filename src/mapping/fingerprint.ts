@@ -4,7 +4,7 @@
  * mapper reads (its attribute table), the counts and the modalities (order-insensitive), and nothing else (RetrieveURL,
  * InstanceAvailability and the like do not change the resource).
  */
-import { rawValues, type DicomDataset, Tag, attributesOf } from '../dicomweb';
+import { rawValues, type DicomDataset, Tag, attributesOf } from '../dicom';
 import { canonicalJson, sha256Hex } from './canonical';
 
 // Every study-level attribute in the mapper's table; Modalities in Study is added below, order-insensitive.

@@ -4,7 +4,7 @@
  * Patient's name.text always equals the display of the studies that reference it.
  */
 import type { HumanName } from 'fhir/r4';
-import type { PersonNameGroups } from '../dicomweb';
+import type { PersonNameGroups } from '../dicom';
 
 export type NameGroup = 'alphabetic' | 'ideographic';
 

@@ -4,7 +4,7 @@
  * it in the configured mode, and the FHIR sink's Patient facts (name, sex, birth date) come from here too.
  */
 import type { HumanName, Identifier, Reference } from 'fhir/r4';
-import { DicomReader, readString, valueOf, type DicomDataset, Tag } from '../dicomweb';
+import { DicomReader, readString, valueOf, type DicomDataset, Tag } from '../dicom';
 import type { SourceConfig } from '../config';
 import { formatDate, isFhirYear } from './datetime';
 import { isDicomUid } from './ids';

@@ -3,7 +3,7 @@
  * number then UID so the same input always gives the same bytes.
  */
 import type { ImagingStudySeries, ImagingStudySeriesInstance, ImagingStudySeriesPerformer, Coding } from 'fhir/r4';
-import { DicomReader, isDataset, type DicomDataset, Tag, describeTag } from '../dicomweb';
+import { DicomReader, isDataset, type DicomDataset, Tag, describeTag } from '../dicom';
 import { asCode, modalityCoding } from './codes';
 import { fhirDateTime, isFhirOffset, type ZoneRule } from './datetime';
 import { isFhirId } from './ids';

@@ -3,7 +3,7 @@
  * becomes an `internal-error` for that study, not a crash of the sync).
  */
 import type { CodeableConcept, Identifier, ImagingStudy, Reference } from 'fhir/r4';
-import { DicomReader, isDataset, type DicomDataset, Tag, describeTag } from '../dicomweb';
+import { DicomReader, isDataset, type DicomDataset, Tag, describeTag } from '../dicom';
 import type { SourceConfig } from '../config';
 import { contentHash } from './canonical';
 import { codeableConcept, modalityCoding } from './codes';

@@ -3,7 +3,7 @@
  * out (or a typed error). Pure data; no I/O anywhere in src/mapping.
  */
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import type { DicomDataset, ValueProblem } from '../dicomweb';
+import type { DicomDataset, ValueProblem } from '../dicom';
 
 /** What QIDO-RS returned for one study at the three levels. */
 export interface StudyResults {

@@ -1,5 +1,5 @@
 /** Warnings collected while mapping one study. Patient attributes never carry their values into messages. */
-import { type ValueProblem, describeTag } from '../dicomweb';
+import { type ValueProblem, describeTag } from '../dicom';
 import type { MappingWarning } from './types';
 
 /** Group 0010 is the Patient module: names, IDs, birth dates. */

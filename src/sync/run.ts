@@ -5,12 +5,6 @@
  */
 import type { ImagingStudy } from 'fhir/r4';
 import {
-  formatDa,
-  readDate,
-  studyUidOf,
-  valueOf,
-  type DicomDataset,
-  Tag,
   WindowOverflowError,
   type StudyDetails,
   type StudyWindow,
@@ -20,6 +14,7 @@ import {
   uidBatches,
   type WindowPlanner,
 } from '../dicomweb';
+import { formatDa, readDate, studyUidOf, valueOf, type DicomDataset, Tag } from '../dicom';
 import { type MapResult, patientFacts as patientFactsFromDicom } from '../mapping';
 import type { PatientFacts, Sink, StudyWrite, WriteOutcome } from '../sinks';
 import type { RunCounts, StudyState, SyncedStudy } from '../state';

@@ -3,7 +3,7 @@
  * patient. Before such a text is stored or logged, the study's own patient name, ID and birth date are
  * cut out of it: the status page, the store and the logs must never carry them.
  */
-import { readDate, readPersonName, readString, valueOf, type DicomDataset, Tag } from '../dicomweb';
+import { readDate, readPersonName, readString, valueOf, type DicomDataset, Tag } from '../dicom';
 
 const REDACTED = '[redacted]';
 

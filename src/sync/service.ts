@@ -7,7 +7,8 @@
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import { createPacsSource, studyUidOf, type PacsSource, type StudyWindow } from '../dicomweb';
+import { createPacsSource, type PacsSource, type StudyWindow } from '../dicomweb';
+import { studyUidOf } from '../dicom';
 import type { OutboundMetrics } from '../http';
 import { createResourceGuard, mapStudy, studyFingerprint } from '../mapping';
 import { silentLogger } from '../log';

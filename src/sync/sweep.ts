@@ -13,10 +13,9 @@ import {
   AdaptiveWindows,
   FixedWindows,
   type WindowPlanner,
-  type DicomDataset,
   PacsError,
-  studyUidOf,
 } from '../dicomweb';
+import { type DicomDataset, studyUidOf } from '../dicom';
 import type { Sink } from '../sinks';
 import type { HeldRemovals, RunCounts, StateStore, SweepRecord } from '../state';
 import { maxRemovalsOf, type SyncSettings } from './config';

@@ -6,7 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config';
-import type { DicomDataset, PacsSource } from '../dicomweb';
+import type { DicomDataset } from '../dicom';
+import type { PacsSource } from '../dicomweb';
 import type { MapResult, StudyResults } from '../mapping';
 import type { Sink } from '../sinks';
 import type { RunCounts, RunKind, RunStatus, StateStore } from '../state';

@@ -11,12 +11,7 @@
 import {
   PacsError,
   WindowOverflowError,
-  parseDate,
-  readStrings,
-  rawValues,
-  Tag,
   type DetailOptions,
-  type DicomDataset,
   type PacsSource,
   type QidoMatch,
   type SourceStats,
@@ -24,6 +19,7 @@ import {
   type StudyListing,
   type StudyWindow,
 } from '../../src/dicomweb';
+import { parseDate, readStrings, rawValues, Tag, type DicomDataset } from '../../src/dicom';
 import { resolveKey } from '../../src/dicomweb/queryEncoding';
 import type { SyntheticStudy } from '../fixtures/synthetic';
 import { instanceMetadata, instanceRow, seriesRow, studyRow } from './memoryPacsRows';

@@ -7,7 +7,7 @@
  * - study rows add the computed ModalitiesInStudy (sorted) and counts; series rows their instance count, the
  *   study's time zone offset and patient; IS values are JSON numbers.
  */
-import { Tag, type DicomAttribute, type DicomDataset } from '../../src/dicomweb';
+import { Tag, type DicomAttribute, type DicomDataset } from '../../src/dicom';
 import {
   patientNameValue,
   type SyntheticCode,

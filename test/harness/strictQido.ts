@@ -10,8 +10,8 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DicomDataset } from '../../src/dicomweb/dicomJson';
-import { Tag } from '../../src/dicomweb/tags';
+import type { DicomDataset } from '../../src/dicom/dicomJson';
+import { Tag } from '../../src/dicom/tags';
 import type { OrthancServer } from './orthanc';
 
 // Keywords the required tables name that the bridge's tag list does not.

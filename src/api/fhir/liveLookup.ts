@@ -6,15 +6,8 @@
  * parameter, which turns Series Instance UIDs into the Study Instance UIDs asked for).
  */
 import type { ImagingStudy, OperationOutcomeIssue } from 'fhir/r4';
-import {
-  type DicomDataset,
-  studyUidOf,
-  PacsError,
-  type QidoMatch,
-  TRUNCATED_BY_PACS,
-  truncationOf,
-  WindowOverflowError,
-} from '../../dicomweb';
+import { PacsError, type QidoMatch, TRUNCATED_BY_PACS, truncationOf, WindowOverflowError } from '../../dicomweb';
+import { type DicomDataset, studyUidOf } from '../../dicom';
 import { mapStudy, detailConflict, endpointReference, imagingStudyId, STUDY_UID_CONFLICT } from '../../mapping';
 import type { Logger } from '../../log';
 import type { ApiConfig } from '../config';

@@ -8,7 +8,8 @@
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { sourceSchema } from '../../../src/config/schema';
-import { createPacsSource, readString, Tag, valueOf, type PacsSource } from '../../../src/dicomweb';
+import { createPacsSource, type PacsSource } from '../../../src/dicomweb';
+import { readString, Tag, valueOf } from '../../../src/dicom';
 import { isBlocking, mapStudy, validateImagingStudy } from '../../../src/mapping';
 import { startFaultProxy } from '../../harness/faultProxy';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';

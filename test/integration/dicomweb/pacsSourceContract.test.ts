@@ -5,6 +5,7 @@
  * WADO-RS metadata); then the double's answers are compared with Orthanc's, normalised to the attributes the
  * mapper reads (Orthanc adds others), so the double cannot drift from real behaviour unnoticed.
  */
+import { WindowOverflowError, type PacsSource } from '../../../src/dicomweb';
 import {
   attributesOf,
   describeTag,
@@ -12,11 +13,9 @@ import {
   studyUidOf,
   Tag,
   valueOf,
-  WindowOverflowError,
   type AttributeLevel,
   type DicomDataset,
-  type PacsSource,
-} from '../../../src/dicomweb';
+} from '../../../src/dicom';
 import {
   generateCorpus,
   makeInstance,

@@ -4,15 +4,8 @@
  * equal to per-study ones, and names/IDs with `^`, spaces and Chinese characters.
  */
 import { parseConfig } from '../../../src/config';
-import {
-  createPacsSource,
-  readPersonName,
-  readString,
-  Tag,
-  valueOf,
-  type DicomDataset,
-  type PacsSource,
-} from '../../../src/dicomweb';
+import { createPacsSource, type PacsSource } from '../../../src/dicomweb';
+import { readPersonName, readString, Tag, valueOf, type DicomDataset } from '../../../src/dicom';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import {
   generateCorpus,
@@ -204,7 +197,7 @@ describe('Orthanc with LimitFindResults below the studies of one day', () => {
   const CAP = 4;
   let orthanc: OrthancServer;
   // Every dated study gets a StudyTime: Orthanc 1.10 has no Empty Value Matching, so studies
-  // without one on an over-cap day cannot be listed (they are reported, see source.ts).
+  // without one on an over-cap day cannot be listed (they are reported, see studySearch.ts).
   const corpus = generateCorpus({
     seed: 11,
     studies: 40,

@@ -3,7 +3,8 @@
  * found by the source layer, with the right study, series and instance UIDs.
  */
 import { parseConfig } from '../../../src/config';
-import { createPacsSource, readString, Tag, valueOf, type DicomDataset } from '../../../src/dicomweb';
+import { createPacsSource } from '../../../src/dicomweb';
+import { readString, Tag, valueOf, type DicomDataset } from '../../../src/dicom';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { loadPydicomSamples, studiesFromSamples, type SampleFact } from '../../fixtures/pydicomSamples';
 

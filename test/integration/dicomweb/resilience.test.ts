@@ -5,7 +5,8 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { parseConfig } from '../../../src/config';
-import { createPacsSource, PacsError, readString, Tag, valueOf, type DicomDataset } from '../../../src/dicomweb';
+import { createPacsSource, PacsError } from '../../../src/dicomweb';
+import { readString, Tag, valueOf, type DicomDataset } from '../../../src/dicom';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { generateCorpus, loadStudies, studiesBetween } from '../../fixtures/synthetic';
 

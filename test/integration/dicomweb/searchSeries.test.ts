@@ -4,15 +4,8 @@
  * widened values work as they do for studies.
  */
 import { parseConfig } from '../../../src/config';
-import {
-  createPacsSource,
-  readNumber,
-  readString,
-  Tag,
-  valueOf,
-  type DicomDataset,
-  type PacsSource,
-} from '../../../src/dicomweb';
+import { createPacsSource, type PacsSource } from '../../../src/dicomweb';
+import { readNumber, readString, Tag, valueOf, type DicomDataset } from '../../../src/dicom';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';
 

@@ -9,15 +9,8 @@
 import type { Bundle, ImagingStudy, OperationOutcome } from 'fhir/r4';
 import pLimit from 'p-limit';
 import { parseConfig } from '../../../src/config';
-import {
-  createPacsSource,
-  readString,
-  Tag,
-  valueOf,
-  type DicomDataset,
-  type PacsSource,
-  type StudyDetails,
-} from '../../../src/dicomweb';
+import { createPacsSource, type PacsSource, type StudyDetails } from '../../../src/dicomweb';
+import { readString, Tag, valueOf, type DicomDataset } from '../../../src/dicom';
 import { createLogger } from '../../../src/log';
 import { imagingStudyId } from '../../../src/mapping/ids';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
@@ -75,7 +68,7 @@ const factSops = (s: SyntheticStudy) => s.series.flatMap((x) => x.instances.map(
 const outcomes = (b: Bundle) =>
   (b.entry ?? []).filter((e) => e.search?.mode === 'outcome').map((e) => e.resource as OperationOutcome);
 
-/** Studies of one day, each with a StudyTime: Orthanc 1.10 has no Empty Value Matching (see source.ts). */
+/** Studies of one day, each with a StudyTime: Orthanc 1.10 has no Empty Value Matching (see studySearch.ts). */
 function dayOfStudies(seed: number, day: string, n: number): SyntheticStudy[] {
   return generateCorpus({
     seed,

@@ -22,8 +22,8 @@ import { loadPydicomSamples, studiesFromSamples, type SampleFact } from '../../f
 import { sourceSchema, type SourceConfig } from '../../../src/config/schema';
 import { createPacsSource } from '../../../src/dicomweb';
 import type { PacsSource } from '../../../src/dicomweb';
-import { readString, valueOf } from '../../../src/dicomweb/dicomJson';
-import { Tag } from '../../../src/dicomweb/tags';
+import { readString, valueOf } from '../../../src/dicom/dicomJson';
+import { Tag } from '../../../src/dicom/tags';
 import { isBlocking, mapStudy, validateEndpoint, validateImagingStudy, type MapResult } from '../../../src/mapping';
 import { runMap } from '../../../src/cli/map';
 

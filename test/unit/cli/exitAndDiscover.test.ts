@@ -5,8 +5,8 @@ import { InvalidArgumentError } from 'commander';
 import { discoveredStudies } from '../../../src/cli/discover';
 import { EXIT, EXIT_CODE_HELP, exitCodeForRun, UsageError, worstExit } from '../../../src/cli/exitCodes';
 import { checkRange, dateArgument } from '../../../src/cli/runtime';
-import { Tag } from '../../../src/dicomweb/tags';
-import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
+import { Tag } from '../../../src/dicom/tags';
+import type { DicomDataset } from '../../../src/dicom/dicomJson';
 
 test('run statuses map to the table; any other non-ok status (e.g. a sink outage) is a failed run', () => {
   expect(exitCodeForRun('ok')).toBe(0);

@@ -3,7 +3,8 @@
  * change things exactly when they say, so that is checked here. What it answers is held to Orthanc's answers by
  * test/integration/dicomweb/pacsSourceContract.test.ts.
  */
-import { PacsError, studyUidOf } from '../../../src/dicomweb';
+import { PacsError } from '../../../src/dicomweb';
+import { studyUidOf } from '../../../src/dicom';
 import { makeStudy } from '../../fixtures/synthetic';
 import { MemoryPacs, pacsOutage, pacsRejection } from '../../harness/memoryPacs';
 

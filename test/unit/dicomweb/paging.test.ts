@@ -1,4 +1,4 @@
-import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
+import type { DicomDataset } from '../../../src/dicom/dicomJson';
 import { dedupe, pageThrough, type CapMemory, type PageAnswer } from '../../../src/dicomweb/paging';
 import { PacsError } from '../../../src/dicomweb/types';
 import { dayNumber, fromDayNumber } from '../../../src/time';

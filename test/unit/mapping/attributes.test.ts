@@ -5,14 +5,14 @@
  * (everything present; almost nothing present), and compared with the table in both directions. The include
  * lists are the table, so an attribute read but never requested cannot slip in.
  */
-import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
-import { Tag } from '../../../src/dicomweb/tags';
+import type { DicomDataset } from '../../../src/dicom/dicomJson';
+import { Tag } from '../../../src/dicom/tags';
 import {
   INSTANCE_INCLUDE_FIELDS,
   SERIES_INCLUDE_FIELDS,
   STUDY_INCLUDE_FIELDS,
 } from '../../../src/dicomweb/includeFields';
-import { attributesOf, enrichableAttributesOf, type AttributeLevel } from '../../../src/dicomweb/attributes';
+import { attributesOf, enrichableAttributesOf, type AttributeLevel } from '../../../src/dicom/attributes';
 import { mapStudy } from '../../../src/mapping';
 import { detailConflict, splitStudyConflicts } from '../../../src/mapping/conflicts';
 import { patientFacts } from '../../../src/mapping/patient';

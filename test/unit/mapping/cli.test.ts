@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runMap, mapCommand } from '../../../src/cli/map';
 import { validatorLoads } from '../../../src/mapping';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { basicResults, s, STUDY_UID } from './dicom';
 
 let dir: string;

@@ -1,6 +1,6 @@
 /** Small builders for DICOM JSON (PS3.18 Annex F) used by the mapping tests. */
-import type { DicomAttribute, DicomDataset } from '../../../src/dicomweb/dicomJson';
-import { Tag } from '../../../src/dicomweb/tags';
+import type { DicomAttribute, DicomDataset } from '../../../src/dicom/dicomJson';
+import { Tag } from '../../../src/dicom/tags';
 import { sourceSchema, type SourceConfig, type SourceInput } from '../../../src/config/schema';
 
 export const s = (vr: string, ...values: (string | null)[]): DicomAttribute => ({ vr, Value: values });

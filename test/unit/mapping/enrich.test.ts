@@ -1,6 +1,6 @@
 /** WADO-RS metadata fills what the QIDO-RS rows lack, never what they have; series attributes only for their series. */
 import { mapStudy } from '../../../src/mapping';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { basicResults, code, pn, s, series, source, sq, STUDY_UID } from './dicom';
 
 const SERIES_UID = `${STUDY_UID}.1`;

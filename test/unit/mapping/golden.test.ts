@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ImagingStudy } from 'fhir/r4';
 import { mapStudy } from '../../../src/mapping';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { code, n, pn, s, source, sq } from './dicom';
 import { expectValid } from './validity';
 

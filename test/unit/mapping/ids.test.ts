@@ -10,7 +10,7 @@ import {
   studyFingerprint,
   validateEndpoint,
 } from '../../../src/mapping';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { n, s, source, study } from './dicom';
 
 describe('imagingStudyId', () => {

@@ -1,6 +1,6 @@
 /** mapping.missingModality: a series without Modality (0008,0060) is a typed error by default, or OT with a warning. */
 import { mapStudy } from '../../../src/mapping';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { basicResults, instance, n, series, source, study, STUDY_UID } from './dicom';
 import { expectValid } from './validity';
 

@@ -6,7 +6,7 @@ import { sourceSchema } from '../../../src/config/schema';
 import { mapStudy } from '../../../src/mapping';
 import { humanName, personNameText } from '../../../src/mapping/names';
 import { patientFacts, unmappedIssuerSystem } from '../../../src/mapping/patient';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { basicResults, pn, s } from './dicom';
 
 const source = (patient: Record<string, unknown> = {}) =>

@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { mapStudy, isBlocking, validateEndpoint, validateImagingStudy } from '../../../src/mapping';
-import type { DicomAttribute, DicomDataset } from '../../../src/dicomweb/dicomJson';
-import { Tag } from '../../../src/dicomweb/tags';
+import type { DicomAttribute, DicomDataset } from '../../../src/dicom/dicomJson';
+import { Tag } from '../../../src/dicom/tags';
 import type { MapResult } from '../../../src/mapping/types';
 import { source } from './dicom';
 

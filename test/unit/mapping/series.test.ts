@@ -1,6 +1,6 @@
 /** Series- and instance-level mapping rules: QIDO-RS series and instance results → ImagingStudy.series. */
 import { mapStudy } from '../../../src/mapping';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { basicResults, code, instance, n, pn, s, series, source, sq, STUDY_UID } from './dicom';
 import { expectValid } from './validity';
 

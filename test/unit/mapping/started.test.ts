@@ -1,7 +1,7 @@
 /** ImagingStudy.started: StudyDate + StudyTime + Timezone Offset From UTC, else the source's default zone. */
 import { mapStudy } from '../../../src/mapping';
 import { offsetForLocalTime } from '../../../src/mapping/datetime';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { basicResults, s, source } from './dicom';
 import { expectValid } from './validity';
 

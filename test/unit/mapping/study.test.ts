@@ -3,7 +3,7 @@
  * resource is validated against TW Core.
  */
 import { mapStudy } from '../../../src/mapping';
-import { Tag } from '../../../src/dicomweb/tags';
+import { Tag } from '../../../src/dicom/tags';
 import { basicResults, code, instance, n, pn, s, series, source, sq, study, STUDY_UID } from './dicom';
 import { expectValid } from './validity';
 

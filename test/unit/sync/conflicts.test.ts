@@ -11,8 +11,8 @@ import { detailConflict, splitStudyConflicts, STUDY_UID_CONFLICT } from '../../.
 import { decideStudy } from '../../../src/sync/decide';
 import { openSqliteStore } from '../../../src/state';
 import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
-import { Tag } from '../../../src/dicomweb/tags';
-import type { DicomDataset } from '../../../src/dicomweb/dicomJson';
+import { Tag } from '../../../src/dicom/tags';
+import type { DicomDataset } from '../../../src/dicom/dicomJson';
 
 const UID = '1.3.12.2.1107.5.2.32.35119.30000010011408520750000000022';
 const row = (patientId: string | null, extra: DicomDataset = {}): DicomDataset => ({

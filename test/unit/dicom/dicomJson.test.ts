@@ -18,7 +18,7 @@ import {
   readStrings,
   readTime,
   type AttrResult,
-} from '../../../src/dicomweb/dicomJson';
+} from '../../../src/dicom/dicomJson';
 
 const T = '00100020';
 const ds = (attr: unknown) => ({ [T]: attr }) as never;

@@ -5,8 +5,8 @@
  * (test/unit/mapping/attributes.test.ts) records every tag they read and compares it with this
  * table, so an attribute read but not listed (hence never asked for) fails the build.
  *
- * Data only, importing nothing but the tag list. It lives in src/dicomweb, upstream of the mapper that reads it,
- * because what the bridge asks a PACS for is a dicomweb concern and dicomweb never imports mapping.
+ * Data only, importing nothing but the tag list. It lives in src/dicom, the data model below both src/dicomweb
+ * (which asks the PACS for these attributes) and src/mapping (which reads them), so neither imports the other.
  * Specific Character Set (0008,0005) is deliberately absent: DICOM JSON is always UTF-8, and Orthanc 1.10
  * answers 400 to a query that asks for it when a study is in an ISO 2022 character set.
  */
