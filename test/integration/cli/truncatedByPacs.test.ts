@@ -15,7 +15,7 @@ import { loadStudies, makeSeries, makeStudy } from '../../fixtures/synthetic';
 import { startBridge } from '../../harness/bridgeCli';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startStrictQido, type StrictQido } from '../../harness/strictQido';
-import { parsePrometheus, sampleValue } from '../ops/promText';
+import { parsePrometheus, sampleValue } from '../metrics/promText';
 import { daysAgo } from '../sync/common';
 
 const TODAY = daysAgo(0);

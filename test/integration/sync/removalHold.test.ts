@@ -16,7 +16,7 @@ import { generateCorpus, loadStudies } from '../../fixtures/synthetic';
 import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startQidoRewrite, type QidoRewrite } from '../../harness/qidoRewrite';
-import { parsePrometheus, sampleValue } from '../ops/promText';
+import { parsePrometheus, sampleValue } from '../metrics/promText';
 import { deleteFromOrthanc, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 let orthanc: OrthancServer;

@@ -23,7 +23,7 @@ import {
   PATIENT_1234_FILES,
   uploadNibabel,
 } from '../../fixtures/nibabelSamples';
-import { parsePrometheus, sampleValue } from '../ops/promText';
+import { parsePrometheus, sampleValue } from '../metrics/promText';
 import { matchIds, serveApi } from '../api/helpers';
 import { createPacsSource } from '../../../src/dicomweb';
 import { daysAgo, SOURCE_ID, sourceConfig, storedStudy } from './common';

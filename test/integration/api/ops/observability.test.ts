@@ -12,30 +12,30 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import axios, { type AxiosInstance } from 'axios';
-import { createApiApp, createStudyLookup, type ApiApp } from '../../../src/api/app';
-import { createAuditLogger } from '../../../src/api/audit';
-import { createAuthenticator, sha256Hex } from '../../../src/api/auth';
-import { parseApiConfig } from '../../../src/api/config';
-import { adminAuth, ADMIN_SCOPE, createOpsRouter } from '../../../src/api/ops';
-import { createPacsSource } from '../../../src/dicomweb';
-import { createLogger } from '../../../src/log';
-import { createMetrics } from '../../../src/metrics';
-import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { createFhirSink, type FhirSink } from '../../../src/sinks/fhir';
-import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
-import { createSyncService, type RunSummary, type SyncService } from '../../../src/sync';
+import { createApiApp, createStudyLookup, type ApiApp } from '../../../../src/api/app';
+import { createAuditLogger } from '../../../../src/api/audit';
+import { createAuthenticator, sha256Hex } from '../../../../src/api/auth';
+import { parseApiConfig } from '../../../../src/api/config';
+import { adminAuth, ADMIN_SCOPE, createOpsRouter } from '../../../../src/api/ops';
+import { createPacsSource } from '../../../../src/dicomweb';
+import { createLogger } from '../../../../src/log';
+import { createMetrics } from '../../../../src/metrics';
+import { createEmbeddedSink } from '../../../../src/sinks/embeddedSink';
+import { createFhirSink, type FhirSink } from '../../../../src/sinks/fhir';
+import { openSqliteStore, type SqliteStateStore } from '../../../../src/state';
+import { createSyncService, type RunSummary, type SyncService } from '../../../../src/sync';
 import {
   generateCorpus,
   loadStudies,
   makeStudy,
   type SyntheticPatient,
   type SyntheticStudy,
-} from '../../fixtures/synthetic';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
-import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { levelOf, startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
-import { daysAgo, SOURCE_ID, sourceConfig } from '../sync/common';
-import { parsePrometheus, sampleSum, sampleValue, type Sample } from './promText';
+} from '../../../fixtures/synthetic';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
+import { startOrthanc, type OrthancServer } from '../../../harness/orthanc';
+import { levelOf, startRecordingProxy, type RecordingProxy } from '../../../harness/recordingProxy';
+import { daysAgo, SOURCE_ID, sourceConfig } from '../../sync/common';
+import { parsePrometheus, sampleSum, sampleValue, type Sample } from '../../metrics/promText';
 
 const P = 'pacs_fhir_bridge_';
 const KEY = 'observability-test-key';

@@ -4,13 +4,13 @@
  * one ImagingStudy; a changed study is updated in place; the FHIR requests per study are reported.
  */
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import { createFhirSink, type FhirSink } from '../../../src/sinks/fhir';
-import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
-import { createSyncService } from '../../../src/sync';
-import { generateCorpus, loadStudies, makeInstance, SOP_CLASS, type SyntheticStudy } from '../../fixtures/synthetic';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
-import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { daysAgo, instancesOf, SOURCE_ID, sourceConfig } from '../sync/common';
+import { createFhirSink, type FhirSink } from '../../../../src/sinks/fhir';
+import { openSqliteStore, type SqliteStateStore } from '../../../../src/state';
+import { createSyncService } from '../../../../src/sync';
+import { generateCorpus, loadStudies, makeInstance, SOP_CLASS, type SyntheticStudy } from '../../../fixtures/synthetic';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
+import { startOrthanc, type OrthancServer } from '../../../harness/orthanc';
+import { daysAgo, instancesOf, SOURCE_ID, sourceConfig } from '../../sync/common';
 
 let orthanc: OrthancServer;
 let fhir: FhirTestServer;

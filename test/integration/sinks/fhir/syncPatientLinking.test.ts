@@ -6,14 +6,14 @@
  */
 import axios from 'axios';
 import type { ImagingStudy, Patient } from 'fhir/r4';
-import { createFhirSink } from '../../../src/sinks/fhir';
-import type { PatientLinking } from '../../../src/sinks/fhir';
-import { openSqliteStore } from '../../../src/state';
-import { createSyncService } from '../../../src/sync';
-import { loadStudies, makeStudy, type SyntheticPatient } from '../../fixtures/synthetic';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
-import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { daysAgo, SOURCE_ID, sourceConfig } from '../sync/common';
+import { createFhirSink } from '../../../../src/sinks/fhir';
+import type { PatientLinking } from '../../../../src/sinks/fhir';
+import { openSqliteStore } from '../../../../src/state';
+import { createSyncService } from '../../../../src/sync';
+import { loadStudies, makeStudy, type SyntheticPatient } from '../../../fixtures/synthetic';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
+import { startOrthanc, type OrthancServer } from '../../../harness/orthanc';
+import { daysAgo, SOURCE_ID, sourceConfig } from '../../sync/common';
 
 const SYSTEM = 'urn:oid:2.16.886.101.20003.20014';
 let orthanc: OrthancServer;

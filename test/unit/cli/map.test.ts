@@ -5,7 +5,7 @@ import path from 'node:path';
 import { runMap, mapCommand } from '../../../src/cli/map';
 import { validatorLoads } from '../../../src/mapping';
 import { Tag } from '../../../src/dicom/tags';
-import { basicResults, s, STUDY_UID } from './dicom';
+import { basicResults, s, STUDY_UID } from '../mapping/dicom';
 
 let dir: string;
 beforeAll(async () => {

@@ -1,16 +1,16 @@
 import type { ImagingStudy } from 'fhir/r4';
-import { scopeAllows } from '../../../src/api/auth';
-import { decodeCursor, encodeCursor, previousCursor } from '../../../src/api/fhir/cursor';
+import { scopeAllows } from '../../../../src/api/auth';
+import { decodeCursor, encodeCursor, previousCursor } from '../../../../src/api/fhir/cursor';
 import {
   parseDateValue,
   qidoDateRange,
   startedMatches,
   zoneOffsetMinutes,
   type DateValue,
-} from '../../../src/api/fhir/dates';
-import { matchesAll } from '../../../src/api/fhir/match';
-import { parseImagingStudySearch } from '../../../src/api/fhir/params';
-import { qidoPlanFor } from '../../../src/api/fhir/qido';
+} from '../../../../src/api/fhir/dates';
+import { matchesAll } from '../../../../src/api/fhir/match';
+import { parseImagingStudySearch } from '../../../../src/api/fhir/params';
+import { qidoPlanFor } from '../../../../src/api/fhir/qido';
 
 const dv = (s: string) => parseDateValue(s) as DateValue;
 const criteria = (q: string) =>

@@ -3,9 +3,9 @@
  * Retry-After, dropped connections) injected by a proxy in front of a real FHIR engine.
  */
 import type { ImagingStudy } from 'fhir/r4';
-import { createFhirSink, type FhirSinkInput } from '../../../src/sinks/fhir';
-import { startFaultProxy, type FaultProxy } from '../../harness/faultProxy';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
+import { createFhirSink, type FhirSinkInput } from '../../../../src/sinks/fhir';
+import { startFaultProxy, type FaultProxy } from '../../../harness/faultProxy';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
 import { studyWrite, uids } from './studies';
 
 const storedUids = async (server: FhirTestServer) =>

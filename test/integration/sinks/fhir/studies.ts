@@ -4,7 +4,7 @@
  * WADO-RS Endpoint).
  */
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import type { PatientFacts, StudyWrite } from '../../../src/sinks/sink';
+import type { PatientFacts, StudyWrite } from '../../../../src/sinks/sink';
 
 export const PATIENT_SYSTEM = 'urn:pacs-fhir-bridge:patient-id';
 

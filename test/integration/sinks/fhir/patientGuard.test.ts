@@ -8,17 +8,17 @@
  * which is what the guard exists for: a Patient the mapper's checks do not see.
  */
 import type { ImagingStudy, Patient } from 'fhir/r4';
-import type { Sink } from '../../../src/sinks';
-import { createPatientGuard } from '../../../src/mapping';
-import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { createFhirSink } from '../../../src/sinks/fhir';
-import type { PatientLinking } from '../../../src/sinks/fhir';
-import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
-import { createSyncService } from '../../../src/sync';
-import { loadStudies, makeStudy, type SyntheticPatient } from '../../fixtures/synthetic';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
-import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
-import { daysAgo, SOURCE_ID, sourceConfig } from '../sync/common';
+import type { Sink } from '../../../../src/sinks';
+import { createPatientGuard } from '../../../../src/mapping';
+import { createEmbeddedSink } from '../../../../src/sinks/embeddedSink';
+import { createFhirSink } from '../../../../src/sinks/fhir';
+import type { PatientLinking } from '../../../../src/sinks/fhir';
+import { openSqliteStore, type SqliteStateStore } from '../../../../src/state';
+import { createSyncService } from '../../../../src/sync';
+import { loadStudies, makeStudy, type SyntheticPatient } from '../../../fixtures/synthetic';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
+import { startOrthanc, type OrthancServer } from '../../../harness/orthanc';
+import { daysAgo, SOURCE_ID, sourceConfig } from '../../sync/common';
 
 const SYSTEM = 'urn:oid:2.16.886.101.20003.20014';
 const good: SyntheticPatient = {

@@ -9,13 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import axios from 'axios';
 import express from 'express';
-import { parseConfig } from '../../../src/config';
-import { createPacsSource } from '../../../src/dicomweb';
-import { createOpsRouter } from '../../../src/api/ops';
-import { createMetrics } from '../../../src/metrics';
-import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
-import { startOrthanc, freePort, type OrthancServer } from '../../harness/orthanc';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
+import { parseConfig } from '../../../../src/config';
+import { createPacsSource } from '../../../../src/dicomweb';
+import { createOpsRouter } from '../../../../src/api/ops';
+import { createMetrics } from '../../../../src/metrics';
+import { openSqliteStore, type SqliteStateStore } from '../../../../src/state';
+import { startOrthanc, freePort, type OrthancServer } from '../../../harness/orthanc';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
 
 interface Dep {
   name: string;

@@ -1,8 +1,8 @@
 /** The status page's HTML over a real store: text from the PACS or sinks is escaped, never markup. */
-import { buildStatusModel, renderStatusPage } from '../../../src/api/ops';
-import { niceLagMax, runChartSvg } from '../../../src/api/ops/chart';
-import { formatDuration } from '../../../src/api/ops/format';
-import { openSqliteStore } from '../../../src/state';
+import { buildStatusModel, renderStatusPage } from '../../../../src/api/ops';
+import { niceLagMax, runChartSvg } from '../../../../src/api/ops/chart';
+import { formatDuration } from '../../../../src/api/ops/format';
+import { openSqliteStore } from '../../../../src/state';
 
 test('errors holding markup are shown as text, and every table row is there', async () => {
   const store = openSqliteStore(':memory:');

@@ -4,8 +4,8 @@
  * removal, and the number of requests per study.
  */
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import { createFhirSink, FhirSinkError, type FhirSink } from '../../../src/sinks/fhir';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
+import { createFhirSink, FhirSinkError, type FhirSink } from '../../../../src/sinks/fhir';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
 import { studyWrite, uids } from './studies';
 
 let server: FhirTestServer;

@@ -1,4 +1,4 @@
-import { FhirError } from '../../../src/api/fhir/outcome';
+import { FhirError } from '../../../../src/api/fhir/outcome';
 import {
   isRestricted,
   parseEndpointSearch,
@@ -6,7 +6,7 @@ import {
   parseStudyId,
   wantsStrict,
   type ParseOptions,
-} from '../../../src/api/fhir/params';
+} from '../../../../src/api/fhir/params';
 
 const opts: ParseOptions = {
   defaultCount: 20,

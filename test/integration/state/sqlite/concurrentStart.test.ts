@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openSqliteStore } from '../../../src/state';
-import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
+import { openSqliteStore } from '../../../../src/state';
+import { MIGRATIONS } from '../../../../src/state/sqlite/migrations';
 
-const ROOT = path.resolve(__dirname, '../../..');
+const ROOT = path.resolve(__dirname, '../../../..');
 const TS_NODE = path.join(ROOT, 'node_modules/.bin/ts-node');
 const CHILD = path.join(__dirname, 'openStore.child.ts');
 const ROUNDS = 25;

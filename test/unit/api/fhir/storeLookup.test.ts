@@ -3,26 +3,26 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import { parseApiConfig } from '../../../src/api/config';
-import type { Cursor } from '../../../src/api/fhir/cursor';
-import { START } from '../../../src/api/fhir/cursor';
-import { matchContextFor, matchesAll } from '../../../src/api/fhir/match';
-import { parseImagingStudySearch, type ParseOptions } from '../../../src/api/fhir/params';
-import { createStudyLookup } from '../../../src/api/fhir/lookup';
-import type { ApiSource, StudyLookup } from '../../../src/api/fhir/studies';
-import { storeFilterFor } from '../../../src/api/fhir/storeFilter';
-import { sourceSchema } from '../../../src/config';
-import type { PacsSource } from '../../../src/dicomweb/types';
-import { silentLogger } from '../../../src/log';
-import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
-import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
+import { parseApiConfig } from '../../../../src/api/config';
+import type { Cursor } from '../../../../src/api/fhir/cursor';
+import { START } from '../../../../src/api/fhir/cursor';
+import { matchContextFor, matchesAll } from '../../../../src/api/fhir/match';
+import { parseImagingStudySearch, type ParseOptions } from '../../../../src/api/fhir/params';
+import { createStudyLookup } from '../../../../src/api/fhir/lookup';
+import type { ApiSource, StudyLookup } from '../../../../src/api/fhir/studies';
+import { storeFilterFor } from '../../../../src/api/fhir/storeFilter';
+import { sourceSchema } from '../../../../src/config';
+import type { PacsSource } from '../../../../src/dicomweb/types';
+import { silentLogger } from '../../../../src/log';
+import { createEmbeddedSink } from '../../../../src/sinks/embeddedSink';
+import { openSqliteStore, type SqliteStateStore } from '../../../../src/state';
+import { MIGRATIONS } from '../../../../src/state/sqlite/migrations';
 import {
   STORED_ACCESSION_SYSTEM,
   STORED_PATIENT_SYSTEM,
   storedStudy,
   storedStudyUid,
-} from '../../fixtures/storedStudies';
+} from '../../../fixtures/storedStudies';
 
 let dir: string;
 let store: SqliteStateStore;

@@ -6,15 +6,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Bundle, ImagingStudy, StructureDefinition } from 'fhir/r4';
-import type { Cursor } from '../../../src/api/fhir/cursor';
-import { ELEMENTS, subsetElements, SUBSETTED } from '../../../src/api/fhir/elements';
-import { lastUpdatedMatches, parseLastUpdated, type LastUpdatedValue } from '../../../src/api/fhir/lastUpdated';
-import { FhirError } from '../../../src/api/fhir/outcome';
-import { parseImagingStudySearch, wantsStrict, type ParseOptions } from '../../../src/api/fhir/params';
-import { comparePositions, decodeSortCursor, encodeSortCursor, type SortKey } from '../../../src/api/fhir/sort';
-import { sortedSearch } from '../../../src/api/fhir/sortedSearch';
-import { storeFilterFor } from '../../../src/api/fhir/storeFilter';
-import type { FoundStudy, SearchRequest, StudyLookup, StudyPage } from '../../../src/api/fhir/studies';
+import type { Cursor } from '../../../../src/api/fhir/cursor';
+import { ELEMENTS, subsetElements, SUBSETTED } from '../../../../src/api/fhir/elements';
+import { lastUpdatedMatches, parseLastUpdated, type LastUpdatedValue } from '../../../../src/api/fhir/lastUpdated';
+import { FhirError } from '../../../../src/api/fhir/outcome';
+import { parseImagingStudySearch, wantsStrict, type ParseOptions } from '../../../../src/api/fhir/params';
+import { comparePositions, decodeSortCursor, encodeSortCursor, type SortKey } from '../../../../src/api/fhir/sort';
+import { sortedSearch } from '../../../../src/api/fhir/sortedSearch';
+import { storeFilterFor } from '../../../../src/api/fhir/storeFilter';
+import type { FoundStudy, SearchRequest, StudyLookup, StudyPage } from '../../../../src/api/fhir/studies';
 
 const opts: ParseOptions = { defaultCount: 20, maxCount: 50, maxValueLength: 128, strict: true, mode: 'store' };
 const parse = (q: string, o: Partial<ParseOptions> = {}) =>
@@ -265,7 +265,7 @@ describe('sorted paging', () => {
 
 describe('_elements', () => {
   it('the element tables are R4 ImagingStudy and Endpoint (top-level elements, min 1 for mandatory)', () => {
-    const file = path.join(__dirname, '../../../profiles/r4-core.json');
+    const file = path.join(__dirname, '../../../../profiles/r4-core.json');
     const bundle = JSON.parse(fs.readFileSync(file, 'utf8')) as Bundle<StructureDefinition>;
     for (const type of ['ImagingStudy', 'Endpoint'] as const) {
       const sd = bundle.entry!.map((e) => e.resource!).find((r) => r.id === type)!;

@@ -16,7 +16,7 @@ import { attributesOf, enrichableAttributesOf, type AttributeLevel } from '../..
 import { mapStudy } from '../../../src/mapping';
 import { detailConflict, splitStudyConflicts } from '../../../src/mapping/conflicts';
 import { patientFacts } from '../../../src/mapping/patient';
-import { code, instance, n, pn, s, series, source, sq, study, STUDY_UID } from './dicom';
+import { code, instance, n, pn, s, series, source, sq, study, STUDY_UID } from '../mapping/dicom';
 
 type Reads = Record<AttributeLevel, Set<string>>;
 

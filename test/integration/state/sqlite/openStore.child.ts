@@ -4,7 +4,7 @@
  * run, and prints what happened in each round as JSON.
  */
 import path from 'node:path';
-import { openSqliteStore } from '../../../src/state';
+import { openSqliteStore } from '../../../../src/state';
 
 const [dir, startAt, rounds, spacingMs, name] = process.argv.slice(2);
 const results: { ok: boolean; version?: number; error?: string }[] = [];

@@ -1,6 +1,6 @@
 /** Pure parts of the FHIR sink: retry timing, capability check, Bundle building, patient linking, facts. */
 import fc from 'fast-check';
-import { sourceSchema } from '../../../src/config';
+import { sourceSchema } from '../../../../src/config';
 import type { CapabilityStatement } from 'fhir/r4';
 import {
   buildTransaction,
@@ -8,16 +8,16 @@ import {
   prepareStudy,
   versionFromEtag,
   writtenIdentity,
-} from '../../../src/sinks/fhir/bundle';
-import { capabilityProblems } from '../../../src/sinks/fhir/capability';
-import { fhirSinkSchema, patientLinkingSchema } from '../../../src/sinks/fhir/config';
-import { operationOutcomeText } from '../../../src/sinks/fhir/outcome';
-import { tokenParam } from '../../../src/sinks/fhir/query';
-import { planPatientLink } from '../../../src/sinks/fhir/patientLink';
-import { humanName, patientFacts as patientFactsFromDicom } from '../../../src/mapping';
-import { jitteredBackoff as backoffDelay, parseRetryAfter } from '../../../src/http/backoff';
-import { isRetryableStatus } from '../../../src/sinks/fhir/retry';
-import { studyWrite } from '../../integration/fhirSink/studies';
+} from '../../../../src/sinks/fhir/bundle';
+import { capabilityProblems } from '../../../../src/sinks/fhir/capability';
+import { fhirSinkSchema, patientLinkingSchema } from '../../../../src/sinks/fhir/config';
+import { operationOutcomeText } from '../../../../src/sinks/fhir/outcome';
+import { tokenParam } from '../../../../src/sinks/fhir/query';
+import { planPatientLink } from '../../../../src/sinks/fhir/patientLink';
+import { humanName, patientFacts as patientFactsFromDicom } from '../../../../src/mapping';
+import { jitteredBackoff as backoffDelay, parseRetryAfter } from '../../../../src/http/backoff';
+import { isRetryableStatus } from '../../../../src/sinks/fhir/retry';
+import { studyWrite } from '../../../integration/sinks/fhir/studies';
 
 const TAG = { system: 'urn:pacs-fhir-bridge', code: 'synced' };
 const linking = (over: Record<string, unknown> = {}) => patientLinkingSchema.parse(over);

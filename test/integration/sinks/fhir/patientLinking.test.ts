@@ -6,12 +6,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { indexStructureDefinitionBundle, validateResource } from '@medplum/core';
 import type { ImagingStudy, Patient } from 'fhir/r4';
-import { createFhirSink, type FhirSinkInput } from '../../../src/sinks/fhir';
-import type { WriteOutcome } from '../../../src/sinks/sink';
-import { startFhirServer, type FhirTestServer } from '../../harness/fhirServer';
+import { createFhirSink, type FhirSinkInput } from '../../../../src/sinks/fhir';
+import type { WriteOutcome } from '../../../../src/sinks/sink';
+import { startFhirServer, type FhirTestServer } from '../../../harness/fhirServer';
 import { PATIENT_SYSTEM, studyWrite } from './studies';
 
-const TWCORE_DIR = path.resolve(__dirname, '../../../profiles/twcore-0.3.2');
+const TWCORE_DIR = path.resolve(__dirname, '../../../../profiles/twcore-0.3.2');
 const PATIENT_TWCORE = 'https://twcore.mohw.gov.tw/ig/twcore/StructureDefinition/Patient-twcore';
 
 let server: FhirTestServer;

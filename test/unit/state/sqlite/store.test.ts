@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Endpoint, ImagingStudy } from 'fhir/r4';
-import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
-import { MIGRATIONS } from '../../../src/state/sqlite/migrations';
-import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import type { StudyWrite } from '../../../src/sinks/sink';
+import { openSqliteStore, type SqliteStateStore } from '../../../../src/state';
+import { MIGRATIONS } from '../../../../src/state/sqlite/migrations';
+import { createEmbeddedSink } from '../../../../src/sinks/embeddedSink';
+import type { StudyWrite } from '../../../../src/sinks/sink';
 
 let dir: string;
 let store: SqliteStateStore;
