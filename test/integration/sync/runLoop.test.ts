@@ -1,8 +1,8 @@
 /**
  * The run loop's policies against a real Orthanc, the real source layer and mapper, and the embedded
- * store: the cron schedule, one run per source at a time, the cross-process lease, backfill resume,
- * due retries looked up by UID, per-study mapping and sink failures, and the reconcile's empty-listing
- * guard. Each test has its own store and its own StudyDate year (with a fixed clock), so the tests
+ * store: the cron schedule, one run per source at a time, the cross-process lease, backfill resume, windows
+ * checkpointed once settled, and the reconcile's empty-listing guard. The per-study rules (due retries by UID,
+ * mapping and sink failures, dead letters) run in milliseconds on the in-memory PACS (test/unit/sync/runRules). Each test has its own store and its own StudyDate year (with a fixed clock), so the tests
  * share one Orthanc without seeing each other's studies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,13 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../../../src/log';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
-import type { Sink, StudyWrite, WriteOutcome } from '../../../src/sinks/sink';
+import type { Sink, StudyWrite } from '../../../src/sinks/sink';
 import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
 import { createSyncService, SourceBusyError, type SyncConfigInput } from '../../../src/sync';
 import { loadStudies, makeSeries, makeStudy, type SyntheticStudy } from '../../fixtures/synthetic';
 import { startOrthanc, type OrthancServer } from '../../harness/orthanc';
 import { startRecordingProxy, type RecordingProxy } from '../../harness/recordingProxy';
-import { daysAgo, instancesOf, SOURCE_ID, sourceConfig, storedStudy } from './common';
+import { daysAgo, SOURCE_ID, sourceConfig, storedStudy } from './common';
 
 let orthanc: OrthancServer;
 let proxy: RecordingProxy;
@@ -177,39 +177,6 @@ describe('sync run loop against Orthanc', () => {
     expect((await store.runs.listRuns(SOURCE_ID, 5)).filter((r) => r.status === 'ok')).toHaveLength(2);
   });
 
-  it('retries a due failure outside the polled windows by looking it up by UID', async () => {
-    const store = freshStore();
-    const old = makeStudy({ studyDate: '20210101', series: [makeSeries({ instances: 3 })] });
-    await loadStudies(orthanc, [old]);
-    const now = noonOf('20210310');
-    const sync = service(store, { lookbackDays: 3, undatedSweep: false }, { now });
-    await store.studies.recordFailures(SOURCE_ID, [
-      {
-        studyUid: old.studyUid,
-        studyDate: '20210101',
-        fingerprint: null,
-        error: 'earlier',
-        countAttempt: true,
-        maxAttempts: 5,
-        retryDelaySeconds: () => 0,
-        at: now(),
-      },
-    ]);
-    proxy.reset();
-
-    const run = await sync.runOnce(SOURCE_ID);
-    expect(run).toMatchObject({ status: 'ok', counts: { found: 1, fetched: 1, written: 1, failed: 0 } });
-    expect(await store.studies.get(SOURCE_ID, old.studyUid)).toMatchObject({ status: 'synced', attempts: 0 });
-    expect((await storedStudy(store, old.studyUid))?.numberOfInstances).toBe(3);
-    // Only the lookback was listed by date; the old study was found by its UID.
-    expect(listedDates()).toEqual(['20210307-20210310']);
-    const byUid = proxy.requests.filter(
-      (r) => r.level === 'studies' && decodeURIComponent(r.url).includes(old.studyUid),
-    );
-    expect(byUid).toHaveLength(1);
-    expect(await store.checkpoints.get(SOURCE_ID)).toBe('20210310');
-  });
-
   it('backfills a range, resumes an identical backfill after its checkpoint, and reports progress', async () => {
     const store = freshStore();
     const studies = Array.from({ length: 9 }, (_, i) =>
@@ -284,65 +251,6 @@ describe('sync run loop against Orthanc', () => {
     // Checkpoints moved during the run, not only at its end.
     expect(checkpoints.filter((c) => c.at && c.written < 12).length).toBeGreaterThan(0);
     expect(checkpoints.at(-1)).toEqual({ at: '20160406', written: 12 });
-  });
-
-  it('a study the mapper rejects and one a sink rejects are recorded per study and dead-lettered; the rest are written', async () => {
-    const store = freshStore();
-    const good = makeStudy({ studyDate: '20220302', series: [makeSeries({ instances: 2 })] });
-    // No Modality (0008,0060) on its series: the mapper's default fails the study (series-missing-modality).
-    const unmappable = makeStudy({
-      studyDate: '20220302',
-      series: [makeSeries({ modality: undefined, instances: 1 })],
-    });
-    const rejected = makeStudy({ studyDate: '20220303', series: [makeSeries({ instances: 1 })] });
-    await loadStudies(orthanc, [good, unmappable, rejected]);
-    const embedded = createEmbeddedSink(store);
-    // A sink that refuses one study and passes the rest to the embedded store.
-    const picky: Sink = {
-      name: 'picky',
-      async writeBatch(writes: StudyWrite[]): Promise<WriteOutcome[]> {
-        const accepted = await embedded.writeBatch(writes.filter((w) => w.studyUid !== rejected.studyUid));
-        return writes.map((w) =>
-          w.studyUid === rejected.studyUid
-            ? { studyUid: w.studyUid, ok: false, error: 'HTTP 422', retryable: false }
-            : accepted.find((o) => o.studyUid === w.studyUid)!,
-        );
-      },
-      removeStudy: embedded.removeStudy,
-    };
-    const sync = service(
-      store,
-      { backfillFrom: '20220301', windowDays: 3, maxAttempts: 2 },
-      { now: noonOf('20220310'), sinks: [picky] },
-    );
-
-    const first = await sync.runOnce(SOURCE_ID);
-    expect(first).toMatchObject({
-      status: 'partial',
-      counts: { found: 3, fetched: 3, written: 1, failed: 2, dead: 0 },
-    });
-    expect(await store.studies.get(SOURCE_ID, unmappable.studyUid)).toMatchObject({
-      status: 'failing',
-      attempts: 1,
-      lastError: expect.stringContaining('mapping: series-missing-modality'),
-    });
-    expect(await store.studies.get(SOURCE_ID, rejected.studyUid)).toMatchObject({
-      status: 'failing',
-      attempts: 1,
-      lastError: expect.stringContaining('sink rejected: picky: HTTP 422'),
-    });
-    expect(await store.studies.get(SOURCE_ID, good.studyUid)).toMatchObject({ status: 'synced' });
-    expect((await store.resources.listImagingStudies()).map((s) => s.id)).toHaveLength(1);
-    expect((await storedStudy(store, good.studyUid))?.numberOfInstances).toBe(instancesOf(good));
-    // The windows' checkpoint advanced: their failures are recorded for retry.
-    expect(await store.checkpoints.get(SOURCE_ID)).toBe('20220310');
-
-    const second = await sync.runOnce(SOURCE_ID);
-    expect(second).toMatchObject({ status: 'partial', counts: { fetched: 2, failed: 2, dead: 2 } });
-    expect((await store.studies.list(SOURCE_ID, 'dead')).map((s) => s.studyUid).sort()).toEqual(
-      uidsOf([unmappable, rejected]),
-    );
-    expect((await store.resources.listImagingStudies()).map((s) => s.id)).toHaveLength(1);
   });
 
   it('a sweep that lists no studies at all refuses to treat the stored ones as deleted', async () => {
