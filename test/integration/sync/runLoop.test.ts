@@ -2,8 +2,9 @@
  * The run loop's policies against a real Orthanc, the real source layer and mapper, and the embedded
  * store: the cron schedule, one run per source at a time, the cross-process lease, backfill resume, windows
  * checkpointed once settled, and the reconcile's empty-listing guard. The per-study rules (due retries by UID,
- * mapping and sink failures, dead letters) run in milliseconds on the in-memory PACS (test/unit/sync/runRules). Each test has its own store and its own StudyDate year (with a fixed clock), so the tests
- * share one Orthanc without seeing each other's studies.
+ * mapping and sink failures, dead letters) run in milliseconds on the in-memory PACS (test/unit/sync/runRules).
+ * Each test has its own store and its own StudyDate year (with a fixed clock), so the tests share one Orthanc
+ * without seeing each other's studies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
