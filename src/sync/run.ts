@@ -425,11 +425,14 @@ export class StudySyncRun {
     const stale = new Set(
       await this.ctx.holdings.changedSince(this.sourceId, new Map([...combined].filter(([uid]) => written.has(uid)))),
     );
-    if (stale.size)
-      await this.writeCombined(
-        mapped.filter((m) => stale.has(m.candidate.uid)),
-        round + 1,
-      );
+    if (!stale.size) return;
+    // Written again, not counted again: the run's counts say how many studies it wrote.
+    const counted = { written: this.counts.written, unchanged: this.counts.unchanged };
+    await this.writeCombined(
+      mapped.filter((m) => stale.has(m.candidate.uid)),
+      round + 1,
+    );
+    Object.assign(this.counts, counted);
   }
 
   private studyWrite(m: MappedStudy, k: Extract<CombinedStudy, { ok: true }>): StudyWrite {
