@@ -59,7 +59,8 @@ export function createEmbeddedSink(store: StateStore): Sink {
     },
 
     async removeStudy(sourceId, studyUid, action) {
-      // Else by the study's id, whichever source wrote it last: the sync removes a study once no source holds it.
+      // The one this source wrote, else by the study's id whichever source wrote it last (a study several sources
+      // held): the sync removes a study only once no source holds it.
       const meta =
         (await resources.studyResource(sourceId, studyUid)) ??
         (await resources.getMeta('ImagingStudy', imagingStudyId(studyUid)));
