@@ -36,10 +36,11 @@ it('a study two sources write at once ends with both Endpoints, counted once by 
   });
   // The PACS's write has reached the embedded store and is on its way to the FHIR server when the VNA's run
   // starts and finishes: the VNA merged without the PACS's holding, which is not recorded yet.
+  let vnaStarted = false;
   let vnaRun: RunSummary | undefined;
   fhir.onWrite = async (writes) => {
-    if (vnaRun || writes[0]?.sourceId !== 'pacs') return;
-    vnaRun = { status: 'running' } as RunSummary;
+    if (vnaStarted || writes[0]?.sourceId !== 'pacs') return;
+    vnaStarted = true;
     vnaRun = await sync.runOnce('vna');
   };
   const pacsRun = await sync.runOnce('pacs');
