@@ -9,7 +9,7 @@
 import type { Bundle, Endpoint, ImagingStudy } from 'fhir/r4';
 import { sourceSchema, type SourceConfig } from '../../../src/config';
 import { createPacsSource } from '../../../src/dicomweb';
-import { imagingStudyId } from '../../../src/mapping';
+import { imagingStudyId, isBlocking, validateImagingStudy } from '../../../src/mapping';
 import { createEmbeddedSink } from '../../../src/sinks/embeddedSink';
 import { createFhirSink } from '../../../src/sinks/fhir';
 import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
@@ -109,6 +109,13 @@ describe('one patient identity: one ImagingStudy per study, kept whole', () => {
     }
     const single = (await stored(onlyOnPacs.studyUid))!;
     expect(await storedAddresses(single.endpoint)).toEqual([pacs.dicomWebBase]);
+  });
+
+  it('every merged ImagingStudy conforms to TW Core ImagingStudy-twcore', async () => {
+    for (const s of [...shared, partialOnPacs, onlyOnPacs]) {
+      const merged = (await stored(s.studyUid))!;
+      expect(validateImagingStudy(merged).filter(isBlocking)).toEqual([]);
+    }
   });
 
   it('series are the union; a series only the PACS holds names its Endpoint; the PACS’s attributes win', async () => {
