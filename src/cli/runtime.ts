@@ -9,7 +9,13 @@ import { parseDate } from '../dicom';
 import { UsageError } from './exitCodes';
 import type { OutboundMetrics } from '../http';
 import { createLogger, type Logger } from '../log';
-import { createPatientGuard, preloadValidator, ProfilesUnavailableError, setProfilesDir } from '../mapping';
+import {
+  createPatientGuard,
+  preloadValidator,
+  usesBuiltInPatientSystem,
+  ProfilesUnavailableError,
+  setProfilesDir,
+} from '../mapping';
 import { createEmbeddedSink } from '../sinks';
 import { createFhirSink, type FhirSink } from '../sinks';
 import type { Sink } from '../sinks';
@@ -67,7 +73,7 @@ export function prepareValidation(config: BridgeConfig): boolean {
 
 /** Sources whose Patient IDs without an issuer get the bridge's own per-source system (no defaultSystem set). */
 export function sourcesOnBuiltInPatientSystem(config: Pick<BridgeConfig, 'sources'>): string[] {
-  return config.sources.filter((s) => s.mapping.patient.defaultSystem === undefined).map((s) => s.id);
+  return config.sources.filter(usesBuiltInPatientSystem).map((s) => s.id);
 }
 
 /** The one line start-up and `status` give while any source runs on the built-in patient system; else undefined. */

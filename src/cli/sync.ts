@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig, type BridgeConfig } from '../config';
-import { defaultPatientSystem } from '../mapping';
+import { defaultPatientSystem, usesBuiltInPatientSystem } from '../mapping';
 import { createLogger, type Logger } from '../log';
 import type { SourceCounts, StateStore } from '../state';
 import {
@@ -319,9 +319,7 @@ export async function sourceStatus(
     dead: dead.map((s) => ({ studyUid: s.studyUid, attempts: s.attempts, lastError: s.lastError })),
     quarantined: quarantined.map((s) => ({ studyUid: s.studyUid, reason: s.reason, detail: s.lastError })),
     coverage,
-    patientSystem: cfg
-      ? { system: defaultPatientSystem(cfg), builtIn: cfg.mapping.patient.defaultSystem === undefined }
-      : null,
+    patientSystem: cfg ? { system: defaultPatientSystem(cfg), builtIn: usesBuiltInPatientSystem(cfg) } : null,
   };
 }
 

@@ -14,14 +14,15 @@ import { pacsRetryPolicy, type PacsRetryTuning } from './retry';
 import { StudyDetailQueries } from './studyDetails';
 import { StudySearch } from './studySearch';
 import { createTransport, httpsAgentFor, type Transport } from './transport';
-import type {
-  DetailOptions,
-  PacsSource,
-  QidoMatch,
-  SourceStats,
-  StudyDetails,
-  StudyListing,
-  StudyWindow,
+import {
+  emptySourceStats,
+  type DetailOptions,
+  type PacsSource,
+  type QidoMatch,
+  type SourceStats,
+  type StudyDetails,
+  type StudyListing,
+  type StudyWindow,
 } from './types';
 
 export interface SourceOptions {
@@ -36,12 +37,7 @@ export interface SourceOptions {
 
 export class DicomwebSource implements PacsSource {
   readonly id: string;
-  readonly stats: SourceStats = {
-    requests: { studies: 0, series: 0, instances: 0, metadata: 0, token: 0 },
-    retries: 0,
-    splits: 0,
-    unresolved: 0,
-  };
+  readonly stats: SourceStats = emptySourceStats();
   private readonly ctx: QueryContext;
   private readonly search: StudySearch;
   private readonly details: StudyDetailQueries;

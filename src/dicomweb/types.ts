@@ -60,6 +60,16 @@ export interface SourceStats {
   unresolved?: number;
 }
 
+/** A source's stats before its first request (every PacsSource starts from these). */
+export function emptySourceStats(): SourceStats {
+  return {
+    requests: { studies: 0, series: 0, instances: 0, metadata: 0, token: 0 },
+    retries: 0,
+    splits: 0,
+    unresolved: 0,
+  };
+}
+
 /** Raised for a PACS failure after retries; `status` is the HTTP status, 0 for network/timeout. */
 export class PacsError extends Error {
   constructor(

@@ -14,6 +14,7 @@ export {
   patientFacts,
   defaultPatientSystem,
   builtInPatientSystem,
+  usesBuiltInPatientSystem,
   type PatientIdentifier,
   type PatientFacts,
 } from './patient';

@@ -66,6 +66,11 @@ export function builtInPatientSystem(sourceId: string): string {
   return `urn:pacs-fhir-bridge:${uriSegment(sourceId)}:patient-id`;
 }
 
+/** Whether the source's Patient IDs without an issuer are in the bridge's own system (no defaultSystem set). */
+export function usesBuiltInPatientSystem(source: Pick<SourceConfig, 'mapping'>): boolean {
+  return source.mapping.patient.defaultSystem === undefined;
+}
+
 /** The system for Patient IDs without an issuer: the configured defaultSystem, else the source's own. */
 export function defaultPatientSystem(source: Pick<SourceConfig, 'id' | 'mapping'>): string {
   return source.mapping.patient.defaultSystem ?? builtInPatientSystem(source.id);

@@ -65,6 +65,29 @@ export function listedOf(byStatus: { status: string; n: number | string }[]): nu
   return byStatus.filter((b) => b.status !== 'removed').reduce((sum, b) => sum + Number(b.n), 0);
 }
 
+/**
+ * What completing a sweep writes, in column order (completed_at, listed, synced, failing, dead, vanished, unresolved,
+ * held_removals, held_of, held_limit): coverage from the per-status counts of the studies seen since it began.
+ */
+export function sweepCompletion(
+  byStatus: { status: string; n: number | string }[],
+  r: { vanished: number; unresolved: number; at?: Date; held?: Omit<RemovalHold, 'confirmedAt'> },
+): (string | number | null)[] {
+  const n = (s: StudyStatus) => Number(byStatus.find((b) => b.status === s)?.n ?? 0);
+  return [
+    iso(r.at),
+    listedOf(byStatus),
+    n('synced'),
+    n('failing'),
+    n('dead'),
+    r.vanished,
+    r.unresolved,
+    r.held?.removals ?? null,
+    r.held?.of ?? null,
+    r.held?.limit ?? null,
+  ];
+}
+
 export function toSweep(r: SweepRow): SweepRecord {
   return {
     id: Number(r.id),

@@ -37,7 +37,7 @@ export async function quarantineStudy(
     }
   } else {
     // Never part of the study the other sources hold while quarantined here.
-    await ctx.holdings.withdraw(sourceId, study.uid);
+    await ctx.store.holdings.release(sourceId, study.uid);
     if (written) note = '; the ImagingStudy written before is left as it was (deletion policy: ignore)';
   }
   await ctx.store.studies.recordQuarantine(sourceId, study.uid, {

@@ -14,6 +14,7 @@ import {
   type DetailOptions,
   type PacsSource,
   type QidoMatch,
+  emptySourceStats,
   type SourceStats,
   type StudyDetails,
   type StudyListing,
@@ -75,12 +76,7 @@ export interface MemoryPacsOptions {
 
 export class MemoryPacs implements PacsSource {
   readonly id: string;
-  readonly stats: SourceStats = {
-    requests: { studies: 0, series: 0, instances: 0, metadata: 0, token: 0 },
-    retries: 0,
-    splits: 0,
-    unresolved: 0,
-  };
+  readonly stats: SourceStats = emptySourceStats();
   /** Every call made, in order. */
   readonly calls: RecordedCall[] = [];
   /** Awaited at the start of every call (after it is recorded, before any fault): a test's hook. */

@@ -1,7 +1,7 @@
 /** Full-range sweeps in the PostgreSQL store. */
 import type { Pool, PoolClient } from 'pg';
 import type { HeldRemovals, SweepRepository } from '../repositories';
-import { iso, listedOf, toSweep, type SweepRow } from '../rows';
+import { iso, sweepCompletion, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { lockKeys, one, rows, transaction, type Queryable } from './db';
 
@@ -50,24 +50,11 @@ export class PgSweeps implements SweepRepository {
         'SELECT status, COUNT(*) AS n FROM studies WHERE source_id = $1 AND last_seen >= $2 GROUP BY status',
         [sweep.sourceId, sweep.startedAt],
       );
-      const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
       const row = await one<SweepRow>(
         c,
-        `UPDATE sweeps SET completed_at = $1, synced = $2, failing = $3, dead = $4, vanished = $5, unresolved = $6,
-           held_removals = $7, held_of = $8, held_limit = $9, listed = $11 WHERE id = $10 RETURNING *`,
-        [
-          iso(r.at),
-          n('synced'),
-          n('failing'),
-          n('dead'),
-          r.vanished,
-          r.unresolved,
-          r.held?.removals ?? null,
-          r.held?.of ?? null,
-          r.held?.limit ?? null,
-          id,
-          listedOf(byStatus),
-        ],
+        `UPDATE sweeps SET completed_at = $1, listed = $2, synced = $3, failing = $4, dead = $5, vanished = $6,
+           unresolved = $7, held_removals = $8, held_of = $9, held_limit = $10 WHERE id = $11 RETURNING *`,
+        [...sweepCompletion(byStatus, r), id],
       );
       return toSweep(row!);
     });

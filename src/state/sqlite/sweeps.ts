@@ -1,7 +1,7 @@
 /** Full-range sweeps in the embedded store. */
 import type Database from 'better-sqlite3';
 import type { HeldRemovals, SweepRepository } from '../repositories';
-import { iso, listedOf, toSweep, type SweepRow } from '../rows';
+import { iso, sweepCompletion, toSweep, type SweepRow } from '../rows';
 import type { StudyStatus, SweepRecord } from '../types';
 import { statement } from './statements';
 
@@ -49,24 +49,11 @@ export class SqliteSweeps implements SweepRepository {
         this.db,
         `SELECT status, COUNT(*) AS n FROM studies WHERE source_id = ? AND last_seen >= ? GROUP BY status`,
       ).all(sweep.sourceId, sweep.startedAt) as { status: StudyStatus; n: number }[];
-      const n = (s: StudyStatus) => byStatus.find((b) => b.status === s)?.n ?? 0;
       statement(
         this.db,
         `UPDATE sweeps SET completed_at = ?, listed = ?, synced = ?, failing = ?, dead = ?, vanished = ?, unresolved = ?,
            held_removals = ?, held_of = ?, held_limit = ? WHERE id = ?`,
-      ).run(
-        iso(r.at),
-        listedOf(byStatus),
-        n('synced'),
-        n('failing'),
-        n('dead'),
-        r.vanished,
-        r.unresolved,
-        r.held?.removals ?? null,
-        r.held?.of ?? null,
-        r.held?.limit ?? null,
-        id,
-      );
+      ).run(...sweepCompletion(byStatus, r), id);
       return this.byId(id);
     })();
   }

@@ -12,6 +12,7 @@ import { sourceStatus } from '../../../src/cli/sync';
 import { sourceVerdict } from '../../../src/cli/verdict';
 import { parseConfig, type BridgeConfig } from '../../../src/config';
 import { openSqliteStore, type SqliteStateStore } from '../../../src/state';
+import { studyFailure, syncedStudy } from '../../fixtures/stateRecords';
 import { startBridge } from '../../harness/bridgeCli';
 
 const SOURCES = ['healthy', 'dead', 'quarantined', 'never', 'short'];
@@ -23,26 +24,15 @@ let configDir: string;
 let store: SqliteStateStore;
 let config: BridgeConfig;
 
-const synced = (studyUid: string, seconds: number) => ({
-  studyUid,
-  studyDate: '20240101',
-  fingerprint: `fp-${studyUid}`,
-  contentHash: `h-${studyUid}`,
-  resourceId: `res-${studyUid}`,
-  versionId: '1',
-  at: at(seconds),
-});
+const synced = (studyUid: string, seconds: number) => syncedStudy(studyUid, at(seconds), { studyDate: '20240101' });
 
-const failure = (studyUid: string, maxAttempts: number, seconds: number) => ({
-  studyUid,
-  studyDate: '20240101',
-  fingerprint: 'fp',
-  error: 'mapping: boom',
-  countAttempt: true,
-  maxAttempts,
-  retryDelaySeconds: () => 60,
-  at: at(seconds),
-});
+const failure = (studyUid: string, maxAttempts: number, seconds: number) =>
+  studyFailure(studyUid, at(seconds), {
+    studyDate: '20240101',
+    error: 'mapping: boom',
+    maxAttempts,
+    retryDelaySeconds: () => 60,
+  });
 
 /** A complete sweep of `sourceId` that saw `uids` (synced), and whatever `during` records before it completes. */
 async function swept(sourceId: string, uids: string[], during?: () => Promise<unknown>): Promise<void> {

@@ -5,7 +5,8 @@
 import type { ImagingStudy } from 'fhir/r4';
 import type { StateStore } from '../../../src/state/repositories';
 import { studyIndexRow, type StudyIndexFilter } from '../../../src/state/studyIndex';
-import type { StudyFailure } from '../../../src/state/types';
+import type { StudyFailure, SyncedStudy } from '../../../src/state/types';
+import { studyFailure, syncedStudy } from '../../fixtures/stateRecords';
 import { storedStudy } from '../../fixtures/storedStudies';
 import { backends, type Backend } from './backends';
 
@@ -13,28 +14,9 @@ const T0 = new Date('2025-03-01T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
 const iso = (seconds: number) => at(seconds).toISOString();
 
-const failure = (studyUid: string, over: Partial<StudyFailure> = {}): StudyFailure => ({
-  studyUid,
-  studyDate: '20250301',
-  fingerprint: 'fp',
-  error: 'boom',
-  countAttempt: true,
-  maxAttempts: 3,
-  retryDelaySeconds: (n) => 60 * n,
-  at: T0,
-  ...over,
-});
-
-const synced = (studyUid: string, seconds = 0, over: Record<string, unknown> = {}) => ({
-  studyUid,
-  studyDate: '20250301',
-  fingerprint: `fp-${studyUid}`,
-  contentHash: `h-${studyUid}`,
-  resourceId: `res-${studyUid}`,
-  versionId: '1',
-  at: at(seconds),
-  ...over,
-});
+const failure = (studyUid: string, over: Partial<StudyFailure> = {}) => studyFailure(studyUid, T0, over);
+const synced = (studyUid: string, seconds = 0, over: Partial<SyncedStudy> = {}) =>
+  syncedStudy(studyUid, at(seconds), over);
 
 describe.each(backends())('state contract on $name', (backend: Backend) => {
   let store: StateStore;

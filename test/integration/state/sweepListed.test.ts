@@ -4,20 +4,13 @@
  * none of those seen only before it started or looked up and not found.
  */
 import type { StateStore } from '../../../src/state/repositories';
+import { syncedStudy } from '../../fixtures/stateRecords';
 import { backends, type Backend } from './backends';
 
 const T0 = new Date('2025-03-01T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
 
-const synced = (studyUid: string, seconds: number) => ({
-  studyUid,
-  studyDate: '20250301',
-  fingerprint: `fp-${studyUid}`,
-  contentHash: `h-${studyUid}`,
-  resourceId: `res-${studyUid}`,
-  versionId: '1',
-  at: at(seconds),
-});
+const synced = (studyUid: string, seconds: number) => syncedStudy(studyUid, at(seconds));
 
 describe.each(backends())('sweep listed on $name', (backend: Backend) => {
   let store: StateStore;
