@@ -116,6 +116,8 @@ export class StudyHoldings {
 
   /** The holdings of these studies by configured sources other than `sourceId`, in priority order. */
   private async othersOf(sourceId: string, studyUids: string[]): Promise<Map<string, StudyHolding[]>> {
+    // With one source configured there are no others to read (holdings of unconfigured sources never count).
+    if (this.order.size < 2) return new Map();
     const all = await this.store.holdings.of(studyUids);
     const out = new Map<string, StudyHolding[]>();
     for (const [uid, holdings] of all) {
